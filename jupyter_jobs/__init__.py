@@ -1,0 +1,14 @@
+"""jupyter_jobs: run a notebook folder's code as a job (local process, GPU container or Slurm)
+and watch it live from the notebook, the JupyterLab panel or the REST API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+def _jupyter_server_extension_points() -> list[dict[str, Any]]:
+    from .server.extension import JobsApp
+
+    return [{"module": "jupyter_jobs.server.extension", "app": JobsApp}]

@@ -1,0 +1,10 @@
+"""Backends run jobs; the service picks one per job by name."""
+
+from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome
+
+#: Backends the service knows out of the box, by name; `c.JobsApp.backends` adds or replaces.
+BUILTIN_BACKENDS = {
+    "local": "jupyter_jobs.backends.local.LocalBackend",
+}
+
+__all__ = ["Availability", "Backend", "BackendError", "BUILTIN_BACKENDS", "Execution", "JobContext", "Outcome"]

@@ -1,0 +1,120 @@
+"""The Backend interface: how the service asks an engine to run, stop and find a job.
+
+The manager owns everything engine-neutral (queue, GPUs, timeouts, statuses, history);
+a backend only turns a prepared JobContext into an Execution it can wait on or stop, and
+finds that execution again from its saved `state` after a server restart.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Optional
+
+from traitlets import Int
+from traitlets.config import LoggingConfigurable
+
+from ..logs import JobLog
+from ..models import FailureReason, Job, JobSpec
+
+
+@dataclass
+class JobContext:
+    """Everything a backend needs to run one job; paths are on the Jupyter host."""
+
+    job: Job
+    dir: Path
+    workspace: Path
+    artifacts: Path
+    storage: Path
+    log: JobLog
+    gpus: Optional[list[int]] = None  # None: no GPU inventory on this host, leave devices alone
+
+    def env(self, *, artifacts: Optional[str] = None, storage: Optional[str] = None) -> dict[str, str]:
+        """The job's own variables (paths as the job sees them), then the spec's env on top."""
+        env = {
+            "JOB_ID": self.job.id,
+            "JOB_NAME": self.job.spec.name or "",
+            "JOB_PROJECT": self.job.project,
+            "JOB_ARTIFACTS_DIR": artifacts or str(self.artifacts),
+            "JOB_STORAGE_DIR": storage or str(self.storage),
+            "PYTHONUNBUFFERED": "1",
+        }
+        if self.gpus is not None:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.gpus))
+        env.update(self.job.spec.env)
+        return env
+
+
+@dataclass
+class Outcome:
+    """How an execution ended. `reason` is set only by what the backend itself detected."""
+
+    exit_code: Optional[int]
+    reason: Optional[FailureReason] = None
+    message: Optional[str] = None
+
+
+@dataclass
+class Availability:
+    available: bool
+    reason: Optional[str] = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Execution(abc.ABC):
+    """A job running in a backend."""
+
+    #: JSON-able facts saved in history so that `Backend.reattach` can find the job again.
+    state: dict[str, Any]
+
+    @abc.abstractmethod
+    async def wait(self) -> Outcome:
+        """Return once the job has ended and all of its output is in its log."""
+
+    @abc.abstractmethod
+    async def stop(self, grace: float) -> None:
+        """Ask the job to end (SIGTERM or the like), and force it after `grace` seconds."""
+
+
+class _BackendMeta(abc.ABCMeta, type(LoggingConfigurable)):  # type: ignore[misc]
+    """Lets a traitlets Configurable also be an ABC."""
+
+
+class Backend(LoggingConfigurable, metaclass=_BackendMeta):
+    """A way to run jobs. Configurable through traitlets (`c.LocalBackend....`)."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    max_running = Int(
+        0, help="Jobs this backend runs at once; more wait queued. 0: JobsApp.max_running decides."
+    ).tag(config=True)
+
+    @abc.abstractmethod
+    async def availability(self) -> Availability:
+        """Whether jobs can be submitted now, and if not, why (shown in /backends)."""
+
+    def capabilities(self) -> dict[str, Any]:
+        """What this backend honours from a spec (shown in /backends)."""
+        return {}
+
+    def validate(self, spec: JobSpec) -> None:
+        """Raise SpecError for what this backend cannot run, before anything is recorded."""
+
+    @abc.abstractmethod
+    async def start(self, ctx: JobContext) -> Execution:
+        """Start the job; raise BackendError with a user-facing message if it cannot start."""
+
+    @abc.abstractmethod
+    async def reattach(self, ctx: JobContext, state: dict[str, Any]) -> Execution:
+        """Find a job this backend started before a restart. The returned execution's outcome
+        says `lost` when the job is gone without a trace of how it ended."""
+
+    async def close(self) -> None:
+        """Release what the backend holds; running jobs are left running."""
+
+
+class BackendError(RuntimeError):
+    """A backend could not do what was asked; the message is meant for the user."""

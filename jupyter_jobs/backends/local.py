@@ -1,0 +1,194 @@
+"""The `local` backend: the job is a process on the Jupyter host, in its own session.
+
+stdout and stderr go to files in the job's folder (not pipes), so a job outlives a server
+restart; a pump thread tails those files into the job's log. A tiny `sh` wrapper records
+the exit code in a file, so the result of a job that ended while the server was down is
+still known.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Optional
+
+from traitlets import List, Unicode, default
+
+from ..models import FailureReason
+from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome
+
+# `sh -c WRAPPER EXIT_FILE ARGV...`: run ARGV, then write its exit status to EXIT_FILE.
+_WRAPPER = '"$@"; echo $? > "$0"'
+_READ = 1 << 20
+_MIN_IDLE, _MAX_IDLE = 0.001, 0.025
+
+
+def _start_time(pid: int) -> Optional[int]:
+    """The process's start time in clock ticks since boot (guards against pid reuse)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    if fields[0] == b"Z":
+        return None
+    return int(fields[19])
+
+
+class LocalExecution(Execution):
+    """A process group started by this server (`proc`) or found again after a restart."""
+
+    def __init__(self, ctx: JobContext, state: dict[str, Any], proc: Optional[subprocess.Popen]):
+        self.ctx = ctx
+        self.pid = int(state["pid"])
+        self.proc = proc
+        self.state = state
+        self._loop = asyncio.get_running_loop()
+        self._done: asyncio.Future[Outcome] = self._loop.create_future()
+        self._kill_task: Optional[asyncio.Task] = None
+        self._thread = threading.Thread(target=self._pump, name=f"job-{ctx.job.id}", daemon=True)
+        self._thread.start()
+
+    # -- the pump thread --------------------------------------------------------------------
+    def _alive(self) -> bool:
+        if self.proc is not None:
+            return self.proc.poll() is None
+        return self.state["start_time"] is not None and _start_time(self.pid) == self.state["start_time"]
+
+    def _pump(self) -> None:
+        try:
+            outcome = self._tail()
+        except Exception as exc:  # never leave a job running forever in the service's eyes
+            outcome = Outcome(None, FailureReason.BACKEND_ERROR, f"reading the job's output failed: {exc}")
+        self.ctx.log.close()
+        self._loop.call_soon_threadsafe(lambda: self._done.done() or self._done.set_result(outcome))
+
+    def _tail(self) -> Outcome:
+        sizes = self.ctx.log.stream_sizes()
+        files = {}
+        for stream in ("stdout", "stderr"):
+            fh = open(self.ctx.dir / stream, "rb")
+            fh.seek(sizes[stream])
+            files[stream] = fh
+        try:
+            idle = _MIN_IDLE
+            while True:
+                alive = self._alive()
+                got = self._drain(files)
+                if not alive:
+                    self._drain(files)
+                    return self._outcome()
+                if got:
+                    idle = _MIN_IDLE
+                else:
+                    time.sleep(idle)
+                    idle = min(idle * 2, _MAX_IDLE)
+        finally:
+            for fh in files.values():
+                fh.close()
+
+    def _drain(self, files: dict) -> bool:
+        got = False
+        for stream, fh in files.items():
+            while data := fh.read(_READ):
+                self.ctx.log.append(stream, data)
+                got = True
+        return got
+
+    def _outcome(self) -> Outcome:
+        try:
+            return Outcome(int((self.ctx.dir / "exit_code").read_text().strip()))
+        except (OSError, ValueError):
+            pass
+        if self.proc is not None and self.proc.returncode is not None:
+            code = self.proc.returncode
+            return Outcome(128 - code if code < 0 else code)
+        return Outcome(None, FailureReason.LOST, "the job's process ended while the server was down "
+                       "and left no exit code")
+
+    # -- Execution --------------------------------------------------------------------------
+    async def wait(self) -> Outcome:
+        return await asyncio.shield(self._done)
+
+    async def stop(self, grace: float) -> None:
+        if self._done.done():
+            return
+        self._signal(signal.SIGTERM)
+        if self._kill_task is None:
+            self._kill_task = asyncio.create_task(self._kill_after(grace))
+
+    async def _kill_after(self, grace: float) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(self._done), grace)
+        except asyncio.TimeoutError:
+            self._signal(signal.SIGKILL)
+
+    def _signal(self, sig: int) -> None:
+        if not self._alive():
+            return
+        try:
+            os.killpg(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+class LocalBackend(Backend):
+    """Processes on the Jupyter host. Works anywhere Jupyter does, Binder included."""
+
+    name = "local"
+    description = "a process on the Jupyter server's host"
+
+    shell = Unicode("/bin/sh", help="Shell used for string commands and the exit-code wrapper.").tag(config=True)
+    strip_env = List(
+        Unicode(),
+        ["JUPYTER_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_API_TOKEN", "JUPYTER_JOBS_TOKEN", "JPY_SESSION_NAME"],
+        help="Variables of the server's environment that jobs never inherit (credentials).",
+    ).tag(config=True)
+
+    @default("max_running")
+    def _default_max_running(self) -> int:
+        return max(4, 2 * (os.cpu_count() or 1))
+
+    async def availability(self) -> Availability:
+        return Availability(True)
+
+    def capabilities(self) -> dict[str, Any]:
+        return {"containers": False, "gpus": True, "cpus": False, "memory": False, "artifacts": True,
+                "storage": True, "reattach": True}
+
+    def _environment(self, ctx: JobContext) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in self.strip_env}
+        # `python` in a job means the server's Python, where the user's packages are
+        env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
+        env.update(ctx.env())
+        return env
+
+    async def start(self, ctx: JobContext) -> Execution:
+        argv = [self.shell, "-c", _WRAPPER, str(ctx.dir / "exit_code"), *ctx.job.spec.argv()]
+
+        def spawn() -> subprocess.Popen:
+            with open(ctx.dir / "stdout", "ab") as out, open(ctx.dir / "stderr", "ab") as err:
+                return subprocess.Popen(
+                    argv, cwd=ctx.workspace, env=self._environment(ctx), stdin=subprocess.DEVNULL,
+                    stdout=out, stderr=err, start_new_session=True, close_fds=True,
+                )
+
+        try:
+            proc = await asyncio.to_thread(spawn)
+        except OSError as exc:
+            raise BackendError(f"could not start the job's process: {exc}") from exc
+        return LocalExecution(ctx, {"pid": proc.pid, "start_time": _start_time(proc.pid)}, proc)
+
+    async def reattach(self, ctx: JobContext, state: dict[str, Any]) -> Execution:
+        for stream in ("stdout", "stderr"):
+            (ctx.dir / stream).touch()
+        pid = int(state.get("pid") or 0)
+        started = state.get("start_time")
+        # a pid now held by another process (its start time differs) means the job is gone
+        alive = pid > 0 and started is not None and _start_time(pid) == started
+        return LocalExecution(ctx, {"pid": pid, "start_time": started if alive else None}, None)

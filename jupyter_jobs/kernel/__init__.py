@@ -1,0 +1,1 @@
+"""The kernel side: the %%job magic and its REST client."""

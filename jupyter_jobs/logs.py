@@ -1,0 +1,210 @@
+"""Per-job logs: stdout and stderr interleaved in arrival order, addressable by byte offset.
+
+A log is two append-only files: `log` holds the raw bytes, `log.idx` records where the stream
+changes (8-byte offset + 1-byte stream). Writers are backend threads; readers are async
+followers that resume from any offset with no loss and no duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+import threading
+from array import array
+from bisect import bisect_right
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator, Awaitable, Callable, Optional
+
+STREAMS = ("stdout", "stderr")
+_RECORD = struct.Struct("<QB")
+READ_SIZE = 1 << 20
+
+
+@dataclass
+class Chunk:
+    offset: int
+    stream: str
+    data: bytes
+
+    @property
+    def end(self) -> int:
+        return self.offset + len(self.data)
+
+    def to_json(self) -> dict:
+        return {"offset": self.offset, "next": self.end, "stream": self.stream,
+                "text": self.data.decode("utf-8", errors="replace")}
+
+
+def _complete(data: bytes) -> int:
+    """Length of the longest prefix of `data` that ends on a whole UTF-8 character."""
+    start = len(data) - 1
+    while start > 0 and len(data) - start < 4 and (data[start] & 0xC0) == 0x80:
+        start -= 1
+    if start < 0:
+        return 0
+    lead = data[start]
+    need = 2 if lead >> 5 == 0b110 else 3 if lead >> 4 == 0b1110 else 4 if lead >> 3 == 0b11110 else 1
+    return len(data) if start + need <= len(data) else start
+
+
+class JobLog:
+    """One job's log. Thread-safe appends; async waiting for new data on the owning loop."""
+
+    def __init__(self, folder: Path, loop: Optional[asyncio.AbstractEventLoop] = None):
+        self.path = Path(folder) / "log"
+        self.index_path = Path(folder) / "log.idx"
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._offsets = array("q")
+        self._streams = bytearray()
+        self._fd: Optional[int] = None
+        self._index_fd: Optional[int] = None
+        self._waiters: list[asyncio.Future] = []
+        self.size = 0
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            raw = self.index_path.read_bytes()
+        except FileNotFoundError:
+            raw = b""
+        for i in range(0, len(raw) - len(raw) % _RECORD.size, _RECORD.size):
+            offset, stream = _RECORD.unpack_from(raw, i)
+            self._offsets.append(offset)
+            self._streams.append(stream)
+        try:
+            self.size = self.path.stat().st_size
+        except FileNotFoundError:
+            self.size = 0
+
+    # -- writing (any thread) ---------------------------------------------------------------
+    def append(self, stream: str, data: bytes) -> None:
+        if not data:
+            return
+        code = STREAMS.index(stream)
+        with self._lock:
+            if self._fd is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                self._index_fd = os.open(self.index_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            if not self._streams or self._streams[-1] != code:
+                os.write(self._index_fd, _RECORD.pack(self.size, code))  # type: ignore[arg-type]
+                self._offsets.append(self.size)
+                self._streams.append(code)
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            self.size += len(data)
+        self._wake()
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in (self._fd, self._index_fd):
+                if fd is not None:
+                    os.close(fd)
+            self._fd = self._index_fd = None
+        self._wake()
+
+    def stream_sizes(self) -> dict[str, int]:
+        """Bytes of each stream in the log: where a tailer resumes after a restart."""
+        sizes = dict.fromkeys(STREAMS, 0)
+        bounds = list(self._offsets) + [self.size]
+        for i, code in enumerate(self._streams):
+            sizes[STREAMS[code]] += bounds[i + 1] - bounds[i]
+        return sizes
+
+    # -- waking followers -------------------------------------------------------------------
+    def _wake(self) -> None:
+        if self._waiters and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._release)
+
+    def wake(self) -> None:
+        """Wake followers so they re-check the job's status (called from the loop)."""
+        self._release()
+
+    def _release(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def wait_beyond(self, offset: int, timeout: float) -> None:
+        """Return once the log grows past `offset`, on a wake-up, or after `timeout`."""
+        if self.size > offset:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        if self.size > offset:
+            fut.set_result(None)
+        try:
+            await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            pass
+
+    # -- reading ----------------------------------------------------------------------------
+    def read(self, offset: int, limit: int = READ_SIZE, final: bool = False) -> list[Chunk]:
+        """Chunks from `offset` (blocking file I/O: call off the loop). Unless `final`, ends on
+        whole characters and, where the range holds one, on a line end."""
+        size = self.size
+        if offset >= size:
+            return []
+        with open(self.path, "rb") as fh:
+            if offset > 0:
+                # a client offset inside a character moves forward to the next one
+                fh.seek(offset)
+                head = fh.read(4)
+                skip = 0
+                while skip < len(head) and (head[skip] & 0xC0) == 0x80:
+                    skip += 1
+                offset += skip
+            fh.seek(offset)
+            data = fh.read(min(limit, size - offset))
+        if not final:
+            cut = data.rfind(b"\n") + 1 if offset + len(data) < size else 0
+            data = data[: cut or _complete(data)]
+        chunks = []
+        pos = 0
+        i = max(bisect_right(self._offsets, offset) - 1, 0)
+        while pos < len(data):
+            seg_end = self._offsets[i + 1] - offset if i + 1 < len(self._offsets) else len(data)
+            seg_end = min(seg_end, len(data))
+            if seg_end > pos:
+                code = self._streams[i] if self._streams else 0
+                chunks.append(Chunk(offset + pos, STREAMS[code], data[pos:seg_end]))
+                pos = seg_end
+            i += 1
+        return chunks
+
+
+async def follow(
+    log: JobLog,
+    offset: int,
+    *,
+    follow: bool,
+    is_finished: Callable[[], Awaitable[bool]],
+    poll: float = 1.0,
+) -> AsyncIterator[Chunk]:
+    """Yield chunks from `offset`; with `follow`, keep going until the job is finished and
+    every byte it wrote has been yielded."""
+    while True:
+        chunks = await asyncio.to_thread(log.read, offset)
+        for chunk in chunks:
+            yield chunk
+            offset = chunk.end
+        if chunks:
+            continue
+        if not follow:
+            return
+        if await is_finished():
+            # the job ends only after its output is written: one last read catches the rest
+            rest = await asyncio.to_thread(log.read, offset, READ_SIZE, True)
+            if not rest:
+                return
+            for chunk in rest:
+                yield chunk
+                offset = chunk.end
+            continue
+        await log.wait_beyond(offset, poll)

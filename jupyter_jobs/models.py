@@ -1,0 +1,257 @@
+"""The job's data types: what a user asks for (JobSpec) and what the service reports (Job).
+
+Everything that crosses the REST API, the store or a backend is defined here, once.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SECRET_KEY = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|PRIVATE", re.I)
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.I)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d)?\s*$", re.I)
+_MEMORY_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_DURATION_UNITS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
+REDACTED = "********"
+_TYPE_TAG = re.compile(r"^(str|int|float|bool|constrained-\w+|.*\[.*\])$")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def parse_memory(value: Union[str, int]) -> int:
+    """Bytes from `2g`, `512m`, `1.5GiB` or a plain number of bytes (binary units, as Docker)."""
+    if isinstance(value, bool):
+        raise ValueError("memory must be a size such as '2g' or '512m'")
+    if isinstance(value, (int, float)):
+        number, unit = float(value), ""
+    else:
+        match = _MEMORY.match(value)
+        if not match:
+            raise ValueError(f"memory {value!r} is not a size such as '2g' or '512m'")
+        number, unit = float(match.group(1)), (match.group(2) or "")[:1].lower()
+    size = int(number * _MEMORY_UNITS[unit])
+    if size < 1 << 20:
+        raise ValueError("memory must be at least 1m")
+    return size
+
+
+def parse_duration(value: Union[str, int, float]) -> float:
+    """Seconds from `3600`, `90s`, `30m`, `2h` or `1d`."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number of seconds or a duration such as '30m' or '2h'")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"{value!r} is not a number of seconds or a duration such as '30m'")
+        seconds = float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "").lower()]
+    if seconds <= 0:
+        raise ValueError("must be greater than 0")
+    return seconds
+
+
+class JobStatus(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+TERMINAL_STATUSES = tuple(s for s in JobStatus if s.is_terminal())
+
+
+class FailureReason(str, Enum):
+    EXIT_CODE = "exit_code"
+    TIMEOUT = "timeout"
+    OOM = "oom"
+    BACKEND_ERROR = "backend_error"
+    LOST = "lost"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Resources(_Strict):
+    """What the job needs from the machine; each backend maps these to its own limits."""
+
+    gpus: int = Field(0, ge=0, le=64)
+    cpus: Optional[float] = Field(None, gt=0, le=1024)
+    memory: Optional[str] = None
+
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _check_memory(cls, value: Any) -> Optional[str]:
+        if value is None or value == "":
+            return None
+        parse_memory(value)
+        return str(value)
+
+    @property
+    def memory_bytes(self) -> Optional[int]:
+        return parse_memory(self.memory) if self.memory else None
+
+
+class JobSpec(_Strict):
+    """A job as a user asks for it: files + container + command + resources."""
+
+    command: Union[str, list[str]]
+    workspace: str = ""
+    backend: Optional[str] = None
+    image: Optional[str] = None
+    name: Optional[str] = Field(None, max_length=200)
+    project: Optional[str] = Field(None, max_length=200)
+    description: Optional[str] = Field(None, max_length=10_000)
+    tags: list[str] = Field(default_factory=list, max_length=50)
+    env: dict[str, str] = Field(default_factory=dict)
+    resources: Resources = Field(default_factory=Resources)
+    timeout: Optional[float] = None
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _command_type(cls, value: Any) -> Any:
+        if not isinstance(value, str) and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            raise ValueError("command must be a string (run by the shell) or a list of strings")
+        return value
+
+    @field_validator("command")
+    @classmethod
+    def _check_command(cls, value: Union[str, list[str]]) -> Union[str, list[str]]:
+        if isinstance(value, str):
+            if not value.strip():
+                raise ValueError("command must not be empty")
+        elif not value or not value[0].strip():
+            raise ValueError("command must be a non-empty string or list of strings")
+        if any("\x00" in part for part in ([value] if isinstance(value, str) else value)):
+            raise ValueError("command must not contain NUL characters")
+        return value
+
+    @field_validator("workspace")
+    @classmethod
+    def _check_workspace(cls, value: str) -> str:
+        value = value.replace("\\", "/").strip("/") if not value.startswith("/") else value
+        if value.startswith("/") or ".." in value.split("/") or "\x00" in value:
+            raise ValueError("workspace must be a folder relative to the server's root, without '..'")
+        return "" if value == "." else value
+
+    @field_validator("tags")
+    @classmethod
+    def _check_tags(cls, value: list[str]) -> list[str]:
+        if any(not tag or len(tag) > 100 for tag in value):
+            raise ValueError("tags must be non-empty strings of at most 100 characters")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _check_env(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [key for key in value if not _ENV_KEY.match(key)]
+        if bad:
+            raise ValueError(f"invalid environment variable name(s): {', '.join(map(repr, bad))}")
+        if any("\x00" in v for v in value.values()):
+            raise ValueError("environment values must not contain NUL characters")
+        return value
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _check_timeout(cls, value: Any) -> Optional[float]:
+        return None if value is None or value == "" else parse_duration(value)
+
+    def argv(self) -> list[str]:
+        """The command as an argv: a string runs through the shell, a list runs as is."""
+        return ["/bin/sh", "-c", self.command] if isinstance(self.command, str) else list(self.command)
+
+    def public(self) -> dict[str, Any]:
+        """The spec as shown to clients: values of secret-looking env keys are never echoed."""
+        data = self.model_dump(mode="json")
+        data["env"] = {k: (REDACTED if _SECRET_KEY.search(k) else v) for k, v in self.env.items()}
+        return data
+
+
+class Job(BaseModel):
+    """A submitted job as the service records it."""
+
+    id: str
+    status: JobStatus = JobStatus.QUEUED
+    reason: Optional[FailureReason] = None
+    message: Optional[str] = None
+    exit_code: Optional[int] = None
+    spec: JobSpec
+    backend: str
+    project: str
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: Optional[datetime] = None
+    finished_at: Optional[datetime] = None
+    gpus: list[int] = Field(default_factory=list)
+    snapshot: Optional[str] = None
+    backend_state: dict[str, Any] = Field(default_factory=dict, exclude=True)
+
+    def public(self) -> dict[str, Any]:
+        """The job as the REST API returns it."""
+        data = self.model_dump(mode="json")
+        data["spec"] = self.spec.public()
+        data["name"] = self.spec.name
+        return data
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class SpecError(ValueError):
+    """A submitted spec that cannot run; each bad field is named."""
+
+    def __init__(self, errors: list[FieldError]):
+        self.errors = errors
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+
+    @classmethod
+    def one(cls, field: str, message: str) -> "SpecError":
+        return cls([FieldError(field=field, message=message)])
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError) -> "SpecError":
+        by_field: dict[str, list[str]] = {}
+        for err in exc.errors():
+            # Union members add their type to the location ("command.list[str]"): drop them.
+            parts = [str(p) for p in err["loc"] if not _TYPE_TAG.match(str(p))]
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown field"
+            messages = by_field.setdefault(".".join(parts) or "body", [])
+            if message not in messages:
+                messages.append(message)
+        return cls([FieldError(field=f, message="; ".join(m)) for f, m in by_field.items()])
+
+
+def parse_spec(data: Any) -> JobSpec:
+    """Validate a request body into a JobSpec, or raise SpecError naming each bad field."""
+    if not isinstance(data, dict):
+        raise SpecError.one("body", "the job spec must be a JSON object")
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError.from_validation(exc) from None
+
+
+class JobNotFound(LookupError):
+    """No job (or artifact) by that name: HTTP 404."""
+
+
+class JobConflict(RuntimeError):
+    """The job is in a state that does not allow this: HTTP 409."""

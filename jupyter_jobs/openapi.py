@@ -1,0 +1,131 @@
+"""The OpenAPI document of the REST API, built from the models so it cannot drift.
+
+`python -m jupyter_jobs.openapi > jupyter_jobs/openapi.json` writes the copy that ships in
+the package and is served at /jupyter-jobs/openapi.json; a test checks the two agree.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from . import __version__
+from .models import FieldError, Job, JobSpec, JobStatus
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERROR = _json(_ref("Error"), "error: a message, and for a bad spec each bad field")
+_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _op(summary: str, responses: dict[str, Any], params: list | None = None, body: Any = None) -> dict:
+    op: dict[str, Any] = {"summary": summary, "responses": {**responses, "403": _ERROR}}
+    if params:
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    return op
+
+
+def _query(name: str, schema: dict, description: str) -> dict:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _schemas() -> dict[str, Any]:
+    schemas: dict[str, Any] = {}
+    models: list[type[BaseModel]] = [JobSpec, Job, FieldError]
+    for model in models:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    schemas["Job"]["properties"]["events"] = {
+        "type": "array", "description": "status changes (GET /jobs/{id} only)",
+        "items": {"type": "object", "properties": {"at": {"type": "string"}, "status": {"type": "string"},
+                                                   "message": {"type": ["string", "null"]}}},
+    }
+    schemas["Error"] = {
+        "type": "object", "required": ["message"],
+        "properties": {"message": {"type": "string"}, "errors": {"type": "array", "items": _ref("FieldError")}},
+    }
+    schemas["LogChunk"] = {
+        "type": "object",
+        "description": "one NDJSON line; resume with offset=next. With follow=true the last line is "
+        "{status, exit_code, reason, message}",
+        "properties": {"offset": {"type": "integer"}, "next": {"type": "integer"},
+                       "stream": {"enum": ["stdout", "stderr"]}, "text": {"type": "string"}},
+    }
+    return schemas
+
+
+def build() -> dict[str, Any]:
+    statuses = [s.value for s in JobStatus]
+    job = _json(_ref("Job"), "the job")
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "jupyter_jobs", "version": __version__,
+                 "description": "Jobs: a workspace snapshot + a command + resources, run by a backend."},
+        "paths": {
+            "/jupyter-jobs/backends": {"get": _op("Backends, their availability and capabilities", {
+                "200": _json({"type": "object"}, "backends and the GPU inventory")})},
+            "/jupyter-jobs/jobs": {
+                "get": _op("Jobs, newest first", {"200": _json({"type": "object", "properties": {
+                    "jobs": {"type": "array", "items": _ref("Job")},
+                    "next_cursor": {"type": ["string", "null"]}}}, "a page of jobs"), "400": _ERROR}, [
+                    _query("status", {"type": "string"}, f"comma-separated: {', '.join(statuses)}"),
+                    _query("project", {"type": "string"}, "only this project"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "page size"),
+                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                ]),
+                "post": _op("Submit a job", {"201": job, "400": _ERROR}, body=_ref("JobSpec")),
+            },
+            "/jupyter-jobs/jobs/{job_id}": {
+                "get": _op("One job, with its status changes", {"200": job, "404": _ERROR}, [_ID]),
+                "delete": _op("Delete a finished job, its logs and artifacts",
+                              {"204": {"description": "deleted"}, "404": _ERROR, "409": _ERROR}, [_ID]),
+            },
+            "/jupyter-jobs/jobs/{job_id}/cancel": {"post": _op("Cancel a queued or running job", {
+                "200": job, "404": _ERROR, "409": _ERROR}, [_ID])},
+            "/jupyter-jobs/jobs/{job_id}/rerun": {"post": _op("Run the same spec on a new snapshot", {
+                "201": job, "404": _ERROR}, [_ID])},
+            "/jupyter-jobs/jobs/{job_id}/logs": {"get": _op("The job's output as NDJSON", {
+                "200": {"description": "log chunks",
+                        "content": {"application/x-ndjson": {"schema": _ref("LogChunk")}}},
+                "400": _ERROR, "404": _ERROR}, [
+                _ID, _query("offset", {"type": "integer", "minimum": 0}, "byte offset to start from"),
+                _query("follow", {"type": "boolean"}, "stay open until the job ends")])},
+            "/jupyter-jobs/jobs/{job_id}/artifacts": {"get": _op("Files the job wrote to its artifacts folder", {
+                "200": _json({"type": "object", "properties": {"artifacts": {"type": "array", "items": {
+                    "type": "object", "properties": {"path": {"type": "string"}, "size": {"type": "integer"},
+                                                     "modified": {"type": "number"}}}}}}, "artifacts"),
+                "404": _ERROR}, [_ID])},
+            "/jupyter-jobs/jobs/{job_id}/artifacts/{path}": {"get": _op("Download one artifact", {
+                "200": {"description": "the file", "content": {"application/octet-stream": {}}},
+                "404": _ERROR}, [_ID, {"name": "path", "in": "path", "required": True,
+                                       "schema": {"type": "string"}}])},
+            "/jupyter-jobs/openapi.json": {"get": _op("This document", {"200": _json({"type": "object"},
+                                                                                    "OpenAPI 3.1")})},
+        },
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {"token": {"type": "apiKey", "in": "header", "name": "Authorization",
+                                          "description": "'token <Jupyter server token>'"}},
+        },
+        "security": [{"token": []}],
+    }
+
+
+def render() -> str:
+    return json.dumps(build(), indent=1, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")

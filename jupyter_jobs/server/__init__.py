@@ -1,0 +1,1 @@
+"""The job service as a Jupyter Server extension."""

@@ -1,0 +1,236 @@
+"""REST handlers: HTTP in, JobManager call, JSON out. Nothing else lives here."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import mimetypes
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import quote
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from ..manager import JobManager
+from ..models import JobConflict, JobNotFound, JobStatus, SpecError, parse_spec
+
+OPENAPI = Path(__file__).resolve().parent.parent / "openapi.json"
+_ERRORS: dict[type, int] = {SpecError: 400, JobNotFound: 404, JobConflict: 409}
+
+
+class BaseHandler(ExtensionHandlerMixin, APIHandler):
+    """JSON in and out; domain errors become 400/404/409 with a message, never a traceback."""
+
+    auth_resource = "jupyter_jobs"
+
+    @property
+    def manager(self) -> JobManager:
+        return self.settings["jupyter_jobs_manager"]
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare()
+        await self.manager.start()
+
+    def body_json(self) -> Any:
+        try:
+            return json.loads(self.request.body or b"null")
+        except ValueError as exc:
+            raise SpecError.one("body", f"not valid JSON: {exc}") from None
+
+    def query_int(self, name: str, default: Optional[int], low: int, high: int) -> Optional[int]:
+        raw = self.get_query_argument(name, None)
+        if raw in (None, ""):
+            return default
+        try:
+            value = int(raw)  # type: ignore[arg-type]
+        except ValueError:
+            raise SpecError.one(name, f"must be an integer, not {raw!r}") from None
+        if not low <= value <= high:
+            raise SpecError.one(name, f"must be between {low} and {high}")
+        return value
+
+    def query_bool(self, name: str) -> bool:
+        raw = (self.get_query_argument(name, "") or "").lower()
+        if raw not in ("", "0", "1", "true", "false", "yes", "no"):
+            raise SpecError.one(name, f"must be true or false, not {raw!r}")
+        return raw in ("1", "true", "yes")
+
+    def reply(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if type(value) not in _ERRORS:
+            super().log_exception(typ, value, tb)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        reply: dict[str, Any] = {}
+        if type(exc) in _ERRORS:
+            status_code = _ERRORS[type(exc)]
+            self.set_status(status_code)
+            reply["message"] = str(exc)
+            if isinstance(exc, SpecError):
+                reply["errors"] = [e.model_dump() for e in exc.errors]
+        elif isinstance(exc, web.HTTPError):
+            reply["message"] = exc.log_message or exc.reason or self._reason
+        elif exc is not None:
+            reply["message"] = "internal error in jupyter_jobs; the server log has the details"
+        else:
+            reply["message"] = self._reason
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(reply))
+
+
+class BackendsHandler(BaseHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply({"backends": await self.manager.backends_info(), "gpus": self.manager.gpus.describe()})
+
+
+class JobsHandler(BaseHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        statuses = []
+        for raw in ",".join(self.get_query_arguments("status")).split(","):
+            if raw:
+                try:
+                    statuses.append(JobStatus(raw))
+                except ValueError:
+                    allowed = ", ".join(s.value for s in JobStatus)
+                    raise SpecError.one("status", f"unknown status {raw!r}; one of {allowed}") from None
+        jobs, cursor = await self.manager.list(
+            status=statuses or None,
+            project=self.get_query_argument("project", None) or None,
+            limit=self.query_int("limit", 50, 1, 500),
+            cursor=self.query_int("cursor", None, 0, 2**62),
+        )
+        self.reply({"jobs": [j.public() for j in jobs], "next_cursor": str(cursor) if cursor else None})
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        job = await self.manager.submit(parse_spec(self.body_json()))
+        self.set_header("Location", self.request.path.rstrip("/") + "/" + job.id)
+        self.reply(job.public(), 201)
+
+
+class JobHandler(BaseHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        job = await self.manager.get(job_id)
+        self.reply({**job.public(), "events": await self.manager.store.events(job_id)})
+
+    @web.authenticated
+    @authorized
+    async def delete(self, job_id: str) -> None:
+        await self.manager.delete(job_id)
+        self.set_status(204)
+        self.finish()
+
+
+class CancelHandler(BaseHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, job_id: str) -> None:
+        self.reply((await self.manager.cancel(job_id)).public())
+
+
+class RerunHandler(BaseHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, job_id: str) -> None:
+        job = await self.manager.rerun(job_id)
+        self.reply(job.public(), 201)
+
+
+class LogsHandler(BaseHandler):
+    """NDJSON: one {"offset", "next", "stream", "text"} per chunk; with follow=true the response
+    stays open and ends with the job's final {"status", "exit_code", ...}."""
+
+    _gone = False
+
+    def on_connection_close(self) -> None:
+        self._gone = True
+
+    @web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        offset = self.query_int("offset", 0, 0, 2**62) or 0
+        follow = self.query_bool("follow")
+        await self.manager.get(job_id)  # a 404 before any byte is sent
+        self.set_header("Content-Type", "application/x-ndjson")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        chunks = self.manager.logs(job_id, offset, follow_=follow, gone=lambda: self._gone)
+        try:
+            await self.flush()
+            async for chunk in chunks:
+                self.write(json.dumps(chunk.to_json()) + "\n")
+                await self.flush()
+            if follow and not self._gone:
+                job = await self.manager.get(job_id)
+                end = {"status": job.status.value, "exit_code": job.exit_code,
+                       "reason": job.reason.value if job.reason else None, "message": job.message}
+                self.write(json.dumps(end) + "\n")
+            self.finish()
+        except StreamClosedError:
+            pass
+        finally:
+            await chunks.aclose()
+
+
+class ArtifactsHandler(BaseHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        self.reply({"artifacts": await self.manager.artifacts(job_id)})
+
+
+class ArtifactHandler(BaseHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, job_id: str, path: str) -> None:
+        full = await self.manager.artifact_path(job_id, path)
+        kind, encoding = mimetypes.guess_type(full.name)
+        self.set_header("Content-Type", "application/octet-stream" if encoding else kind or "application/octet-stream")
+        self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(full.name)}")
+        with await asyncio.to_thread(open, full, "rb") as fh:
+            self.set_header("Content-Length", str((await asyncio.to_thread(full.stat)).st_size))
+            while data := await asyncio.to_thread(fh.read, 1 << 20):
+                self.write(data)
+                try:
+                    await self.flush()
+                except StreamClosedError:
+                    return
+        self.finish()
+
+
+class OpenAPIHandler(BaseHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.finish(await asyncio.to_thread(OPENAPI.read_bytes))
+
+
+_JOB = r"(?P<job_id>[A-Za-z0-9_-]+)"
+handlers = [
+    (r"/jupyter-jobs/backends", BackendsHandler),
+    (r"/jupyter-jobs/openapi.json", OpenAPIHandler),
+    (r"/jupyter-jobs/jobs/?", JobsHandler),
+    (rf"/jupyter-jobs/jobs/{_JOB}", JobHandler),
+    (rf"/jupyter-jobs/jobs/{_JOB}/cancel", CancelHandler),
+    (rf"/jupyter-jobs/jobs/{_JOB}/rerun", RerunHandler),
+    (rf"/jupyter-jobs/jobs/{_JOB}/logs", LogsHandler),
+    (rf"/jupyter-jobs/jobs/{_JOB}/artifacts", ArtifactsHandler),
+    (rf"/jupyter-jobs/jobs/{_JOB}/artifacts/(?P<path>.+)", ArtifactHandler),
+]

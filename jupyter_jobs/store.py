@@ -1,0 +1,258 @@
+"""SQLite history of jobs and their status changes: the only module that speaks SQL.
+
+One connection, used from one dedicated thread, so callers on the event loop await every
+query without blocking it. WAL mode keeps readers and the writer out of each other's way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Optional, TypeVar
+
+from .models import Job, JobSpec, JobStatus, TERMINAL_STATUSES
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL,
+    backend TEXT NOT NULL,
+    project TEXT NOT NULL,
+    reason TEXT,
+    message TEXT,
+    exit_code INTEGER,
+    spec TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    gpus TEXT NOT NULL DEFAULT '[]',
+    snapshot TEXT,
+    backend_state TEXT NOT NULL DEFAULT '{}',
+    dir TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status, seq);
+CREATE INDEX IF NOT EXISTS jobs_by_project ON jobs(project, seq);
+CREATE TABLE IF NOT EXISTS job_events (
+    job_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    message TEXT
+);
+CREATE INDEX IF NOT EXISTS job_events_by_job ON job_events(job_id);
+"""
+_COLUMNS = (
+    "id, status, backend, project, reason, message, exit_code, spec, created_at, started_at, "
+    "finished_at, gpus, snapshot, backend_state"
+)
+_UPDATABLE = {"reason", "message", "exit_code", "started_at", "finished_at", "gpus", "backend_state"}
+
+
+def _dt(value: Optional[datetime]) -> Optional[str]:
+    return value.isoformat() if value else None
+
+
+def _row_to_job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        status=row["status"],
+        backend=row["backend"],
+        project=row["project"],
+        reason=row["reason"],
+        message=row["message"],
+        exit_code=row["exit_code"],
+        spec=JobSpec.model_validate_json(row["spec"]),
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        gpus=json.loads(row["gpus"]),
+        snapshot=row["snapshot"],
+        backend_state=json.loads(row["backend_state"]),
+    )
+
+
+def _encode(field: str, value: Any) -> Any:
+    if field in ("gpus", "backend_state"):
+        return json.dumps(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "value"):  # enums
+        return value.value
+    return value
+
+
+class Store:
+    """Job history. Every public method is a coroutine run on the store's own thread."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobs-store")
+        self._db: Optional[sqlite3.Connection] = None
+        self._executor.submit(self._open).result()
+
+    def _open(self) -> None:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA busy_timeout=5000")
+        db.executescript(_SCHEMA)
+        self._db = db
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def close(self) -> None:
+        def _close() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        self._executor.submit(_close).result()
+        self._executor.shutdown(wait=True)
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        assert self._db is not None, "store is closed"
+        return self._db
+
+    # -- writes -----------------------------------------------------------------------------
+    async def insert(self, job: Job, job_dir: Path) -> None:
+        await self.insert_many([(job, job_dir)])
+
+    async def insert_many(self, jobs: list[tuple[Job, Path]]) -> None:
+        def _insert() -> None:
+            with self.db:
+                self.db.execute("BEGIN")
+                self.db.executemany(
+                    f"INSERT INTO jobs ({_COLUMNS}, dir) VALUES ({', '.join('?' * 15)})",
+                    [
+                        (
+                            j.id, j.status.value, j.backend, j.project, None, None, None,
+                            j.spec.model_dump_json(), _dt(j.created_at), None, None,
+                            json.dumps(j.gpus), j.snapshot, json.dumps(j.backend_state), str(d),
+                        )
+                        for j, d in jobs
+                    ],
+                )
+                self.db.executemany(
+                    "INSERT INTO job_events (job_id, at, status, message) VALUES (?, ?, ?, ?)",
+                    [(j.id, _dt(j.created_at), j.status.value, None) for j, _ in jobs],
+                )
+
+        await self._run(_insert)
+
+    async def transition(self, job_id: str, status: JobStatus, at: datetime, **fields: Any) -> bool:
+        """Move a job to `status` (with fields) unless it is terminal already; False if it was."""
+        unknown = set(fields) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {unknown}")
+
+        def _transition() -> bool:
+            sets = ", ".join(["status = ?"] + [f"{k} = ?" for k in fields])
+            values = [status.value] + [_encode(k, v) for k, v in fields.items()]
+            marks = ", ".join("?" * len(TERMINAL_STATUSES))
+            with self.db:
+                self.db.execute("BEGIN")
+                cur = self.db.execute(
+                    f"UPDATE jobs SET {sets} WHERE id = ? AND status NOT IN ({marks})",
+                    values + [job_id] + [s.value for s in TERMINAL_STATUSES],
+                )
+                if cur.rowcount:
+                    self.db.execute(
+                        "INSERT INTO job_events (job_id, at, status, message) VALUES (?, ?, ?, ?)",
+                        (job_id, _dt(at), status.value, fields.get("message")),
+                    )
+            return cur.rowcount > 0
+
+        return await self._run(_transition)
+
+    async def update(self, job_id: str, **fields: Any) -> None:
+        """Change fields that are not the status (e.g. the backend's reattach state)."""
+        unknown = set(fields) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"not updatable: {unknown}")
+
+        def _update() -> None:
+            sets = ", ".join(f"{k} = ?" for k in fields)
+            self.db.execute(
+                f"UPDATE jobs SET {sets} WHERE id = ?", [_encode(k, v) for k, v in fields.items()] + [job_id]
+            )
+
+        await self._run(_update)
+
+    async def delete(self, job_id: str) -> None:
+        def _delete() -> None:
+            with self.db:
+                self.db.execute("BEGIN")
+                self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+                self.db.execute("DELETE FROM job_events WHERE job_id = ?", (job_id,))
+
+        await self._run(_delete)
+
+    # -- reads ------------------------------------------------------------------------------
+    async def get(self, job_id: str) -> Optional[Job]:
+        def _get() -> Optional[Job]:
+            row = self.db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            return _row_to_job(row) if row else None
+
+        return await self._run(_get)
+
+    async def job_dir(self, job_id: str) -> Optional[Path]:
+        def _dir() -> Optional[Path]:
+            row = self.db.execute("SELECT dir FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            return Path(row[0]) if row else None
+
+        return await self._run(_dir)
+
+    async def list(
+        self,
+        *,
+        status: Optional[list[JobStatus]] = None,
+        project: Optional[str] = None,
+        limit: int = 50,
+        cursor: Optional[int] = None,
+        oldest_first: bool = False,
+    ) -> tuple[list[Job], Optional[int]]:
+        """Jobs newest first (keyset pagination on `seq`); returns the page and the next cursor."""
+
+        def _list() -> tuple[list[Job], Optional[int]]:
+            where, args = [], []
+            if status:
+                where.append(f"status IN ({', '.join('?' * len(status))})")
+                args += [s.value for s in status]
+            if project is not None:
+                where.append("project = ?")
+                args.append(project)
+            if cursor is not None:
+                where.append("seq > ?" if oldest_first else "seq < ?")
+                args.append(cursor)
+            sql = f"SELECT seq, {_COLUMNS} FROM jobs"
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            sql += f" ORDER BY seq {'ASC' if oldest_first else 'DESC'} LIMIT ?"
+            rows = self.db.execute(sql, args + [limit + 1]).fetchall()
+            more = len(rows) > limit
+            rows = rows[:limit]
+            return [_row_to_job(r) for r in rows], (rows[-1]["seq"] if more else None)
+
+        return await self._run(_list)
+
+    async def events(self, job_id: str) -> list[dict[str, Any]]:
+        def _events() -> list[dict[str, Any]]:
+            rows = self.db.execute(
+                "SELECT at, status, message FROM job_events WHERE job_id = ? ORDER BY rowid", (job_id,)
+            ).fetchall()
+            return [dict(r) for r in rows]
+
+        return await self._run(_events)
+
+    async def count(self) -> int:
+        return await self._run(lambda: self.db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
