@@ -23,7 +23,9 @@ from ..models import FailureReason
 from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome
 
 # `sh -c WRAPPER EXIT_FILE ARGV...`: run ARGV, then write its exit status to EXIT_FILE.
-_WRAPPER = '"$@"; echo $? > "$0"'
+# The no-op TERM trap keeps the wrapper waiting while ARGV handles SIGTERM its own way (a
+# caught signal, unlike an ignored one, is reset to the default for ARGV).
+_WRAPPER = 'trap : TERM; "$@"; echo $? > "$0"'
 _READ = 1 << 20
 _MIN_IDLE, _MAX_IDLE = 0.001, 0.025
 
@@ -81,6 +83,9 @@ class LocalExecution(Execution):
                 alive = self._alive()
                 got = self._drain(files)
                 if not alive:
+                    # as in a container: when the main process ends, what it left behind goes too
+                    if self.state["start_time"] is not None:
+                        self._kill_group(signal.SIGKILL)
                     self._drain(files)
                     return self._outcome()
                 if got:
@@ -129,11 +134,13 @@ class LocalExecution(Execution):
             self._signal(signal.SIGKILL)
 
     def _signal(self, sig: int) -> None:
-        if not self._alive():
-            return
+        if self._alive():
+            self._kill_group(sig)
+
+    def _kill_group(self, sig: int) -> None:
         try:
             os.killpg(self.pid, sig)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):
             pass
 
 

@@ -1,0 +1,77 @@
+"""Job spec validation: every bad field is named."""
+
+import pytest
+
+from jupyter_jobs.models import REDACTED, JobSpec, JobStatus, SpecError, parse_memory, parse_spec
+
+
+def fields(data) -> dict[str, str]:
+    with pytest.raises(SpecError) as info:
+        parse_spec(data)
+    return {e.field: e.message for e in info.value.errors}
+
+
+def test_minimal_spec_defaults():
+    spec = parse_spec({"command": "python train.py"})
+    assert spec.workspace == "" and spec.backend is None and spec.resources.gpus == 0
+    assert spec.argv() == ["/bin/sh", "-c", "python train.py"]
+    assert parse_spec({"command": ["python", "-c", "print(1)"]}).argv() == ["python", "-c", "print(1)"]
+
+
+def test_full_spec_round_trip():
+    data = {
+        "command": ["python", "train.py"], "workspace": "experiments/mnist", "backend": "docker",
+        "image": "pytorch", "name": "n", "project": "p", "description": "d", "tags": ["a", "b"],
+        "env": {"EPOCHS": "2"}, "resources": {"gpus": 2, "cpus": 1.5, "memory": "2g"}, "timeout": 3600,
+    }
+    spec = parse_spec(data)
+    assert spec.model_dump() == {**data, "resources": {"gpus": 2, "cpus": 1.5, "memory": "2g"}, "timeout": 3600.0}
+    assert spec.resources.memory_bytes == 2 * 1024**3
+
+
+def test_each_bad_field_is_named():
+    errors = fields({
+        "command": 5, "workspace": "../up", "env": {"1BAD": "x"}, "resources": {"gpus": -1, "memory": "lots",
+                                                                                "cpus": 0},
+        "timeout": "soon", "tags": [""], "surprise": True,
+    })
+    assert set(errors) == {"command", "workspace", "env", "resources.gpus", "resources.memory",
+                           "resources.cpus", "timeout", "tags", "surprise"}
+    assert "string" in errors["command"] and "1BAD" in errors["env"] and errors["surprise"] == "unknown field"
+
+
+@pytest.mark.parametrize("body", [None, [], "python x.py", 3])
+def test_body_must_be_an_object(body):
+    assert fields(body) == {"body": "the job spec must be a JSON object"}
+
+
+def test_missing_and_empty_command():
+    assert "command" in fields({})
+    assert "command" in fields({"command": "   "})
+    assert "command" in fields({"command": []})
+
+
+@pytest.mark.parametrize("workspace", ["/etc", "a/../../b", "..", "x\x00y"])
+def test_workspace_must_stay_relative(workspace):
+    assert "workspace" in fields({"command": "true", "workspace": workspace})
+
+
+@pytest.mark.parametrize("text,seconds", [(90, 90.0), ("90s", 90.0), ("30m", 1800.0), ("2h", 7200.0), ("1.5h", 5400.0)])
+def test_timeouts(text, seconds):
+    assert parse_spec({"command": "true", "timeout": text}).timeout == seconds
+
+
+@pytest.mark.parametrize("text,size", [("512m", 512 << 20), ("2g", 2 << 30), ("1.5GiB", 3 << 29), (1 << 30, 1 << 30)])
+def test_memory_sizes(text, size):
+    assert parse_memory(text) == size
+
+
+def test_secret_env_values_are_never_echoed():
+    spec = JobSpec(command="true", env={"API_TOKEN": "s3cret", "DB_PASSWORD": "pw", "EPOCHS": "3"})
+    public = spec.public()["env"]
+    assert public == {"API_TOKEN": REDACTED, "DB_PASSWORD": REDACTED, "EPOCHS": "3"}
+    assert spec.env["API_TOKEN"] == "s3cret"  # kept for the job itself
+
+
+def test_terminal_statuses():
+    assert [s.value for s in JobStatus if s.is_terminal()] == ["succeeded", "failed", "cancelled"]

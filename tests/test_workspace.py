@@ -1,0 +1,150 @@
+"""Workspace snapshots: ignore rules, isolation, content-addressed dedup, symlinks, size cap."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from jupyter_jobs.models import SpecError
+from jupyter_jobs.workspace import SnapshotStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SnapshotStore:
+    s = SnapshotStore(tmp_path / "store")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    root = tmp_path / "src"
+    for rel, text in {
+        "train.py": "print('train')\n",
+        "pkg/model.py": "W = 1\n",
+        "data/keep.csv": "a,b\n",
+        "data/huge.bin": "x" * 100,
+        "logs/run.log": "noise",
+        ".git/HEAD": "ref",
+        ".venv/bin/python": "#!",
+        "venv/lib.py": "",
+        "pkg/__pycache__/model.cpython-311.pyc": "pyc",
+        ".ipynb_checkpoints/nb-checkpoint.ipynb": "{}",
+        "node_modules/x/index.js": "",
+        "sub/.gitignore": "local.txt\n",
+        "sub/local.txt": "ignored by nested .gitignore",
+        "sub/other.txt": "kept",
+    }.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    (root / ".gitignore").write_text("logs/\n")
+    (root / ".jobignore").write_text("*.bin\n!keep.csv\n")
+    return root
+
+
+def files_of(store: SnapshotStore, snap_id: str) -> set[str]:
+    return set(store.iter_paths(snap_id))
+
+
+def test_ignore_rules(store, src):
+    info = store.snapshot(src)
+    assert files_of(store, info.id) == {
+        "train.py", "pkg/model.py", "data/keep.csv", ".gitignore", ".jobignore", "sub/.gitignore", "sub/other.txt",
+    }
+
+
+def test_private_copy_is_isolated_from_later_edits(store, src, tmp_path):
+    info = store.snapshot(src)
+    (src / "train.py").write_text("print('edited after submit')\n")
+    (src / "new.py").write_text("")
+    dest = tmp_path / "job"
+    store.materialize(info.id, dest)
+    assert (dest / "train.py").read_text() == "print('train')\n"
+    assert not (dest / "new.py").exists()
+    # the job may write into its copy without touching the stored blobs
+    (dest / "pkg/model.py").write_text("W = 2\n")
+    again = tmp_path / "job2"
+    store.materialize(info.id, again)
+    assert (again / "pkg/model.py").read_text() == "W = 1\n"
+
+
+def test_modes_are_kept(store, src, tmp_path):
+    (src / "run.sh").write_text("#!/bin/sh\necho ok\n")
+    os.chmod(src / "run.sh", 0o755)
+    info = store.snapshot(src)
+    store.materialize(info.id, tmp_path / "job")
+    assert os.access(tmp_path / "job/run.sh", os.X_OK)
+
+
+def blob_count(store: SnapshotStore) -> int:
+    return sum(len(files) for _, _, files in os.walk(store.blobs))
+
+
+def test_unchanged_files_are_stored_once(store, src):
+    first = store.snapshot(src)
+    blobs = blob_count(store)
+    assert store.snapshot(src).id == first.id  # identical content: identical snapshot
+    assert blob_count(store) == blobs
+    (src / "train.py").write_text("print('v2')\n")
+    second = store.snapshot(src)
+    assert second.id != first.id
+    assert blob_count(store) == blobs + 1  # only the changed file is stored again
+    # a copy of a file elsewhere in the tree costs no new blob either
+    (src / "pkg/model_copy.py").write_text("W = 1\n")
+    store.snapshot(src)
+    assert blob_count(store) == blobs + 1
+
+
+def test_unchanged_resnapshot_reads_no_file(store, src, monkeypatch):
+    store.snapshot(src)
+    opened: list[str] = []
+    monkeypatch.setattr(store, "_store", lambda path: opened.append(path))
+    store.snapshot(src)
+    assert opened == []
+
+
+def test_large_file_is_streamed_and_deduplicated(store, src, tmp_path):
+    big = os.urandom(3 << 20)
+    (src / "weights.pt").write_bytes(big)
+    info = store.snapshot(src)
+    store.materialize(info.id, tmp_path / "job")
+    assert (tmp_path / "job/weights.pt").read_bytes() == big
+    assert not list(store.tmp.iterdir())  # no temporary file left behind
+
+
+def test_symlinks_out_are_not_followed(store, src, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not copy")
+    os.symlink(secret, src / "leak.txt")
+    os.symlink(tmp_path, src / "leakdir")
+    os.symlink("train.py", src / "alias.py")
+    info = store.snapshot(src)
+    assert dict(info.skipped) == {
+        "leak.txt": "symlink points outside the workspace",
+        "leakdir": "symlink points outside the workspace",
+    }
+    dest = tmp_path / "job"
+    store.materialize(info.id, dest)
+    assert not (dest / "leak.txt").exists() and not (dest / "leakdir").exists()
+    assert os.readlink(dest / "alias.py") == "train.py"
+    assert (dest / "alias.py").read_text() == "print('train')\n"
+
+
+def test_size_cap_names_the_largest_files(tmp_path, src):
+    (src / "big1.dat").write_bytes(b"0" * 5000)
+    (src / "big2.dat").write_bytes(b"0" * 3000)
+    small = SnapshotStore(tmp_path / "small", max_bytes=4000)
+    with pytest.raises(SpecError) as info:
+        small.snapshot(src)
+    error = info.value.errors[0]
+    assert error.field == "workspace"
+    assert "big1.dat" in error.message and "big2.dat" in error.message and ".jobignore" in error.message
+    assert blob_count(small) == 0  # nothing stored when refused
+    (src / ".jobignore").write_text("*.dat\n*.bin\n")
+    assert small.snapshot(src).files > 0
+
+
+def test_missing_folder(store, tmp_path):
+    with pytest.raises(SpecError, match="does not exist"):
+        store.snapshot(tmp_path / "nope")
