@@ -5,39 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import socket
-import sqlite3
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
 import pytest
 
+from support import TERMINAL, ServerProcess, kill_running_jobs, log_text
+
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
-
-TERMINAL = {"succeeded", "failed", "cancelled"}
-
-
-def kill_running_jobs(db: Path) -> None:
-    """Leave no job process behind a test (jobs outlive the server by design)."""
-    if not db.exists():
-        return
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT backend_state FROM jobs WHERE status = 'running'").fetchall()
-    for (state,) in rows:
-        pid = json.loads(state).get("pid")
-        if pid:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-
 
 @pytest.fixture
 def jobs_data(tmp_path: Path) -> Path:
@@ -109,10 +86,6 @@ class Api:
             await asyncio.sleep(0.05)
 
 
-def log_text(chunks: list[dict], stream: Optional[str] = None) -> str:
-    return "".join(c["text"] for c in chunks if "text" in c and (stream is None or c["stream"] == stream))
-
-
 @pytest.fixture
 def api(jp_fetch: Any) -> Api:
     return Api(jp_fetch)
@@ -125,80 +98,6 @@ def workspace(jp_root_dir: Path) -> Path:
     folder.mkdir()
     (folder / "hello.py").write_text("import os\nprint('hello from', os.environ['JOB_ID'])\n")
     return folder
-
-
-# -- a real `jupyter server` process, for restarts ------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ServerProcess:
-    """`jupyter server` with the extension in a child process, restartable on the same data."""
-
-    def __init__(self, root: Path, data: Path, token: str = "test-token", extra: Optional[list[str]] = None):
-        self.root, self.data, self.token = root, data, token
-        self.extra = extra or []
-        self.port = free_port()
-        self.proc: Optional[subprocess.Popen] = None
-        self.log_path = data.parent / "server.log"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> "ServerProcess":
-        env = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1"}
-        cmd = [
-            sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
-            f"--port={self.port}", "--port-retries=0", f"--ServerApp.root_dir={self.root}",
-            f"--IdentityProvider.token={self.token}", f"--JobsApp.data_dir={self.data}",
-            "--JobsApp.kill_grace=2", *self.extra,
-        ]
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                self.request("GET", "/jupyter-jobs/backends")
-                return self
-            except (urllib.error.URLError, ConnectionError):
-                assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
-                time.sleep(0.1)
-        raise AssertionError("jupyter server did not start:\n" + self.log_path.read_text()[-3000:])
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def request(self, method: str, path: str, body: Any = None, token: Optional[str] = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
-        req = urllib.request.Request(self.url + path, data=data, method=method)
-        req.add_header("Authorization", f"token {token or self.token}")
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            raw = resp.read()
-            if resp.headers.get("Content-Type", "").startswith("application/json"):
-                return json.loads(raw)
-            return raw
-
-    def wait(self, job_id: str, statuses: set[str] = TERMINAL, timeout: float = 30) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            job = self.request("GET", f"/jupyter-jobs/jobs/{job_id}")
-            if job["status"] in statuses:
-                return job
-            assert time.monotonic() < deadline, f"job {job_id} still {job['status']}"
-            time.sleep(0.05)
-
-    def logs(self, job_id: str, offset: int = 0, follow: bool = False) -> list[dict]:
-        raw = self.request("GET", f"/jupyter-jobs/jobs/{job_id}/logs?offset={offset}&follow={str(follow).lower()}")
-        return [json.loads(line) for line in raw.decode().splitlines()]
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
-from conftest import log_text
+from support import log_text
 from jupyter_jobs.openapi import render
 
 
