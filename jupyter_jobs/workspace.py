@@ -1,7 +1,8 @@
 """Workspace snapshots: what a job sees is the folder as it was at submit time.
 
-Files are stored once, by content (sha256), under `blobs/`; a snapshot is a manifest of
-paths pointing at blobs. A per-folder stat cache (size, mtime, inode) lets an unchanged
+Files are stored once, by content (sha256): new contents are appended to a pack file (one
+sequential write, as fast as tar) and an index maps each digest to its place; a snapshot is
+a manifest of paths pointing at digests. A per-folder stat cache (size, mtime, inode) lets an unchanged
 re-snapshot skip reading files at all. Jobs run in a private copy made from the manifest.
 """
 
@@ -10,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import stat
+import struct
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -23,10 +24,10 @@ import pathspec
 
 from .models import SpecError
 
-DEFAULT_IGNORES = (".git/", ".venv/", "venv/", "__pycache__/", ".ipynb_checkpoints/", "node_modules/")
+DEFAULT_IGNORES = frozenset({".git", ".venv", "venv", "__pycache__", ".ipynb_checkpoints", "node_modules"})
 IGNORE_FILES = (".gitignore", ".jobignore")
-_SMALL = 1 << 20  # files up to this size are read whole: their blob may exist already
 _CHUNK = 1 << 20
+_INDEX = struct.Struct("<32s8sQQ")  # digest, pack name, offset, size
 
 
 def human_size(size: float) -> str:
@@ -69,7 +70,8 @@ class _Scan:
 
 
 class _Ignore:
-    """gitignore-style rules: the defaults, plus every .gitignore/.jobignore met on the way down."""
+    """gitignore-style rules: the default folder names, plus every .gitignore/.jobignore met on
+    the way down (each applies below its own folder)."""
 
     def __init__(self, rules: list[tuple[str, pathspec.PathSpec]]):
         self.rules = rules
@@ -85,6 +87,8 @@ class _Ignore:
         return _Ignore(self.rules + found) if found else self
 
     def ignored(self, rel: str, is_dir: bool) -> bool:
+        if is_dir and rel.rpartition("/")[2] in DEFAULT_IGNORES:
+            return True
         for base, spec in self.rules:
             sub = rel[len(base) + 1 :] if base else rel
             if spec.match_file(sub + "/" if is_dir else sub):
@@ -92,15 +96,11 @@ class _Ignore:
         return False
 
 
-def _default_ignore() -> _Ignore:
-    return _Ignore([("", pathspec.GitIgnoreSpec.from_lines(DEFAULT_IGNORES))])
-
-
 def scan(root: Path) -> _Scan:
     """Walk `root` honouring ignore rules; symlinks pointing outside it are skipped, not followed."""
     real_root = os.path.realpath(root)
     out = _Scan()
-    stack: list[tuple[str, _Ignore]] = [("", _default_ignore().descend("", real_root))]
+    stack: list[tuple[str, _Ignore]] = [("", _Ignore([]).descend("", real_root))]
     while stack:
         rel_dir, rules = stack.pop()
         abs_dir = os.path.join(real_root, rel_dir)
@@ -133,23 +133,109 @@ def scan(root: Path) -> _Scan:
     return out
 
 
+class _PackWriter:
+    """One pack file being filled by several threads: each new blob gets its own byte range,
+    reserved under a lock, then copied in by the kernel (copy_file_range) in parallel."""
+
+    def __init__(self, store: "SnapshotStore"):
+        self.store = store
+        self.name = uuid.uuid4().hex[:16]
+        self.path = store.packs / f"{self.name}.pack"
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        self.size = 0
+        self.records: list[tuple[str, int, int]] = []
+        self._lock = threading.Lock()
+
+    def reserve(self, digest: str, size: int) -> Optional[int]:
+        """Where to write a blob, or None when its content is stored already."""
+        with self._lock:
+            if digest in self.store._index:
+                return None
+            offset = self.size
+            self.size += size
+            self.records.append((digest, offset, size))
+            self.store._index[digest] = (self.name, offset, size)
+            return offset
+
+    def store_file(self, path: str, expected: _File) -> str:
+        """Hash a file, then copy it into the pack if its content is new; returns its digest."""
+        for _ in range(3):
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                hasher = hashlib.sha256()
+                while chunk := os.read(fd, _CHUNK):
+                    hasher.update(chunk)
+                digest = hasher.hexdigest()
+                st = os.fstat(fd)
+                offset = self.reserve(digest, st.st_size)
+                if offset is not None:
+                    done = 0
+                    while done < st.st_size:
+                        n = os.copy_file_range(fd, self.fd, st.st_size - done, done, offset + done)
+                        if n == 0:
+                            break
+                        done += n
+                after = os.fstat(fd)
+            finally:
+                os.close(fd)
+            if (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns) == (expected.size,
+                                                                                      expected.mtime_ns):
+                return digest
+            expected.size, expected.mtime_ns = after.st_size, after.st_mtime_ns  # changed under us: again
+        raise SpecError.one("workspace", f"{expected.path} kept changing while the snapshot was taken")
+
+    def close(self) -> None:
+        """Make the pack's blobs findable: data first, then their index records."""
+        os.close(self.fd)
+        if not self.records:
+            self.path.unlink()
+            return
+        raw = b"".join(_INDEX.pack(bytes.fromhex(d), bytes.fromhex(self.name), o, n) for d, o, n in self.records)
+        with open(self.store.index_path, "ab") as index:
+            index.write(raw)
+
+
 class SnapshotStore:
-    """Content-addressed snapshots under one folder (`blobs/`, `snapshots/`)."""
+    """Content-addressed snapshots under one folder: `packs/` (blob data and an index of it)
+    and `snapshots/` (manifests, and a stat cache per source folder)."""
 
     def __init__(self, root: Path, max_bytes: int = 1 << 30, threads: int = 4):
         self.root = Path(root)
-        self.blobs = self.root / "blobs"
+        self.packs = self.root / "packs"
         self.manifests = self.root / "snapshots"
         self.tmp = self.root / "tmp"
+        self.index_path = self.packs / "index"
         self.max_bytes = max_bytes
-        for d in (self.blobs, self.manifests, self.tmp):
+        for d in (self.packs, self.manifests, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="jobs-snapshot")
-        self._made_dirs: set[str] = set()
+        self._index: dict[str, tuple[str, int, int]] = {}
+        self._index_read = 0
         self._lock = threading.Lock()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
+
+    def _refresh_index(self) -> None:
+        """Read index records appended since the last look (by this or another process)."""
+        try:
+            with open(self.index_path, "rb") as fh:
+                fh.seek(self._index_read)
+                raw = fh.read()
+        except FileNotFoundError:
+            return
+        usable = len(raw) - len(raw) % _INDEX.size
+        for digest, pack, offset, size in _INDEX.iter_unpack(raw[:usable]):
+            self._index.setdefault(digest.hex(), (pack.hex(), offset, size))
+        self._index_read += usable
+
+    def _has(self, digest: str) -> bool:
+        return digest in self._index
+
+    def blob_count(self) -> int:
+        with self._lock:
+            self._refresh_index()
+            return len(self._index)
 
     # -- snapshot ---------------------------------------------------------------------------
     def snapshot(self, source: Path, label: str = "workspace") -> SnapshotInfo:
@@ -162,32 +248,44 @@ class SnapshotStore:
         if total > self.max_bytes:
             raise SpecError.one(label, self._too_large(found.files, total))
         cache_path = self.manifests / f"latest-{hashlib.sha1(str(source.resolve()).encode()).hexdigest()}"
-        cached = self._load_stat_cache(cache_path)
+        cached_id, cached_shape, cached = self._load_stat_cache(cache_path)
         todo = []
         for f in found.files:
             hit = cached.get(f.path)
-            if hit and hit[0] == f.key():
+            if hit and hit[0] == f.key() and hit[2] == f.mode:
                 f.digest = hit[1]
             else:
                 todo.append(f)
-        real_root = os.path.realpath(source)
-        for f, digest in zip(todo, self._pool.map(lambda f: self._store(os.path.join(real_root, f.path)), todo)):
-            f.digest = digest
+        found.links.sort()
+        found.dirs.sort()
+        shape = [[list(link) for link in found.links], found.dirs]
+        if not todo and len(cached) == len(found.files) and cached_shape == shape and cached_id:
+            return SnapshotInfo(cached_id, len(found.files), total, found.skipped)  # nothing changed
+        if todo:
+            self._store_all(os.path.realpath(source), todo)
         found.files.sort(key=lambda f: f.path)
-        body = {
-            "files": [[f.path, f.mode, f.size, f.digest] for f in found.files],
-            "links": sorted(found.links),
-            "dirs": sorted(found.dirs),
-        }
+        body = {"files": [[f.path, f.mode, f.size, f.digest] for f in found.files], "links": shape[0],
+                "dirs": shape[1]}
         blob = json.dumps(body, separators=(",", ":")).encode()
         snap_id = hashlib.sha256(blob).hexdigest()[:20]
         manifest = self.manifests / f"{snap_id}.json"
         if not manifest.exists():
             self._atomic_write(manifest, blob)
-        if todo or not cached:
-            stat_cache = {f.path: [f.size, f.mtime_ns, f.ino, f.digest] for f in found.files}
-            self._atomic_write(cache_path, json.dumps(stat_cache, separators=(",", ":")).encode())
+        stat_cache = {"id": snap_id, "shape": shape,
+                      "files": {f.path: [f.size, f.mtime_ns, f.ino, f.digest, f.mode] for f in found.files}}
+        self._atomic_write(cache_path, json.dumps(stat_cache, separators=(",", ":")).encode())
         return SnapshotInfo(snap_id, len(found.files), total, found.skipped)
+
+    def _store_all(self, root: str, todo: list[_File]) -> None:
+        with self._lock:  # one snapshot stores at a time: a blob is complete before it is used
+            self._refresh_index()
+            pack = _PackWriter(self)
+            try:
+                digests = self._pool.map(lambda f: pack.store_file(os.path.join(root, f.path), f), todo)
+                for f, digest in zip(todo, digests):
+                    f.digest = digest
+            finally:
+                pack.close()
 
     def _too_large(self, files: list[_File], total: int) -> str:
         largest = sorted(files, key=lambda f: f.size, reverse=True)[:5]
@@ -199,49 +297,17 @@ class SnapshotStore:
             f"workspace, e.g. a line '{largest[0].path}', or keep data in the storage folder."
         )
 
-    def _load_stat_cache(self, path: Path) -> dict[str, tuple[tuple[int, int, int], str]]:
+    def _load_stat_cache(self, path: Path) -> tuple[Optional[str], list, dict[str, tuple[tuple[int, int, int], str, int]]]:
+        """What the last snapshot of this folder saw: its id, links and dirs, and per file
+        (size, mtime, inode) -> digest, so unchanged files are neither read nor stored."""
         try:
             data = json.loads(path.read_bytes())
-        except (OSError, ValueError):
-            return {}
-        return {p: ((v[0], v[1], v[2]), v[3]) for p, v in data.items()}
-
-    def _blob_path(self, digest: str) -> Path:
-        return self.blobs / digest[:2] / digest[2:]
-
-    def _ensure_dir(self, path: Path) -> None:
-        key = str(path)
-        if key not in self._made_dirs:
-            path.mkdir(parents=True, exist_ok=True)
-            with self._lock:
-                self._made_dirs.add(key)
-
-    def _store(self, path: str) -> str:
-        """Hash a file and keep its content as a blob unless that content is stored already."""
-        with open(path, "rb") as src:
-            data = src.read(_SMALL + 1)
-            if len(data) <= _SMALL:
-                digest = hashlib.sha256(data).hexdigest()
-                target = self._blob_path(digest)
-                if not target.exists():
-                    self._ensure_dir(target.parent)
-                    self._atomic_write(target, data)
-                return digest
-            tmp = self.tmp / uuid.uuid4().hex
-            hasher = hashlib.sha256(data)
-            with open(tmp, "wb") as dst:
-                dst.write(data)
-                while chunk := src.read(_CHUNK):
-                    hasher.update(chunk)
-                    dst.write(chunk)
-        digest = hasher.hexdigest()
-        target = self._blob_path(digest)
-        self._ensure_dir(target.parent)
-        if target.exists():
-            tmp.unlink()
-        else:
-            os.replace(tmp, target)
-        return digest
+            files = {p: ((v[0], v[1], v[2]), v[3], v[4]) for p, v in data["files"].items()}
+            if not (self.manifests / f"{data['id']}.json").exists():
+                return None, [], files
+            return data["id"], data["shape"], files
+        except (OSError, ValueError, KeyError, TypeError, IndexError):
+            return None, [], {}
 
     def _atomic_write(self, path: Path, data: bytes) -> None:
         tmp = self.tmp / uuid.uuid4().hex
@@ -260,14 +326,31 @@ class SnapshotStore:
         parents = {os.path.dirname(p) for p, *_ in body["files"]} | {os.path.dirname(p) for p, _ in body["links"]}
         for d in sorted(parents | set(body["dirs"])):
             (dest / d).mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            self._refresh_index()
+            where = [self._index[f[3]] for f in body["files"]]
+        packs: dict[str, int] = {}
+        try:
+            for name in {w[0] for w in where}:
+                packs[name] = os.open(self.packs / f"{name}.pack", os.O_RDONLY)
 
-        def copy(item: list) -> None:
-            path, mode, _size, digest = item
-            target = dest / path
-            shutil.copyfile(self._blob_path(digest), target)
-            os.chmod(target, mode | stat.S_IWUSR)
+            def copy(item: tuple[list, tuple[str, int, int]]) -> None:
+                (path, mode, _size, _digest), (pack, offset, size) = item
+                fd = os.open(dest / path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode | stat.S_IWUSR)
+                try:
+                    done = 0
+                    while done < size:
+                        n = os.copy_file_range(packs[pack], fd, size - done, offset + done)
+                        if n == 0:
+                            raise OSError(f"pack {pack} is truncated")
+                        done += n
+                finally:
+                    os.close(fd)
 
-        list(self._pool.map(copy, body["files"]))
+            list(self._pool.map(copy, zip(body["files"], where)))
+        finally:
+            for fd in packs.values():
+                os.close(fd)
         for path, target in body["links"]:
             os.symlink(target, dest / path)
 

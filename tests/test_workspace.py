@@ -78,7 +78,7 @@ def test_modes_are_kept(store, src, tmp_path):
 
 
 def blob_count(store: SnapshotStore) -> int:
-    return sum(len(files) for _, _, files in os.walk(store.blobs))
+    return SnapshotStore(store.root).blob_count()  # a fresh reader: what is on disk
 
 
 def test_unchanged_files_are_stored_once(store, src):
@@ -99,7 +99,7 @@ def test_unchanged_files_are_stored_once(store, src):
 def test_unchanged_resnapshot_reads_no_file(store, src, monkeypatch):
     store.snapshot(src)
     opened: list[str] = []
-    monkeypatch.setattr(store, "_store", lambda path: opened.append(path))
+    monkeypatch.setattr(store, "_store_all", lambda root, todo: opened.extend(todo))
     store.snapshot(src)
     assert opened == []
 
@@ -111,6 +111,11 @@ def test_large_file_is_streamed_and_deduplicated(store, src, tmp_path):
     store.materialize(info.id, tmp_path / "job")
     assert (tmp_path / "job/weights.pt").read_bytes() == big
     assert not list(store.tmp.iterdir())  # no temporary file left behind
+    packs = sorted(p.stat().st_size for p in store.packs.glob("*.pack"))
+    store.snapshot(src)
+    (src / "weights_copy.pt").write_bytes(big)  # same content again: streamed, then cut off
+    store.snapshot(src)
+    assert sorted(p.stat().st_size for p in store.packs.glob("*.pack")) == packs
 
 
 def test_symlinks_out_are_not_followed(store, src, tmp_path):

@@ -1,0 +1,57 @@
+"""Helpers shared by the benchmarks: timing statistics, a results table, a server."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from support import ServerProcess  # noqa: E402
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+
+
+def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    cells = [[str(c) for c in header]] + [[f"{c:.4g}" if isinstance(c, float) else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    print(f"\n## {title}\n")
+    for n, row in enumerate(cells):
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+        if n == 0:
+            print("| " + " | ".join("-" * w for w in widths) + " |")
+    sys.stdout.flush()
+
+
+def ms(seconds: float) -> float:
+    return seconds * 1000
+
+
+def median_ms(values: Sequence[float]) -> float:
+    return ms(statistics.median(values))
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="small sizes: checks the benchmark runs, measures little")
+    return p
+
+
+@contextmanager
+def server(extra: Sequence[str] = ()) -> Iterator[ServerProcess]:
+    with tempfile.TemporaryDirectory(prefix="jobs-bench-") as tmp:
+        root = Path(tmp) / "root"
+        root.mkdir()
+        srv = ServerProcess(root, Path(tmp) / "data", extra=list(extra)).start()
+        try:
+            yield srv
+        finally:
+            srv.stop()
