@@ -1,0 +1,17 @@
+"""The benchmarks keep working: each runs at small sizes and prints its table."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).parent / "benchmarks"
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in BENCH.glob("bench_*.py")))
+def test_benchmark_runs(script):
+    out = subprocess.run([sys.executable, str(BENCH / script), "--quick"], capture_output=True, text=True,
+                         timeout=240, cwd=BENCH)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "## " in out.stdout and "| ---" in out.stdout
