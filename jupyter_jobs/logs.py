@@ -15,7 +15,7 @@ from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Awaitable, Callable, Optional
+from typing import AsyncIterator, Callable, Optional
 
 STREAMS = ("stdout", "stderr")
 _RECORD = struct.Struct("<QB")
@@ -63,6 +63,7 @@ class JobLog:
         self._index_fd: Optional[int] = None
         self._waiters: list[asyncio.Future] = []
         self.size = 0
+        self.finished = False
         self._load()
 
     def _load(self) -> None:
@@ -121,8 +122,9 @@ class JobLog:
         if self._waiters and self._loop is not None:
             self._loop.call_soon_threadsafe(self._release)
 
-    def wake(self) -> None:
-        """Wake followers so they re-check the job's status (called from the loop)."""
+    def finish(self) -> None:
+        """The job has a terminal status and every byte of its output is here (on the loop)."""
+        self.finished = True
         self._release()
 
     def _release(self) -> None:
@@ -184,11 +186,11 @@ async def follow(
     offset: int,
     *,
     follow: bool,
-    is_finished: Callable[[], Awaitable[bool]],
+    gone: Callable[[], bool] = lambda: False,
     poll: float = 1.0,
 ) -> AsyncIterator[Chunk]:
-    """Yield chunks from `offset`; with `follow`, keep going until the job is finished and
-    every byte it wrote has been yielded."""
+    """Yield chunks from `offset`; with `follow`, keep going until the log is finished and
+    every byte in it has been yielded, or the reader is `gone()`."""
     while True:
         chunks = await asyncio.to_thread(log.read, offset)
         for chunk in chunks:
@@ -196,15 +198,11 @@ async def follow(
             offset = chunk.end
         if chunks:
             continue
-        if not follow:
+        if not follow or gone():
             return
-        if await is_finished():
-            # the job ends only after its output is written: one last read catches the rest
-            rest = await asyncio.to_thread(log.read, offset, READ_SIZE, True)
-            if not rest:
-                return
-            for chunk in rest:
+        if log.finished:
+            # finished means complete: one last read takes what was still held back
+            for chunk in await asyncio.to_thread(log.read, offset, READ_SIZE, True):
                 yield chunk
-                offset = chunk.end
-            continue
+            return
         await log.wait_beyond(offset, poll)

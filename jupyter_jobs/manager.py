@@ -124,6 +124,7 @@ class JobManager:
         for running in self._running.values():
             if running.timer:
                 running.timer.cancel()
+            running.execution.detach()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for backend in self.backends.values():
             await backend.close()
@@ -175,13 +176,11 @@ class JobManager:
             backend=backend,
             project=spec.project or (workspace.name if spec.workspace else self.root_dir.resolve().name) or "default",
             snapshot=snap.id,
+            notes=[f"left out of the workspace: {path} ({why})" for path, why in snap.skipped[:50]],
         )
         job_dir = self.jobs_dir / job.id
         await asyncio.to_thread(job_dir.mkdir, parents=True)
         await self.store.insert(job, job_dir)
-        if snap.skipped:
-            note = "; ".join(f"{path}: {why}" for path, why in snap.skipped[:20])
-            self.log_for(job.id).append("stderr", f"[jupyter-jobs] left out of the workspace: {note}\n".encode())
         self._schedule()
         return job
 
@@ -245,6 +244,7 @@ class JobManager:
             raise JobConflict(f"job {job_id} is {job.status.value}: cancel it before deleting it")
         job_dir = await self.store.job_dir(job_id)
         await self.store.delete(job_id)
+        self._logs.pop(job_id, None)
         if job_dir is not None:
             await asyncio.to_thread(shutil.rmtree, job_dir, True)
 
@@ -398,9 +398,10 @@ class JobManager:
         return found
 
     def _closed(self, job_id: str) -> None:
+        """The job is terminal: its followers read to the end and stop."""
         found = self._logs.pop(job_id, None)
         if found is not None:
-            found.wake()
+            found.finish()
 
     async def logs(
         self, job_id: str, offset: int = 0, *, follow_: bool = False, gone: Callable[[], bool] = lambda: False
@@ -410,16 +411,12 @@ class JobManager:
         job = await self.get(job_id)
         if job.status.is_terminal():
             job_log = JobLog(self.jobs_dir / job_id)
+            job_log.finished = True
         else:
             job_log = self.log_for(job_id)
-
-        async def finished() -> bool:
-            if gone():
-                return True
-            current = await self.store.get(job_id)
-            return current is None or current.status.is_terminal()
-
-        async for chunk in follow(job_log, offset, follow=follow_, is_finished=finished):
+            if (await self.get(job_id)).status.is_terminal():  # it ended in between
+                self._closed(job_id)
+        async for chunk in follow(job_log, offset, follow=follow_, gone=gone):
             yield chunk
 
     def _artifacts_root(self, job_id: str) -> Path:

@@ -198,6 +198,7 @@ class Job(BaseModel):
     finished_at: Optional[datetime] = None
     gpus: list[int] = Field(default_factory=list)
     snapshot: Optional[str] = None
+    notes: list[str] = Field(default_factory=list)
     backend_state: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
     def public(self) -> dict[str, Any]:

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     finished_at TEXT,
     gpus TEXT NOT NULL DEFAULT '[]',
     snapshot TEXT,
+    notes TEXT NOT NULL DEFAULT '[]',
     backend_state TEXT NOT NULL DEFAULT '{}',
     dir TEXT NOT NULL
 );
@@ -49,7 +50,7 @@ CREATE INDEX IF NOT EXISTS job_events_by_job ON job_events(job_id);
 """
 _COLUMNS = (
     "id, status, backend, project, reason, message, exit_code, spec, created_at, started_at, "
-    "finished_at, gpus, snapshot, backend_state"
+    "finished_at, gpus, snapshot, notes, backend_state"
 )
 _UPDATABLE = {"reason", "message", "exit_code", "started_at", "finished_at", "gpus", "backend_state"}
 
@@ -73,6 +74,7 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         finished_at=row["finished_at"],
         gpus=json.loads(row["gpus"]),
         snapshot=row["snapshot"],
+        notes=json.loads(row["notes"]),
         backend_state=json.loads(row["backend_state"]),
     )
 
@@ -132,12 +134,13 @@ class Store:
             with self.db:
                 self.db.execute("BEGIN")
                 self.db.executemany(
-                    f"INSERT INTO jobs ({_COLUMNS}, dir) VALUES ({', '.join('?' * 15)})",
+                    f"INSERT INTO jobs ({_COLUMNS}, dir) VALUES ({', '.join('?' * 16)})",
                     [
                         (
                             j.id, j.status.value, j.backend, j.project, None, None, None,
                             j.spec.model_dump_json(), _dt(j.created_at), None, None,
-                            json.dumps(j.gpus), j.snapshot, json.dumps(j.backend_state), str(d),
+                            json.dumps(j.gpus), j.snapshot, json.dumps(j.notes), json.dumps(j.backend_state),
+                            str(d),
                         )
                         for j, d in jobs
                     ],

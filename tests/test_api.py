@@ -355,3 +355,13 @@ async def test_every_endpoint_needs_auth(jp_fetch, jp_serverapp, jp_base_url, me
         with pytest.raises(HTTPClientError) as info:
             await AsyncHTTPClient().fetch(url, method=method, body=body, headers=headers)
         assert info.value.code == 403
+
+
+async def test_left_out_symlink_is_noted_on_the_job(api, workspace, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("private")
+    os.symlink(secret, workspace / "leak.txt")
+    job = await api.submit({"command": "cat leak.txt", "workspace": "proj"})
+    assert job["notes"] == ["left out of the workspace: leak.txt (symlink points outside the workspace)"]
+    done = await api.wait(job["id"])
+    assert done["status"] == "failed" and "private" not in log_text(await api.logs(job["id"]))

@@ -77,6 +77,9 @@ class Execution(abc.ABC):
     async def stop(self, grace: float) -> None:
         """Ask the job to end (SIGTERM or the like), and force it after `grace` seconds."""
 
+    def detach(self) -> None:
+        """Stop following the job (the server is shutting down); the job itself runs on."""
+
 
 class _BackendMeta(abc.ABCMeta, type(LoggingConfigurable)):  # type: ignore[misc]
     """Lets a traitlets Configurable also be an ABC."""

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from typing import Any, Optional
 
 from traitlets import List, Unicode, default
@@ -53,6 +52,7 @@ class LocalExecution(Execution):
         self._loop = asyncio.get_running_loop()
         self._done: asyncio.Future[Outcome] = self._loop.create_future()
         self._kill_task: Optional[asyncio.Task] = None
+        self._detached = threading.Event()
         self._thread = threading.Thread(target=self._pump, name=f"job-{ctx.job.id}", daemon=True)
         self._thread.start()
 
@@ -68,9 +68,13 @@ class LocalExecution(Execution):
         except Exception as exc:  # never leave a job running forever in the service's eyes
             outcome = Outcome(None, FailureReason.BACKEND_ERROR, f"reading the job's output failed: {exc}")
         self.ctx.log.close()
-        self._loop.call_soon_threadsafe(lambda: self._done.done() or self._done.set_result(outcome))
+        if outcome is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(lambda: self._done.done() or self._done.set_result(outcome))
 
-    def _tail(self) -> Outcome:
+    def detach(self) -> None:
+        self._detached.set()
+
+    def _tail(self) -> Optional[Outcome]:
         sizes = self.ctx.log.stream_sizes()
         files = {}
         for stream in ("stdout", "stderr"):
@@ -90,8 +94,9 @@ class LocalExecution(Execution):
                     return self._outcome()
                 if got:
                     idle = _MIN_IDLE
+                elif self._detached.wait(idle):
+                    return None
                 else:
-                    time.sleep(idle)
                     idle = min(idle * 2, _MAX_IDLE)
         finally:
             for fh in files.values():
