@@ -106,7 +106,7 @@ class JobManager:
                                             f"backend {job.backend!r} is no longer configured"))
             return
         self.gpus.claim(job.gpus)
-        ctx = self._context(job, job.gpus)
+        ctx = await self._context(job, job.gpus)
         try:
             execution = await backend.reattach(ctx, job.backend_state)
         except Exception as exc:
@@ -292,7 +292,7 @@ class JobManager:
         return running + sum(1 for b in self._starting.values() if b == backend)
 
     # -- running ----------------------------------------------------------------------------
-    def _context(self, job: Job, gpus: list[int]) -> JobContext:
+    async def _context(self, job: Job, gpus: list[int]) -> JobContext:
         job_dir = self.jobs_dir / job.id
         return JobContext(
             job=job,
@@ -300,7 +300,7 @@ class JobManager:
             workspace=job_dir / "workspace",
             artifacts=job_dir / "artifacts",
             storage=self.storage_dir,
-            log=self.log_for(job.id),
+            log=await self.log_for(job.id),
             gpus=gpus if self.gpus.total else None,
         )
 
@@ -314,7 +314,7 @@ class JobManager:
 
     async def _run(self, job: Job, gpus: list[int]) -> None:
         backend = self.backends[job.backend]
-        ctx = self._context(job, gpus)
+        ctx = await self._context(job, gpus)
         try:
             try:
                 await asyncio.to_thread(self._prepare, ctx)
@@ -390,12 +390,12 @@ class JobManager:
         self._closed(job.id)
 
     # -- logs and artifacts -----------------------------------------------------------------
-    def log_for(self, job_id: str) -> JobLog:
+    async def log_for(self, job_id: str) -> JobLog:
         """The job's log; one shared object while the job is active, so followers wake."""
-        found = self._logs.get(job_id)
-        if found is None:
-            found = self._logs[job_id] = JobLog(self.jobs_dir / job_id, asyncio.get_running_loop())
-        return found
+        if job_id not in self._logs:
+            loaded = await asyncio.to_thread(JobLog, self.jobs_dir / job_id, asyncio.get_running_loop())
+            self._logs.setdefault(job_id, loaded)
+        return self._logs[job_id]
 
     def _closed(self, job_id: str) -> None:
         """The job is terminal: its followers read to the end and stop."""
@@ -410,10 +410,10 @@ class JobManager:
         reader left)."""
         job = await self.get(job_id)
         if job.status.is_terminal():
-            job_log = JobLog(self.jobs_dir / job_id)
+            job_log = await asyncio.to_thread(JobLog, self.jobs_dir / job_id)
             job_log.finished = True
         else:
-            job_log = self.log_for(job_id)
+            job_log = await self.log_for(job_id)
             if (await self.get(job_id)).status.is_terminal():  # it ended in between
                 self._closed(job_id)
         async for chunk in follow(job_log, offset, follow=follow_, gone=gone):

@@ -197,8 +197,7 @@ class LocalBackend(Backend):
         return LocalExecution(ctx, {"pid": proc.pid, "start_time": _start_time(proc.pid)}, proc)
 
     async def reattach(self, ctx: JobContext, state: dict[str, Any]) -> Execution:
-        for stream in ("stdout", "stderr"):
-            (ctx.dir / stream).touch()
+        await asyncio.to_thread(lambda: [(ctx.dir / stream).touch() for stream in ("stdout", "stderr")])
         pid = int(state.get("pid") or 0)
         started = state.get("start_time")
         # a pid now held by another process (its start time differs) means the job is gone
