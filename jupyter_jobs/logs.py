@@ -15,7 +15,8 @@ from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, Callable, Optional
+from typing import Callable, Optional
+from collections.abc import AsyncIterator
 
 STREAMS = ("stdout", "stderr")
 _RECORD = struct.Struct("<QB")

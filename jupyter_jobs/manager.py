@@ -14,7 +14,8 @@ import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Optional
+from typing import Any, Callable, Optional
+from collections.abc import AsyncIterator
 
 from .backends.base import Backend, BackendError, Execution, JobContext, Outcome
 from .gpus import GPUAllocator
@@ -428,7 +429,7 @@ class JobManager:
 
         def walk() -> list[dict[str, Any]]:
             found = []
-            for dirpath, dirnames, filenames in os.walk(root):  # does not follow symlinked folders
+            for dirpath, _dirs, filenames in os.walk(root):  # does not follow symlinked folders
                 for name in filenames:
                     full = os.path.join(dirpath, name)
                     if os.path.islink(full) or not os.path.isfile(full):

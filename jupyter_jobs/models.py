@@ -222,11 +222,11 @@ class SpecError(ValueError):
         super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
 
     @classmethod
-    def one(cls, field: str, message: str) -> "SpecError":
+    def one(cls, field: str, message: str) -> SpecError:
         return cls([FieldError(field=field, message=message)])
 
     @classmethod
-    def from_validation(cls, exc: ValidationError) -> "SpecError":
+    def from_validation(cls, exc: ValidationError) -> SpecError:
         by_field: dict[str, list[str]] = {}
         for err in exc.errors():
             # Union members add their type to the location ("command.list[str]"): drop them.

@@ -18,7 +18,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
+from collections.abc import Iterator
 
 import pathspec
 
@@ -36,6 +37,9 @@ def human_size(size: float) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
+
+
+_Cached = tuple[tuple[int, int, int], str, int]  # (size, mtime_ns, inode), digest, mode
 
 
 @dataclass
@@ -76,7 +80,7 @@ class _Ignore:
     def __init__(self, rules: list[tuple[str, pathspec.PathSpec]]):
         self.rules = rules
 
-    def descend(self, rel_dir: str, abs_dir: str) -> "_Ignore":
+    def descend(self, rel_dir: str, abs_dir: str) -> _Ignore:
         found = []
         for name in IGNORE_FILES:
             try:
@@ -137,7 +141,7 @@ class _PackWriter:
     """One pack file being filled by several threads: each new blob gets its own byte range,
     reserved under a lock, then copied in by the kernel (copy_file_range) in parallel."""
 
-    def __init__(self, store: "SnapshotStore"):
+    def __init__(self, store: SnapshotStore):
         self.store = store
         self.name = uuid.uuid4().hex[:16]
         self.path = store.packs / f"{self.name}.pack"
@@ -297,7 +301,7 @@ class SnapshotStore:
             f"workspace, e.g. a line '{largest[0].path}', or keep data in the storage folder."
         )
 
-    def _load_stat_cache(self, path: Path) -> tuple[Optional[str], list, dict[str, tuple[tuple[int, int, int], str, int]]]:
+    def _load_stat_cache(self, path: Path) -> tuple[Optional[str], list, dict[str, _Cached]]:
         """What the last snapshot of this folder saw: its id, links and dirs, and per file
         (size, mtime, inode) -> digest, so unchanged files are neither read nor stored."""
         try:

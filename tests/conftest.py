@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import pytest
 
-from support import TERMINAL, ServerProcess, kill_running_jobs, log_text
+from support import TERMINAL, ServerProcess, kill_running_jobs
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 

@@ -58,7 +58,7 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> "ServerProcess":
+    def start(self) -> ServerProcess:
         env = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1"}
         cmd = [
             sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",

@@ -7,4 +7,4 @@ BUILTIN_BACKENDS = {
     "local": "jupyter_jobs.backends.local.LocalBackend",
 }
 
-__all__ = ["Availability", "Backend", "BackendError", "BUILTIN_BACKENDS", "Execution", "JobContext", "Outcome"]
+__all__ = ["BUILTIN_BACKENDS", "Availability", "Backend", "BackendError", "Execution", "JobContext", "Outcome"]

@@ -77,7 +77,7 @@ class Execution(abc.ABC):
     async def stop(self, grace: float) -> None:
         """Ask the job to end (SIGTERM or the like), and force it after `grace` seconds."""
 
-    def detach(self) -> None:
+    def detach(self) -> None:  # noqa: B027 - optional hook
         """Stop following the job (the server is shutting down); the job itself runs on."""
 
 

@@ -63,7 +63,8 @@ def main() -> None:
         ["path", "median ms", "p90 ms", "target ms", "meets target"],
         [
             ["bare subprocess (baseline)", b, ms(percentile(bare_t, 90)), "", ""],
-            ["REST submit + follow (local backend)", r, ms(percentile(rest_t, 90)), target, "yes" if r <= target else "NO"],
+            ["REST submit + follow (local backend)", r, ms(percentile(rest_t, 90)), target,
+             "yes" if r <= target else "NO"],
         ],
     )
 
