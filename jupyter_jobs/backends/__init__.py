@@ -5,6 +5,7 @@ from .base import Availability, Backend, BackendError, Execution, JobContext, Ou
 #: Backends the service knows out of the box, by name; `c.JobsApp.backends` adds or replaces.
 BUILTIN_BACKENDS = {
     "local": "jupyter_jobs.backends.local.LocalBackend",
+    "docker": "jupyter_jobs.backends.docker.DockerBackend",
 }
 
 __all__ = ["BUILTIN_BACKENDS", "Availability", "Backend", "BackendError", "Execution", "JobContext", "Outcome"]

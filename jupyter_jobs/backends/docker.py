@@ -1,0 +1,440 @@
+"""The `docker` backend: each job is a container on a Docker engine, through the Docker SDK.
+
+Output is read by attaching to the container *before* it starts (complete and fast; `logs
+--follow` is slower and lost lines in measurements). Containers carry labels, so after a
+server restart they are found again and their output resumes at the byte where the job's
+log stopped. Every SDK call blocks, so each runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import struct
+import tarfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from traitlets import Bool, Dict, Enum, Float, Int, Unicode
+
+from ..models import FailureReason, JobSpec, SpecError
+from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome
+
+LABEL_JOB = "jupyter_jobs.job"
+LABEL_INSTANCE = "jupyter_jobs.instance"
+NO_GPU_DRIVER = 'could not select device driver ""'
+_FRAME = struct.Struct(">BxxxL")
+_STREAMS = {1: "stdout", 2: "stderr"}
+
+
+def _docker() -> Any:
+    import docker  # imported on first use: the service starts without it being reachable
+
+    return docker
+
+
+class _Demux:
+    """Splits Docker's multiplexed stream (8-byte frame headers) into per-stream bytes,
+    skipping the first `skip[stream]` bytes of each (already in the job's log)."""
+
+    def __init__(self, emit: Callable[[str, bytes], None], skip: dict[str, int]):
+        self.emit = emit
+        self.skip = dict(skip)
+        self.buf = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+        pos, size = 0, len(self.buf)
+        out_stream, out = None, []
+        while size - pos >= _FRAME.size:
+            kind, length = _FRAME.unpack_from(self.buf, pos)
+            if size - pos - _FRAME.size < length:
+                break
+            payload = bytes(self.buf[pos + _FRAME.size : pos + _FRAME.size + length])
+            pos += _FRAME.size + length
+            stream = _STREAMS.get(kind)
+            if stream is None:
+                continue
+            if self.skip[stream]:
+                cut = min(self.skip[stream], len(payload))
+                self.skip[stream] -= cut
+                payload = payload[cut:]
+            if not payload:
+                continue
+            if stream != out_stream and out:
+                self.emit(out_stream, b"".join(out))  # type: ignore[arg-type]
+                out = []
+            out_stream = stream
+            out.append(payload)
+        if out:
+            self.emit(out_stream, b"".join(out))  # type: ignore[arg-type]
+        del self.buf[:pos]
+
+
+class DockerExecution(Execution):
+    """A container being followed by a pump thread: output, exit code, artifacts, removal."""
+
+    def __init__(self, backend: DockerBackend, ctx: JobContext, container_id: str, stream: Any):
+        self.backend = backend
+        self.ctx = ctx
+        self.container_id = container_id
+        self.state = {"container": container_id}
+        self._stream = stream  # an attached response, or None when the container had ended
+        self._loop = asyncio.get_running_loop()
+        self._done: asyncio.Future[Outcome] = self._loop.create_future()
+        self._detached = threading.Event()
+        self._thread = threading.Thread(target=self._pump, name=f"job-{ctx.job.id}", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        try:
+            outcome = self._follow()
+        except Exception as exc:
+            outcome = Outcome(None, FailureReason.BACKEND_ERROR, f"following the container failed: {exc}")
+        self.ctx.log.close()
+        if outcome is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(lambda: self._done.done() or self._done.set_result(outcome))
+
+    def _follow(self) -> Optional[Outcome]:
+        demux = _Demux(self.ctx.log.append, self.ctx.log.stream_sizes())
+        if self._stream is not None:
+            fp = self._stream.raw._fp.fp  # the buffered socket: holds bytes read past the headers
+            try:
+                while data := fp.read1(1 << 18):
+                    demux.feed(data)
+            except (OSError, ValueError, AttributeError):
+                pass  # the engine went away: the exit status below says what became of the job
+            finally:
+                self._stream.close()
+        if self._detached.is_set():
+            return None
+        outcome = self.backend._wait_exit(self.container_id)
+        if outcome.reason in (None, FailureReason.OOM):
+            if self._stream is None:  # it ended while no server watched: read what it logged
+                self.backend._replay_logs(self.container_id, demux)
+            self.backend._collect(self.ctx, self.container_id)
+            self.backend._remove(self.container_id)
+        return outcome
+
+    async def wait(self) -> Outcome:
+        return await asyncio.shield(self._done)
+
+    async def stop(self, grace: float) -> None:
+        if not self._done.done():
+            threading.Thread(target=self.backend._stop, args=(self.container_id, grace), daemon=True).start()
+
+    def detach(self) -> None:
+        self._detached.set()
+        try:
+            self._stream and self._stream.close()
+        except Exception:
+            pass
+
+
+class DockerBackend(Backend):
+    """Containers on a Docker engine (this host's, or the one DOCKER_HOST points at)."""
+
+    name = "docker"
+    description = "a container on a Docker engine"
+
+    base_url = Unicode("", help="Docker engine URL; empty: DOCKER_HOST or the local socket.").tag(config=True)
+    workspace_mode = Enum(
+        ["auto", "bind", "copy"], "auto",
+        help="How the workspace gets into the container: bind-mounted (an engine on this host) or "
+        "copied in as a tar stream and artifacts copied out at the end (a remote engine). auto: bind "
+        "for a local socket.",
+    ).tag(config=True)
+    storage_volume = Unicode(
+        "", help="Named volume for /storage; empty: the service's storage folder, bind-mounted."
+    ).tag(config=True)
+    datasets = Dict(
+        key_trait=Unicode(), value_trait=Unicode(),
+        help="Read-only mounts for every job: {host path or volume name: container path}.",
+    ).tag(config=True)
+    user = Unicode("", help="User (uid[:gid]) jobs run as; empty: the image's.").tag(config=True)
+    network_mode = Unicode("bridge", help="Container network; 'none' isolates jobs. Never 'host' by default.").tag(
+        config=True
+    )
+    pids_limit = Int(4096, help="Most processes a job may have.").tag(config=True)
+    shm_size = Unicode("", help="Size of /dev/shm, e.g. '2g' for data loaders; empty: the engine's default.").tag(
+        config=True
+    )
+    runtime = Unicode("", help="Container runtime, e.g. 'nvidia' on engines that need it for GPUs.").tag(config=True)
+    default_image = Unicode("", help="Image for jobs whose spec names none.").tag(config=True)
+    pull = Bool(True, help="Pull images the engine does not have.").tag(config=True)
+    remove_finished = Bool(True, help="Remove containers once their output and artifacts are collected.").tag(
+        config=True
+    )
+    engine_wait = Float(60.0, help="Seconds to wait for an unreachable engine before failing a job.").tag(config=True)
+    instance = Unicode(help="Label value marking this service's containers.").tag(config=True)
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._client: Any = None
+        self._lock = threading.Lock()
+        if not self.instance:
+            data_dir = getattr(self.parent, "data_dir", "") or ""
+            self.instance = hashlib.sha1(str(data_dir).encode()).hexdigest()[:12]
+
+    # -- engine -----------------------------------------------------------------------------
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                docker = _docker()
+                if self.base_url:
+                    self._client = docker.DockerClient(base_url=self.base_url, timeout=30)
+                else:
+                    self._client = docker.from_env(timeout=30)
+            return self._client
+
+    def _local(self) -> bool:
+        if self.workspace_mode != "auto":
+            return self.workspace_mode == "bind"
+        return self.client().api.base_url == "http+docker://localhost"
+
+    async def availability(self) -> Availability:
+        def ping() -> Availability:
+            try:
+                info = self.client().info()
+            except Exception as exc:
+                with self._lock:
+                    self._client = None
+                where = self.base_url or "DOCKER_HOST or unix:///var/run/docker.sock"
+                return Availability(False, f"cannot reach the Docker engine at {where}: {exc}")
+            runtimes = sorted(info.get("Runtimes", {}))
+            return Availability(True, details={"engine": info.get("ServerVersion"), "runtimes": runtimes,
+                                               "nvidia": "nvidia" in runtimes})
+
+        return await asyncio.to_thread(ping)
+
+    def capabilities(self) -> dict[str, Any]:
+        return {"containers": True, "gpus": True, "cpus": True, "memory": True, "artifacts": True,
+                "storage": True, "reattach": True}
+
+    def validate(self, spec: JobSpec) -> None:
+        if not spec.image and not self.default_image:
+            raise SpecError.one("image", "the docker backend needs an image, e.g. 'python:3.11' "
+                                "(or an admin-set c.DockerBackend.default_image)")
+
+    # -- starting ---------------------------------------------------------------------------
+    def _image(self, image: str) -> None:
+        docker = _docker()
+        client = self.client()
+        try:
+            client.images.get(image)
+            return
+        except docker.errors.ImageNotFound:
+            pass
+        hint = (f"Build or load it on the engine first (`docker build -t {image} .` or "
+                f"`docker load -i image.tar`), or name an image it has.")
+        if not self.pull:
+            raise BackendError(f"image {image!r} is not on the Docker engine. {hint}")
+        try:
+            client.images.pull(image)
+        except Exception as exc:
+            raise BackendError(f"image {image!r} is not on the Docker engine and could not be pulled "
+                               f"({exc}). {hint}") from None
+
+    def _create(self, ctx: JobContext) -> Any:
+        docker = _docker()
+        spec = ctx.job.spec
+        local = self._local()
+        mounts = []
+        if local:
+            mounts += [
+                docker.types.Mount("/workspace", str(ctx.workspace.resolve()), type="bind"),
+                docker.types.Mount("/artifacts", str(ctx.artifacts.resolve()), type="bind"),
+            ]
+        if self.storage_volume:
+            mounts.append(docker.types.Mount("/storage", self.storage_volume, type="volume"))
+        elif local:
+            mounts.append(docker.types.Mount("/storage", str(ctx.storage.resolve()), type="bind"))
+        for source, target in self.datasets.items():
+            kind = "bind" if source.startswith("/") else "volume"
+            mounts.append(docker.types.Mount(target, source, type=kind, read_only=True))
+        host: dict[str, Any] = {
+            "mounts": mounts,
+            "init": True,
+            "privileged": False,
+            "security_opt": ["no-new-privileges"],
+            "pids_limit": self.pids_limit,
+            "network_mode": self.network_mode,
+        }
+        if spec.resources.cpus:
+            host["nano_cpus"] = int(spec.resources.cpus * 1e9)
+        if spec.resources.memory_bytes:
+            host["mem_limit"] = host["memswap_limit"] = spec.resources.memory_bytes
+        if ctx.gpus:
+            host["device_requests"] = [docker.types.DeviceRequest(device_ids=[str(i) for i in ctx.gpus],
+                                                                  capabilities=[["gpu"]])]
+        if self.shm_size:
+            host["shm_size"] = self.shm_size
+        if self.runtime:
+            host["runtime"] = self.runtime
+        env = ctx.env(artifacts="/artifacts", storage="/storage")
+        if not ctx.gpus:
+            env.pop("CUDA_VISIBLE_DEVICES", None)  # the container sees only the devices it was given
+        else:
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(ctx.gpus)))
+        client = self.client()
+        name = f"jupyter-job-{ctx.job.id}"
+        try:  # left over from a start that a server restart interrupted
+            client.api.remove_container(name, force=True)
+        except docker.errors.NotFound:
+            pass
+        container = client.api.create_container(
+            spec.image or self.default_image, command=spec.argv(), working_dir="/workspace", environment=env,
+            labels={LABEL_JOB: ctx.job.id, LABEL_INSTANCE: self.instance}, name=name,
+            user=self.user or None, stdin_open=False, tty=False,
+            host_config=client.api.create_host_config(**host),
+        )
+        cid = container["Id"]
+        if not local:
+            client.api.put_archive(cid, "/", self._workspace_tar(ctx.workspace))
+        return cid
+
+    @staticmethod
+    def _workspace_tar(workspace: Path) -> bytes:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            tar.add(workspace, arcname="workspace")
+            for name in ("artifacts", "storage"):
+                info = tarfile.TarInfo(name)
+                info.type, info.mode = tarfile.DIRTYPE, 0o777
+                tar.addfile(info)
+        return buf.getvalue()
+
+    def _attach(self, cid: str, logs: bool) -> Any:
+        api = self.client().api
+        return api.post(
+            api._url("/containers/{0}/attach", cid),
+            params={"stdout": 1, "stderr": 1, "stream": 1, "logs": 1 if logs else 0},
+            headers={"Connection": "Upgrade", "Upgrade": "tcp"}, stream=True,
+        )
+
+    def _start_sync(self, ctx: JobContext) -> tuple[str, Any]:
+        docker = _docker()
+        try:
+            self._image(ctx.job.spec.image or self.default_image)
+            cid = self._create(ctx)
+        except BackendError:
+            raise
+        except docker.errors.DockerException as exc:
+            raise BackendError(f"the Docker engine refused the job: {_explain(exc)}") from None
+        try:
+            stream = self._attach(cid, logs=False)
+            self.client().api.start(cid)
+        except docker.errors.DockerException as exc:
+            self._remove(cid)
+            if NO_GPU_DRIVER in str(exc):
+                raise BackendError(
+                    "GPUs were requested but the Docker engine has no NVIDIA runtime: install the NVIDIA "
+                    f"Container Toolkit on the engine's host, or run without GPUs ({_explain(exc)})"
+                ) from None
+            raise BackendError(f"the container did not start: {_explain(exc)}") from None
+        return cid, stream
+
+    async def start(self, ctx: JobContext) -> Execution:
+        cid, stream = await asyncio.to_thread(self._start_sync, ctx)
+        return DockerExecution(self, ctx, cid, stream)
+
+    async def reattach(self, ctx: JobContext, state: dict[str, Any]) -> Execution:
+        def find() -> tuple[str, Any]:
+            cid = state.get("container") or ""
+            info = self.client().api.inspect_container(cid)
+            running = info["State"]["Running"]
+            # resume: attach replays what the engine logged and goes on streaming
+            return cid, (self._attach(cid, logs=True) if running else None)
+
+        docker = _docker()
+        try:
+            cid, stream = await asyncio.to_thread(find)
+        except docker.errors.NotFound:
+            return _Ended(Outcome(None, FailureReason.LOST, "its container no longer exists"))
+        return DockerExecution(self, ctx, cid, stream)
+
+    # -- following (pump thread) ------------------------------------------------------------
+    def _wait_exit(self, cid: str) -> Outcome:
+        docker = _docker()
+        deadline = time.monotonic() + self.engine_wait
+        while True:
+            try:
+                code = self.client().api.wait(cid)["StatusCode"]
+                state = self.client().api.inspect_container(cid)["State"]
+                break
+            except docker.errors.NotFound:
+                return Outcome(None, FailureReason.LOST, "its container was removed before it finished")
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    return Outcome(None, FailureReason.BACKEND_ERROR,
+                                   f"lost contact with the Docker engine for {self.engine_wait:g} s: {exc}")
+                with self._lock:
+                    self._client = None
+                time.sleep(1)
+        if state.get("OOMKilled"):
+            return Outcome(code, FailureReason.OOM, "the container ran out of memory and was killed "
+                           "(raise resources.memory)")
+        if state.get("Error"):
+            return Outcome(code, FailureReason.BACKEND_ERROR, state["Error"])
+        return Outcome(code)
+
+    def _replay_logs(self, cid: str, demux: _Demux) -> None:
+        """Feed what the engine logged for a finished container (the demux skips what the job's
+        log holds already)."""
+        try:
+            api = self.client().api
+            resp = api._get(api._url("/containers/{0}/logs", cid), params={"stdout": 1, "stderr": 1}, stream=True)
+            api._raise_for_status(resp)
+            for data in resp.iter_content(1 << 18):
+                demux.feed(data)
+        except Exception as exc:
+            self.log.warning("could not read the logs of container %s: %s", cid, exc)
+
+    def _collect(self, ctx: JobContext, cid: str) -> None:
+        if self._local():
+            return  # bind-mounted: the artifacts are already on this host
+        try:
+            chunks, _ = self.client().api.get_archive(cid, "/artifacts")
+            with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+                members = [m for m in tar.getmembers() if m.name.startswith("artifacts/")]
+                for m in members:
+                    m.name = m.name[len("artifacts/"):]
+                tar.extractall(ctx.artifacts, members=[m for m in members if m.name], filter="data")
+        except Exception as exc:
+            self.log.warning("could not copy artifacts of %s: %s", ctx.job.id, exc)
+
+    def _stop(self, cid: str, grace: float) -> None:
+        try:
+            self.client().api.stop(cid, timeout=max(1, round(grace)))
+        except Exception as exc:
+            self.log.debug("stopping %s: %s", cid, exc)
+
+    def _remove(self, cid: str) -> None:
+        if not self.remove_finished:
+            return
+        try:
+            self.client().api.remove_container(cid, force=True)
+        except Exception as exc:
+            self.log.debug("removing %s: %s", cid, exc)
+
+
+class _Ended(Execution):
+    """An execution known to be over already (e.g. its container vanished)."""
+
+    def __init__(self, outcome: Outcome):
+        self.outcome = outcome
+        self.state = {}
+
+    async def wait(self) -> Outcome:
+        return self.outcome
+
+    async def stop(self, grace: float) -> None:
+        return None
+
+
+def _explain(exc: Exception) -> str:
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc)
