@@ -148,6 +148,18 @@ class JobLog:
             pass
 
     # -- reading ----------------------------------------------------------------------------
+    def align(self, offset: int) -> int:
+        """A client's offset that falls inside a character moves on to the next one."""
+        if offset <= 0 or offset >= self.size:
+            return max(offset, 0)
+        with open(self.path, "rb") as fh:
+            fh.seek(offset)
+            head = fh.read(3)
+        skip = 0
+        while skip < len(head) and (head[skip] & 0xC0) == 0x80:
+            skip += 1
+        return offset + skip
+
     def read(self, offset: int, limit: int = READ_SIZE, final: bool = False) -> list[Chunk]:
         """Chunks from `offset` (blocking file I/O: call off the loop). Unless `final`, ends on
         whole characters and, where the range holds one, on a line end."""
@@ -155,14 +167,6 @@ class JobLog:
         if offset >= size:
             return []
         with open(self.path, "rb") as fh:
-            if offset > 0:
-                # a client offset inside a character moves forward to the next one
-                fh.seek(offset)
-                head = fh.read(4)
-                skip = 0
-                while skip < len(head) and (head[skip] & 0xC0) == 0x80:
-                    skip += 1
-                offset += skip
             fh.seek(offset)
             data = fh.read(min(limit, size - offset))
         if not final:
@@ -192,18 +196,15 @@ async def follow(
 ) -> AsyncIterator[Chunk]:
     """Yield chunks from `offset`; with `follow`, keep going until the log is finished and
     every byte in it has been yielded, or the reader is `gone()`."""
+    offset = await asyncio.to_thread(log.align, offset)
     while True:
-        chunks = await asyncio.to_thread(log.read, offset)
+        seen, final = log.size, log.finished  # finished: the size is final, send every byte
+        chunks = await asyncio.to_thread(log.read, offset, READ_SIZE, final)
         for chunk in chunks:
             yield chunk
             offset = chunk.end
         if chunks:
             continue
-        if not follow or gone():
+        if final or not follow or gone():
             return
-        if log.finished:
-            # finished means complete: one last read takes what was still held back
-            for chunk in await asyncio.to_thread(log.read, offset, READ_SIZE, True):
-                yield chunk
-            return
-        await log.wait_beyond(offset, poll)
+        await log.wait_beyond(seen, poll)  # past `seen`: a held-back half character waits too

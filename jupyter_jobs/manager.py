@@ -12,6 +12,7 @@ import logging
 import os
 import secrets
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -81,6 +82,8 @@ class JobManager:
         self._kick_wanted = False
         self._kick_task: Optional[asyncio.Task] = None
         self._started: Optional[asyncio.Task] = None
+        self._launching: dict[str, asyncio.Future] = {}  # between backend.start and `running`
+        self._stopping = False
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -95,7 +98,10 @@ class JobManager:
         while True:
             jobs, cursor = await self.store.list(status=[JobStatus.RUNNING], limit=500, cursor=cursor)
             for job in jobs:
-                await self._reattach(job)
+                try:
+                    await self._reattach(job)
+                except Exception:  # one job's trouble must not take the service down
+                    log.exception("recovering job %s failed", job.id)
             if cursor is None:
                 break
         self._schedule()
@@ -107,19 +113,25 @@ class JobManager:
                                             f"backend {job.backend!r} is no longer configured"))
             return
         self.gpus.claim(job.gpus)
-        ctx = await self._context(job, job.gpus)
         try:
-            execution = await backend.reattach(ctx, job.backend_state)
+            execution = await backend.reattach(await self._context(job, job.gpus), job.backend_state)
         except Exception as exc:
             log.exception("reattaching job %s failed", job.id)
             self.gpus.release(job.gpus)
             await self._finish(job, Outcome(None, FailureReason.LOST, f"could not find the job again: {exc}"))
             return
         log.info("reattached job %s", job.id)
-        self._spawn(self._watch(job, execution, job.gpus))
+        running = self._running[job.id] = _Running(execution, job.gpus, job.backend,
+                                                   stop_reason=job.backend_state.get("stop_reason"))
+        if running.stop_reason:  # a cancel or timeout was under way: finish it
+            await execution.stop(self.kill_grace)
+        self._spawn(self._watch(job, running))
 
     async def stop(self) -> None:
         """Stop watching; running jobs keep running and are reattached on the next start."""
+        self._stopping = True
+        if self._launching:  # a job being started gets recorded as running before we go
+            await asyncio.wait(list(self._launching.values()), timeout=30)
         for task in list(self._tasks):
             task.cancel()
         for running in self._running.values():
@@ -220,15 +232,18 @@ class JobManager:
         job = await self.get(job_id)
         if job.status.is_terminal():
             raise JobConflict(f"job {job_id} is already {job.status.value}")
-        running = self._running.get(job_id)
-        if running is None:
-            if await self.store.transition(job_id, JobStatus.CANCELLED, utcnow(), finished_at=utcnow(),
-                                           message="cancelled before it started"):
-                self._closed(job_id)
-            # a job in the middle of starting notices the status and stops itself
+        if job.status == JobStatus.QUEUED and await self.store.transition(
+            job_id, JobStatus.CANCELLED, utcnow(), only_from=JobStatus.QUEUED, finished_at=utcnow(),
+            message="cancelled before it started",
+        ):
+            self._closed(job_id)  # a job being prepared notices and does not start
             return await self.get(job_id)
-        running.stop_reason = running.stop_reason or "cancel"
-        await running.execution.stop(self.kill_grace)
+        if job_id in self._launching:
+            await asyncio.shield(self._launching[job_id])
+        running = self._running.get(job_id)
+        if running is None:  # it ended meanwhile
+            return await self.get(job_id)
+        await self._stop(job_id, running, "cancel")
         try:
             await asyncio.wait_for(asyncio.shield(running.execution.wait()), wait)
             for _ in range(100):  # the watcher records the status right after the outcome
@@ -308,48 +323,52 @@ class JobManager:
     def _prepare(self, ctx: JobContext) -> None:
         if ctx.workspace.exists():  # a start interrupted by a restart: begin afresh
             shutil.rmtree(ctx.workspace)
+        for stale in ("stdout", "stderr", "exit_code"):
+            (ctx.dir / stale).unlink(missing_ok=True)
         assert ctx.job.snapshot
         self.snapshots.materialize(ctx.job.snapshot, ctx.workspace)
         ctx.artifacts.mkdir(parents=True, exist_ok=True)
         self.storage_dir.mkdir(parents=True, exist_ok=True)
 
     async def _run(self, job: Job, gpus: list[int]) -> None:
+        """Prepare, start and watch one dequeued job."""
         backend = self.backends[job.backend]
-        ctx = await self._context(job, gpus)
+        launched = asyncio.get_running_loop().create_future()
         try:
-            try:
-                await asyncio.to_thread(self._prepare, ctx)
-                current = await self.store.get(job.id)
-                if current is None or current.status != JobStatus.QUEUED:
-                    self.gpus.release(gpus)
-                    return
-                execution = await backend.start(ctx)
-            except BackendError as exc:
-                self.gpus.release(gpus)
-                await self._finish(job, Outcome(None, FailureReason.BACKEND_ERROR, str(exc)))
+            ctx = await self._context(job, gpus)
+            await asyncio.to_thread(self._prepare, ctx)
+            current = await self.store.get(job.id)
+            if current is None or current.status != JobStatus.QUEUED or self._stopping:
+                self.gpus.release(gpus)  # cancelled while being prepared, or shutting down
                 return
-            except Exception as exc:
+            self._launching[job.id] = launched
+            execution = await backend.start(ctx)
+        except Exception as exc:
+            if not isinstance(exc, BackendError):
                 log.exception("starting job %s failed", job.id)
-                self.gpus.release(gpus)
-                await self._finish(job, Outcome(None, FailureReason.BACKEND_ERROR, f"could not start the job: {exc}"))
-                return
-            started = utcnow()
-            job.started_at = started
-            if not await self.store.transition(job.id, JobStatus.RUNNING, started, started_at=started, gpus=gpus,
-                                               backend_state=execution.state):
-                # cancelled while it was starting
-                await execution.stop(self.kill_grace)
-                await execution.wait()
-                self.gpus.release(gpus)
-                self._closed(job.id)
-                return
+            self.gpus.release(gpus)
+            self._launching.pop(job.id, None)
+            launched.set_result(None)
+            message = str(exc) if isinstance(exc, BackendError) else f"could not start the job: {exc}"
+            await self._finish(job, Outcome(None, FailureReason.BACKEND_ERROR, message))
+            self._schedule()
+            return
         finally:
             self._starting.pop(job.id, None)
-        await self._watch(job, execution, gpus)
+        # known as running before any await, so a cancel arriving now finds it
+        running = self._running[job.id] = _Running(execution, gpus, job.backend)
+        try:
+            job.started_at = utcnow()
+            if not await self.store.transition(job.id, JobStatus.RUNNING, job.started_at, only_from=JobStatus.QUEUED,
+                                               started_at=job.started_at, gpus=gpus, backend_state=execution.state):
+                running.stop_reason = "cancel"  # cancelled while it was starting
+                await execution.stop(self.kill_grace)
+        finally:
+            self._launching.pop(job.id, None)
+            launched.set_result(None)
+        await self._watch(job, running)
 
-    async def _watch(self, job: Job, execution: Execution, gpus: list[int]) -> None:
-        running = _Running(execution, gpus, backend=job.backend)
-        self._running[job.id] = running
+    async def _watch(self, job: Job, running: _Running) -> None:
         try:
             if job.spec.timeout:
                 assert job.started_at is not None
@@ -357,24 +376,36 @@ class JobManager:
                 running.timer = asyncio.get_running_loop().call_later(
                     max(left, 0), lambda: self._spawn(self._expire(job.id))
                 )
-            outcome = await execution.wait()
+            outcome = await running.execution.wait()
+            if running.timer:
+                running.timer.cancel()
+            await self._finish(job, outcome, running.stop_reason)
         finally:
             if running.timer:
                 running.timer.cancel()
-        await self._finish(job, outcome, running.stop_reason)
-        self._running.pop(job.id, None)
-        self.gpus.release(gpus)
-        self._schedule()
+            if not self._stopping:  # at shutdown the job runs on; its GPUs stay claimed
+                self._running.pop(job.id, None)
+                self.gpus.release(running.gpus)
+                self._schedule()
 
     async def _expire(self, job_id: str) -> None:
         running = self._running.get(job_id)
-        if running and running.stop_reason is None:
-            running.stop_reason = "timeout"
-            await running.execution.stop(self.kill_grace)
+        if running:
+            await self._stop(job_id, running, "timeout")
+
+    async def _stop(self, job_id: str, running: _Running, reason: str) -> None:
+        """Stop a running job, remembering why (also across a restart)."""
+        if running.stop_reason is None:
+            running.stop_reason = reason
+            state = {**running.execution.state, "stop_reason": reason}
+            await self.store.update(job_id, backend_state=state)
+        await running.execution.stop(self.kill_grace)
 
     async def _finish(self, job: Job, outcome: Outcome, stop_reason: Optional[str] = None) -> None:
         """Record the terminal status an outcome means; the first terminal status wins."""
         fields: dict[str, Any] = {"exit_code": outcome.exit_code, "finished_at": utcnow()}
+        if outcome.exit_code == 0 and outcome.reason is None:
+            stop_reason = None  # it finished on its own before the stop reached it
         if stop_reason == "cancel":
             status, fields["message"] = JobStatus.CANCELLED, "cancelled by the user"
         elif stop_reason == "timeout":
@@ -432,9 +463,12 @@ class JobManager:
             for dirpath, _dirs, filenames in os.walk(root):  # does not follow symlinked folders
                 for name in filenames:
                     full = os.path.join(dirpath, name)
-                    if os.path.islink(full) or not os.path.isfile(full):
+                    try:
+                        st = os.lstat(full)
+                    except OSError:  # removed while being listed
                         continue
-                    st = os.stat(full)
+                    if not stat.S_ISREG(st.st_mode):
+                        continue
                     found.append({"path": os.path.relpath(full, root), "size": st.st_size,
                                   "modified": st.st_mtime})
             return sorted(found, key=lambda a: a["path"])

@@ -5,6 +5,7 @@ Everything that crosses the REST API, the store or a backend is defined here, on
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime, timezone
 from enum import Enum
@@ -26,10 +27,17 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def _number(value: Any, what: str) -> None:
+    """Only strings and finite numbers get past here, as ValueErrors (a 400), never 500s."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"must be {what}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"must be {what}, not {value}")
+
+
 def parse_memory(value: Union[str, int]) -> int:
     """Bytes from `2g`, `512m`, `1.5GiB` or a plain number of bytes (binary units, as Docker)."""
-    if isinstance(value, bool):
-        raise ValueError("memory must be a size such as '2g' or '512m'")
+    _number(value, "a size such as '2g' or '512m'")
     if isinstance(value, (int, float)):
         number, unit = float(value), ""
     else:
@@ -37,16 +45,15 @@ def parse_memory(value: Union[str, int]) -> int:
         if not match:
             raise ValueError(f"memory {value!r} is not a size such as '2g' or '512m'")
         number, unit = float(match.group(1)), (match.group(2) or "")[:1].lower()
-    size = int(number * _MEMORY_UNITS[unit])
-    if size < 1 << 20:
-        raise ValueError("memory must be at least 1m")
-    return size
+    size = number * _MEMORY_UNITS[unit]
+    if not 1 << 20 <= size <= 1 << 50:
+        raise ValueError("memory must be between 1m and 1024t")
+    return int(size)
 
 
 def parse_duration(value: Union[str, int, float]) -> float:
     """Seconds from `3600`, `90s`, `30m`, `2h` or `1d`."""
-    if isinstance(value, bool):
-        raise ValueError("must be a number of seconds or a duration such as '30m' or '2h'")
+    _number(value, "a number of seconds or a duration such as '30m' or '2h'")
     if isinstance(value, (int, float)):
         seconds = float(value)
     else:
@@ -54,8 +61,8 @@ def parse_duration(value: Union[str, int, float]) -> float:
         if not match:
             raise ValueError(f"{value!r} is not a number of seconds or a duration such as '30m'")
         seconds = float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "").lower()]
-    if seconds <= 0:
-        raise ValueError("must be greater than 0")
+    if not 0 < seconds <= 366 * 86400:
+        raise ValueError("must be greater than 0 and at most a year")
     return seconds
 
 

@@ -152,8 +152,11 @@ class Store:
 
         await self._run(_insert)
 
-    async def transition(self, job_id: str, status: JobStatus, at: datetime, **fields: Any) -> bool:
-        """Move a job to `status` (with fields) unless it is terminal already; False if it was."""
+    async def transition(
+        self, job_id: str, status: JobStatus, at: datetime, *, only_from: Optional[JobStatus] = None, **fields: Any
+    ) -> bool:
+        """Move a job to `status` (with fields) unless it is terminal already, or (`only_from`)
+        not in that status; False when it did not move."""
         unknown = set(fields) - _UPDATABLE
         if unknown:
             raise ValueError(f"not updatable: {unknown}")
@@ -162,12 +165,14 @@ class Store:
             sets = ", ".join(["status = ?"] + [f"{k} = ?" for k in fields])
             values = [status.value] + [_encode(k, v) for k, v in fields.items()]
             marks = ", ".join("?" * len(TERMINAL_STATUSES))
+            guard = [s.value for s in TERMINAL_STATUSES]
+            where = f"id = ? AND status NOT IN ({marks})"
+            if only_from is not None:
+                where += " AND status = ?"
+                guard.append(only_from.value)
             with self.db:
                 self.db.execute("BEGIN")
-                cur = self.db.execute(
-                    f"UPDATE jobs SET {sets} WHERE id = ? AND status NOT IN ({marks})",
-                    values + [job_id] + [s.value for s in TERMINAL_STATUSES],
-                )
+                cur = self.db.execute(f"UPDATE jobs SET {sets} WHERE {where}", [*values, job_id, *guard])
                 if cur.rowcount:
                     self.db.execute(
                         "INSERT INTO job_events (job_id, at, status, message) VALUES (?, ?, ?, ?)",

@@ -15,7 +15,7 @@ import stat
 import struct
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -60,6 +60,7 @@ class _File:
     mtime_ns: int
     ino: int
     digest: str = ""
+    skipped: str = ""  # why the file could not be taken, if it could not
 
     def key(self) -> tuple[int, int, int]:
         return (self.size, self.mtime_ns, self.ino)
@@ -130,7 +131,11 @@ def scan(root: Path) -> _Scan:
                     stack.append((rel, rules.descend(rel, entry.path)))
             elif entry.is_file(follow_symlinks=False):
                 if not rules.ignored(rel, False):
-                    st = entry.stat(follow_symlinks=False)
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError as exc:  # vanished since it was listed
+                        out.skipped.append((rel, f"unreadable: {exc.strerror}"))
+                        continue
                     out.files.append(_File(rel, stat.S_IMODE(st.st_mode), st.st_size, st.st_mtime_ns, st.st_ino))
             elif not rules.ignored(rel, False):
                 out.skipped.append((rel, "not a regular file"))
@@ -161,10 +166,23 @@ class _PackWriter:
             self.store._index[digest] = (self.name, offset, size)
             return offset
 
-    def store_file(self, path: str, expected: _File) -> str:
-        """Hash a file, then copy it into the pack if its content is new; returns its digest."""
+    def unreserve(self, digest: str) -> None:
+        """Forget a blob whose bytes did not make it into the pack intact."""
+        with self._lock:
+            self.records = [r for r in self.records if r[0] != digest]
+            if self.store._index.get(digest, ("",))[0] == self.name:
+                del self.store._index[digest]
+
+    def store_file(self, path: str, expected: _File) -> Optional[str]:
+        """Hash a file, then copy it into the pack if its content is new; returns its digest,
+        or None (with `expected.skipped` set) when the file cannot be read or vanished."""
         for _ in range(3):
-            fd = os.open(path, os.O_RDONLY)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            except OSError as exc:
+                expected.skipped = f"unreadable: {exc.strerror}"
+                return None
+            offset = None
             try:
                 hasher = hashlib.sha256()
                 while chunk := os.read(fd, _CHUNK):
@@ -172,21 +190,34 @@ class _PackWriter:
                 digest = hasher.hexdigest()
                 st = os.fstat(fd)
                 offset = self.reserve(digest, st.st_size)
-                if offset is not None:
-                    done = 0
-                    while done < st.st_size:
-                        n = os.copy_file_range(fd, self.fd, st.st_size - done, done, offset + done)
-                        if n == 0:
-                            break
-                        done += n
+                done = 0
+                while offset is not None and done < st.st_size:
+                    n = os.copy_file_range(fd, self.fd, st.st_size - done, done, offset + done)
+                    if n == 0:
+                        break
+                    done += n
                 after = os.fstat(fd)
+            except BaseException:
+                if offset is not None:
+                    self.unreserve(digest)
+                raise
             finally:
                 os.close(fd)
-            if (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns) == (expected.size,
-                                                                                      expected.mtime_ns):
+            same = (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+            if same and (offset is None or done == st.st_size):
+                expected.size, expected.mtime_ns = st.st_size, st.st_mtime_ns
                 return digest
-            expected.size, expected.mtime_ns = after.st_size, after.st_mtime_ns  # changed under us: again
-        raise SpecError.one("workspace", f"{expected.path} kept changing while the snapshot was taken")
+            if offset is not None:
+                self.unreserve(digest)  # it changed while being copied: these bytes are not `digest`
+        expected.skipped = "kept changing while the snapshot was taken"
+        return None
+
+    def abandon(self) -> None:
+        """A snapshot failed: none of this pack's blobs may be used."""
+        for digest, _, _ in list(self.records):
+            self.unreserve(digest)
+        os.close(self.fd)
+        self.path.unlink()
 
     def close(self) -> None:
         """Make the pack's blobs findable: data first, then their index records."""
@@ -267,6 +298,9 @@ class SnapshotStore:
             return SnapshotInfo(cached_id, len(found.files), total, found.skipped)  # nothing changed
         if todo:
             self._store_all(os.path.realpath(source), todo)
+            found.skipped += [(f.path, f.skipped) for f in todo if f.skipped]
+            found.files = [f for f in found.files if not f.skipped]
+            total = sum(f.size for f in found.files)
         found.files.sort(key=lambda f: f.path)
         body = {"files": [[f.path, f.mode, f.size, f.digest] for f in found.files], "links": shape[0],
                 "dirs": shape[1]}
@@ -281,15 +315,19 @@ class SnapshotStore:
         return SnapshotInfo(snap_id, len(found.files), total, found.skipped)
 
     def _store_all(self, root: str, todo: list[_File]) -> None:
+        """Store new contents; files that cannot be read get `skipped` set instead of a digest."""
         with self._lock:  # one snapshot stores at a time: a blob is complete before it is used
             self._refresh_index()
             pack = _PackWriter(self)
+            futures = [self._pool.submit(pack.store_file, os.path.join(root, f.path), f) for f in todo]
+            wait(futures)  # every copy into the pack is over before it is closed or dropped
             try:
-                digests = self._pool.map(lambda f: pack.store_file(os.path.join(root, f.path), f), todo)
-                for f, digest in zip(todo, digests):
-                    f.digest = digest
-            finally:
-                pack.close()
+                for f, future in zip(todo, futures):
+                    f.digest = future.result() or ""
+            except BaseException:
+                pack.abandon()
+                raise
+            pack.close()
 
     def _too_large(self, files: list[_File], total: int) -> str:
         largest = sorted(files, key=lambda f: f.size, reverse=True)[:5]

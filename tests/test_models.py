@@ -75,3 +75,17 @@ def test_secret_env_values_are_never_echoed():
 
 def test_terminal_statuses():
     assert [s.value for s in JobStatus if s.is_terminal()] == ["succeeded", "failed", "cancelled"]
+
+
+@pytest.mark.parametrize("resources,field", [
+    ({"memory": ["2g"]}, "resources.memory"), ({"memory": {"size": 1}}, "resources.memory"),
+    ({"memory": 1e999}, "resources.memory"), ({"memory": float("nan")}, "resources.memory"),
+    ({"cpus": float("inf")}, "resources.cpus"),
+])
+def test_odd_resource_values_are_field_errors(resources, field):
+    assert field in fields({"command": "true", "resources": resources})
+
+
+@pytest.mark.parametrize("timeout", [float("nan"), float("inf"), [], {"s": 1}, True, "-5m", 10**12])
+def test_odd_timeouts_are_field_errors(timeout):
+    assert "timeout" in fields({"command": "true", "timeout": timeout})

@@ -91,3 +91,16 @@ def test_timeout_still_enforced_after_restart(server_process):
     server.start()
     done = server.wait(job["id"], timeout=20)
     assert done["status"] == "failed" and done["reason"] == "timeout"
+
+
+def test_a_cancel_in_progress_survives_a_restart(server_process):
+    server = server_process().start()
+    stubborn = ("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                "print('up', flush=True)\ntime.sleep(60)\n")
+    job = submit(server, {"command": ["python", "-c", stubborn]})
+    wait_text(server, job["id"], "up")
+    server.request("POST", f"/jupyter-jobs/jobs/{job['id']}/cancel")  # ignored SIGTERM: still in its grace
+    server.stop(signal.SIGKILL)
+    server.start()  # it stops the job again and kills it after the grace period
+    done = server.wait(job["id"], timeout=30)
+    assert done["status"] == "cancelled", done

@@ -67,3 +67,59 @@ def test_log_is_readable_after_reopen_and_split_characters_wait(tmp_path):
     reopened = JobLog(tmp_path)
     assert [(c.stream, c.data) for c in reopened.read(0)] == [("stdout", "naïve ".encode()), ("stderr", b"oops\n")]
     assert reopened.stream_sizes() == {"stdout": len("naïve ".encode()), "stderr": 5}
+
+
+def test_bytes_are_never_dropped_at_stream_switches(tmp_path):
+    log = JobLog(tmp_path)
+    log.append("stdout", b"x\xe2\x82")  # a character split across writes...
+    log.append("stderr", b"E\n")  # ...with the other stream in between
+    log.append("stdout", b"\xac\n\xff\xfe binary\n")
+    log.finished = True
+    got = b"".join(c.data for c in log.read(0, final=True))
+    assert got == b"x\xe2\x82E\n\xac\n\xff\xfe binary\n"
+    # chunk by chunk from server-given offsets: the same bytes
+    pieces, offset = [], 0
+    while chunks := log.read(offset, limit=3, final=True):
+        pieces += [c.data for c in chunks]
+        offset = chunks[-1].end
+    assert b"".join(pieces) == got
+
+
+async def test_follow_waits_on_a_held_back_character_without_spinning(tmp_path):
+    from jupyter_jobs.logs import follow
+
+    log = JobLog(tmp_path, asyncio.get_running_loop())
+    log.append("stdout", "done \u20ac".encode()[:-1])  # the euro sign's last byte is still to come
+    reads = 0
+    original = log.read
+
+    def counting(*args):
+        nonlocal reads
+        reads += 1
+        return original(*args)
+
+    log.read = counting
+    received: list[bytes] = []
+
+    async def consume():
+        async for chunk in follow(log, 0, follow=True, poll=0.05):
+            received.append(chunk.data)
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.5)
+    assert b"".join(received) == b"done " and reads < 30  # waiting, not spinning
+    log.append("stdout", "\u20ac".encode()[-1:])
+    log.finished = True
+    log.finish()
+    await asyncio.wait_for(task, 5)
+    assert b"".join(received).decode() == "done \u20ac"
+
+
+async def test_non_follow_read_of_a_finished_log_includes_the_tail(tmp_path):
+    from jupyter_jobs.logs import follow
+
+    log = JobLog(tmp_path)
+    log.append("stdout", b"ok \xe2")  # ends inside a character (e.g. the job was killed)
+    log.finished = True
+    got = b"".join([c.data async for c in follow(log, 0, follow=False)])
+    assert got == b"ok \xe2"

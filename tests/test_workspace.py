@@ -153,3 +153,19 @@ def test_size_cap_names_the_largest_files(tmp_path, src):
 def test_missing_folder(store, tmp_path):
     with pytest.raises(SpecError, match="does not exist"):
         store.snapshot(tmp_path / "nope")
+
+
+def test_files_that_vanish_during_a_snapshot_are_left_out(store, src, monkeypatch):
+    from jupyter_jobs import workspace
+
+    real_scan = workspace.scan
+
+    def scan_then_delete(root):
+        found = real_scan(root)
+        (src / "train.py").unlink()  # deleted between listing and reading (an editor's temp file)
+        return found
+
+    monkeypatch.setattr(workspace, "scan", scan_then_delete)
+    info = store.snapshot(src)
+    assert ("train.py", "unreadable: No such file or directory") in info.skipped
+    assert "train.py" not in files_of(store, info.id) and "pkg/model.py" in files_of(store, info.id)

@@ -66,6 +66,8 @@ class LocalExecution(Execution):
         try:
             outcome = self._tail()
         except Exception as exc:  # never leave a job running forever in the service's eyes
+            if self.state["start_time"] is not None:
+                self._kill_group(signal.SIGKILL)  # a job whose output cannot be kept must not run on
             outcome = Outcome(None, FailureReason.BACKEND_ERROR, f"reading the job's output failed: {exc}")
         self.ctx.log.close()
         if outcome is not None and not self._loop.is_closed():

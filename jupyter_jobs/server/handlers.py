@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import mimetypes
+import os
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import quote
@@ -115,7 +116,7 @@ class JobsHandler(BaseHandler):
         self.reply({"jobs": [j.public() for j in jobs], "next_cursor": str(cursor) if cursor else None})
 
     @web.authenticated
-    @authorized
+    @authorized("execute")
     async def post(self) -> None:
         job = await self.manager.submit(parse_spec(self.body_json()))
         self.set_header("Location", self.request.path.rstrip("/") + "/" + job.id)
@@ -146,7 +147,7 @@ class CancelHandler(BaseHandler):
 
 class RerunHandler(BaseHandler):
     @web.authenticated
-    @authorized
+    @authorized("execute")
     async def post(self, job_id: str) -> None:
         job = await self.manager.rerun(job_id)
         self.reply(job.public(), 201)
@@ -204,8 +205,10 @@ class ArtifactHandler(BaseHandler):
         self.set_header("Content-Type", "application/octet-stream" if encoding else kind or "application/octet-stream")
         self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(full.name)}")
         with await asyncio.to_thread(open, full, "rb") as fh:
-            self.set_header("Content-Length", str((await asyncio.to_thread(full.stat)).st_size))
-            while data := await asyncio.to_thread(fh.read, 1 << 20):
+            left = (await asyncio.to_thread(os.fstat, fh.fileno())).st_size  # a growing file: this much
+            self.set_header("Content-Length", str(left))
+            while left > 0 and (data := await asyncio.to_thread(fh.read, min(left, 1 << 20))):
+                left -= len(data)
                 self.write(data)
                 try:
                     await self.flush()
