@@ -12,9 +12,16 @@ from typing import Any, Optional
 
 import pytest
 
-from support import TERMINAL, ServerProcess, kill_running_jobs
+from support import TERMINAL, ServerProcess, docker_problem, kill_running_jobs, require
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
+@pytest.fixture(scope="session")
+def docker_client():
+    require("docker", docker_problem())
+    import docker
+
+    return docker.from_env(timeout=60)
+
 
 @pytest.fixture
 def jobs_data(tmp_path: Path) -> Path:
@@ -30,10 +37,17 @@ def jobs_config() -> dict[str, Any]:
 
 
 @pytest.fixture
-def jp_server_config(jobs_data: Path, jobs_config: dict[str, Any]) -> dict[str, Any]:
+def extra_config() -> dict[str, Any]:
+    """Other config sections for a test (e.g. {"DockerBackend": {...}})."""
+    return {}
+
+
+@pytest.fixture
+def jp_server_config(jobs_data: Path, jobs_config: dict[str, Any], extra_config: dict[str, Any]) -> dict[str, Any]:
     return {
         "ServerApp": {"jpserver_extensions": {"jupyter_jobs": True}},
         "JobsApp": {"data_dir": str(jobs_data), "kill_grace": 2.0, **jobs_config},
+        **extra_config,
     }
 
 

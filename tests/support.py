@@ -15,7 +15,38 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
+import pytest
+
 TERMINAL = {"succeeded", "failed", "cancelled"}
+STRICT = os.environ.get("JUPYTER_JOBS_STRICT") == "1"
+
+
+def require(part: str, problem: Optional[str]) -> None:
+    """Skip a test whose `part` (docker, slurm, browser) is missing; in CI (strict), fail it."""
+    if problem is None:
+        return
+    message = f"{part} is not available here: {problem}"
+    if STRICT:
+        pytest.fail(message + " (JUPYTER_JOBS_STRICT=1: nothing may skip)", pytrace=False)
+    pytest.skip(message)
+
+
+DOCKER_IMAGES = ("jupyter-jobs/busybox:test", "jupyter-jobs/python:test")
+
+
+def docker_problem() -> Optional[str]:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=10)
+        client.ping()
+        missing = [i for i in DOCKER_IMAGES if not client.images.list(name=i)]
+    except Exception as exc:
+        return f"no Docker engine ({exc}); run `bash scripts/docker-engine` as root"
+    if missing:
+        return f"test images missing: {', '.join(missing)}; run `bash scripts/docker-engine`"
+    return None
+
 
 
 def kill_running_jobs(db: Path) -> None:

@@ -47,30 +47,43 @@ class _Demux:
 
     def feed(self, data: bytes) -> None:
         self.buf += data
-        pos, size = 0, len(self.buf)
-        out_stream, out = None, []
-        while size - pos >= _FRAME.size:
-            kind, length = _FRAME.unpack_from(self.buf, pos)
-            if size - pos - _FRAME.size < length:
+        if any(self.skip.values()):
+            self._feed_skipping()
+            return
+        buf, view, emit, unpack = self.buf, memoryview(self.buf), self.emit, _FRAME.unpack_from
+        pos, size, current, parts = 0, len(buf), 0, []
+        while size - pos >= 8:  # the hot loop: one frame per write() in the container
+            kind, length = unpack(buf, pos)
+            end = pos + 8 + length
+            if end > size:
                 break
-            payload = bytes(self.buf[pos + _FRAME.size : pos + _FRAME.size + length])
-            pos += _FRAME.size + length
+            if kind != current:
+                if parts and current in _STREAMS:
+                    emit(_STREAMS[current], b"".join(parts))
+                parts, current = [], kind
+            parts.append(view[pos + 8 : end])
+            pos = end
+        if parts and current in _STREAMS:
+            emit(_STREAMS[current], b"".join(parts))
+        parts = []
+        view.release()
+        del buf[:pos]
+
+    def _feed_skipping(self) -> None:
+        pos, size = 0, len(self.buf)
+        while size - pos >= 8:
+            kind, length = _FRAME.unpack_from(self.buf, pos)
+            if size - pos - 8 < length:
+                break
+            payload = bytes(self.buf[pos + 8 : pos + 8 + length])
+            pos += 8 + length
             stream = _STREAMS.get(kind)
             if stream is None:
                 continue
-            if self.skip[stream]:
-                cut = min(self.skip[stream], len(payload))
-                self.skip[stream] -= cut
-                payload = payload[cut:]
-            if not payload:
-                continue
-            if stream != out_stream and out:
-                self.emit(out_stream, b"".join(out))  # type: ignore[arg-type]
-                out = []
-            out_stream = stream
-            out.append(payload)
-        if out:
-            self.emit(out_stream, b"".join(out))  # type: ignore[arg-type]
+            cut = min(self.skip[stream], len(payload))
+            self.skip[stream] -= cut
+            if payload[cut:]:
+                self.emit(stream, payload[cut:])
         del self.buf[:pos]
 
 
@@ -112,7 +125,7 @@ class DockerExecution(Execution):
         if self._detached.is_set():
             return None
         outcome = self.backend._wait_exit(self.container_id)
-        if outcome.reason in (None, FailureReason.OOM):
+        if outcome.exit_code is not None:  # the container is there, and over
             if self._stream is None:  # it ended while no server watched: read what it logged
                 self.backend._replay_logs(self.container_id, demux)
             self.backend._collect(self.ctx, self.container_id)
@@ -163,6 +176,11 @@ class DockerBackend(Backend):
         config=True
     )
     runtime = Unicode("", help="Container runtime, e.g. 'nvidia' on engines that need it for GPUs.").tag(config=True)
+    gpu_request = Enum(
+        ["device_requests", "env"], "device_requests",
+        help="How a job's GPUs are given to its container: Docker device requests (the NVIDIA Container "
+        "Toolkit), or only NVIDIA_VISIBLE_DEVICES for a runtime that reads it (runtime='nvidia').",
+    ).tag(config=True)
     default_image = Unicode("", help="Image for jobs whose spec names none.").tag(config=True)
     pull = Bool(True, help="Pull images the engine does not have.").tag(config=True)
     remove_finished = Bool(True, help="Remove containers once their output and artifacts are collected.").tag(
@@ -267,7 +285,7 @@ class DockerBackend(Backend):
             host["nano_cpus"] = int(spec.resources.cpus * 1e9)
         if spec.resources.memory_bytes:
             host["mem_limit"] = host["memswap_limit"] = spec.resources.memory_bytes
-        if ctx.gpus:
+        if ctx.gpus and self.gpu_request == "device_requests":
             host["device_requests"] = [docker.types.DeviceRequest(device_ids=[str(i) for i in ctx.gpus],
                                                                   capabilities=[["gpu"]])]
         if self.shm_size:
@@ -275,9 +293,9 @@ class DockerBackend(Backend):
         if self.runtime:
             host["runtime"] = self.runtime
         env = ctx.env(artifacts="/artifacts", storage="/storage")
-        if not ctx.gpus:
-            env.pop("CUDA_VISIBLE_DEVICES", None)  # the container sees only the devices it was given
-        else:
+        env.pop("CUDA_VISIBLE_DEVICES", None)  # the container sees only its own devices, numbered from 0
+        if ctx.gpus:
+            env["NVIDIA_VISIBLE_DEVICES"] = ",".join(map(str, ctx.gpus))
             env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(ctx.gpus)))
         client = self.client()
         name = f"jupyter-job-{ctx.job.id}"
@@ -360,6 +378,7 @@ class DockerBackend(Backend):
     def _wait_exit(self, cid: str) -> Outcome:
         docker = _docker()
         deadline = time.monotonic() + self.engine_wait
+        engine_gone = False
         while True:
             try:
                 code = self.client().api.wait(cid)["StatusCode"]
@@ -371,9 +390,13 @@ class DockerBackend(Backend):
                 if time.monotonic() > deadline:
                     return Outcome(None, FailureReason.BACKEND_ERROR,
                                    f"lost contact with the Docker engine for {self.engine_wait:g} s: {exc}")
+                engine_gone = True
                 with self._lock:
                     self._client = None
                 time.sleep(1)
+        if engine_gone:
+            return Outcome(code, FailureReason.BACKEND_ERROR, "the Docker engine stopped or restarted while the job "
+                           f"ran; its container exited with code {code}")
         if state.get("OOMKilled"):
             return Outcome(code, FailureReason.OOM, "the container ran out of memory and was killed "
                            "(raise resources.memory)")

@@ -1,0 +1,200 @@
+"""The docker backend against a real Docker engine (`bash scripts/docker-engine` starts one and
+builds the test images offline). GPUs are configured fakes: no NVIDIA device exists here."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from support import log_text
+
+BUSYBOX = "jupyter-jobs/busybox:test"
+PYTHON = "jupyter-jobs/python:test"
+
+
+@pytest.fixture(autouse=True)
+def _engine(docker_client):
+    yield
+    for c in docker_client.containers.list(all=True, filters={"label": "jupyter_jobs.job"}):
+        if c.status == "running":  # only what a test left running; finished ones are checked by tests
+            c.remove(force=True)
+
+
+def containers(client, job_id):
+    return client.containers.list(all=True, filters={"label": f"jupyter_jobs.job={job_id}"})
+
+
+def docker_job(**spec):
+    return {"backend": "docker", "image": BUSYBOX, "workspace": "proj", **spec}
+
+
+async def test_backend_is_listed_with_the_engine(api):
+    backends = {b["name"]: b for b in (await api.call("GET", "backends"))["backends"]}
+    docker = backends["docker"]
+    assert docker["available"] and docker["engine"] and docker["capabilities"]["containers"]
+    assert docker["nvidia"] is False
+
+
+async def test_job_reads_workspace_and_writes_artifacts(api, workspace, docker_client):
+    (workspace / "data.txt").write_text("from the workspace\n")
+    code = (
+        "import os\nprint(open('data.txt').read().strip(), os.getcwd(), os.environ['JOB_ID'])\n"
+        "os.makedirs('/artifacts/out', exist_ok=True)\n"
+        "open('/artifacts/out/result.txt', 'w').write(os.environ['JOB_ARTIFACTS_DIR'] + ' ' + os.environ['GREETING'])\n"
+        "print('storage', os.environ['JOB_STORAGE_DIR'], os.path.isdir('/storage'))\n"
+    )
+    job = await api.submit(docker_job(image=PYTHON, command=["python3", "-c", code], env={"GREETING": "hi"}))
+    chunks = await api.logs(job["id"], follow=True)
+    assert log_text(chunks) == f"from the workspace /workspace {job['id']}\nstorage /storage True\n"
+    assert chunks[-1]["status"] == "succeeded"
+    listed = (await api.call("GET", "jobs", job["id"], "artifacts"))["artifacts"]
+    assert [a["path"] for a in listed] == ["out/result.txt"]
+    resp = await api.call("GET", "jobs", job["id"], "artifacts", "out", "result.txt")
+    assert resp.body == b"/artifacts hi"
+    assert containers(docker_client, job["id"]) == []  # removed once collected
+
+
+async def test_stdout_stderr_and_exit_codes(api, workspace):
+    job = await api.submit(docker_job(command="echo out; echo err >&2; exit 7"))
+    chunks = await api.logs(job["id"], follow=True)
+    assert log_text(chunks, "stdout") == "out\n" and log_text(chunks, "stderr") == "err\n"
+    done = await api.job(job["id"])
+    assert done["status"] == "failed" and done["reason"] == "exit_code" and done["exit_code"] == 7
+
+
+async def test_storage_persists_across_container_jobs(api, workspace):
+    first = await api.submit(docker_job(command="echo 41 > /storage/n"))
+    assert (await api.wait(first["id"]))["status"] == "succeeded"
+    second = await api.submit(docker_job(command="cat /storage/n"))
+    assert log_text(await api.logs(second["id"], follow=True)) == "41\n"
+
+
+async def test_cancel_stops_the_container(api, workspace, docker_client):
+    job = await api.submit(docker_job(command="echo started; sleep 60"))
+    await api.wait_for_output(job["id"], "started")
+    started = time.monotonic()
+    cancelled = await api.call("POST", "jobs", job["id"], "cancel")
+    done = cancelled if cancelled["status"] == "cancelled" else await api.wait(job["id"])
+    assert done["status"] == "cancelled" and time.monotonic() - started < 10
+    for _ in range(50):
+        if not containers(docker_client, job["id"]):
+            break
+        await asyncio.sleep(0.1)
+    assert containers(docker_client, job["id"]) == []
+
+
+async def test_timeout(api, workspace):
+    job = await api.submit(docker_job(command="echo go; sleep 60", timeout=1))
+    done = await api.wait(job["id"], timeout=20)
+    assert done["status"] == "failed" and done["reason"] == "timeout"
+
+
+async def test_out_of_memory(api, workspace):
+    hog = "x = []\nwhile True:\n    x.append(bytearray(4 << 20))\n"
+    job = await api.submit(docker_job(image=PYTHON, command=["python3", "-c", hog], resources={"memory": "32m"}))
+    done = await api.wait(job["id"], timeout=60)
+    assert done["status"] == "failed" and done["reason"] == "oom" and "memory" in done["message"]
+
+
+async def test_resource_limits_reach_the_container(api, workspace, docker_client, jp_serverapp):
+    app = jp_serverapp.extension_manager.extension_apps["jupyter_jobs"].pop()
+    app.manager.backends["docker"].remove_finished = False
+    job = await api.submit(docker_job(command="true", resources={"cpus": 0.5, "memory": "64m"}))
+    assert (await api.wait(job["id"]))["status"] == "succeeded"
+    [container] = containers(docker_client, job["id"])
+    host = container.attrs["HostConfig"]
+    assert host["NanoCpus"] == 500_000_000 and host["Memory"] == 64 << 20 and host["PidsLimit"] == 4096
+    assert host["Privileged"] is False and host["Init"] is True and host["NetworkMode"] == "bridge"
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert not any("docker.sock" in (m.get("Source") or "") for m in container.attrs["Mounts"])
+    container.remove(force=True)
+
+
+async def test_missing_image_fails_with_a_clear_message(api, workspace):
+    job = await api.submit(docker_job(image="no-such-image:1.0", command="true"))
+    done = await api.wait(job["id"], timeout=60)
+    assert done["status"] == "failed" and done["reason"] == "backend_error"
+    assert "no-such-image:1.0" in done["message"] and "docker load" in done["message"]
+
+
+async def test_image_is_required(api, workspace):
+    reply = await api.submit({"backend": "docker", "command": "true", "workspace": "proj"}, expect=400)
+    assert reply["errors"][0]["field"] == "image"
+
+
+class TestGPUs:
+    @pytest.fixture
+    def jobs_config(self):
+        return {"gpus": 2}
+
+    async def test_gpu_request_on_an_engine_without_nvidia_runtime(self, api, workspace, docker_client):
+        job = await api.submit(docker_job(command="true", resources={"gpus": 1}))
+        done = await api.wait(job["id"], timeout=30)
+        assert done["status"] == "failed" and done["reason"] == "backend_error"
+        assert "NVIDIA" in done["message"] and "could not select device driver" in done["message"]
+        assert containers(docker_client, job["id"]) == []  # nothing left behind
+        backends = {g["index"]: g["in_use"] for g in (await api.call("GET", "backends"))["gpus"]}
+        assert backends == {0: 0, 1: 0}  # its GPU was freed
+
+    async def test_more_gpus_than_the_host_has(self, api, workspace):
+        reply = await api.submit(docker_job(command="true", resources={"gpus": 3}), expect=400)
+        assert reply["errors"][0]["field"] == "resources.gpus"
+
+
+class TestGPUQueue:
+    """Through `gpu_request = "env"` the allocation is visible without an NVIDIA runtime."""
+
+    @pytest.fixture
+    def jobs_config(self):
+        return {"gpus": 2}
+
+    @pytest.fixture
+    def extra_config(self):
+        return {"DockerBackend": {"gpu_request": "env"}}
+
+    async def test_distinct_devices_waiting_and_freeing(self, api, workspace, jobs_data):
+        wait = ('while [ ! -e /storage/go ]; do sleep 0.05; done; '
+                'echo "nvidia=$NVIDIA_VISIBLE_DEVICES cuda=$CUDA_VISIBLE_DEVICES"')
+        first = await api.submit(docker_job(command=wait, resources={"gpus": 1}))
+        second = await api.submit(docker_job(command=wait, resources={"gpus": 1}))
+        both = await api.submit(docker_job(command=wait, resources={"gpus": 2}))
+        a = await api.wait(first["id"], {"running"})
+        b = await api.wait(second["id"], {"running"})
+        assert sorted(a["gpus"] + b["gpus"]) == [0, 1]
+        await asyncio.sleep(0.5)
+        assert (await api.job(both["id"]))["status"] == "queued"
+        (jobs_data / "storage").mkdir(exist_ok=True)
+        (jobs_data / "storage" / "go").write_text("")
+        assert log_text(await api.logs(first["id"], follow=True)) == f"nvidia={a['gpus'][0]} cuda=0\n"
+        assert log_text(await api.logs(both["id"], follow=True)) == "nvidia=0,1 cuda=0,1\n"
+
+
+class TestCopyMode:
+    """A remote engine gets the workspace as a tar stream and gives artifacts back at the end."""
+
+    @pytest.fixture
+    def extra_config(self):
+        return {"DockerBackend": {"workspace_mode": "copy", "storage_volume": "jupyter-jobs-test-storage"}}
+
+    async def test_workspace_in_artifacts_out(self, api, workspace):
+        (workspace / "sub").mkdir()
+        (workspace / "sub" / "in.txt").write_text("copied in")
+        job = await api.submit(docker_job(command="cat sub/in.txt; mkdir -p /artifacts/d; "
+                                                  "cp sub/in.txt /artifacts/d/out.txt"))
+        assert log_text(await api.logs(job["id"], follow=True)) == "copied in"
+        listed = (await api.call("GET", "jobs", job["id"], "artifacts"))["artifacts"]
+        assert [a["path"] for a in listed] == ["d/out.txt"]
+
+
+class TestUnreachableEngine:
+    @pytest.fixture
+    def extra_config(self, tmp_path):
+        return {"DockerBackend": {"base_url": f"unix://{tmp_path}/no-docker.sock"}}
+
+    async def test_unavailable_with_reason_and_submit_refused(self, api, workspace):
+        docker = {b["name"]: b for b in (await api.call("GET", "backends"))["backends"]}["docker"]
+        assert docker["available"] is False and "cannot reach the Docker engine" in docker["reason"]
+        reply = await api.submit(docker_job(command="true"), expect=400)
+        assert reply["errors"][0]["field"] == "backend" and "unavailable" in reply["message"]
