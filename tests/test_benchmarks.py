@@ -6,11 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from support import docker_problem, require
+
 BENCH = Path(__file__).parent / "benchmarks"
 
 
 @pytest.mark.parametrize("script", sorted(p.name for p in BENCH.glob("bench_*.py")))
 def test_benchmark_runs(script):
+    if script == "bench_docker.py":
+        require("docker", docker_problem())
     out = subprocess.run([sys.executable, str(BENCH / script), "--quick"], capture_output=True, text=True,
                          timeout=240, cwd=BENCH)
     assert out.returncode == 0, out.stderr[-3000:]
