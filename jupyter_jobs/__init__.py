@@ -8,6 +8,13 @@ from typing import Any
 __version__ = "0.1.0"
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext jupyter_jobs`: the %%job and %job magics."""
+    from .kernel.magics import JobMagics
+
+    ipython.register_magics(JobMagics(ipython))
+
+
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from .server.extension import JobsApp
 

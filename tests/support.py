@@ -142,3 +142,60 @@ class ServerProcess:
         return [json.loads(line) for line in raw.decode().splitlines()]
 
 
+
+
+class Kernel:
+    """A real IPython kernel (jupyter_client), recording every iopub message with its arrival time."""
+
+    def __init__(self, cwd: Path, env: dict[str, str]):
+        from jupyter_client import KernelManager
+
+        self.km = KernelManager(kernel_name="python3")
+        self.km.start_kernel(cwd=str(cwd), env=env)
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
+
+    def run(self, code: str, timeout: float = 60, on_message: Any = None) -> "Run":
+        msg_id = self.kc.execute(code)
+        run = Run()
+        deadline = time.monotonic() + timeout
+        while True:
+            assert time.monotonic() < deadline, f"cell did not finish in {timeout}s: {run.text()!r}"
+            try:
+                msg = self.kc.get_iopub_msg(timeout=1)
+            except Exception:
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            run.messages.append((time.monotonic(), msg["msg_type"], msg["content"]))
+            if on_message:
+                on_message(msg)
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return run
+
+    def stop(self) -> None:
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
+
+
+class Run:
+    """The iopub messages of one cell."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[float, str, dict]] = []
+
+    def streams(self, name: Optional[str] = None) -> list[tuple[float, str]]:
+        return [(t, c["text"]) for t, kind, c in self.messages
+                if kind == "stream" and (name is None or c["name"] == name)]
+
+    def text(self, name: Optional[str] = None) -> str:
+        return "".join(text for _, text in self.streams(name))
+
+    @property
+    def error(self) -> Optional[dict]:
+        return next((c for _, kind, c in self.messages if kind == "error"), None)
+
+    def displays(self) -> list[str]:
+        return [c["data"].get("text/plain", "") for _, kind, c in self.messages
+                if kind in ("display_data", "update_display_data", "execute_result")]

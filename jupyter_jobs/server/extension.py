@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,7 @@ from traitlets import Dict, Float, Int, List, Unicode, Union, default, import_it
 
 from ..backends import BUILTIN_BACKENDS, Backend
 from ..gpus import GPU, GPUAllocator, discover
+from ..kernel.client import ENV_TOKEN, ENV_URL
 from ..manager import JobManager
 from ..store import Store
 from ..workspace import SnapshotStore
@@ -75,14 +78,14 @@ class JobsApp(ExtensionApp):
             made[name] = cls(parent=self, log=self.log)
         return made
 
-    def initialize_settings(self) -> None:
+    def make_manager(self, root_dir: Path) -> JobManager:
+        """The job service as configured; the embedded (plain IPython) service uses it too."""
         data = Path(self.data_dir)
         data.mkdir(parents=True, exist_ok=True)
-        self.store = Store(data / "jobs.db")
-        self.manager = JobManager(
-            store=self.store,
+        manager = JobManager(
+            store=Store(data / "jobs.db"),
             snapshots=SnapshotStore(data, max_bytes=self.max_snapshot_size),
-            root_dir=Path(self.serverapp.root_dir).expanduser(),
+            root_dir=root_dir,
             jobs_dir=data / "jobs",
             storage_dir=Path(self.storage_dir) if self.storage_dir else data / "storage",
             backends=self._make_backends(),
@@ -91,18 +94,31 @@ class JobsApp(ExtensionApp):
             kill_grace=self.kill_grace,
             max_running=self.max_running,
         )
-        if self.default_backend not in self.manager.backends:
+        if self.default_backend not in manager.backends:
             raise ValueError(f"JobsApp.default_backend {self.default_backend!r} is not a configured backend")
+        return manager
+
+    def initialize_settings(self) -> None:
+        self.manager = self.make_manager(Path(self.serverapp.root_dir).expanduser())
         self.settings["jupyter_jobs_manager"] = self.manager
-        self.log.info("jupyter_jobs: data in %s, backends %s", data, ", ".join(self.manager.backends))
+        # kernels this server starts inherit these and find the service with no set-up
+        self.settings["jupyter_jobs_kernel_token"] = self.kernel_token = secrets.token_urlsafe(32)
+        self._export_for_kernels()
+        self.log.info("jupyter_jobs: data in %s, backends %s", self.data_dir, ", ".join(self.manager.backends))
+
+    def _export_for_kernels(self) -> None:
+        os.environ[ENV_URL] = self.serverapp.connection_url
+        os.environ[ENV_TOKEN] = self.kernel_token
+        os.environ["JUPYTER_JOBS_ROOT"] = str(Path(self.serverapp.root_dir).expanduser().resolve())
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(handlers)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        self._export_for_kernels()  # the port is final now
         await self.manager.start()
 
     async def stop_extension(self) -> None:
         await self.manager.stop()
-        await asyncio.to_thread(self.store.close)
+        await asyncio.to_thread(self.manager.store.close)
         self.manager.snapshots.close()

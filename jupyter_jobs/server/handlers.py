@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import mimetypes
 import os
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import quote
 
+from jupyter_server.auth import Authorizer, User
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
@@ -20,6 +22,16 @@ from ..manager import JobManager
 from ..models import JobConflict, JobNotFound, JobStatus, SpecError, parse_spec
 
 OPENAPI = Path(__file__).resolve().parent.parent / "openapi.json"
+
+
+class _KernelAuthorizer(Authorizer):
+    """Requests carrying the secret this server gave its own kernels may use the job API."""
+
+    def is_authorized(self, handler: Any, user: User, action: str, resource: str) -> bool:
+        return resource == "jupyter_jobs"
+
+
+_KERNEL_AUTHORIZER = _KernelAuthorizer()
 _ERRORS: dict[type, int] = {SpecError: 400, JobNotFound: 404, JobConflict: 409}
 
 
@@ -32,9 +44,22 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
     def manager(self) -> JobManager:
         return self.settings["jupyter_jobs_manager"]
 
+    _kernel_client = False
+
     async def prepare(self) -> None:  # type: ignore[override]
-        await super().prepare()
+        secret = self.settings.get("jupyter_jobs_kernel_token")
+        sent = self.request.headers.get("Authorization", "")
+        if secret and hmac.compare_digest(sent.encode(), f"token {secret}".encode()):
+            # a kernel of this server (it inherited the secret): it acts as the server's owner
+            self._kernel_client = True
+            self.current_user = self._jupyter_current_user = User(username="jupyter-jobs-kernel")
+        else:
+            await super().prepare()
         await self.manager.start()
+
+    @property
+    def authorizer(self) -> Any:  # type: ignore[override]
+        return _KERNEL_AUTHORIZER if self._kernel_client else super().authorizer
 
     def body_json(self) -> Any:
         try:

@@ -1,0 +1,261 @@
+"""How the kernel reaches the job service: the server's REST API, or an embedded service.
+
+A kernel started by a Jupyter server with the extension finds `JUPYTER_JOBS_URL` and
+`JUPYTER_JOBS_TOKEN` in its environment (the extension puts them there), so nothing needs
+configuring. Anywhere else (plain IPython), an in-process service on the same history runs
+the jobs instead. Both speak the same small interface, in plain dicts as the REST API does.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import http.client
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Optional
+from urllib.parse import quote, urlencode, urlsplit
+
+ENV_URL = "JUPYTER_JOBS_URL"
+ENV_TOKEN = "JUPYTER_JOBS_TOKEN"
+
+
+class ServiceError(RuntimeError):
+    """The service refused or could not be reached; `str()` is meant for the user."""
+
+    def __init__(self, message: str, status: Optional[int] = None, errors: Optional[list] = None):
+        super().__init__(message)
+        self.status = status
+        self.errors = errors or []
+
+
+class JobsService(abc.ABC):
+    """What the magic needs from the job service."""
+
+    #: the folder `workspace` paths are relative to
+    root_dir: Path
+    where: str
+
+    @abc.abstractmethod
+    def submit(self, spec: dict[str, Any]) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def get(self, job_id: str) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def list(self, **query: Any) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def cancel(self, job_id: str) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def artifacts(self, job_id: str) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    def download(self, job_id: str, path: str) -> bytes: ...
+
+    @abc.abstractmethod
+    def logs(self, job_id: str, offset: int = 0, follow: bool = False) -> Iterator[dict[str, Any]]:
+        """NDJSON items as the REST API sends them (chunks, then the final status with follow)."""
+
+
+class RestService(JobsService):
+    """The job service of a Jupyter server, over its REST API (stdlib HTTP, no event loop)."""
+
+    def __init__(self, url: str, token: str, root_dir: Optional[Path] = None):
+        parts = urlsplit(url)
+        self.url = url.rstrip("/") + "/"
+        self.where = self.url
+        self._host, self._port = parts.hostname or "127.0.0.1", parts.port
+        self._https = parts.scheme == "https"
+        self._base = (parts.path.rstrip("/") + "/jupyter-jobs/").replace("//", "/")
+        self._headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
+        self.root_dir = root_dir or Path(os.environ.get("JUPYTER_JOBS_ROOT", os.getcwd()))
+
+    def _connection(self, timeout: Optional[float]) -> http.client.HTTPConnection:
+        cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        return cls(self._host, self._port, timeout=timeout)
+
+    def _request(self, method: str, path: str, body: Any = None, query: Optional[dict] = None,
+                 timeout: Optional[float] = 60, stream: bool = False) -> Any:
+        target = self._base + path + ("?" + urlencode(query) if query else "")
+        conn = self._connection(timeout)
+        try:
+            conn.request(method, target, json.dumps(body) if body is not None else None, self._headers)
+            resp = conn.getresponse()
+        except OSError as exc:
+            conn.close()
+            raise ServiceError(f"cannot reach the jupyter_jobs service at {self.url}: {exc}") from None
+        if resp.status >= 400:
+            raw = resp.read()
+            conn.close()
+            try:
+                reply = json.loads(raw)
+            except ValueError:
+                reply = {"message": raw.decode(errors="replace")[:300] or resp.reason}
+            if resp.status == 403:
+                reply["message"] = f"the Jupyter server at {self.url} refused the credentials ({reply['message']})"
+            raise ServiceError(reply.get("message", resp.reason), resp.status, reply.get("errors"))
+        if stream:
+            return conn, resp
+        raw = resp.read()
+        conn.close()
+        if resp.headers.get("Content-Type", "").startswith("application/json") and raw:
+            return json.loads(raw)
+        return raw
+
+    def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", "jobs", spec)
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        return self._request("GET", f"jobs/{quote(job_id)}")
+
+    def list(self, **query: Any) -> dict[str, Any]:
+        return self._request("GET", "jobs", query={k: v for k, v in query.items() if v is not None})
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        return self._request("POST", f"jobs/{quote(job_id)}/cancel", {})
+
+    def artifacts(self, job_id: str) -> list[dict[str, Any]]:
+        return self._request("GET", f"jobs/{quote(job_id)}/artifacts")["artifacts"]
+
+    def download(self, job_id: str, path: str) -> bytes:
+        return self._request("GET", f"jobs/{quote(job_id)}/artifacts/{quote(path)}")
+
+    def logs(self, job_id: str, offset: int = 0, follow: bool = False) -> Iterator[dict[str, Any]]:
+        query = {"offset": offset, "follow": "true" if follow else "false"}
+        conn, resp = self._request("GET", f"jobs/{quote(job_id)}/logs", query=query, timeout=None, stream=True)
+        try:
+            for line in resp:
+                if line.strip():
+                    yield json.loads(line)
+        finally:
+            conn.close()
+
+
+class EmbeddedService(JobsService):
+    """The job service running inside this process (plain IPython): same history, same jobs.
+
+    Its event loop runs in a daemon thread; each call hops onto it and waits.
+    """
+
+    def __init__(self, root_dir: Optional[Path] = None, data_dir: Optional[Path] = None):
+        from traitlets.config import Config
+
+        from ..server.extension import JobsApp  # its traits hold the defaults and the config
+
+        self.root_dir = Path(root_dir or os.getcwd())
+        self._loop = asyncio.new_event_loop()
+        threading.Thread(target=self._loop.run_forever, name="jupyter-jobs-embedded", daemon=True).start()
+        config = Config()
+        if data_dir:
+            config.JobsApp.data_dir = str(data_dir)
+        app = JobsApp(config=config)
+        self.manager = app.make_manager(self.root_dir)
+        self.where = f"the service embedded in this kernel (history in {app.data_dir})"
+        self._call(self.manager.start())
+
+    def _call(self, coro: Any) -> Any:
+        from ..models import JobConflict, JobNotFound, SpecError
+
+        try:
+            return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        except SpecError as exc:
+            raise ServiceError(str(exc), 400, [e.model_dump() for e in exc.errors]) from None
+        except JobNotFound as exc:
+            raise ServiceError(str(exc), 404) from None
+        except JobConflict as exc:
+            raise ServiceError(str(exc), 409) from None
+
+    def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
+        from ..models import parse_spec
+
+        async def run() -> dict[str, Any]:
+            return (await self.manager.submit(parse_spec(spec))).public()
+
+        return self._call(run())
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        async def run() -> dict[str, Any]:
+            return (await self.manager.get(job_id)).public()
+
+        return self._call(run())
+
+    def list(self, **query: Any) -> dict[str, Any]:
+        from ..models import JobStatus
+
+        async def run() -> dict[str, Any]:
+            status = [JobStatus(s) for s in (query.get("status") or "").split(",") if s]
+            jobs, cursor = await self.manager.list(status=status or None, project=query.get("project"),
+                                                   limit=int(query.get("limit") or 50))
+            return {"jobs": [j.public() for j in jobs], "next_cursor": str(cursor) if cursor else None}
+
+        return self._call(run())
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        async def run() -> dict[str, Any]:
+            return (await self.manager.cancel(job_id)).public()
+
+        return self._call(run())
+
+    def artifacts(self, job_id: str) -> list[dict[str, Any]]:
+        return self._call(self.manager.artifacts(job_id))
+
+    def download(self, job_id: str, path: str) -> bytes:
+        return self._call(self.manager.artifact_path(job_id, path)).read_bytes()
+
+    def logs(self, job_id: str, offset: int = 0, follow: bool = False) -> Iterator[dict[str, Any]]:
+        items: list = []
+        ready = threading.Condition()
+        done = object()
+        gone = threading.Event()
+
+        async def pump() -> None:
+            try:
+                async for chunk in self.manager.logs(job_id, offset, follow_=follow, gone=gone.is_set):
+                    with ready:
+                        items.append(chunk.to_json())
+                        ready.notify()
+                if follow:
+                    job = await self.manager.get(job_id)
+                    end = {"status": job.status.value, "exit_code": job.exit_code,
+                           "reason": job.reason.value if job.reason else None, "message": job.message}
+                    with ready:
+                        items.append(end)
+            except Exception as exc:  # handed over to the reading thread
+                with ready:
+                    items.append(exc)
+            with ready:
+                items.append(done)
+                ready.notify()
+
+        asyncio.run_coroutine_threadsafe(pump(), self._loop)
+        try:
+            while True:
+                with ready:
+                    while not items:
+                        ready.wait()
+                    batch, items[:] = list(items), []
+                for item in batch:
+                    if item is done:
+                        return
+                    if isinstance(item, Exception):
+                        raise ServiceError(str(item), 404)
+                    yield item
+        finally:
+            gone.set()
+
+
+_service: Optional[JobsService] = None
+
+
+def connect() -> JobsService:
+    """The service this kernel uses: its server's, when it has one, else an embedded one."""
+    global _service
+    if _service is None:
+        url, token = os.environ.get(ENV_URL), os.environ.get(ENV_TOKEN)
+        _service = RestService(url, token or "") if url else EmbeddedService()
+    return _service

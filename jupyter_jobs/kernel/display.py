@@ -1,0 +1,228 @@
+"""What a job looks like in a notebook: a Job handle, a live status line, streamed output.
+
+Output goes to the cell's own stdout and stderr as it arrives; the status line is a display
+that is updated in place (works in any frontend, no widget manager needed).
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional
+
+from .client import JobsService, ServiceError
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+_ICONS = {"queued": "⏳", "running": "▶", "succeeded": "✔", "failed": "✘", "cancelled": "■"}
+
+
+class JobFailed(RuntimeError):
+    """A job the cell waited for did not succeed. Shown as one line, not a traceback."""
+
+    def __init__(self, job: dict[str, Any]):
+        self.job = job
+        detail = job.get("message") or f"exit code {job.get('exit_code')}"
+        super().__init__(f"job {job['id']} {job['status']}: {detail}")
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[31mJobFailed\x1b[0m: {self}"]
+
+
+def _elapsed(job: dict[str, Any]) -> Optional[float]:
+    if not job.get("started_at"):
+        return None
+    start = datetime.fromisoformat(job["started_at"])
+    end = datetime.fromisoformat(job["finished_at"]) if job.get("finished_at") else datetime.now(start.tzinfo)
+    return max(0.0, (end - start).total_seconds())
+
+
+def _duration(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def status_text(job: dict[str, Any], artifacts: Optional[list[dict]] = None) -> str:
+    parts = [f"{_ICONS.get(job['status'], '')} job {job['id']} {job['status']}", job["backend"],
+             f"elapsed {_duration(_elapsed(job))}"]
+    if job.get("gpus"):
+        parts.append("GPUs " + ",".join(map(str, job["gpus"])))
+    if job["status"] in TERMINAL and job.get("exit_code") is not None:
+        parts.append(f"exit {job['exit_code']}")
+    if job.get("message") and job["status"] != "succeeded":
+        parts.append(job["message"])
+    if artifacts:
+        parts.append("artifacts: " + ", ".join(a["path"] for a in artifacts[:10])
+                     + (f" (+{len(artifacts) - 10})" if len(artifacts) > 10 else ""))
+    return " · ".join(parts)
+
+
+class _StatusLine:
+    """A one-line display updated in place, shown only once a job has run a moment (a quick
+    job's output needs no status chrome until it ends)."""
+
+    def __init__(self) -> None:
+        self.handle: Any = None
+
+    def show(self, text: str) -> None:
+        from IPython.display import display
+
+        styled = f'<pre class="jupyter-jobs-status" style="margin:0;opacity:.8">{html.escape(text)}</pre>'
+        bundle = {"text/plain": text, "text/html": styled}
+        if self.handle is None:
+            self.handle = display(bundle, raw=True, display_id=True)
+        else:
+            self.handle.update(bundle, raw=True)
+
+
+class Job:
+    """A job handle: `id`, `status`, `wait()`, `logs()`, `follow()`, `cancel()`, `artifacts`,
+    `download(path)`. Attributes read the service each time, so they are current."""
+
+    def __init__(self, service: JobsService, data: dict[str, Any]):
+        self._service = service
+        self._data = data
+
+    # -- state ------------------------------------------------------------------------------
+    def refresh(self) -> dict[str, Any]:
+        if self._data["status"] not in TERMINAL:
+            self._data = self._service.get(self.id)
+        return self._data
+
+    @property
+    def id(self) -> str:
+        return self._data["id"]
+
+    @property
+    def status(self) -> str:
+        return self.refresh()["status"]
+
+    @property
+    def exit_code(self) -> Optional[int]:
+        return self.refresh().get("exit_code")
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The job as the service reports it (spec, times, reason, message, ...)."""
+        return self.refresh()
+
+    @property
+    def artifacts(self) -> list[str]:
+        return [a["path"] for a in self._service.artifacts(self.id)]
+
+    # -- actions ----------------------------------------------------------------------------
+    def wait(self, timeout: Optional[float] = None, poll: float = 0.2) -> Job:
+        """Block until the job ends (or `timeout` seconds, then TimeoutError)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.status not in TERMINAL:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {self.id} is still {self._data['status']} after {timeout} s")
+            time.sleep(poll)
+        return self
+
+    def logs(self, stream: Optional[str] = None) -> str:
+        """The output so far (both streams interleaved, or one of 'stdout'/'stderr')."""
+        return "".join(c["text"] for c in self._service.logs(self.id)
+                       if "text" in c and (stream is None or c["stream"] == stream))
+
+    def follow(self) -> Job:
+        """Print the output into this cell as it comes, until the job ends."""
+        stream_output(self._service, self.id)
+        return self
+
+    def cancel(self) -> Job:
+        self._data = self._service.cancel(self.id)
+        return self
+
+    def download(self, path: str, dest: Optional[str] = None) -> Path:
+        """Save an artifact (to `dest`, default: its own name in the current folder)."""
+        target = Path(dest or Path(path).name)
+        if target.is_dir():
+            target = target / Path(path).name
+        target.write_bytes(self._service.download(self.id, path))
+        return target
+
+    def __repr__(self) -> str:
+        data = self._data
+        extra = f" exit={data['exit_code']}" if data.get("exit_code") is not None else ""
+        return f"<Job {data['id']} {data['status']} on {data['backend']}{extra}>"
+
+    def _repr_html_(self) -> str:
+        return f"<code>{html.escape(repr(self))}</code>"
+
+
+def stream_output(service: JobsService, job_id: str, offset: int = 0) -> dict[str, Any]:
+    """Copy the job's output to this cell's stdout/stderr as it arrives; returns the final
+    status item. Resumes on a dropped connection without repeating or losing output."""
+    while True:
+        try:
+            for item in service.logs(job_id, offset, follow=True):
+                if "text" not in item:
+                    return item
+                (sys.stderr if item["stream"] == "stderr" else sys.stdout).write(item["text"])
+                (sys.stderr if item["stream"] == "stderr" else sys.stdout).flush()
+                offset = item["next"]
+        except ServiceError:
+            raise
+        except OSError:
+            time.sleep(0.5)  # the connection dropped: resume at `offset`
+
+
+class _Ticker(threading.Thread):
+    """Keeps a status line current while a job runs (blocking or detached)."""
+
+    def __init__(self, service: JobsService, job_id: str, line: _StatusLine, delay: float):
+        super().__init__(name=f"jupyter-jobs-status-{job_id}", daemon=True)
+        self.service, self.job_id, self.line, self.delay = service, job_id, line, delay
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        if self.stop.wait(self.delay):
+            return
+        while not self.stop.is_set():
+            try:
+                job = self.service.get(self.job_id)
+            except Exception:
+                job = None
+            if job is not None:
+                done = job["status"] in TERMINAL
+                self.line.show(status_text(job, self.service.artifacts(self.job_id) if done else None))
+                if done:
+                    return
+            self.stop.wait(1.0)
+
+
+def run_and_watch(service: JobsService, spec: dict[str, Any], *, detach: bool, raise_on_failure: bool,
+                  status_delay: float = 0.5) -> Job:
+    """Submit a job, then either stream it into the cell until it ends or leave a live status
+    line. Interrupting the kernel cancels the job and says so."""
+    job = Job(service, service.submit(spec))
+    line = _StatusLine()
+    if detach:
+        line.show(status_text(job._data))
+        _Ticker(service, job.id, line, delay=0).start()
+        return job
+    ticker = _Ticker(service, job.id, line, delay=status_delay)
+    ticker.start()
+    try:
+        stream_output(service, job.id)
+    except KeyboardInterrupt:
+        ticker.stop.set()
+        ticker.join(5)
+        job.cancel()
+        final = job.refresh()
+        line.show(status_text(final))
+        print(f"jupyter_jobs: interrupted, job {job.id} {final['status']}", file=sys.stderr)
+        raise
+    ticker.stop.set()
+    ticker.join(5)  # its last update must not land after the final one
+    final = job.refresh()
+    line.show(status_text(final, service.artifacts(job.id)))
+    if final["status"] != "succeeded" and raise_on_failure:
+        raise JobFailed(final)
+    return job

@@ -1,0 +1,261 @@
+"""`%%job` and `%job`: parse the options, build a spec, hand over to display.run_and_watch.
+
+    %load_ext jupyter_jobs
+
+    %%job --image pytorch-cuda --gpus 1 --memory 16g --timeout 2h --name train-small
+    import torch
+    print(torch.cuda.is_available())
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from .client import ENV_URL, JobsService, ServiceError, connect
+from .display import TERMINAL, Job, JobFailed, run_and_watch, status_text, stream_output
+
+SPEC_OPTIONS = ("backend", "image", "gpus", "cpus", "memory", "env", "timeout", "name", "project", "workspace",
+                "python")
+
+
+class JobsError(RuntimeError):
+    """A request the service refused, shown as one readable line."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"\x1b[31mjupyter_jobs\x1b[0m: {self}"]
+
+
+_SPEC_ARGUMENTS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("-b", "--backend"), {"help": "backend to run on: local, docker, slurm (default: the server's)"}),
+    (("-i", "--image"), {"help": "container image (container backends)"}),
+    (("-g", "--gpus"), {"type": int, "help": "number of GPUs"}),
+    (("--cpus",), {"type": float, "help": "CPUs, e.g. 1.5"}),
+    (("-m", "--memory"), {"help": "memory limit, e.g. 16g"}),
+    (("-e", "--env"), {"action": "append", "metavar": "KEY=VALUE", "help": "environment variable (repeatable)"}),
+    (("-t", "--timeout"), {"help": "maximum run time: seconds, or 30m, 2h"}),
+    (("-n", "--name"), {"help": "job name"}),
+    (("--project",), {"help": "project (default: the workspace folder's name)"}),
+    (("-w", "--workspace"), {"help": "folder to snapshot (default: the notebook's folder)"}),
+    (("--python",), {"help": "Python interpreter for cell bodies (default: python3)"}),
+]
+
+
+def spec_arguments(func: Callable) -> Callable:
+    """The options every way of starting a job shares, as magic_arguments (for %%job?)."""
+    for args, kwargs in reversed(_SPEC_ARGUMENTS):
+        func = argument(*args, **kwargs)(func)
+    return func
+
+
+def _add_spec_options(parser: argparse.ArgumentParser) -> None:
+    """The same options on an argparse parser (%job run, %job config)."""
+    for args, kwargs in _SPEC_ARGUMENTS:
+        parser.add_argument(*args, **kwargs)
+
+
+def _env(pairs: Optional[list[str]]) -> dict[str, str]:
+    env = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--env takes KEY=VALUE, not {pair!r}")
+        env[key] = value
+    return env
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+@magics_class
+class JobMagics(Magics):
+    """Run the notebook's folder as a job; see `%job --help` and `%%job?`."""
+
+    def __init__(self, shell: Any, service: Optional[JobsService] = None):
+        super().__init__(shell)
+        self._service = service
+        self.defaults: dict[str, Any] = {}
+
+    @property
+    def service(self) -> JobsService:
+        if self._service is None:
+            self._service = connect()
+        return self._service
+
+    # -- building specs ---------------------------------------------------------------------
+    def _workspace(self, given: Optional[str]) -> str:
+        root = self.service.root_dir.resolve()
+        folder = (Path.cwd() / given).resolve() if given else Path.cwd().resolve()
+        try:
+            relative = folder.relative_to(root).as_posix()
+        except ValueError:
+            raise UsageError(f"the workspace {folder} is outside the folder the service serves ({root}); "
+                             "pass --workspace with a folder inside it") from None
+        return "" if relative == "." else relative
+
+    def _spec(self, args: argparse.Namespace, command: Any) -> dict[str, Any]:
+        opts = {k: getattr(args, k, None) for k in SPEC_OPTIONS}
+        merged = {k: (v if v is not None else self.defaults.get(k)) for k, v in opts.items()}
+        env = {**self.defaults.get("env_dict", {}), **_env(opts["env"])}
+        spec: dict[str, Any] = {"command": command, "workspace": self._workspace(merged["workspace"]), "env": env}
+        for key in ("backend", "image", "name", "project", "timeout"):
+            if merged[key] is not None:
+                spec[key] = merged[key]
+        resources = {k: merged[k] for k in ("gpus", "cpus", "memory") if merged[k] is not None}
+        if resources:
+            spec["resources"] = resources
+        return spec
+
+    def _submit(self, spec: dict[str, Any], args: argparse.Namespace) -> Job:
+        try:
+            return run_and_watch(self.service, spec, detach=args.detach, raise_on_failure=not args.no_raise)
+        except ServiceError as exc:
+            raise JobsError(str(exc)) from None
+
+    # -- %%job ------------------------------------------------------------------------------
+    @magic_arguments()
+    @spec_arguments
+    @argument("-d", "--detach", action="store_true", help="return at once; a status line keeps updating")
+    @argument("--shell", action="store_true", help="run the cell as a bash script instead of Python")
+    @argument("--no-raise", action="store_true", help="do not raise when the job fails")
+    @cell_magic
+    def job(self, line: str, cell: str) -> Job:
+        """Run this cell as a job on a snapshot of the notebook's folder, streaming its output.
+
+        The cell is Python (run by `python3` in the job's workspace; `--shell`: bash). Without
+        --detach the cell blocks like a local run and raises if the job fails; interrupting
+        the kernel cancels the job. The value is a Job: .id .status .wait() .logs() .follow()
+        .cancel() .artifacts .download(path). Defaults for every cell: `%job config ...`.
+        """
+        args = parse_argstring(self.job, line)
+        python = args.python or self.defaults.get("python") or "python3"
+        command = ["bash", "-c", cell] if args.shell else [python, "-c", cell]
+        return self._submit(self._spec(args, command), args)
+
+    # -- %job ... -----------------------------------------------------------------------------
+    def _parser(self) -> _Parser:
+        parser = _Parser(prog="%job", description="Run and watch jupyter_jobs jobs. As a cell magic, "
+                         "%%job runs the cell as a job (see %%job?).")
+        sub = parser.add_subparsers(dest="action", metavar="ACTION")
+        run = sub.add_parser("run", help="run a command as a job: %%job run python train.py --epochs 3")
+        _add_spec_options(run)
+        run.add_argument("-d", "--detach", action="store_true", help="return at once")
+        run.add_argument("--no-raise", action="store_true", help="do not raise when the job fails")
+        run.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
+        config = sub.add_parser("config", help="defaults for the following jobs of this notebook")
+        _add_spec_options(config)
+        config.add_argument("--reset", action="store_true", help="forget all defaults")
+        listing = sub.add_parser("list", help="recent jobs")
+        listing.add_argument("--status", help="comma-separated statuses")
+        listing.add_argument("--project")
+        listing.add_argument("--limit", type=int, default=20)
+        for name, text in (("show", "a job's details"), ("cancel", "cancel a job"),
+                           ("artifacts", "a job's artifacts")):
+            sub.add_parser(name, help=text).add_argument("id")
+        logs = sub.add_parser("logs", help="a job's output")
+        logs.add_argument("id")
+        logs.add_argument("-f", "--follow", action="store_true", help="keep streaming until it ends")
+        return parser
+
+    @line_magic("job")
+    def job_line(self, line: str) -> Any:
+        """%job run|config|list|logs|show|cancel|artifacts ...; `%job --help` for all."""
+        parser = self._parser()
+        words = shlex.split(line)
+        if not words or words[0] in ("-h", "--help", "help"):
+            parser.print_help()
+            return None
+        try:
+            args = parser.parse_args(words)
+        except SystemExit:  # --help of a sub-command printed its text
+            return None
+        try:
+            return getattr(self, f"_do_{args.action}")(args)
+        except ServiceError as exc:
+            raise JobsError(str(exc)) from None
+
+    def _do_run(self, args: argparse.Namespace) -> Job:
+        if not args.command:
+            raise UsageError("%job run needs a command, e.g. %job run python train.py")
+        return self._submit(self._spec(args, shlex.join(args.command)), args)
+
+    def _do_config(self, args: argparse.Namespace) -> dict[str, Any]:
+        if args.reset:
+            self.defaults.clear()
+        for key in SPEC_OPTIONS:
+            value = getattr(args, key, None)
+            if key == "env" and value:
+                self.defaults["env_dict"] = {**self.defaults.get("env_dict", {}), **_env(value)}
+            elif value is not None:
+                self.defaults[key] = value
+        print("jupyter_jobs defaults:", ", ".join(f"{k}={v}" for k, v in self.defaults.items()) or "none")
+        return dict(self.defaults)
+
+    def _do_list(self, args: argparse.Namespace) -> None:
+        page = self.service.list(status=args.status, project=args.project, limit=args.limit)
+        rows = [(j["id"], j["status"], j["backend"], j["project"], j.get("name") or "",
+                 j["created_at"][:19].replace("T", " "), "" if j["exit_code"] is None else str(j["exit_code"]))
+                for j in page["jobs"]]
+        _table(["id", "status", "backend", "project", "name", "created", "exit"], rows)
+
+    def _do_show(self, args: argparse.Namespace) -> Job:
+        job = Job(self.service, self.service.get(args.id))
+        print(status_text(job.info))
+        spec = job.info["spec"]
+        command = spec["command"] if isinstance(spec["command"], str) else shlex.join(spec["command"])
+        print(f"command: {command}\nworkspace: {spec['workspace'] or '.'}  image: {spec.get('image') or '-'}"
+              f"  resources: {spec['resources']}")
+        for event in job.info.get("events", []):
+            print(f"  {event['at'][:19].replace('T', ' ')}  {event['status']}  {event.get('message') or ''}")
+        return job
+
+    def _do_cancel(self, args: argparse.Namespace) -> Job:
+        job = Job(self.service, self.service.cancel(args.id))
+        print(status_text(job.info))
+        return job
+
+    def _do_logs(self, args: argparse.Namespace) -> None:
+        if args.follow:
+            stream_output(self.service, args.id)
+            return
+        for item in self.service.logs(args.id):
+            (sys.stderr if item["stream"] == "stderr" else sys.stdout).write(item["text"])
+
+    def _do_artifacts(self, args: argparse.Namespace) -> list[str]:
+        items = self.service.artifacts(args.id)
+        if not items:
+            print(f"job {args.id} has no artifacts")
+            return []
+        base = os.environ.get(ENV_URL)
+        if base:
+            from IPython.display import display
+
+            path = "/" + base.split("://", 1)[-1].split("/", 1)[-1].strip("/")
+            prefix = (path.rstrip("/") + f"/jupyter-jobs/jobs/{args.id}/artifacts/").replace("//", "/")
+            links = "".join(f'<li><a href="{html.escape(prefix + a["path"])}" download>{html.escape(a["path"])}</a>'
+                            f' ({a["size"]:,} bytes)</li>' for a in items)
+            text = "\n".join(f"{a['path']}  {a['size']:,} bytes" for a in items)
+            display({"text/plain": text, "text/html": f"<ul>{links}</ul>"}, raw=True)
+        else:
+            _table(["path", "bytes"], [(a["path"], f"{a['size']:,}") for a in items])
+        return [a["path"] for a in items]
+
+
+def _table(header: list[str], rows: list[tuple]) -> None:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+__all__ = ["TERMINAL", "Job", "JobFailed", "JobMagics", "JobsError"]

@@ -1,0 +1,206 @@
+"""The %%job magic in a real kernel (jupyter_client) against a real Jupyter server process."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from support import Kernel, docker_problem, log_text, require
+
+
+@pytest.fixture
+def server(server_process):
+    srv = server_process().start()
+    (srv.root / "proj").mkdir()
+    (srv.root / "proj" / "helper.py").write_text("GREETING = 'hello from the workspace'\n")
+    return srv
+
+
+@pytest.fixture
+def kernel(server):
+    env = {**os.environ, "JUPYTER_JOBS_URL": server.url + "/", "JUPYTER_JOBS_TOKEN": server.token,
+           "JUPYTER_JOBS_ROOT": str(server.root)}
+    k = Kernel(server.root / "proj", env)
+    assert k.run("%load_ext jupyter_jobs").error is None
+    yield k
+    k.stop()
+
+
+def job_id_of(run) -> str:
+    for text in run.displays():
+        if "job " in text:
+            return text.split("job ", 1)[1].split()[0]
+    raise AssertionError(f"no job in {run.displays()}")
+
+
+def test_output_streams_into_the_cell_as_it_happens(kernel, server):
+    run = kernel.run("%%job --name streamed\nimport time, helper\nprint(helper.GREETING, flush=True)\n"
+                     "time.sleep(1.5)\nprint('second', flush=True)\n")
+    assert run.error is None
+    stdout = run.streams("stdout")
+    assert run.text("stdout") == "hello from the workspace\nsecond\n"
+    first_at = next(t for t, text in stdout if "hello" in text)
+    second_at = next(t for t, text in stdout if "second" in text)
+    assert second_at - first_at > 1.0, "the first line must arrive while the job still runs"
+    status = run.displays()[-2] if run.displays()[-1].startswith("<Job") else run.displays()[-1]
+    assert "succeeded" in status and "local" in status and "exit 0" in status
+    assert run.displays()[-1].startswith("<Job ") and "succeeded" in run.displays()[-1]
+
+
+def test_stderr_stays_stderr_and_failure_raises(kernel):
+    run = kernel.run("%%job\nimport sys\nprint('to out')\nprint('to err', file=sys.stderr)\nsys.exit(3)\n")
+    assert run.text("stdout") == "to out\n" and run.text("stderr") == "to err\n"
+    assert run.error and run.error["ename"] == "JobFailed" and "exited with code 3" in run.error["evalue"]
+    quiet = kernel.run("%%job --no-raise\nraise SystemExit(4)\n")
+    assert quiet.error is None and "exit 4" in " ".join(quiet.displays())
+
+
+def test_detach_then_wait(kernel):
+    run = kernel.run("%%job --detach -n bg\nimport time\ntime.sleep(1)\nprint('done in background')\n")
+    assert run.error is None and "job " in run.displays()[0]
+    assert run.text() == ""  # nothing streamed: it returned at once
+    after = kernel.run("j = _\nj.wait(30)\nprint(j.status, j.exit_code, repr(j.logs()))")
+    assert after.error is None
+    assert after.text() == "succeeded 0 'done in background\\n'\n"
+
+
+def test_artifacts_are_listed_and_downloadable(kernel, server):
+    run = kernel.run("%%job\nimport os\nopen(os.environ['JOB_ARTIFACTS_DIR'] + '/model.txt', 'w').write('w=42')\n")
+    assert run.error is None and "artifacts: model.txt" in " ".join(run.displays())
+    job_id = job_id_of(run)
+    assert kernel.run("j = _").error is None
+    listed = kernel.run(f"%job artifacts {job_id}")
+    assert "model.txt" in " ".join(listed.displays()) + listed.text()
+    got = kernel.run(f"print(j.artifacts)\np = j.download('model.txt', '{server.root}/{job_id}.txt')\n"
+                     "print(open(p).read())")
+    assert got.text() == "['model.txt']\nw=42\n"
+
+
+def test_interrupt_cancels_the_job(kernel, server):
+    interrupted = []
+
+    def on_message(msg):
+        if msg["msg_type"] == "stream" and "started" in msg["content"]["text"] and not interrupted:
+            interrupted.append(time.monotonic())
+            kernel.km.interrupt_kernel()
+
+    run = kernel.run("%%job\nimport time\nprint('started', flush=True)\ntime.sleep(60)\n", on_message=on_message)
+    assert interrupted and run.error and run.error["ename"] == "KeyboardInterrupt"
+    assert "cancelled" in run.text("stderr")
+    jobs = server.request("GET", "/jupyter-jobs/jobs")["jobs"]
+    assert jobs[0]["status"] == "cancelled"
+
+
+def test_line_magics(kernel, server):
+    first = kernel.run("%job run -n listed echo from-run")
+    assert first.error is None and first.text() == "from-run\n"
+    job_id = job_id_of(first)
+    listing = kernel.run("%job list")
+    assert job_id in listing.text() and "succeeded" in listing.text()
+    assert kernel.run(f"%job logs {job_id}").text() == "from-run\n"
+    assert "echo from-run" in kernel.run(f"%job show {job_id}").text()
+    long = kernel.run("%job run --detach sleep 30")
+    long_id = job_id_of(long)
+    cancelled = kernel.run(f"%job cancel {long_id}")
+    assert "cancelled" in cancelled.text()
+    follow = kernel.run(f"%job logs -f {job_id}")
+    assert follow.text() == "from-run\n"
+
+
+def test_config_defaults_and_help(kernel, server):
+    assert kernel.run("%job config --name defaulted -e COLOR=blue").error is None
+    run = kernel.run("%%job\nimport os\nprint(os.environ['COLOR'], os.environ['JOB_NAME'])\n")
+    assert run.text() == "blue defaulted\n"
+    helped = kernel.run("%job --help")
+    assert "run" in helped.text() and "config" in helped.text()
+    doc = kernel.run("print(get_ipython().find_cell_magic('job').__doc__)")
+    assert "--gpus" in doc.text() and "--detach" in doc.text() and "--no-raise" in doc.text()
+
+
+def test_clear_errors(kernel, server):
+    bad_option = kernel.run("%%job --gpus many\nprint(1)\n")
+    assert "UsageError" in bad_option.text("stderr") and "--gpus: invalid int value: 'many'" in bad_option.text()
+    unknown = kernel.run("%%job --backend nowhere\nprint(1)\n")
+    assert unknown.error and unknown.error["ename"] == "JobsError" and "unknown backend 'nowhere'" in \
+        unknown.error["evalue"]
+    too_many = kernel.run("%%job --gpus 4\nprint(1)\n")
+    assert too_many.error and "GPU" in too_many.error["evalue"]
+
+
+def test_service_unreachable_is_said_plainly(server):
+    env = {**os.environ, "JUPYTER_JOBS_URL": "http://127.0.0.1:9/", "JUPYTER_JOBS_TOKEN": "x",
+           "JUPYTER_JOBS_ROOT": str(server.root)}
+    k = Kernel(server.root / "proj", env)
+    try:
+        run = k.run("%load_ext jupyter_jobs\nget_ipython().run_cell_magic('job', '', 'print(1)')")
+        assert run.error and "cannot reach the jupyter_jobs service" in run.error["evalue"]
+    finally:
+        k.stop()
+
+
+def test_plain_ipython_runs_an_embedded_service(tmp_path):
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER_JOBS_")}
+    env["JUPYTER_DATA_DIR"] = str(tmp_path / "data")
+    k = Kernel(folder, env)
+    try:
+        run = k.run("%load_ext jupyter_jobs\n")
+        assert run.error is None
+        run = k.run("%%job\nprint('embedded', flush=True)\n")
+        assert run.error is None and run.text() == "embedded\n"
+        listing = k.run("%job list")
+        assert "succeeded" in listing.text()
+    finally:
+        k.stop()
+    assert (tmp_path / "data" / "jupyter_jobs" / "jobs.db").exists()  # the same history a server would use
+
+
+def test_docker_cell(kernel, server):
+    require("docker", docker_problem())
+    run = kernel.run("%%job --backend docker --image jupyter-jobs/python:test\nimport os, helper\n"
+                     "print(helper.GREETING, os.getcwd())\n")
+    assert run.error is None and run.text() == "hello from the workspace /workspace\n"
+    assert "docker" in " ".join(run.displays())
+
+
+def test_kernel_started_by_the_server_finds_it_unconfigured(server):
+    """A kernel launched through the server's own API inherits the URL and a credential."""
+    import asyncio
+
+    from tornado.websocket import websocket_connect
+
+    async def main() -> str:
+        kernel = server.request("POST", "/api/kernels", {"name": "python3", "path": "proj"})
+        ws = await websocket_connect(f"ws://127.0.0.1:{server.port}/api/kernels/{kernel['id']}/channels"
+                                     f"?token={server.token}")
+        msg_id = "magic-1"
+        ws.write_message(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "t", "session": "s",
+                       "version": "5.3", "date": ""},
+            "parent_header": {}, "metadata": {}, "channel": "shell",
+            "content": {"code": "import os\nassert os.environ['JUPYTER_JOBS_URL']\n%load_ext jupyter_jobs\n"
+                                "get_ipython().run_cell_magic('job', '', 'print(\"via the server\")')",
+                        "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False},
+        }))
+        out = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            msg = json.loads(await asyncio.wait_for(ws.read_message(), 60))
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":
+                out += msg["content"]["text"]
+            if msg["msg_type"] == "error":
+                out += "ERROR " + msg["content"]["evalue"]
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+        ws.close()
+        return out
+
+    assert asyncio.run(main()) == "via the server\n"
+    jobs = server.request("GET", "/jupyter-jobs/jobs")["jobs"]
+    assert jobs[0]["status"] == "succeeded" and log_text(server.logs(jobs[0]["id"])) == "via the server\n"
