@@ -156,7 +156,7 @@ class Kernel:
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
 
-    def run(self, code: str, timeout: float = 60, on_message: Any = None) -> "Run":
+    def run(self, code: str, timeout: float = 60, on_message: Any = None) -> Run:
         msg_id = self.kc.execute(code)
         run = Run()
         deadline = time.monotonic() + timeout
