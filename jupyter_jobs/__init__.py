@@ -15,6 +15,10 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(JobMagics(ipython))
 
 
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    return [{"src": "labextension", "dest": "jupyter-jobs"}]
+
+
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:
     from .server.extension import JobsApp
 
