@@ -78,9 +78,11 @@ def free_port() -> int:
 class ServerProcess:
     """`jupyter server` with the extension in a child process, restartable on the same data."""
 
-    def __init__(self, root: Path, data: Path, token: str = "test-token", extra: Optional[list[str]] = None):
+    def __init__(self, root: Path, data: Path, token: str = "test-token", extra: Optional[list[str]] = None,
+                 env: Optional[dict[str, str]] = None):
         self.root, self.data, self.token = root, data, token
         self.extra = extra or []
+        self.env = env or {}
         self.port = free_port()
         self.proc: Optional[subprocess.Popen] = None
         self.log_path = data.parent / "server.log"
@@ -90,7 +92,7 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> ServerProcess:
-        env = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1"}
+        env = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1", **self.env}
         cmd = [
             sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
             f"--port={self.port}", "--port-retries=0", f"--ServerApp.root_dir={self.root}",
@@ -199,3 +201,18 @@ class Run:
     def displays(self) -> list[str]:
         return [c["data"].get("text/plain", "") for _, kind, c in self.messages
                 if kind in ("display_data", "update_display_data", "execute_result")]
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def browser_problem() -> Optional[str]:
+    if not os.path.exists(CHROMIUM):
+        return f"no {CHROMIUM}; run `bash scripts/browser` as root"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed (pip install -e '.[test]')"
+    return None

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from support import docker_problem, require
+from support import browser_problem, docker_problem, require
 
 BENCH = Path(__file__).parent / "benchmarks"
 
@@ -15,6 +15,8 @@ BENCH = Path(__file__).parent / "benchmarks"
 def test_benchmark_runs(script):
     if script == "bench_docker.py":
         require("docker", docker_problem())
+    if script == "bench_panel_log.py":
+        require("browser", browser_problem())
     out = subprocess.run([sys.executable, str(BENCH / script), "--quick"], capture_output=True, text=True,
                          timeout=240, cwd=BENCH)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -236,7 +236,8 @@ function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): JSX.Elem
       const byField: Record<string, string> = {};
       (apiError.errors || []).forEach((fe: FieldError) => (byField[fe.field] = fe.message));
       setErrors(byField);
-      setError(apiError.message);
+      const count = Object.keys(byField).length;
+      setError(count ? `The job was not submitted: ${count} field${count > 1 ? 's' : ''} to fix.` : apiError.message);
     } finally {
       setBusy(false);
     }
@@ -245,7 +246,7 @@ function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): JSX.Elem
   const field = (name: keyof typeof values, label: string, input: JSX.Element, errorKey: string = name) => (
     <label className="jp-JobsField" data-field={errorKey}>
       <span>{label}</span>
-      {input}
+      {React.cloneElement(input, { name })}
       {errors[errorKey] ? <span className="jp-JobsField-error">{errors[errorKey]}</span> : null}
     </label>
   );
