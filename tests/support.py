@@ -79,8 +79,8 @@ class ServerProcess:
     """`jupyter server` with the extension in a child process, restartable on the same data."""
 
     def __init__(self, root: Path, data: Path, token: str = "test-token", extra: Optional[list[str]] = None,
-                 env: Optional[dict[str, str]] = None):
-        self.root, self.data, self.token = root, data, token
+                 env: Optional[dict[str, str]] = None, python: str = sys.executable):
+        self.root, self.data, self.token, self.python = root, data, token, python
         self.extra = extra or []
         self.env = env or {}
         self.port = free_port()
@@ -94,7 +94,7 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         env = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1", **self.env}
         cmd = [
-            sys.executable, "-m", "jupyter_server", "--no-browser", "--allow-root",
+            self.python, "-m", "jupyter_server", "--no-browser", "--allow-root",
             f"--port={self.port}", "--port-retries=0", f"--ServerApp.root_dir={self.root}",
             f"--IdentityProvider.token={self.token}", f"--JobsApp.data_dir={self.data}",
             "--JobsApp.kill_grace=2", *self.extra,

@@ -68,15 +68,16 @@ def test_detach_then_wait(kernel):
 
 
 def test_artifacts_are_listed_and_downloadable(kernel, server):
-    run = kernel.run("%%job\nimport os\nopen(os.environ['JOB_ARTIFACTS_DIR'] + '/model.txt', 'w').write('w=42')\n")
-    assert run.error is None and "artifacts: model.txt" in " ".join(run.displays())
+    run = kernel.run("%%job\nimport os\nopen(os.environ['JOB_ARTIFACTS_DIR'] + '/model.txt', 'w').write('w=42')\n"
+                     "open(os.environ['JOB_ARTIFACTS_DIR'] + '/metrics.json', 'w').write('{\"loss\": 0.5}')\n")
+    assert run.error is None and "artifacts: metrics.json, model.txt" in " ".join(run.displays())
     job_id = job_id_of(run)
     assert kernel.run("j = _").error is None
     listed = kernel.run(f"%job artifacts {job_id}")
     assert "model.txt" in " ".join(listed.displays()) + listed.text()
     got = kernel.run(f"print(j.artifacts)\np = j.download('model.txt', '{server.root}/{job_id}.txt')\n"
-                     "print(open(p).read())")
-    assert got.text() == "['model.txt']\nw=42\n"
+                     f"print(open(p).read())\nprint(open(j.download('metrics.json', '{server.root}')).read())")
+    assert got.text() == "['metrics.json', 'model.txt']\nw=42\n{\"loss\": 0.5}\n"
 
 
 def test_interrupt_cancels_the_job(kernel, server):

@@ -40,6 +40,9 @@ class JobsService(abc.ABC):
     where: str
 
     @abc.abstractmethod
+    def backends(self) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
     def submit(self, spec: dict[str, Any]) -> dict[str, Any]: ...
 
     @abc.abstractmethod
@@ -80,7 +83,7 @@ class RestService(JobsService):
         return cls(self._host, self._port, timeout=timeout)
 
     def _request(self, method: str, path: str, body: Any = None, query: Optional[dict] = None,
-                 timeout: Optional[float] = 60, stream: bool = False) -> Any:
+                 timeout: Optional[float] = 60, stream: bool = False, raw: bool = False) -> Any:
         target = self._base + path + ("?" + urlencode(query) if query else "")
         conn = self._connection(timeout)
         try:
@@ -101,11 +104,14 @@ class RestService(JobsService):
             raise ServiceError(reply.get("message", resp.reason), resp.status, reply.get("errors"))
         if stream:
             return conn, resp
-        raw = resp.read()
+        data = resp.read()
         conn.close()
-        if resp.headers.get("Content-Type", "").startswith("application/json") and raw:
-            return json.loads(raw)
-        return raw
+        if not raw and resp.headers.get("Content-Type", "").startswith("application/json") and data:
+            return json.loads(data)
+        return data
+
+    def backends(self) -> dict[str, Any]:
+        return self._request("GET", "backends")
 
     def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
         return self._request("POST", "jobs", spec)
@@ -123,7 +129,7 @@ class RestService(JobsService):
         return self._request("GET", f"jobs/{quote(job_id)}/artifacts")["artifacts"]
 
     def download(self, job_id: str, path: str) -> bytes:
-        return self._request("GET", f"jobs/{quote(job_id)}/artifacts/{quote(path)}")
+        return self._request("GET", f"jobs/{quote(job_id)}/artifacts/{quote(path)}", raw=True)
 
     def logs(self, job_id: str, offset: int = 0, follow: bool = False) -> Iterator[dict[str, Any]]:
         query = {"offset": offset, "follow": "true" if follow else "false"}
@@ -169,6 +175,12 @@ class EmbeddedService(JobsService):
             raise ServiceError(str(exc), 404) from None
         except JobConflict as exc:
             raise ServiceError(str(exc), 409) from None
+
+    def backends(self) -> dict[str, Any]:
+        async def run() -> dict[str, Any]:
+            return {"backends": await self.manager.backends_info(), "gpus": self.manager.gpus.describe()}
+
+        return self._call(run())
 
     def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
         from ..models import parse_spec

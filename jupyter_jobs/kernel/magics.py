@@ -156,6 +156,7 @@ class JobMagics(Magics):
         config = sub.add_parser("config", help="defaults for the following jobs of this notebook")
         _add_spec_options(config)
         config.add_argument("--reset", action="store_true", help="forget all defaults")
+        sub.add_parser("backends", help="the backends, whether each is available, and the GPUs")
         listing = sub.add_parser("list", help="recent jobs")
         listing.add_argument("--status", help="comma-separated statuses")
         listing.add_argument("--project")
@@ -201,6 +202,16 @@ class JobMagics(Magics):
                 self.defaults[key] = value
         print("jupyter_jobs defaults:", ", ".join(f"{k}={v}" for k, v in self.defaults.items()) or "none")
         return dict(self.defaults)
+
+    def _do_backends(self, args: argparse.Namespace) -> dict[str, Any]:
+        reply = self.service.backends()
+        _table(["backend", "available", "why not / what"],
+               [(b["name"] + (" (default)" if b["default"] else ""), "yes" if b["available"] else "no",
+                 b["reason"] or b["description"]) for b in reply["backends"]])
+        gpus = reply.get("gpus") or []
+        listed = ", ".join(f"{g['index']}: {g['name']}" for g in gpus)
+        print(f"GPUs: {listed or 'none on this host'}")
+        return reply
 
     def _do_list(self, args: argparse.Namespace) -> None:
         page = self.service.list(status=args.status, project=args.project, limit=args.limit)

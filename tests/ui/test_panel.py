@@ -151,8 +151,9 @@ def test_server_errors_are_readable(page, lab):
     page.fill(".jp-JobsField[data-field='command'] textarea", "true")
     page.fill(".jp-JobsField[data-field='workspace'] input", "no/such/folder")
     page.click("button[type=submit]")
-    error = page.wait_for_selector(".jp-JobsError")
-    assert "not a folder" in error.inner_text()
+    error = page.wait_for_selector(".jp-JobsField[data-field='workspace'] .jp-JobsField-error")
+    assert "'no/such/folder' is not a folder" in error.inner_text()
+    assert "1 field to fix" in page.inner_text(".jp-JobsError")
 
 
 @pytest.fixture

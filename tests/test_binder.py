@@ -1,0 +1,65 @@
+"""What Binder does, as far as this machine allows: a fresh virtual environment with the binder
+requirements, binder/postBuild, both extensions enabled, a server, and every demo notebook
+executed headless with nbclient against it (each notebook asserts its own results)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support import ServerProcess
+
+REPO = Path(__file__).resolve().parent.parent
+DEMOS = REPO / "binder" / "demos"
+RUNNER = """
+import sys, nbformat
+from nbclient import NotebookClient
+nb = nbformat.read(sys.argv[1], as_version=4)
+NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": sys.argv[2]}}).execute()
+print("executed", sys.argv[1], len(nb.cells), "cells")
+"""
+
+
+def run(cmd: list, env: dict, timeout: int = 900) -> str:
+    out = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, f"{cmd} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout + out.stderr
+
+
+@pytest.fixture(scope="module")
+def binder_env(tmp_path_factory):
+    venv = tmp_path_factory.mktemp("binder") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = {**os.environ, "PATH": f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}", "VIRTUAL_ENV": str(venv)}
+    env.pop("PYTHONPATH", None)
+    run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", "binder/requirements.txt"], env)
+    log = run(["bash", "binder/postBuild"], env)
+    return venv, env, log
+
+
+def test_post_build_enables_both_extensions(binder_env):
+    venv, env, log = binder_env
+    assert "jupyter_jobs" in log and "jupyter-jobs" in log
+    servers = run([str(venv / "bin" / "jupyter"), "server", "extension", "list"], env)
+    labs = run([str(venv / "bin" / "jupyter"), "labextension", "list"], env)
+    assert "jupyter_jobs" in servers and "enabled" in servers.split("jupyter_jobs", 1)[1].splitlines()[0]
+    assert "jupyter-jobs" in labs and "enabled" in labs.split("jupyter-jobs", 1)[1].splitlines()[0]
+
+
+@pytest.mark.parametrize("notebook", sorted(p.name for p in DEMOS.glob("*.ipynb")))
+def test_demo_notebook_runs(binder_env, tmp_path, notebook):
+    venv, env, _ = binder_env
+    server = ServerProcess(DEMOS, tmp_path / "data", python=str(venv / "bin" / "python"), env=env).start()
+    try:
+        kernel_env = {**env, "JUPYTER_JOBS_URL": server.url + "/", "JUPYTER_JOBS_TOKEN": server.token,
+                      "JUPYTER_JOBS_ROOT": str(DEMOS)}
+        out = run([str(venv / "bin" / "python"), "-c", RUNNER, str(DEMOS / notebook), str(DEMOS)], kernel_env)
+        assert f"executed {DEMOS / notebook}" in out
+        jobs = server.request("GET", "/jupyter-jobs/jobs")["jobs"]
+        assert jobs, "the notebook's jobs ran on the server"
+    finally:
+        server.stop()
