@@ -162,9 +162,9 @@ class JobManager:
         availability = await backend.availability()
         if not availability.available:
             raise SpecError.one("backend", f"backend {name!r} is unavailable: {availability.reason}")
-        backend.validate(spec)
+        await backend.validate(spec)
         wanted = spec.resources.gpus
-        if wanted > self.gpus.total:
+        if backend.host_gpus and wanted > self.gpus.total:
             raise SpecError.one(
                 "resources.gpus", f"asks for {wanted} GPU(s) but this host has {self.gpus.total}"
             )
@@ -183,15 +183,17 @@ class JobManager:
         """Validate, snapshot the workspace, record the job as queued, and schedule it."""
         backend, workspace = await self.validate(spec)
         snap: SnapshotInfo = await asyncio.to_thread(self.snapshots.snapshot, workspace)
+        job_id = secrets.token_hex(6)
+        job_dir = (self.backends[backend].jobs_root() or self.jobs_dir) / job_id
         job = Job(
-            id=secrets.token_hex(6),
+            id=job_id,
+            dir=str(job_dir),
             spec=spec,
             backend=backend,
             project=spec.project or (workspace.name if spec.workspace else self.root_dir.resolve().name) or "default",
             snapshot=snap.id,
             notes=[f"left out of the workspace: {path} ({why})" for path, why in snap.skipped[:50]],
         )
-        job_dir = self.jobs_dir / job.id
         await asyncio.to_thread(job_dir.mkdir, parents=True)
         await self.store.insert(job, job_dir)
         self._schedule()
@@ -285,7 +287,7 @@ class JobManager:
             queued, cursor = await self.store.list(status=[JobStatus.QUEUED], limit=200, cursor=cursor,
                                                    oldest_first=True)
             for job in queued:
-                if job.id in self._starting:
+                if job.id in self._starting or job.id in self._running:  # on its way already
                     continue
                 backend = self.backends.get(job.backend)
                 if backend is None:
@@ -295,7 +297,7 @@ class JobManager:
                 limit = backend.max_running or self.max_running
                 if limit and self._count(job.backend) >= limit:
                     continue
-                gpus = self.gpus.allocate(job.spec.resources.gpus)
+                gpus = self.gpus.allocate(job.spec.resources.gpus) if backend.host_gpus else []
                 if gpus is None:
                     continue
                 self._starting[job.id] = job.backend
@@ -309,15 +311,15 @@ class JobManager:
 
     # -- running ----------------------------------------------------------------------------
     async def _context(self, job: Job, gpus: list[int]) -> JobContext:
-        job_dir = self.jobs_dir / job.id
+        job_dir = self._dir(job)
         return JobContext(
             job=job,
             dir=job_dir,
             workspace=job_dir / "workspace",
             artifacts=job_dir / "artifacts",
             storage=self.storage_dir,
-            log=await self.log_for(job.id),
-            gpus=gpus if self.gpus.total else None,
+            log=await self.log_for(job),
+            gpus=gpus if self.gpus.total and self.backends[job.backend].host_gpus else None,
         )
 
     def _prepare(self, ctx: JobContext) -> None:
@@ -422,12 +424,15 @@ class JobManager:
         self._closed(job.id)
 
     # -- logs and artifacts -----------------------------------------------------------------
-    async def log_for(self, job_id: str) -> JobLog:
+    async def log_for(self, job: Job) -> JobLog:
         """The job's log; one shared object while the job is active, so followers wake."""
-        if job_id not in self._logs:
-            loaded = await asyncio.to_thread(JobLog, self.jobs_dir / job_id, asyncio.get_running_loop())
-            self._logs.setdefault(job_id, loaded)
-        return self._logs[job_id]
+        if job.id not in self._logs:
+            loaded = await asyncio.to_thread(JobLog, self._dir(job), asyncio.get_running_loop())
+            self._logs.setdefault(job.id, loaded)
+        return self._logs[job.id]
+
+    def _dir(self, job: Job) -> Path:
+        return Path(job.dir or self.jobs_dir / job.id)
 
     def _closed(self, job_id: str) -> None:
         """The job is terminal: its followers read to the end and stop."""
@@ -442,21 +447,17 @@ class JobManager:
         reader left)."""
         job = await self.get(job_id)
         if job.status.is_terminal():
-            job_log = await asyncio.to_thread(JobLog, self.jobs_dir / job_id)
+            job_log = await asyncio.to_thread(JobLog, self._dir(job))
             job_log.finished = True
         else:
-            job_log = await self.log_for(job_id)
+            job_log = await self.log_for(job)
             if (await self.get(job_id)).status.is_terminal():  # it ended in between
                 self._closed(job_id)
         async for chunk in follow(job_log, offset, follow=follow_, gone=gone):
             yield chunk
 
-    def _artifacts_root(self, job_id: str) -> Path:
-        return self.jobs_dir / job_id / "artifacts"
-
     async def artifacts(self, job_id: str) -> list[dict[str, Any]]:
-        await self.get(job_id)
-        root = self._artifacts_root(job_id)
+        root = self._dir(await self.get(job_id)) / "artifacts"
 
         def walk() -> list[dict[str, Any]]:
             found = []
@@ -477,10 +478,10 @@ class JobManager:
 
     async def artifact_path(self, job_id: str, path: str) -> Path:
         """The file behind an artifact path; refuses anything that leaves the artifacts folder."""
-        await self.get(job_id)
+        job = await self.get(job_id)
         if not path or "\x00" in path or path.startswith("/") or ".." in path.split("/"):
             raise JobNotFound(f"no artifact {path!r}")
-        root = os.path.realpath(self._artifacts_root(job_id))
+        root = os.path.realpath(self._dir(job) / "artifacts")
 
         def check() -> Path:
             full = os.path.realpath(os.path.join(root, path))

@@ -97,6 +97,7 @@ class Resources(_Strict):
 
     gpus: int = Field(0, ge=0, le=64)
     cpus: Optional[float] = Field(None, gt=0, le=1024)
+    nodes: int = Field(1, ge=1, le=1024, description="machines for a multi-node job (Slurm)")
     memory: Optional[str] = None
 
     @field_validator("memory", mode="before")
@@ -110,6 +111,15 @@ class Resources(_Strict):
     @property
     def memory_bytes(self) -> Optional[int]:
         return parse_memory(self.memory) if self.memory else None
+
+
+class SlurmOptions(_Strict):
+    """Per-job Slurm settings, on top of what the admin configured."""
+
+    partition: Optional[str] = Field(None, max_length=200)
+    account: Optional[str] = Field(None, max_length=200)
+    qos: Optional[str] = Field(None, max_length=200)
+    sbatch_args: list[str] = Field(default_factory=list, max_length=50)
 
 
 class JobSpec(_Strict):
@@ -126,6 +136,7 @@ class JobSpec(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
     resources: Resources = Field(default_factory=Resources)
     timeout: Optional[float] = None
+    slurm: Optional[SlurmOptions] = None
 
     @field_validator("command", mode="before")
     @classmethod
@@ -206,6 +217,7 @@ class Job(BaseModel):
     gpus: list[int] = Field(default_factory=list)
     snapshot: Optional[str] = None
     notes: list[str] = Field(default_factory=list)
+    dir: Optional[str] = Field(None, exclude=True)  # the job's folder: log, artifacts, workspace copy
     backend_state: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
     def public(self) -> dict[str, Any]:

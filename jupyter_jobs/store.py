@@ -76,6 +76,7 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         snapshot=row["snapshot"],
         notes=json.loads(row["notes"]),
         backend_state=json.loads(row["backend_state"]),
+        dir=row["dir"],
     )
 
 
@@ -208,7 +209,7 @@ class Store:
     # -- reads ------------------------------------------------------------------------------
     async def get(self, job_id: str) -> Optional[Job]:
         def _get() -> Optional[Job]:
-            row = self.db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = self.db.execute(f"SELECT {_COLUMNS}, dir FROM jobs WHERE id = ?", (job_id,)).fetchone()
             return _row_to_job(row) if row else None
 
         return await self._run(_get)
@@ -242,7 +243,7 @@ class Store:
             if cursor is not None:
                 where.append("seq > ?" if oldest_first else "seq < ?")
                 args.append(cursor)
-            sql = f"SELECT seq, {_COLUMNS} FROM jobs"
+            sql = f"SELECT seq, {_COLUMNS}, dir FROM jobs"
             if where:
                 sql += " WHERE " + " AND ".join(where)
             sql += f" ORDER BY seq {'ASC' if oldest_first else 'DESC'} LIMIT ?"

@@ -216,3 +216,17 @@ def browser_problem() -> Optional[str]:
     except ImportError:
         return "the playwright package is not installed (pip install -e '.[test]')"
     return None
+
+
+SLURM_CONF = os.environ.get("JUPYTER_JOBS_SLURM_DIR", "/tmp/jupyter-jobs-slurm") + "/slurm.conf"
+
+
+def slurm_problem() -> Optional[str]:
+    try:
+        ping = subprocess.run(["scontrol", "ping"], env={**os.environ, "SLURM_CONF": SLURM_CONF},
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"no Slurm client tools ({exc}); run `bash scripts/slurm-cluster` as root"
+    if "UP" not in ping.stdout:
+        return f"no Slurm cluster at {SLURM_CONF}; run `bash scripts/slurm-cluster` as root"
+    return None

@@ -365,3 +365,12 @@ async def test_left_out_symlink_is_noted_on_the_job(api, workspace, tmp_path):
     assert job["notes"] == ["left out of the workspace: leak.txt (symlink points outside the workspace)"]
     done = await api.wait(job["id"])
     assert done["status"] == "failed" and "private" not in log_text(await api.logs(job["id"]))
+
+
+async def test_each_job_runs_exactly_once(api, workspace, jobs_data):
+    jobs = await asyncio.gather(*(api.submit({"command": 'echo "$JOB_ID" >> "$JOB_STORAGE_DIR/runs"; exit 1',
+                                              "workspace": "proj"}) for _ in range(30)))
+    done = [await api.wait(j["id"], timeout=120) for j in jobs]
+    assert {(d["status"], d["exit_code"]) for d in done} == {("failed", 1)}
+    runs = (jobs_data / "storage" / "runs").read_text().split()
+    assert sorted(runs) == sorted(j["id"] for j in jobs)  # no job started twice

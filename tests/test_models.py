@@ -25,7 +25,8 @@ def test_full_spec_round_trip():
         "env": {"EPOCHS": "2"}, "resources": {"gpus": 2, "cpus": 1.5, "memory": "2g"}, "timeout": 3600,
     }
     spec = parse_spec(data)
-    assert spec.model_dump() == {**data, "resources": {"gpus": 2, "cpus": 1.5, "memory": "2g"}, "timeout": 3600.0}
+    assert spec.model_dump() == {**data, "resources": {"gpus": 2, "cpus": 1.5, "nodes": 1, "memory": "2g"},
+                                 "timeout": 3600.0, "slurm": None}
     assert spec.resources.memory_bytes == 2 * 1024**3
 
 

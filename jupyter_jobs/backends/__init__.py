@@ -6,6 +6,7 @@ from .base import Availability, Backend, BackendError, Execution, JobContext, Ou
 BUILTIN_BACKENDS = {
     "local": "jupyter_jobs.backends.local.LocalBackend",
     "docker": "jupyter_jobs.backends.docker.DockerBackend",
+    "slurm": "jupyter_jobs.backends.slurm.SlurmBackend",
 }
 
 __all__ = ["BUILTIN_BACKENDS", "Availability", "Backend", "BackendError", "Execution", "JobContext", "Outcome"]

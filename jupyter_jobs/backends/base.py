@@ -90,6 +90,8 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    #: whether the job runs on the Jupyter host, so its GPUs come from the service's inventory
+    host_gpus: ClassVar[bool] = True
 
     max_running = Int(
         0, help="Jobs this backend runs at once; more wait queued. 0: JobsApp.max_running decides."
@@ -103,8 +105,13 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
         """What this backend honours from a spec (shown in /backends)."""
         return {}
 
-    def validate(self, spec: JobSpec) -> None:
+    async def validate(self, spec: JobSpec) -> None:
         """Raise SpecError for what this backend cannot run, before anything is recorded."""
+
+    def jobs_root(self) -> Optional[Path]:
+        """Where this backend's job folders must live (e.g. storage every node sees); None:
+        the service's own jobs folder."""
+        return None
 
     @abc.abstractmethod
     async def start(self, ctx: JobContext) -> Execution:

@@ -22,6 +22,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, Unicode
 
 from ..models import FailureReason, JobSpec, SpecError
 from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome
+from .tail import ThreadedExecution
 
 LABEL_JOB = "jupyter_jobs.job"
 LABEL_INSTANCE = "jupyter_jobs.instance"
@@ -87,29 +88,14 @@ class _Demux:
         del self.buf[:pos]
 
 
-class DockerExecution(Execution):
-    """A container being followed by a pump thread: output, exit code, artifacts, removal."""
+class DockerExecution(ThreadedExecution):
+    """A container being followed: output, exit code, artifacts, removal."""
 
     def __init__(self, backend: DockerBackend, ctx: JobContext, container_id: str, stream: Any):
+        super().__init__(ctx, {"container": container_id})
         self.backend = backend
-        self.ctx = ctx
         self.container_id = container_id
-        self.state = {"container": container_id}
         self._stream = stream  # an attached response, or None when the container had ended
-        self._loop = asyncio.get_running_loop()
-        self._done: asyncio.Future[Outcome] = self._loop.create_future()
-        self._detached = threading.Event()
-        self._thread = threading.Thread(target=self._pump, name=f"job-{ctx.job.id}", daemon=True)
-        self._thread.start()
-
-    def _pump(self) -> None:
-        try:
-            outcome = self._follow()
-        except Exception as exc:
-            outcome = Outcome(None, FailureReason.BACKEND_ERROR, f"following the container failed: {exc}")
-        self.ctx.log.close()
-        if outcome is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(lambda: self._done.done() or self._done.set_result(outcome))
 
     def _follow(self) -> Optional[Outcome]:
         demux = _Demux(self.ctx.log.append, self.ctx.log.stream_sizes())
@@ -132,15 +118,12 @@ class DockerExecution(Execution):
             self.backend._remove(self.container_id)
         return outcome
 
-    async def wait(self) -> Outcome:
-        return await asyncio.shield(self._done)
-
     async def stop(self, grace: float) -> None:
         if not self._done.done():
             threading.Thread(target=self.backend._stop, args=(self.container_id, grace), daemon=True).start()
 
     def detach(self) -> None:
-        self._detached.set()
+        super().detach()
         try:
             self._stream and self._stream.close()
         except Exception:
@@ -232,7 +215,7 @@ class DockerBackend(Backend):
         return {"containers": True, "gpus": True, "cpus": True, "memory": True, "artifacts": True,
                 "storage": True, "reattach": True}
 
-    def validate(self, spec: JobSpec) -> None:
+    async def validate(self, spec: JobSpec) -> None:
         if not spec.image and not self.default_image:
             raise SpecError.one("image", "the docker backend needs an image, e.g. 'python:3.11' "
                                 "(or an admin-set c.DockerBackend.default_image)")
@@ -357,7 +340,7 @@ class DockerBackend(Backend):
 
     async def start(self, ctx: JobContext) -> Execution:
         cid, stream = await asyncio.to_thread(self._start_sync, ctx)
-        return DockerExecution(self, ctx, cid, stream)
+        return DockerExecution(self, ctx, cid, stream).begin()
 
     async def reattach(self, ctx: JobContext, state: dict[str, Any]) -> Execution:
         def find() -> tuple[str, Any]:
@@ -372,7 +355,7 @@ class DockerBackend(Backend):
             cid, stream = await asyncio.to_thread(find)
         except docker.errors.NotFound:
             return _Ended(Outcome(None, FailureReason.LOST, "its container no longer exists"))
-        return DockerExecution(self, ctx, cid, stream)
+        return DockerExecution(self, ctx, cid, stream).begin()
 
     # -- following (pump thread) ------------------------------------------------------------
     def _wait_exit(self, cid: str) -> Outcome:

@@ -13,20 +13,18 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from typing import Any, Optional
 
 from traitlets import List, Unicode, default
 
 from ..models import FailureReason
 from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome
+from .tail import FileTailExecution
 
 # `sh -c WRAPPER EXIT_FILE ARGV...`: run ARGV, then write its exit status to EXIT_FILE.
 # The no-op TERM trap keeps the wrapper waiting while ARGV handles SIGTERM its own way (a
 # caught signal, unlike an ignored one, is reset to the default for ARGV).
 _WRAPPER = 'trap : TERM; "$@"; echo $? > "$0"'
-_READ = 1 << 20
-_MIN_IDLE, _MAX_IDLE = 0.001, 0.025
 
 
 def _start_time(pid: int) -> Optional[int]:
@@ -41,76 +39,26 @@ def _start_time(pid: int) -> Optional[int]:
     return int(fields[19])
 
 
-class LocalExecution(Execution):
+class LocalExecution(FileTailExecution):
     """A process group started by this server (`proc`) or found again after a restart."""
 
     def __init__(self, ctx: JobContext, state: dict[str, Any], proc: Optional[subprocess.Popen]):
-        self.ctx = ctx
+        super().__init__(ctx, state)
         self.pid = int(state["pid"])
         self.proc = proc
-        self.state = state
-        self._loop = asyncio.get_running_loop()
-        self._done: asyncio.Future[Outcome] = self._loop.create_future()
         self._kill_task: Optional[asyncio.Task] = None
-        self._detached = threading.Event()
-        self._thread = threading.Thread(target=self._pump, name=f"job-{ctx.job.id}", daemon=True)
-        self._thread.start()
 
-    # -- the pump thread --------------------------------------------------------------------
     def _alive(self) -> bool:
         if self.proc is not None:
             return self.proc.poll() is None
         return self.state["start_time"] is not None and _start_time(self.pid) == self.state["start_time"]
 
-    def _pump(self) -> None:
-        try:
-            outcome = self._tail()
-        except Exception as exc:  # never leave a job running forever in the service's eyes
-            if self.state["start_time"] is not None:
-                self._kill_group(signal.SIGKILL)  # a job whose output cannot be kept must not run on
-            outcome = Outcome(None, FailureReason.BACKEND_ERROR, f"reading the job's output failed: {exc}")
-        self.ctx.log.close()
-        if outcome is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(lambda: self._done.done() or self._done.set_result(outcome))
+    def _ended(self) -> None:
+        # as in a container: when the main process ends, what it left behind goes too
+        if self.state["start_time"] is not None:
+            self._kill_group(signal.SIGKILL)
 
-    def detach(self) -> None:
-        self._detached.set()
-
-    def _tail(self) -> Optional[Outcome]:
-        sizes = self.ctx.log.stream_sizes()
-        files = {}
-        for stream in ("stdout", "stderr"):
-            fh = open(self.ctx.dir / stream, "rb")
-            fh.seek(sizes[stream])
-            files[stream] = fh
-        try:
-            idle = _MIN_IDLE
-            while True:
-                alive = self._alive()
-                got = self._drain(files)
-                if not alive:
-                    # as in a container: when the main process ends, what it left behind goes too
-                    if self.state["start_time"] is not None:
-                        self._kill_group(signal.SIGKILL)
-                    self._drain(files)
-                    return self._outcome()
-                if got:
-                    idle = _MIN_IDLE
-                elif self._detached.wait(idle):
-                    return None
-                else:
-                    idle = min(idle * 2, _MAX_IDLE)
-        finally:
-            for fh in files.values():
-                fh.close()
-
-    def _drain(self, files: dict) -> bool:
-        got = False
-        for stream, fh in files.items():
-            while data := fh.read(_READ):
-                self.ctx.log.append(stream, data)
-                got = True
-        return got
+    _on_error = _ended  # a job whose output cannot be kept must not run on
 
     def _outcome(self) -> Outcome:
         try:
@@ -124,9 +72,6 @@ class LocalExecution(Execution):
                        "and left no exit code")
 
     # -- Execution --------------------------------------------------------------------------
-    async def wait(self) -> Outcome:
-        return await asyncio.shield(self._done)
-
     async def stop(self, grace: float) -> None:
         if self._done.done():
             return
@@ -196,12 +141,11 @@ class LocalBackend(Backend):
             proc = await asyncio.to_thread(spawn)
         except OSError as exc:
             raise BackendError(f"could not start the job's process: {exc}") from exc
-        return LocalExecution(ctx, {"pid": proc.pid, "start_time": _start_time(proc.pid)}, proc)
+        return LocalExecution(ctx, {"pid": proc.pid, "start_time": _start_time(proc.pid)}, proc).begin()
 
     async def reattach(self, ctx: JobContext, state: dict[str, Any]) -> Execution:
-        await asyncio.to_thread(lambda: [(ctx.dir / stream).touch() for stream in ("stdout", "stderr")])
         pid = int(state.get("pid") or 0)
         started = state.get("start_time")
         # a pid now held by another process (its start time differs) means the job is gone
         alive = pid > 0 and started is not None and _start_time(pid) == started
-        return LocalExecution(ctx, {"pid": pid, "start_time": started if alive else None}, None)
+        return LocalExecution(ctx, {"pid": pid, "start_time": started if alive else None}, None).begin()

@@ -1,0 +1,272 @@
+"""The `slurm` backend: the same job spec as a Slurm batch job, on one node or several.
+
+The job's folder (workspace copy, stdout/stderr files, artifacts) lives in a shared folder
+every node sees; Slurm writes the two output files, which are tailed into the job's log as
+for local jobs. Status comes from `scontrol` (and `sacct` for jobs Slurm has forgotten);
+the Slurm job id kept in history lets a restarted server find the job again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from traitlets import Float, List, Unicode
+
+from ..models import FailureReason, JobSpec, SpecError
+from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome
+from .tail import FileTailExecution
+
+ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
+         "REQUEUE_FED", "RESIZING", "SIGNALING", "STAGE_OUT", "STOPPED"}
+_FAILURES = {
+    "TIMEOUT": (FailureReason.TIMEOUT, "Slurm stopped the job at its time limit"),
+    "OUT_OF_MEMORY": (FailureReason.OOM, "the job ran out of memory (raise resources.memory)"),
+    "NODE_FAIL": (FailureReason.BACKEND_ERROR, "a node of the job failed"),
+    "BOOT_FAIL": (FailureReason.BACKEND_ERROR, "a node of the job failed to boot"),
+    "PREEMPTED": (FailureReason.BACKEND_ERROR, "Slurm preempted the job"),
+    "DEADLINE": (FailureReason.BACKEND_ERROR, "the job missed its Slurm deadline"),
+    "CANCELLED": (FailureReason.BACKEND_ERROR, "the job was cancelled in Slurm"),
+}
+# each node runs one task; the launcher variables torch.distributed and friends expect
+_LAUNCH = ('export RANK="$SLURM_PROCID" NODE_RANK="$SLURM_NODEID" LOCAL_RANK="$SLURM_LOCALID"; '
+           'exec "$@"')
+
+
+def _fields(line: str) -> dict[str, str]:
+    """`scontrol show job -o` prints Key=Value pairs on one line."""
+    out = {}
+    for part in line.split():
+        key, sep, value = part.partition("=")
+        if sep:
+            out[key] = value
+    return out
+
+
+def _exit_code(value: str) -> Optional[int]:
+    """Slurm's `code:signal` as one exit code (128+N for signal N, as a shell reports it)."""
+    try:
+        code, _, sig = value.partition(":")
+        return 128 + int(sig) if int(sig or 0) else int(code)
+    except ValueError:
+        return None
+
+
+class SlurmExecution(FileTailExecution):
+    """A Slurm job followed through its output files and `scontrol`."""
+
+    def __init__(self, backend: SlurmBackend, ctx: JobContext, slurm_id: str):
+        super().__init__(ctx, {"slurm_job_id": slurm_id})
+        self.backend = backend
+        self.slurm_id = slurm_id
+        self._checked = 0.0
+        self._state: dict[str, str] = {"JobState": "PENDING"}
+        self._unreachable_since: Optional[float] = None
+
+    def _alive(self) -> bool:
+        now = time.monotonic()
+        if now - self._checked >= self.backend.poll_interval:
+            self._checked = now
+            self._state = self.backend.job_state(self.slurm_id) or self._state
+        state = self._state.get("JobState", "")
+        if state == "UNREACHABLE":
+            self._unreachable_since = self._unreachable_since or now
+            return now - self._unreachable_since < self.backend.ctld_wait
+        self._unreachable_since = None
+        return state in ALIVE
+
+    def _outcome(self) -> Outcome:
+        state = self._state.get("JobState", "")
+        code = _exit_code(self._state.get("ExitCode", ""))
+        if state == "COMPLETED" or state == "FAILED":
+            return Outcome(code)
+        if state == "UNREACHABLE":
+            return Outcome(None, FailureReason.BACKEND_ERROR,
+                           f"slurmctld did not answer for {self.backend.ctld_wait:g} s")
+        if state == "GONE":
+            return Outcome(None, FailureReason.LOST, f"Slurm no longer knows job {self.slurm_id}")
+        reason, message = _FAILURES.get(state, (FailureReason.BACKEND_ERROR, f"Slurm ended the job as {state}"))
+        return Outcome(code, reason, f"{message} (Slurm job {self.slurm_id}, {state})")
+
+    def _on_error(self) -> None:
+        self.backend.cancel(self.slurm_id, "KILL")
+
+    async def stop(self, grace: float) -> None:
+        await asyncio.to_thread(self.backend.cancel, self.slurm_id, "TERM")
+
+        async def kill_later() -> None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._done), grace)
+            except asyncio.TimeoutError:
+                await asyncio.to_thread(self.backend.cancel, self.slurm_id, "KILL")
+
+        self._kill_task = asyncio.ensure_future(kill_later())
+
+
+class SlurmBackend(Backend):
+    """Batch jobs on a Slurm cluster."""
+
+    name = "slurm"
+    description = "a batch job on a Slurm cluster"
+    host_gpus = False  # Slurm allocates the cluster's GPUs itself
+
+    bin_dir = Unicode("", help="Folder of Slurm's client tools (sbatch, scontrol, ...); empty: PATH.").tag(
+        config=True
+    )
+    slurm_conf = Unicode("", help="SLURM_CONF for the client tools; empty: their default.").tag(config=True)
+    shared_dir = Unicode(
+        "", help="A folder every node sees, for the jobs' folders (workspace copy, output, artifacts). "
+        "Empty: the service's data folder, which must then be shared."
+    ).tag(config=True)
+    partition = Unicode("", help="Default partition.").tag(config=True)
+    account = Unicode("", help="Default account.").tag(config=True)
+    qos = Unicode("", help="Default QoS.").tag(config=True)
+    sbatch_args = List(Unicode(), help="Extra sbatch arguments for every job.").tag(config=True)
+    container_template = Unicode(
+        "", help="How a job with an image runs on a node; the command follows it. Placeholders: {image}, "
+        "{workspace}, {artifacts}, {storage}, {env_file}. E.g. 'apptainer exec --nv --bind "
+        "{workspace}:/workspace,{artifacts}:/artifacts,{storage}:/storage --pwd /workspace docker://{image}'. "
+        "Inside, jobs find their folders at /workspace, /artifacts and /storage.",
+    ).tag(config=True)
+    master_port = Unicode("29500", help="MASTER_PORT for multi-node jobs.").tag(config=True)
+    poll_interval = Float(0.5, help="Seconds between status checks of a running job.").tag(config=True)
+    ctld_wait = Float(600.0, help="Seconds a job waits for an unreachable slurmctld before it fails.").tag(config=True)
+
+    # -- running the client tools -------------------------------------------------------------
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        if self.slurm_conf:
+            env["SLURM_CONF"] = self.slurm_conf
+        return env
+
+    def _tool(self, name: str) -> str:
+        return os.path.join(self.bin_dir, name) if self.bin_dir else (shutil.which(name) or name)
+
+    def run(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+        """One client command (blocking: call from a thread)."""
+        try:
+            return subprocess.run([self._tool(args[0]), *args[1:]], env=self._env(), capture_output=True,
+                                  text=True, timeout=timeout)
+        except FileNotFoundError:
+            return subprocess.CompletedProcess(args, 127, "", f"{args[0]} not found: Slurm's client tools are missing")
+        except subprocess.TimeoutExpired:
+            return subprocess.CompletedProcess(args, 124, "", f"{args[0]} did not answer in {timeout:g} s")
+
+    def job_state(self, slurm_id: str) -> Optional[dict[str, str]]:
+        """Slurm's view of a job; JobState UNREACHABLE (controller down) or GONE (forgotten)."""
+        shown = self.run("scontrol", "show", "job", "-o", slurm_id, timeout=10)
+        if shown.returncode == 0 and "JobState=" in shown.stdout:
+            return _fields(shown.stdout)
+        if "Invalid job id" not in shown.stderr:
+            return {"JobState": "UNREACHABLE"}
+        done = self.run("sacct", "-c", "-n", "-P", "-j", slurm_id, "-o", "JobID,State,ExitCode", timeout=10)
+        for line in done.stdout.splitlines():
+            job, state, code = (line.split("|") + ["", "", ""])[:3]
+            if job == slurm_id:
+                return {"JobState": state.split()[0], "ExitCode": code}
+        return {"JobState": "GONE"}
+
+    def cancel(self, slurm_id: str, signal: str) -> None:
+        args = ["scancel", slurm_id] if signal == "TERM" else ["scancel", "--signal=KILL", "--full", slurm_id]
+        self.run(*args, timeout=10)
+
+    # -- Backend ----------------------------------------------------------------------------
+    async def availability(self) -> Availability:
+        ping = await asyncio.to_thread(self.run, "scontrol", "ping", timeout=10)
+        if ping.returncode == 0 and "UP" in ping.stdout:
+            return Availability(True, details={"controller": ping.stdout.strip().splitlines()[0]})
+        why = (ping.stdout + ping.stderr).strip().splitlines()
+        return Availability(False, f"slurmctld is not reachable: {why[-1] if why else 'no answer'}")
+
+    def capabilities(self) -> dict[str, Any]:
+        return {"containers": bool(self.container_template), "gpus": True, "cpus": True, "memory": True,
+                "nodes": True, "artifacts": True, "storage": True, "reattach": True}
+
+    def jobs_root(self) -> Optional[Path]:
+        return Path(self.shared_dir) / "jobs" if self.shared_dir else None
+
+    def _directives(self, spec: JobSpec) -> list[str]:
+        res = spec.resources
+        args = [f"--nodes={res.nodes}", "--ntasks-per-node=1"]
+        if res.cpus:
+            args.append(f"--cpus-per-task={math.ceil(res.cpus)}")
+        if res.memory_bytes:
+            args.append(f"--mem={math.ceil(res.memory_bytes / (1 << 20))}M")
+        if res.gpus:
+            args.append(f"--gres=gpu:{res.gpus}")
+        if spec.timeout:
+            args.append(f"--time={max(1, math.ceil(spec.timeout / 60))}")
+        opts = spec.slurm
+        for flag, admin, own in (("partition", self.partition, opts and opts.partition),
+                                 ("account", self.account, opts and opts.account),
+                                 ("qos", self.qos, opts and opts.qos)):
+            if own or admin:
+                args.append(f"--{flag}={own or admin}")
+        return [*args, *self.sbatch_args, *(opts.sbatch_args if opts else [])]
+
+    async def validate(self, spec: JobSpec) -> None:
+        if spec.image and not self.container_template:
+            raise SpecError.one("image", "this Slurm cluster runs no containers "
+                                "(the admin has set no c.SlurmBackend.container_template)")
+        test = await asyncio.to_thread(self.run, "sbatch", "--test-only", *self._directives(spec), "--wrap=true")
+        if test.returncode != 0:
+            message = test.stderr.strip().replace("sbatch: error: ", "") or "sbatch refused the job"
+            lowered = message.lower()
+            if "partition" in lowered:
+                field = "slurm.partition"
+            elif "node count" in lowered or (spec.resources.nodes > 1 and not spec.resources.gpus):
+                field = "resources.nodes"
+            elif spec.resources.gpus and ("gres" in lowered or "node configuration" in lowered):
+                field = "resources.gpus"
+            else:
+                field = "slurm"
+            raise SpecError.one(field, f"Slurm refuses this job: {message}")
+
+    def _script(self, ctx: JobContext) -> str:
+        spec = ctx.job.spec
+        argv = spec.argv()
+        if spec.image:
+            env_file = ctx.dir / "container.env"
+            env = ctx.env(artifacts="/artifacts", storage="/storage")
+            env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items() if "\n" not in v))
+            prefix = self.container_template.format(
+                image=spec.image, workspace=ctx.workspace, artifacts=ctx.artifacts, storage=ctx.storage,
+                env_file=env_file)
+            argv = [*shlex.split(prefix), *argv]
+        else:
+            env = ctx.env()
+        env.pop("CUDA_VISIBLE_DEVICES", None)  # Slurm sets it for the GPUs it gives
+        lines = ["#!/bin/bash", f"#SBATCH --job-name=jupyter-job-{ctx.job.id}",
+                 f"#SBATCH --output={ctx.dir / 'stdout'}", f"#SBATCH --error={ctx.dir / 'stderr'}",
+                 f"#SBATCH --chdir={ctx.workspace}"]
+        lines += [f"#SBATCH {shlex.quote(arg)}" for arg in self._directives(spec)]
+        lines += [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
+        lines += [
+            'export MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
+            f'export MASTER_PORT="${{MASTER_PORT:-{self.master_port}}}" WORLD_SIZE="$SLURM_NNODES"',
+            "srun --quiet --kill-on-bad-exit=1 bash -c " + shlex.quote(_LAUNCH) + " job " + shlex.join(argv),
+        ]
+        return "\n".join(lines) + "\n"
+
+    async def start(self, ctx: JobContext) -> Execution:
+        def submit() -> str:
+            script = ctx.dir / "job.sbatch"
+            script.write_text(self._script(ctx))
+            done = self.run("sbatch", "--parsable", str(script))
+            if done.returncode != 0:
+                raise BackendError("Slurm refused the job: " + (done.stderr.strip().replace("sbatch: error: ", "")
+                                                                or f"sbatch exited with {done.returncode}"))
+            return done.stdout.strip().split(";")[0]
+
+        slurm_id = await asyncio.to_thread(submit)
+        return SlurmExecution(self, ctx, slurm_id).begin()
+
+    async def reattach(self, ctx: JobContext, state: dict[str, Any]) -> Execution:
+        return SlurmExecution(self, ctx, str(state["slurm_job_id"])).begin()

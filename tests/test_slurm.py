@@ -1,0 +1,155 @@
+"""The slurm backend against real Slurm daemons (`bash scripts/slurm-cluster`: munged,
+slurmctld and two slurmd nodes on this machine, each with two fake GPUs as gres)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from support import SLURM_CONF, docker_problem, log_text, require, slurm_problem
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "slurm-cluster"
+DOCKER_TEMPLATE = ("docker run --rm --init --network=none -v {workspace}:/workspace -w /workspace "
+                   "-v {artifacts}:/artifacts -v {storage}:/storage --env-file {env_file} "
+                   "-e RANK -e NODE_RANK -e LOCAL_RANK -e WORLD_SIZE -e MASTER_ADDR -e MASTER_PORT {image}")
+
+
+@pytest.fixture(autouse=True)
+def _cluster():
+    require("slurm", slurm_problem())
+
+
+def slurm_config(shared: Path) -> dict:
+    return {"SlurmBackend": {"slurm_conf": SLURM_CONF, "shared_dir": str(shared), "poll_interval": 0.2,
+                             "container_template": DOCKER_TEMPLATE}}
+
+
+@pytest.fixture
+def extra_config(tmp_path):
+    return slurm_config(tmp_path / "shared")
+
+
+def slurm_job(**spec):
+    return {"backend": "slurm", "workspace": "proj", **spec}
+
+
+async def test_end_to_end_with_artifacts(api, workspace, tmp_path):
+    code = ("import os, sys\nprint('out', os.environ['JOB_ID'], os.path.basename(os.getcwd()))\n"
+            "print('err', file=sys.stderr)\n"
+            "open(os.environ['JOB_ARTIFACTS_DIR'] + '/result.txt', 'w').write('from slurm')\n")
+    job = await api.submit(slurm_job(command=["python3", "-c", code]))
+    chunks = await api.logs(job["id"], follow=True)
+    assert log_text(chunks, "stdout") == f"out {job['id']} workspace\n" and log_text(chunks, "stderr") == "err\n"
+    assert chunks[-1]["status"] == "succeeded"
+    assert (tmp_path / "shared" / "jobs" / job["id"] / "stdout").exists()  # in the shared folder
+    listed = (await api.call("GET", "jobs", job["id"], "artifacts"))["artifacts"]
+    assert [a["path"] for a in listed] == ["result.txt"]
+    assert (await api.call("GET", "jobs", job["id"], "artifacts", "result.txt")).body == b"from slurm"
+
+
+async def test_exit_codes(api, workspace):
+    job = await api.submit(slurm_job(command="echo partial; exit 3"))
+    done = await api.wait(job["id"], timeout=60)
+    assert done["status"] == "failed" and done["reason"] == "exit_code" and done["exit_code"] == 3
+    assert log_text(await api.logs(job["id"]), "stdout") == "partial\n"
+
+
+async def test_cancel(api, workspace):
+    job = await api.submit(slurm_job(command="echo started; sleep 120"))
+    await api.wait_for_output(job["id"], "started", timeout=60)
+    await api.call("POST", "jobs", job["id"], "cancel")
+    done = await api.wait(job["id"], timeout=60)
+    assert done["status"] == "cancelled"
+
+
+async def test_timeout(api, workspace):
+    job = await api.submit(slurm_job(command="echo go; sleep 120", timeout=3))
+    done = await api.wait(job["id"], timeout=60)
+    assert done["status"] == "failed" and done["reason"] == "timeout"
+
+
+async def test_gpu_gres_and_cuda_visible_devices(api, workspace):
+    one = await api.submit(slurm_job(command='echo "gpus=$CUDA_VISIBLE_DEVICES"', resources={"gpus": 1}))
+    two = await api.submit(slurm_job(command='echo "gpus=$CUDA_VISIBLE_DEVICES"', resources={"gpus": 2}))
+    assert log_text(await api.logs(one["id"], follow=True)) in ("gpus=0\n", "gpus=1\n")
+    assert log_text(await api.logs(two["id"], follow=True)) == "gpus=0,1\n"
+    assert (await api.job(two["id"]))["gpus"] == []  # Slurm allocated them, not the Jupyter host
+
+
+@pytest.mark.parametrize("spec,field,words", [
+    ({"resources": {"gpus": 5}}, "resources.gpus", "Slurm refuses"),
+    ({"resources": {"nodes": 3}}, "resources.nodes", "Slurm refuses"),
+    ({"slurm": {"partition": "nowhere"}}, "slurm.partition", "partition"),
+])
+async def test_impossible_requests_are_400_with_slurms_message(api, workspace, spec, field, words):
+    reply = await api.submit(slurm_job(command="true", **spec), expect=400)
+    assert reply["errors"][0]["field"] == field and words in reply["message"]
+
+
+async def test_two_node_job_each_rank_prints_its_rank(api, workspace):
+    code = 'echo "rank=$RANK node_rank=$NODE_RANK local_rank=$LOCAL_RANK world=$WORLD_SIZE master=${MASTER_ADDR:+set}"'
+    job = await api.submit(slurm_job(command=code, resources={"nodes": 2}))
+    lines = sorted(log_text(await api.logs(job["id"], follow=True)).splitlines())
+    assert lines == ["rank=0 node_rank=0 local_rank=0 world=2 master=set",
+                     "rank=1 node_rank=1 local_rank=0 world=2 master=set"]
+
+
+async def test_per_job_partition(api, workspace):
+    job = await api.submit(slurm_job(command="echo $SLURM_JOB_PARTITION", slurm={"partition": "small"}))
+    assert log_text(await api.logs(job["id"], follow=True)) == "small\n"
+
+
+async def test_image_through_the_container_runtime(api, workspace):
+    require("docker", docker_problem())
+    (workspace / "data.txt").write_text("in the container")
+    command = 'cat data.txt; echo " $JOB_ARTIFACTS_DIR"; echo done > /artifacts/out.txt'
+    job = await api.submit(slurm_job(image="jupyter-jobs/busybox:test", command=command))
+    chunks = await api.logs(job["id"], follow=True)
+    assert log_text(chunks) == "in the container /artifacts\n" and chunks[-1]["status"] == "succeeded"
+    assert [a["path"] for a in (await api.call("GET", "jobs", job["id"], "artifacts"))["artifacts"]] == ["out.txt"]
+
+
+def test_server_restart_reattaches_by_slurm_job_id(server_process, tmp_path):
+    config = slurm_config(tmp_path / "shared")["SlurmBackend"]
+    extra = [f"--SlurmBackend.{k}={v}" for k, v in config.items()]
+    server = server_process(extra=extra).start()
+    count = 'i=0; while [ $i -lt 40 ]; do echo "line $i"; i=$((i+1)); sleep 0.05; done'
+    job = server.request("POST", "/jupyter-jobs/jobs", {"backend": "slurm", "command": count})
+    deadline = time.monotonic() + 60
+    while "line 3\n" not in log_text(server.logs(job["id"])):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    server.stop(signal.SIGKILL)
+    time.sleep(0.5)
+    server.start()
+    chunks = server.logs(job["id"], follow=True)
+    assert log_text(chunks) == "".join(f"line {i}\n" for i in range(40)) and chunks[-1]["status"] == "succeeded"
+
+
+def test_slurmctld_restart(server_process, tmp_path):
+    config = slurm_config(tmp_path / "shared")["SlurmBackend"]
+    server = server_process(extra=[f"--SlurmBackend.{k}={v}" for k, v in config.items()]).start()
+    job = server.request("POST", "/jupyter-jobs/jobs",
+                         {"backend": "slurm", "command": "echo before; sleep 4; echo after"})
+    deadline = time.monotonic() + 60
+    while "before" not in log_text(server.logs(job["id"])):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    subprocess.run(["bash", str(SCRIPT), "stop-ctld"], check=True)
+    try:
+        slurm = {b["name"]: b for b in server.request("GET", "/jupyter-jobs/backends")["backends"]}["slurm"]
+        assert slurm["available"] is False and "slurmctld" in slurm["reason"]
+        try:
+            server.request("POST", "/jupyter-jobs/jobs", {"backend": "slurm", "command": "true"})
+            raise AssertionError("submit accepted while slurmctld is down")
+        except Exception as exc:
+            assert "400" in str(exc)
+        assert server.request("GET", f"/jupyter-jobs/jobs/{job['id']}")["status"] == "running"
+    finally:
+        subprocess.run(["bash", str(SCRIPT), "start-ctld"], check=True)
+    done = server.wait(job["id"], timeout=90)
+    assert done["status"] == "succeeded" and log_text(server.logs(job["id"])) == "before\nafter\n"
