@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from support import browser_problem, docker_problem, require
+from support import browser_problem, docker_problem, require, slurm_problem
 
 BENCH = Path(__file__).parent / "benchmarks"
 
@@ -17,6 +17,8 @@ def test_benchmark_runs(script):
         require("docker", docker_problem())
     if script == "bench_panel_log.py":
         require("browser", browser_problem())
+    if script == "bench_slurm.py":
+        require("slurm", slurm_problem())
     out = subprocess.run([sys.executable, str(BENCH / script), "--quick"], capture_output=True, text=True,
                          timeout=240, cwd=BENCH)
     assert out.returncode == 0, out.stderr[-3000:]

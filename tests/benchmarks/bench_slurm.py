@@ -1,0 +1,77 @@
+"""The slurm backend: submit-to-first-log-line vs raw `sbatch --wrap` plus waiting for its output
+file, in the same run. Target: <= 1.3x (median). Needs `bash scripts/slurm-cluster`."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import median_ms, ms, parser, percentile, table
+from support import SLURM_CONF, ServerProcess, slurm_problem
+
+ENV = {**os.environ, "SLURM_CONF": SLURM_CONF}
+
+
+def raw_sbatch(folder: Path) -> float:
+    out = folder / f"raw-{time.monotonic_ns()}.out"
+    start = time.perf_counter()
+    subprocess.run(["sbatch", "--parsable", "-o", str(out), "--wrap", "echo 1"], env=ENV, check=True,
+                   capture_output=True)
+    while not (out.exists() and out.read_bytes().endswith(b"1\n")):
+        time.sleep(0.005)
+    return time.perf_counter() - start
+
+
+def rest(srv: ServerProcess) -> float:
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port)
+    headers = {"Authorization": f"token {srv.token}"}
+    start = time.perf_counter()
+    conn.request("POST", "/jupyter-jobs/jobs", json.dumps({"backend": "slurm", "command": "echo 1"}), headers)
+    resp = conn.getresponse()
+    job = json.loads(resp.read())
+    assert resp.status == 201, job
+    conn.request("GET", f"/jupyter-jobs/jobs/{job['id']}/logs?follow=true", headers=headers)
+    resp = conn.getresponse()
+    first = json.loads(resp.readline())
+    elapsed = time.perf_counter() - start
+    assert first.get("text") == "1\n", first
+    resp.read()
+    conn.close()
+    return elapsed
+
+
+def main() -> None:
+    args = parser(__doc__).parse_args()
+    problem = slurm_problem()
+    if problem:
+        sys.exit(f"bench_slurm: {problem}")
+    runs = 3 if args.quick else 15
+    with tempfile.TemporaryDirectory(prefix="jobs-bench-slurm-") as tmp:
+        root = Path(tmp) / "root"
+        root.mkdir()
+        srv = ServerProcess(root, Path(tmp) / "data", extra=[f"--SlurmBackend.slurm_conf={SLURM_CONF}",
+                                                             "--SlurmBackend.poll_interval=0.2"]).start()
+        try:
+            raw_sbatch(Path(tmp)), rest(srv)
+            base, ours = [], []
+            for _ in range(runs):
+                base.append(raw_sbatch(Path(tmp)))
+                ours.append(rest(srv))
+        finally:
+            srv.stop()
+    b, r = median_ms(base), median_ms(ours)
+    table(f"Slurm: submit to first log line, `echo 1`, {runs} runs each",
+          ["path", "median ms", "p90 ms", "ratio", "target", "meets target"],
+          [["sbatch --wrap + waiting for the output file (baseline)", b, ms(percentile(base, 90)), "1.0x", "", ""],
+           ["REST submit + follow (slurm backend)", r, ms(percentile(ours, 90)), f"{r / b:.2f}x", "<= 1.3x",
+            "yes" if r <= 1.3 * b else "NO"]])
+
+
+if __name__ == "__main__":
+    main()
