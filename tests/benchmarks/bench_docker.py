@@ -4,14 +4,12 @@ log follower (complete, >= 500,000 lines/s). Needs `bash scripts/docker-engine`.
 
 from __future__ import annotations
 
-import http.client
-import json
 import shutil
 import subprocess
 import time
 
 from bench_logs import follow
-from common import median_ms, ms, parser, percentile, server, table
+from common import median_ms, ms, parser, percentile, rest_first_line, server, table
 
 IMAGE = "jupyter-jobs/python:test"
 WRITER = "import sys\nw = sys.stdout.write\nfor i in range({n}):\n    w(f'line {{i}}\\n')\n"
@@ -40,24 +38,7 @@ def docker_run_lines(n: int) -> float:
 
 
 def rest(srv) -> float:
-    conn = http.client.HTTPConnection("127.0.0.1", srv.port)
-    headers = {"Authorization": f"token {srv.token}"}
-    body = json.dumps({"backend": "docker", "image": IMAGE, "command": ["python3", "-c", "print(1)"]})
-    start = time.perf_counter()
-    conn.request("POST", "/jupyter-jobs/jobs", body, headers)
-    resp = conn.getresponse()
-    job = json.loads(resp.read())
-    assert resp.status == 201, job
-    conn.request("GET", f"/jupyter-jobs/jobs/{job['id']}/logs?follow=true", headers=headers)
-    resp = conn.getresponse()
-    text = ""
-    while "\n" not in text:  # unbuffered print() writes "1" and "\n" separately
-        text += json.loads(resp.readline())["text"]
-    elapsed = time.perf_counter() - start
-    assert text == "1\n", text
-    resp.read()
-    conn.close()
-    return elapsed
+    return rest_first_line(srv, {"backend": "docker", "image": IMAGE, "command": ["python3", "-c", "print(1)"]})
 
 
 def main() -> None:

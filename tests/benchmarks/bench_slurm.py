@@ -3,8 +3,6 @@ file, in the same run. Target: <= 1.3x (median). Needs `bash scripts/slurm-clust
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
 import subprocess
 import sys
@@ -12,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import median_ms, ms, parser, percentile, table
+from common import median_ms, ms, parser, percentile, rest_first_line, table
 from support import SLURM_CONF, ServerProcess, slurm_problem
 
 ENV = {**os.environ, "SLURM_CONF": SLURM_CONF}
@@ -29,21 +27,7 @@ def raw_sbatch(folder: Path) -> float:
 
 
 def rest(srv: ServerProcess) -> float:
-    conn = http.client.HTTPConnection("127.0.0.1", srv.port)
-    headers = {"Authorization": f"token {srv.token}"}
-    start = time.perf_counter()
-    conn.request("POST", "/jupyter-jobs/jobs", json.dumps({"backend": "slurm", "command": "echo 1"}), headers)
-    resp = conn.getresponse()
-    job = json.loads(resp.read())
-    assert resp.status == 201, job
-    conn.request("GET", f"/jupyter-jobs/jobs/{job['id']}/logs?follow=true", headers=headers)
-    resp = conn.getresponse()
-    first = json.loads(resp.readline())
-    elapsed = time.perf_counter() - start
-    assert first.get("text") == "1\n", first
-    resp.read()
-    conn.close()
-    return elapsed
+    return rest_first_line(srv, {"backend": "slurm", "command": "echo 1"})
 
 
 def main() -> None:

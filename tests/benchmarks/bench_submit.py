@@ -5,13 +5,11 @@ Target: median REST <= 2 x bare + 30 ms.
 
 from __future__ import annotations
 
-import http.client
-import json
 import subprocess
 import sys
 import time
 
-from common import median_ms, parser, percentile, ms, server, table
+from common import median_ms, ms, parser, percentile, rest_first_line, server, table
 
 COMMAND = [sys.executable, "-c", "print(1)"]
 
@@ -28,22 +26,7 @@ def bare() -> float:
 
 
 def rest(srv) -> float:
-    conn = http.client.HTTPConnection("127.0.0.1", srv.port)
-    headers = {"Authorization": f"token {srv.token}", "Content-Type": "application/json"}
-    body = json.dumps({"command": ["python", "-c", "print(1)"]})
-    start = time.perf_counter()
-    conn.request("POST", "/jupyter-jobs/jobs", body, headers)
-    resp = conn.getresponse()
-    job = json.loads(resp.read())
-    assert resp.status == 201, job
-    conn.request("GET", f"/jupyter-jobs/jobs/{job['id']}/logs?follow=true", headers=headers)
-    resp = conn.getresponse()
-    first = json.loads(resp.readline())
-    elapsed = time.perf_counter() - start
-    assert first["text"] == "1\n", first
-    resp.read()
-    conn.close()
-    return elapsed
+    return rest_first_line(srv, {"command": ["python", "-c", "print(1)"]})
 
 
 def main() -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import statistics
+import time
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -29,6 +32,27 @@ def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -
         if n == 0:
             print("| " + " | ".join("-" * w for w in widths) + " |")
     sys.stdout.flush()
+
+
+def rest_first_line(srv: ServerProcess, spec: dict, expect: str = "1\n") -> float:
+    """Seconds from POSTing `spec` to its log's first line (`expect`) arriving on a follower."""
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port)
+    headers = {"Authorization": f"token {srv.token}", "Content-Type": "application/json"}
+    start = time.perf_counter()
+    conn.request("POST", "/jupyter-jobs/jobs", json.dumps(spec), headers)
+    resp = conn.getresponse()
+    job = json.loads(resp.read())
+    assert resp.status == 201, job
+    conn.request("GET", f"/jupyter-jobs/jobs/{job['id']}/logs?follow=true", headers=headers)
+    resp = conn.getresponse()
+    text = ""
+    while "\n" not in text:  # unbuffered print() may write "1" and "\n" apart
+        text += json.loads(resp.readline())["text"]
+    elapsed = time.perf_counter() - start
+    assert text == expect, text
+    resp.read()
+    conn.close()
+    return elapsed
 
 
 def ms(seconds: float) -> float:
