@@ -121,6 +121,13 @@ class SlurmOptions(_Strict):
     qos: Optional[str] = Field(None, max_length=200)
     sbatch_args: list[str] = Field(default_factory=list, max_length=50)
 
+    @field_validator("partition", "account", "qos", "sbatch_args")
+    @classmethod
+    def _one_line(cls, value: Any) -> Any:
+        if any("\n" in v or "\r" in v for v in ([value] if isinstance(value, str) else value or [])):
+            raise ValueError("must not contain line breaks")
+        return value
+
 
 class JobSpec(_Strict):
     """A job as a user asks for it: files + container + command + resources."""

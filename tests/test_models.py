@@ -90,3 +90,9 @@ def test_odd_resource_values_are_field_errors(resources, field):
 @pytest.mark.parametrize("timeout", [float("nan"), float("inf"), [], {"s": 1}, True, "-5m", 10**12])
 def test_odd_timeouts_are_field_errors(timeout):
     assert "timeout" in fields({"command": "true", "timeout": timeout})
+
+
+@pytest.mark.parametrize("slurm", [{"partition": "gpu\ntouch /tmp/x #"}, {"sbatch_args": ["--x=1\nrm -rf /"]},
+                                   {"qos": "a\rb"}])
+def test_slurm_fields_stay_on_one_line(slurm):
+    assert any(f.startswith("slurm") for f in fields({"command": "true", "slurm": slurm}))

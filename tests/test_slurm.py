@@ -51,6 +51,11 @@ async def test_end_to_end_with_artifacts(api, workspace, tmp_path):
     assert (await api.call("GET", "jobs", job["id"], "artifacts", "result.txt")).body == b"from slurm"
 
 
+async def test_server_credentials_never_reach_the_job(api, workspace):
+    job = await api.submit(slurm_job(command='echo "token=${JUPYTER_JOBS_TOKEN:-none}"'))
+    assert log_text(await api.logs(job["id"], follow=True)) == "token=none\n"
+
+
 async def test_exit_codes(api, workspace):
     job = await api.submit(slurm_job(command="echo partial; exit 3"))
     done = await api.wait(job["id"], timeout=60)

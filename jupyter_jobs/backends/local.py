@@ -27,6 +27,10 @@ from .tail import FileTailExecution
 _WRAPPER = 'trap : TERM; "$@"; echo $? > "$0"'
 
 
+#: variables of the server's environment that carry its credentials; jobs never inherit them
+CREDENTIALS = ("JUPYTER_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_API_TOKEN", "JUPYTER_JOBS_TOKEN", "JPY_SESSION_NAME")
+
+
 def _start_time(pid: int) -> Optional[int]:
     """The process's start time in clock ticks since boot (guards against pid reuse)."""
     try:
@@ -105,7 +109,7 @@ class LocalBackend(Backend):
     shell = Unicode("/bin/sh", help="Shell used for string commands and the exit-code wrapper.").tag(config=True)
     strip_env = List(
         Unicode(),
-        ["JUPYTER_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_API_TOKEN", "JUPYTER_JOBS_TOKEN", "JPY_SESSION_NAME"],
+        list(CREDENTIALS),
         help="Variables of the server's environment that jobs never inherit (credentials).",
     ).tag(config=True)
 

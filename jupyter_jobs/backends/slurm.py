@@ -22,6 +22,7 @@ from traitlets import Float, List, Unicode
 
 from ..models import FailureReason, JobSpec, SpecError
 from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome
+from .local import CREDENTIALS
 from .tail import FileTailExecution
 
 ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
@@ -141,7 +142,8 @@ class SlurmBackend(Backend):
 
     # -- running the client tools -------------------------------------------------------------
     def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        # sbatch hands its environment to the job: never the server's credentials
+        env = {k: v for k, v in os.environ.items() if k not in CREDENTIALS}
         if self.slurm_conf:
             env["SLURM_CONF"] = self.slurm_conf
         return env
@@ -166,16 +168,20 @@ class SlurmBackend(Backend):
             return _fields(shown.stdout)
         if "Invalid job id" not in shown.stderr:
             return {"JobState": "UNREACHABLE"}
-        done = self.run("sacct", "-c", "-n", "-P", "-j", slurm_id, "-o", "JobID,State,ExitCode", timeout=10)
-        for line in done.stdout.splitlines():
-            job, state, code = (line.split("|") + ["", "", ""])[:3]
-            if job == slurm_id:
-                return {"JobState": state.split()[0], "ExitCode": code}
+        for source in ("-X", "-c"):  # accounting, then the job completion log
+            done = self.run("sacct", source, "-n", "-P", "-j", slurm_id, "-o", "JobID,State,ExitCode", timeout=10)
+            for line in done.stdout.splitlines():
+                job, state, code = (line.split("|") + ["", "", ""])[:3]
+                if job == slurm_id and state:
+                    return {"JobState": state.split()[0], "ExitCode": code}
         return {"JobState": "GONE"}
 
     def cancel(self, slurm_id: str, signal: str) -> None:
-        args = ["scancel", slurm_id] if signal == "TERM" else ["scancel", "--signal=KILL", "--full", slurm_id]
-        self.run(*args, timeout=10)
+        """TERM: scancel (Slurm sends SIGTERM, then SIGKILL after its KillWait). KILL: also
+        force whatever is left, and a job still pending never starts."""
+        self.run("scancel", slurm_id, timeout=10)
+        if signal == "KILL":
+            self.run("scancel", "--signal=KILL", "--full", slurm_id, timeout=10)
 
     # -- Backend ----------------------------------------------------------------------------
     async def availability(self) -> Availability:
@@ -236,21 +242,22 @@ class SlurmBackend(Backend):
             env_file = ctx.dir / "container.env"
             env = ctx.env(artifacts="/artifacts", storage="/storage")
             env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items() if "\n" not in v))
-            prefix = self.container_template.format(
-                image=spec.image, workspace=ctx.workspace, artifacts=ctx.artifacts, storage=ctx.storage,
-                env_file=env_file)
+            quoted = {"image": spec.image, "workspace": ctx.workspace, "artifacts": ctx.artifacts,
+                      "storage": ctx.storage, "env_file": env_file}
+            prefix = self.container_template.format(**{k: shlex.quote(str(v)) for k, v in quoted.items()})
             argv = [*shlex.split(prefix), *argv]
         else:
             env = ctx.env()
         env.pop("CUDA_VISIBLE_DEVICES", None)  # Slurm sets it for the GPUs it gives
         lines = ["#!/bin/bash", f"#SBATCH --job-name=jupyter-job-{ctx.job.id}",
                  f"#SBATCH --output={ctx.dir / 'stdout'}", f"#SBATCH --error={ctx.dir / 'stderr'}",
-                 f"#SBATCH --chdir={ctx.workspace}"]
+                 f"#SBATCH --chdir={ctx.workspace}", "#SBATCH --open-mode=append"]
         lines += [f"#SBATCH {shlex.quote(arg)}" for arg in self._directives(spec)]
         lines += [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
         lines += [
             'export MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',
             f'export MASTER_PORT="${{MASTER_PORT:-{self.master_port}}}" WORLD_SIZE="$SLURM_NNODES"',
+            '[ -n "${SLURM_CPUS_PER_TASK:-}" ] && export SRUN_CPUS_PER_TASK="$SLURM_CPUS_PER_TASK"',
             "srun --quiet --kill-on-bad-exit=1 bash -c " + shlex.quote(_LAUNCH) + " job " + shlex.join(argv),
         ]
         return "\n".join(lines) + "\n"

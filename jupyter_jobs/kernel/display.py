@@ -7,6 +7,7 @@ that is updated in place (works in any frontend, no widget manager needed).
 from __future__ import annotations
 
 import html
+import http.client
 import sys
 import threading
 import time
@@ -32,11 +33,15 @@ class JobFailed(RuntimeError):
         return [f"\x1b[31mJobFailed\x1b[0m: {self}"]
 
 
+def _when(iso: str) -> datetime:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00"))  # Python < 3.11 rejects "Z"
+
+
 def _elapsed(job: dict[str, Any]) -> Optional[float]:
     if not job.get("started_at"):
         return None
-    start = datetime.fromisoformat(job["started_at"])
-    end = datetime.fromisoformat(job["finished_at"]) if job.get("finished_at") else datetime.now(start.tzinfo)
+    start = _when(job["started_at"])
+    end = _when(job["finished_at"]) if job.get("finished_at") else datetime.now(start.tzinfo)
     return max(0.0, (end - start).total_seconds())
 
 
@@ -156,21 +161,31 @@ class Job:
         return f"<code>{html.escape(repr(self))}</code>"
 
 
-def stream_output(service: JobsService, job_id: str, offset: int = 0) -> dict[str, Any]:
+def stream_output(service: JobsService, job_id: str, offset: int = 0, patience: float = 120) -> dict[str, Any]:
     """Copy the job's output to this cell's stdout/stderr as it arrives; returns the final
-    status item. Resumes on a dropped connection without repeating or losing output."""
+    status item. A dropped connection (e.g. a server restart) resumes at the last offset,
+    with nothing lost or repeated, for up to `patience` seconds without an answer."""
+    failing_since: Optional[float] = None
     while True:
         try:
             for item in service.logs(job_id, offset, follow=True):
+                failing_since = None
                 if "text" not in item:
                     return item
-                (sys.stderr if item["stream"] == "stderr" else sys.stdout).write(item["text"])
-                (sys.stderr if item["stream"] == "stderr" else sys.stdout).flush()
+                out = sys.stderr if item["stream"] == "stderr" else sys.stdout
+                out.write(item["text"])
+                out.flush()
                 offset = item["next"]
-        except ServiceError:
-            raise
-        except OSError:
-            time.sleep(0.5)  # the connection dropped: resume at `offset`
+        except ServiceError as exc:
+            if exc.status is not None:  # the service answered: a real refusal
+                raise
+        except (OSError, ValueError, http.client.HTTPException):
+            pass
+        failing_since = failing_since or time.monotonic()
+        if time.monotonic() - failing_since > patience:
+            raise ServiceError(f"lost the connection to the job service for {patience:g} s; "
+                               f"the job goes on: %job logs -f {job_id}")
+        time.sleep(0.5)
 
 
 class _Ticker(threading.Thread):
@@ -191,7 +206,11 @@ class _Ticker(threading.Thread):
                 job = None
             if job is not None:
                 done = job["status"] in TERMINAL
-                self.line.show(status_text(job, self.service.artifacts(self.job_id) if done else None))
+                try:
+                    artifacts = self.service.artifacts(self.job_id) if done else None
+                except Exception:
+                    artifacts = None
+                self.line.show(status_text(job, artifacts))
                 if done:
                     return
             self.stop.wait(1.0)
@@ -214,7 +233,11 @@ def run_and_watch(service: JobsService, spec: dict[str, Any], *, detach: bool, r
     except KeyboardInterrupt:
         ticker.stop.set()
         ticker.join(5)
-        job.cancel()
+        try:
+            job.cancel()
+        except ServiceError as exc:
+            if exc.status != 409:  # 409: it had finished already
+                raise
         final = job.refresh()
         line.show(status_text(final))
         print(f"jupyter_jobs: interrupted, job {job.id} {final['status']}", file=sys.stderr)

@@ -14,6 +14,7 @@ import html
 import os
 import shlex
 import sys
+from urllib.parse import quote
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -254,7 +255,8 @@ class JobMagics(Magics):
 
             path = "/" + base.split("://", 1)[-1].split("/", 1)[-1].strip("/")
             prefix = (path.rstrip("/") + f"/jupyter-jobs/jobs/{args.id}/artifacts/").replace("//", "/")
-            links = "".join(f'<li><a href="{html.escape(prefix + a["path"])}" download>{html.escape(a["path"])}</a>'
+            links = "".join(f'<li><a href="{html.escape(prefix + quote(a["path"]))}" download>'
+                            f'{html.escape(a["path"])}</a>'
                             f' ({a["size"]:,} bytes)</li>' for a in items)
             text = "\n".join(f"{a['path']}  {a['size']:,} bytes" for a in items)
             display({"text/plain": text, "text/html": f"<ul>{links}</ul>"}, raw=True)

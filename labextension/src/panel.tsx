@@ -1,5 +1,6 @@
 // The sidebar: a job list that updates itself, a job builder form, and a job's detail view.
 import { ReactWidget } from '@jupyterlab/ui-components';
+import { Message } from '@lumino/messaging';
 import { Poll } from '@lumino/polling';
 import * as React from 'react';
 
@@ -56,13 +57,15 @@ export class JobsModel {
   project = '';
   error: string | null = null;
   private listeners = new Set<() => void>();
+  private generation = 0;
   readonly poll: Poll;
 
-  constructor() {
+  /** `visible` says whether the panel is on screen: the list is not polled while it is not. */
+  constructor(visible: () => boolean) {
     this.poll = new Poll({
       factory: () => this.refresh(),
       frequency: { interval: 2000, backoff: true, max: 30000 },
-      standby: 'when-hidden',
+      standby: () => !visible() || 'when-hidden',
       name: 'jupyter-jobs:list'
     });
   }
@@ -81,10 +84,15 @@ export class JobsModel {
     this.changed();
   }
 
-  /** The first page again (newest first), keeping older pages already loaded. */
+  /** The first page again (newest first), keeping older pages already loaded. A failure is
+   * shown and rethrown, so the poll backs off. */
   async refresh(): Promise<void> {
+    const generation = ++this.generation;
     try {
       const page = await api.list({ status: this.status, project: this.project, limit: 50 });
+      if (generation !== this.generation) {
+        return; // the filters changed meanwhile: a newer request answers
+      }
       const seen = new Set(page.jobs.map(j => j.id));
       const older = this.jobs.filter(j => !seen.has(j.id) && page.jobs.length && j.created_at < page.jobs[page.jobs.length - 1].created_at);
       this.jobs = [...page.jobs, ...older];
@@ -94,6 +102,8 @@ export class JobsModel {
       this.error = null;
     } catch (error) {
       this.error = (error as Error).message;
+      this.changed();
+      throw error;
     }
     this.changed();
   }
@@ -102,9 +112,14 @@ export class JobsModel {
     if (!this.nextCursor) {
       return;
     }
-    const page = await api.list({ status: this.status, project: this.project, limit: 50, cursor: this.nextCursor });
-    this.jobs = [...this.jobs, ...page.jobs];
-    this.nextCursor = page.next_cursor;
+    try {
+      const page = await api.list({ status: this.status, project: this.project, limit: 50, cursor: this.nextCursor });
+      this.jobs = [...this.jobs, ...page.jobs];
+      this.nextCursor = page.next_cursor;
+      this.error = null;
+    } catch (error) {
+      this.error = (error as Error).message;
+    }
     this.changed();
   }
 
@@ -319,15 +334,31 @@ function JobLog({ job }: { job: Job }): JSX.Element {
         setLines(count);
       }
     }, 250);
-    followLogs(
-      job.id,
-      0,
-      chunk => {
-        buffer.append(chunk.text, chunk.stream);
-        view.schedule();
-      },
-      abort.signal
-    ).catch(() => undefined);
+    let offset = 0;
+    const follow = async () => {
+      // a dropped stream (server restart, idle proxy) resumes where it stopped
+      while (!abort.signal.aborted) {
+        try {
+          const end = await followLogs(
+            job.id,
+            offset,
+            chunk => {
+              buffer.append(chunk.text, chunk.stream);
+              offset = chunk.next;
+              view.schedule();
+            },
+            abort.signal
+          );
+          if (end) {
+            return;
+          }
+        } catch {
+          // retried below unless the view was closed
+        }
+        await new Promise(resolve => window.setTimeout(resolve, 1000));
+      }
+    };
+    void follow();
     return () => {
       abort.abort();
       window.clearInterval(timer);
@@ -492,7 +523,7 @@ function JobsApp({ model }: { model: JobsModel }): JSX.Element {
 
 /** The sidebar widget. */
 export class JobsPanel extends ReactWidget {
-  readonly model = new JobsModel();
+  readonly model = new JobsModel(() => this.isVisible);
 
   constructor() {
     super();
@@ -502,6 +533,11 @@ export class JobsPanel extends ReactWidget {
 
   render(): JSX.Element {
     return <JobsApp model={this.model} />;
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    void this.model.poll.refresh();
   }
 
   dispose(): void {
