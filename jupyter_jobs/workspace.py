@@ -399,10 +399,3 @@ class SnapshotStore:
     def iter_paths(self, snap_id: str) -> Iterator[str]:
         for path, *_ in self.manifest(snap_id)["files"]:
             yield path
-
-    def info(self, snap_id: str) -> Optional[SnapshotInfo]:
-        try:
-            body = self.manifest(snap_id)
-        except OSError:
-            return None
-        return SnapshotInfo(snap_id, len(body["files"]), sum(f[2] for f in body["files"]))
