@@ -1,6 +1,8 @@
 // A log view that stays fast with millions of lines: only the visible lines are in the DOM.
 
 const STDERR = 1;
+// Browsers cap an element's height (Firefox near 17.9 million px); past this, scrolling is scaled.
+const MAX_HEIGHT = 8_000_000;
 
 /** Lines of a log, each tagged with its stream; a line stays open until its newline arrives. */
 export class LogBuffer {
@@ -79,14 +81,28 @@ export class LogView {
 
   private render(): void {
     const total = this.buffer.length;
-    this.spacer.style.height = `${total * this.lineHeight}px`;
+    const full = total * this.lineHeight;
+    const scaled = full > MAX_HEIGHT;
+    this.spacer.style.height = `${scaled ? MAX_HEIGHT : full}px`;
     if (this.follow) {
       this.node.scrollTop = this.node.scrollHeight;
     }
     const height = this.node.clientHeight || 400;
-    const first = Math.max(0, Math.floor(this.node.scrollTop / this.lineHeight) - 20);
-    const last = Math.min(total, first + Math.ceil(height / this.lineHeight) + 40);
-    const key = `${first}:${last}:${total}:${total ? this.buffer.lines[total - 1].length : 0}`;
+    const shown = Math.ceil(height / this.lineHeight);
+    const scrollTop = this.node.scrollTop;
+    let first: number;
+    let offset: number;
+    if (scaled) {
+      // the scroll position is a fraction of the log: lines are drawn from the viewport's top
+      const fraction = Math.min(1, scrollTop / Math.max(1, MAX_HEIGHT - height));
+      first = Math.floor(fraction * Math.max(0, total - shown));
+      offset = scrollTop;
+    } else {
+      first = Math.max(0, Math.floor(scrollTop / this.lineHeight) - 20);
+      offset = first * this.lineHeight;
+    }
+    const last = Math.min(total, first + shown + 40);
+    const key = `${first}:${last}:${offset}:${total}:${total ? this.buffer.lines[total - 1].length : 0}`;
     if (key === this.rendered) {
       return;
     }
@@ -98,7 +114,7 @@ export class LogView {
       line.textContent = this.buffer.lines[i] || '\u200b';
       fragment.appendChild(line);
     }
-    this.content.style.transform = `translateY(${first * this.lineHeight}px)`;
+    this.content.style.transform = `translateY(${offset}px)`;
     this.content.replaceChildren(fragment);
   }
 }
