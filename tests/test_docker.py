@@ -198,3 +198,19 @@ class TestUnreachableEngine:
         assert docker["available"] is False and "cannot reach the Docker engine" in docker["reason"]
         reply = await api.submit(docker_job(command="true"), expect=400)
         assert reply["errors"][0]["field"] == "backend" and "unavailable" in reply["message"]
+
+
+class TestDatasets:
+    """Admin-configured read-only mounts, and the user jobs run as."""
+
+    @pytest.fixture
+    def extra_config(self, tmp_path):
+        data = tmp_path / "imagenet"
+        data.mkdir()
+        (data / "labels.txt").write_text("cat\ndog\n")
+        return {"DockerBackend": {"datasets": {str(data): "/datasets/imagenet"}, "user": "1234:1234"}}
+
+    async def test_dataset_is_mounted_read_only_and_the_user_applies(self, api, workspace):
+        job = await api.submit(docker_job(command="wc -l < /datasets/imagenet/labels.txt; id -u; "
+                                                  "touch /datasets/imagenet/new 2>/dev/null || echo read-only"))
+        assert log_text(await api.logs(job["id"], follow=True)) == "2\n1234\nread-only\n"
