@@ -6,12 +6,11 @@ by the page itself, with no rendering."""
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import parser, table
+from common import parser, require_part, table
 from support import CHROMIUM, CHROMIUM_ARGS, ServerProcess, browser_problem
 
 WRITER = "import sys\nw = sys.stdout.write\nfor i in range({n}):\n    w(f'line {{i}}\\n')\n"
@@ -27,9 +26,7 @@ WATCH = """() => {
 
 def main() -> None:
     args = parser(__doc__).parse_args()
-    problem = browser_problem()
-    if problem:
-        sys.exit(f"bench_panel_log: {problem}")
+    require_part(browser_problem(), "bench_panel_log")
     n = 20_000 if args.quick else 1_000_000
     from playwright.sync_api import sync_playwright
 

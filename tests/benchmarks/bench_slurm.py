@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import median_ms, ms, parser, percentile, rest_first_line, table
+from common import parser, ratio_table, require_part, rest_first_line
 from support import SLURM_CONF, ServerProcess, slurm_problem
 
 ENV = {**os.environ, "SLURM_CONF": SLURM_CONF}
@@ -32,9 +31,7 @@ def rest(srv: ServerProcess) -> float:
 
 def main() -> None:
     args = parser(__doc__).parse_args()
-    problem = slurm_problem()
-    if problem:
-        sys.exit(f"bench_slurm: {problem}")
+    require_part(slurm_problem(), "bench_slurm")
     runs = 3 if args.quick else 15
     with tempfile.TemporaryDirectory(prefix="jobs-bench-slurm-") as tmp:
         root = Path(tmp) / "root"
@@ -49,12 +46,9 @@ def main() -> None:
                 ours.append(rest(srv))
         finally:
             srv.stop()
-    b, r = median_ms(base), median_ms(ours)
-    table(f"Slurm: submit to first log line, `echo 1`, {runs} runs each",
-          ["path", "median ms", "p90 ms", "ratio", "target", "meets target"],
-          [["sbatch --wrap + waiting for the output file (baseline)", b, ms(percentile(base, 90)), "1.0x", "", ""],
-           ["REST submit + follow (slurm backend)", r, ms(percentile(ours, 90)), f"{r / b:.2f}x", "<= 1.3x",
-            "yes" if r <= 1.3 * b else "NO"]])
+    ratio_table(f"Slurm: submit to first log line, `echo 1`, {runs} runs each",
+                ("sbatch --wrap + waiting for the output file (baseline)", base),
+                ("REST submit + follow (slurm backend)", ours), 1.3)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from collections.abc import Iterator, Sequence
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -53,6 +54,23 @@ def rest_first_line(srv: ServerProcess, spec: dict, expect: str = "1\n") -> floa
     resp.read()
     conn.close()
     return elapsed
+
+
+def ratio_table(title: str, baseline: tuple[str, Sequence[float]], ours: tuple[str, Sequence[float]],
+                limit: float) -> None:
+    """Medians of two latency samples, and whether ours stays within `limit` x the baseline's."""
+    (base_name, base), (our_name, mine) = baseline, ours
+    b, r = median_ms(base), median_ms(mine)
+    table(title, ["path", "median ms", "p90 ms", "ratio", "target", "meets target"],
+          [[base_name, b, ms(percentile(base, 90)), "1.0x", "", ""],
+           [our_name, r, ms(percentile(mine, 90)), f"{r / b:.2f}x", f"<= {limit:g}x",
+            "yes" if r <= limit * b else "NO"]])
+
+
+def require_part(problem: Optional[str], script: str) -> None:
+    """Stop a benchmark whose part (browser, Slurm) is missing, saying what to run."""
+    if problem:
+        sys.exit(f"{script}: {problem}")
 
 
 def ms(seconds: float) -> float:
