@@ -13,7 +13,7 @@ import os
 import secrets
 import shutil
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 from collections.abc import AsyncIterator
@@ -44,6 +44,7 @@ class _Running:
     backend: str
     stop_reason: Optional[str] = None  # "cancel" | "timeout"
     timer: Optional[asyncio.TimerHandle] = None
+    recorded: asyncio.Event = field(default_factory=asyncio.Event)  # its terminal status is stored
 
 
 def _inside(path: str, root: str) -> bool:
@@ -247,11 +248,7 @@ class JobManager:
             return await self.get(job_id)
         await self._stop(job_id, running, "cancel")
         try:
-            await asyncio.wait_for(asyncio.shield(running.execution.wait()), wait)
-            for _ in range(100):  # the watcher records the status right after the outcome
-                if (await self.get(job_id)).status.is_terminal():
-                    break
-                await asyncio.sleep(0.01)
+            await asyncio.wait_for(running.recorded.wait(), wait)
         except asyncio.TimeoutError:
             pass
         return await self.get(job_id)
@@ -382,6 +379,7 @@ class JobManager:
             if running.timer:
                 running.timer.cancel()
             await self._finish(job, outcome, running.stop_reason)
+            running.recorded.set()
         finally:
             if running.timer:
                 running.timer.cancel()
