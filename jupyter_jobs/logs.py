@@ -208,3 +208,33 @@ async def follow(
         if final or not follow or gone():
             return
         await log.wait_beyond(seen, poll)  # past `seen`: a held-back half character waits too
+
+
+class LogRegistry:
+    """One shared JobLog per active job (so followers wake on appends); a finished job's log is
+    opened fresh for each reader. Lives on the service's event loop."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, JobLog] = {}
+
+    async def active(self, job_id: str, folder: Path) -> JobLog:
+        """The log of a job that may still be written to."""
+        if job_id not in self._open:
+            loaded = await asyncio.to_thread(JobLog, folder, asyncio.get_running_loop())
+            self._open.setdefault(job_id, loaded)
+        return self._open[job_id]
+
+    async def finished(self, folder: Path) -> JobLog:
+        """The log of a job with a terminal status: its size is final."""
+        log = await asyncio.to_thread(JobLog, folder)
+        log.finished = True
+        return log
+
+    def close(self, job_id: str) -> None:
+        """The job is terminal: its followers read to the end and stop."""
+        found = self._open.pop(job_id, None)
+        if found is not None:
+            found.finish()
+
+    def forget(self, job_id: str) -> None:
+        self._open.pop(job_id, None)

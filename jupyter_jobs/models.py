@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -86,6 +87,47 @@ class FailureReason(str, Enum):
     OOM = "oom"
     BACKEND_ERROR = "backend_error"
     LOST = "lost"
+
+
+#: why the service stopped a running job (kept across restarts, so a restart finishes the stop)
+StopReason = Literal["cancel", "timeout"]
+
+
+@dataclass
+class Outcome:
+    """How an execution ended. `reason` is set only by what the backend itself detected."""
+
+    exit_code: Optional[int]
+    reason: Optional[FailureReason] = None
+    message: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The terminal status an outcome means, with the fields recorded beside it."""
+
+    status: JobStatus
+    reason: Optional[FailureReason] = None
+    message: Optional[str] = None
+
+
+def verdict(outcome: Outcome, stop_reason: Optional[StopReason], timeout: Optional[float] = None) -> Verdict:
+    """Outcome + why the service stopped the job (if it did) -> its terminal status.
+
+    A job that exited 0 on its own before a stop reached it succeeded; a stop the service
+    asked for wins over the exit code the stop caused; otherwise the backend's own finding
+    (timeout, OOM, lost...) wins over the exit code."""
+    if outcome.exit_code == 0 and outcome.reason is None:
+        return Verdict(JobStatus.SUCCEEDED)
+    if stop_reason == "cancel":
+        return Verdict(JobStatus.CANCELLED, message="cancelled by the user")
+    if stop_reason == "timeout":
+        limit = f" of {timeout:g} s" if timeout else ""
+        return Verdict(JobStatus.FAILED, FailureReason.TIMEOUT, f"stopped after exceeding its time limit{limit}")
+    if outcome.reason is not None:
+        return Verdict(JobStatus.FAILED, outcome.reason, outcome.message)
+    return Verdict(JobStatus.FAILED, FailureReason.EXIT_CODE,
+                   outcome.message or f"the command exited with code {outcome.exit_code}")
 
 
 class _Strict(BaseModel):
@@ -240,12 +282,26 @@ class FieldError(BaseModel):
     message: str
 
 
-class SpecError(ValueError):
-    """A submitted spec that cannot run; each bad field is named."""
+class JobsError(Exception):
+    """A domain error every face reports the same way: `status` is its HTTP status."""
+
+    status: int = 500
+
+    def public(self) -> dict[str, Any]:
+        return {"message": str(self)}
+
+
+class SpecError(JobsError, ValueError):
+    """A submitted spec (or query) that cannot be served; each bad field is named."""
+
+    status = 400
 
     def __init__(self, errors: list[FieldError]):
         self.errors = errors
         super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+
+    def public(self) -> dict[str, Any]:
+        return {"message": str(self), "errors": [e.model_dump() for e in self.errors]}
 
     @classmethod
     def one(cls, field: str, message: str) -> SpecError:
@@ -276,9 +332,14 @@ def parse_spec(data: Any) -> JobSpec:
         raise SpecError.from_validation(exc) from None
 
 
-class JobNotFound(LookupError):
-    """No job (or artifact) by that name: HTTP 404."""
+class JobNotFound(JobsError, LookupError):
+    """No job (or artifact) by that name."""
+
+    status = 404
 
 
-class JobConflict(RuntimeError):
-    """The job is in a state that does not allow this: HTTP 409."""
+class JobConflict(JobsError, RuntimeError):
+    """The job is in a state that does not allow this."""
+
+    status = 409
+

@@ -23,7 +23,6 @@ from collections.abc import Iterator
 
 import pathspec
 
-from .models import SpecError
 
 DEFAULT_IGNORES = frozenset({".git", ".venv", "venv", "__pycache__", ".ipynb_checkpoints", "node_modules"})
 IGNORE_FILES = (".gitignore", ".jobignore")
@@ -37,6 +36,10 @@ def human_size(size: float) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
+
+
+class SnapshotError(ValueError):
+    """The folder cannot be snapshotted (missing, too large); the message says what to do."""
 
 
 _Cached = tuple[tuple[int, int, int], str, int]  # (size, mtime_ns, inode), digest, mode
@@ -273,15 +276,15 @@ class SnapshotStore:
             return len(self._index)
 
     # -- snapshot ---------------------------------------------------------------------------
-    def snapshot(self, source: Path, label: str = "workspace") -> SnapshotInfo:
-        """Record `source` as it is now. Raises SpecError (on `label`) when it is too large."""
+    def snapshot(self, source: Path) -> SnapshotInfo:
+        """Record `source` as it is now. Raises SnapshotError when it is missing or too large."""
         source = Path(source)
         if not source.is_dir():
-            raise SpecError.one(label, f"{label} folder {str(source)!r} does not exist")
+            raise SnapshotError(f"folder {str(source)!r} does not exist")
         found = scan(source)
         total = sum(f.size for f in found.files)
         if total > self.max_bytes:
-            raise SpecError.one(label, self._too_large(found.files, total))
+            raise SnapshotError(self._too_large(found.files, total))
         cache_path = self.manifests / f"latest-{hashlib.sha1(str(source.resolve()).encode()).hexdigest()}"
         cached_id, cached_shape, cached = self._load_stat_cache(cache_path)
         todo = []

@@ -124,7 +124,7 @@ async def test_workspace_symlink_out_of_root_is_refused(api, jp_root_dir, tmp_pa
 
 async def test_size_cap_is_a_400(api, workspace, jp_serverapp):
     app = jp_serverapp.extension_manager.extension_apps["jupyter_jobs"].pop()
-    app.manager.snapshots.max_bytes = 10
+    app.service.snapshots.max_bytes = 10
     reply = await api.submit({"command": "true", "workspace": "proj"}, expect=400)
     assert reply["errors"][0]["field"] == "workspace" and "hello.py" in reply["message"]
 
@@ -176,7 +176,7 @@ async def test_timeout(api, workspace):
 
 async def test_cancel_queued_job(api, workspace, jp_serverapp):
     app = jp_serverapp.extension_manager.extension_apps["jupyter_jobs"].pop()
-    app.manager.backends["local"].max_running = 1
+    app.service.backends["local"].max_running = 1
     first = await api.submit({"command": "sleep 30", "workspace": "proj"})
     second = await api.submit({"command": "echo never", "workspace": "proj"})
     await api.wait(first["id"], {"running"})

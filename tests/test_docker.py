@@ -33,8 +33,8 @@ def docker_job(**spec):
 async def test_backend_is_listed_with_the_engine(api):
     backends = {b["name"]: b for b in (await api.call("GET", "backends"))["backends"]}
     docker = backends["docker"]
-    assert docker["available"] and docker["engine"] and docker["capabilities"]["containers"]
-    assert docker["nvidia"] is False
+    assert docker["available"] and docker["details"]["engine"] and docker["capabilities"]["containers"]
+    assert docker["details"]["nvidia"] is False
 
 
 async def test_job_reads_workspace_and_writes_artifacts(api, workspace, docker_client):
@@ -100,7 +100,7 @@ async def test_out_of_memory(api, workspace):
 
 async def test_resource_limits_reach_the_container(api, workspace, docker_client, jp_serverapp):
     app = jp_serverapp.extension_manager.extension_apps["jupyter_jobs"].pop()
-    app.manager.backends["docker"].remove_finished = False
+    app.service.backends["docker"].remove_finished = False
     job = await api.submit(docker_job(command="true", resources={"cpus": 0.5, "memory": "64m"}))
     assert (await api.wait(job["id"]))["status"] == "succeeded"
     [container] = containers(docker_client, job["id"])

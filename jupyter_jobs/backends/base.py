@@ -1,6 +1,6 @@
 """The Backend interface: how the service asks an engine to run, stop and find a job.
 
-The manager owns everything engine-neutral (queue, GPUs, timeouts, statuses, history);
+The service owns everything engine-neutral (queue, GPUs, timeouts, statuses, history);
 a backend only turns a prepared JobContext into an Execution it can wait on or stop, and
 finds that execution again from its saved `state` after a server restart.
 """
@@ -8,15 +8,21 @@ finds that execution again from its saved `state` after a server restart.
 from __future__ import annotations
 
 import abc
+import asyncio
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
-from traitlets import Int
+from traitlets import Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..logs import JobLog
-from ..models import FailureReason, Job, JobSpec
+from ..models import Job, JobSpec, Outcome
+from ..replies import Capabilities
+
+#: variables of the server's environment that carry its credentials; jobs never inherit them
+CREDENTIALS = ("JUPYTER_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_API_TOKEN", "JUPYTER_JOBS_TOKEN", "JPY_SESSION_NAME")
 
 
 @dataclass
@@ -48,15 +54,6 @@ class JobContext:
 
 
 @dataclass
-class Outcome:
-    """How an execution ended. `reason` is set only by what the backend itself detected."""
-
-    exit_code: Optional[int]
-    reason: Optional[FailureReason] = None
-    message: Optional[str] = None
-
-
-@dataclass
 class Availability:
     available: bool
     reason: Optional[str] = None
@@ -68,17 +65,60 @@ class Execution(abc.ABC):
 
     #: JSON-able facts saved in history so that `Backend.reattach` can find the job again.
     state: dict[str, Any]
+    _stopping: Optional[asyncio.Task] = None
 
     @abc.abstractmethod
     async def wait(self) -> Outcome:
         """Return once the job has ended and all of its output is in its log."""
 
     @abc.abstractmethod
-    async def stop(self, grace: float) -> None:
-        """Ask the job to end (SIGTERM or the like), and force it after `grace` seconds."""
+    def done(self) -> bool:
+        """Whether the job has ended (its outcome is known)."""
 
-    def detach(self) -> None:  # noqa: B027 - optional hook
-        """Stop following the job (the server is shutting down); the job itself runs on."""
+    def terminate(self) -> None:  # noqa: B027 - an execution with nothing to stop
+        """Ask the job to end (SIGTERM or the like). Blocking: runs in a worker thread."""
+
+    def kill(self) -> None:  # noqa: B027
+        """Force the job to end now. Blocking: runs in a worker thread."""
+
+    async def stop(self, grace: float) -> None:
+        """Terminate now and kill after `grace` seconds unless it ended. Idempotent: a second
+        call neither signals again nor starts a second timer. Returns once terminate was sent."""
+        if self._stopping is None and not self.done():
+            self._terminated: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._stopping = asyncio.ensure_future(self._stop(grace))
+        if self._stopping is not None:
+            await asyncio.shield(self._terminated)
+
+    async def _stop(self, grace: float) -> None:
+        try:
+            await asyncio.to_thread(self.terminate)
+        finally:
+            self._terminated.set_result(None)
+        try:
+            await asyncio.wait_for(asyncio.shield(self.wait()), grace)
+        except asyncio.TimeoutError:
+            await asyncio.to_thread(self.kill)
+
+    def detach(self) -> None:
+        """Stop following the job (the server is shutting down); the job itself runs on, and a
+        stop under way is finished by the next server, which knows the stop reason."""
+        if self._stopping is not None:
+            self._stopping.cancel()
+
+
+class EndedExecution(Execution):
+    """An execution known to be over already (e.g. its container vanished)."""
+
+    def __init__(self, outcome: Outcome):
+        self.outcome = outcome
+        self.state = {}
+
+    async def wait(self) -> Outcome:
+        return self.outcome
+
+    def done(self) -> bool:
+        return True
 
 
 class _BackendMeta(abc.ABCMeta, type(LoggingConfigurable)):  # type: ignore[misc]
@@ -96,14 +136,24 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
     max_running = Int(
         0, help="Jobs this backend runs at once; more wait queued. 0: JobsApp.max_running decides."
     ).tag(config=True)
+    strip_env = List(
+        Unicode(),
+        help="Variables of the server's environment that jobs never inherit, on top of the credentials "
+        f"always kept out ({', '.join(CREDENTIALS)}).",
+    ).tag(config=True)
+
+    def host_environment(self) -> dict[str, str]:
+        """The server's environment without its credentials: what a host process may inherit."""
+        drop = {*CREDENTIALS, *self.strip_env}
+        return {k: v for k, v in os.environ.items() if k not in drop}
 
     @abc.abstractmethod
     async def availability(self) -> Availability:
         """Whether jobs can be submitted now, and if not, why (shown in /backends)."""
 
-    def capabilities(self) -> dict[str, Any]:
+    def capabilities(self) -> Capabilities:
         """What this backend honours from a spec (shown in /backends)."""
-        return {}
+        return Capabilities()
 
     async def validate(self, spec: JobSpec) -> None:
         """Raise SpecError for what this backend cannot run, before anything is recorded."""

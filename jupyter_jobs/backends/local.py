@@ -15,9 +15,10 @@ import subprocess
 import sys
 from typing import Any, Optional
 
-from traitlets import List, Unicode, default
+from traitlets import Unicode, default
 
 from ..models import FailureReason
+from ..replies import Capabilities
 from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome
 from .tail import FileTailExecution
 
@@ -25,10 +26,6 @@ from .tail import FileTailExecution
 # The no-op TERM trap keeps the wrapper waiting while ARGV handles SIGTERM its own way (a
 # caught signal, unlike an ignored one, is reset to the default for ARGV).
 _WRAPPER = 'trap : TERM; "$@"; echo $? > "$0"'
-
-
-#: variables of the server's environment that carry its credentials; jobs never inherit them
-CREDENTIALS = ("JUPYTER_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_API_TOKEN", "JUPYTER_JOBS_TOKEN", "JPY_SESSION_NAME")
 
 
 def _start_time(pid: int) -> Optional[int]:
@@ -50,7 +47,6 @@ class LocalExecution(FileTailExecution):
         super().__init__(ctx, state)
         self.pid = int(state["pid"])
         self.proc = proc
-        self._kill_task: Optional[asyncio.Task] = None
 
     def _alive(self) -> bool:
         if self.proc is not None:
@@ -76,18 +72,11 @@ class LocalExecution(FileTailExecution):
                        "and left no exit code")
 
     # -- Execution --------------------------------------------------------------------------
-    async def stop(self, grace: float) -> None:
-        if self._done.done():
-            return
+    def terminate(self) -> None:
         self._signal(signal.SIGTERM)
-        if self._kill_task is None:
-            self._kill_task = asyncio.create_task(self._kill_after(grace))
 
-    async def _kill_after(self, grace: float) -> None:
-        try:
-            await asyncio.wait_for(asyncio.shield(self._done), grace)
-        except asyncio.TimeoutError:
-            self._signal(signal.SIGKILL)
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
 
     def _signal(self, sig: int) -> None:
         if self._alive():
@@ -107,11 +96,6 @@ class LocalBackend(Backend):
     description = "a process on the Jupyter server's host"
 
     shell = Unicode("/bin/sh", help="Shell used for string commands and the exit-code wrapper.").tag(config=True)
-    strip_env = List(
-        Unicode(),
-        list(CREDENTIALS),
-        help="Variables of the server's environment that jobs never inherit (credentials).",
-    ).tag(config=True)
 
     @default("max_running")
     def _default_max_running(self) -> int:
@@ -120,12 +104,11 @@ class LocalBackend(Backend):
     async def availability(self) -> Availability:
         return Availability(True)
 
-    def capabilities(self) -> dict[str, Any]:
-        return {"containers": False, "gpus": True, "cpus": False, "memory": False, "artifacts": True,
-                "storage": True, "reattach": True}
+    def capabilities(self) -> Capabilities:
+        return Capabilities(gpus=True)
 
     def _environment(self, ctx: JobContext) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in self.strip_env}
+        env = self.host_environment()
         # `python` in a job means the server's Python, where the user's packages are
         env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
         env.update(ctx.env())

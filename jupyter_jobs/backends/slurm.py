@@ -21,8 +21,8 @@ from typing import Any, Optional
 from traitlets import Float, List, Unicode
 
 from ..models import FailureReason, JobSpec, SpecError
+from ..replies import Capabilities
 from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome
-from .local import CREDENTIALS
 from .tail import FileTailExecution
 
 ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
@@ -99,16 +99,11 @@ class SlurmExecution(FileTailExecution):
     def _on_error(self) -> None:
         self.backend.cancel(self.slurm_id, "KILL")
 
-    async def stop(self, grace: float) -> None:
-        await asyncio.to_thread(self.backend.cancel, self.slurm_id, "TERM")
+    def terminate(self) -> None:
+        self.backend.cancel(self.slurm_id, "TERM")
 
-        async def kill_later() -> None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._done), grace)
-            except asyncio.TimeoutError:
-                await asyncio.to_thread(self.backend.cancel, self.slurm_id, "KILL")
-
-        self._kill_task = asyncio.ensure_future(kill_later())
+    def kill(self) -> None:
+        self.backend.cancel(self.slurm_id, "KILL")
 
 
 class SlurmBackend(Backend):
@@ -143,7 +138,7 @@ class SlurmBackend(Backend):
     # -- running the client tools -------------------------------------------------------------
     def _env(self) -> dict[str, str]:
         # sbatch hands its environment to the job: never the server's credentials
-        env = {k: v for k, v in os.environ.items() if k not in CREDENTIALS}
+        env = self.host_environment()
         if self.slurm_conf:
             env["SLURM_CONF"] = self.slurm_conf
         return env
@@ -191,9 +186,8 @@ class SlurmBackend(Backend):
         why = (ping.stdout + ping.stderr).strip().splitlines()
         return Availability(False, f"slurmctld is not reachable: {why[-1] if why else 'no answer'}")
 
-    def capabilities(self) -> dict[str, Any]:
-        return {"containers": bool(self.container_template), "gpus": True, "cpus": True, "memory": True,
-                "nodes": True, "artifacts": True, "storage": True, "reattach": True}
+    def capabilities(self) -> Capabilities:
+        return Capabilities(containers=bool(self.container_template), gpus=True, cpus=True, memory=True, nodes=True)
 
     def jobs_root(self) -> Optional[Path]:
         return Path(self.shared_dir) / "jobs" if self.shared_dir else None

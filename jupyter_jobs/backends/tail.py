@@ -51,7 +51,11 @@ class ThreadedExecution(Execution):
             self._loop.call_soon_threadsafe(lambda: self._done.done() or self._done.set_result(outcome))
 
     def detach(self) -> None:
+        super().detach()
         self._detached.set()
+
+    def done(self) -> bool:
+        return self._done.done()
 
     async def wait(self) -> Outcome:
         return await asyncio.shield(self._done)

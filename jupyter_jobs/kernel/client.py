@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import quote, urlencode, urlsplit
 
-ENV_URL = "JUPYTER_JOBS_URL"
-ENV_TOKEN = "JUPYTER_JOBS_TOKEN"
+from ..config import ENV_ROOT, ENV_TOKEN, ENV_URL, JobsConfig
+from ..models import JobsError
 
 
 class ServiceError(RuntimeError):
@@ -76,7 +76,7 @@ class RestService(JobsService):
         self._https = parts.scheme == "https"
         self._base = (parts.path.rstrip("/") + "/jupyter-jobs/").replace("//", "/")
         self._headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
-        self.root_dir = root_dir or Path(os.environ.get("JUPYTER_JOBS_ROOT", os.getcwd()))
+        self.root_dir = root_dir or Path(os.environ.get(ENV_ROOT, os.getcwd()))
 
     def _connection(self, timeout: Optional[float]) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
@@ -145,79 +145,55 @@ class RestService(JobsService):
 class EmbeddedService(JobsService):
     """The job service running inside this process (plain IPython): same history, same jobs.
 
-    Its event loop runs in a daemon thread; each call hops onto it and waits.
+    Its event loop runs in a daemon thread; each call hops onto it and waits. A thin adapter
+    over JobService, as the REST handlers are: the same shapes, the same errors.
     """
 
     def __init__(self, root_dir: Optional[Path] = None, data_dir: Optional[Path] = None):
         from traitlets.config import Config
-
-        from ..server.extension import JobsApp  # its traits hold the defaults and the config
 
         self.root_dir = Path(root_dir or os.getcwd())
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, name="jupyter-jobs-embedded", daemon=True).start()
         config = Config()
         if data_dir:
-            config.JobsApp.data_dir = str(data_dir)
-        app = JobsApp(config=config)
-        self.manager = app.make_manager(self.root_dir)
-        self.where = f"the service embedded in this kernel (history in {app.data_dir})"
-        self._call(self.manager.start())
+            config.JobsConfig.data_dir = str(data_dir)
+        settings = JobsConfig(config=config)
+        self.service = settings.make_service(self.root_dir)
+        self.where = f"the service embedded in this kernel (history in {settings.data_dir})"
+        self._call(self.service.start())
 
     def _call(self, coro: Any) -> Any:
-        from ..models import JobConflict, JobNotFound, SpecError
-
         try:
             return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-        except SpecError as exc:
-            raise ServiceError(str(exc), 400, [e.model_dump() for e in exc.errors]) from None
-        except JobNotFound as exc:
-            raise ServiceError(str(exc), 404) from None
-        except JobConflict as exc:
-            raise ServiceError(str(exc), 409) from None
+        except JobsError as exc:
+            raise _service_error(exc) from None
 
     def backends(self) -> dict[str, Any]:
-        async def run() -> dict[str, Any]:
-            return {"backends": await self.manager.backends_info(), "gpus": self.manager.gpus.describe()}
-
-        return self._call(run())
+        return self._call(self.service.backends_info())
 
     def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
-        from ..models import parse_spec
-
-        async def run() -> dict[str, Any]:
-            return (await self.manager.submit(parse_spec(spec))).public()
-
-        return self._call(run())
+        return self._call(self.service.submit(spec))
 
     def get(self, job_id: str) -> dict[str, Any]:
-        async def run() -> dict[str, Any]:
-            return (await self.manager.get(job_id)).public()
-
-        return self._call(run())
+        return self._call(self.service.get(job_id))
 
     def list(self, **query: Any) -> dict[str, Any]:
-        from ..models import JobStatus
-
-        async def run() -> dict[str, Any]:
-            status = [JobStatus(s) for s in (query.get("status") or "").split(",") if s]
-            jobs, cursor = await self.manager.list(status=status or None, project=query.get("project"),
-                                                   limit=int(query.get("limit") or 50))
-            return {"jobs": [j.public() for j in jobs], "next_cursor": str(cursor) if cursor else None}
-
-        return self._call(run())
+        return self._call(self.service.list(**query))
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        async def run() -> dict[str, Any]:
-            return (await self.manager.cancel(job_id)).public()
-
-        return self._call(run())
+        return self._call(self.service.cancel(job_id))
 
     def artifacts(self, job_id: str) -> list[dict[str, Any]]:
-        return self._call(self.manager.artifacts(job_id))
+        return self._call(self.service.artifacts(job_id))["artifacts"]
 
     def download(self, job_id: str, path: str) -> bytes:
-        return self._call(self.manager.artifact_path(job_id, path)).read_bytes()
+        async def read() -> bytes:
+            fh, size = await self.service.open_artifact(job_id, path)
+            with fh:
+                return await asyncio.to_thread(fh.read, size)
+
+        return self._call(read())
 
     def logs(self, job_id: str, offset: int = 0, follow: bool = False) -> Iterator[dict[str, Any]]:
         items: list = []
@@ -225,24 +201,18 @@ class EmbeddedService(JobsService):
         done = object()
         gone = threading.Event()
 
+        def put(item: Any) -> None:
+            with ready:
+                items.append(item)
+                ready.notify()
+
         async def pump() -> None:
             try:
-                async for chunk in self.manager.logs(job_id, offset, follow_=follow, gone=gone.is_set):
-                    with ready:
-                        items.append(chunk.to_json())
-                        ready.notify()
-                if follow:
-                    job = await self.manager.get(job_id)
-                    end = {"status": job.status.value, "exit_code": job.exit_code,
-                           "reason": job.reason.value if job.reason else None, "message": job.message}
-                    with ready:
-                        items.append(end)
-            except Exception as exc:  # handed over to the reading thread
-                with ready:
-                    items.append(exc)
-            with ready:
-                items.append(done)
-                ready.notify()
+                async for item in self.service.logs(job_id, offset, follow_=follow, gone=gone.is_set):
+                    put(item)
+            except JobsError as exc:  # handed over to the reading thread
+                put(_service_error(exc))
+            put(done)
 
         asyncio.run_coroutine_threadsafe(pump(), self._loop)
         try:
@@ -254,11 +224,16 @@ class EmbeddedService(JobsService):
                 for item in batch:
                     if item is done:
                         return
-                    if isinstance(item, Exception):
-                        raise ServiceError(str(item), 404)
+                    if isinstance(item, ServiceError):
+                        raise item
                     yield item
         finally:
             gone.set()
+
+
+def _service_error(exc: JobsError) -> ServiceError:
+    reply = exc.public()
+    return ServiceError(reply["message"], exc.status, reply.get("errors"))
 
 
 _service: Optional[JobsService] = None

@@ -1,4 +1,4 @@
-"""REST handlers: HTTP in, JobManager call, JSON out. Nothing else lives here."""
+"""REST handlers: HTTP in, JobService call, JSON out. Nothing else lives here."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import asyncio
 import hmac
 import json
 import mimetypes
-import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 from urllib.parse import quote
 
@@ -18,8 +17,8 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from ..manager import JobManager
-from ..models import JobConflict, JobNotFound, JobStatus, SpecError, parse_spec
+from ..models import JobsError, SpecError
+from ..service import JobService
 
 OPENAPI = Path(__file__).resolve().parent.parent / "openapi.json"
 
@@ -32,7 +31,6 @@ class _KernelAuthorizer(Authorizer):
 
 
 _KERNEL_AUTHORIZER = _KernelAuthorizer()
-_ERRORS: dict[type, int] = {SpecError: 400, JobNotFound: 404, JobConflict: 409}
 
 
 class BaseHandler(ExtensionHandlerMixin, APIHandler):
@@ -41,8 +39,8 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
     auth_resource = "jupyter_jobs"
 
     @property
-    def manager(self) -> JobManager:
-        return self.settings["jupyter_jobs_manager"]
+    def service(self) -> JobService:
+        return self.settings["jupyter_jobs_service"]
 
     _kernel_client = False
 
@@ -55,7 +53,7 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
             self.current_user = self._jupyter_current_user = User(username="jupyter-jobs-kernel")
         else:
             await super().prepare()
-        await self.manager.start()
+        await self.service.start()
 
     @property
     def authorizer(self) -> Any:  # type: ignore[override]
@@ -91,18 +89,15 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
         self.finish(json.dumps(data))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if type(value) not in _ERRORS:
+        if not isinstance(value, JobsError):
             super().log_exception(typ, value, tb)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         reply: dict[str, Any] = {}
-        if type(exc) in _ERRORS:
-            status_code = _ERRORS[type(exc)]
-            self.set_status(status_code)
-            reply["message"] = str(exc)
-            if isinstance(exc, SpecError):
-                reply["errors"] = [e.model_dump() for e in exc.errors]
+        if isinstance(exc, JobsError):
+            self.set_status(exc.status)
+            reply = exc.public()
         elif isinstance(exc, web.HTTPError):
             reply["message"] = exc.log_message or exc.reason or self._reason
         elif exc is not None:
@@ -117,48 +112,38 @@ class BackendsHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.reply({"backends": await self.manager.backends_info(), "gpus": self.manager.gpus.describe()})
+        self.reply(await self.service.backends_info())
 
 
 class JobsHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        statuses = []
-        for raw in ",".join(self.get_query_arguments("status")).split(","):
-            if raw:
-                try:
-                    statuses.append(JobStatus(raw))
-                except ValueError:
-                    allowed = ", ".join(s.value for s in JobStatus)
-                    raise SpecError.one("status", f"unknown status {raw!r}; one of {allowed}") from None
-        jobs, cursor = await self.manager.list(
-            status=statuses or None,
-            project=self.get_query_argument("project", None) or None,
-            limit=self.query_int("limit", 50, 1, 500),
-            cursor=self.query_int("cursor", None, 0, 2**62),
-        )
-        self.reply({"jobs": [j.public() for j in jobs], "next_cursor": str(cursor) if cursor else None})
+        self.reply(await self.service.list(
+            status=",".join(self.get_query_arguments("status")),
+            project=self.get_query_argument("project", None),
+            limit=self.get_query_argument("limit", None),
+            cursor=self.get_query_argument("cursor", None),
+        ))
 
     @web.authenticated
     @authorized("execute")
     async def post(self) -> None:
-        job = await self.manager.submit(parse_spec(self.body_json()))
-        self.set_header("Location", self.request.path.rstrip("/") + "/" + job.id)
-        self.reply(job.public(), 201)
+        job = await self.service.submit(self.body_json())
+        self.set_header("Location", self.request.path.rstrip("/") + "/" + job["id"])
+        self.reply(job, 201)
 
 
 class JobHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def get(self, job_id: str) -> None:
-        job = await self.manager.get(job_id)
-        self.reply({**job.public(), "events": await self.manager.store.events(job_id)})
+        self.reply(await self.service.get(job_id))
 
     @web.authenticated
     @authorized
     async def delete(self, job_id: str) -> None:
-        await self.manager.delete(job_id)
+        await self.service.delete(job_id)
         self.set_status(204)
         self.finish()
 
@@ -167,15 +152,14 @@ class CancelHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def post(self, job_id: str) -> None:
-        self.reply((await self.manager.cancel(job_id)).public())
+        self.reply(await self.service.cancel(job_id))
 
 
 class RerunHandler(BaseHandler):
     @web.authenticated
     @authorized("execute")
     async def post(self, job_id: str) -> None:
-        job = await self.manager.rerun(job_id)
-        self.reply(job.public(), 201)
+        self.reply(await self.service.rerun(job_id), 201)
 
 
 class LogsHandler(BaseHandler):
@@ -192,46 +176,41 @@ class LogsHandler(BaseHandler):
     async def get(self, job_id: str) -> None:
         offset = self.query_int("offset", 0, 0, 2**62) or 0
         follow = self.query_bool("follow")
-        await self.manager.get(job_id)  # a 404 before any byte is sent
+        await self.service.get(job_id)  # a 404 before any byte is sent
         self.set_header("Content-Type", "application/x-ndjson")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
-        chunks = self.manager.logs(job_id, offset, follow_=follow, gone=lambda: self._gone)
+        items = self.service.logs(job_id, offset, follow_=follow, gone=lambda: self._gone)
         try:
             await self.flush()
-            async for chunk in chunks:
-                self.write(json.dumps(chunk.to_json()) + "\n")
+            async for item in items:
+                self.write(json.dumps(item) + "\n")
                 await self.flush()
-            if follow and not self._gone:
-                job = await self.manager.get(job_id)
-                end = {"status": job.status.value, "exit_code": job.exit_code,
-                       "reason": job.reason.value if job.reason else None, "message": job.message}
-                self.write(json.dumps(end) + "\n")
             self.finish()
         except StreamClosedError:
             pass
         finally:
-            await chunks.aclose()
+            await items.aclose()
 
 
 class ArtifactsHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def get(self, job_id: str) -> None:
-        self.reply({"artifacts": await self.manager.artifacts(job_id)})
+        self.reply(await self.service.artifacts(job_id))
 
 
 class ArtifactHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def get(self, job_id: str, path: str) -> None:
-        full = await self.manager.artifact_path(job_id, path)
-        kind, encoding = mimetypes.guess_type(full.name)
+        fh, left = await self.service.open_artifact(job_id, path)
+        name = PurePosixPath(path).name
+        kind, encoding = mimetypes.guess_type(name)
         self.set_header("Content-Type", "application/octet-stream" if encoding else kind or "application/octet-stream")
-        self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(full.name)}")
-        with await asyncio.to_thread(open, full, "rb") as fh:
-            left = (await asyncio.to_thread(os.fstat, fh.fileno())).st_size  # a growing file: this much
-            self.set_header("Content-Length", str(left))
+        self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(name)}")
+        self.set_header("Content-Length", str(left))  # a growing file: this much
+        with fh:
             while left > 0 and (data := await asyncio.to_thread(fh.read, min(left, 1 << 20))):
                 left -= len(data)
                 self.write(data)

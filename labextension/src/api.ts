@@ -1,46 +1,33 @@
-// The REST API of the job service (see the README and /jupyter-jobs/openapi.json).
+// A thin client for the REST API of the job service. The types come from the served OpenAPI
+// document: schema.d.ts is generated from jupyter_jobs/openapi.json by `jlpm gen:types`.
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-export type Status = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-export const TERMINAL: Status[] = ['succeeded', 'failed', 'cancelled'];
+import type { components, paths } from './schema';
 
-export interface Resources {
-  gpus: number;
-  cpus: number | null;
-  memory: string | null;
-}
+type Schemas = components['schemas'];
+type Json<R> = R extends { content: { 'application/json': infer T } } ? T : never;
 
-export interface Spec {
-  command: string | string[];
-  workspace: string;
-  backend?: string | null;
-  image?: string | null;
-  name?: string | null;
-  project?: string | null;
-  env: Record<string, string>;
-  resources: Resources;
-  timeout?: number | null;
-}
+export type Status = Schemas['JobStatus'];
+export type Job = Schemas['Job'];
+export type Spec = Schemas['JobSpec'];
+export type Resources = Schemas['Resources'];
+export type FieldError = Schemas['FieldError'];
+/** A spec as a user submits it: the command, and any other field (the server fills defaults).
+ * The request body is documented with the serialized schema; the server also takes durations
+ * such as "30m" for `timeout`. */
+export type SpecInput = Partial<Omit<Spec, 'resources' | 'timeout'>> &
+  Pick<Spec, 'command'> & { resources?: Partial<Resources>; timeout?: number | string | null };
+export type ListQuery = NonNullable<paths['/jupyter-jobs/jobs']['get']['parameters']['query']>;
+// The document lists the properties of these replies without marking them required; the server
+// always sends every one.
+export type JobPage = Required<Json<paths['/jupyter-jobs/jobs']['get']['responses'][200]>>;
+type Artifacts = Json<paths['/jupyter-jobs/jobs/{job_id}/artifacts']['get']['responses'][200]>;
+export type Artifact = Required<NonNullable<Artifacts['artifacts']>[number]>;
+export type LogChunk = Required<Schemas['LogChunk']>;
 
-export interface Job {
-  id: string;
-  name: string | null;
-  status: Status;
-  reason: string | null;
-  message: string | null;
-  exit_code: number | null;
-  backend: string;
-  project: string;
-  spec: Spec;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  gpus: number[];
-  notes: string[];
-  events?: { at: string; status: string; message: string | null }[];
-}
-
+// Not typed in the OpenAPI document yet (GET /backends is a bare object; the last line of a
+// followed log is described in prose): minimal hand types until it does.
 export interface Backend {
   name: string;
   description: string;
@@ -48,29 +35,13 @@ export interface Backend {
   available: boolean;
   reason: string | null;
 }
+export type LogEnd = Pick<Job, 'status' | 'exit_code' | 'reason' | 'message'>;
 
-export interface Artifact {
-  path: string;
-  size: number;
-}
+export const STATUSES: Status[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
+export const TERMINAL: Status[] = ['succeeded', 'failed', 'cancelled'];
 
-export interface LogChunk {
-  offset: number;
-  next: number;
-  stream: 'stdout' | 'stderr';
-  text: string;
-}
-
-export interface LogEnd {
-  status: Status;
-  exit_code: number | null;
-  reason: string | null;
-  message: string | null;
-}
-
-export interface FieldError {
-  field: string;
-  message: string;
+export function isTerminal(status: Status): boolean {
+  return TERMINAL.includes(status);
 }
 
 /** An error from the service, with its message and, for a bad spec, each field's problem. */
@@ -84,10 +55,19 @@ export class ApiError extends Error {
   }
 }
 
+export function errorMessage(error: unknown): string {
+  return (error as Error).message;
+}
+
 const settings = ServerConnection.makeSettings();
 
 export function url(...parts: string[]): string {
   return URLExt.join(settings.baseUrl, 'jupyter-jobs', ...parts.map(encodeURIComponent));
+}
+
+/** The download address of one artifact (its path keeps its slashes). */
+export function artifactUrl(id: string, path: string): string {
+  return url('jobs', id, 'artifacts') + '/' + path.split('/').map(encodeURIComponent).join('/');
 }
 
 async function send(path: string[], init: RequestInit = {}, query = ''): Promise<Response> {
@@ -98,7 +78,7 @@ async function send(path: string[], init: RequestInit = {}, query = ''): Promise
     throw new ApiError(`cannot reach the Jupyter server: ${error}`, 0);
   }
   if (!response.ok) {
-    let body: { message?: string; errors?: FieldError[] } = {};
+    let body: Partial<Schemas['Error']> = {};
     try {
       body = await response.json();
     } catch {
@@ -114,26 +94,51 @@ async function json<T>(path: string[], init: RequestInit = {}, query = ''): Prom
   return response.status === 204 ? (undefined as T) : ((await response.json()) as T);
 }
 
+function search(params: ListQuery): string {
+  const query = new URLSearchParams();
+  Object.entries(params).forEach(([key, value]) => {
+    if (value !== undefined && value !== null && value !== '') {
+      query.set(key, String(value));
+    }
+  });
+  return `?${query}`;
+}
+
 export const api = {
   backends: () => json<{ backends: Backend[] }>(['backends']),
-  list: (params: { status?: string; project?: string; cursor?: string | null; limit?: number }) => {
-    const query = new URLSearchParams();
-    Object.entries(params).forEach(([key, value]) => {
-      if (value !== undefined && value !== null && value !== '') {
-        query.set(key, String(value));
-      }
-    });
-    return json<{ jobs: Job[]; next_cursor: string | null }>(['jobs'], {}, `?${query}`);
-  },
+  list: (params: ListQuery) => json<JobPage>(['jobs'], {}, search(params)),
   get: (id: string) => json<Job>(['jobs', id]),
-  submit: (spec: Partial<Spec>) => json<Job>(['jobs'], { method: 'POST', body: JSON.stringify(spec) }),
+  submit: (spec: SpecInput) => json<Job>(['jobs'], { method: 'POST', body: JSON.stringify(spec) }),
   cancel: (id: string) => json<Job>(['jobs', id, 'cancel'], { method: 'POST', body: '{}' }),
   rerun: (id: string) => json<Job>(['jobs', id, 'rerun'], { method: 'POST', body: '{}' }),
   remove: (id: string) => json<void>(['jobs', id], { method: 'DELETE' }),
   artifacts: (id: string) => json<{ artifacts: Artifact[] }>(['jobs', id, 'artifacts'])
 };
 
-/** The job's log as it is written: chunks, then (following) the final status. */
+/** Reads NDJSON lines off a stream, calling `onItem` for each parsed line. */
+async function readLines(body: ReadableStream<Uint8Array>, onItem: (item: LogChunk | LogEnd) => void): Promise<void> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let pending = '';
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) {
+      return;
+    }
+    pending += decoder.decode(value, { stream: true });
+    let start = 0;
+    let newline = pending.indexOf('\n');
+    while (newline !== -1) {
+      onItem(JSON.parse(pending.slice(start, newline)));
+      start = newline + 1;
+      newline = pending.indexOf('\n', start);
+    }
+    pending = pending.slice(start);
+  }
+}
+
+/** The job's log as it is written: chunks, then (following) the final status; null if the
+ * stream closed before the job ended. */
 export async function followLogs(
   id: string,
   offset: number,
@@ -141,29 +146,13 @@ export async function followLogs(
   signal: AbortSignal
 ): Promise<LogEnd | null> {
   const response = await send(['jobs', id, 'logs'], { signal }, `?offset=${offset}&follow=true`);
-  const reader = response.body!.getReader();
-  const decoder = new TextDecoder();
-  let pending = '';
   let end: LogEnd | null = null;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) {
-      break;
+  await readLines(response.body!, item => {
+    if ('text' in item) {
+      onChunk(item);
+    } else {
+      end = item;
     }
-    pending += decoder.decode(value, { stream: true });
-    let newline = pending.indexOf('\n');
-    let start = 0;
-    while (newline !== -1) {
-      const item = JSON.parse(pending.slice(start, newline));
-      if ('text' in item) {
-        onChunk(item as LogChunk);
-      } else {
-        end = item as LogEnd;
-      }
-      start = newline + 1;
-      newline = pending.indexOf('\n', start);
-    }
-    pending = pending.slice(start);
-  }
+  });
   return end;
 }

@@ -5,7 +5,8 @@ import { PathExt } from '@jupyterlab/coreutils';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { LabIcon } from '@jupyterlab/ui-components';
 
-import { Draft, JobsPanel } from './panel';
+import { Draft } from './model';
+import { JobsPanel } from './panel';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16">
   <g class="jp-icon3" fill="#616161">
@@ -21,6 +22,55 @@ const COMMANDS = {
   create: 'jupyter-jobs:new',
   runItem: 'jupyter-jobs:run-item'
 };
+
+/** The file browser's first selected item, as a draft job: a folder is the workspace; a
+ * Python file runs in its folder. */
+function draftFor(browser: IDefaultFileBrowser | null): Draft | null {
+  const item = browser?.selectedItems().next();
+  const value = item && !item.done ? item.value : null;
+  if (!value || !(value.type === 'directory' || value.path.endsWith('.py'))) {
+    return null;
+  }
+  if (value.type === 'directory') {
+    return { workspace: value.path, name: PathExt.basename(value.path) };
+  }
+  return {
+    workspace: PathExt.dirname(value.path),
+    command: `python ${PathExt.basename(value.path)}`,
+    name: PathExt.basename(value.path, '.py')
+  };
+}
+
+function addCommands(app: JupyterFrontEnd, shell: ILabShell, panel: JobsPanel, browser: IDefaultFileBrowser | null): void {
+  const openForm = (draft: Draft) => {
+    shell.activateById(panel.id);
+    panel.model.open({ kind: 'form', draft });
+  };
+  app.commands.addCommand(COMMANDS.open, {
+    label: 'Jobs: Show Jobs',
+    icon: jobsIcon,
+    execute: () => {
+      shell.activateById(panel.id);
+      panel.model.open({ kind: 'list' });
+    }
+  });
+  app.commands.addCommand(COMMANDS.create, {
+    label: 'Jobs: New Job',
+    icon: jobsIcon,
+    execute: () => openForm({ workspace: browser?.model.path ?? '' })
+  });
+  app.commands.addCommand(COMMANDS.runItem, {
+    label: 'Run as Job',
+    icon: jobsIcon,
+    isVisible: () => draftFor(browser) !== null,
+    execute: () => {
+      const draft = draftFor(browser);
+      if (draft) {
+        openForm(draft);
+      }
+    }
+  });
+}
 
 const plugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-jobs:plugin',
@@ -40,50 +90,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     panel.title.caption = 'Jobs';
     shell.add(panel, 'left', { rank: 600 });
     restorer?.add(panel, 'jupyter-jobs');
-
-    const openForm = (draft: Draft) => {
-      shell.activateById(panel.id);
-      panel.model.open({ kind: 'form', draft });
-    };
-
-    app.commands.addCommand(COMMANDS.open, {
-      label: 'Jobs: Show Jobs',
-      icon: jobsIcon,
-      execute: () => {
-        shell.activateById(panel.id);
-        panel.model.open({ kind: 'list' });
-      }
-    });
-    app.commands.addCommand(COMMANDS.create, {
-      label: 'Jobs: New Job',
-      icon: jobsIcon,
-      execute: () => openForm({ workspace: browser?.model.path ?? '' })
-    });
-    app.commands.addCommand(COMMANDS.runItem, {
-      label: 'Run as Job',
-      icon: jobsIcon,
-      isVisible: () => {
-        const item = browser?.selectedItems().next();
-        const value = item && !item.done ? item.value : null;
-        return !!value && (value.type === 'directory' || value.path.endsWith('.py'));
-      },
-      execute: () => {
-        const item = browser?.selectedItems().next();
-        const value = item && !item.done ? item.value : null;
-        if (!value) {
-          return;
-        }
-        if (value.type === 'directory') {
-          openForm({ workspace: value.path, name: PathExt.basename(value.path) });
-        } else {
-          openForm({
-            workspace: PathExt.dirname(value.path),
-            command: `python ${PathExt.basename(value.path)}`,
-            name: PathExt.basename(value.path, '.py')
-          });
-        }
-      }
-    });
+    addCommands(app, shell, panel, browser);
     palette?.addItem({ command: COMMANDS.open, category: 'Jobs' });
     palette?.addItem({ command: COMMANDS.create, category: 'Jobs' });
     app.contextMenu.addItem({ command: COMMANDS.runItem, selector: '.jp-DirListing-item[data-isdir]', rank: 10 });

@@ -1,0 +1,94 @@
+"""The service's settings (`c.JobsApp...`) and how a configured JobService is made.
+
+Neutral ground: the server extension and the kernel's embedded service both build their
+service here, so neither imports the other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jupyter_core.paths import jupyter_data_dir
+from traitlets import Dict, Float, Int, List, Unicode, Union, default, import_item
+from traitlets.config import LoggingConfigurable
+
+from .backends import BUILTIN_BACKENDS, Backend
+from .gpus import GPU, GPUAllocator, discover
+from .service import JobService
+from .store import Store
+from .workspace import SnapshotStore
+
+#: where a kernel started by the server finds the service (the server puts these in its env)
+ENV_URL = "JUPYTER_JOBS_URL"
+ENV_TOKEN = "JUPYTER_JOBS_TOKEN"
+ENV_ROOT = "JUPYTER_JOBS_ROOT"
+
+
+class JobsConfig(LoggingConfigurable):
+    """The settings of the job service; `JobsApp` (the server extension) inherits them."""
+
+    data_dir = Unicode(
+        help="Where job history (SQLite), logs, artifacts and workspace snapshots are kept. "
+        "Default: <jupyter data dir>/jupyter_jobs."
+    ).tag(config=True)
+
+    @default("data_dir")
+    def _default_data_dir(self) -> str:
+        return str(Path(jupyter_data_dir()) / "jupyter_jobs")
+
+    storage_dir = Unicode(
+        "", help="The persistent storage folder jobs share ($JOB_STORAGE_DIR). Default: <data_dir>/storage."
+    ).tag(config=True)
+    default_backend = Unicode("local", help="Backend for jobs whose spec names none.").tag(config=True)
+    backends = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        help="Extra or replacement backends: name -> import path of a Backend subclass, "
+        "e.g. {'local': 'jupyter_jobs.backends.local.LocalBackend'}.",
+    ).tag(config=True)
+    disabled_backends = List(Unicode(), help="Built-in backends to leave out.").tag(config=True)
+    max_snapshot_size = Int(1 << 30, help="Largest workspace snapshot, in bytes.").tag(config=True)
+    max_running = Int(0, help="Jobs running at once per backend when the backend sets no limit; 0: none.").tag(
+        config=True
+    )
+    kill_grace = Float(10.0, help="Seconds between asking a job to stop (SIGTERM) and killing it.").tag(config=True)
+    gpus = Union(
+        [Int(), List(Dict())],
+        default_value=-1,
+        help="GPU inventory: -1 discovers NVIDIA GPUs with NVML; a number N declares devices 0..N-1; "
+        "a list of {'index': i, 'name': ...} declares them one by one.",
+    ).tag(config=True)
+    gpu_share = Int(1, help="How many jobs may use one GPU at once.").tag(config=True)
+
+    def _inventory(self) -> list[GPU]:
+        if isinstance(self.gpus, int):
+            if self.gpus < 0:
+                return discover()
+            return [GPU(index=i, name="configured GPU") for i in range(self.gpus)]
+        return [GPU(index=int(g["index"]), name=str(g.get("name", "configured GPU")), memory=g.get("memory"))
+                for g in self.gpus]
+
+    def _make_backends(self) -> dict[str, Backend]:
+        paths = {n: p for n, p in BUILTIN_BACKENDS.items() if n not in self.disabled_backends}
+        paths.update(self.backends)
+        return {name: import_item(path)(parent=self, log=self.log) for name, path in paths.items()}
+
+    def make_service(self, root_dir: Path) -> JobService:
+        """The job service as configured, for jobs whose workspaces lie under `root_dir`."""
+        data = Path(self.data_dir)
+        data.mkdir(parents=True, exist_ok=True)
+        backends = self._make_backends()
+        if self.default_backend not in backends:
+            raise ValueError(f"JobsApp.default_backend {self.default_backend!r} is not a configured backend")
+        return JobService(
+            store=Store(data / "jobs.db"),
+            snapshots=SnapshotStore(data, max_bytes=self.max_snapshot_size),
+            root_dir=root_dir,
+            jobs_dir=data / "jobs",
+            storage_dir=Path(self.storage_dir) if self.storage_dir else data / "storage",
+            backends=backends,
+            default_backend=self.default_backend,
+            gpus=GPUAllocator(self._inventory(), share=self.gpu_share),
+            kill_grace=self.kill_grace,
+            max_running=self.max_running,
+        )

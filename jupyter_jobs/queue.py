@@ -1,0 +1,94 @@
+"""The queue: which queued job starts next, and the jobs under way.
+
+Oldest first; a job starts when its backend is under its limit of jobs at once and the GPUs it
+asks for are free. The queue itself lives in the store (status `queued`), so it survives
+restarts; this object holds what is under way in memory and decides, one pass at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import Callable, Optional
+
+from .backends.base import Backend
+from .gpus import GPUAllocator
+from .models import Job, JobStatus
+from .runner import JobRunner
+from .store import Store
+from .tasks import TaskSet
+
+log = logging.getLogger(__name__)
+
+#: starts a dequeued job on its backend with the GPUs it was given
+Launch = Callable[[Job, Backend, list[int]], JobRunner]
+#: ends a queued job that can never start, with a message
+Reject = Callable[[Job, str], Awaitable[None]]
+
+
+class JobQueue:
+    def __init__(self, *, store: Store, backends: dict[str, Backend], gpus: GPUAllocator, max_running: int,
+                 tasks: TaskSet, launch: Launch, reject: Reject):
+        self.store, self.backends, self.gpus, self.max_running = store, backends, gpus, max_running
+        self.tasks, self.launch, self.reject = tasks, launch, reject
+        self.active: dict[str, JobRunner] = {}  # dequeued, until its end is recorded
+        self._wanted = False
+        self._pass: Optional[object] = None
+
+    def kick(self) -> None:
+        """Look for jobs to start soon; passes never overlap, a kick during one makes another."""
+        self._wanted = True
+        if self._pass is None:
+            self._pass = self.tasks.spawn(self._passes())
+
+    async def _passes(self) -> None:
+        try:
+            while self._wanted:
+                self._wanted = False
+                try:
+                    await self._one_pass()
+                except Exception:
+                    log.exception("scheduling jobs failed")
+        finally:
+            self._pass = None
+
+    async def _one_pass(self) -> None:
+        cursor = None
+        while True:
+            queued, cursor = await self.store.list(status=[JobStatus.QUEUED], limit=200, cursor=cursor,
+                                                   oldest_first=True)
+            for job in queued:
+                if job.id not in self.active:
+                    await self._consider(job)
+            if cursor is None:
+                return
+
+    async def _consider(self, job: Job) -> None:
+        backend = self.backends.get(job.backend)
+        if backend is None:
+            await self.reject(job, f"backend {job.backend!r} is no longer configured")
+            return
+        limit = backend.max_running or self.max_running
+        if limit and self.count(job.backend) >= limit:
+            return
+        gpus = self.gpus.allocate(job.spec.resources.gpus) if backend.host_gpus else []
+        if gpus is None:
+            return
+        self.active[job.id] = self.launch(job, backend, gpus)
+
+    def count(self, backend: str) -> int:
+        return sum(1 for r in self.active.values() if r.job.backend == backend)
+
+    def adopt(self, runner: JobRunner) -> None:
+        """A job found running at start-up: its GPUs are taken, it counts against its limit."""
+        self.gpus.claim(runner.gpus)
+        self.active[runner.id] = runner
+
+    def done(self, runner: JobRunner) -> None:
+        """The runner is over: free its place and GPUs (unless the server is leaving it running)."""
+        if runner.detached:
+            return
+        if self.active.get(runner.id) is runner:
+            del self.active[runner.id]
+        self.gpus.release(runner.gpus)
+        self.kick()

@@ -1,0 +1,127 @@
+"""The public shapes of the service: what every face (REST, the kernel's embedded service,
+the CLI) gets back, and what the OpenAPI document describes. Built from these models, the
+faces cannot drift apart, and neither can the document."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .models import JobStatus, SpecError
+
+
+class Capabilities(BaseModel):
+    """What a backend honours from a spec."""
+
+    containers: bool = False
+    gpus: bool = False
+    cpus: bool = False
+    memory: bool = False
+    nodes: bool = False
+    artifacts: bool = True
+    storage: bool = True
+    reattach: bool = True
+
+
+class BackendInfo(BaseModel):
+    name: str
+    description: str
+    default: bool
+    available: bool
+    reason: Optional[str] = None
+    capabilities: Capabilities
+    details: dict[str, Any] = Field(default_factory=dict, description="engine facts, e.g. its version")
+
+
+class GPUInfo(BaseModel):
+    index: int
+    name: str
+    memory: Optional[int] = Field(None, description="bytes")
+    in_use: int = Field(description="jobs using this device now")
+
+
+class BackendsReply(BaseModel):
+    backends: list[BackendInfo]
+    gpus: list[GPUInfo]
+
+
+class JobEvent(BaseModel):
+    at: str
+    status: str
+    message: Optional[str] = None
+
+
+class Artifact(BaseModel):
+    path: str
+    size: int
+    modified: float
+
+
+class ArtifactList(BaseModel):
+    artifacts: list[Artifact]
+
+
+class LogChunk(BaseModel):
+    """One NDJSON line of a log; resume with offset=next."""
+
+    offset: int
+    next: int
+    stream: str
+    text: str
+
+
+class LogEnd(BaseModel):
+    """The last NDJSON line of a followed log: how the job ended."""
+
+    status: JobStatus
+    exit_code: Optional[int] = None
+    reason: Optional[str] = None
+    message: Optional[str] = None
+
+
+class JobPage(BaseModel):
+    jobs: list[dict[str, Any]]
+    next_cursor: Optional[str] = Field(None, description="pass as cursor for the next page")
+
+
+class ListQuery(BaseModel):
+    """The filters of a job listing, from a query string or keyword arguments alike."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: list[JobStatus] = Field(default_factory=list)
+    project: Optional[str] = Field(None, max_length=200)
+    limit: int = Field(50, ge=1, le=500)
+    cursor: Optional[int] = Field(None, ge=0, le=2**62)
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        """`"queued,running"`, `["queued", "running"]` or None."""
+        if value is None:
+            return []
+        parts = value.split(",") if isinstance(value, str) else value
+        if not isinstance(parts, list):
+            return parts
+        out = []
+        for part in (p.strip() if isinstance(p, str) else p for p in parts):
+            if part in ("", None):
+                continue
+            if part not in {s.value for s in JobStatus} and not isinstance(part, JobStatus):
+                allowed = ", ".join(s.value for s in JobStatus)
+                raise ValueError(f"unknown status {part!r}; one of {allowed}")
+            out.append(part)
+        return out
+
+    @field_validator("project", "cursor", mode="before")
+    @classmethod
+    def _blank(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @classmethod
+    def parse(cls, **raw: Any) -> ListQuery:
+        try:
+            return cls.model_validate({k: v for k, v in raw.items() if v is not None})
+        except ValidationError as exc:
+            raise SpecError.from_validation(exc) from None

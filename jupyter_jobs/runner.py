@@ -1,0 +1,191 @@
+"""One job's life: prepare its folder, start it, watch it, expire it, stop it, record its end.
+
+A JobRunner exists from the moment the queue hands a job to a backend (or the service finds
+it running at start-up) until its terminal status is stored. Everything that can race (a
+cancel during the launch, a timeout against the exit, a shutdown) meets in this one object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from .backends.base import Backend, BackendError, Execution, JobContext
+from .logs import LogRegistry
+from .models import FailureReason, Job, JobStatus, Outcome, StopReason, utcnow, verdict
+from .store import Store
+from .workspace import SnapshotStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunnerEnv:
+    """What every runner shares, handed over by the service."""
+
+    store: Store
+    snapshots: SnapshotStore
+    logs: LogRegistry
+    jobs_dir: Path
+    storage_dir: Path
+    kill_grace: float
+    spawn: Callable[[Any], asyncio.Task]
+    #: whether the service hands out GPU indices (a GPU inventory is known)
+    gpu_inventory: bool = False
+
+    def job_dir(self, job: Job) -> Path:
+        return Path(job.dir or self.jobs_dir / job.id)
+
+
+async def record_end(env: RunnerEnv, job: Job, outcome: Outcome, stop_reason: Optional[StopReason] = None) -> None:
+    """Store the terminal status an outcome means (the first terminal status wins) and let
+    the log's followers finish."""
+    end = verdict(outcome, stop_reason, job.spec.timeout)
+    at = utcnow()
+    await env.store.transition(job.id, end.status, at, exit_code=outcome.exit_code, finished_at=at,
+                               reason=end.reason, message=end.message)
+    env.logs.close(job.id)
+
+
+class JobRunner:
+    """Drives one job through a backend. `run()` for a dequeued job, `reattach()` for one
+    found running after a restart; `cancel()`/`expire()` stop it; `detach()` lets it run on."""
+
+    def __init__(self, env: RunnerEnv, job: Job, backend: Backend, gpus: list[int]):
+        self.env, self.job, self.backend, self.gpus = env, job, backend, gpus
+        self.execution: Optional[Execution] = None
+        self.stop_reason: Optional[StopReason] = None
+        self.launching: Optional[asyncio.Future[None]] = None  # set while backend.start runs
+        self.recorded = asyncio.Event()  # its terminal status is stored
+        self.detached = False
+        self._timer: Optional[asyncio.TimerHandle] = None
+
+    @property
+    def id(self) -> str:
+        return self.job.id
+
+    async def context(self) -> JobContext:
+        job_dir = self.env.job_dir(self.job)
+        return JobContext(
+            job=self.job, dir=job_dir, workspace=job_dir / "workspace", artifacts=job_dir / "artifacts",
+            storage=self.env.storage_dir, log=await self.env.logs.active(self.job.id, job_dir),
+            gpus=self.gpus if self.env.gpu_inventory and self.backend.host_gpus else None,
+        )
+
+    def _prepare(self, ctx: JobContext) -> None:
+        """The job's private workspace copy and folders (blocking: runs in a thread)."""
+        if ctx.workspace.exists():  # a start interrupted by a restart: begin afresh
+            shutil.rmtree(ctx.workspace)
+        for stale in ("stdout", "stderr", "exit_code"):
+            (ctx.dir / stale).unlink(missing_ok=True)
+        assert self.job.snapshot
+        self.env.snapshots.materialize(self.job.snapshot, ctx.workspace)
+        ctx.artifacts.mkdir(parents=True, exist_ok=True)
+        self.env.storage_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- starting ---------------------------------------------------------------------------
+    async def run(self, stopping: Callable[[], bool]) -> None:
+        """Prepare, start and watch a dequeued job; `stopping()`: the service is shutting down."""
+        launched = asyncio.get_running_loop().create_future()
+        try:
+            ctx = await self.context()
+            await asyncio.to_thread(self._prepare, ctx)
+            current = await self.env.store.get(self.id)
+            if current is None or current.status != JobStatus.QUEUED or stopping():
+                return  # cancelled while being prepared, or shutting down: it never starts
+            self.launching = launched
+            self.execution = await self.backend.start(ctx)
+        except Exception as exc:
+            await self._not_started(exc)
+            return
+        finally:
+            if self.execution is None:
+                launched.done() or launched.set_result(None)
+        try:
+            await self._record_running(self.execution)
+        finally:
+            launched.set_result(None)
+        await self.watch()
+
+    async def _not_started(self, exc: Exception) -> None:
+        if isinstance(exc, BackendError):
+            message = str(exc)
+        else:
+            log.exception("starting job %s failed", self.id)
+            message = f"could not start the job: {exc}"
+        await record_end(self.env, self.job, Outcome(None, FailureReason.BACKEND_ERROR, message))
+        self.recorded.set()
+
+    async def _record_running(self, execution: Execution) -> None:
+        self.job.started_at = utcnow()
+        moved = await self.env.store.transition(
+            self.id, JobStatus.RUNNING, self.job.started_at, only_from=JobStatus.QUEUED,
+            started_at=self.job.started_at, gpus=self.gpus, backend_state=execution.state,
+        )
+        if not moved:  # cancelled while it was starting
+            self.stop_reason = "cancel"
+            await execution.stop(self.env.kill_grace)
+
+    async def reattach(self) -> None:
+        """Find a job that was running before the restart, finish a stop under way, watch it."""
+        try:
+            self.execution = await self.backend.reattach(await self.context(), self.job.backend_state)
+        except Exception as exc:
+            log.exception("reattaching job %s failed", self.id)
+            await self.end(Outcome(None, FailureReason.LOST, f"could not find the job again: {exc}"))
+            return
+        log.info("reattached job %s", self.id)
+        self.stop_reason = self.job.backend_state.get("stop_reason")
+        if self.stop_reason:  # a cancel or timeout was under way: finish it
+            await self.execution.stop(self.env.kill_grace)
+        await self.watch()
+
+    # -- running ----------------------------------------------------------------------------
+    async def watch(self) -> None:
+        assert self.execution is not None
+        if self.job.spec.timeout and self.job.started_at:
+            left = self.job.spec.timeout - (utcnow() - self.job.started_at).total_seconds()
+            self._timer = asyncio.get_running_loop().call_later(
+                max(left, 0), lambda: self.env.spawn(self.stop("timeout"))
+            )
+        try:
+            await self.end(await self.execution.wait())
+        finally:
+            if self._timer:
+                self._timer.cancel()
+
+    async def end(self, outcome: Outcome) -> None:
+        await record_end(self.env, self.job, outcome, self.stop_reason)
+        self.recorded.set()
+
+    async def stop(self, reason: StopReason) -> None:
+        """Stop the running job, remembering why (also across a restart)."""
+        if self.execution is None or self.recorded.is_set():
+            return
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            state = {**self.execution.state, "stop_reason": reason}
+            await self.env.store.update(self.id, backend_state=state)
+        await self.execution.stop(self.env.kill_grace)
+
+    async def cancel(self, wait: float) -> None:
+        """Stop the job as cancelled; returns once it is recorded, or after `wait` seconds."""
+        if self.launching is not None:
+            await asyncio.shield(self.launching)
+        await self.stop("cancel")
+        try:
+            await asyncio.wait_for(self.recorded.wait(), wait)
+        except asyncio.TimeoutError:
+            pass
+
+    def detach(self) -> None:
+        """The server is going away: stop following; the job runs on and is reattached later."""
+        self.detached = True
+        if self._timer:
+            self._timer.cancel()
+        if self.execution is not None:
+            self.execution.detach()

@@ -1,0 +1,251 @@
+"""JobService: the one service layer. Every face (REST handlers, the kernel's embedded service,
+the CLI) calls it, gets the public shapes of `replies` back, and catches the domain errors of
+`models` (each carries its HTTP status). Nothing here blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Optional
+
+from .artifacts import ArtifactMissing, list_artifacts, open_artifact
+from .backends.base import Backend
+from .gpus import GPUAllocator
+from .logs import LogRegistry, follow
+from .models import FailureReason, Job, JobConflict, JobNotFound, JobSpec, JobStatus, Outcome, SpecError, parse_spec
+from .models import utcnow
+from .queue import JobQueue
+from .replies import BackendInfo, BackendsReply, GPUInfo, JobPage, ListQuery, LogEnd
+from .runner import JobRunner, RunnerEnv, record_end
+from .store import Store
+from .tasks import TaskSet
+from .workspace import SnapshotError, SnapshotStore
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+class JobService:
+    """Submit, list, watch, cancel, rerun and delete jobs; recover them after a restart."""
+
+    def __init__(self, *, store: Store, snapshots: SnapshotStore, root_dir: Path, jobs_dir: Path, storage_dir: Path,
+                 backends: dict[str, Backend], default_backend: str, gpus: GPUAllocator, kill_grace: float = 10.0,
+                 max_running: int = 0):
+        if default_backend not in backends:
+            raise ValueError(f"default backend {default_backend!r} is not a configured backend")
+        self.store, self.snapshots, self.root_dir = store, snapshots, Path(root_dir)
+        self.backends, self.default_backend, self.gpus = backends, default_backend, gpus
+        self.tasks = TaskSet()
+        self.log_files = LogRegistry()
+        self.env = RunnerEnv(store=store, snapshots=snapshots, logs=self.log_files, jobs_dir=Path(jobs_dir),
+                             storage_dir=Path(storage_dir), kill_grace=kill_grace, spawn=self.tasks.spawn,
+                             gpu_inventory=gpus.total > 0)
+        self.queue = JobQueue(store=store, backends=backends, gpus=gpus, max_running=max_running, tasks=self.tasks,
+                              launch=self._launch, reject=self._reject)
+        self._started: Optional[asyncio.Future] = None
+        self._stopping = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Recover once: reattach running jobs, start queued ones. Safe to await many times."""
+        if self._started is None:
+            self._started = asyncio.ensure_future(self._recover())
+        await asyncio.shield(self._started)
+
+    async def _recover(self) -> None:
+        await asyncio.to_thread(self.env.storage_dir.mkdir, parents=True, exist_ok=True)
+        cursor = None
+        while True:
+            jobs, cursor = await self.store.list(status=[JobStatus.RUNNING], limit=500, cursor=cursor)
+            for job in jobs:
+                backend = self.backends.get(job.backend)
+                if backend is None:
+                    await record_end(self.env, job, Outcome(None, FailureReason.LOST,
+                                                            f"backend {job.backend!r} is no longer configured"))
+                    continue
+                runner = JobRunner(self.env, job, backend, job.gpus)
+                self.queue.adopt(runner)
+                self._drive(runner, runner.reattach())
+            if cursor is None:
+                break
+        self.queue.kick()
+
+    async def stop(self) -> None:
+        """Stop watching; running jobs keep running and are reattached on the next start."""
+        self._stopping = True
+        launching = [r.launching for r in self.queue.active.values() if r.launching and not r.launching.done()]
+        if launching:  # a job being started gets recorded as running before we go
+            await asyncio.wait(launching, timeout=30)
+        for runner in list(self.queue.active.values()):
+            runner.detach()
+        await self.tasks.cancel_all()
+        for backend in self.backends.values():
+            await backend.close()
+
+    async def close(self) -> None:
+        """Stop, then release the history and the snapshot store (this service owns them)."""
+        await self.stop()
+        await asyncio.to_thread(self.store.close)
+        self.snapshots.close()
+
+    def _drive(self, runner: JobRunner, coro: Any) -> None:
+        async def drive() -> None:
+            try:
+                await coro
+            finally:
+                self.queue.done(runner)
+
+        self.tasks.spawn(drive())
+
+    def _launch(self, job: Job, backend: Backend, gpus: list[int]) -> JobRunner:
+        runner = JobRunner(self.env, job, backend, gpus)
+        self._drive(runner, runner.run(lambda: self._stopping))
+        return runner
+
+    async def _reject(self, job: Job, message: str) -> None:
+        await record_end(self.env, job, Outcome(None, FailureReason.BACKEND_ERROR, message))
+
+    # -- submitting -------------------------------------------------------------------------
+    async def submit(self, body: Any) -> dict[str, Any]:
+        """Validate a spec (a JSON object), snapshot its workspace, queue it."""
+        return (await self.submit_spec(parse_spec(body))).public()
+
+    async def submit_spec(self, spec: JobSpec) -> Job:
+        name, workspace = await self._validate(spec)
+        try:
+            snap = await asyncio.to_thread(self.snapshots.snapshot, workspace)
+        except SnapshotError as exc:
+            raise SpecError.one("workspace", str(exc)) from None
+        job_id = secrets.token_hex(6)
+        job_dir = (self.backends[name].jobs_root() or self.env.jobs_dir) / job_id
+        job = Job(
+            id=job_id, dir=str(job_dir), spec=spec, backend=name, snapshot=snap.id,
+            project=spec.project or (workspace.name if spec.workspace else self.root_dir.resolve().name) or "default",
+            notes=[f"left out of the workspace: {path} ({why})" for path, why in snap.skipped[:50]],
+        )
+        await asyncio.to_thread(job_dir.mkdir, parents=True)
+        await self.store.insert(job, job_dir)
+        self.queue.kick()
+        return job
+
+    async def _validate(self, spec: JobSpec) -> tuple[str, Path]:
+        """Everything that can be known before a snapshot is taken; SpecError names the field."""
+        name = spec.backend or self.default_backend
+        backend = self.backends.get(name)
+        if backend is None:
+            raise SpecError.one("backend", f"unknown backend {name!r}; configured: {', '.join(sorted(self.backends))}")
+        availability = await backend.availability()
+        if not availability.available:
+            raise SpecError.one("backend", f"backend {name!r} is unavailable: {availability.reason}")
+        await backend.validate(spec)
+        if backend.host_gpus and spec.resources.gpus > self.gpus.total:
+            raise SpecError.one("resources.gpus",
+                                f"asks for {spec.resources.gpus} GPU(s) but this host has {self.gpus.total}")
+        return name, await asyncio.to_thread(self.resolve_workspace, spec.workspace)
+
+    def resolve_workspace(self, workspace: str) -> Path:
+        root = os.path.realpath(self.root_dir)
+        path = os.path.realpath(os.path.join(root, workspace))
+        if not _inside(path, root):
+            raise SpecError.one("workspace", f"{workspace!r} is outside the server's root folder")
+        if not os.path.isdir(path):
+            raise SpecError.one("workspace", f"{workspace!r} is not a folder under the server's root")
+        return Path(path)
+
+    async def rerun(self, job_id: str) -> dict[str, Any]:
+        """The same spec again, with a new snapshot of the workspace as it is now."""
+        return (await self.submit_spec((await self._job(job_id)).spec)).public()
+
+    # -- reading ----------------------------------------------------------------------------
+    async def _job(self, job_id: str) -> Job:
+        job = await self.store.get(job_id)
+        if job is None:
+            raise JobNotFound(f"no job {job_id!r}")
+        return job
+
+    async def get(self, job_id: str) -> dict[str, Any]:
+        """The job with its status changes."""
+        job = await self._job(job_id)
+        return {**job.public(), "events": await self.store.events(job_id)}
+
+    async def list(self, **query: Any) -> dict[str, Any]:
+        """A page of jobs, newest first: status (list or comma-separated), project, limit, cursor."""
+        q = ListQuery.parse(**query)
+        jobs, cursor = await self.store.list(status=q.status or None, project=q.project, limit=q.limit,
+                                             cursor=q.cursor)
+        return JobPage(jobs=[j.public() for j in jobs], next_cursor=str(cursor) if cursor else None).model_dump()
+
+    async def backends_info(self) -> dict[str, Any]:
+        async def one(name: str, backend: Backend) -> BackendInfo:
+            availability = await backend.availability()
+            return BackendInfo(name=name, description=backend.description, default=name == self.default_backend,
+                               available=availability.available, reason=availability.reason,
+                               capabilities=backend.capabilities(), details=availability.details)
+
+        infos = await asyncio.gather(*(one(n, b) for n, b in self.backends.items()))
+        gpus = [GPUInfo(**g) for g in self.gpus.describe()]
+        return BackendsReply(backends=list(infos), gpus=gpus).model_dump(mode="json")
+
+    # -- cancel / delete --------------------------------------------------------------------
+    async def cancel(self, job_id: str, wait: float = 1.0) -> dict[str, Any]:
+        """Cancel a queued or running job; waits up to `wait` s for a running one to end."""
+        job = await self._job(job_id)
+        if job.status.is_terminal():
+            raise JobConflict(f"job {job_id} is already {job.status.value}")
+        if job.status == JobStatus.QUEUED and await self.store.transition(
+            job_id, JobStatus.CANCELLED, utcnow(), only_from=JobStatus.QUEUED, finished_at=utcnow(),
+            message="cancelled before it started",
+        ):
+            self.log_files.close(job_id)  # a job being prepared notices and does not start
+        elif (runner := self.queue.active.get(job_id)) is not None:
+            await runner.cancel(wait)
+        return (await self._job(job_id)).public()
+
+    async def delete(self, job_id: str) -> None:
+        job = await self._job(job_id)
+        if not job.status.is_terminal():
+            raise JobConflict(f"job {job_id} is {job.status.value}: cancel it before deleting it")
+        job_dir = await self.store.job_dir(job_id)
+        await self.store.delete(job_id)
+        self.log_files.forget(job_id)
+        if job_dir is not None:
+            await asyncio.to_thread(shutil.rmtree, job_dir, True)
+
+    # -- logs and artifacts -----------------------------------------------------------------
+    async def logs(self, job_id: str, offset: int = 0, *, follow_: bool = False,
+                   gone: Callable[[], bool] = lambda: False) -> AsyncIterator[dict[str, Any]]:
+        """The job's log as public chunks from `offset`; with `follow_`, until the job ends (then
+        one LogEnd item) or `gone()` (the reader left)."""
+        job = await self._job(job_id)
+        folder = self.env.job_dir(job)
+        if job.status.is_terminal():
+            job_log = await self.log_files.finished(folder)
+        else:
+            job_log = await self.log_files.active(job_id, folder)
+            if (await self._job(job_id)).status.is_terminal():  # it ended in between
+                self.log_files.close(job_id)
+        async for chunk in follow(job_log, offset, follow=follow_, gone=gone):
+            yield chunk.to_json()
+        if follow_ and not gone():
+            job = await self._job(job_id)
+            yield LogEnd(status=job.status, exit_code=job.exit_code, message=job.message,
+                         reason=job.reason.value if job.reason else None).model_dump(mode="json")
+
+    async def artifacts(self, job_id: str) -> dict[str, Any]:
+        root = self.env.job_dir(await self._job(job_id)) / "artifacts"
+        found = await asyncio.to_thread(list_artifacts, root)
+        return {"artifacts": [a.model_dump() for a in found]}
+
+    async def open_artifact(self, job_id: str, path: str) -> tuple[BinaryIO, int]:
+        """One artifact, opened (never through a link), and its size at opening."""
+        root = self.env.job_dir(await self._job(job_id)) / "artifacts"
+        try:
+            return await asyncio.to_thread(open_artifact, root, path)
+        except ArtifactMissing:
+            raise JobNotFound(f"no artifact {path!r}") from None

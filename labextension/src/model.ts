@@ -1,0 +1,141 @@
+// The panel's state, out of React: the open view and the job list. The open job's state is a
+// JobModel (jobmodel.ts). Models emit `changed`; the views re-render on it (views/common.tsx).
+import { Poll } from '@lumino/polling';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { api, errorMessage, Job } from './api';
+import { JobModel } from './jobmodel';
+
+/** What a new job's form starts with (from "Run as Job" or "New job"). */
+export interface Draft {
+  name?: string;
+  command?: string;
+  workspace?: string;
+}
+
+export type View = { kind: 'list' } | { kind: 'form'; draft: Draft } | { kind: 'job'; id: string };
+
+const PAGE = 50;
+
+/** Which view is open, and the job list with its filters. The list is polled only while the
+ * panel shows it, and polls back off after errors. */
+export class JobsModel {
+  readonly poll: Poll;
+  private _view: View = { kind: 'list' };
+  private _detail: JobModel | null = null;
+  private _jobs: Job[] = [];
+  private _nextCursor: string | null = null;
+  private _status = '';
+  private _project = '';
+  private _error: string | null = null;
+  private _generation = 0;
+  private _disposed = false;
+  private readonly _changed = new Signal<JobsModel, void>(this);
+
+  /** `visible` says whether the panel is on screen. */
+  constructor(visible: () => boolean) {
+    this.poll = new Poll({
+      factory: () => this.refresh(),
+      frequency: { interval: 2000, backoff: true, max: 30000 },
+      standby: () => !visible() || this._view.kind !== 'list' || 'when-hidden',
+      name: 'jupyter-jobs:list'
+    });
+  }
+
+  get changed(): ISignal<JobsModel, void> {
+    return this._changed;
+  }
+  get view(): View {
+    return this._view;
+  }
+  /** The open job's model, while the job view is open. */
+  get detail(): JobModel | null {
+    return this._detail;
+  }
+  get jobs(): readonly Job[] {
+    return this._jobs;
+  }
+  get nextCursor(): string | null {
+    return this._nextCursor;
+  }
+  get status(): string {
+    return this._status;
+  }
+  get project(): string {
+    return this._project;
+  }
+  get error(): string | null {
+    return this._error;
+  }
+  get isDisposed(): boolean {
+    return this._disposed;
+  }
+
+  open(view: View): void {
+    this._detail?.dispose();
+    this._detail = view.kind === 'job' ? new JobModel(view.id) : null;
+    this._view = view;
+    this._changed.emit();
+    if (view.kind === 'list') {
+      void this.poll.refresh();
+    }
+  }
+
+  /** The first page again (newest first), keeping older pages already loaded. A failure is
+   * shown and rethrown, so the poll backs off. */
+  async refresh(): Promise<void> {
+    const generation = ++this._generation;
+    try {
+      const page = await api.list({ status: this._status, project: this._project, limit: PAGE });
+      if (generation !== this._generation) {
+        return; // the filters changed meanwhile: a newer request answers
+      }
+      const oldest = page.jobs.length ? page.jobs[page.jobs.length - 1].created_at ?? '' : null;
+      const seen = new Set(page.jobs.map(j => j.id));
+      const older = oldest === null ? [] : this._jobs.filter(j => !seen.has(j.id) && (j.created_at ?? '') < oldest);
+      this._jobs = [...page.jobs, ...older];
+      if (!older.length) {
+        this._nextCursor = page.next_cursor;
+      }
+      this._error = null;
+    } catch (error) {
+      this._error = errorMessage(error);
+      throw error;
+    } finally {
+      this._changed.emit();
+    }
+  }
+
+  async more(): Promise<void> {
+    if (!this._nextCursor) {
+      return;
+    }
+    try {
+      const page = await api.list({ status: this._status, project: this._project, limit: PAGE, cursor: this._nextCursor });
+      this._jobs = [...this._jobs, ...page.jobs];
+      this._nextCursor = page.next_cursor;
+      this._error = null;
+    } catch (error) {
+      this._error = errorMessage(error);
+    }
+    this._changed.emit();
+  }
+
+  setFilter(status: string, project: string): void {
+    this._status = status;
+    this._project = project;
+    this._jobs = [];
+    this._changed.emit();
+    void this.poll.refresh();
+  }
+
+  dispose(): void {
+    if (this._disposed) {
+      return;
+    }
+    this._disposed = true;
+    this._detail?.dispose();
+    this.poll.dispose();
+    Signal.clearData(this);
+  }
+}

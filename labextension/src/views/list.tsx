@@ -1,0 +1,64 @@
+// The job list: filters, one row per job (newest first), older pages on demand.
+import * as React from 'react';
+
+import { Job, STATUSES } from '../api';
+import { JobsModel } from '../model';
+import { Badge, command, duration, ErrorNote } from './common';
+
+function Filters({ model }: { model: JobsModel }): JSX.Element {
+  const projects = [...new Set([...model.jobs.map(j => j.project), model.project].filter(Boolean))].sort();
+  return (
+    <div className="jp-JobsToolbar">
+      <select aria-label="status filter" value={model.status} onChange={e => model.setFilter(e.target.value, model.project)}>
+        <option value="">all statuses</option>
+        {STATUSES.map(s => (
+          <option key={s} value={s}>
+            {s}
+          </option>
+        ))}
+      </select>
+      <select aria-label="project filter" value={model.project} onChange={e => model.setFilter(model.status, e.target.value)}>
+        <option value="">all projects</option>
+        {projects.map(p => (
+          <option key={p} value={p}>
+            {p}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}
+
+function JobRow({ job, onOpen }: { job: Job; onOpen: (id: string) => void }): JSX.Element {
+  return (
+    <li className="jp-JobsRow" data-job-id={job.id} data-status={job.status} onClick={() => onOpen(job.id)}>
+      <Badge status={job.status} />
+      <span className="jp-JobsRow-name">{job.spec.name || command(job.spec)}</span>
+      <span className="jp-JobsRow-meta">
+        {job.id} · {job.backend} · {job.project} · {duration(job)}
+      </span>
+    </li>
+  );
+}
+
+/** The list view; it re-renders with its model (see JobsApp). */
+export function JobList({ model }: { model: JobsModel }): JSX.Element {
+  const open = (id: string) => model.open({ kind: 'job', id });
+  return (
+    <div className="jp-JobsList">
+      <Filters model={model} />
+      <ErrorNote error={model.error} />
+      {model.jobs.length === 0 && !model.error ? <p className="jp-JobsEmpty">No jobs yet. Start one with “New job”.</p> : null}
+      <ul className="jp-JobsRows">
+        {model.jobs.map(job => (
+          <JobRow key={job.id} job={job} onOpen={open} />
+        ))}
+      </ul>
+      {model.nextCursor ? (
+        <button className="jp-mod-styled" onClick={() => void model.more()}>
+          Load older jobs
+        </button>
+      ) : null}
+    </div>
+  );
+}

@@ -1,0 +1,36 @@
+// A job's log: the LogView (only visible lines in the DOM) over the follower's buffer, and
+// its line count.
+import * as React from 'react';
+
+import { LogFollower } from '../follow';
+import { LogView } from '../logview';
+
+/** How often the line count is updated (the lines themselves repaint once per frame). */
+const COUNT_EVERY_MS = 250;
+
+export function JobLog({ follower }: { follower: LogFollower }): JSX.Element {
+  const host = React.useRef<HTMLDivElement>(null);
+  const [lines, setLines] = React.useState(follower.buffer.length);
+  React.useEffect(() => {
+    const view = new LogView(follower.buffer);
+    host.current!.appendChild(view.node);
+    const repaint = () => view.schedule();
+    follower.appended.connect(repaint);
+    view.schedule();
+    const timer = window.setInterval(() => setLines(follower.buffer.length), COUNT_EVERY_MS);
+    return () => {
+      follower.appended.disconnect(repaint);
+      window.clearInterval(timer);
+      view.dispose();
+      view.node.remove();
+    };
+  }, [follower]);
+  return (
+    <div className="jp-JobsLogBox">
+      <div className="jp-JobsSection">
+        Log <span className="jp-JobsMuted">{lines.toLocaleString()} lines</span>
+      </div>
+      <div ref={host} className="jp-JobsLogHost" />
+    </div>
+  );
+}

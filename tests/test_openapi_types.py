@@ -1,0 +1,35 @@
+"""The panel's TypeScript types (labextension/src/schema.d.ts) are generated from the served
+OpenAPI document (jupyter_jobs/openapi.json) by openapi-typescript: they must be current."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Optional
+
+from support import require
+
+ROOT = Path(__file__).resolve().parents[1]
+GENERATOR = ROOT / "node_modules" / ".bin" / "openapi-typescript"
+DOCUMENT = "jupyter_jobs/openapi.json"
+TYPES = "labextension/src/schema.d.ts"
+
+
+def generator_problem() -> Optional[str]:
+    if shutil.which("node") is None:
+        return "no node on PATH"
+    if not GENERATOR.exists():
+        return f"no {GENERATOR.relative_to(ROOT)}; run `jlpm install`"
+    return None
+
+
+def test_generated_types_are_current(tmp_path):
+    require("openapi-typescript", generator_problem())
+    out = tmp_path / "schema.d.ts"
+    # the same command as `jlpm gen:types`, into a temporary file
+    run = subprocess.run([str(GENERATOR), DOCUMENT, "-o", str(out)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert out.read_bytes() == (ROOT / TYPES).read_bytes(), \
+        f"{TYPES} is not current with {DOCUMENT}: run `jlpm gen:types`"

@@ -1,0 +1,267 @@
+"""The job runner's races, driven deterministically through a backend of futures (tests/fakes.py),
+over the real service, a real SQLite history and real snapshots. Each runs in milliseconds; the
+same races are met by real processes in test_api.py, test_restart.py, test_docker.py and
+test_slurm.py."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fakes import FakeBackend
+from jupyter_jobs.gpus import GPU, GPUAllocator
+from jupyter_jobs.models import FailureReason, JobStatus, Outcome, verdict
+from jupyter_jobs.service import JobService
+from jupyter_jobs.store import Store
+from jupyter_jobs.workspace import SnapshotStore
+
+SPEC = {"command": "train", "backend": "fake"}
+
+
+async def until(predicate: Any, timeout: float = 5) -> None:
+    """Wait (bounded) for something a background task does."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.001)
+
+
+class Harness:
+    def __init__(self, root: Path, data: Path, **kwargs: Any):
+        self.root, self.data = root, data
+        self.backend = FakeBackend()
+        self.service = JobService(
+            store=Store(data / "jobs.db"), snapshots=SnapshotStore(data), root_dir=root, jobs_dir=data / "jobs",
+            storage_dir=data / "storage", backends={"fake": self.backend}, default_backend="fake",
+            gpus=GPUAllocator([GPU(i, "fake") for i in range(kwargs.pop("gpus", 0))]), kill_grace=0.05, **kwargs,
+        )
+
+    async def status(self, job_id: str, *wanted: str, timeout: float = 5) -> dict:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            job = await self.service.get(job_id)
+            if not wanted or job["status"] in wanted:
+                return job
+            assert asyncio.get_running_loop().time() < deadline, f"{job_id} stayed {job['status']}"
+            await asyncio.sleep(0.002)
+
+    async def started(self, count: int = 1) -> None:
+        await until(lambda: len(self.backend.started) >= count)
+
+    async def reattached(self) -> list:
+        await until(lambda: self.backend.reattached)
+        return self.backend.reattached
+
+
+@asynccontextmanager
+async def harness(tmp_path: Path, **kwargs: Any):
+    root = tmp_path / "root"
+    root.mkdir(exist_ok=True)
+    (root / "train.py").write_text("print(1)\n")
+    h = Harness(root, tmp_path / "data", **kwargs)
+    await h.service.start()
+    try:
+        yield h
+    finally:
+        await h.service.close()
+
+
+# -- the pure rule: outcome + stop reason -> status ------------------------------------------
+@pytest.mark.parametrize(("outcome", "stop", "status", "reason"), [
+    (Outcome(0), None, JobStatus.SUCCEEDED, None),
+    (Outcome(0), "cancel", JobStatus.SUCCEEDED, None),  # it finished before the stop reached it
+    (Outcome(143), "cancel", JobStatus.CANCELLED, None),
+    (Outcome(143), "timeout", JobStatus.FAILED, FailureReason.TIMEOUT),
+    (Outcome(3), None, JobStatus.FAILED, FailureReason.EXIT_CODE),
+    (Outcome(137, FailureReason.OOM, "oom"), None, JobStatus.FAILED, FailureReason.OOM),
+    (Outcome(None, FailureReason.LOST, "gone"), "cancel", JobStatus.CANCELLED, None),
+    (Outcome(None, FailureReason.LOST, "gone"), None, JobStatus.FAILED, FailureReason.LOST),
+])
+def test_verdict(outcome, stop, status, reason):
+    end = verdict(outcome, stop, timeout=5)
+    assert (end.status, end.reason) == (status, reason)
+    if reason == FailureReason.TIMEOUT:
+        assert end.message == "stopped after exceeding its time limit of 5 s"
+    if reason == FailureReason.EXIT_CODE:
+        assert end.message == "the command exited with code 3"
+
+
+# -- races -----------------------------------------------------------------------------------
+async def test_runs_to_success(tmp_path):
+    async with harness(tmp_path) as h:
+        job = await h.service.submit(SPEC)
+        await h.started()
+        assert (await h.status(job["id"], "running"))["status"] == "running"
+        h.backend.started[0].end(Outcome(0))
+        done = await h.status(job["id"], "succeeded")
+        assert [e["status"] for e in done["events"]] == ["queued", "running", "succeeded"]
+
+
+async def test_cancel_while_the_backend_is_starting_the_job(tmp_path):
+    async with harness(tmp_path) as h:
+        h.backend.gate = asyncio.get_running_loop().create_future()
+        job = await h.service.submit(SPEC)
+        await h.backend.starting.wait()
+        cancel = asyncio.ensure_future(h.service.cancel(job["id"], wait=2))
+        await asyncio.sleep(0.01)
+        h.backend.gate.set_result(None)  # the start completes after the cancel was recorded
+        cancelled = await cancel
+        assert cancelled["status"] == "cancelled"
+        await h.started()
+        await asyncio.sleep(0.01)
+        execution = h.backend.started[0]
+        assert execution.signals[:1] == ["TERM"]  # the process that did start is stopped
+        await asyncio.sleep(0.05)
+        assert (await h.service.get(job["id"]))["status"] == "cancelled"  # never 'running' afterwards
+
+
+async def test_cancel_of_a_running_job_terminates_then_kills(tmp_path):
+    async with harness(tmp_path) as h:
+        h.backend.dies_on_term = False  # it ignores SIGTERM
+        job = await h.service.submit(SPEC)
+        await h.started()
+        await h.status(job["id"], "running")
+        await h.service.cancel(job["id"], wait=1)
+        assert h.backend.started[0].signals == ["TERM", "KILL"]
+        assert (await h.status(job["id"], "cancelled"))["message"] == "cancelled by the user"
+
+
+async def test_two_cancels_signal_once(tmp_path):
+    async with harness(tmp_path) as h:
+        h.backend.dies_on_term = False
+        job = await h.service.submit(SPEC)
+        await h.started()
+        await h.status(job["id"], "running")
+        await asyncio.gather(h.service.cancel(job["id"], wait=0), h.service.cancel(job["id"], wait=0))
+        await h.status(job["id"], "cancelled")
+        assert h.backend.started[0].signals == ["TERM", "KILL"]
+
+
+async def test_timeout_against_an_exit_at_the_same_moment(tmp_path):
+    async with harness(tmp_path) as h:
+        h.backend.dies_on_term = False
+        job = await h.service.submit({**SPEC, "timeout": 0.05})
+        await h.started()
+        execution = h.backend.started[0]
+        await until(lambda: execution.signals)  # the timer fired and asked it to stop...
+        execution.end(Outcome(0))  # ...and it exits 0 on its own right then
+        assert (await h.status(job["id"], "succeeded", "failed"))["status"] == "succeeded"
+
+
+async def test_timeout_stops_a_job_that_runs_on(tmp_path):
+    async with harness(tmp_path) as h:
+        job = await h.service.submit({**SPEC, "timeout": 0.05})
+        await h.started()
+        failed = await h.status(job["id"], "failed")
+        assert failed["reason"] == "timeout" and h.backend.started[0].signals[0] == "TERM"
+
+
+async def test_a_start_that_fails_frees_its_place(tmp_path):
+    async with harness(tmp_path, gpus=1) as h:
+        h.backend.fail_start = "no room on the engine"
+        job = await h.service.submit({**SPEC, "resources": {"gpus": 1}})
+        failed = await h.status(job["id"], "failed")
+        assert (failed["reason"], failed["message"]) == ("backend_error", "no room on the engine")
+        h.backend.fail_start = None
+        second = await h.service.submit({**SPEC, "resources": {"gpus": 1}})
+        await h.started()
+        assert (await h.status(second["id"], "running"))["gpus"] == [0]  # the GPU was given back
+
+
+async def test_gpu_waits_and_backend_limit(tmp_path):
+    async with harness(tmp_path, gpus=1, max_running=5) as h:
+        first = await h.service.submit({**SPEC, "resources": {"gpus": 1}})
+        second = await h.service.submit({**SPEC, "resources": {"gpus": 1}})
+        await h.started()
+        await asyncio.sleep(0.02)
+        assert (await h.service.get(second["id"]))["status"] == "queued"
+        h.backend.started[0].end(Outcome(0))
+        await h.status(first["id"], "succeeded")
+        await h.started(2)
+        assert (await h.status(second["id"], "running"))["gpus"] == [0]
+
+
+async def test_shutdown_during_a_launch_records_it_running_and_reattaches(tmp_path):
+    h = Harness(tmp_path / "root", tmp_path / "data")
+    (tmp_path / "root").mkdir()
+    await h.service.start()
+    h.backend.gate = asyncio.get_running_loop().create_future()
+    job = await h.service.submit(SPEC)
+    await h.backend.starting.wait()
+    closing = asyncio.ensure_future(h.service.close())
+    await asyncio.sleep(0.01)
+    h.backend.gate.set_result(None)
+    await closing  # waited for the launch: the job is recorded before the server goes
+    assert h.backend.started[0].detached and not h.backend.started[0].signals
+
+    again = Harness(tmp_path / "root", tmp_path / "data")
+    await again.service.start()
+    try:
+        assert [e.state for e in await again.reattached()] == [{"fake": 0}]
+        again.backend.reattached[0].end(Outcome(0))
+        assert (await again.status(job["id"], "succeeded"))["status"] == "succeeded"
+    finally:
+        await again.service.close()
+
+
+async def test_a_stop_under_way_is_finished_after_a_restart(tmp_path):
+    h = Harness(tmp_path / "root", tmp_path / "data")
+    (tmp_path / "root").mkdir()
+    await h.service.start()
+    h.backend.dies_on_term = False
+    job = await h.service.submit(SPEC)
+    await h.started()
+    await h.status(job["id"], "running")
+    await h.service.cancel(job["id"], wait=0)  # TERM sent; the server goes before the kill
+    await h.service.close()
+
+    again = Harness(tmp_path / "root", tmp_path / "data")
+    await again.service.start()
+    try:
+        execution = (await again.reattached())[0]
+        await until(lambda: execution.signals)
+        assert execution.signals[:1] == ["TERM"]  # the next server finishes the stop
+        execution.end(Outcome(143))
+        assert (await again.status(job["id"], "cancelled"))["message"] == "cancelled by the user"
+    finally:
+        await again.service.close()
+
+
+async def test_a_missing_backend_at_restart_marks_the_job_lost(tmp_path):
+    h = Harness(tmp_path / "root", tmp_path / "data")
+    (tmp_path / "root").mkdir()
+    await h.service.start()
+    job = await h.service.submit(SPEC)
+    await h.started()
+    await h.status(job["id"], "running")
+    await h.service.close()
+
+    store = Store(tmp_path / "data" / "jobs.db")
+    from jupyter_jobs.backends.local import LocalBackend
+
+    service = JobService(store=store, snapshots=SnapshotStore(tmp_path / "data"), root_dir=tmp_path / "root",
+                         jobs_dir=tmp_path / "data" / "jobs", storage_dir=tmp_path / "data" / "storage",
+                         backends={"local": LocalBackend()}, default_backend="local", gpus=GPUAllocator([]))
+    await service.start()
+    try:
+        lost = await service.get(job["id"])
+        assert (lost["status"], lost["reason"]) == ("failed", "lost")
+        assert "no longer configured" in lost["message"]
+    finally:
+        await service.close()
+
+
+async def test_list_queries_are_checked_the_same_way_for_every_face(tmp_path):
+    from jupyter_jobs.models import SpecError
+
+    async with harness(tmp_path) as h:
+        for query, field in [({"status": "bogus"}, "status"), ({"limit": "x"}, "limit"), ({"limit": 0}, "limit"),
+                             ({"cursor": -1}, "cursor"), ({"colour": "red"}, "colour")]:
+            with pytest.raises(SpecError) as info:
+                await h.service.list(**query)
+            assert info.value.errors[0].field == field and info.value.status == 400
+        assert (await h.service.list(status="queued,running", limit="5"))["jobs"] == []
