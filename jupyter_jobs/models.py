@@ -252,6 +252,8 @@ class JobSpec(_Strict):
 class Job(BaseModel):
     """A submitted job as the service records it."""
 
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
     id: str
     status: JobStatus = JobStatus.QUEUED
     reason: Optional[FailureReason] = None

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from . import __version__
 from .models import FieldError, Job, JobSpec, JobStatus
+from .replies import ArtifactList, BackendsReply, JobEvent, JobPage, LogChunk, LogEnd
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -40,28 +41,30 @@ def _query(name: str, schema: dict, description: str) -> dict:
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
+def _add(schemas: dict[str, Any], model: type[BaseModel], mode: str = "serialization", suffix: str = "") -> None:
+    """A model's schema and those it refers to; `suffix` keeps input shapes apart from replies."""
+    template = "#/components/schemas/{model}" + suffix
+    schema = model.model_json_schema(ref_template=template, mode=mode)  # type: ignore[arg-type]
+    schemas.update({name + suffix: sub for name, sub in schema.pop("$defs", {}).items()})
+    schemas[model.__name__ + suffix] = schema
+
+
 def _schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    models: list[type[BaseModel]] = [JobSpec, Job, FieldError]
-    for model in models:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}", mode="serialization")
-        schemas.update(schema.pop("$defs", {}))
-        schemas[model.__name__] = schema
-    schemas["Job"]["properties"]["events"] = {
-        "type": "array", "description": "status changes (GET /jobs/{id} only)",
-        "items": {"type": "object", "properties": {"at": {"type": "string"}, "status": {"type": "string"},
-                                                   "message": {"type": ["string", "null"]}}},
-    }
+    for model in (Job, FieldError, BackendsReply, JobEvent, ArtifactList, LogChunk, LogEnd, JobPage):
+        _add(schemas, model)
+    _add(schemas, JobSpec, "validation", "Input")  # what a client may send (durations as strings...)
+    spec_in = schemas["JobSpecInput"]["properties"]
+    spec_in["timeout"] = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}, {"type": "null"}],
+                          "description": "seconds, or a duration such as '90s', '30m', '2h', '1d'"}
+    schemas["Job"]["properties"]["name"] = {"anyOf": [{"type": "string"}, {"type": "null"}],
+                                            "description": "spec.name, for convenience"}
+    schemas["Job"]["properties"]["events"] = {"type": "array", "items": _ref("JobEvent"),
+                                              "description": "status changes (GET /jobs/{id} only)"}
+    schemas["JobPage"]["properties"]["jobs"] = {"type": "array", "items": _ref("Job")}
     schemas["Error"] = {
         "type": "object", "required": ["message"],
         "properties": {"message": {"type": "string"}, "errors": {"type": "array", "items": _ref("FieldError")}},
-    }
-    schemas["LogChunk"] = {
-        "type": "object",
-        "description": "one NDJSON line; resume with offset=next. With follow=true the last line is "
-        "{status, exit_code, reason, message}",
-        "properties": {"offset": {"type": "integer"}, "next": {"type": "integer"},
-                       "stream": {"enum": ["stdout", "stderr"]}, "text": {"type": "string"}},
     }
     return schemas
 
@@ -75,17 +78,15 @@ def build() -> dict[str, Any]:
                  "description": "Jobs: a workspace snapshot + a command + resources, run by a backend."},
         "paths": {
             "/jupyter-jobs/backends": {"get": _op("Backends, their availability and capabilities", {
-                "200": _json({"type": "object"}, "backends and the GPU inventory")})},
+                "200": _json(_ref("BackendsReply"), "backends and the GPU inventory")})},
             "/jupyter-jobs/jobs": {
-                "get": _op("Jobs, newest first", {"200": _json({"type": "object", "properties": {
-                    "jobs": {"type": "array", "items": _ref("Job")},
-                    "next_cursor": {"type": ["string", "null"]}}}, "a page of jobs"), "400": _ERROR}, [
+                "get": _op("Jobs, newest first", {"200": _json(_ref("JobPage"), "a page of jobs"), "400": _ERROR}, [
                     _query("status", {"type": "string"}, f"comma-separated: {', '.join(statuses)}"),
                     _query("project", {"type": "string"}, "only this project"),
                     _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "page size"),
-                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                    _query("cursor", {"type": "integer", "minimum": 0}, "next_cursor of the previous page"),
                 ]),
-                "post": _op("Submit a job", {"201": job, "400": _ERROR}, body=_ref("JobSpec")),
+                "post": _op("Submit a job", {"201": job, "400": _ERROR}, body=_ref("JobSpecInput")),
             },
             "/jupyter-jobs/jobs/{job_id}": {
                 "get": _op("One job, with its status changes", {"200": job, "404": _ERROR}, [_ID]),
@@ -97,15 +98,14 @@ def build() -> dict[str, Any]:
             "/jupyter-jobs/jobs/{job_id}/rerun": {"post": _op("Run the same spec on a new snapshot", {
                 "201": job, "404": _ERROR}, [_ID])},
             "/jupyter-jobs/jobs/{job_id}/logs": {"get": _op("The job's output as NDJSON", {
-                "200": {"description": "log chunks",
-                        "content": {"application/x-ndjson": {"schema": _ref("LogChunk")}}},
+                "200": {"description": "log chunks; with follow=true the last line is a LogEnd",
+                        "content": {"application/x-ndjson": {"schema": {"anyOf": [_ref("LogChunk"),
+                                                                                  _ref("LogEnd")]}}}},
                 "400": _ERROR, "404": _ERROR}, [
                 _ID, _query("offset", {"type": "integer", "minimum": 0}, "byte offset to start from"),
                 _query("follow", {"type": "boolean"}, "stay open until the job ends")])},
             "/jupyter-jobs/jobs/{job_id}/artifacts": {"get": _op("Files the job wrote to its artifacts folder", {
-                "200": _json({"type": "object", "properties": {"artifacts": {"type": "array", "items": {
-                    "type": "object", "properties": {"path": {"type": "string"}, "size": {"type": "integer"},
-                                                     "modified": {"type": "number"}}}}}}, "artifacts"),
+                "200": _json(_ref("ArtifactList"), "artifacts"),
                 "404": _ERROR}, [_ID])},
             "/jupyter-jobs/jobs/{job_id}/artifacts/{path}": {"get": _op("Download one artifact", {
                 "200": {"description": "the file", "content": {"application/octet-stream": {}}},

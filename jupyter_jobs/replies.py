@@ -4,14 +4,19 @@ faces cannot drift apart, and neither can the document."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .models import JobStatus, SpecError
 
 
-class Capabilities(BaseModel):
+class _Reply(BaseModel):
+    # fields with defaults are still always present in a reply: the document says so
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
+class Capabilities(_Reply):
     """What a backend honours from a spec."""
 
     containers: bool = False
@@ -24,7 +29,7 @@ class Capabilities(BaseModel):
     reattach: bool = True
 
 
-class BackendInfo(BaseModel):
+class BackendInfo(_Reply):
     name: str
     description: str
     default: bool
@@ -34,44 +39,44 @@ class BackendInfo(BaseModel):
     details: dict[str, Any] = Field(default_factory=dict, description="engine facts, e.g. its version")
 
 
-class GPUInfo(BaseModel):
+class GPUInfo(_Reply):
     index: int
     name: str
     memory: Optional[int] = Field(None, description="bytes")
     in_use: int = Field(description="jobs using this device now")
 
 
-class BackendsReply(BaseModel):
+class BackendsReply(_Reply):
     backends: list[BackendInfo]
     gpus: list[GPUInfo]
 
 
-class JobEvent(BaseModel):
+class JobEvent(_Reply):
     at: str
     status: str
     message: Optional[str] = None
 
 
-class Artifact(BaseModel):
+class Artifact(_Reply):
     path: str
     size: int
     modified: float
 
 
-class ArtifactList(BaseModel):
+class ArtifactList(_Reply):
     artifacts: list[Artifact]
 
 
-class LogChunk(BaseModel):
+class LogChunk(_Reply):
     """One NDJSON line of a log; resume with offset=next."""
 
     offset: int
     next: int
-    stream: str
+    stream: Literal["stdout", "stderr"]
     text: str
 
 
-class LogEnd(BaseModel):
+class LogEnd(_Reply):
     """The last NDJSON line of a followed log: how the job ended."""
 
     status: JobStatus
@@ -80,9 +85,9 @@ class LogEnd(BaseModel):
     message: Optional[str] = None
 
 
-class JobPage(BaseModel):
+class JobPage(_Reply):
     jobs: list[dict[str, Any]]
-    next_cursor: Optional[str] = Field(None, description="pass as cursor for the next page")
+    next_cursor: Optional[int] = Field(None, description="pass as cursor for the next page")
 
 
 class ListQuery(BaseModel):

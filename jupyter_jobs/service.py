@@ -49,7 +49,7 @@ class JobService:
         self.queue = JobQueue(store=store, backends=backends, gpus=gpus, max_running=max_running, tasks=self.tasks,
                               launch=self._launch, reject=self._reject)
         self._started: Optional[asyncio.Future] = None
-        self._stopping = False
+        self._stopping = self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> None:
@@ -90,6 +90,9 @@ class JobService:
 
     async def close(self) -> None:
         """Stop, then release the history and the snapshot store (this service owns them)."""
+        if self._closed:
+            return
+        self._closed = True
         await self.stop()
         await asyncio.to_thread(self.store.close)
         self.snapshots.close()
@@ -179,7 +182,7 @@ class JobService:
         q = ListQuery.parse(**query)
         jobs, cursor = await self.store.list(status=q.status or None, project=q.project, limit=q.limit,
                                              cursor=q.cursor)
-        return JobPage(jobs=[j.public() for j in jobs], next_cursor=str(cursor) if cursor else None).model_dump()
+        return JobPage(jobs=[j.public() for j in jobs], next_cursor=cursor).model_dump()
 
     async def backends_info(self) -> dict[str, Any]:
         async def one(name: str, backend: Backend) -> BackendInfo:

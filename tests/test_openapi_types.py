@@ -4,6 +4,7 @@ OpenAPI document (jupyter_jobs/openapi.json) by openapi-typescript: they must be
 from __future__ import annotations
 
 import shutil
+import json
 import subprocess
 from pathlib import Path
 from typing import Optional
@@ -27,9 +28,10 @@ def generator_problem() -> Optional[str]:
 def test_generated_types_are_current(tmp_path):
     require("openapi-typescript", generator_problem())
     out = tmp_path / "schema.d.ts"
-    # the same command as `jlpm gen:types`, into a temporary file
-    run = subprocess.run([str(GENERATOR), DOCUMENT, "-o", str(out)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120)
+    # the command of `jlpm gen:types` itself, writing into a temporary file
+    args = json.loads((ROOT / "package.json").read_text())["scripts"]["gen:types"].split()[1:]
+    args[args.index("-o") + 1] = str(out)
+    run = subprocess.run([str(GENERATOR), *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     assert out.read_bytes() == (ROOT / TYPES).read_bytes(), \
         f"{TYPES} is not current with {DOCUMENT}: run `jlpm gen:types`"

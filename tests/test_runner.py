@@ -186,59 +186,43 @@ async def test_gpu_waits_and_backend_limit(tmp_path):
 
 
 async def test_shutdown_during_a_launch_records_it_running_and_reattaches(tmp_path):
-    h = Harness(tmp_path / "root", tmp_path / "data")
-    (tmp_path / "root").mkdir()
-    await h.service.start()
-    h.backend.gate = asyncio.get_running_loop().create_future()
-    job = await h.service.submit(SPEC)
-    await h.backend.starting.wait()
-    closing = asyncio.ensure_future(h.service.close())
-    await asyncio.sleep(0.01)
-    h.backend.gate.set_result(None)
-    await closing  # waited for the launch: the job is recorded before the server goes
-    assert h.backend.started[0].detached and not h.backend.started[0].signals
+    async with harness(tmp_path) as h:
+        h.backend.gate = asyncio.get_running_loop().create_future()
+        job = await h.service.submit(SPEC)
+        await h.backend.starting.wait()
+        closing = asyncio.ensure_future(h.service.close())
+        await asyncio.sleep(0.01)
+        h.backend.gate.set_result(None)
+        await closing  # waited for the launch: the job is recorded before the server goes
+        assert h.backend.started[0].detached and not h.backend.started[0].signals
 
-    again = Harness(tmp_path / "root", tmp_path / "data")
-    await again.service.start()
-    try:
+    async with harness(tmp_path) as again:
         assert [e.state for e in await again.reattached()] == [{"fake": 0}]
         again.backend.reattached[0].end(Outcome(0))
         assert (await again.status(job["id"], "succeeded"))["status"] == "succeeded"
-    finally:
-        await again.service.close()
 
 
 async def test_a_stop_under_way_is_finished_after_a_restart(tmp_path):
-    h = Harness(tmp_path / "root", tmp_path / "data")
-    (tmp_path / "root").mkdir()
-    await h.service.start()
-    h.backend.dies_on_term = False
-    job = await h.service.submit(SPEC)
-    await h.started()
-    await h.status(job["id"], "running")
-    await h.service.cancel(job["id"], wait=0)  # TERM sent; the server goes before the kill
-    await h.service.close()
+    async with harness(tmp_path) as h:
+        h.backend.dies_on_term = False
+        job = await h.service.submit(SPEC)
+        await h.started()
+        await h.status(job["id"], "running")
+        await h.service.cancel(job["id"], wait=0)  # TERM sent; the server goes before the kill
 
-    again = Harness(tmp_path / "root", tmp_path / "data")
-    await again.service.start()
-    try:
+    async with harness(tmp_path) as again:
         execution = (await again.reattached())[0]
         await until(lambda: execution.signals)
         assert execution.signals[:1] == ["TERM"]  # the next server finishes the stop
         execution.end(Outcome(143))
         assert (await again.status(job["id"], "cancelled"))["message"] == "cancelled by the user"
-    finally:
-        await again.service.close()
 
 
 async def test_a_missing_backend_at_restart_marks_the_job_lost(tmp_path):
-    h = Harness(tmp_path / "root", tmp_path / "data")
-    (tmp_path / "root").mkdir()
-    await h.service.start()
-    job = await h.service.submit(SPEC)
-    await h.started()
-    await h.status(job["id"], "running")
-    await h.service.close()
+    async with harness(tmp_path) as h:
+        job = await h.service.submit(SPEC)
+        await h.started()
+        await h.status(job["id"], "running")
 
     store = Store(tmp_path / "data" / "jobs.db")
     from jupyter_jobs.backends.local import LocalBackend

@@ -6,36 +6,20 @@ import { ServerConnection } from '@jupyterlab/services';
 import type { components, paths } from './schema';
 
 type Schemas = components['schemas'];
-type Json<R> = R extends { content: { 'application/json': infer T } } ? T : never;
 
 export type Status = Schemas['JobStatus'];
 export type Job = Schemas['Job'];
 export type Spec = Schemas['JobSpec'];
 export type Resources = Schemas['Resources'];
 export type FieldError = Schemas['FieldError'];
-/** A spec as a user submits it: the command, and any other field (the server fills defaults).
- * The request body is documented with the serialized schema; the server also takes durations
- * such as "30m" for `timeout`. */
-export type SpecInput = Partial<Omit<Spec, 'resources' | 'timeout'>> &
-  Pick<Spec, 'command'> & { resources?: Partial<Resources>; timeout?: number | string | null };
+/** A spec as a user submits it (the server fills defaults and takes durations such as "30m"). */
+export type SpecInput = Schemas['JobSpecInput'];
 export type ListQuery = NonNullable<paths['/jupyter-jobs/jobs']['get']['parameters']['query']>;
-// The document lists the properties of these replies without marking them required; the server
-// always sends every one.
-export type JobPage = Required<Json<paths['/jupyter-jobs/jobs']['get']['responses'][200]>>;
-type Artifacts = Json<paths['/jupyter-jobs/jobs/{job_id}/artifacts']['get']['responses'][200]>;
-export type Artifact = Required<NonNullable<Artifacts['artifacts']>[number]>;
-export type LogChunk = Required<Schemas['LogChunk']>;
-
-// Not typed in the OpenAPI document yet (GET /backends is a bare object; the last line of a
-// followed log is described in prose): minimal hand types until it does.
-export interface Backend {
-  name: string;
-  description: string;
-  default: boolean;
-  available: boolean;
-  reason: string | null;
-}
-export type LogEnd = Pick<Job, 'status' | 'exit_code' | 'reason' | 'message'>;
+export type JobPage = Schemas['JobPage'];
+export type Artifact = Schemas['Artifact'];
+export type LogChunk = Schemas['LogChunk'];
+export type LogEnd = Schemas['LogEnd'];
+export type Backend = Schemas['BackendInfo'];
 
 export const STATUSES: Status[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 export const TERMINAL: Status[] = ['succeeded', 'failed', 'cancelled'];

@@ -24,7 +24,7 @@ export class JobsModel {
   private _view: View = { kind: 'list' };
   private _detail: JobModel | null = null;
   private _jobs: Job[] = [];
-  private _nextCursor: string | null = null;
+  private _nextCursor: number | null = null;
   private _status = '';
   private _project = '';
   private _error: string | null = null;
@@ -55,7 +55,7 @@ export class JobsModel {
   get jobs(): readonly Job[] {
     return this._jobs;
   }
-  get nextCursor(): string | null {
+  get nextCursor(): number | null {
     return this._nextCursor;
   }
   get status(): string {

@@ -27,7 +27,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": Record<string, never>;
+                        "application/json": components["schemas"]["BackendsReply"];
                     };
                 };
                 /** @description error: a message, and for a bad spec each bad field */
@@ -67,7 +67,7 @@ export interface paths {
                     /** @description page size */
                     limit?: number;
                     /** @description next_cursor of the previous page */
-                    cursor?: string;
+                    cursor?: number;
                 };
                 header?: never;
                 path?: never;
@@ -81,10 +81,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            jobs?: components["schemas"]["Job"][];
-                            next_cursor?: string | null;
-                        };
+                        "application/json": components["schemas"]["JobPage"];
                     };
                 };
                 /** @description error: a message, and for a bad spec each bad field */
@@ -118,7 +115,7 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": components["schemas"]["JobSpec"];
+                    "application/json": components["schemas"]["JobSpecInput"];
                 };
             };
             responses: {
@@ -285,13 +282,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": {
-                            artifacts?: {
-                                modified?: number;
-                                path?: string;
-                                size?: number;
-                            }[];
-                        };
+                        "application/json": components["schemas"]["ArtifactList"];
                     };
                 };
                 /** @description error: a message, and for a bad spec each bad field */
@@ -468,13 +459,13 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description log chunks */
+                /** @description log chunks; with follow=true the last line is a LogEnd */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/x-ndjson": components["schemas"]["LogChunk"];
+                        "application/x-ndjson": components["schemas"]["LogChunk"] | components["schemas"]["LogEnd"];
                     };
                 };
                 /** @description error: a message, and for a bad spec each bad field */
@@ -619,6 +610,97 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** Artifact */
+        Artifact: {
+            /** Modified */
+            modified: number;
+            /** Path */
+            path: string;
+            /** Size */
+            size: number;
+        };
+        /** ArtifactList */
+        ArtifactList: {
+            /** Artifacts */
+            artifacts: components["schemas"]["Artifact"][];
+        };
+        /** BackendInfo */
+        BackendInfo: {
+            /** Available */
+            available: boolean;
+            capabilities: components["schemas"]["Capabilities"];
+            /** Default */
+            default: boolean;
+            /** Description */
+            description: string;
+            /**
+             * Details
+             * @description engine facts, e.g. its version
+             */
+            details: {
+                [key: string]: unknown;
+            };
+            /** Name */
+            name: string;
+            /**
+             * Reason
+             * @default null
+             */
+            reason: string | null;
+        };
+        /** BackendsReply */
+        BackendsReply: {
+            /** Backends */
+            backends: components["schemas"]["BackendInfo"][];
+            /** Gpus */
+            gpus: components["schemas"]["GPUInfo"][];
+        };
+        /**
+         * Capabilities
+         * @description What a backend honours from a spec.
+         */
+        Capabilities: {
+            /**
+             * Artifacts
+             * @default true
+             */
+            artifacts: boolean;
+            /**
+             * Containers
+             * @default false
+             */
+            containers: boolean;
+            /**
+             * Cpus
+             * @default false
+             */
+            cpus: boolean;
+            /**
+             * Gpus
+             * @default false
+             */
+            gpus: boolean;
+            /**
+             * Memory
+             * @default false
+             */
+            memory: boolean;
+            /**
+             * Nodes
+             * @default false
+             */
+            nodes: boolean;
+            /**
+             * Reattach
+             * @default true
+             */
+            reattach: boolean;
+            /**
+             * Storage
+             * @default true
+             */
+            storage: boolean;
+        };
         Error: {
             errors?: components["schemas"]["FieldError"][];
             message: string;
@@ -635,6 +717,24 @@ export interface components {
             /** Message */
             message: string;
         };
+        /** GPUInfo */
+        GPUInfo: {
+            /**
+             * In Use
+             * @description jobs using this device now
+             */
+            in_use: number;
+            /** Index */
+            index: number;
+            /**
+             * Memory
+             * @description bytes
+             * @default null
+             */
+            memory: number | null;
+            /** Name */
+            name: string;
+        };
         /**
          * Job
          * @description A submitted job as the service records it.
@@ -646,13 +746,9 @@ export interface components {
              * Created At
              * Format: date-time
              */
-            created_at?: string;
+            created_at: string;
             /** @description status changes (GET /jobs/{id} only) */
-            events?: {
-                at?: string;
-                message?: string | null;
-                status?: string;
-            }[];
+            events?: components["schemas"]["JobEvent"][];
             /**
              * Exit Code
              * @default null
@@ -664,7 +760,7 @@ export interface components {
              */
             finished_at: string | null;
             /** Gpus */
-            gpus?: number[];
+            gpus: number[];
             /** Id */
             id: string;
             /**
@@ -672,8 +768,10 @@ export interface components {
              * @default null
              */
             message: string | null;
+            /** @description spec.name, for convenience */
+            name?: string | null;
             /** Notes */
-            notes?: string[];
+            notes: string[];
             /** Project */
             project: string;
             /** @default null */
@@ -692,6 +790,28 @@ export interface components {
             /** @default queued */
             status: components["schemas"]["JobStatus"];
         };
+        /** JobEvent */
+        JobEvent: {
+            /** At */
+            at: string;
+            /**
+             * Message
+             * @default null
+             */
+            message: string | null;
+            /** Status */
+            status: string;
+        };
+        /** JobPage */
+        JobPage: {
+            jobs: components["schemas"]["Job"][];
+            /**
+             * Next Cursor
+             * @description pass as cursor for the next page
+             * @default null
+             */
+            next_cursor: number | null;
+        };
         /**
          * JobSpec
          * @description A job as a user asks for it: files + container + command + resources.
@@ -701,14 +821,14 @@ export interface components {
              * Backend
              * @default null
              */
-            backend: string | null;
+            backend?: string | null;
             /** Command */
             command: string | string[];
             /**
              * Description
              * @default null
              */
-            description: string | null;
+            description?: string | null;
             /** Env */
             env?: {
                 [key: string]: string;
@@ -717,45 +837,125 @@ export interface components {
              * Image
              * @default null
              */
-            image: string | null;
+            image?: string | null;
             /**
              * Name
              * @default null
              */
-            name: string | null;
+            name?: string | null;
             /**
              * Project
              * @default null
              */
-            project: string | null;
+            project?: string | null;
             resources?: components["schemas"]["Resources"];
             /** @default null */
-            slurm: components["schemas"]["SlurmOptions"] | null;
+            slurm?: components["schemas"]["SlurmOptions"] | null;
             /** Tags */
             tags?: string[];
             /**
              * Timeout
              * @default null
              */
-            timeout: number | null;
+            timeout?: number | null;
             /**
              * Workspace
              * @default
              */
-            workspace: string;
+            workspace?: string;
+        };
+        /**
+         * JobSpec
+         * @description A job as a user asks for it: files + container + command + resources.
+         */
+        JobSpecInput: {
+            /**
+             * Backend
+             * @default null
+             */
+            backend?: string | null;
+            /** Command */
+            command: string | string[];
+            /**
+             * Description
+             * @default null
+             */
+            description?: string | null;
+            /** Env */
+            env?: {
+                [key: string]: string;
+            };
+            /**
+             * Image
+             * @default null
+             */
+            image?: string | null;
+            /**
+             * Name
+             * @default null
+             */
+            name?: string | null;
+            /**
+             * Project
+             * @default null
+             */
+            project?: string | null;
+            resources?: components["schemas"]["ResourcesInput"];
+            /** @default null */
+            slurm?: components["schemas"]["SlurmOptionsInput"] | null;
+            /** Tags */
+            tags?: string[];
+            /** @description seconds, or a duration such as '90s', '30m', '2h', '1d' */
+            timeout?: number | string | null;
+            /**
+             * Workspace
+             * @default
+             */
+            workspace?: string;
         };
         /**
          * JobStatus
          * @enum {string}
          */
         JobStatus: "queued" | "running" | "succeeded" | "failed" | "cancelled";
-        /** @description one NDJSON line; resume with offset=next. With follow=true the last line is {status, exit_code, reason, message} */
+        /**
+         * LogChunk
+         * @description One NDJSON line of a log; resume with offset=next.
+         */
         LogChunk: {
-            next?: number;
-            offset?: number;
-            /** @enum {unknown} */
-            stream?: "stdout" | "stderr";
-            text?: string;
+            /** Next */
+            next: number;
+            /** Offset */
+            offset: number;
+            /**
+             * Stream
+             * @enum {string}
+             */
+            stream: "stdout" | "stderr";
+            /** Text */
+            text: string;
+        };
+        /**
+         * LogEnd
+         * @description The last NDJSON line of a followed log: how the job ended.
+         */
+        LogEnd: {
+            /**
+             * Exit Code
+             * @default null
+             */
+            exit_code: number | null;
+            /**
+             * Message
+             * @default null
+             */
+            message: string | null;
+            /**
+             * Reason
+             * @default null
+             */
+            reason: string | null;
+            status: components["schemas"]["JobStatus"];
         };
         /**
          * Resources
@@ -766,23 +966,50 @@ export interface components {
              * Cpus
              * @default null
              */
-            cpus: number | null;
+            cpus?: number | null;
             /**
              * Gpus
              * @default 0
              */
-            gpus: number;
+            gpus?: number;
             /**
              * Memory
              * @default null
              */
-            memory: string | null;
+            memory?: string | null;
             /**
              * Nodes
              * @description machines for a multi-node job (Slurm)
              * @default 1
              */
-            nodes: number;
+            nodes?: number;
+        };
+        /**
+         * Resources
+         * @description What the job needs from the machine; each backend maps these to its own limits.
+         */
+        ResourcesInput: {
+            /**
+             * Cpus
+             * @default null
+             */
+            cpus?: number | null;
+            /**
+             * Gpus
+             * @default 0
+             */
+            gpus?: number;
+            /**
+             * Memory
+             * @default null
+             */
+            memory?: string | null;
+            /**
+             * Nodes
+             * @description machines for a multi-node job (Slurm)
+             * @default 1
+             */
+            nodes?: number;
         };
         /**
          * SlurmOptions
@@ -793,17 +1020,40 @@ export interface components {
              * Account
              * @default null
              */
-            account: string | null;
+            account?: string | null;
             /**
              * Partition
              * @default null
              */
-            partition: string | null;
+            partition?: string | null;
             /**
              * Qos
              * @default null
              */
-            qos: string | null;
+            qos?: string | null;
+            /** Sbatch Args */
+            sbatch_args?: string[];
+        };
+        /**
+         * SlurmOptions
+         * @description Per-job Slurm settings, on top of what the admin configured.
+         */
+        SlurmOptionsInput: {
+            /**
+             * Account
+             * @default null
+             */
+            account?: string | null;
+            /**
+             * Partition
+             * @default null
+             */
+            partition?: string | null;
+            /**
+             * Qos
+             * @default null
+             */
+            qos?: string | null;
             /** Sbatch Args */
             sbatch_args?: string[];
         };
