@@ -70,56 +70,60 @@ def _schemas() -> dict[str, Any]:
 
 
 def build() -> dict[str, Any]:
-    statuses = [s.value for s in JobStatus]
-    job = _json(_ref("Job"), "the job")
     return {
         "openapi": "3.1.0",
         "info": {"title": "jupyter_jobs", "version": __version__,
                  "description": "Jobs: a workspace snapshot + a command + resources, run by a backend."},
-        "paths": {
-            "/jupyter-jobs/backends": {"get": _op("Backends, their availability and capabilities", {
-                "200": _json(_ref("BackendsReply"), "backends and the GPU inventory")})},
-            "/jupyter-jobs/jobs": {
-                "get": _op("Jobs, newest first", {"200": _json(_ref("JobPage"), "a page of jobs"), "400": _ERROR}, [
-                    _query("status", {"type": "string"}, f"comma-separated: {', '.join(statuses)}"),
-                    _query("project", {"type": "string"}, "only this project"),
-                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "page size"),
-                    _query("cursor", {"type": "integer", "minimum": 0}, "next_cursor of the previous page"),
-                ]),
-                "post": _op("Submit a job", {"201": job, "400": _ERROR}, body=_ref("JobSpecInput")),
-            },
-            "/jupyter-jobs/jobs/{job_id}": {
-                "get": _op("One job, with its status changes", {"200": job, "404": _ERROR}, [_ID]),
-                "delete": _op("Delete a finished job, its logs and artifacts",
-                              {"204": {"description": "deleted"}, "404": _ERROR, "409": _ERROR}, [_ID]),
-            },
-            "/jupyter-jobs/jobs/{job_id}/cancel": {"post": _op("Cancel a queued or running job", {
-                "200": job, "404": _ERROR, "409": _ERROR}, [_ID])},
-            "/jupyter-jobs/jobs/{job_id}/rerun": {"post": _op("Run the same spec on a new snapshot", {
-                "201": job, "404": _ERROR}, [_ID])},
-            "/jupyter-jobs/jobs/{job_id}/logs": {"get": _op("The job's output as NDJSON", {
-                "200": {"description": "log chunks; with follow=true the last line is a LogEnd",
-                        "content": {"application/x-ndjson": {"schema": {"anyOf": [_ref("LogChunk"),
-                                                                                  _ref("LogEnd")]}}}},
-                "400": _ERROR, "404": _ERROR}, [
-                _ID, _query("offset", {"type": "integer", "minimum": 0}, "byte offset to start from"),
-                _query("follow", {"type": "boolean"}, "stay open until the job ends")])},
-            "/jupyter-jobs/jobs/{job_id}/artifacts": {"get": _op("Files the job wrote to its artifacts folder", {
-                "200": _json(_ref("ArtifactList"), "artifacts"),
-                "404": _ERROR}, [_ID])},
-            "/jupyter-jobs/jobs/{job_id}/artifacts/{path}": {"get": _op("Download one artifact", {
-                "200": {"description": "the file", "content": {"application/octet-stream": {}}},
-                "404": _ERROR}, [_ID, {"name": "path", "in": "path", "required": True,
-                                       "schema": {"type": "string"}}])},
-            "/jupyter-jobs/openapi.json": {"get": _op("This document", {"200": _json({"type": "object"},
-                                                                                    "OpenAPI 3.1")})},
-        },
+        "paths": _paths(),
         "components": {
             "schemas": _schemas(),
             "securitySchemes": {"token": {"type": "apiKey", "in": "header", "name": "Authorization",
                                           "description": "'token <Jupyter server token>'"}},
         },
         "security": [{"token": []}],
+    }
+
+
+def _paths() -> dict[str, Any]:
+    statuses = [s.value for s in JobStatus]
+    job = _json(_ref("Job"), "the job")
+    return {
+        "/jupyter-jobs/backends": {"get": _op("Backends, their availability and capabilities", {
+            "200": _json(_ref("BackendsReply"), "backends and the GPU inventory")})},
+        "/jupyter-jobs/jobs": {
+            "get": _op("Jobs, newest first", {"200": _json(_ref("JobPage"), "a page of jobs"), "400": _ERROR}, [
+                _query("status", {"type": "string"}, f"comma-separated: {', '.join(statuses)}"),
+                _query("project", {"type": "string"}, "only this project"),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "page size"),
+                _query("cursor", {"type": "integer", "minimum": 0}, "next_cursor of the previous page"),
+            ]),
+            "post": _op("Submit a job", {"201": job, "400": _ERROR}, body=_ref("JobSpecInput")),
+        },
+        "/jupyter-jobs/jobs/{job_id}": {
+            "get": _op("One job, with its status changes", {"200": job, "404": _ERROR}, [_ID]),
+            "delete": _op("Delete a finished job, its logs and artifacts",
+                          {"204": {"description": "deleted"}, "404": _ERROR, "409": _ERROR}, [_ID]),
+        },
+        "/jupyter-jobs/jobs/{job_id}/cancel": {"post": _op("Cancel a queued or running job", {
+            "200": job, "404": _ERROR, "409": _ERROR}, [_ID])},
+        "/jupyter-jobs/jobs/{job_id}/rerun": {"post": _op("Run the same spec on a new snapshot", {
+            "201": job, "404": _ERROR}, [_ID])},
+        "/jupyter-jobs/jobs/{job_id}/logs": {"get": _op("The job's output as NDJSON", {
+            "200": {"description": "log chunks; with follow=true the last line is a LogEnd",
+                    "content": {"application/x-ndjson": {"schema": {"anyOf": [_ref("LogChunk"),
+                                                                              _ref("LogEnd")]}}}},
+            "400": _ERROR, "404": _ERROR}, [
+            _ID, _query("offset", {"type": "integer", "minimum": 0}, "byte offset to start from"),
+            _query("follow", {"type": "boolean"}, "stay open until the job ends")])},
+        "/jupyter-jobs/jobs/{job_id}/artifacts": {"get": _op("Files the job wrote to its artifacts folder", {
+            "200": _json(_ref("ArtifactList"), "artifacts"),
+            "404": _ERROR}, [_ID])},
+        "/jupyter-jobs/jobs/{job_id}/artifacts/{path}": {"get": _op("Download one artifact", {
+            "200": {"description": "the file", "content": {"application/octet-stream": {}}},
+            "404": _ERROR}, [_ID, {"name": "path", "in": "path", "required": True,
+                                   "schema": {"type": "string"}}])},
+        "/jupyter-jobs/openapi.json": {"get": _op("This document", {"200": _json({"type": "object"},
+                                                                                "OpenAPI 3.1")})},
     }
 
 

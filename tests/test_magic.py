@@ -129,6 +129,8 @@ def test_clear_errors(kernel, server):
         unknown.error["evalue"]
     too_many = kernel.run("%%job --gpus 4\nprint(1)\n")
     assert too_many.error and "GPU" in too_many.error["evalue"]
+    bogus = kernel.run("%job list --status bogus")
+    assert bogus.error and "status: unknown status 'bogus'" in bogus.error["evalue"]
 
 
 def test_service_unreachable_is_said_plainly(server):
@@ -155,6 +157,9 @@ def test_plain_ipython_runs_an_embedded_service(tmp_path):
         assert run.error is None and run.text() == "embedded\n"
         listing = k.run("%job list")
         assert "succeeded" in listing.text()
+        bogus = k.run("%job list --status bogus")  # the same 400 as over REST (test_clear_errors)
+        assert bogus.error and bogus.error["ename"] == "JobsError"
+        assert "status: unknown status 'bogus'" in bogus.error["evalue"]
     finally:
         k.stop()
     assert (tmp_path / "data" / "jupyter_jobs" / "jobs.db").exists()  # the same history a server would use

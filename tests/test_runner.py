@@ -52,6 +52,13 @@ class Harness:
     async def started(self, count: int = 1) -> None:
         await until(lambda: len(self.backend.started) >= count)
 
+    async def running(self, **spec: Any) -> dict:
+        """Submit a job and wait until the backend runs it."""
+        count = len(self.backend.started)
+        job = await self.service.submit({**SPEC, **spec})
+        await self.started(count + 1)
+        return await self.status(job["id"], "running")
+
     async def reattached(self) -> list:
         await until(lambda: self.backend.reattached)
         return self.backend.reattached
@@ -122,9 +129,7 @@ async def test_cancel_while_the_backend_is_starting_the_job(tmp_path):
 async def test_cancel_of_a_running_job_terminates_then_kills(tmp_path):
     async with harness(tmp_path) as h:
         h.backend.dies_on_term = False  # it ignores SIGTERM
-        job = await h.service.submit(SPEC)
-        await h.started()
-        await h.status(job["id"], "running")
+        job = await h.running()
         await h.service.cancel(job["id"], wait=1)
         assert h.backend.started[0].signals == ["TERM", "KILL"]
         assert (await h.status(job["id"], "cancelled"))["message"] == "cancelled by the user"
@@ -133,9 +138,7 @@ async def test_cancel_of_a_running_job_terminates_then_kills(tmp_path):
 async def test_two_cancels_signal_once(tmp_path):
     async with harness(tmp_path) as h:
         h.backend.dies_on_term = False
-        job = await h.service.submit(SPEC)
-        await h.started()
-        await h.status(job["id"], "running")
+        job = await h.running()
         await asyncio.gather(h.service.cancel(job["id"], wait=0), h.service.cancel(job["id"], wait=0))
         await h.status(job["id"], "cancelled")
         assert h.backend.started[0].signals == ["TERM", "KILL"]
@@ -205,9 +208,7 @@ async def test_shutdown_during_a_launch_records_it_running_and_reattaches(tmp_pa
 async def test_a_stop_under_way_is_finished_after_a_restart(tmp_path):
     async with harness(tmp_path) as h:
         h.backend.dies_on_term = False
-        job = await h.service.submit(SPEC)
-        await h.started()
-        await h.status(job["id"], "running")
+        job = await h.running()
         await h.service.cancel(job["id"], wait=0)  # TERM sent; the server goes before the kill
 
     async with harness(tmp_path) as again:
@@ -220,9 +221,7 @@ async def test_a_stop_under_way_is_finished_after_a_restart(tmp_path):
 
 async def test_a_missing_backend_at_restart_marks_the_job_lost(tmp_path):
     async with harness(tmp_path) as h:
-        job = await h.service.submit(SPEC)
-        await h.started()
-        await h.status(job["id"], "running")
+        job = await h.running()
 
     store = Store(tmp_path / "data" / "jobs.db")
     from jupyter_jobs.backends.local import LocalBackend

@@ -11,82 +11,29 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
-import struct
 import tarfile
 import threading
 import time
-from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from traitlets import Bool, Dict, Enum, Float, Int, Unicode
 
 from ..models import FailureReason, JobSpec, SpecError
 from ..replies import Capabilities
 from .base import Availability, Backend, BackendError, EndedExecution, Execution, JobContext, Outcome
+from .container import container_settings, workspace_tar
+from .docker_stream import Demux, upgraded
 from .tail import ThreadedExecution
 
 LABEL_JOB = "jupyter_jobs.job"
 LABEL_INSTANCE = "jupyter_jobs.instance"
 NO_GPU_DRIVER = 'could not select device driver ""'
-_FRAME = struct.Struct(">BxxxL")
-_STREAMS = {1: "stdout", 2: "stderr"}
 
 
 def _docker() -> Any:
     import docker  # imported on first use: the service starts without it being reachable
 
     return docker
-
-
-class _Demux:
-    """Splits Docker's multiplexed stream (8-byte frame headers) into per-stream bytes,
-    skipping the first `skip[stream]` bytes of each (already in the job's log)."""
-
-    def __init__(self, emit: Callable[[str, bytes], None], skip: dict[str, int]):
-        self.emit = emit
-        self.skip = dict(skip)
-        self.buf = bytearray()
-
-    def feed(self, data: bytes) -> None:
-        self.buf += data
-        if any(self.skip.values()):
-            self._feed_skipping()
-            return
-        buf, view, emit, unpack = self.buf, memoryview(self.buf), self.emit, _FRAME.unpack_from
-        pos, size, current, parts = 0, len(buf), 0, []
-        while size - pos >= 8:  # the hot loop: one frame per write() in the container
-            kind, length = unpack(buf, pos)
-            end = pos + 8 + length
-            if end > size:
-                break
-            if kind != current:
-                if parts and current in _STREAMS:
-                    emit(_STREAMS[current], b"".join(parts))
-                parts, current = [], kind
-            parts.append(view[pos + 8 : end])
-            pos = end
-        if parts and current in _STREAMS:
-            emit(_STREAMS[current], b"".join(parts))
-        parts = []
-        view.release()
-        del buf[:pos]
-
-    def _feed_skipping(self) -> None:
-        pos, size = 0, len(self.buf)
-        while size - pos >= 8:
-            kind, length = _FRAME.unpack_from(self.buf, pos)
-            if size - pos - 8 < length:
-                break
-            payload = bytes(self.buf[pos + 8 : pos + 8 + length])
-            pos += 8 + length
-            stream = _STREAMS.get(kind)
-            if stream is None:
-                continue
-            cut = min(self.skip[stream], len(payload))
-            self.skip[stream] -= cut
-            if payload[cut:]:
-                self.emit(stream, payload[cut:])
-        del self.buf[:pos]
 
 
 class DockerExecution(ThreadedExecution):
@@ -99,10 +46,10 @@ class DockerExecution(ThreadedExecution):
         self._stream = stream  # an attached response, or None when the container had ended
 
     def _follow(self) -> Optional[Outcome]:
-        demux = _Demux(self.ctx.log.append, self.ctx.log.stream_sizes())
+        demux = Demux(self.ctx.log.append, self.ctx.log.stream_sizes())
         if self._stream is not None:
             try:
-                while data := _upgraded(self._stream).read1(1 << 18):
+                while data := upgraded(self._stream).read1(1 << 18):
                     demux.feed(data)
             except (OSError, ValueError, AttributeError):
                 pass  # the engine went away: the exit status below says what became of the job
@@ -242,72 +189,23 @@ class DockerBackend(Backend):
 
     def _create(self, ctx: JobContext) -> Any:
         docker = _docker()
-        spec = ctx.job.spec
-        local = self._local()
-        mounts = []
-        if local:
-            mounts += [
-                docker.types.Mount("/workspace", str(ctx.workspace.resolve()), type="bind"),
-                docker.types.Mount("/artifacts", str(ctx.artifacts.resolve()), type="bind"),
-            ]
-        if self.storage_volume:
-            mounts.append(docker.types.Mount("/storage", self.storage_volume, type="volume"))
-        elif local:
-            mounts.append(docker.types.Mount("/storage", str(ctx.storage.resolve()), type="bind"))
-        for source, target in self.datasets.items():
-            kind = "bind" if source.startswith("/") else "volume"
-            mounts.append(docker.types.Mount(target, source, type=kind, read_only=True))
-        host: dict[str, Any] = {
-            "mounts": mounts,
-            "init": True,
-            "privileged": False,
-            "security_opt": ["no-new-privileges"],
-            "pids_limit": self.pids_limit,
-            "network_mode": self.network_mode,
-        }
-        if spec.resources.cpus:
-            host["nano_cpus"] = int(spec.resources.cpus * 1e9)
-        if spec.resources.memory_bytes:
-            host["mem_limit"] = host["memswap_limit"] = spec.resources.memory_bytes
-        if ctx.gpus and self.gpu_request == "device_requests":
-            host["device_requests"] = [docker.types.DeviceRequest(device_ids=[str(i) for i in ctx.gpus],
-                                                                  capabilities=[["gpu"]])]
-        if self.shm_size:
-            host["shm_size"] = self.shm_size
-        if self.runtime:
-            host["runtime"] = self.runtime
-        env = ctx.env(artifacts="/artifacts", storage="/storage")
-        env.pop("CUDA_VISIBLE_DEVICES", None)  # the container sees only its own devices, numbered from 0
-        if ctx.gpus:
-            env["NVIDIA_VISIBLE_DEVICES"] = ",".join(map(str, ctx.gpus))
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(ctx.gpus)))
         client = self.client()
+        local = self._local()
+        host, env = container_settings(self, ctx, local)
         name = f"jupyter-job-{ctx.job.id}"
         try:  # left over from a start that a server restart interrupted
             client.api.remove_container(name, force=True)
         except docker.errors.NotFound:
             pass
         container = client.api.create_container(
-            spec.image or self.default_image, command=spec.argv(), working_dir="/workspace", environment=env,
-            labels={LABEL_JOB: ctx.job.id, LABEL_INSTANCE: self.instance}, name=name,
-            user=self.user or None, stdin_open=False, tty=False,
-            host_config=client.api.create_host_config(**host),
+            ctx.job.spec.image or self.default_image, command=ctx.job.spec.argv(), working_dir="/workspace",
+            environment=env, labels={LABEL_JOB: ctx.job.id, LABEL_INSTANCE: self.instance}, name=name,
+            user=self.user or None, stdin_open=False, tty=False, host_config=client.api.create_host_config(**host),
         )
         cid = container["Id"]
         if not local:
-            client.api.put_archive(cid, "/", self._workspace_tar(ctx.workspace))
+            client.api.put_archive(cid, "/", workspace_tar(ctx.workspace))
         return cid
-
-    @staticmethod
-    def _workspace_tar(workspace: Path) -> bytes:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            tar.add(workspace, arcname="workspace")
-            for name in ("artifacts", "storage"):
-                info = tarfile.TarInfo(name)
-                info.type, info.mode = tarfile.DIRTYPE, 0o777
-                tar.addfile(info)
-        return buf.getvalue()
 
     def _engine_url(self, path: str) -> str:
         api = self.client().api
@@ -385,17 +283,9 @@ class DockerBackend(Backend):
                 with self._lock:
                     self._client = None
                 time.sleep(1)
-        if engine_gone:
-            return Outcome(code, FailureReason.BACKEND_ERROR, "the Docker engine stopped or restarted while the job "
-                           f"ran; its container exited with code {code}")
-        if state.get("OOMKilled"):
-            return Outcome(code, FailureReason.OOM, "the container ran out of memory and was killed "
-                           "(raise resources.memory)")
-        if state.get("Error"):
-            return Outcome(code, FailureReason.BACKEND_ERROR, state["Error"])
-        return Outcome(code)
+        return _exit_outcome(code, state, engine_gone)
 
-    def _replay_logs(self, cid: str, demux: _Demux) -> None:
+    def _replay_logs(self, cid: str, demux: Demux) -> None:
         """Feed what the engine logged for a finished container (the demux skips what the job's
         log holds already)."""
         try:  # the SDK's `logs` merges stdout and stderr: read the multiplexed frames instead
@@ -435,14 +325,17 @@ class DockerBackend(Backend):
             self.log.debug("removing %s: %s", cid, exc)
 
 
-def _upgraded(response: Any) -> Any:
-    """The buffered socket under an HTTP 101 (upgraded) response.
-
-    No public call reaches it: http.client treats a 101 reply as bodiless (length 0), so
-    requests' and urllib3's read methods return nothing; the SDK's own `attach_socket` takes
-    the same private path (`raw._fp.fp`) but then drops the reader's buffer, which can hold
-    the first frames. This is the one place that knows; the SDK pins urllib3 and requests."""
-    return response.raw._fp.fp
+def _exit_outcome(code: int, state: dict[str, Any], engine_gone: bool) -> Outcome:
+    """How a container ended, from its exit code and the engine's record of its state."""
+    if engine_gone:
+        return Outcome(code, FailureReason.BACKEND_ERROR, "the Docker engine stopped or restarted while the job "
+                       f"ran; its container exited with code {code}")
+    if state.get("OOMKilled"):
+        return Outcome(code, FailureReason.OOM, "the container ran out of memory and was killed "
+                       "(raise resources.memory)")
+    if state.get("Error"):
+        return Outcome(code, FailureReason.BACKEND_ERROR, state["Error"])
+    return Outcome(code)
 
 
 def _explain(exc: Exception) -> str:

@@ -1,0 +1,89 @@
+"""What a job's container is made of: mounts, limits, safety settings and environment, from the
+docker backend's settings and the job. Pure: nothing here talks to the engine."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+from typing import Any, Protocol
+
+from .base import JobContext
+
+
+class ContainerSettings(Protocol):
+    """The admin's container settings (DockerBackend's traits)."""
+
+    storage_volume: str
+    datasets: dict[str, str]
+    pids_limit: int
+    network_mode: str
+    gpu_request: str
+    shm_size: str
+    runtime: str
+
+
+def _mounts(settings: ContainerSettings, ctx: JobContext, local: bool) -> list[Any]:
+    from docker.types import Mount
+
+    mounts = []
+    if local:  # an engine on this host: bind the job's folders, no copies
+        mounts += [Mount("/workspace", str(ctx.workspace.resolve()), type="bind"),
+                   Mount("/artifacts", str(ctx.artifacts.resolve()), type="bind")]
+    if settings.storage_volume:
+        mounts.append(Mount("/storage", settings.storage_volume, type="volume"))
+    elif local:
+        mounts.append(Mount("/storage", str(ctx.storage.resolve()), type="bind"))
+    for source, target in settings.datasets.items():
+        mounts.append(Mount(target, source, type="bind" if source.startswith("/") else "volume", read_only=True))
+    return mounts
+
+
+def _host(settings: ContainerSettings, ctx: JobContext, local: bool) -> dict[str, Any]:
+    """Host settings: never privileged, no new privileges, an init that passes signals on."""
+    from docker.types import DeviceRequest
+
+    resources = ctx.job.spec.resources
+    host: dict[str, Any] = {
+        "mounts": _mounts(settings, ctx, local), "init": True, "privileged": False,
+        "security_opt": ["no-new-privileges"], "pids_limit": settings.pids_limit, "network_mode": settings.network_mode,
+    }
+    if resources.cpus:
+        host["nano_cpus"] = int(resources.cpus * 1e9)
+    if resources.memory_bytes:
+        host["mem_limit"] = host["memswap_limit"] = resources.memory_bytes
+    if ctx.gpus and settings.gpu_request == "device_requests":
+        host["device_requests"] = [DeviceRequest(device_ids=[str(i) for i in ctx.gpus], capabilities=[["gpu"]])]
+    if settings.shm_size:
+        host["shm_size"] = settings.shm_size
+    if settings.runtime:
+        host["runtime"] = settings.runtime
+    return host
+
+
+def _environment(ctx: JobContext) -> dict[str, str]:
+    env = ctx.env(artifacts="/artifacts", storage="/storage")
+    env.pop("CUDA_VISIBLE_DEVICES", None)  # the container sees only its own devices, numbered from 0
+    if ctx.gpus:
+        env["NVIDIA_VISIBLE_DEVICES"] = ",".join(map(str, ctx.gpus))
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(ctx.gpus)))
+    return env
+
+
+def container_settings(
+    settings: ContainerSettings, ctx: JobContext, local: bool
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The host config arguments and the environment of the job's container."""
+    return _host(settings, ctx, local), _environment(ctx)
+
+
+def workspace_tar(workspace: Path) -> bytes:
+    """The workspace (and empty artifacts and storage folders) for an engine on another host."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add(workspace, arcname="workspace")
+        for name in ("artifacts", "storage"):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = tarfile.DIRTYPE, 0o777
+            tar.addfile(info)
+    return buf.getvalue()
