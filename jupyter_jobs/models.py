@@ -29,11 +29,15 @@ def utcnow() -> datetime:
 
 
 def _number(value: Any, what: str) -> None:
-    """Only strings and finite numbers get past here, as ValueErrors (a 400), never 500s."""
+    """Only short strings and finite numbers get past here, as ValueErrors (a 400), never 500s."""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise ValueError(f"must be {what}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"must be {what}, not {value}")
+    if isinstance(value, int) and not -(10**18) < value < 10**18:
+        raise ValueError(f"must be {what}; {str(value)[:12]}... is out of range")
+    if isinstance(value, str) and len(value) > 64:
+        raise ValueError(f"must be {what}")
 
 
 def parse_memory(value: Union[str, int]) -> int:
@@ -100,6 +104,8 @@ class Outcome:
     exit_code: Optional[int]
     reason: Optional[FailureReason] = None
     message: Optional[str] = None
+    #: the command never ran (its launch was never released): the job may start again
+    not_started: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,16 +136,24 @@ def verdict(outcome: Outcome, stop_reason: Optional[StopReason], timeout: Option
                    outcome.message or f"the command exited with code {outcome.exit_code}")
 
 
+#: the most a spec may carry: it is stored with every job and sent in every listing
+MAX_COMMAND = 64 << 10
+MAX_ENV_VALUE = 32 << 10
+MAX_ENV_TOTAL = 256 << 10
+MAX_ENV_KEYS = 256
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    # no silent edits of strings (an env value keeps its spaces); numbers are strict fields
+    model_config = ConfigDict(extra="forbid")
 
 
 class Resources(_Strict):
     """What the job needs from the machine; each backend maps these to its own limits."""
 
-    gpus: int = Field(0, ge=0, le=64)
-    cpus: Optional[float] = Field(None, gt=0, le=1024)
-    nodes: int = Field(1, ge=1, le=1024, description="machines for a multi-node job (Slurm)")
+    gpus: int = Field(0, ge=0, le=64, strict=True)  # `false` or `"2"` is a 400, not a coerced value
+    cpus: Optional[float] = Field(None, gt=0, le=1024, strict=True)
+    nodes: int = Field(1, ge=1, le=1024, strict=True, description="machines for a multi-node job (Slurm)")
     memory: Optional[str] = None
 
     @field_validator("memory", mode="before")
@@ -175,9 +189,9 @@ class JobSpec(_Strict):
     """A job as a user asks for it: files + container + command + resources."""
 
     command: Union[str, list[str]]
-    workspace: str = ""
-    backend: Optional[str] = None
-    image: Optional[str] = None
+    workspace: str = Field("", max_length=4096)
+    backend: Optional[str] = Field(None, max_length=100)
+    image: Optional[str] = Field(None, max_length=1000)
     name: Optional[str] = Field(None, max_length=200)
     project: Optional[str] = Field(None, max_length=200)
     description: Optional[str] = Field(None, max_length=10_000)
@@ -204,8 +218,11 @@ class JobSpec(_Strict):
                 raise ValueError("command must not be empty")
         elif not value or not value[0].strip():
             raise ValueError("command must be a non-empty string or list of strings")
-        if any("\x00" in part for part in ([value] if isinstance(value, str) else value)):
+        parts = [value] if isinstance(value, str) else value
+        if any("\x00" in part for part in parts):
             raise ValueError("command must not contain NUL characters")
+        if sum(len(part) + 1 for part in parts) > MAX_COMMAND:
+            raise ValueError(f"command is longer than {MAX_COMMAND >> 10} KiB: put long scripts in a file")
         return value
 
     @field_validator("workspace")
@@ -226,11 +243,17 @@ class JobSpec(_Strict):
     @field_validator("env")
     @classmethod
     def _check_env(cls, value: dict[str, str]) -> dict[str, str]:
-        bad = [key for key in value if not _ENV_KEY.match(key)]
+        bad = [key for key in value if not _ENV_KEY.fullmatch(key) or len(key) > 256]
         if bad:
-            raise ValueError(f"invalid environment variable name(s): {', '.join(map(repr, bad))}")
+            raise ValueError(f"invalid environment variable name(s): {', '.join(repr(k[:40]) for k in bad[:5])}")
+        if len(value) > MAX_ENV_KEYS:
+            raise ValueError(f"at most {MAX_ENV_KEYS} variables")
         if any("\x00" in v for v in value.values()):
             raise ValueError("environment values must not contain NUL characters")
+        if any(len(v) > MAX_ENV_VALUE for v in value.values()):
+            raise ValueError(f"an environment value is longer than {MAX_ENV_VALUE >> 10} KiB")
+        if sum(len(k) + len(v) for k, v in value.items()) > MAX_ENV_TOTAL:
+            raise ValueError(f"the environment is larger than {MAX_ENV_TOTAL >> 10} KiB")
         return value
 
     @field_validator("timeout", mode="before")

@@ -106,7 +106,7 @@ class JobRunner:
             if self.execution is None:
                 launched.done() or launched.set_result(None)
         try:
-            await self._record_running(self.execution)
+            await self._launch(self.execution)
         finally:
             launched.set_result(None)
         await self.watch()
@@ -120,18 +120,19 @@ class JobRunner:
         await record_end(self.env, self.job, Outcome(None, FailureReason.BACKEND_ERROR, message))
         self.recorded.set()
 
-    async def _record_running(self, execution: Execution) -> None:
-        self.job.started_at = utcnow()
-        moved = await self.env.store.transition(
-            self.id, JobStatus.RUNNING, self.job.started_at, only_from=JobStatus.QUEUED,
-            started_at=self.job.started_at, gpus=self.gpus, backend_state=execution.state,
-        )
-        if not moved:  # cancelled while it was starting
+    async def _launch(self, execution: Execution) -> None:
+        """Record the launch (how to find the job again), and only then let it run: a server
+        that dies in between leaves a held job that the next one adopts or starts afresh."""
+        recorded = await self.env.store.update(self.id, only_in=JobStatus.QUEUED, backend_state=execution.state,
+                                               gpus=self.gpus)
+        if not recorded:  # cancelled while it was being set up: it never runs
             self.stop_reason = "cancel"
             await execution.stop(self.env.kill_grace)
+            return
+        await execution.release()
 
     async def reattach(self) -> None:
-        """Find a job that was running before the restart, finish a stop under way, watch it."""
+        """Find a job launched before the restart, finish a stop under way, watch it."""
         try:
             self.execution = await self.backend.reattach(await self.context(), self.job.backend_state)
         except Exception as exc:
@@ -142,21 +143,52 @@ class JobRunner:
         self.stop_reason = self.job.backend_state.get("stop_reason")
         if self.stop_reason:  # a cancel or timeout was under way: finish it
             await self.execution.stop(self.env.kill_grace)
+        else:
+            await self.execution.release()  # recorded but not yet released when the server went
         await self.watch()
 
     # -- running ----------------------------------------------------------------------------
     async def watch(self) -> None:
         assert self.execution is not None
+        if self.job.status == JobStatus.RUNNING:
+            self._expire_later()
+            marking = None
+        else:
+            marking = self.env.spawn(self._mark_running(self.execution))
+        try:
+            outcome = await self.execution.wait()
+            if marking is not None:
+                await marking  # "running" (if it ran) is recorded before how it ended
+        finally:
+            if marking is not None:
+                marking.cancel()
+            if self._timer:
+                self._timer.cancel()
+        if outcome.not_started and self.stop_reason is None:
+            await self._requeue()
+        else:
+            await self.end(outcome)
+
+    async def _mark_running(self, execution: Execution) -> None:
+        if not await execution.running():
+            return
+        started = utcnow()
+        if await self.env.store.transition(self.id, JobStatus.RUNNING, started, only_from=JobStatus.QUEUED,
+                                           started_at=started):
+            self.job.status, self.job.started_at = JobStatus.RUNNING, started
+            self._expire_later()
+
+    def _expire_later(self) -> None:
         if self.job.spec.timeout and self.job.started_at:
             left = self.job.spec.timeout - (utcnow() - self.job.started_at).total_seconds()
             self._timer = asyncio.get_running_loop().call_later(
                 max(left, 0), lambda: self.env.spawn(self.stop("timeout"))
             )
-        try:
-            await self.end(await self.execution.wait())
-        finally:
-            if self._timer:
-                self._timer.cancel()
+
+    async def _requeue(self) -> None:
+        """The launch was recorded but never released (the server went first): start afresh."""
+        log.info("job %s never ran; it is queued again", self.id)
+        await self.env.store.update(self.id, only_in=JobStatus.QUEUED, backend_state={}, gpus=[])
 
     async def end(self, outcome: Outcome) -> None:
         await record_end(self.env, self.job, outcome, self.stop_reason)
@@ -176,6 +208,8 @@ class JobRunner:
         """Stop the job as cancelled; returns once it is recorded, or after `wait` seconds."""
         if self.launching is not None:
             await asyncio.shield(self.launching)
+        if self.execution is None:
+            return  # it never started, and never will
         await self.stop("cancel")
         try:
             await asyncio.wait_for(self.recorded.wait(), wait)

@@ -61,9 +61,12 @@ class JobService:
     async def _recover(self) -> None:
         await asyncio.to_thread(self.env.storage_dir.mkdir, parents=True, exist_ok=True)
         cursor = None
-        while True:
-            jobs, cursor = await self.store.list(status=[JobStatus.RUNNING], limit=500, cursor=cursor)
+        while True:  # running jobs, and queued ones whose launch was recorded (held, or pending)
+            jobs, cursor = await self.store.list(status=[JobStatus.RUNNING, JobStatus.QUEUED], limit=500,
+                                                 cursor=cursor)
             for job in jobs:
+                if job.status == JobStatus.QUEUED and not job.backend_state:
+                    continue  # never launched: the queue starts it
                 backend = self.backends.get(job.backend)
                 if backend is None:
                     await record_end(self.env, job, Outcome(None, FailureReason.LOST,
@@ -206,8 +209,8 @@ class JobService:
             message="cancelled before it started",
         ):
             self.log_files.close(job_id)  # a job being prepared notices and does not start
-        elif (runner := self.queue.active.get(job_id)) is not None:
-            await runner.cancel(wait)
+        if (runner := self.queue.active.get(job_id)) is not None:
+            await runner.cancel(wait)  # also one held, or pending in its backend
         return (await self._job(job_id)).public()
 
     async def delete(self, job_id: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -18,7 +19,7 @@ from .models import Job, JobSpec, JobStatus, TERMINAL_STATUSES
 
 T = TypeVar("T")
 
-_SCHEMA = """
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS jobs (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -48,6 +49,38 @@ CREATE TABLE IF NOT EXISTS job_events (
 );
 CREATE INDEX IF NOT EXISTS job_events_by_job ON job_events(job_id);
 """
+#: schema version N is reached by running migrations 1..N in order; a release only ever appends
+_MIGRATIONS: list[list[str]] = [
+    [s.strip() for s in _SCHEMA_V1.split(";") if s.strip()],  # 1: the first release
+    [  # 2: retries
+        "ALTER TABLE jobs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE jobs ADD COLUMN not_before TEXT",
+    ],
+]
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+class StoreError(RuntimeError):
+    """The history cannot be used by this release (e.g. written by a newer one)."""
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version == 0 and db.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone():
+        version = 1  # written by the first release, before schema versions were recorded
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"the job history was written by a newer jupyter_jobs (schema {version}); "
+                         f"this one knows up to {SCHEMA_VERSION}")
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _MIGRATIONS[number - 1]:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 _COLUMNS = (
     "id, status, backend, project, reason, message, exit_code, spec, created_at, started_at, "
     "finished_at, gpus, snapshot, notes, backend_state"
@@ -98,15 +131,22 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobs-store")
         self._db: Optional[sqlite3.Connection] = None
-        self._executor.submit(self._open).result()
+        try:
+            self._executor.submit(self._open).result()
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            raise
 
     def _open(self) -> None:
+        # private to the server's user: specs may hold secrets (SQLite gives -wal/-shm the same mode)
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(self.path, 0o600)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         db.row_factory = sqlite3.Row
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA busy_timeout=5000")
-        db.executescript(_SCHEMA)
+        _migrate(db)
         self._db = db
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -183,19 +223,22 @@ class Store:
 
         return await self._run(_transition)
 
-    async def update(self, job_id: str, **fields: Any) -> None:
-        """Change fields that are not the status (e.g. the backend's reattach state)."""
+    async def update(self, job_id: str, *, only_in: Optional[JobStatus] = None, **fields: Any) -> bool:
+        """Change fields that are not the status (e.g. the backend's reattach state); with
+        `only_in`, only while the job has that status. False when nothing changed."""
         unknown = set(fields) - _UPDATABLE
         if unknown:
             raise ValueError(f"not updatable: {unknown}")
 
-        def _update() -> None:
+        def _update() -> bool:
             sets = ", ".join(f"{k} = ?" for k in fields)
-            self.db.execute(
-                f"UPDATE jobs SET {sets} WHERE id = ?", [_encode(k, v) for k, v in fields.items()] + [job_id]
-            )
+            where, args = "id = ?", [job_id]
+            if only_in is not None:
+                where, args = "id = ? AND status = ?", [job_id, only_in.value]
+            values = [_encode(k, v) for k, v in fields.items()]
+            return self.db.execute(f"UPDATE jobs SET {sets} WHERE {where}", values + args).rowcount > 0
 
-        await self._run(_update)
+        return await self._run(_update)
 
     async def delete(self, job_id: str) -> None:
         def _delete() -> None:

@@ -104,6 +104,24 @@ class _Ignore:
         return False
 
 
+def _link(out: _Scan, rules: _Ignore, rel: str, path: str, real_root: str) -> None:
+    """Keep a symlink that stays inside the workspace; note why any other is left out."""
+    try:
+        target = os.path.realpath(path, strict=True)
+    except FileNotFoundError:  # dangling: kept as it is, as a copy of the folder would keep it
+        target = os.path.realpath(path)
+    except OSError as exc:  # a loop: nothing a job could use
+        if not rules.ignored(rel, False):
+            out.skipped.append((rel, f"symlink loop: {exc.strerror}"))
+        return
+    if rules.ignored(rel, os.path.isdir(target)):
+        return
+    if target != real_root and not target.startswith(real_root + os.sep):
+        out.skipped.append((rel, "symlink points outside the workspace"))
+    else:
+        out.links.append((rel, os.path.relpath(target, os.path.dirname(path))))
+
+
 def scan(root: Path) -> _Scan:
     """Walk `root` honouring ignore rules; symlinks pointing outside it are skipped, not followed."""
     real_root = os.path.realpath(root)
@@ -122,13 +140,7 @@ def scan(root: Path) -> _Scan:
         for entry in entries:
             rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
             if entry.is_symlink():
-                if rules.ignored(rel, entry.is_dir()):
-                    continue
-                target = os.path.realpath(entry.path)
-                if target != real_root and not target.startswith(real_root + os.sep):
-                    out.skipped.append((rel, "symlink points outside the workspace"))
-                else:
-                    out.links.append((rel, os.path.relpath(target, os.path.dirname(entry.path))))
+                _link(out, rules, rel, entry.path, real_root)
             elif entry.is_dir(follow_symlinks=False):
                 if not rules.ignored(rel, True):
                     stack.append((rel, rules.descend(rel, entry.path)))

@@ -20,6 +20,21 @@ class FakeExecution(Execution):
         self.outcome: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self.signals: list[str] = []
         self.detached = False
+        self.released = asyncio.Event()
+        self.state_at_release: dict[str, Any] | None = None  # what the history held when it was released
+
+    async def release(self) -> None:
+        job = await self.backend.store.get(self.ctx.job.id) if self.backend.store else None
+        self.state_at_release = {"status": job.status.value, "backend_state": job.backend_state} if job else None
+        self.released.set()
+
+    async def running(self) -> bool:
+        ended = asyncio.ensure_future(self.wait())
+        released = asyncio.ensure_future(self.released.wait())
+        await asyncio.wait([ended, released], return_when=asyncio.FIRST_COMPLETED)
+        ended.cancel()
+        released.cancel()
+        return self.released.is_set() and not (self.outcome.done() and self.outcome.result().not_started)
 
     def end(self, outcome: Outcome) -> None:
         if not self.outcome.done():
@@ -58,6 +73,7 @@ class FakeBackend(Backend):
         self.started: list[FakeExecution] = []
         self.reattached: list[FakeExecution] = []
         self.starting = asyncio.Event()
+        self.store: Any = None  # the service's history, for checks at release time
 
     async def availability(self) -> Availability:
         return Availability(True)

@@ -15,6 +15,7 @@ import pytest
 from fakes import FakeBackend
 from jupyter_jobs.gpus import GPU, GPUAllocator
 from jupyter_jobs.models import FailureReason, JobStatus, Outcome, verdict
+from jupyter_jobs.models import utcnow as store_now
 from jupyter_jobs.service import JobService
 from jupyter_jobs.store import Store
 from jupyter_jobs.workspace import SnapshotStore
@@ -39,6 +40,7 @@ class Harness:
             storage_dir=data / "storage", backends={"fake": self.backend}, default_backend="fake",
             gpus=GPUAllocator([GPU(i, "fake") for i in range(kwargs.pop("gpus", 0))]), kill_grace=0.05, **kwargs,
         )
+        self.backend.store = self.service.store
 
     async def status(self, job_id: str, *wanted: str, timeout: float = 5) -> dict:
         deadline = asyncio.get_running_loop().time() + timeout
@@ -248,3 +250,43 @@ async def test_list_queries_are_checked_the_same_way_for_every_face(tmp_path):
                 await h.service.list(**query)
             assert info.value.errors[0].field == field and info.value.status == 400
         assert (await h.service.list(status="queued,running", limit="5"))["jobs"] == []
+
+
+# -- exactly once ------------------------------------------------------------------------------
+async def test_the_launch_is_recorded_before_the_command_may_run(tmp_path):
+    async with harness(tmp_path) as h:
+        job = await h.running()
+        execution = h.backend.started[0]
+        assert execution.state_at_release == {"status": "queued", "backend_state": {"fake": 0}}
+        assert job["started_at"] is not None
+
+
+async def launched_but_not_released(tmp_path: Path) -> str:
+    """A history as a server leaves it that died between recording a launch and releasing it."""
+    async with harness(tmp_path) as h:
+        job = await h.running()
+    store = Store(tmp_path / "data" / "jobs.db")
+    await store.transition(job["id"], JobStatus.QUEUED, store_now(), backend_state={"fake": 0}, started_at=None)
+    store.close()
+    return job["id"]
+
+
+async def test_a_recorded_launch_that_was_never_released_is_adopted_not_started_again(tmp_path):
+    job_id = await launched_but_not_released(tmp_path)
+    async with harness(tmp_path) as again:
+        execution = (await again.reattached())[0]
+        await asyncio.wait_for(execution.released.wait(), 5)  # adopted and released...
+        assert again.backend.started == []  # ...never started a second time
+        assert (await again.status(job_id, "running"))["status"] == "running"
+
+
+async def test_a_launch_that_never_ran_is_queued_again_and_runs_once(tmp_path):
+    job_id = await launched_but_not_released(tmp_path)
+    async with harness(tmp_path) as again:
+        held = (await again.reattached())[0]
+        held.end(Outcome(None, not_started=True))  # e.g. a local wrapper that saw its gate close
+        await again.started()
+        again.backend.started[0].end(Outcome(0))
+        done = await again.status(job_id, "succeeded")
+        assert len(again.backend.started) == 1
+        assert [e["status"] for e in done["events"]].count("succeeded") == 1

@@ -2,6 +2,7 @@
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +124,44 @@ async def test_non_follow_read_of_a_finished_log_includes_the_tail(tmp_path):
     log.finished = True
     got = b"".join([c.data async for c in follow(log, 0, follow=False)])
     assert got == b"ok \xe2"
+
+
+async def test_a_history_written_by_the_previous_release_opens_and_upgrades(tmp_path):
+    """tests/data/history-0.1.0.db was written by release 0.1.0 (no schema version): one
+    finished job, one queued; it must open, keep both, and take new jobs."""
+    import shutil
+    import sqlite3
+
+    from jupyter_jobs.store import SCHEMA_VERSION
+
+    path = tmp_path / "jobs.db"
+    shutil.copy(Path(__file__).parent / "data" / "history-0.1.0.db", path)
+    store = Store(path)
+    try:
+        old = await store.get("aaaaaaaaaaaa")
+        assert old.status == JobStatus.SUCCEEDED and old.exit_code == 0 and old.spec.env == {"API_TOKEN": "s3cret"}
+        queued, _ = await store.list(status=[JobStatus.QUEUED])
+        assert [j.id for j in queued] == ["bbbbbbbbbbbb"] and queued[0].spec.resources.gpus == 1
+        assert [e["status"] for e in await store.events("aaaaaaaaaaaa")] == ["queued", "running", "succeeded"]
+        new = Job(id="cccccccccccc", spec=JobSpec(command="echo new"), backend="local", project="p")
+        await store.insert(new, tmp_path / "jobs" / new.id)
+        assert (await store.get(new.id)).spec.command == "echo new"
+    finally:
+        store.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert (path.stat().st_mode & 0o777) == 0o600  # it holds secrets: private to the server's user
+    Store(path).close()  # opening again migrates nothing
+
+
+async def test_a_history_from_a_newer_release_is_refused_with_a_reason(tmp_path):
+    import sqlite3
+
+    from jupyter_jobs.store import SCHEMA_VERSION, StoreError
+
+    path = tmp_path / "jobs.db"
+    Store(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer jupyter_jobs"):
+        Store(path)

@@ -75,6 +75,20 @@ class Execution(abc.ABC):
     def done(self) -> bool:
         """Whether the job has ended (its outcome is known)."""
 
+    async def release(self) -> None:  # noqa: B027 - nothing to release by default
+        """Let the command run. `Backend.start` returns an execution that is held: it cannot
+        run its command before the service has recorded it (so a server that dies in between
+        never leaves a job that runs twice). Called once; also after a reattach."""
+
+    async def running(self) -> bool:
+        """Return True once the command runs, False if the execution ended without running it
+        (at once, where the backend runs a released command at once)."""
+        return not self.done()
+
+    def waiting(self) -> Optional[str]:
+        """Why the backend holds a released job back (e.g. Slurm's pending reason), or None."""
+        return None
+
     def terminate(self) -> None:  # noqa: B027 - an execution with nothing to stop
         """Ask the job to end (SIGTERM or the like). Blocking: runs in a worker thread."""
 
@@ -165,7 +179,8 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
 
     @abc.abstractmethod
     async def start(self, ctx: JobContext) -> Execution:
-        """Start the job; raise BackendError with a user-facing message if it cannot start."""
+        """Set the job up, held (see `Execution.release`); raise BackendError with a user-facing
+        message if it cannot start. A set-up left over from an interrupted start is replaced."""
 
     @abc.abstractmethod
     async def reattach(self, ctx: JobContext, state: dict[str, Any]) -> Execution:

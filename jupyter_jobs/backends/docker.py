@@ -39,11 +39,39 @@ def _docker() -> Any:
 class DockerExecution(ThreadedExecution):
     """A container being followed: output, exit code, artifacts, removal."""
 
-    def __init__(self, backend: DockerBackend, ctx: JobContext, container_id: str, stream: Any):
+    def __init__(self, backend: DockerBackend, ctx: JobContext, container_id: str, stream: Any, held: bool):
         super().__init__(ctx, {"container": container_id})
         self.backend = backend
         self.container_id = container_id
         self._stream = stream  # an attached response, or None when the container had ended
+        self._held = held
+        if not held:
+            self.begin()
+
+    async def release(self) -> None:
+        if not self._held:
+            return
+        self._held = False
+        try:
+            await asyncio.to_thread(self.backend._start_container, self.container_id)
+        except BackendError as exc:
+            self._stream.close()
+            self._done.set_result(Outcome(None, FailureReason.BACKEND_ERROR, str(exc)))
+            return
+        self.begin()
+
+    def terminate(self) -> None:
+        if self._held:  # never started: it never will
+            self._held = False
+            self._stream.close()
+            self.backend._remove(self.container_id, force=True)
+            self._loop.call_soon_threadsafe(self._end_unstarted)
+            return
+        self.backend._signal(self.container_id, "SIGTERM")  # init=True: tini passes it on
+
+    def _end_unstarted(self) -> None:
+        if not self._done.done():
+            self._done.set_result(Outcome(None, not_started=True))
 
     def _follow(self) -> Optional[Outcome]:
         demux = Demux(self.ctx.log.append, self.ctx.log.stream_sizes())
@@ -64,9 +92,6 @@ class DockerExecution(ThreadedExecution):
             self.backend._collect(self.ctx, self.container_id)
             self.backend._remove(self.container_id)
         return outcome
-
-    def terminate(self) -> None:
-        self.backend._signal(self.container_id, "SIGTERM")  # init=True: tini passes it on
 
     def kill(self) -> None:
         self.backend._signal(self.container_id, "SIGKILL")
@@ -222,17 +247,21 @@ class DockerBackend(Backend):
             headers={"Connection": "Upgrade", "Upgrade": "tcp"}, stream=True,
         )
 
-    def _start_sync(self, ctx: JobContext) -> tuple[str, Any]:
+    def _create_held(self, ctx: JobContext) -> tuple[str, Any]:
+        """Create the container and attach to it; it is started by `DockerExecution.release`."""
         docker = _docker()
         try:
             self._image(ctx.job.spec.image or self.default_image)
             cid = self._create(ctx)
+            return cid, self._attach(cid, logs=False)
         except BackendError:
             raise
         except docker.errors.DockerException as exc:
             raise BackendError(f"the Docker engine refused the job: {_explain(exc)}") from None
+
+    def _start_container(self, cid: str) -> None:
+        docker = _docker()
         try:
-            stream = self._attach(cid, logs=False)
             self.client().api.start(cid)
         except docker.errors.DockerException as exc:
             self._remove(cid)
@@ -242,26 +271,26 @@ class DockerBackend(Backend):
                     f"Container Toolkit on the engine's host, or run without GPUs ({_explain(exc)})"
                 ) from None
             raise BackendError(f"the container did not start: {_explain(exc)}") from None
-        return cid, stream
 
     async def start(self, ctx: JobContext) -> Execution:
-        cid, stream = await asyncio.to_thread(self._start_sync, ctx)
-        return DockerExecution(self, ctx, cid, stream).begin()
+        cid, stream = await asyncio.to_thread(self._create_held, ctx)
+        return DockerExecution(self, ctx, cid, stream, held=True)
 
     async def reattach(self, ctx: JobContext, state: dict[str, Any]) -> Execution:
-        def find() -> tuple[str, Any]:
+        def find() -> tuple[str, Any, bool]:
             cid = state.get("container") or ""
-            info = self.client().api.inspect_container(cid)
-            running = info["State"]["Running"]
-            # resume: attach replays what the engine logged and goes on streaming
-            return cid, (self._attach(cid, logs=True) if running else None)
+            status = self.client().api.inspect_container(cid)["State"]["Status"]
+            if status == "created":  # recorded, never started: the service releases it
+                return cid, self._attach(cid, logs=False), True
+            # running: attach replays what the engine logged and goes on streaming
+            return cid, (self._attach(cid, logs=True) if status == "running" else None), False
 
         docker = _docker()
         try:
-            cid, stream = await asyncio.to_thread(find)
+            cid, stream, held = await asyncio.to_thread(find)
         except docker.errors.NotFound:
             return EndedExecution(Outcome(None, FailureReason.LOST, "its container no longer exists"))
-        return DockerExecution(self, ctx, cid, stream).begin()
+        return DockerExecution(self, ctx, cid, stream, held=held)
 
     # -- following (pump thread) ------------------------------------------------------------
     def _wait_exit(self, cid: str) -> Outcome:
@@ -316,8 +345,8 @@ class DockerBackend(Backend):
         except Exception as exc:  # it ended meanwhile, or the engine is away (the pump notices)
             self.log.debug("signalling %s: %s", cid, exc)
 
-    def _remove(self, cid: str) -> None:
-        if not self.remove_finished:
+    def _remove(self, cid: str, force: bool = False) -> None:
+        if not (self.remove_finished or force):
             return
         try:
             self.client().api.remove_container(cid, force=True)

@@ -1,9 +1,12 @@
-"""The `local` backend: the job is a process on the Jupyter host, in its own session.
+"""The `local` backend: the job is a process on the Jupyter host, in its own session and,
+where the server may make one, its own cgroup (so nothing it starts escapes, and `cpus` and
+`memory` are enforced).
 
 stdout and stderr go to files in the job's folder (not pipes), so a job outlives a server
-restart; a pump thread tails those files into the job's log. A tiny `sh` wrapper records
-the exit code in a file, so the result of a job that ended while the server was down is
-still known.
+restart; a pump thread tails those files into the job's log. A tiny `sh` wrapper waits at a
+gate (a pipe) until the service has recorded the launch, then runs the command and records
+its exit code in a file, so the result of a job that ended while the server was down is
+still known, and a server that dies before recording the launch leaves nothing running.
 """
 
 from __future__ import annotations
@@ -15,17 +18,23 @@ import subprocess
 import sys
 from typing import Any, Optional
 
-from traitlets import Unicode, default
+from traitlets import Bool, Unicode, default
 
 from ..models import FailureReason
 from ..replies import Capabilities
+from . import cgroups
 from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome
+from .cgroups import JobCgroup
 from .tail import FileTailExecution
 
-# `sh -c WRAPPER EXIT_FILE ARGV...`: run ARGV, then write its exit status to EXIT_FILE.
-# The no-op TERM trap keeps the wrapper waiting while ARGV handles SIGTERM its own way (a
-# caught signal, unlike an ignored one, is reset to the default for ARGV).
-_WRAPPER = 'trap : TERM; "$@"; echo $? > "$0"'
+# `sh -c WRAPPER EXIT_FILE ARGV...`, its stdin a pipe (the gate): wait for "go" (EOF: the
+# server went before recording the launch: write "held" and never run ARGV), then run ARGV
+# with stdin from /dev/null and write its exit status to EXIT_FILE. The no-op TERM trap keeps
+# the wrapper waiting while ARGV handles SIGTERM its own way (a caught signal, unlike an
+# ignored one, is reset to the default for ARGV).
+_WRAPPER = ('trap : TERM; read -r go; exec < /dev/null; '
+            '[ "$go" = go ] || { echo held > "$0"; exit 125; }; "$@"; echo $? > "$0"')
+HELD = "held"
 
 
 def _start_time(pid: int) -> Optional[int]:
@@ -43,10 +52,23 @@ def _start_time(pid: int) -> Optional[int]:
 class LocalExecution(FileTailExecution):
     """A process group started by this server (`proc`) or found again after a restart."""
 
-    def __init__(self, ctx: JobContext, state: dict[str, Any], proc: Optional[subprocess.Popen]):
+    def __init__(self, ctx: JobContext, state: dict[str, Any], proc: Optional[subprocess.Popen],
+                 cgroup: Optional[JobCgroup], gate: Optional[int] = None):
         super().__init__(ctx, state)
         self.pid = int(state["pid"])
         self.proc = proc
+        self.cgroup = cgroup
+        self._gate = gate  # the write end of the wrapper's gate, until released
+
+    async def release(self) -> None:
+        if self._gate is not None:
+            os.write(self._gate, b"go\n")
+            self._close_gate()
+
+    def _close_gate(self) -> None:
+        gate, self._gate = self._gate, None
+        if gate is not None:
+            os.close(gate)  # unreleased: the wrapper reads EOF and ends without running the command
 
     def _alive(self) -> bool:
         if self.proc is not None:
@@ -55,14 +77,33 @@ class LocalExecution(FileTailExecution):
 
     def _ended(self) -> None:
         # as in a container: when the main process ends, what it left behind goes too
-        if self.state["start_time"] is not None:
+        self._close_gate()
+        if self.cgroup is not None:
+            self.cgroup.kill()
+        elif self.state["start_time"] is not None:
             self._kill_group(signal.SIGKILL)
 
-    _on_error = _ended  # a job whose output cannot be kept must not run on
+    def _on_error(self) -> None:  # a job whose output cannot be kept must not run on
+        self._ended()
+        self._discard_cgroup()
+
+    def _discard_cgroup(self) -> None:
+        if self.cgroup is not None:
+            self.cgroup.remove()
 
     def _outcome(self) -> Outcome:
+        outcome = self._exit_outcome()
+        if self.cgroup is not None:
+            if self.cgroup.oom_killed() and outcome.exit_code != 0:
+                outcome = Outcome(outcome.exit_code, FailureReason.OOM, "the job went over its memory limit "
+                                  "and was killed (raise resources.memory)")
+            self.cgroup.remove()
+        return outcome
+
+    def _exit_outcome(self) -> Outcome:
         try:
-            return Outcome(int((self.ctx.dir / "exit_code").read_text().strip()))
+            text = (self.ctx.dir / "exit_code").read_text().strip()
+            return Outcome(None, not_started=True) if text == HELD else Outcome(int(text))
         except (OSError, ValueError):
             pass
         if self.proc is not None and self.proc.returncode is not None:
@@ -73,9 +114,12 @@ class LocalExecution(FileTailExecution):
 
     # -- Execution --------------------------------------------------------------------------
     def terminate(self) -> None:
+        self._close_gate()
         self._signal(signal.SIGTERM)
 
     def kill(self) -> None:
+        if self.cgroup is not None:
+            self.cgroup.kill()
         self._signal(signal.SIGKILL)
 
     def _signal(self, sig: int) -> None:
@@ -96,6 +140,12 @@ class LocalBackend(Backend):
     description = "a process on the Jupyter server's host"
 
     shell = Unicode("/bin/sh", help="Shell used for string commands and the exit-code wrapper.").tag(config=True)
+    cgroups = Bool(
+        True, help="Contain each job in a cgroup of its own where the server may create one (as root, or with "
+        "a delegated cgroup v2 tree): nothing the job starts outlives it, and cpus and memory are enforced. "
+        "Elsewhere a job is its process group, and cpus and memory are not enforced."
+    ).tag(config=True)
+    cgroup_parent = Unicode("jupyter_jobs", help="The cgroup under which each job gets its own.").tag(config=True)
 
     @default("max_running")
     def _default_max_running(self) -> int:
@@ -105,7 +155,8 @@ class LocalBackend(Backend):
         return Availability(True)
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(gpus=True)
+        contained = self.cgroups and cgroups.version() is not None and os.geteuid() == 0
+        return Capabilities(gpus=True, cpus=contained, memory=contained)
 
     def _environment(self, ctx: JobContext) -> dict[str, str]:
         env = self.host_environment()
@@ -115,24 +166,47 @@ class LocalBackend(Backend):
         return env
 
     async def start(self, ctx: JobContext) -> Execution:
-        argv = [self.shell, "-c", _WRAPPER, str(ctx.dir / "exit_code"), *ctx.job.spec.argv()]
+        (ctx.dir / "exit_code").unlink(missing_ok=True)
+        proc, group, gate = await asyncio.to_thread(self._spawn, ctx)
+        state = {"pid": proc.pid, "start_time": _start_time(proc.pid)}
+        return LocalExecution(ctx, state, proc, group, gate).begin()
 
-        def spawn() -> subprocess.Popen:
+    def _spawn(self, ctx: JobContext) -> tuple[subprocess.Popen, Optional[JobCgroup], int]:
+        """The wrapper, held at its gate, in the job's cgroup (blocking: runs in a thread)."""
+        gate_read, gate = os.pipe()  # not inherited by anything but the wrapper
+        argv = [self.shell, "-c", _WRAPPER, str(ctx.dir / "exit_code"), *ctx.job.spec.argv()]
+        try:
             with open(ctx.dir / "stdout", "ab") as out, open(ctx.dir / "stderr", "ab") as err:
-                return subprocess.Popen(
-                    argv, cwd=ctx.workspace, env=self._environment(ctx), stdin=subprocess.DEVNULL,
+                proc = subprocess.Popen(
+                    argv, cwd=ctx.workspace, env=self._environment(ctx), stdin=gate_read,
                     stdout=out, stderr=err, start_new_session=True, close_fds=True,
                 )
-
-        try:
-            proc = await asyncio.to_thread(spawn)
         except OSError as exc:
+            os.close(gate)
             raise BackendError(f"could not start the job's process: {exc}") from exc
-        return LocalExecution(ctx, {"pid": proc.pid, "start_time": _start_time(proc.pid)}, proc).begin()
+        finally:
+            os.close(gate_read)
+        return proc, self._contain(ctx, proc.pid), gate
+
+    def _contain(self, ctx: JobContext, pid: int) -> Optional[JobCgroup]:
+        """Put the held wrapper into the job's cgroup: everything it starts inherits it."""
+        if not self.cgroups:
+            return None
+        res = ctx.job.spec.resources
+        group = JobCgroup.create(self.cgroup_parent, ctx.job.id, cpus=res.cpus, memory=res.memory_bytes)
+        if group is not None:
+            try:
+                group.add(pid)
+            except OSError as exc:
+                self.log.warning("job %s runs without a cgroup: %s", ctx.job.id, exc)
+                group.remove()
+                return None
+        return group
 
     async def reattach(self, ctx: JobContext, state: dict[str, Any]) -> Execution:
         pid = int(state.get("pid") or 0)
         started = state.get("start_time")
         # a pid now held by another process (its start time differs) means the job is gone
         alive = pid > 0 and started is not None and _start_time(pid) == started
-        return LocalExecution(ctx, {"pid": pid, "start_time": started if alive else None}, None).begin()
+        group = JobCgroup.find(self.cgroup_parent, ctx.job.id) if self.cgroups else None
+        return LocalExecution(ctx, {"pid": pid, "start_time": started if alive else None}, None, group).begin()

@@ -22,6 +22,7 @@ from traitlets import Float, List, Unicode
 
 from ..models import FailureReason, JobSpec, SpecError
 from ..replies import Capabilities
+from ..files import write_private
 from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome
 from .tail import FileTailExecution
 
@@ -36,6 +37,8 @@ _FAILURES = {
     "DEADLINE": (FailureReason.BACKEND_ERROR, "the job missed its Slurm deadline"),
     "CANCELLED": (FailureReason.BACKEND_ERROR, "the job was cancelled in Slurm"),
 }
+#: states of a job whose command has not run (yet, or ever)
+_NOT_RUN = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "UNREACHABLE", "GONE", "CANCELLED"}
 # each node runs one task; the launcher variables torch.distributed and friends expect
 _LAUNCH = ('export RANK="$SLURM_PROCID" NODE_RANK="$SLURM_NODEID" LOCAL_RANK="$SLURM_LOCALID"; '
            'exec "$@"')
@@ -70,6 +73,21 @@ class SlurmExecution(FileTailExecution):
         self._checked = 0.0
         self._state: dict[str, str] = {"JobState": "PENDING"}
         self._unreachable_since: Optional[float] = None
+        self._ran: asyncio.Future[None] = self._loop.create_future()
+
+    async def release(self) -> None:
+        # a job that is not held (a reattached one, mostly) makes scontrol complain: harmless
+        await asyncio.to_thread(self.backend.run, "scontrol", "release", self.slurm_id, timeout=10)
+        self._checked = 0.0  # look again soon
+
+    async def running(self) -> bool:
+        await asyncio.wait([self._ran, self._done], return_when=asyncio.FIRST_COMPLETED)
+        return self._ran.done()
+
+    def waiting(self) -> Optional[str]:
+        if self._ran.done() or self._state.get("JobState") != "PENDING":
+            return None
+        return f"Slurm: {self._state.get('Reason') or 'pending'}"
 
     def _alive(self) -> bool:
         now = time.monotonic()
@@ -77,6 +95,8 @@ class SlurmExecution(FileTailExecution):
             self._checked = now
             self._state = self.backend.job_state(self.slurm_id) or self._state
         state = self._state.get("JobState", "")
+        if state not in _NOT_RUN and not self._ran.done():
+            self._loop.call_soon_threadsafe(lambda: self._ran.done() or self._ran.set_result(None))
         if state == "UNREACHABLE":
             self._unreachable_since = self._unreachable_since or now
             return now - self._unreachable_since < self.backend.ctld_wait
@@ -235,7 +255,7 @@ class SlurmBackend(Backend):
         if spec.image:
             env_file = ctx.dir / "container.env"
             env = ctx.env(artifacts="/artifacts", storage="/storage")
-            env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items() if "\n" not in v))
+            write_private(env_file, "".join(f"{k}={v}\n" for k, v in env.items() if "\n" not in v))
             quoted = {"image": spec.image, "workspace": ctx.workspace, "artifacts": ctx.artifacts,
                       "storage": ctx.storage, "env_file": env_file}
             prefix = self.container_template.format(**{k: shlex.quote(str(v)) for k, v in quoted.items()})
@@ -259,8 +279,10 @@ class SlurmBackend(Backend):
     async def start(self, ctx: JobContext) -> Execution:
         def submit() -> str:
             script = ctx.dir / "job.sbatch"
-            script.write_text(self._script(ctx))
-            done = self.run("sbatch", "--parsable", str(script))
+            if script.exists():  # a start a server restart interrupted: its held job must not linger
+                self.run("scancel", f"--name=jupyter-job-{ctx.job.id}", timeout=10)
+            write_private(script, self._script(ctx))  # it exports the job's environment
+            done = self.run("sbatch", "--parsable", "--hold", str(script))
             if done.returncode != 0:
                 raise BackendError("Slurm refused the job: " + (done.stderr.strip().replace("sbatch: error: ", "")
                                                                 or f"sbatch exited with {done.returncode}"))

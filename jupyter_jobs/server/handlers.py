@@ -21,6 +21,8 @@ from ..models import JobsError, SpecError
 from ..service import JobService
 
 OPENAPI = Path(__file__).resolve().parent.parent / "openapi.json"
+#: the largest request body (a spec is a few KiB; its fields have their own limits)
+MAX_BODY = 1 << 20
 
 
 class _KernelAuthorizer(Authorizer):
@@ -60,8 +62,13 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
         return _KERNEL_AUTHORIZER if self._kernel_client else super().authorizer
 
     def body_json(self) -> Any:
+        body = self.request.body or b"null"
+        if len(body) > MAX_BODY:
+            raise SpecError.one("body", f"the request body is {len(body)} bytes; at most {MAX_BODY} are accepted")
         try:
-            return json.loads(self.request.body or b"null")
+            return json.loads(body)
+        except RecursionError:
+            raise SpecError.one("body", "JSON nested too deeply") from None
         except ValueError as exc:
             raise SpecError.one("body", f"not valid JSON: {exc}") from None
 
@@ -229,7 +236,7 @@ class OpenAPIHandler(BaseHandler):
         self.finish(await asyncio.to_thread(OPENAPI.read_bytes))
 
 
-_JOB = r"(?P<job_id>[A-Za-z0-9_-]+)"
+_JOB = r"(?P<job_id>[^/]+)"  # any id gets a JSON 404 from the service, never an HTML page
 handlers = [
     (r"/jupyter-jobs/backends", BackendsHandler),
     (r"/jupyter-jobs/openapi.json", OpenAPIHandler),

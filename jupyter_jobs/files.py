@@ -1,0 +1,22 @@
+"""Files and folders private to the server's user: the history, job folders and anything that
+may hold a secret (a job's environment) are never readable by other users of the host."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and missing parents) with mode 0700; tighten it if it exists."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to a file only the server's user can read (0600), created that way."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        os.fchmod(fd, 0o600)
+        fh.write(text)
