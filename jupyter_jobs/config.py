@@ -13,6 +13,7 @@ from traitlets import Dict, Float, Int, List, Unicode, Union, default, import_it
 from traitlets.config import LoggingConfigurable
 
 from .backends import BUILTIN_BACKENDS, Backend
+from .files import private_dir
 from .gpus import GPU, GPUAllocator, discover
 from .service import JobService
 from .store import Store
@@ -75,8 +76,7 @@ class JobsConfig(LoggingConfigurable):
 
     def make_service(self, root_dir: Path) -> JobService:
         """The job service as configured, for jobs whose workspaces lie under `root_dir`."""
-        data = Path(self.data_dir)
-        data.mkdir(parents=True, exist_ok=True)
+        data = private_dir(Path(self.data_dir))  # history and logs may hold secrets
         backends = self._make_backends()
         if self.default_backend not in backends:
             raise ValueError(f"JobsApp.default_backend {self.default_backend!r} is not a configured backend")

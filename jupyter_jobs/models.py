@@ -138,6 +138,7 @@ def verdict(outcome: Outcome, stop_reason: Optional[StopReason], timeout: Option
 
 #: the most a spec may carry: it is stored with every job and sent in every listing
 MAX_COMMAND = 64 << 10
+MAX_ARGS = 4096
 MAX_ENV_VALUE = 32 << 10
 MAX_ENV_TOTAL = 256 << 10
 MAX_ENV_KEYS = 256
@@ -221,8 +222,9 @@ class JobSpec(_Strict):
         parts = [value] if isinstance(value, str) else value
         if any("\x00" in part for part in parts):
             raise ValueError("command must not contain NUL characters")
-        if sum(len(part) + 1 for part in parts) > MAX_COMMAND:
-            raise ValueError(f"command is longer than {MAX_COMMAND >> 10} KiB: put long scripts in a file")
+        if len(parts) > MAX_ARGS or sum(len(part) + 1 for part in parts) > MAX_COMMAND:
+            raise ValueError(f"command is longer than {MAX_COMMAND >> 10} KiB or {MAX_ARGS} arguments: "
+                             "put long scripts in a file")
         return value
 
     @field_validator("workspace")

@@ -188,7 +188,9 @@ class JobRunner:
     async def _requeue(self) -> None:
         """The launch was recorded but never released (the server went first): start afresh."""
         log.info("job %s never ran; it is queued again", self.id)
-        await self.env.store.update(self.id, only_in=JobStatus.QUEUED, backend_state={}, gpus=[])
+        await self.env.store.transition(self.id, JobStatus.QUEUED, utcnow(), backend_state={}, gpus=[],
+                                        started_at=None, message="its launch was interrupted before it ran: "
+                                        "queued again")
 
     async def end(self, outcome: Outcome) -> None:
         await record_end(self.env, self.job, outcome, self.stop_reason)

@@ -15,6 +15,7 @@ from typing import Any, BinaryIO, Callable, Optional
 
 from .artifacts import ArtifactMissing, list_artifacts, open_artifact
 from .backends.base import Backend
+from .files import private_dir
 from .gpus import GPUAllocator
 from .logs import LogRegistry, follow
 from .models import FailureReason, Job, JobConflict, JobNotFound, JobSpec, JobStatus, Outcome, SpecError, parse_spec
@@ -135,7 +136,7 @@ class JobService:
             project=spec.project or (workspace.name if spec.workspace else self.root_dir.resolve().name) or "default",
             notes=[f"left out of the workspace: {path} ({why})" for path, why in snap.skipped[:50]],
         )
-        await asyncio.to_thread(job_dir.mkdir, parents=True)
+        await asyncio.to_thread(private_dir, job_dir)
         await self.store.insert(job, job_dir)
         self.queue.kick()
         return job

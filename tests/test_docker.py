@@ -214,3 +214,15 @@ class TestDatasets:
         job = await api.submit(docker_job(command="wc -l < /datasets/imagenet/labels.txt; id -u; "
                                                   "touch /datasets/imagenet/new 2>/dev/null || echo read-only"))
         assert log_text(await api.logs(job["id"], follow=True)) == "2\n1234\nread-only\n"
+
+
+async def test_artifacts_a_root_container_swaps_for_symlinks_are_never_served(api, workspace):
+    """A container's root may plant links to host paths in its bind-mounted artifacts folder."""
+    from test_hardening import SWAPPER, _downloads_never_leave_the_artifacts
+
+    (workspace / "swap.py").write_text(SWAPPER)
+    job = await api.submit(docker_job(image=PYTHON, command=["python3", "swap.py", "8"]))
+    await api.wait_for_output(job["id"], "swapping")
+    codes = await _downloads_never_leave_the_artifacts(api, job["id"], 150)
+    assert 200 in codes
+    await api.call("POST", "jobs", job["id"], "cancel", body={})
