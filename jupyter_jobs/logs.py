@@ -63,6 +63,7 @@ class JobLog:
         self._fd: Optional[int] = None
         self._index_fd: Optional[int] = None
         self._waiters: list[asyncio.Future] = []
+        self._partial = [b"", b""]  # per stream: the start of a character still being written
         self.size = 0
         self.finished = False
         self._load()
@@ -83,27 +84,44 @@ class JobLog:
 
     # -- writing (any thread) ---------------------------------------------------------------
     def append(self, stream: str, data: bytes) -> None:
-        if not data:
-            return
+        """Add a stream's bytes in arrival order. A character split across two writes of one
+        stream is held back until it is whole, so it never lands on both sides of the other
+        stream's output (and decodes as itself, not as two U+FFFD)."""
         code = STREAMS.index(stream)
         with self._lock:
-            if self._fd is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-                self._index_fd = os.open(self.index_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            if not self._streams or self._streams[-1] != code:
-                os.write(self._index_fd, _RECORD.pack(self.size, code))  # type: ignore[arg-type]
-                self._offsets.append(self.size)
-                self._streams.append(code)
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
-            self.size += len(data)
-        self._wake()
+            held = self._partial[code]
+            if held:
+                data = held + data
+            cut = _complete(data)
+            self._partial[code], data = data[cut:], data[:cut]
+            if data:
+                self._write(code, data)
+        if data:
+            self._wake()
+
+    def _write(self, code: int, data: bytes) -> None:
+        """Append to the log files (under the lock)."""
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._index_fd = os.open(self.index_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        if not self._streams or self._streams[-1] != code:
+            os.write(self._index_fd, _RECORD.pack(self.size, code))  # type: ignore[arg-type]
+            self._offsets.append(self.size)
+            self._streams.append(code)
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self.size += len(data)
 
     def close(self) -> None:
+        """The writer is done: bytes held back as half a character go out as they are."""
         with self._lock:
+            for code, held in enumerate(self._partial):
+                if held:
+                    self._partial[code] = b""
+                    self._write(code, held)
             for fd in (self._fd, self._index_fd):
                 if fd is not None:
                     os.close(fd)

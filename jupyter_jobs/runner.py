@@ -80,8 +80,6 @@ class JobRunner:
         """The job's private workspace copy and folders (blocking: runs in a thread)."""
         if ctx.workspace.exists():  # a start interrupted by a restart: begin afresh
             shutil.rmtree(ctx.workspace)
-        for stale in ("stdout", "stderr", "exit_code"):
-            (ctx.dir / stale).unlink(missing_ok=True)
         assert self.job.snapshot
         self.env.snapshots.materialize(self.job.snapshot, ctx.workspace)
         ctx.artifacts.mkdir(parents=True, exist_ok=True)
@@ -94,6 +92,7 @@ class JobRunner:
         try:
             ctx = await self.context()
             await asyncio.to_thread(self._prepare, ctx)
+            ctx.log_base = ctx.log.stream_sizes()
             current = await self.env.store.get(self.id)
             if current is None or current.status != JobStatus.QUEUED or stopping():
                 return  # cancelled while being prepared, or shutting down: it never starts

@@ -222,3 +222,34 @@ async def test_history_and_job_folders_are_private(api, workspace, jobs_data):
     modes = {p.name: p.stat().st_mode & 0o777 for p in (jobs_data, jobs_data / "jobs.db",
                                                          jobs_data / "jobs" / job["id"])}
     assert modes == {"jobs-data": 0o700, "jobs.db": 0o600, job["id"]: 0o700}
+
+
+# -- log text is faithful to the bytes ---------------------------------------------------------
+# a line every 2 ms: as fast as a busy training loop logs, slow enough for the relay to see each
+ALTERNATE = ("import sys, time\nfor i in range(300):\n    print('o', i, flush=True)\n    time.sleep(0.002)\n"
+             "    print('e', i, file=sys.stderr, flush=True)\n    time.sleep(0.002)\n")
+SPLIT = ("import os, time\nos.write(1, '€uro'.encode()[:2]); time.sleep(0.2)\nos.write(2, b'between\\n');"
+         " time.sleep(0.2)\nos.write(1, '€uro'.encode()[2:] + b'\\n')\n")
+
+
+async def test_alternating_streams_keep_their_order_line_by_line(api, workspace):
+    (workspace / "alternate.py").write_text(ALTERNATE)
+    job = await api.submit({"command": ["python", "alternate.py"], "workspace": "proj"})
+    chunks = [c for c in await api.logs(job["id"], follow=True) if "text" in c]
+    runs: list[list[str]] = []  # consecutive chunks of one stream (a read may end mid-line)
+    for c in chunks:
+        if runs and runs[-1][0] == c["stream"]:
+            runs[-1][1] += c["text"]
+        else:
+            runs.append([c["stream"], c["text"]])
+    lines = [(stream, line) for stream, text in runs for line in text.splitlines()]
+    expected = [pair for i in range(300) for pair in (("stdout", f"o {i}"), ("stderr", f"e {i}"))]
+    assert lines == expected
+
+
+async def test_a_character_split_across_writes_arrives_whole(api, workspace):
+    (workspace / "split.py").write_text(SPLIT)
+    job = await api.submit({"command": ["python", "split.py"], "workspace": "proj"})
+    chunks = await api.logs(job["id"], follow=True)
+    assert log_text(chunks, "stdout") == "€uro\n" and log_text(chunks, "stderr") == "between\n"
+    assert "\ufffd" not in log_text(chunks)

@@ -57,6 +57,8 @@ def test_job_killed_while_down_is_lost(server_process):
     wait_text(server, job["id"], "\n")
     pgid = int(log_text(server.logs(job["id"])).split()[0])
     server.stop()
+    supervisor = os.getsid(pgid)  # the job's supervisor, which would otherwise record the kill
+    os.killpg(supervisor, signal.SIGKILL)
     os.killpg(pgid, signal.SIGKILL)
     time.sleep(0.3)
     server.start()

@@ -36,6 +36,8 @@ class JobContext:
     storage: Path
     log: JobLog
     gpus: Optional[list[int]] = None  # None: no GPU inventory on this host, leave devices alone
+    #: for a fresh start: bytes per stream the log held before (an earlier attempt's output)
+    log_base: Optional[dict[str, int]] = None
 
     def env(self, *, artifacts: Optional[str] = None, storage: Optional[str] = None) -> dict[str, str]:
         """The job's own variables (paths as the job sees them), then the spec's env on top."""

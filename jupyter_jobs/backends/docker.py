@@ -74,7 +74,7 @@ class DockerExecution(ThreadedExecution):
             self._done.set_result(Outcome(None, not_started=True))
 
     def _follow(self) -> Optional[Outcome]:
-        demux = Demux(self.ctx.log.append, self.ctx.log.stream_sizes())
+        demux = Demux(self.ctx.log.append, self.unseen())
         if self._stream is not None:
             try:
                 while data := upgraded(self._stream).read1(1 << 18):

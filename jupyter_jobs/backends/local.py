@@ -2,11 +2,12 @@
 where the server may make one, its own cgroup (so nothing it starts escapes, and `cpus` and
 `memory` are enforced).
 
-stdout and stderr go to files in the job's folder (not pipes), so a job outlives a server
-restart; a pump thread tails those files into the job's log. A tiny `sh` wrapper waits at a
-gate (a pipe) until the service has recorded the launch, then runs the command and records
-its exit code in a file, so the result of a job that ended while the server was down is
-still known, and a server that dies before recording the launch leaves nothing running.
+The job runs under a small supervisor (relay.py, in the job's session so it outlives a server
+restart): it waits at a gate until the service has recorded the launch, keeps stdout and
+stderr apart but in arrival order in one file that a pump thread tails into the job's log,
+kills what the command leaves behind, and records the exit code in a file, so the result of
+a job that ended while the server was down is still known, and a server that dies before
+recording the launch leaves nothing running.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 from traitlets import Bool, Unicode, default
 
@@ -25,15 +27,10 @@ from ..replies import Capabilities
 from . import cgroups
 from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome
 from .cgroups import JobCgroup
+from .docker_stream import Demux
 from .tail import FileTailExecution
 
-# `sh -c WRAPPER EXIT_FILE ARGV...`, its stdin a pipe (the gate): wait for "go" (EOF: the
-# server went before recording the launch: write "held" and never run ARGV), then run ARGV
-# with stdin from /dev/null and write its exit status to EXIT_FILE. The no-op TERM trap keeps
-# the wrapper waiting while ARGV handles SIGTERM its own way (a caught signal, unlike an
-# ignored one, is reset to the default for ARGV).
-_WRAPPER = ('trap : TERM; read -r go; exec < /dev/null; '
-            '[ "$go" = go ] || { echo held > "$0"; exit 125; }; "$@"; echo $? > "$0"')
+RELAY = str(Path(__file__).with_name("relay.py"))
 HELD = "held"
 
 
@@ -69,6 +66,9 @@ class LocalExecution(FileTailExecution):
         gate, self._gate = self._gate, None
         if gate is not None:
             os.close(gate)  # unreleased: the wrapper reads EOF and ends without running the command
+
+    def _sources(self) -> list[tuple[str, int, Callable[[bytes], None]]]:
+        return [("output", 0, Demux(self.ctx.log.append, self.unseen()).feed)]
 
     def _alive(self) -> bool:
         if self.proc is not None:
@@ -120,7 +120,10 @@ class LocalExecution(FileTailExecution):
     def kill(self) -> None:
         if self.cgroup is not None:
             self.cgroup.kill()
-        self._signal(signal.SIGKILL)
+        try:  # the command's own group (the relay cleans up after it, and then ends)
+            os.killpg(int((self.ctx.dir / "child.pid").read_text()), signal.SIGKILL)
+        except (OSError, ValueError):
+            self._signal(signal.SIGKILL)
 
     def _signal(self, sig: int) -> None:
         if self._alive():
@@ -139,7 +142,7 @@ class LocalBackend(Backend):
     name = "local"
     description = "a process on the Jupyter server's host"
 
-    shell = Unicode("/bin/sh", help="Shell used for string commands and the exit-code wrapper.").tag(config=True)
+    shell = Unicode("/bin/sh", help="Shell that runs string commands.").tag(config=True)
     cgroups = Bool(
         True, help="Contain each job in a cgroup of its own where the server may create one (as root, or with "
         "a delegated cgroup v2 tree): nothing the job starts outlives it, and cpus and memory are enforced. "
@@ -166,20 +169,24 @@ class LocalBackend(Backend):
         return env
 
     async def start(self, ctx: JobContext) -> Execution:
-        (ctx.dir / "exit_code").unlink(missing_ok=True)
         proc, group, gate = await asyncio.to_thread(self._spawn, ctx)
         state = {"pid": proc.pid, "start_time": _start_time(proc.pid)}
         return LocalExecution(ctx, state, proc, group, gate).begin()
 
     def _spawn(self, ctx: JobContext) -> tuple[subprocess.Popen, Optional[JobCgroup], int]:
-        """The wrapper, held at its gate, in the job's cgroup (blocking: runs in a thread)."""
-        gate_read, gate = os.pipe()  # not inherited by anything but the wrapper
-        argv = [self.shell, "-c", _WRAPPER, str(ctx.dir / "exit_code"), *ctx.job.spec.argv()]
+        """The relay, held at its gate, in the job's cgroup (blocking: runs in a thread)."""
+        for stale in ("exit_code", "output", "child.pid"):  # from a start a restart interrupted
+            (ctx.dir / stale).unlink(missing_ok=True)
+        argv = ctx.job.spec.argv()
+        if isinstance(ctx.job.spec.command, str):
+            argv = [self.shell, *argv[1:]]
+        gate_read, gate = os.pipe()  # not inherited by anything but the relay
+        relay = [sys.executable, "-I", "-S", RELAY, str(ctx.dir / "exit_code"), str(ctx.dir / "output"), *argv]
         try:
-            with open(ctx.dir / "stdout", "ab") as out, open(ctx.dir / "stderr", "ab") as err:
+            with open(ctx.dir / "relay.log", "ab") as diagnostics:
                 proc = subprocess.Popen(
-                    argv, cwd=ctx.workspace, env=self._environment(ctx), stdin=gate_read,
-                    stdout=out, stderr=err, start_new_session=True, close_fds=True,
+                    relay, cwd=ctx.workspace, env=self._environment(ctx), stdin=gate_read,
+                    stdout=diagnostics, stderr=diagnostics, start_new_session=True, close_fds=True,
                 )
         except OSError as exc:
             os.close(gate)

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from traitlets import Float, List, Unicode
 
@@ -74,6 +74,9 @@ class SlurmExecution(FileTailExecution):
         self._state: dict[str, str] = {"JobState": "PENDING"}
         self._unreachable_since: Optional[float] = None
         self._ran: asyncio.Future[None] = self._loop.create_future()
+
+    def _sources(self) -> list[tuple[str, int, Callable[[bytes], None]]]:
+        return self._stream_files()
 
     async def release(self) -> None:
         # a job that is not held (a reattached one, mostly) makes scontrol complain: harmless
@@ -279,6 +282,8 @@ class SlurmBackend(Backend):
     async def start(self, ctx: JobContext) -> Execution:
         def submit() -> str:
             script = ctx.dir / "job.sbatch"
+            for stale in ("stdout", "stderr"):  # Slurm appends to them
+                (ctx.dir / stale).unlink(missing_ok=True)
             if script.exists():  # a start a server restart interrupted: its held job must not linger
                 self.run("scancel", f"--name=jupyter-job-{ctx.job.id}", timeout=10)
             write_private(script, self._script(ctx))  # it exports the job's environment

@@ -9,8 +9,9 @@ from __future__ import annotations
 import abc
 import asyncio
 import threading
-from typing import Any, BinaryIO, Optional
+from typing import Any, BinaryIO, Callable, Optional
 
+from ..logs import STREAMS
 from ..models import FailureReason
 from .base import Execution, JobContext, Outcome
 
@@ -24,10 +25,17 @@ class ThreadedExecution(Execution):
     def __init__(self, ctx: JobContext, state: dict[str, Any]):
         self.ctx = ctx
         self.state = state
+        # what the log held before this execution wrote to it (an earlier attempt's output)
+        self.state.setdefault("log_base", ctx.log_base or dict.fromkeys(STREAMS, 0))
         self._loop = asyncio.get_running_loop()
         self._done: asyncio.Future[Outcome] = self._loop.create_future()
         self._detached = threading.Event()
         self._thread = threading.Thread(target=self._pump, name=f"job-{ctx.job.id}", daemon=True)
+
+    def unseen(self) -> dict[str, int]:
+        """Bytes of this execution's own output already in the log, per stream: skip them."""
+        sizes, base = self.ctx.log.stream_sizes(), self.state["log_base"]
+        return {s: max(0, n - base.get(s, 0)) for s, n in sizes.items()}
 
     def begin(self) -> ThreadedExecution:
         self._thread.start()
@@ -62,9 +70,9 @@ class ThreadedExecution(Execution):
 
 
 class FileTailExecution(ThreadedExecution):
-    """A job writing stdout and stderr to files in its folder: tailed into the job's log from
-    where the log stands (so a restart resumes with nothing lost or repeated) until the job
-    is over and the files are drained."""
+    """A job writing its output to files in its folder: tailed into the job's log from where
+    the log stands (so a restart resumes with nothing lost or repeated) until the job is over
+    and the files are drained."""
 
     @abc.abstractmethod
     def _alive(self) -> bool:
@@ -74,17 +82,21 @@ class FileTailExecution(ThreadedExecution):
     def _outcome(self) -> Outcome:
         """How the job ended, once `_alive()` said it did."""
 
+    @abc.abstractmethod
+    def _sources(self) -> list[tuple[str, int, Callable[[bytes], None]]]:
+        """The files to tail: (name in the job's folder, offset to start at, what takes the bytes)."""
+
     def _ended(self) -> None:
         """Called once the job is no longer alive, before its files are drained."""
 
     def _follow(self) -> Optional[Outcome]:
-        sizes = self.ctx.log.stream_sizes()
-        files: dict[str, BinaryIO] = {}
+        files: list[tuple[BinaryIO, Callable[[bytes], None]]] = []
         try:
-            for stream in ("stdout", "stderr"):
-                (self.ctx.dir / stream).touch()
-                files[stream] = open(self.ctx.dir / stream, "rb")
-                files[stream].seek(sizes[stream])
+            for name, offset, feed in self._sources():
+                (self.ctx.dir / name).touch()
+                fh = open(self.ctx.dir / name, "rb")
+                fh.seek(offset)
+                files.append((fh, feed))
             idle = _MIN_IDLE
             while True:
                 alive = self._alive()
@@ -100,13 +112,19 @@ class FileTailExecution(ThreadedExecution):
                 else:
                     idle = min(idle * 2, _MAX_IDLE)
         finally:
-            for fh in files.values():
+            for fh, _ in files:
                 fh.close()
 
-    def _drain(self, files: dict[str, BinaryIO]) -> bool:
+    @staticmethod
+    def _drain(files: list[tuple[BinaryIO, Callable[[bytes], None]]]) -> bool:
         got = False
-        for stream, fh in files.items():
+        for fh, feed in files:
             while data := fh.read(_READ):
-                self.ctx.log.append(stream, data)
+                feed(data)
                 got = True
         return got
+
+    def _stream_files(self) -> list[tuple[str, int, Callable[[bytes], None]]]:
+        """stdout and stderr as two files (their relative order is not known)."""
+        sizes = self.unseen()
+        return [(s, sizes[s], lambda data, s=s: self.ctx.log.append(s, data)) for s in ("stdout", "stderr")]

@@ -1,0 +1,137 @@
+"""The supervisor of a local job: `python -I -S relay.py EXIT_FILE OUTPUT_FILE ARGV...`.
+
+Standalone (standard library only, no site packages: it starts in a few milliseconds) and it
+runs in the job's session, so it outlives a server restart. It
+- waits at a gate (stdin): "go" once the service has recorded the launch; EOF (the server
+  died first) writes "held" to EXIT_FILE and never runs ARGV;
+- runs ARGV in a process group of its own with stdout and stderr on two pipes, and appends
+  what arrives, in arrival order, to OUTPUT_FILE as frames (8-byte header: stream 1 or 2,
+  three zero bytes, big-endian length; the format of Docker's attach stream);
+- is a child subreaper: when ARGV ends, every process it left behind (setsid, double fork)
+  is killed, as in a container; SIGTERM is passed on to ARGV's group;
+- writes ARGV's exit status to EXIT_FILE (128+N for signal N).
+"""
+
+import ctypes
+import os
+import select
+import signal
+import struct
+import sys
+
+_PR_SET_CHILD_SUBREAPER = 36
+_HEADER = struct.Struct(">BxxxL")
+
+
+def _subreaper() -> None:
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: descendants that left the group are not found
+
+
+def _children() -> list:
+    me, found = str(os.getpid()), []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                if fh.read().rsplit(b")", 1)[1].split()[1].decode() == me:
+                    found.append(int(pid))
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+def _reap_all() -> None:
+    """Kill whatever the job left behind (reparented to us), until nothing is left."""
+    while True:
+        left = _children()
+        if not left:
+            return
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0]:
+                pass
+        except ChildProcessError:
+            return
+
+
+def _pump(out_fd: int, pipes: dict, pid: int) -> int:
+    """Copy both pipes to the output until ARGV has exited and the pipes are drained."""
+    status = None
+    try:  # readable once ARGV exits: no polling for its end
+        exited = [os.pidfd_open(pid)]
+    except (AttributeError, OSError):
+        exited = []
+    while pipes:
+        watch = list(pipes) + (exited if status is None else [])
+        ready, _, _ = select.select(watch, [], [], (None if exited else 0.05) if status is None else 0)
+        for fd in ready:
+            if fd in exited:
+                continue
+            data = os.read(fd, 1 << 16)
+            if data:
+                os.write(out_fd, _HEADER.pack(pipes[fd], len(data)) + data)
+            else:
+                del pipes[fd]
+        if status is None:
+            done, status_ = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = status_
+        elif not ready:
+            break  # ARGV is over and nothing is pending: a leftover holding a pipe must not keep us
+    if status is None:
+        status = os.waitpid(pid, 0)[1]
+    return status
+
+
+def main(exit_file: str, output_file: str, argv: list) -> None:
+    go = sys.stdin.readline().strip()
+    if go != "go":
+        with open(exit_file, "w") as fh:
+            fh.write("held\n")
+        sys.exit(125)
+    _subreaper()
+    null = os.open(os.devnull, os.O_RDONLY)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # ARGV: its own group, stdin from /dev/null
+        os.setpgid(0, 0)
+        os.dup2(null, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        for fd in (null, out_r, out_w, err_r, err_w):
+            os.close(fd)
+        try:
+            os.execvp(argv[0], argv)
+        except OSError as exc:
+            os.write(2, f"{argv[0]}: {exc.strerror}\n".encode())
+            os._exit(127)
+    os.close(out_w)
+    os.close(err_w)
+    with open(os.path.join(os.path.dirname(exit_file), "child.pid"), "w") as fh:
+        fh.write(str(pid))
+    signal.signal(signal.SIGTERM, lambda *_: _signal_group(pid, signal.SIGTERM))
+    out_fd = os.open(output_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    status = _pump(out_fd, {out_r: 1, err_r: 2}, pid)
+    _signal_group(pid, signal.SIGKILL)
+    _reap_all()
+    code = os.waitstatus_to_exitcode(status)
+    with open(exit_file, "w") as fh:
+        fh.write(f"{128 - code if code < 0 else code}\n")
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], sys.argv[3:])
