@@ -123,6 +123,7 @@ async def test_non_follow_read_of_a_finished_log_includes_the_tail(tmp_path):
 
     log = JobLog(tmp_path)
     log.append("stdout", b"ok \xe2")  # ends inside a character (e.g. the job was killed)
+    log.close()  # the writer is done: what was held back goes out as it is
     log.finished = True
     got = b"".join([c.data async for c in follow(log, 0, follow=False)])
     assert got == b"ok \xe2"
