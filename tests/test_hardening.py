@@ -253,3 +253,27 @@ async def test_a_character_split_across_writes_arrives_whole(api, workspace):
     chunks = await api.logs(job["id"], follow=True)
     assert log_text(chunks, "stdout") == "€uro\n" and log_text(chunks, "stderr") == "between\n"
     assert "\ufffd" not in log_text(chunks)
+
+
+# -- the kernel credential ---------------------------------------------------------------------
+async def _with_kernel_token(jp_serverapp, jp_http_port, jp_base_url, headers):
+    from tornado.httpclient import AsyncHTTPClient
+
+    token = jp_serverapp.web_app.settings["jupyter_jobs_kernel_token"]
+    url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}jupyter-jobs/jobs"
+    return await AsyncHTTPClient().fetch(url, headers={"Authorization": f"token {token}", **headers},
+                                         raise_error=False)
+
+
+async def test_the_kernel_credential_is_for_kernels_only(api, jp_serverapp, jp_http_port, jp_base_url):
+    assert "JUPYTER_JOBS_TOKEN" not in os.environ  # terminals and other children inherit this
+    from jupyter_jobs.server import provisioner
+
+    assert provisioner.KERNEL_ENV["JUPYTER_JOBS_TOKEN"] == jp_serverapp.web_app.settings["jupyter_jobs_kernel_token"]
+    ok = await _with_kernel_token(jp_serverapp, jp_http_port, jp_base_url, {})
+    assert ok.code == 200
+    wrong_host = await _with_kernel_token(jp_serverapp, jp_http_port, jp_base_url, {"Host": "evil.example:80"})
+    assert wrong_host.code == 403
+    cross_origin = await _with_kernel_token(jp_serverapp, jp_http_port, jp_base_url,
+                                            {"Origin": "http://evil.example"})
+    assert cross_origin.code == 404

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from pathlib import Path
 from typing import Any
 
+from jupyter_client.provisioning import KernelProvisionerFactory
 from jupyter_server.extension.application import ExtensionApp
 
 from ..config import ENV_ROOT, ENV_TOKEN, ENV_URL, JobsConfig
+from . import provisioner
 from .handlers import handlers
 
 
@@ -29,9 +30,15 @@ class JobsApp(JobsConfig, ExtensionApp):
         self.log.info("jupyter_jobs: data in %s, backends %s", self.data_dir, ", ".join(self.service.backends))
 
     def _export_for_kernels(self) -> None:
-        os.environ[ENV_URL] = self.serverapp.connection_url
-        os.environ[ENV_TOKEN] = self.kernel_token
-        os.environ[ENV_ROOT] = str(Path(self.serverapp.root_dir).expanduser().resolve())
+        """Kernels (only kernels) get the service's URL and credential, through a provisioner."""
+        provisioner.KERNEL_ENV.update({
+            ENV_URL: self.serverapp.connection_url,
+            ENV_TOKEN: self.kernel_token,
+            ENV_ROOT: str(Path(self.serverapp.root_dir).expanduser().resolve()),
+        })
+        factory = KernelProvisionerFactory.instance()
+        if factory.default_provisioner_name == "local-provisioner":  # another one configured: leave it
+            factory.default_provisioner_name = provisioner.NAME
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(handlers)

@@ -50,9 +50,16 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
         secret = self.settings.get("jupyter_jobs_kernel_token")
         sent = self.request.headers.get("Authorization", "")
         if secret and hmac.compare_digest(sent.encode(), f"token {secret}".encode()):
-            # a kernel of this server (it inherited the secret): it acts as the server's owner
+            # a kernel of this server (it was given the secret): it acts as the server's owner,
+            # under the checks Jupyter makes of any token-authenticated request (a header token
+            # needs no XSRF cookie: browsers cannot send one cross-site)
             self._kernel_client = True
+            if not self.check_host():
+                raise web.HTTPError(403)
             self.current_user = self._jupyter_current_user = User(username="jupyter-jobs-kernel")
+            self.set_cors_headers()
+            if not self.check_origin():
+                raise web.HTTPError(404)
         else:
             await super().prepare()
         await self.service.start()
