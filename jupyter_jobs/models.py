@@ -293,6 +293,7 @@ class Job(BaseModel):
     gpus: list[int] = Field(default_factory=list)
     snapshot: Optional[str] = None
     notes: list[str] = Field(default_factory=list)
+    waiting: Optional[str] = Field(None, description="why a queued job has not started yet")
     dir: Optional[str] = Field(None, exclude=True)  # the job's folder: log, artifacts, workspace copy
     backend_state: dict[str, Any] = Field(default_factory=dict, exclude=True)
 

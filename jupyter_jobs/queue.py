@@ -32,6 +32,7 @@ class JobQueue:
         self.store, self.backends, self.gpus, self.max_running = store, backends, gpus, max_running
         self.tasks, self.launch, self.reject = tasks, launch, reject
         self.active: dict[str, JobRunner] = {}  # dequeued, until its end is recorded
+        self.waiting: dict[str, str] = {}  # why each queued job did not start at the last pass
         self._wanted = False
         self._pass: Optional[object] = None
 
@@ -53,28 +54,41 @@ class JobQueue:
             self._pass = None
 
     async def _one_pass(self) -> None:
-        cursor = None
+        cursor, waiting, position = None, {}, 0
         while True:
             queued, cursor = await self.store.list(status=[JobStatus.QUEUED], limit=200, cursor=cursor,
                                                    oldest_first=True)
             for job in queued:
-                if job.id not in self.active:
-                    await self._consider(job)
+                if job.id not in self.active and (why := await self._consider(job)):
+                    position += 1
+                    waiting[job.id] = f"{why}; #{position} in the queue"
             if cursor is None:
-                return
+                break
+        self.waiting = waiting
 
-    async def _consider(self, job: Job) -> None:
+    async def _consider(self, job: Job) -> Optional[str]:
+        """Start the job if it can start now; otherwise say why it waits."""
         backend = self.backends.get(job.backend)
         if backend is None:
             await self.reject(job, f"backend {job.backend!r} is no longer configured")
-            return
+            return None
         limit = backend.max_running or self.max_running
         if limit and self.count(job.backend) >= limit:
-            return
+            return f"the {job.backend} backend runs {limit} job(s) at once, all busy"
         gpus = self.gpus.allocate(job.spec.resources.gpus) if backend.host_gpus else []
         if gpus is None:
-            return
+            return f"needs {job.spec.resources.gpus} GPU(s), {self.gpus.free()} of {self.gpus.total} free"
         self.active[job.id] = self.launch(job, backend, gpus)
+        return None
+
+    def why_waiting(self, job: Job) -> Optional[str]:
+        """Why a queued job has not started: the queue's reason, or its backend's (e.g. Slurm's)."""
+        runner = self.active.get(job.id)
+        if runner is None:
+            return self.waiting.get(job.id, "waiting for the scheduler")
+        if runner.execution is None:
+            return "starting: preparing its workspace"
+        return runner.execution.waiting() or "starting"
 
     def count(self, backend: str) -> int:
         return sum(1 for r in self.active.values() if r.job.backend == backend)

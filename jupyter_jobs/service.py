@@ -121,7 +121,7 @@ class JobService:
     # -- submitting -------------------------------------------------------------------------
     async def submit(self, body: Any) -> dict[str, Any]:
         """Validate a spec (a JSON object), snapshot its workspace, queue it."""
-        return (await self.submit_spec(parse_spec(body))).public()
+        return self._public(await self.submit_spec(parse_spec(body)))
 
     async def submit_spec(self, spec: JobSpec) -> Job:
         name, workspace = await self._validate(spec)
@@ -167,7 +167,7 @@ class JobService:
 
     async def rerun(self, job_id: str) -> dict[str, Any]:
         """The same spec again, with a new snapshot of the workspace as it is now."""
-        return (await self.submit_spec((await self._job(job_id)).spec)).public()
+        return self._public(await self.submit_spec((await self._job(job_id)).spec))
 
     # -- reading ----------------------------------------------------------------------------
     async def _job(self, job_id: str) -> Job:
@@ -176,17 +176,22 @@ class JobService:
             raise JobNotFound(f"no job {job_id!r}")
         return job
 
+    def _public(self, job: Job) -> dict[str, Any]:
+        if job.status == JobStatus.QUEUED:
+            job.waiting = self.queue.why_waiting(job)
+        return job.public()
+
     async def get(self, job_id: str) -> dict[str, Any]:
         """The job with its status changes."""
         job = await self._job(job_id)
-        return {**job.public(), "events": await self.store.events(job_id)}
+        return {**self._public(job), "events": await self.store.events(job_id)}
 
     async def list(self, **query: Any) -> dict[str, Any]:
         """A page of jobs, newest first: status (list or comma-separated), project, limit, cursor."""
         q = ListQuery.parse(**query)
         jobs, cursor = await self.store.list(status=q.status or None, project=q.project, limit=q.limit,
                                              cursor=q.cursor)
-        return JobPage(jobs=[j.public() for j in jobs], next_cursor=cursor).model_dump()
+        return JobPage(jobs=[self._public(j) for j in jobs], next_cursor=cursor).model_dump()
 
     async def backends_info(self) -> dict[str, Any]:
         async def one(name: str, backend: Backend) -> BackendInfo:
@@ -212,7 +217,7 @@ class JobService:
             self.log_files.close(job_id)  # a job being prepared notices and does not start
         if (runner := self.queue.active.get(job_id)) is not None:
             await runner.cancel(wait)  # also one held, or pending in its backend
-        return (await self._job(job_id)).public()
+        return self._public(await self._job(job_id))
 
     async def delete(self, job_id: str) -> None:
         job = await self._job(job_id)

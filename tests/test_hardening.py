@@ -277,3 +277,20 @@ async def test_the_kernel_credential_is_for_kernels_only(api, jp_serverapp, jp_h
     cross_origin = await _with_kernel_token(jp_serverapp, jp_http_port, jp_base_url,
                                             {"Origin": "http://evil.example"})
     assert cross_origin.code == 404
+
+
+# -- queue truth ---------------------------------------------------------------------------------
+async def test_every_queued_job_says_why_it_waits(api, workspace, jp_serverapp):
+    app = jp_serverapp.extension_manager.extension_apps["jupyter_jobs"].pop()
+    app.service.backends["local"].max_running = 1
+    first = await api.submit({"command": "sleep 30", "workspace": "proj"})
+    await api.wait(first["id"], {"running"})
+    second = await api.submit({"command": "echo 2", "workspace": "proj"})
+    third = await api.submit({"command": "echo 3", "workspace": "proj"})
+    await asyncio.sleep(0.2)
+    listed = {j["id"]: j for j in (await api.call("GET", "jobs"))["jobs"]}
+    assert listed[first["id"]]["waiting"] is None
+    assert listed[second["id"]]["waiting"] == "the local backend runs 1 job(s) at once, all busy; #1 in the queue"
+    assert (await api.job(third["id"]))["waiting"].endswith("#2 in the queue")
+    await api.call("POST", "jobs", first["id"], "cancel", body={})
+    assert (await api.wait(third["id"]))["status"] == "succeeded"

@@ -183,7 +183,9 @@ async def test_gpu_waits_and_backend_limit(tmp_path):
         second = await h.service.submit({**SPEC, "resources": {"gpus": 1}})
         await h.started()
         await asyncio.sleep(0.02)
-        assert (await h.service.get(second["id"]))["status"] == "queued"
+        waiting = await h.service.get(second["id"])
+        assert waiting["status"] == "queued"
+        assert waiting["waiting"] == "needs 1 GPU(s), 0 of 1 free; #1 in the queue"
         h.backend.started[0].end(Outcome(0))
         await h.status(first["id"], "succeeded")
         await h.started(2)

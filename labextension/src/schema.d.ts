@@ -789,6 +789,12 @@ export interface components {
             started_at: string | null;
             /** @default queued */
             status: components["schemas"]["JobStatus"];
+            /**
+             * Waiting
+             * @description why a queued job has not started yet
+             * @default null
+             */
+            waiting: string | null;
         };
         /** JobEvent */
         JobEvent: {

@@ -119,6 +119,7 @@ export function JobDetail({ model, detail }: { model: JobsModel; detail: JobMode
       <h3 className="jp-JobsTitle">
         {job.spec.name || job.id} <Badge status={job.status} />
       </h3>
+      {job.waiting ? <div className="jp-JobsWaiting">Waiting: {job.waiting}</div> : null}
       {job.message ? (
         <div className={`jp-JobsMessage jp-mod-${job.status}`}>
           {job.reason ? <b>{job.reason}: </b> : null}

@@ -31,12 +31,19 @@ function Filters({ model }: { model: JobsModel }): JSX.Element {
 
 function JobRow({ job, onOpen }: { job: Job; onOpen: (id: string) => void }): JSX.Element {
   return (
-    <li className="jp-JobsRow" data-job-id={job.id} data-status={job.status} onClick={() => onOpen(job.id)}>
+    <li
+      className="jp-JobsRow"
+      data-job-id={job.id}
+      data-status={job.status}
+      title={job.waiting ? `Waiting: ${job.waiting}` : undefined}
+      onClick={() => onOpen(job.id)}
+    >
       <Badge status={job.status} />
       <span className="jp-JobsRow-name">{job.spec.name || command(job.spec)}</span>
       <span className="jp-JobsRow-meta">
         {job.id} · {job.backend} · {job.project} · {duration(job)}
       </span>
+      {job.waiting ? <span className="jp-JobsRow-waiting">{job.waiting}</span> : null}
     </li>
   );
 }
