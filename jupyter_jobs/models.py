@@ -200,6 +200,12 @@ class JobSpec(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
     resources: Resources = Field(default_factory=Resources)
     timeout: Optional[float] = None
+    retries: int = Field(0, ge=0, le=10, strict=True, description="attempts after the first, for retry_on failures")
+    retry_on: list[FailureReason] = Field(
+        default_factory=lambda: [FailureReason.LOST, FailureReason.BACKEND_ERROR], max_length=6,
+        description="the failure reasons that are retried",
+    )
+    retry_backoff: float = Field(10.0, description="seconds before the first retry; doubled for each next one")
     slurm: Optional[SlurmOptions] = None
 
     @field_validator("command", mode="before")
@@ -263,6 +269,11 @@ class JobSpec(_Strict):
     def _check_timeout(cls, value: Any) -> Optional[float]:
         return None if value is None or value == "" else parse_duration(value)
 
+    @field_validator("retry_backoff", mode="before")
+    @classmethod
+    def _check_backoff(cls, value: Any) -> float:
+        return min(parse_duration(value), 86400.0) if value not in (0, "0") else 0.0
+
     def argv(self) -> list[str]:
         """The command as an argv: a string runs through the shell, a list runs as is."""
         return ["/bin/sh", "-c", self.command] if isinstance(self.command, str) else list(self.command)
@@ -294,6 +305,8 @@ class Job(BaseModel):
     snapshot: Optional[str] = None
     notes: list[str] = Field(default_factory=list)
     waiting: Optional[str] = Field(None, description="why a queued job has not started yet")
+    attempt: int = Field(1, description="1 for the first run; more after retries")
+    not_before: Optional[datetime] = Field(None, description="a retry waits until then")
     dir: Optional[str] = Field(None, exclude=True)  # the job's folder: log, artifacts, workspace copy
     backend_state: dict[str, Any] = Field(default_factory=dict, exclude=True)
 

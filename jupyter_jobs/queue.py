@@ -7,13 +7,15 @@ restarts; this object holds what is under way in memory and decides, one pass at
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import Callable, Optional
 
 from .backends.base import Backend
 from .gpus import GPUAllocator
-from .models import Job, JobStatus
+from .models import Job, JobStatus, utcnow
 from .runner import JobRunner
 from .store import Store
 from .tasks import TaskSet
@@ -33,6 +35,7 @@ class JobQueue:
         self.tasks, self.launch, self.reject = tasks, launch, reject
         self.active: dict[str, JobRunner] = {}  # dequeued, until its end is recorded
         self.waiting: dict[str, str] = {}  # why each queued job did not start at the last pass
+        self._timer: Optional[asyncio.TimerHandle] = None  # the next retry's backoff ends
         self._wanted = False
         self._pass: Optional[object] = None
 
@@ -72,6 +75,9 @@ class JobQueue:
         if backend is None:
             await self.reject(job, f"backend {job.backend!r} is no longer configured")
             return None
+        if job.not_before and job.not_before > utcnow():
+            self._wake_at(job.not_before)
+            return f"retrying: attempt {job.attempt} starts at {job.not_before:%H:%M:%S} UTC"
         limit = backend.max_running or self.max_running
         if limit and self.count(job.backend) >= limit:
             return f"the {job.backend} backend runs {limit} job(s) at once, all busy"
@@ -89,6 +95,22 @@ class JobQueue:
         if runner.execution is None:
             return "starting: preparing its workspace"
         return runner.execution.waiting() or "starting"
+
+    def _wake_at(self, when: datetime) -> None:
+        """Look again when a retry's backoff is over."""
+        delay = max(0.0, (when - utcnow()).total_seconds())
+        if self._timer is None or self._timer.when() > asyncio.get_running_loop().time() + delay:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = asyncio.get_running_loop().call_later(delay + 0.01, self._woken)
+
+    def _woken(self) -> None:
+        self._timer = None
+        self.kick()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
 
     def count(self, backend: str) -> int:
         return sum(1 for r in self.active.values() if r.job.backend == backend)

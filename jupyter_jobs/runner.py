@@ -11,6 +11,7 @@ import asyncio
 import logging
 import shutil
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -43,12 +44,28 @@ class RunnerEnv:
 
 async def record_end(env: RunnerEnv, job: Job, outcome: Outcome, stop_reason: Optional[StopReason] = None) -> None:
     """Store the terminal status an outcome means (the first terminal status wins) and let
-    the log's followers finish."""
+    the log's followers finish; or, for a failure the spec retries, queue the next attempt."""
     end = verdict(outcome, stop_reason, job.spec.timeout)
     at = utcnow()
+    if stop_reason is None and end.reason in job.spec.retry_on and job.attempt <= job.spec.retries:
+        await _retry(env, job, f"{end.reason.value}: {end.message}" if end.reason else "failed")
+        return
     await env.store.transition(job.id, end.status, at, exit_code=outcome.exit_code, finished_at=at,
                                reason=end.reason, message=end.message)
     env.logs.close(job.id)
+
+
+async def _retry(env: RunnerEnv, job: Job, why: str) -> None:
+    """Queue the job again after a backoff (doubling each attempt); the event and the log say so."""
+    delay = job.spec.retry_backoff * 2 ** (job.attempt - 1)
+    at = utcnow()
+    message = (f"attempt {job.attempt} of {job.spec.retries + 1} failed ({why}); "
+               f"attempt {job.attempt + 1} starts in {delay:g} s")
+    log_ = await env.logs.active(job.id, env.job_dir(job))
+    log_.append("stderr", f"\n[jupyter_jobs] {message}\n".encode())
+    await env.store.transition(job.id, JobStatus.QUEUED, at, message=message, attempt=job.attempt + 1,
+                               not_before=at + timedelta(seconds=delay), backend_state={}, gpus=[],
+                               started_at=None, exit_code=None, reason=None)
 
 
 class JobRunner:

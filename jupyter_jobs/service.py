@@ -86,6 +86,7 @@ class JobService:
         launching = [r.launching for r in self.queue.active.values() if r.launching and not r.launching.done()]
         if launching:  # a job being started gets recorded as running before we go
             await asyncio.wait(launching, timeout=30)
+        self.queue.close()
         for runner in list(self.queue.active.values()):
             runner.detach()
         await self.tasks.cancel_all()

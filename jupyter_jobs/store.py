@@ -85,7 +85,9 @@ _COLUMNS = (
     "id, status, backend, project, reason, message, exit_code, spec, created_at, started_at, "
     "finished_at, gpus, snapshot, notes, backend_state"
 )
-_UPDATABLE = {"reason", "message", "exit_code", "started_at", "finished_at", "gpus", "backend_state"}
+_SELECT = f"{_COLUMNS}, attempt, not_before, dir"
+_UPDATABLE = {"reason", "message", "exit_code", "started_at", "finished_at", "gpus", "backend_state", "attempt",
+              "not_before"}
 
 
 def _dt(value: Optional[datetime]) -> Optional[str]:
@@ -109,6 +111,8 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         snapshot=row["snapshot"],
         notes=json.loads(row["notes"]),
         backend_state=json.loads(row["backend_state"]),
+        attempt=row["attempt"],
+        not_before=row["not_before"],
         dir=row["dir"],
     )
 
@@ -252,7 +256,7 @@ class Store:
     # -- reads ------------------------------------------------------------------------------
     async def get(self, job_id: str) -> Optional[Job]:
         def _get() -> Optional[Job]:
-            row = self.db.execute(f"SELECT {_COLUMNS}, dir FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = self.db.execute(f"SELECT {_SELECT} FROM jobs WHERE id = ?", (job_id,)).fetchone()
             return _row_to_job(row) if row else None
 
         return await self._run(_get)
@@ -286,7 +290,7 @@ class Store:
             if cursor is not None:
                 where.append("seq > ?" if oldest_first else "seq < ?")
                 args.append(cursor)
-            sql = f"SELECT seq, {_COLUMNS}, dir FROM jobs"
+            sql = f"SELECT seq, {_SELECT} FROM jobs"
             if where:
                 sql += " WHERE " + " AND ".join(where)
             sql += f" ORDER BY seq {'ASC' if oldest_first else 'DESC'} LIMIT ?"

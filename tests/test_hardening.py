@@ -294,3 +294,16 @@ async def test_every_queued_job_says_why_it_waits(api, workspace, jp_serverapp):
     assert (await api.job(third["id"]))["waiting"].endswith("#2 in the queue")
     await api.call("POST", "jobs", first["id"], "cancel", body={})
     assert (await api.wait(third["id"]))["status"] == "succeeded"
+
+
+# -- retries -------------------------------------------------------------------------------------
+async def test_a_failed_attempt_is_retried_and_the_log_shows_both(api, workspace):
+    flaky = ('if [ -e "$JOB_STORAGE_DIR/tried-$JOB_ID" ]; then echo second try; '
+             'else touch "$JOB_STORAGE_DIR/tried-$JOB_ID"; echo first try; exit 3; fi')
+    job = await api.submit({"command": flaky, "workspace": "proj", "retries": 1, "retry_on": ["exit_code"],
+                            "retry_backoff": 0.1})
+    done = await api.wait(job["id"])
+    assert (done["status"], done["attempt"]) == ("succeeded", 2)
+    text = log_text(await api.logs(job["id"]))
+    assert text.startswith("first try\n") and text.endswith("second try\n")
+    assert "[jupyter_jobs] attempt 1 of 2 failed (exit_code: the command exited with code 3)" in text

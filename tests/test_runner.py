@@ -292,3 +292,34 @@ async def test_a_launch_that_never_ran_is_queued_again_and_runs_once(tmp_path):
         done = await again.status(job_id, "succeeded")
         assert len(again.backend.started) == 1
         assert [e["status"] for e in done["events"]].count("succeeded") == 1
+
+
+# -- retries -----------------------------------------------------------------------------------
+async def test_a_lost_job_is_retried_after_a_backoff_and_each_attempt_shows(tmp_path):
+    async with harness(tmp_path) as h:
+        job = await h.running(retries=2, retry_backoff=0.2)
+        h.backend.started[0].end(Outcome(None, FailureReason.LOST, "the node went away"))
+        waiting = await h.status(job["id"], "queued")
+        assert waiting["attempt"] == 2 and waiting["waiting"].startswith("retrying: attempt 2 starts at")
+        await asyncio.sleep(0.05)
+        assert len(h.backend.started) == 1  # the backoff holds it back...
+        await h.started(2)  # ...then it runs again
+        h.backend.started[1].end(Outcome(0))
+        done = await h.status(job["id"], "succeeded")
+        assert [e["status"] for e in done["events"]] == ["queued", "running", "queued", "running", "succeeded"]
+        assert "attempt 1 of 3 failed (lost: the node went away)" in done["events"][2]["message"]
+
+
+async def test_retries_stop_after_the_last_attempt_and_skip_other_reasons(tmp_path):
+    async with harness(tmp_path) as h:
+        job = await h.running(retries=1, retry_backoff=0)
+        h.backend.started[0].end(Outcome(None, FailureReason.BACKEND_ERROR, "engine gone"))
+        await h.started(2)
+        h.backend.started[1].end(Outcome(None, FailureReason.BACKEND_ERROR, "engine gone again"))
+        failed = await h.status(job["id"], "failed")
+        assert (failed["attempt"], failed["message"]) == (2, "engine gone again")
+        other = await h.running(retries=3, retry_backoff=0)  # exit codes are not retried by default
+        h.backend.started[2].end(Outcome(1))
+        assert (await h.status(other["id"], "failed"))["reason"] == "exit_code"
+        await asyncio.sleep(0.05)
+        assert len(h.backend.started) == 3

@@ -710,6 +710,11 @@ export interface components {
          * @enum {string}
          */
         FailureReason: "exit_code" | "timeout" | "oom" | "backend_error" | "lost";
+        /**
+         * FailureReason
+         * @enum {string}
+         */
+        FailureReasonInput: "exit_code" | "timeout" | "oom" | "backend_error" | "lost";
         /** FieldError */
         FieldError: {
             /** Field */
@@ -740,6 +745,12 @@ export interface components {
          * @description A submitted job as the service records it.
          */
         Job: {
+            /**
+             * Attempt
+             * @description 1 for the first run; more after retries
+             * @default 1
+             */
+            attempt: number;
             /** Backend */
             backend: string;
             /**
@@ -770,6 +781,12 @@ export interface components {
             message: string | null;
             /** @description spec.name, for convenience */
             name?: string | null;
+            /**
+             * Not Before
+             * @description a retry waits until then
+             * @default null
+             */
+            not_before: string | null;
             /** Notes */
             notes: string[];
             /** Project */
@@ -855,6 +872,23 @@ export interface components {
              */
             project?: string | null;
             resources?: components["schemas"]["Resources"];
+            /**
+             * Retries
+             * @description attempts after the first, for retry_on failures
+             * @default 0
+             */
+            retries?: number;
+            /**
+             * Retry Backoff
+             * @description seconds before the first retry; doubled for each next one
+             * @default 10
+             */
+            retry_backoff?: number;
+            /**
+             * Retry On
+             * @description the failure reasons that are retried
+             */
+            retry_on?: components["schemas"]["FailureReason"][];
             /** @default null */
             slurm?: components["schemas"]["SlurmOptions"] | null;
             /** Tags */
@@ -907,6 +941,23 @@ export interface components {
              */
             project?: string | null;
             resources?: components["schemas"]["ResourcesInput"];
+            /**
+             * Retries
+             * @description attempts after the first, for retry_on failures
+             * @default 0
+             */
+            retries?: number;
+            /**
+             * Retry Backoff
+             * @description seconds before the first retry; doubled for each next one
+             * @default 10
+             */
+            retry_backoff?: number;
+            /**
+             * Retry On
+             * @description the failure reasons that are retried
+             */
+            retry_on?: components["schemas"]["FailureReasonInput"][];
             /** @default null */
             slurm?: components["schemas"]["SlurmOptionsInput"] | null;
             /** Tags */
