@@ -60,6 +60,10 @@ class JobsConfig(LoggingConfigurable):
         "a list of {'index': i, 'name': ...} declares them one by one.",
     ).tag(config=True)
     gpu_share = Int(1, help="How many jobs may use one GPU at once.").tag(config=True)
+    max_log_size = Int(
+        1 << 30, help="Most bytes of output a job's log keeps; past it the oldest output is dropped (with a "
+        "note where it was) and the job runs on. 0: no limit."
+    ).tag(config=True)
 
     def _inventory(self) -> list[GPU]:
         if isinstance(self.gpus, int):
@@ -91,4 +95,5 @@ class JobsConfig(LoggingConfigurable):
             gpus=GPUAllocator(self._inventory(), share=self.gpu_share),
             kill_grace=self.kill_grace,
             max_running=self.max_running,
+            max_log_size=self.max_log_size,
         )

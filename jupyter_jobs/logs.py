@@ -8,6 +8,7 @@ followers that resume from any offset with no loss and no duplicates.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import struct
 import threading
@@ -28,10 +29,11 @@ class Chunk:
     offset: int
     stream: str
     data: bytes
+    end: int = -1  # where the next chunk starts: offset + len(data), except for a note on a cut
 
-    @property
-    def end(self) -> int:
-        return self.offset + len(self.data)
+    def __post_init__(self) -> None:
+        if self.end < 0:
+            self.end = self.offset + len(self.data)
 
     def to_json(self) -> dict:
         return {"offset": self.offset, "next": self.end, "stream": self.stream,
@@ -53,9 +55,12 @@ def _complete(data: bytes) -> int:
 class JobLog:
     """One job's log. Thread-safe appends; async waiting for new data on the owning loop."""
 
-    def __init__(self, folder: Path, loop: Optional[asyncio.AbstractEventLoop] = None):
+    def __init__(self, folder: Path, loop: Optional[asyncio.AbstractEventLoop] = None, cap: int = 0):
         self.path = Path(folder) / "log"
         self.index_path = Path(folder) / "log.idx"
+        self.cut_path = Path(folder) / "log.cut"
+        self.cap = cap  # most bytes kept (0: all); past it the oldest output is dropped
+        self.cut = 0  # bytes before this offset were dropped (offsets stay as they were)
         self._loop = loop
         self._lock = threading.Lock()
         self._offsets = array("q")
@@ -81,6 +86,10 @@ class JobLog:
             self.size = self.path.stat().st_size
         except FileNotFoundError:
             self.size = 0
+        try:
+            self.cut = int(self.cut_path.read_text())
+        except (OSError, ValueError):
+            self.cut = 0
 
     # -- writing (any thread) ---------------------------------------------------------------
     def append(self, stream: str, data: bytes) -> None:
@@ -114,6 +123,23 @@ class JobLog:
             written = os.write(self._fd, view)
             view = view[written:]
         self.size += len(data)
+        if self.cap and self.size - self.cut > self.cap:
+            self._drop_head()
+
+    def _drop_head(self) -> None:
+        """Keep the newest half of the cap: free the older bytes' disk blocks (a hole in the
+        file, so every offset stays valid) and remember where the kept output starts."""
+        cut = self.size - self.cap // 2
+        with open(self.path, "rb") as fh:  # start the kept part at a line
+            fh.seek(cut)
+            line_end = fh.read(1 << 16).find(b"\n")
+        if line_end >= 0 and cut + line_end + 1 < self.size:
+            cut += line_end + 1
+        _punch_hole(self._fd, self.cut, cut - self.cut)  # type: ignore[arg-type]
+        self.cut = cut
+        tmp = self.cut_path.with_suffix(".tmp")
+        tmp.write_text(str(cut))
+        os.replace(tmp, self.cut_path)
 
     def close(self) -> None:
         """The writer is done: bytes held back as half a character go out as they are."""
@@ -178,15 +204,25 @@ class JobLog:
             skip += 1
         return offset + skip
 
+    def _cut_note(self, offset: int) -> Chunk:
+        note = (f"[jupyter_jobs] {self.cut - offset} bytes of output were dropped here: a job's log keeps "
+                f"its last {self.cap or self.size - self.cut} bytes (c.JobsApp.max_log_size)\n")
+        return Chunk(offset, "stderr", note.encode(), end=self.cut)
+
     def read(self, offset: int, limit: int = READ_SIZE, final: bool = False) -> list[Chunk]:
         """Chunks from `offset` (blocking file I/O: call off the loop). Unless `final`, ends on
-        whole characters and, where the range holds one, on a line end."""
+        whole characters and, where the range holds one, on a line end. A range that was
+        dropped (the log cap) reads as one note that ends where the kept output starts."""
         size = self.size
         if offset >= size:
             return []
+        if offset < self.cut:
+            return [self._cut_note(offset)]
         with open(self.path, "rb") as fh:
             fh.seek(offset)
             data = fh.read(min(limit, size - offset))
+        if offset < self.cut:  # dropped while being read
+            return [self._cut_note(offset)]
         if not final:
             cut = data.rfind(b"\n") + 1 if offset + len(data) < size else 0
             data = data[: cut or _complete(data)]
@@ -228,17 +264,31 @@ async def follow(
         await log.wait_beyond(seen, poll)  # past `seen`: a held-back half character waits too
 
 
+def _punch_hole(fd: int, offset: int, length: int) -> None:
+    """Free a file range's disk blocks (Linux fallocate PUNCH_HOLE); where it cannot, the range
+    stays on disk but is never served."""
+    if length <= 0:
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.fallocate(ctypes.c_int(fd), ctypes.c_int(0x02 | 0x01),  # PUNCH_HOLE | KEEP_SIZE
+                       ctypes.c_longlong(offset), ctypes.c_longlong(length))
+    except (OSError, AttributeError):
+        pass
+
+
 class LogRegistry:
     """One shared JobLog per active job (so followers wake on appends); a finished job's log is
     opened fresh for each reader. Lives on the service's event loop."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_size: int = 0) -> None:
         self._open: dict[str, JobLog] = {}
+        self.max_size = max_size
 
     async def active(self, job_id: str, folder: Path) -> JobLog:
         """The log of a job that may still be written to."""
         if job_id not in self._open:
-            loaded = await asyncio.to_thread(JobLog, folder, asyncio.get_running_loop())
+            loaded = await asyncio.to_thread(JobLog, folder, asyncio.get_running_loop(), self.max_size)
             self._open.setdefault(job_id, loaded)
         return self._open[job_id]
 

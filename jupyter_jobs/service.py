@@ -37,13 +37,13 @@ class JobService:
 
     def __init__(self, *, store: Store, snapshots: SnapshotStore, root_dir: Path, jobs_dir: Path, storage_dir: Path,
                  backends: dict[str, Backend], default_backend: str, gpus: GPUAllocator, kill_grace: float = 10.0,
-                 max_running: int = 0):
+                 max_running: int = 0, max_log_size: int = 0):
         if default_backend not in backends:
             raise ValueError(f"default backend {default_backend!r} is not a configured backend")
         self.store, self.snapshots, self.root_dir = store, snapshots, Path(root_dir)
         self.backends, self.default_backend, self.gpus = backends, default_backend, gpus
         self.tasks = TaskSet()
-        self.log_files = LogRegistry()
+        self.log_files = LogRegistry(max_log_size)
         self.env = RunnerEnv(store=store, snapshots=snapshots, logs=self.log_files, jobs_dir=Path(jobs_dir),
                              storage_dir=Path(storage_dir), kill_grace=kill_grace, spawn=self.tasks.spawn,
                              gpu_inventory=gpus.total > 0)

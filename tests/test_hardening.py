@@ -307,3 +307,21 @@ async def test_a_failed_attempt_is_retried_and_the_log_shows_both(api, workspace
     text = log_text(await api.logs(job["id"]))
     assert text.startswith("first try\n") and text.endswith("second try\n")
     assert "[jupyter_jobs] attempt 1 of 2 failed (exit_code: the command exited with code 3)" in text
+
+
+# -- disk ------------------------------------------------------------------------------------------
+async def test_a_log_over_its_cap_keeps_the_tail_and_notes_the_cut(api, workspace, jp_serverapp, jobs_data):
+    app = jp_serverapp.extension_manager.extension_apps["jupyter_jobs"].pop()
+    app.service.log_files.max_size = 256 << 10
+    writer = "for i in range(200000): print(f'line {i:06d} ' + 'x' * 40)"  # ~11 MB
+    job = await api.submit({"command": ["python", "-c", writer], "workspace": "proj"})
+    assert (await api.wait(job["id"]))["status"] == "succeeded"  # the job ran on to its end
+    text = log_text(await api.logs(job["id"]))
+    assert text.startswith("[jupyter_jobs] ") and "bytes of output were dropped here" in text
+    lines = text.splitlines()[1:]
+    assert lines[-1] == "line 199999 " + "x" * 40 and len(text) <= 300 << 10
+    assert [int(line.split()[1]) for line in lines] == list(range(int(lines[0].split()[1]), 200000))
+    log_file = jobs_data / "jobs" / job["id"] / "log"
+    assert log_file.stat().st_size > 10 << 20 and log_file.stat().st_blocks * 512 < 1 << 20  # the head is freed
+    resumed = await api.logs(job["id"], offset=1000)  # an offset inside the dropped part: the note, then the tail
+    assert resumed[0]["text"].startswith("[jupyter_jobs]") and resumed[1]["offset"] == resumed[0]["next"]
