@@ -17,7 +17,7 @@ from .files import private_dir
 from .gpus import GPU, GPUAllocator, discover
 from .service import JobService
 from .store import Store
-from .workspace import SnapshotStore
+from .snapshots import SnapshotStore
 
 #: where a kernel started by the server finds the service (the server puts these in its env)
 ENV_URL = "JUPYTER_JOBS_URL"
@@ -60,6 +60,13 @@ class JobsConfig(LoggingConfigurable):
         "a list of {'index': i, 'name': ...} declares them one by one.",
     ).tag(config=True)
     gpu_share = Int(1, help="How many jobs may use one GPU at once.").tag(config=True)
+    retention = Dict(
+        help="How long finished jobs (with their logs and artifacts) are kept: {'max_age': '30d', 'max_jobs': "
+        "10000}; either key may be left out. Default: kept until deleted.",
+    ).tag(config=True)
+    housekeeping_interval = Float(
+        3600.0, help="Seconds between applying retention and collecting unused snapshot data (also done at start)."
+    ).tag(config=True)
     max_log_size = Int(
         1 << 30, help="Most bytes of output a job's log keeps; past it the oldest output is dropped (with a "
         "note where it was) and the job runs on. 0: no limit."
@@ -96,4 +103,6 @@ class JobsConfig(LoggingConfigurable):
             kill_grace=self.kill_grace,
             max_running=self.max_running,
             max_log_size=self.max_log_size,
+            retention=self.retention,
+            housekeeping_interval=self.housekeeping_interval,
         )

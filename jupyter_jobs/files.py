@@ -4,6 +4,7 @@ may hold a secret (a job's environment) are never readable by other users of the
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 
@@ -20,3 +21,15 @@ def write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as fh:
         os.fchmod(fd, 0o600)
         fh.write(text)
+
+
+def remove_tree(path: Path) -> list[str]:
+    """Remove a folder and everything in it; returns what could not be removed, and why."""
+    left: list[str] = []
+
+    def note(_function: object, failed: str, exc_info: tuple) -> None:
+        left.append(f"{failed} ({exc_info[1].strerror if hasattr(exc_info[1], 'strerror') else exc_info[1]})")
+
+    if path.exists() or path.is_symlink():
+        shutil.rmtree(path, onerror=note)
+    return left

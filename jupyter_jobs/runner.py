@@ -19,7 +19,7 @@ from .backends.base import Backend, BackendError, Execution, JobContext
 from .logs import LogRegistry
 from .models import FailureReason, Job, JobStatus, Outcome, StopReason, utcnow, verdict
 from .store import Store
-from .workspace import SnapshotStore
+from .snapshots import SnapshotStore
 
 log = logging.getLogger(__name__)
 

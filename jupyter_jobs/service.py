@@ -8,15 +8,15 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Optional
 
 from .artifacts import ArtifactMissing, list_artifacts, open_artifact
 from .backends.base import Backend
-from .files import private_dir
+from .files import private_dir, remove_tree
 from .gpus import GPUAllocator
+from .housekeeping import Housekeeper, Retention
 from .logs import LogRegistry, follow
 from .models import FailureReason, Job, JobConflict, JobNotFound, JobSpec, JobStatus, Outcome, SpecError, parse_spec
 from .models import utcnow
@@ -25,7 +25,7 @@ from .replies import BackendInfo, BackendsReply, GPUInfo, JobPage, ListQuery, Lo
 from .runner import JobRunner, RunnerEnv, record_end
 from .store import Store
 from .tasks import TaskSet
-from .workspace import SnapshotError, SnapshotStore
+from .snapshots import SnapshotError, SnapshotInfo, SnapshotStore
 
 
 def _inside(path: str, root: str) -> bool:
@@ -37,7 +37,8 @@ class JobService:
 
     def __init__(self, *, store: Store, snapshots: SnapshotStore, root_dir: Path, jobs_dir: Path, storage_dir: Path,
                  backends: dict[str, Backend], default_backend: str, gpus: GPUAllocator, kill_grace: float = 10.0,
-                 max_running: int = 0, max_log_size: int = 0):
+                 max_running: int = 0, max_log_size: int = 0, retention: Optional[dict[str, Any]] = None,
+                 housekeeping_interval: float = 3600.0):
         if default_backend not in backends:
             raise ValueError(f"default backend {default_backend!r} is not a configured backend")
         self.store, self.snapshots, self.root_dir = store, snapshots, Path(root_dir)
@@ -49,6 +50,8 @@ class JobService:
                              gpu_inventory=gpus.total > 0)
         self.queue = JobQueue(store=store, backends=backends, gpus=gpus, max_running=max_running, tasks=self.tasks,
                               launch=self._launch, reject=self._reject)
+        self.housekeeper = Housekeeper(store=store, snapshots=snapshots, retention=Retention(retention or {}),
+                                       interval=housekeeping_interval, delete=self.delete)
         self._started: Optional[asyncio.Future] = None
         self._stopping = self._closed = False
 
@@ -79,6 +82,7 @@ class JobService:
             if cursor is None:
                 break
         self.queue.kick()
+        self.tasks.spawn(self.housekeeper.run_forever())
 
     async def stop(self) -> None:
         """Stop watching; running jobs keep running and are reattached on the next start."""
@@ -130,6 +134,12 @@ class JobService:
             snap = await asyncio.to_thread(self.snapshots.snapshot, workspace)
         except SnapshotError as exc:
             raise SpecError.one("workspace", str(exc)) from None
+        try:
+            return await self._record(spec, name, workspace, snap)
+        finally:
+            self.snapshots.unpin(snap.id)  # recorded (or not): garbage collection decides now
+
+    async def _record(self, spec: JobSpec, name: str, workspace: Path, snap: SnapshotInfo) -> Job:
         job_id = secrets.token_hex(6)
         job_dir = (self.backends[name].jobs_root() or self.env.jobs_dir) / job_id
         job = Job(
@@ -225,10 +235,12 @@ class JobService:
         if not job.status.is_terminal():
             raise JobConflict(f"job {job_id} is {job.status.value}: cancel it before deleting it")
         job_dir = await self.store.job_dir(job_id)
+        left = await asyncio.to_thread(remove_tree, job_dir) if job_dir is not None else []
+        if left:  # the job stays, so nothing is forgotten while its files remain
+            shown = "; ".join(left[:5]) + (f"; and {len(left) - 5} more" if len(left) > 5 else "")
+            raise JobConflict(f"job {job_id} was kept: {len(left)} of its files could not be removed ({shown})")
         await self.store.delete(job_id)
         self.log_files.forget(job_id)
-        if job_dir is not None:
-            await asyncio.to_thread(shutil.rmtree, job_dir, True)
 
     # -- logs and artifacts -----------------------------------------------------------------
     async def logs(self, job_id: str, offset: int = 0, *, follow_: bool = False,

@@ -310,5 +310,30 @@ class Store:
 
         return await self._run(_events)
 
+    async def snapshot_ids(self) -> set[str]:
+        """Every snapshot a recorded job refers to (what garbage collection keeps)."""
+        def _ids() -> set[str]:
+            return {r[0] for r in self.db.execute("SELECT DISTINCT snapshot FROM jobs WHERE snapshot IS NOT NULL")}
+
+        return await self._run(_ids)
+
+    async def expired(self, *, finished_before: Optional[datetime], keep: int, limit: int = 500) -> list[str]:
+        """Finished jobs past retention: finished before a time, or beyond the newest `keep`."""
+        def _expired() -> list[str]:
+            marks = ", ".join("?" * len(TERMINAL_STATUSES))
+            terminal = [s.value for s in TERMINAL_STATUSES]
+            found: list[str] = []
+            if finished_before is not None:
+                found += [r[0] for r in self.db.execute(
+                    f"SELECT id FROM jobs WHERE status IN ({marks}) AND finished_at < ? ORDER BY seq LIMIT ?",
+                    [*terminal, finished_before.isoformat(), limit])]
+            if keep > 0:
+                found += [r[0] for r in self.db.execute(
+                    f"SELECT id FROM jobs WHERE status IN ({marks}) ORDER BY seq DESC LIMIT ? OFFSET ?",
+                    [*terminal, limit, keep])]
+            return list(dict.fromkeys(found))[:limit]
+
+        return await self._run(_expired)
+
     async def count(self) -> int:
         return await self._run(lambda: self.db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])

@@ -325,3 +325,23 @@ async def test_a_log_over_its_cap_keeps_the_tail_and_notes_the_cut(api, workspac
     assert log_file.stat().st_size > 10 << 20 and log_file.stat().st_blocks * 512 < 1 << 20  # the head is freed
     resumed = await api.logs(job["id"], offset=1000)  # an offset inside the dropped part: the note, then the tail
     assert resumed[0]["text"].startswith("[jupyter_jobs]") and resumed[1]["offset"] == resumed[0]["next"]
+
+
+async def test_delete_that_cannot_remove_files_keeps_the_job_and_says_what(api, workspace, jobs_data):
+    import shutil
+    import subprocess
+
+    require("chattr", None if shutil.which("chattr") and os.geteuid() == 0 else "needs chattr as root")
+    job = await api.submit({"command": "echo x > $JOB_ARTIFACTS_DIR/stuck.txt", "workspace": "proj"})
+    await api.wait(job["id"])
+    stuck = jobs_data / "jobs" / job["id"] / "artifacts" / "stuck.txt"
+    subprocess.run(["chattr", "+i", str(stuck)], check=True)
+    try:
+        refused = await api.call("DELETE", "jobs", job["id"], expect=409)
+        assert "could not be removed" in refused["message"] and "stuck.txt" in refused["message"]
+        assert (await api.job(job["id"]))["status"] == "succeeded"  # still listed, nothing forgotten
+    finally:
+        subprocess.run(["chattr", "-i", str(stuck)], check=True)
+    await api.call("DELETE", "jobs", job["id"], expect=204)
+    assert not (jobs_data / "jobs" / job["id"]).exists()
+    await api.call("GET", "jobs", job["id"], expect=404)

@@ -14,11 +14,12 @@ import pytest
 
 from fakes import FakeBackend
 from jupyter_jobs.gpus import GPU, GPUAllocator
+from jupyter_jobs.housekeeping import Retention
 from jupyter_jobs.models import FailureReason, JobStatus, Outcome, verdict
 from jupyter_jobs.models import utcnow as store_now
 from jupyter_jobs.service import JobService
 from jupyter_jobs.store import Store
-from jupyter_jobs.workspace import SnapshotStore
+from jupyter_jobs.snapshots import SnapshotStore
 
 SPEC = {"command": "train", "backend": "fake"}
 
@@ -323,3 +324,54 @@ async def test_retries_stop_after_the_last_attempt_and_skip_other_reasons(tmp_pa
         assert (await h.status(other["id"], "failed"))["reason"] == "exit_code"
         await asyncio.sleep(0.05)
         assert len(h.backend.started) == 3
+
+
+# -- disk: retention and garbage collection, over real SQLite and real snapshot packs ----------
+async def test_retention_deletes_finished_jobs_by_count_and_age(tmp_path):
+    from datetime import timedelta
+
+    async with harness(tmp_path) as h:
+        ids = []
+        for i in range(4):
+            job = await h.running()
+            h.backend.started[i].end(Outcome(0))
+            await h.status(job["id"], "succeeded")
+            ids.append(job["id"])
+        queued_while = await h.service.submit(SPEC)  # not finished: never touched by retention
+        await h.started(5)
+        await h.service.store.update(ids[3], finished_at=store_now() - timedelta(days=40))  # newest, long done
+        h.service.housekeeper.retention = Retention({"max_age": "30d", "max_jobs": 2})
+        done = await h.service.housekeeper.once()
+        assert done["deleted_jobs"] == 3
+        left = {j["id"] for j in (await h.service.list())["jobs"]}
+        assert left == {ids[2], queued_while["id"]}
+        assert not (tmp_path / "data" / "jobs" / ids[0]).exists()
+
+
+async def test_garbage_collection_is_safe_while_jobs_are_submitted(tmp_path):
+    async with harness(tmp_path) as h:
+        stop = False
+
+        async def collect_all_the_time() -> int:
+            rounds = 0
+            while not stop:
+                await h.service.housekeeper.once()
+                rounds += 1
+            return rounds
+
+        collector = asyncio.ensure_future(collect_all_the_time())
+        for i in range(25):
+            (h.root / f"data{i % 3}.txt").write_text(f"version {i}\n" * 100)
+            await h.service.submit(SPEC)
+        await h.started(25)  # every job's workspace was materialized from its snapshot
+        stop = True
+        assert await collector > 0
+        assert all(e.ctx.workspace.joinpath("train.py").exists() for e in h.backend.started)
+        for e in h.backend.started:
+            e.end(Outcome(0))
+        for job in (await h.service.list(limit=50))["jobs"]:
+            await h.status(job["id"], "succeeded")
+            await h.service.delete(job["id"])
+        freed = await h.service.housekeeper.once()
+        assert freed["blobs"] > 0 and h.service.snapshots.blob_count() == 0
+        assert list((tmp_path / "data" / "packs").glob("*.pack")) == []

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_jobs.workspace import SnapshotError, SnapshotStore
+from jupyter_jobs.snapshots import SnapshotError, SnapshotStore
 
 
 @pytest.fixture

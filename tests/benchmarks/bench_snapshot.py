@@ -15,7 +15,7 @@ from pathlib import Path
 
 from common import parser, table
 
-from jupyter_jobs.workspace import SnapshotStore
+from jupyter_jobs.snapshots import SnapshotStore
 
 
 def make_tree(root: Path, files: int, total: int) -> None:
