@@ -345,3 +345,14 @@ async def test_delete_that_cannot_remove_files_keeps_the_job_and_says_what(api, 
     await api.call("DELETE", "jobs", job["id"], expect=204)
     assert not (jobs_data / "jobs" / job["id"]).exists()
     await api.call("GET", "jobs", job["id"], expect=404)
+
+
+async def test_a_configured_strip_env_adds_to_the_credentials_kept_out(api, workspace, jp_serverapp, monkeypatch):
+    app = jp_serverapp.extension_manager.extension_apps["jupyter_jobs"].pop()
+    app.service.backends["local"].strip_env = ["MY_SITE_SECRET"]
+    monkeypatch.setenv("MY_SITE_SECRET", "site")
+    monkeypatch.setenv("JUPYTER_TOKEN", "server-token")
+    monkeypatch.setenv("HARMLESS", "kept")
+    job = await api.submit({"command": 'echo "${MY_SITE_SECRET:-none} ${JUPYTER_TOKEN:-none} $HARMLESS"',
+                            "workspace": "proj"})
+    assert log_text(await api.logs(job["id"], follow=True)) == "none none kept\n"
