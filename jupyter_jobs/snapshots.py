@@ -233,7 +233,7 @@ class SnapshotStore:
         found = workspace.scan(source)
         total = sum(f.size for f in found.files)
         if total > self.max_bytes:
-            raise SnapshotError(self._too_large(found.files, total))
+            raise SnapshotError(_too_large(found.files, total, self.max_bytes))
         cache_path = self.manifests / f"latest-{hashlib.sha1(str(source.resolve()).encode()).hexdigest()}"
         cached_id, cached_shape, cached = self._load_stat_cache(cache_path)
         with self._lock:  # a blob the cache names may have been collected since
@@ -283,16 +283,6 @@ class SnapshotStore:
                 pack.abandon()
                 raise
             pack.close()
-
-    def _too_large(self, files: list[_File], total: int) -> str:
-        largest = sorted(files, key=lambda f: f.size, reverse=True)[:5]
-        lines = "\n".join(f"  {human_size(f.size):>10}  {f.path}" for f in largest)
-        return (
-            f"the workspace holds {human_size(total)} in {len(files)} files, over the "
-            f"{human_size(self.max_bytes)} snapshot limit. Largest files:\n{lines}\n"
-            "Exclude what the job does not need with a .jobignore file (gitignore syntax) in the "
-            f"workspace, e.g. a line '{largest[0].path}', or keep data in the storage folder."
-        )
 
     def _load_stat_cache(self, path: Path) -> tuple[Optional[str], list, dict[str, _Cached]]:
         """What the last snapshot of this folder saw: its id, links and dirs, and per file
@@ -385,7 +375,7 @@ class SnapshotStore:
             if len(kept) == len(blobs):
                 index.update((d, (pack, o, n)) for d, o, n in blobs)
             else:
-                index.update(self._repack(pack, kept) if kept else {})
+                index.update(_repack(self.packs, pack, kept) if kept else {})
                 (self.packs / f"{pack}.pack").unlink(missing_ok=True)
         raw = b"".join(_INDEX.pack(bytes.fromhex(d), bytes.fromhex(p), o, n) for d, (p, o, n) in index.items())
         self._atomic_write(self.index_path, raw)
@@ -393,28 +383,40 @@ class SnapshotStore:
         self._index_inode = os.stat(self.index_path).st_ino
         return freed
 
-    def _repack(self, pack: str, blobs: list[tuple[str, int, int]]) -> dict[str, tuple[str, int, int]]:
-        """Copy a pack's live blobs into a new pack (the kernel copies: copy_file_range)."""
-        name = uuid.uuid4().hex[:16]
-        moved, offset = {}, 0
-        src = os.open(self.packs / f"{pack}.pack", os.O_RDONLY)
-        dst = os.open(self.packs / f"{name}.pack", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            for digest, start, size in blobs:
-                done = 0
-                while done < size:
-                    n = os.copy_file_range(src, dst, size - done, start + done, offset + done)
-                    if n == 0:
-                        raise OSError(f"pack {pack} is truncated")
-                    done += n
-                moved[digest] = (name, offset, size)
-                offset += size
-            os.fsync(dst)
-        finally:
-            os.close(src)
-            os.close(dst)
-        return moved
-
     def iter_paths(self, snap_id: str) -> Iterator[str]:
         for path, *_ in self.manifest(snap_id)["files"]:
             yield path
+
+
+def _too_large(files: list[_File], total: int, max_bytes: int) -> str:
+    largest = sorted(files, key=lambda f: f.size, reverse=True)[:5]
+    lines = "\n".join(f"  {human_size(f.size):>10}  {f.path}" for f in largest)
+    return (
+        f"the workspace holds {human_size(total)} in {len(files)} files, over the "
+        f"{human_size(max_bytes)} snapshot limit. Largest files:\n{lines}\n"
+        "Exclude what the job does not need with a .jobignore file (gitignore syntax) in the "
+        f"workspace, e.g. a line '{largest[0].path}', or keep data in the storage folder."
+    )
+
+
+def _repack(packs: Path, pack: str, blobs: list[tuple[str, int, int]]) -> dict[str, tuple[str, int, int]]:
+    """Copy a pack's live blobs into a new pack (the kernel copies: copy_file_range)."""
+    name = uuid.uuid4().hex[:16]
+    moved, offset = {}, 0
+    src = os.open(packs / f"{pack}.pack", os.O_RDONLY)
+    dst = os.open(packs / f"{name}.pack", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        for digest, start, size in blobs:
+            done = 0
+            while done < size:
+                n = os.copy_file_range(src, dst, size - done, start + done, offset + done)
+                if n == 0:
+                    raise OSError(f"pack {pack} is truncated")
+                done += n
+            moved[digest] = (name, offset, size)
+            offset += size
+        os.fsync(dst)
+    finally:
+        os.close(src)
+        os.close(dst)
+    return moved

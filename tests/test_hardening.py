@@ -134,23 +134,35 @@ async def _until_gone(n: int, timeout: float = 10) -> list[str]:
     return left
 
 
-async def test_nothing_a_job_starts_outlives_it(api, workspace):
-    require("cgroups", _cgroup_problem())
-    job = await api.submit({"command": ESCAPES.format(n=9871) + "sleep 0.5\n", "workspace": "proj"})
+def _contain(jp_serverapp, contained: bool) -> None:
+    """With a cgroup per job, or (where none can be made) the supervisor as subreaper alone."""
+    if contained:
+        require("cgroups", _cgroup_problem())
+    app = jp_serverapp.extension_manager.extension_apps["jupyter_jobs"].pop()
+    app.service.backends["local"].cgroups = contained
+
+
+@pytest.mark.parametrize("contained", [True, False], ids=["cgroup", "subreaper"])
+async def test_nothing_a_job_starts_outlives_it(api, workspace, jp_serverapp, contained):
+    _contain(jp_serverapp, contained)
+    n = 9871 if contained else 9873
+    job = await api.submit({"command": ESCAPES.format(n=n) + "sleep 0.5\n", "workspace": "proj"})
     done = await api.wait(job["id"])
     assert done["status"] == "succeeded" and "started" in log_text(await api.logs(job["id"]))
-    assert await _until_gone(9871) == []
+    assert await _until_gone(n) == []
 
 
-async def test_cancel_ends_every_process_of_the_job(api, workspace):
-    require("cgroups", _cgroup_problem())
-    job = await api.submit({"command": ESCAPES.format(n=9872) + "sleep 600\n", "workspace": "proj"})
+@pytest.mark.parametrize("contained", [True, False], ids=["cgroup", "subreaper"])
+async def test_cancel_ends_every_process_of_the_job(api, workspace, jp_serverapp, contained):
+    _contain(jp_serverapp, contained)
+    n = 9872 if contained else 9874
+    job = await api.submit({"command": ESCAPES.format(n=n) + "sleep 600\n", "workspace": "proj"})
     await api.wait_for_output(job["id"], "started")
     await asyncio.sleep(0.3)
-    assert len(_survivors(9872)) >= 3  # the escapes did escape their process group
+    assert len(_survivors(n)) >= 3  # the escapes did escape their process group
     await api.call("POST", "jobs", job["id"], "cancel", body={})
     assert (await api.wait(job["id"]))["status"] == "cancelled"
-    assert await _until_gone(9872) == []
+    assert await _until_gone(n) == []
 
 
 async def test_local_jobs_get_their_memory_and_cpu_limits(api, workspace):

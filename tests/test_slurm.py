@@ -136,6 +136,18 @@ def test_server_restart_reattaches_by_slurm_job_id(server_process, tmp_path):
     assert log_text(chunks) == "".join(f"line {i}\n" for i in range(40)) and chunks[-1]["status"] == "succeeded"
 
 
+async def test_a_job_pending_in_slurm_is_queued_with_slurms_reason(api, workspace):
+    job = await api.submit(slurm_job(command="echo late", slurm={"sbatch_args": ["--begin=now+3600"]}))
+    deadline = time.monotonic() + 10
+    while "BeginTime" not in ((got := await api.job(job["id"]))["waiting"] or ""):
+        assert time.monotonic() < deadline, got
+        await asyncio.sleep(0.1)
+    assert got["status"] == "queued" and got["started_at"] is None and got["waiting"] == "Slurm: BeginTime"
+    cancelled = await api.call("POST", "jobs", job["id"], "cancel", body={})
+    assert cancelled["status"] == "cancelled"
+    assert (await api.job(job["id"]))["status"] == "cancelled"
+
+
 def test_slurmctld_restart(server_process, tmp_path):
     config = slurm_config(tmp_path / "shared")["SlurmBackend"]
     server = server_process(extra=[f"--SlurmBackend.{k}={v}" for k, v in config.items()]).start()
@@ -159,15 +171,3 @@ def test_slurmctld_restart(server_process, tmp_path):
         subprocess.run(["bash", str(SCRIPT), "start-ctld"], check=True)
     done = server.wait(job["id"], timeout=90)
     assert done["status"] == "succeeded" and log_text(server.logs(job["id"])) == "before\nafter\n"
-
-
-async def test_a_job_pending_in_slurm_is_queued_with_slurms_reason(api, workspace):
-    job = await api.submit(slurm_job(command="echo late", slurm={"sbatch_args": ["--begin=now+3600"]}))
-    deadline = time.monotonic() + 10
-    while "BeginTime" not in ((got := await api.job(job["id"]))["waiting"] or ""):
-        assert time.monotonic() < deadline, got
-        await asyncio.sleep(0.1)
-    assert got["status"] == "queued" and got["started_at"] is None and got["waiting"] == "Slurm: BeginTime"
-    cancelled = await api.call("POST", "jobs", job["id"], "cancel", body={})
-    assert cancelled["status"] == "cancelled"
-    assert (await api.job(job["id"]))["status"] == "cancelled"

@@ -76,7 +76,17 @@ class SlurmExecution(FileTailExecution):
         self._ran: asyncio.Future[None] = self._loop.create_future()
 
     def _sources(self) -> list[tuple[str, int, Callable[[bytes], None]]]:
-        return self._stream_files()
+        def running_too(feed: Callable[[bytes], None]) -> Callable[[bytes], None]:
+            def feed_and_mark(data: bytes) -> None:
+                self._mark_ran()  # output: it runs, whatever the last poll of Slurm said
+                feed(data)
+            return feed_and_mark
+
+        return [(name, offset, running_too(feed)) for name, offset, feed in self._stream_files()]
+
+    def _mark_ran(self) -> None:
+        if not self._ran.done():
+            self._loop.call_soon_threadsafe(lambda: self._ran.done() or self._ran.set_result(None))
 
     async def release(self) -> None:
         # a job that is not held (a reattached one, mostly) makes scontrol complain: harmless
@@ -98,8 +108,8 @@ class SlurmExecution(FileTailExecution):
             self._checked = now
             self._state = self.backend.job_state(self.slurm_id) or self._state
         state = self._state.get("JobState", "")
-        if state not in _NOT_RUN and not self._ran.done():
-            self._loop.call_soon_threadsafe(lambda: self._ran.done() or self._ran.set_result(None))
+        if state not in _NOT_RUN:
+            self._mark_ran()
         if state == "UNREACHABLE":
             self._unreachable_since = self._unreachable_since or now
             return now - self._unreachable_since < self.backend.ctld_wait

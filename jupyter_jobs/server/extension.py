@@ -48,4 +48,8 @@ class JobsApp(JobsConfig, ExtensionApp):
         await self.service.start()
 
     async def stop_extension(self) -> None:
+        provisioner.KERNEL_ENV.clear()
+        factory = KernelProvisionerFactory.instance()
+        if factory.default_provisioner_name == provisioner.NAME:
+            factory.default_provisioner_name = "local-provisioner"
         await self.service.close()

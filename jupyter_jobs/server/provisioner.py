@@ -20,5 +20,5 @@ class JobsKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         kwargs = await super().pre_launch(**kwargs)
-        kwargs["env"] = {**kwargs.get("env", {}), **KERNEL_ENV}
+        kwargs["env"] = {**KERNEL_ENV, **kwargs.get("env", {})}  # a kernel given its own service keeps it
         return kwargs
