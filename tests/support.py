@@ -54,10 +54,14 @@ def kill_running_jobs(db: Path) -> None:
     if not db.exists():
         return
     with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT backend_state FROM jobs WHERE status = 'running'").fetchall()
-    for (state,) in rows:
-        pid = json.loads(state).get("pid")
-        if pid:
+        rows = conn.execute("SELECT backend_state, dir FROM jobs WHERE status IN ('running', 'queued')").fetchall()
+    for state, folder in rows:
+        groups = [json.loads(state).get("pid")]
+        try:  # the command's own process group, beside its supervisor's
+            groups.append(int((Path(folder) / "child.pid").read_text()))
+        except (OSError, ValueError):
+            pass
+        for pid in filter(None, groups):
             try:
                 os.killpg(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):

@@ -37,42 +37,44 @@ def _write(path: Path, value: str) -> None:
 class JobCgroup:
     """The cgroup(s) of one job, named `<parent>/<job id>` in each hierarchy."""
 
-    def __init__(self, parent: str, job_id: str, v: int):
+    def __init__(self, parent: str, leaf: str, v: int):
         self.v = v
-        self.name = f"{parent}/{job_id}"
+        self.leaf = leaf
+        self.name = f"{parent}/{leaf}"
         self.dirs = [ROOT / self.name] if v == 2 else [ROOT / c / self.name for c in _V1]
 
     def _dir(self, controller: str) -> Path:
         return ROOT / self.name if self.v == 2 else ROOT / controller / self.name
 
     @classmethod
-    def create(cls, parent: str, job_id: str, *, cpus: Optional[float] = None,
+    def create(cls, parent: str, leaf: str, *, cpus: Optional[float] = None,
                memory: Optional[int] = None) -> Optional[JobCgroup]:
         v = version()
         if v is None:
             return None
-        group = cls(parent, job_id, v)
+        group = cls(parent, leaf, v)
         try:
             if v == 2:
                 _enable_v2_controllers(parent)
             for d in group.dirs:
                 d.mkdir(parents=True, exist_ok=True)
-            group._limit(cpus, memory)
+            group.limit(cpus, memory)
         except OSError:
             group.remove()
             return None
         return group
 
     @classmethod
-    def find(cls, parent: str, job_id: str) -> Optional[JobCgroup]:
+    def find(cls, parent: str, leaf: str) -> Optional[JobCgroup]:
         """The cgroup of a job started before a restart, if it is still there."""
         v = version()
         if v is None:
             return None
-        group = cls(parent, job_id, v)
+        group = cls(parent, leaf, v)
         return group if group.dirs[0].is_dir() else None
 
-    def _limit(self, cpus: Optional[float], memory: Optional[int]) -> None:
+    def limit(self, cpus: Optional[float], memory: Optional[int]) -> None:
+        """Enforce the job's `cpus` and `memory` (a quick write, unlike moving a process)."""
         if memory:
             if self.v == 2:
                 _write(self._dir("memory") / "memory.max", str(memory))
@@ -91,7 +93,8 @@ class JobCgroup:
                 _write(self._dir("cpu") / "cpu.cfs_quota_us", str(quota))
 
     def add(self, pid: int) -> None:
-        """Move a process (before it runs the job's command) into the job's cgroup(s)."""
+        """Move a process (before it runs the job's command) into the job's cgroup(s). Slow on
+        cgroup v1 (~10 ms: the kernel waits for an RCU grace period): done ahead of need."""
         for d in self.dirs:
             _write(d / "cgroup.procs", str(pid))
 

@@ -13,10 +13,14 @@ recording the launch leaves nothing running.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
 import sys
+import threading
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -61,6 +65,7 @@ class LocalExecution(FileTailExecution):
         if self._gate is not None:
             os.write(self._gate, b"go\n")
             self._close_gate()
+            self.poke()
 
     def _close_gate(self) -> None:
         gate, self._gate = self._gate, None
@@ -136,6 +141,21 @@ class LocalExecution(FileTailExecution):
             pass
 
 
+@dataclass
+class _Spare:
+    """A relay started ahead of need, waiting for a job at its gate."""
+
+    proc: subprocess.Popen
+    gate: int  # the write end of its stdin
+    group: Optional[JobCgroup]
+
+    def discard(self) -> None:
+        os.close(self.gate)  # EOF before any job: it ends
+        self.proc.wait()
+        if self.group is not None:
+            self.group.remove()
+
+
 class LocalBackend(Backend):
     """Processes on the Jupyter host. Works anywhere Jupyter does, Binder included."""
 
@@ -149,6 +169,12 @@ class LocalBackend(Backend):
         "Elsewhere a job is its process group, and cpus and memory are not enforced."
     ).tag(config=True)
     cgroup_parent = Unicode("jupyter_jobs", help="The cgroup under which each job gets its own.").tag(config=True)
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._spare: Optional[tuple[subprocess.Popen, int]] = None
+        self._spare_lock = threading.Lock()
+        self._closed = False
 
     @default("max_running")
     def _default_max_running(self) -> int:
@@ -169,51 +195,81 @@ class LocalBackend(Backend):
         return env
 
     async def start(self, ctx: JobContext) -> Execution:
-        proc, group, gate = await asyncio.to_thread(self._spawn, ctx)
-        state = {"pid": proc.pid, "start_time": _start_time(proc.pid)}
-        return LocalExecution(ctx, state, proc, group, gate).begin()
+        relay = await asyncio.to_thread(self._hand_over, ctx)
+        state = {"pid": relay.proc.pid, "start_time": _start_time(relay.proc.pid),
+                 "cgroup": relay.group.leaf if relay.group else None}
+        return LocalExecution(ctx, state, relay.proc, relay.group, relay.gate).begin()
 
-    def _spawn(self, ctx: JobContext) -> tuple[subprocess.Popen, Optional[JobCgroup], int]:
-        """The relay, held at its gate, in the job's cgroup (blocking: runs in a thread)."""
-        for stale in ("exit_code", "output", "child.pid"):  # from a start a restart interrupted
-            (ctx.dir / stale).unlink(missing_ok=True)
-        argv = ctx.job.spec.argv()
-        if isinstance(ctx.job.spec.command, str):
-            argv = [self.shell, *argv[1:]]
+    def _relay(self) -> _Spare:
+        """A relay waiting for a job, in a cgroup of its own: its Python start-up and the move
+        into the cgroup (~10 ms each) are then off the job's path. Its own environment holds no
+        credentials; the job's is handed to it."""
+        group = JobCgroup.create(self.cgroup_parent, f"relay-{uuid.uuid4().hex[:12]}") if self.cgroups else None
         gate_read, gate = os.pipe()  # not inherited by anything but the relay
-        relay = [sys.executable, "-I", "-S", RELAY, str(ctx.dir / "exit_code"), str(ctx.dir / "output"), *argv]
         try:
-            with open(ctx.dir / "relay.log", "ab") as diagnostics:
-                proc = subprocess.Popen(
-                    relay, cwd=ctx.workspace, env=self._environment(ctx), stdin=gate_read,
-                    stdout=diagnostics, stderr=diagnostics, start_new_session=True, close_fds=True,
-                )
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", RELAY], cwd="/", env=self.host_environment(), stdin=gate_read,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
+            )
         except OSError as exc:
             os.close(gate)
+            if group is not None:
+                group.remove()
             raise BackendError(f"could not start the job's process: {exc}") from exc
         finally:
             os.close(gate_read)
-        return proc, self._contain(ctx, proc.pid), gate
-
-    def _contain(self, ctx: JobContext, pid: int) -> Optional[JobCgroup]:
-        """Put the held wrapper into the job's cgroup: everything it starts inherits it."""
-        if not self.cgroups:
-            return None
-        res = ctx.job.spec.resources
-        group = JobCgroup.create(self.cgroup_parent, ctx.job.id, cpus=res.cpus, memory=res.memory_bytes)
         if group is not None:
-            try:
-                group.add(pid)
+            try:  # before it runs anything: all it starts inherits the cgroup
+                group.add(proc.pid)
             except OSError as exc:
-                self.log.warning("job %s runs without a cgroup: %s", ctx.job.id, exc)
-                group.remove()
-                return None
-        return group
+                self.log.warning("a job runs without a cgroup: %s", exc)
+                group = None
+        return _Spare(proc, gate, group)
+
+    def _hand_over(self, ctx: JobContext) -> _Spare:
+        """Give the spare relay this job, held at its gate; a new spare is started beside
+        (blocking: runs in a thread)."""
+        for stale in ("exit_code", "output", "child.pid"):  # from a start a restart interrupted
+            (ctx.dir / stale).unlink(missing_ok=True)
+        with self._spare_lock:
+            spare = self._spare or self._relay()
+            self._spare = None
+        threading.Thread(target=self._replenish, name="jobs-relay-spare", daemon=True).start()
+        res = ctx.job.spec.resources
+        argv = ctx.job.spec.argv()
+        if isinstance(ctx.job.spec.command, str):
+            argv = [self.shell, *argv[1:]]
+        job = {"argv": argv, "cwd": str(ctx.workspace), "env": self._environment(ctx), "dir": str(ctx.dir),
+               "reap": spare.group is None}  # no cgroup: the relay kills what the command leaves behind
+        try:
+            if spare.group is not None:
+                spare.group.limit(res.cpus, res.memory_bytes)
+            os.write(spare.gate, json.dumps(job).encode() + b"\n")
+        except OSError as exc:
+            spare.discard()
+            raise BackendError(f"could not start the job's process: {exc}") from exc
+        return spare
+
+    def _replenish(self) -> None:
+        spare: Optional[_Spare] = self._relay()
+        with self._spare_lock:
+            if self._spare is None and not self._closed:
+                self._spare, spare = spare, None
+        if spare is not None:  # another job's replenish won, or the backend closed
+            spare.discard()
+
+    async def close(self) -> None:
+        with self._spare_lock:
+            self._closed = True
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            await asyncio.to_thread(spare.discard)
 
     async def reattach(self, ctx: JobContext, state: dict[str, Any]) -> Execution:
         pid = int(state.get("pid") or 0)
         started = state.get("start_time")
         # a pid now held by another process (its start time differs) means the job is gone
         alive = pid > 0 and started is not None and _start_time(pid) == started
-        group = JobCgroup.find(self.cgroup_parent, ctx.job.id) if self.cgroups else None
+        leaf = state.get("cgroup")
+        group = JobCgroup.find(self.cgroup_parent, leaf) if self.cgroups and leaf else None
         return LocalExecution(ctx, {"pid": pid, "start_time": started if alive else None}, None, group).begin()

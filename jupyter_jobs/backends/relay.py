@@ -1,18 +1,21 @@
-"""The supervisor of a local job: `python -I -S relay.py EXIT_FILE OUTPUT_FILE ARGV...`.
+"""The supervisor of a local job: `python -I -S relay.py`, its stdin a pipe from the server.
 
-Standalone (standard library only, no site packages: it starts in a few milliseconds) and it
-runs in the job's session, so it outlives a server restart. It
-- waits at a gate (stdin): "go" once the service has recorded the launch; EOF (the server
-  died first) writes "held" to EXIT_FILE and never runs ARGV;
-- runs ARGV in a process group of its own with stdout and stderr on two pipes, and appends
-  what arrives, in arrival order, to OUTPUT_FILE as frames (8-byte header: stream 1 or 2,
+Standalone (standard library only, no site packages) and in a session of its own, so it
+outlives a server restart. The server starts one ahead of need (its start-up is then off the
+job's path) and hands it a job as one JSON line: {"argv", "cwd", "env", "dir", "reap"}. It
+- waits at a gate: a second line "go" once the service has recorded the launch; EOF (the
+  server died first) writes "held" to DIR/exit_code and never runs ARGV (before any job is
+  handed over, EOF just ends it);
+- runs ARGV (in CWD, with exactly ENV) in a process group of its own with stdout and stderr
+  on two pipes, and appends what arrives, in arrival order, to DIR/output as frames (8-byte header: stream 1 or 2,
   three zero bytes, big-endian length; the format of Docker's attach stream);
-- is a child subreaper: when ARGV ends, every process it left behind (setsid, double fork)
-  is killed, as in a container; SIGTERM is passed on to ARGV's group;
-- writes ARGV's exit status to EXIT_FILE (128+N for signal N).
+- with --reap (no cgroup holds the job), is a child subreaper: when ARGV ends, every process
+  it left behind (setsid, double fork) is killed, as in a container; SIGTERM is passed on to
+  ARGV's group;
+- writes ARGV's exit status to DIR/exit_code (128+N for signal N).
 """
 
-import ctypes
+import json
 import os
 import select
 import signal
@@ -24,6 +27,8 @@ _HEADER = struct.Struct(">BxxxL")
 
 
 def _subreaper() -> None:
+    import ctypes  # only here: it costs milliseconds at every job's start
+
     try:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     except (OSError, AttributeError):
@@ -89,13 +94,22 @@ def _pump(out_fd: int, pipes: dict, pid: int) -> int:
     return status
 
 
-def main(exit_file: str, output_file: str, argv: list) -> None:
-    go = sys.stdin.readline().strip()
-    if go != "go":
+def main() -> None:
+    line = sys.stdin.readline()
+    if not line:
+        return  # a spare that was never used: the server went away
+    job = json.loads(line)
+    folder, argv, reap = job["dir"], job["argv"], job["reap"]
+    exit_file = os.path.join(folder, "exit_code")
+    log = os.open(os.path.join(folder, "relay.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    if sys.stdin.readline().strip() != "go":
         with open(exit_file, "w") as fh:
             fh.write("held\n")
         sys.exit(125)
-    _subreaper()
+    if reap:
+        _subreaper()
     null = os.open(os.devnull, os.O_RDONLY)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -108,19 +122,21 @@ def main(exit_file: str, output_file: str, argv: list) -> None:
         for fd in (null, out_r, out_w, err_r, err_w):
             os.close(fd)
         try:
-            os.execvp(argv[0], argv)
+            os.chdir(job["cwd"])
+            os.execvpe(argv[0], argv, job["env"])
         except OSError as exc:
             os.write(2, f"{argv[0]}: {exc.strerror}\n".encode())
             os._exit(127)
     os.close(out_w)
     os.close(err_w)
-    with open(os.path.join(os.path.dirname(exit_file), "child.pid"), "w") as fh:
+    with open(os.path.join(folder, "child.pid"), "w") as fh:
         fh.write(str(pid))
     signal.signal(signal.SIGTERM, lambda *_: _signal_group(pid, signal.SIGTERM))
-    out_fd = os.open(output_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    out_fd = os.open(os.path.join(folder, "output"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     status = _pump(out_fd, {out_r: 1, err_r: 2}, pid)
     _signal_group(pid, signal.SIGKILL)
-    _reap_all()
+    if reap:
+        _reap_all()
     code = os.waitstatus_to_exitcode(status)
     with open(exit_file, "w") as fh:
         fh.write(f"{128 - code if code < 0 else code}\n")
@@ -134,4 +150,4 @@ def _signal_group(pid: int, sig: int) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3:])
+    main()

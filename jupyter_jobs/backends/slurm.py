@@ -92,6 +92,7 @@ class SlurmExecution(FileTailExecution):
         # a job that is not held (a reattached one, mostly) makes scontrol complain: harmless
         await asyncio.to_thread(self.backend.run, "scontrol", "release", self.slurm_id, timeout=10)
         self._checked = 0.0  # look again soon
+        self.poke()
 
     async def running(self) -> bool:
         await asyncio.wait([self._ran, self._done], return_when=asyncio.FIRST_COMPLETED)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import threading
+import time
 from typing import Any, BinaryIO, Callable, Optional
 
 from ..logs import STREAMS
@@ -17,6 +18,7 @@ from .base import Execution, JobContext, Outcome
 
 _READ = 1 << 20
 _MIN_IDLE, _MAX_IDLE = 0.001, 0.025
+_EAGER, _EAGER_IDLE = 2.0, 0.002  # after a poke: seconds of looking at most every 2 ms
 
 
 class ThreadedExecution(Execution):
@@ -30,6 +32,8 @@ class ThreadedExecution(Execution):
         self._loop = asyncio.get_running_loop()
         self._done: asyncio.Future[Outcome] = self._loop.create_future()
         self._detached = threading.Event()
+        self._wake = threading.Event()  # look at the job now (it was released, or is detached)
+        self._eager_until = 0.0
         self._thread = threading.Thread(target=self._pump, name=f"job-{ctx.job.id}", daemon=True)
 
     def unseen(self) -> dict[str, int]:
@@ -61,6 +65,13 @@ class ThreadedExecution(Execution):
     def detach(self) -> None:
         super().detach()
         self._detached.set()
+        self._wake.set()
+
+    def poke(self) -> None:
+        """Output is about to come (e.g. the job was released): stop idling, and look often for
+        a little while (the first line's latency is what a user sees)."""
+        self._eager_until = time.monotonic() + _EAGER
+        self._wake.set()
 
     def done(self) -> bool:
         return self._done.done()
@@ -107,10 +118,13 @@ class FileTailExecution(ThreadedExecution):
                     return self._outcome()
                 if got:
                     idle = _MIN_IDLE
-                elif self._detached.wait(idle):
-                    return None
+                elif self._wake.wait(idle):
+                    if self._detached.is_set():
+                        return None
+                    self._wake.clear()
+                    idle = _MIN_IDLE
                 else:
-                    idle = min(idle * 2, _MAX_IDLE)
+                    idle = min(idle * 2, _EAGER_IDLE if time.monotonic() < self._eager_until else _MAX_IDLE)
         finally:
             for fh, _ in files:
                 fh.close()
