@@ -224,3 +224,146 @@ def _wait_for_wrapper(job_dir: Path, timeout: float = 5) -> bool:
             return True
         time.sleep(0.01)
     return False
+
+
+async def test_history_and_job_folders_are_private(api, workspace, jobs_data):
+    job = await api.submit({"command": "echo $API_TOKEN", "workspace": "proj", "env": {"API_TOKEN": "s3cret"}})
+    await api.wait(job["id"])
+    assert job["spec"]["env"]["API_TOKEN"] == "********"  # never echoed
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (jobs_data, jobs_data / "jobs.db",
+                                                         jobs_data / "jobs" / job["id"])}
+    assert modes == {"jobs-data": 0o700, "jobs.db": 0o600, job["id"]: 0o700}
+
+
+# -- log text is faithful to the bytes ---------------------------------------------------------
+# a line every 2 ms: as fast as a busy training loop logs, slow enough for the relay to see each
+ALTERNATE = ("import sys, time\nfor i in range(300):\n    print('o', i, flush=True)\n    time.sleep(0.002)\n"
+             "    print('e', i, file=sys.stderr, flush=True)\n    time.sleep(0.002)\n")
+SPLIT = ("import os, time\nos.write(1, '€uro'.encode()[:2]); time.sleep(0.2)\nos.write(2, b'between\\n');"
+         " time.sleep(0.2)\nos.write(1, '€uro'.encode()[2:] + b'\\n')\n")
+
+
+async def test_alternating_streams_keep_their_order_line_by_line(api, workspace):
+    (workspace / "alternate.py").write_text(ALTERNATE)
+    job = await api.submit({"command": ["python", "alternate.py"], "workspace": "proj"})
+    chunks = [c for c in await api.logs(job["id"], follow=True) if "text" in c]
+    runs: list[list[str]] = []  # consecutive chunks of one stream (a read may end mid-line)
+    for c in chunks:
+        if runs and runs[-1][0] == c["stream"]:
+            runs[-1][1] += c["text"]
+        else:
+            runs.append([c["stream"], c["text"]])
+    lines = [(stream, line) for stream, text in runs for line in text.splitlines()]
+    expected = [pair for i in range(300) for pair in (("stdout", f"o {i}"), ("stderr", f"e {i}"))]
+    assert lines == expected
+
+
+async def test_a_character_split_across_writes_arrives_whole(api, workspace):
+    (workspace / "split.py").write_text(SPLIT)
+    job = await api.submit({"command": ["python", "split.py"], "workspace": "proj"})
+    chunks = await api.logs(job["id"], follow=True)
+    assert log_text(chunks, "stdout") == "€uro\n" and log_text(chunks, "stderr") == "between\n"
+    assert "\ufffd" not in log_text(chunks)
+
+
+# -- the kernel credential ---------------------------------------------------------------------
+async def _with_kernel_token(jp_serverapp, jp_http_port, jp_base_url, headers):
+    from tornado.httpclient import AsyncHTTPClient
+
+    token = jp_serverapp.web_app.settings["jupyter_jobs_kernel_token"]
+    url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}jupyter-jobs/jobs"
+    return await AsyncHTTPClient().fetch(url, headers={"Authorization": f"token {token}", **headers},
+                                         raise_error=False)
+
+
+async def test_the_kernel_credential_is_for_kernels_only(api, jp_serverapp, jp_http_port, jp_base_url):
+    assert "JUPYTER_JOBS_TOKEN" not in os.environ  # terminals and other children inherit this
+    from jupyter_jobs.server import provisioner
+
+    assert provisioner.KERNEL_ENV["JUPYTER_JOBS_TOKEN"] == jp_serverapp.web_app.settings["jupyter_jobs_kernel_token"]
+    ok = await _with_kernel_token(jp_serverapp, jp_http_port, jp_base_url, {})
+    assert ok.code == 200
+    wrong_host = await _with_kernel_token(jp_serverapp, jp_http_port, jp_base_url, {"Host": "evil.example:80"})
+    assert wrong_host.code == 403
+    cross_origin = await _with_kernel_token(jp_serverapp, jp_http_port, jp_base_url,
+                                            {"Origin": "http://evil.example"})
+    assert cross_origin.code == 404
+
+
+# -- queue truth ---------------------------------------------------------------------------------
+async def test_every_queued_job_says_why_it_waits(api, workspace, jp_serverapp):
+    app = jp_serverapp.extension_manager.extension_apps["jupyter_jobs"].pop()
+    app.service.backends["local"].max_running = 1
+    first = await api.submit({"command": "sleep 30", "workspace": "proj"})
+    await api.wait(first["id"], {"running"})
+    second = await api.submit({"command": "echo 2", "workspace": "proj"})
+    third = await api.submit({"command": "echo 3", "workspace": "proj"})
+    await asyncio.sleep(0.2)
+    listed = {j["id"]: j for j in (await api.call("GET", "jobs"))["jobs"]}
+    assert listed[first["id"]]["waiting"] is None
+    assert listed[second["id"]]["waiting"] == "the local backend runs 1 job(s) at once, all busy; #1 in the queue"
+    assert (await api.job(third["id"]))["waiting"].endswith("#2 in the queue")
+    await api.call("POST", "jobs", first["id"], "cancel", body={})
+    assert (await api.wait(third["id"]))["status"] == "succeeded"
+
+
+# -- retries -------------------------------------------------------------------------------------
+async def test_a_failed_attempt_is_retried_and_the_log_shows_both(api, workspace):
+    flaky = ('if [ -e "$JOB_STORAGE_DIR/tried-$JOB_ID" ]; then echo second try; '
+             'else touch "$JOB_STORAGE_DIR/tried-$JOB_ID"; echo first try; exit 3; fi')
+    job = await api.submit({"command": flaky, "workspace": "proj", "retries": 1, "retry_on": ["exit_code"],
+                            "retry_backoff": 0.1})
+    done = await api.wait(job["id"])
+    assert (done["status"], done["attempt"]) == ("succeeded", 2)
+    text = log_text(await api.logs(job["id"]))
+    assert text.startswith("first try\n") and text.endswith("second try\n")
+    assert "[jupyter_jobs] attempt 1 of 2 failed (exit_code: the command exited with code 3)" in text
+
+
+# -- disk ------------------------------------------------------------------------------------------
+async def test_a_log_over_its_cap_keeps_the_tail_and_notes_the_cut(api, workspace, jp_serverapp, jobs_data):
+    app = jp_serverapp.extension_manager.extension_apps["jupyter_jobs"].pop()
+    app.service.log_files.max_size = 256 << 10
+    writer = "for i in range(200000): print(f'line {i:06d} ' + 'x' * 40)"  # ~11 MB
+    job = await api.submit({"command": ["python", "-c", writer], "workspace": "proj"})
+    assert (await api.wait(job["id"]))["status"] == "succeeded"  # the job ran on to its end
+    text = log_text(await api.logs(job["id"]))
+    assert text.startswith("[jupyter_jobs] ") and "bytes of output were dropped here" in text
+    lines = text.splitlines()[1:]
+    assert lines[-1] == "line 199999 " + "x" * 40 and len(text) <= 300 << 10
+    assert [int(line.split()[1]) for line in lines] == list(range(int(lines[0].split()[1]), 200000))
+    log_file = jobs_data / "jobs" / job["id"] / "log"
+    assert log_file.stat().st_size > 10 << 20 and log_file.stat().st_blocks * 512 < 1 << 20  # the head is freed
+    resumed = await api.logs(job["id"], offset=1000)  # an offset inside the dropped part: the note, then the tail
+    assert resumed[0]["text"].startswith("[jupyter_jobs]") and resumed[1]["offset"] == resumed[0]["next"]
+
+
+async def test_delete_that_cannot_remove_files_keeps_the_job_and_says_what(api, workspace, jobs_data):
+    import shutil
+    import subprocess
+
+    require("chattr", None if shutil.which("chattr") and os.geteuid() == 0 else "needs chattr as root")
+    job = await api.submit({"command": "echo x > $JOB_ARTIFACTS_DIR/stuck.txt", "workspace": "proj"})
+    await api.wait(job["id"])
+    stuck = jobs_data / "jobs" / job["id"] / "artifacts" / "stuck.txt"
+    subprocess.run(["chattr", "+i", str(stuck)], check=True)
+    try:
+        refused = await api.call("DELETE", "jobs", job["id"], expect=409)
+        assert "could not be removed" in refused["message"] and "stuck.txt" in refused["message"]
+        assert (await api.job(job["id"]))["status"] == "succeeded"  # still listed, nothing forgotten
+    finally:
+        subprocess.run(["chattr", "-i", str(stuck)], check=True)
+    await api.call("DELETE", "jobs", job["id"], expect=204)
+    assert not (jobs_data / "jobs" / job["id"]).exists()
+    await api.call("GET", "jobs", job["id"], expect=404)
+
+
+async def test_a_configured_strip_env_adds_to_the_credentials_kept_out(api, workspace, jp_serverapp, monkeypatch):
+    app = jp_serverapp.extension_manager.extension_apps["jupyter_jobs"].pop()
+    app.service.backends["local"].strip_env = ["MY_SITE_SECRET"]
+    monkeypatch.setenv("MY_SITE_SECRET", "site")
+    monkeypatch.setenv("JUPYTER_TOKEN", "server-token")
+    monkeypatch.setenv("HARMLESS", "kept")
+    job = await api.submit({"command": 'echo "${MY_SITE_SECRET:-none} ${JUPYTER_TOKEN:-none} $HARMLESS"',
+                            "workspace": "proj"})
+    assert log_text(await api.logs(job["id"], follow=True)) == "none none kept\n"
