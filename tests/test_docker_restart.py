@@ -80,3 +80,33 @@ def test_engine_restart_mid_job_ends_the_job_clearly(server_process, docker_clie
     done = server.wait(job["id"], timeout=90)
     assert done["status"] == "failed" and done["reason"] == "backend_error"
     assert "Docker engine" in done["message"]
+
+
+def test_a_crash_between_create_and_record_never_runs_the_container_twice(server_process, docker_client):
+    """The launch is recorded before the container starts: a server killed in between leaves a
+    created, never started container, which the next server replaces; the job runs once."""
+    import sqlite3
+
+    for _attempt in range(3):
+        server = server_process().start()
+        lock = sqlite3.connect(server.data / "jobs.db", timeout=30, isolation_level=None)
+        job = submit(server, 'echo ran >> "/storage/runs-$JOB_ID"; echo ran')
+        lock.execute("BEGIN IMMEDIATE")  # the server can no longer record anything
+        deadline = time.monotonic() + 10
+        while not (held := leftover(docker_client, job["id"])) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        state = lock.execute("SELECT status, backend_state FROM jobs WHERE id = ?", (job["id"],)).fetchone()
+        if not held or state != ("queued", "{}"):
+            lock.execute("ROLLBACK")  # it got past the window before the lock: try again
+            server.stop(signal.SIGKILL)
+            continue
+        assert held[0].status == "created"  # created, never started
+        server.stop(signal.SIGKILL)
+        lock.execute("ROLLBACK")
+        lock.close()
+        server.start()
+        done = server.wait(job["id"], timeout=60)
+        assert done["status"] == "succeeded" and log_text(server.logs(job["id"])) == "ran\n"
+        assert (server.data / "storage" / f"runs-{job['id']}").read_text() == "ran\n"
+        return
+    pytest.fail("never caught the server between creating a container and recording it")
