@@ -176,3 +176,23 @@ def test_the_theme_is_respected(dark, page, lab):
     text = page.eval_on_selector(".jp-JobsRow-name", "e => getComputedStyle(e).color")
     assert luminance(background) < 0.3 < luminance(text)
     shot(page, "job-list-dark")
+
+
+def test_a_queued_job_says_why_it_waits(page, lab):
+    import time
+
+    open_panel(page)
+    jobs = []
+    while len(jobs) < 64:  # fill the local backend's limit (max(4, 2 x CPUs)): one more waits
+        jobs.append(lab.request("POST", "/jupyter-jobs/jobs", {"command": "sleep 30", "workspace": "proj"}))
+        time.sleep(0.1)
+        if "in the queue" in (lab.request("GET", f"/jupyter-jobs/jobs/{jobs[-1]['id']}")["waiting"] or ""):
+            break
+    waiting = jobs[-1]
+    row = f".jp-JobsRow[data-job-id='{waiting['id']}']"
+    page.wait_for_selector(f"{row}[data-status='queued']")
+    assert "in the queue" in page.inner_text(f"{row} .jp-JobsRow-waiting")
+    page.click(row)
+    assert page.inner_text(".jp-JobsWaiting").startswith("Waiting: ")
+    for job in jobs:
+        lab.request("POST", f"/jupyter-jobs/jobs/{job['id']}/cancel", {})
