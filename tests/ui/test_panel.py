@@ -67,10 +67,12 @@ def fill_form(page, **fields):
 
 def test_submit_from_the_form_and_watch_it_run(page, lab):
     open_panel(page)
-    fill_form(page, name="from-the-form", command="sleep 1.5; python train.py", workspace="proj")
+    fill_form(page, name="from-the-form", command="sleep 1.5; python train.py", workspace="proj", retries="1")
     page.click("button[type=submit]")
     detail = page.wait_for_selector(".jp-JobsDetail[data-job-id]")
     job_id = detail.get_attribute("data-job-id")
+    assert lab.request("GET", f"/jupyter-jobs/jobs/{job_id}")["spec"]["retries"] == 1
+    page.wait_for_selector(".jp-JobsFacts th:text('attempt')")
     page.click("text=← Jobs")
     row = f".jp-JobsRow[data-job-id='{job_id}']"
     page.wait_for_selector(f"{row}[data-status='running']")  # the list updates by itself

@@ -6,7 +6,7 @@ import { api, ApiError, Backend, errorMessage, SpecInput } from '../api';
 import { Draft, JobsModel } from '../model';
 import { ErrorNote } from './common';
 
-type Key = 'name' | 'backend' | 'image' | 'command' | 'workspace' | 'gpus' | 'cpus' | 'memory' | 'timeout';
+type Key = 'name' | 'backend' | 'image' | 'command' | 'workspace' | 'gpus' | 'cpus' | 'memory' | 'timeout' | 'retries';
 type Values = Record<Key, string>;
 type Input = HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement;
 /** The props that tie an input to one value: its name, value and change handler. */
@@ -18,7 +18,7 @@ interface EnvRow {
 }
 
 function initial(draft: Draft): Values {
-  const values = { name: '', backend: '', image: '', command: '', workspace: '', gpus: '0', cpus: '', memory: '', timeout: '' };
+  const values = { name: '', backend: '', image: '', command: '', workspace: '', gpus: '0', cpus: '', memory: '', timeout: '', retries: '' };
   return { ...values, name: draft.name || '', command: draft.command || '', workspace: draft.workspace || '' };
 }
 
@@ -39,6 +39,9 @@ function toSpec(values: Values, env: EnvRow[]): SpecInput {
     if (values[key]) {
       spec[key] = values[key];
     }
+  }
+  if (values.retries) {
+    spec.retries = Number(values.retries);
   }
   return spec;
 }
@@ -195,6 +198,9 @@ export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): J
       <ResourceFields bind={bind} errors={errors} />
       <Field label="Timeout" field="timeout" error={errors.timeout}>
         <input {...bind('timeout')} placeholder="3600, 30m, 2h" />
+      </Field>
+      <Field label="Retries" field="retries" error={errors.retries}>
+        <input type="number" min={0} max={10} {...bind('retries')} placeholder="0: a lost job is not retried" />
       </Field>
       <EnvEditor rows={env} setRows={setEnv} error={errors.env} />
       <ErrorNote error={error} />

@@ -19,7 +19,8 @@ function Facts({ job }: { job: Job }): JSX.Element {
     ['created', when(job.created_at)],
     ['started', when(job.started_at)],
     ['finished', `${when(job.finished_at)} (${duration(job)})`],
-    ['exit code', job.exit_code ?? '—']
+    ['exit code', job.exit_code ?? '—'],
+    ...(job.spec.retries ? ([['attempt', `${job.attempt} of ${job.spec.retries + 1}`]] as [string, string][]) : [])
   ];
   return (
     <table className="jp-JobsFacts">
