@@ -82,6 +82,7 @@ def test_submit_from_the_form_and_watch_it_run(page, lab):
     page.wait_for_function("document.querySelectorAll('.jp-JobsLog-line').length >= 5")
     lines = page.locator(".jp-JobsLog-line").all_inner_texts()
     assert lines == [f"step {i}" for i in range(5)]
+    page.wait_for_selector(".jp-JobsSection:has-text('5 lines')")  # the count follows the log
     assert "0" in page.inner_text(".jp-JobsFacts")  # exit code
     with page.expect_download() as download:
         page.click(".jp-JobsArtifacts a:has-text('model.txt')")

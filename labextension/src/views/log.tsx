@@ -5,7 +5,7 @@ import * as React from 'react';
 import { LogFollower } from '../follow';
 import { LogView } from '../logview';
 
-/** How often the line count is updated (the lines themselves repaint once per frame). */
+/** The line count follows appends at most this often (the lines repaint once per frame). */
 const COUNT_EVERY_MS = 250;
 
 export function JobLog({ follower }: { follower: LogFollower }): JSX.Element {
@@ -14,13 +14,23 @@ export function JobLog({ follower }: { follower: LogFollower }): JSX.Element {
   React.useEffect(() => {
     const view = new LogView(follower.buffer);
     host.current!.appendChild(view.node);
-    const repaint = () => view.schedule();
+    let pending = 0;
+    const count = () => {
+      pending = 0;
+      setLines(follower.buffer.length);
+    };
+    const repaint = () => {
+      view.schedule();
+      if (!pending) {
+        pending = window.setTimeout(count, COUNT_EVERY_MS);
+      }
+    };
     follower.appended.connect(repaint);
     view.schedule();
-    const timer = window.setInterval(() => setLines(follower.buffer.length), COUNT_EVERY_MS);
+    count();
     return () => {
       follower.appended.disconnect(repaint);
-      window.clearInterval(timer);
+      window.clearTimeout(pending);
       view.dispose();
       view.node.remove();
     };
