@@ -47,7 +47,7 @@ async def record_end(env: RunnerEnv, job: Job, outcome: Outcome, stop_reason: Op
     the log's followers finish; or, for a failure the spec retries, queue the next attempt."""
     end = verdict(outcome, stop_reason, job.spec.timeout)
     at = utcnow()
-    if stop_reason is None and end.reason in job.spec.retry_on and job.attempt <= job.spec.retries:
+    if stop_reason != "cancel" and end.reason in job.spec.retry_on and job.attempt <= job.spec.retries:
         await _retry(env, job, f"{end.reason.value}: {end.message}" if end.reason else "failed")
         return
     await env.store.transition(job.id, end.status, at, exit_code=outcome.exit_code, finished_at=at,

@@ -236,9 +236,10 @@ async def test_history_and_job_folders_are_private(api, workspace, jobs_data):
 
 
 # -- log text is faithful to the bytes ---------------------------------------------------------
-# a line every 2 ms: as fast as a busy training loop logs, slow enough for the relay to see each
-ALTERNATE = ("import sys, time\nfor i in range(300):\n    print('o', i, flush=True)\n    time.sleep(0.002)\n"
-             "    print('e', i, file=sys.stderr, flush=True)\n    time.sleep(0.002)\n")
+# a line every 10 ms (a chatty training loop): the supervisor sees each write apart, even on a
+# loaded 2-core machine; writes closer than the supervisor can wake may share one read
+ALTERNATE = ("import sys, time\nfor i in range(150):\n    print('o', i, flush=True)\n    time.sleep(0.01)\n"
+             "    print('e', i, file=sys.stderr, flush=True)\n    time.sleep(0.01)\n")
 SPLIT = ("import os, time\nos.write(1, '€uro'.encode()[:2]); time.sleep(0.2)\nos.write(2, b'between\\n');"
          " time.sleep(0.2)\nos.write(1, '€uro'.encode()[2:] + b'\\n')\n")
 
@@ -254,7 +255,7 @@ async def test_alternating_streams_keep_their_order_line_by_line(api, workspace)
         else:
             runs.append([c["stream"], c["text"]])
     lines = [(stream, line) for stream, text in runs for line in text.splitlines()]
-    expected = [pair for i in range(300) for pair in (("stdout", f"o {i}"), ("stderr", f"e {i}"))]
+    expected = [pair for i in range(150) for pair in (("stdout", f"o {i}"), ("stderr", f"e {i}"))]
     assert lines == expected
 
 

@@ -375,3 +375,13 @@ async def test_garbage_collection_is_safe_while_jobs_are_submitted(tmp_path):
         freed = await h.service.housekeeper.once()
         assert freed["blobs"] > 0 and h.service.snapshots.blob_count() == 0
         assert list((tmp_path / "data" / "packs").glob("*.pack")) == []
+
+
+async def test_a_timeout_is_retried_when_asked_and_a_cancel_never_is(tmp_path):
+    async with harness(tmp_path) as h:
+        job = await h.running(timeout=0.3, retries=1, retry_on=["timeout"], retry_backoff=0)
+        await h.started(2)  # the first attempt timed out; the second runs
+        assert (await h.service.get(job["id"]))["attempt"] == 2
+        await h.service.cancel(job["id"], wait=1)
+        cancelled = await h.status(job["id"], "cancelled")
+        assert cancelled["attempt"] == 2 and len(h.backend.started) == 2
