@@ -28,7 +28,8 @@ def remove_tree(path: Path) -> list[str]:
     left: list[str] = []
 
     def note(_function: object, failed: str, exc_info: tuple) -> None:
-        left.append(f"{failed} ({exc_info[1].strerror if hasattr(exc_info[1], 'strerror') else exc_info[1]})")
+        error = exc_info[1]
+        left.append(f"{failed} ({getattr(error, 'strerror', None) or error})")
 
     if path.exists() or path.is_symlink():
         shutil.rmtree(path, onerror=note)

@@ -135,11 +135,11 @@ class JobLog:
             line_end = fh.read(1 << 16).find(b"\n")
         if line_end >= 0 and cut + line_end + 1 < self.size:
             cut += line_end + 1
-        _punch_hole(self._fd, self.cut, cut - self.cut)  # type: ignore[arg-type]
-        self.cut = cut
-        tmp = self.cut_path.with_suffix(".tmp")
-        tmp.write_text(str(cut))
+        old, self.cut = self.cut, cut
+        tmp = self.cut_path.with_suffix(".tmp")  # recorded before the bytes go: a crash in
+        tmp.write_text(str(cut))  # between leaves a range never served, never one read as zeros
         os.replace(tmp, self.cut_path)
+        _punch_hole(self._fd, old, cut - old)  # type: ignore[arg-type]
 
     def close(self) -> None:
         """The writer is done: bytes held back as half a character go out as they are."""

@@ -37,7 +37,7 @@ class JobQueue:
         self.waiting: dict[str, str] = {}  # why each queued job did not start at the last pass
         self._timer: Optional[asyncio.TimerHandle] = None  # the next retry's backoff ends
         self._wanted = False
-        self._pass: Optional[object] = None
+        self._pass: Optional[asyncio.Task] = None
 
     def kick(self) -> None:
         """Look for jobs to start soon; passes never overlap, a kick during one makes another."""

@@ -368,6 +368,7 @@ class SnapshotStore:
         for digest, (pack, offset, size) in self._index.items():
             by_pack.setdefault(pack, []).append((digest, offset, size))
         index: dict[str, tuple[str, int, int]] = {}
+        dropped = []
         for pack, blobs in by_pack.items():
             kept = [b for b in blobs if b[0] in used]
             freed["blobs"] += len(blobs) - len(kept)
@@ -376,11 +377,15 @@ class SnapshotStore:
                 index.update((d, (pack, o, n)) for d, o, n in blobs)
             else:
                 index.update(_repack(self.packs, pack, kept) if kept else {})
-                (self.packs / f"{pack}.pack").unlink(missing_ok=True)
+                dropped.append(pack)
+        if not dropped:
+            return freed  # every pack is live: the index stays as it is
         raw = b"".join(_INDEX.pack(bytes.fromhex(d), bytes.fromhex(p), o, n) for d, (p, o, n) in index.items())
-        self._atomic_write(self.index_path, raw)
+        self._atomic_write(self.index_path, raw)  # the new places first: a crash here loses nothing
         self._index, self._index_read = index, len(raw)
         self._index_inode = os.stat(self.index_path).st_ino
+        for pack in dropped:  # only then the old packs
+            (self.packs / f"{pack}.pack").unlink(missing_ok=True)
         return freed
 
     def iter_paths(self, snap_id: str) -> Iterator[str]:

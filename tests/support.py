@@ -55,17 +55,25 @@ def kill_running_jobs(db: Path) -> None:
         return
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT backend_state, dir FROM jobs WHERE status IN ('running', 'queued')").fetchall()
-    for state, folder in rows:
-        groups = [json.loads(state).get("pid")]
-        try:  # the command's own process group, beside its supervisor's
-            groups.append(int((Path(folder) / "child.pid").read_text()))
-        except (OSError, ValueError):
-            pass
-        for pid in filter(None, groups):
+    for state, _folder in rows:
+        session = json.loads(state).get("pid")  # the job's supervisor leads the job's session
+        for pid in _session_members(session) if session else []:
             try:
-                os.killpg(pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+def _session_members(sid: int) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # the session id
+            found.append(int(pid))
+    return found
 
 
 def log_text(chunks: list[dict], stream: Optional[str] = None) -> str:

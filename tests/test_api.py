@@ -154,7 +154,10 @@ async def test_cancel_running_job(api, workspace):
     assert chunks[-1]["status"] == "cancelled"
 
 
-async def test_cancel_kills_a_job_that_ignores_sigterm(api, workspace):
+@pytest.mark.parametrize("contained", [True, False], ids=["cgroup", "no-cgroup"])
+async def test_cancel_kills_a_job_that_ignores_sigterm(api, workspace, jp_serverapp, contained):
+    app = jp_serverapp.extension_manager.extension_apps["jupyter_jobs"].pop()
+    app.service.backends["local"].cgroups = contained  # without one, the supervisor does the kill
     code = ("import os, signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
             "print(os.getpid(), flush=True)\ntime.sleep(60)\n")
     job = await api.submit({"command": py(code), "workspace": "proj"})

@@ -125,10 +125,7 @@ class LocalExecution(FileTailExecution):
     def kill(self) -> None:
         if self.cgroup is not None:
             self.cgroup.kill()
-        try:  # the command's own group (the relay cleans up after it, and then ends)
-            os.killpg(int((self.ctx.dir / "child.pid").read_text()), signal.SIGKILL)
-        except (OSError, ValueError):
-            self._signal(signal.SIGKILL)
+        self._signal(signal.SIGUSR1)  # the relay kills the command's group, cleans up, records the end
 
     def _signal(self, sig: int) -> None:
         if self._alive():
@@ -229,7 +226,7 @@ class LocalBackend(Backend):
     def _hand_over(self, ctx: JobContext) -> _Spare:
         """Give the spare relay this job, held at its gate; a new spare is started beside
         (blocking: runs in a thread)."""
-        for stale in ("exit_code", "output", "child.pid"):  # from a start a restart interrupted
+        for stale in ("exit_code", "output"):  # from a start a restart interrupted
             (ctx.dir / stale).unlink(missing_ok=True)
         with self._spare_lock:
             spare = self._spare or self._relay()

@@ -11,7 +11,7 @@ job's path) and hands it a job as one JSON line: {"argv", "cwd", "env", "dir", "
   three zero bytes, big-endian length; the format of Docker's attach stream);
 - with --reap (no cgroup holds the job), is a child subreaper: when ARGV ends, every process
   it left behind (setsid, double fork) is killed, as in a container; SIGTERM is passed on to
-  ARGV's group;
+  ARGV's group, and SIGUSR1 kills ARGV's group;
 - writes ARGV's exit status to DIR/exit_code (128+N for signal N).
 """
 
@@ -129,9 +129,8 @@ def main() -> None:
             os._exit(127)
     os.close(out_w)
     os.close(err_w)
-    with open(os.path.join(folder, "child.pid"), "w") as fh:
-        fh.write(str(pid))
     signal.signal(signal.SIGTERM, lambda *_: _signal_group(pid, signal.SIGTERM))
+    signal.signal(signal.SIGUSR1, lambda *_: _signal_group(pid, signal.SIGKILL))
     out_fd = os.open(os.path.join(folder, "output"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     status = _pump(out_fd, {out_r: 1, err_r: 2}, pid)
     _signal_group(pid, signal.SIGKILL)

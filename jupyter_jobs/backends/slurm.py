@@ -76,13 +76,13 @@ class SlurmExecution(FileTailExecution):
         self._ran: asyncio.Future[None] = self._loop.create_future()
 
     def _sources(self) -> list[tuple[str, int, Callable[[bytes], None]]]:
-        def running_too(feed: Callable[[bytes], None]) -> Callable[[bytes], None]:
-            def feed_and_mark(data: bytes) -> None:
-                self._mark_ran()  # output: it runs, whatever the last poll of Slurm said
-                feed(data)
-            return feed_and_mark
+        """stdout and stderr as Slurm writes them: two files (their relative order is unknown)."""
+        sizes = self.unseen()
+        return [(s, sizes[s], lambda data, s=s: self._output(s, data)) for s in ("stdout", "stderr")]
 
-        return [(name, offset, running_too(feed)) for name, offset, feed in self._stream_files()]
+    def _output(self, stream: str, data: bytes) -> None:
+        self._mark_ran()  # output: it runs, whatever the last poll of Slurm said
+        self.ctx.log.append(stream, data)
 
     def _mark_ran(self) -> None:
         if not self._ran.done():

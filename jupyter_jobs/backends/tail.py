@@ -137,8 +137,3 @@ class FileTailExecution(ThreadedExecution):
                 feed(data)
                 got = True
         return got
-
-    def _stream_files(self) -> list[tuple[str, int, Callable[[bytes], None]]]:
-        """stdout and stderr as two files (their relative order is not known)."""
-        sizes = self.unseen()
-        return [(s, sizes[s], lambda data, s=s: self.ctx.log.append(s, data)) for s in ("stdout", "stderr")]
