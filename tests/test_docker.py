@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import docker.errors
 import pytest
 
 from support import log_text
@@ -17,9 +18,13 @@ PYTHON = "jupyter-jobs/python:test"
 @pytest.fixture(autouse=True)
 def _engine(docker_client):
     yield
-    for c in docker_client.containers.list(all=True, filters={"label": "jupyter_jobs.job"}):
-        if c.status == "running":  # only what a test left running; finished ones are checked by tests
-            c.remove(force=True)
+    # only what a test left running; finished ones are checked by tests (the low-level list does
+    # not inspect each container, which races one being removed meanwhile)
+    for c in docker_client.api.containers(filters={"label": "jupyter_jobs.job", "status": "running"}):
+        try:
+            docker_client.api.remove_container(c["Id"], force=True)
+        except docker.errors.NotFound:
+            pass
 
 
 def containers(client, job_id):

@@ -33,7 +33,9 @@ def wait_text(server, job_id, text, timeout=30):
 
 
 def leftover(client, job_id):
-    return client.containers.list(all=True, filters={"label": f"jupyter_jobs.job={job_id}"})
+    """The job's containers as the engine lists them (no per-container inspect, which races a
+    container being removed between the list and the inspect)."""
+    return client.api.containers(all=True, filters={"label": f"jupyter_jobs.job={job_id}"})
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["stop", "crash"])
@@ -100,7 +102,7 @@ def test_a_crash_between_create_and_record_never_runs_the_container_twice(server
             lock.execute("ROLLBACK")  # it got past the window before the lock: try again
             server.stop(signal.SIGKILL)
             continue
-        assert held[0].status == "created"  # created, never started
+        assert held[0]["State"] == "created"  # created, never started
         server.stop(signal.SIGKILL)
         lock.execute("ROLLBACK")
         lock.close()
