@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from jupyter_jobs.kernel.display import format_duration, status_text
 from support import Kernel, docker_problem, log_text, require
 
 
@@ -89,10 +92,74 @@ def test_interrupt_cancels_the_job(kernel, server):
             kernel.km.interrupt_kernel()
 
     run = kernel.run("%%job\nimport time\nprint('started', flush=True)\ntime.sleep(60)\n", on_message=on_message)
-    assert interrupted and run.error and run.error["ename"] == "KeyboardInterrupt"
-    assert "cancelled" in run.text("stderr")
+    assert interrupted and run.error and run.error["ename"] == "JobInterrupted"
+    job_id = job_id_of(run)
+    shown = run.text() + "\n".join(run.error["traceback"])  # all the cell shows but its status line
+    assert "Traceback" not in shown and "http" not in shown
+    assert [line for line in shown.splitlines() if "cancel" in line] == [f"Job {job_id} cancelled (interrupted)."]
+    assert "cancelled" in run.displays()[-1] and "exit" not in run.displays()[-1]  # no "exit 143"
     jobs = server.request("GET", "/jupyter-jobs/jobs")["jobs"]
     assert jobs[0]["status"] == "cancelled"
+
+
+def test_status_line_sits_above_the_output(kernel):
+    """Created before the first output, then only updated in place: it never lands mid-output."""
+    run = kernel.run("%%job\nimport time\nfor i in range(3):\n    print('step', i, flush=True)\n"
+                     "    time.sleep(1)\n")
+    assert run.error is None
+    kinds = [kind for _, kind, _ in run.messages]
+    shown = [(kind, c) for _, kind, c in run.messages if kind in ("display_data", "update_display_data")]
+    assert shown[0][0] == "display_data" and kinds.index("display_data") < kinds.index("stream")
+    display_id = shown[0][1]["transient"]["display_id"]
+    assert len(shown) > 2 and all(kind == "update_display_data" and c["transient"]["display_id"] == display_id
+                                  for kind, c in shown[1:])
+    texts = [c["data"]["text/plain"] for _, c in shown]
+    running = [t for t in texts if " running" in t]
+    assert running and all(re.search(r" running \d+:\d\d · local", t) for t in running), texts
+    assert not any("finished" in t for t in texts)
+    assert re.search(r" succeeded in 0:0[2-9] · local · exit 0", texts[-1]), texts[-1]
+
+
+def test_handle_shows_the_current_state(kernel):
+    """A detached job's handle, shown after it ended, says so (and follow() leaves the final record)."""
+    started = kernel.run("%job run --detach sleep 1")
+    assert started.error is None and "succeeded" not in started.displays()[-1]
+    followed = kernel.run("j = _\nj.follow()")
+    assert followed.error is None and re.fullmatch(r"<Job \w+ succeeded on local exit=0>", followed.displays()[-1])
+    assert kernel.run("print(j.info['finished_at'] is not None, j.exit_code)").text() == "True 0\n"
+    kernel.run("%job run --detach sleep 1")
+    later = kernel.run("import time\nk = _\ntime.sleep(4)\nk")
+    assert later.error is None and re.fullmatch(r"<Job \w+ succeeded on local exit=0>", later.displays()[-1])
+
+
+def test_durations_are_formatted_as_in_the_panel():
+    """Floor seconds, m:ss under an hour, XhYYm from one: the panel's format, never rounded."""
+    assert [format_duration(s) for s in (None, 0, 0.99, 59.999, 61.5, 3599.9, 3600, 3659.9, 7322, 36000)] == \
+        ["—", "0:00", "0:00", "0:59", "1:01", "59:59", "1h00m", "1h00m", "2h02m", "10h00m"]
+
+
+def test_status_text_says_running_or_how_it_ended():
+    now = datetime.now(timezone.utc)
+    job = {"id": "abc", "backend": "local", "started_at": (now - timedelta(seconds=5.7)).isoformat(),
+           "finished_at": None, "status": "running", "exit_code": None, "message": None}
+    assert status_text(job) == "▶ job abc running 0:05 · local"
+    ended = {**job, "finished_at": (now - timedelta(seconds=2.1)).isoformat()}
+    assert status_text({**ended, "status": "failed", "exit_code": 3}) == "✘ job abc failed after 0:03 · local · exit 3"
+    cancelled = {**ended, "status": "cancelled", "exit_code": 143, "message": "cancelled by the user"}
+    assert status_text(cancelled) == "■ job abc cancelled after 0:03 · local · cancelled by the user"
+    assert status_text({**job, "status": "queued", "started_at": None}) == "⏳ job abc queued · local"
+
+
+def test_line_magics_print_without_echoing_a_value(kernel):
+    """What they print is the answer; a returned dict or list would be echoed under it."""
+    for line in ("%job backends", "%job config --name quiet", "%job list"):
+        run = kernel.run(line)
+        assert run.error is None and run.text() and not [k for _, k, _ in run.messages if k == "execute_result"]
+    assert "local" in kernel.run("%job backends").text()
+    job_id = job_id_of(kernel.run("%job run true"))
+    for line in (f"%job artifacts {job_id}", f"%job logs {job_id}"):
+        run = kernel.run(line)
+        assert run.error is None and not [k for _, k, _ in run.messages if k == "execute_result"]
 
 
 def test_line_magics(kernel, server):
@@ -106,7 +173,7 @@ def test_line_magics(kernel, server):
     long = kernel.run("%job run --detach sleep 30")
     long_id = job_id_of(long)
     cancelled = kernel.run(f"%job cancel {long_id}")
-    assert "cancelled" in cancelled.text()
+    assert "cancelled" in cancelled.text() and "exit" not in cancelled.text()
     follow = kernel.run(f"%job logs -f {job_id}")
     assert follow.text() == "from-run\n"
 

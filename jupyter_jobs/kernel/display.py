@@ -1,7 +1,8 @@
 """What a job looks like in a notebook: a Job handle, a live status line, streamed output.
 
 Output goes to the cell's own stdout and stderr as it arrives; the status line is a display
-that is updated in place (works in any frontend, no widget manager needed).
+shown above it before the first output and then only updated in place (works in any frontend,
+no widget manager needed), so it never moves around the output.
 """
 
 from __future__ import annotations
@@ -19,6 +20,15 @@ from .client import JobsService, ServiceError
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 _ICONS = {"queued": "⏳", "running": "▶", "succeeded": "✔", "failed": "✘", "cancelled": "■"}
+
+
+class JobInterrupted(KeyboardInterrupt):
+    """The kernel was interrupted while a cell streamed a job, which was then cancelled. Still a
+    KeyboardInterrupt (a run of all cells stops), but shown as one line: the traceback would
+    only be the HTTP client's internals."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [str(self)]
 
 
 class JobFailed(RuntimeError):
@@ -45,21 +55,35 @@ def _elapsed(job: dict[str, Any]) -> Optional[float]:
     return max(0.0, (end - start).total_seconds())
 
 
-def _duration(seconds: Optional[float]) -> str:
+def format_duration(seconds: Optional[float]) -> str:
+    """`m:ss` under an hour, `XhYYm` from one, seconds truncated: the panel's format, so a job
+    reads the same in the cell and in the panel."""
     if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+        return "—"
+    whole = max(0, int(seconds))
+    return f"{whole // 3600}h{whole // 60 % 60:02d}m" if whole >= 3600 else f"{whole // 60}:{whole % 60:02d}"
+
+
+def _shown_exit(job: dict[str, Any]) -> Optional[int]:
+    """The exit code worth showing: none while running, and none for a cancelled job (143 is
+    only the signal that stopped it; "cancelled" already says why)."""
+    return job.get("exit_code") if job["status"] in ("succeeded", "failed") else None
 
 
 def status_text(job: dict[str, Any], artifacts: Optional[list[dict]] = None) -> str:
-    parts = [f"{_ICONS.get(job['status'], '')} job {job['id']} {job['status']}", job["backend"],
-             f"elapsed {_duration(_elapsed(job))}"]
+    """One line: "▶ job X running 0:05", "✔ job X succeeded in 0:05", ... (a duration is only
+    called final once the job ended)."""
+    status, elapsed = job["status"], _elapsed(job)
+    head = f"{_ICONS.get(status, '')} job {job['id']} {status}"
+    if elapsed is not None:
+        joiner = " " if status not in TERMINAL else " in " if status == "succeeded" else " after "
+        head += joiner + format_duration(elapsed)
+    parts = [head, job["backend"]]
     if job.get("gpus"):
         parts.append("GPUs " + ",".join(map(str, job["gpus"])))
-    if job["status"] in TERMINAL and job.get("exit_code") is not None:
+    if _shown_exit(job) is not None:
         parts.append(f"exit {job['exit_code']}")
-    if job.get("message") and job["status"] != "succeeded":
+    if job.get("message") and status != "succeeded":
         parts.append(job["message"])
     if artifacts:
         parts.append("artifacts: " + ", ".join(a["path"] for a in artifacts[:10])
@@ -68,8 +92,8 @@ def status_text(job: dict[str, Any], artifacts: Optional[list[dict]] = None) -> 
 
 
 class _StatusLine:
-    """A one-line display updated in place, shown only once a job has run a moment (a quick
-    job's output needs no status chrome until it ends)."""
+    """A one-line display, created once (before any output, so it stays above it) and then
+    only updated in place through its display_id."""
 
     def __init__(self) -> None:
         self.handle: Any = None
@@ -95,6 +119,7 @@ class Job:
 
     # -- state ------------------------------------------------------------------------------
     def refresh(self) -> dict[str, Any]:
+        """The current record (a terminal one never changes, so it is not fetched again)."""
         if self._data["status"] not in TERMINAL:
             self._data = self._service.get(self.id)
         return self._data
@@ -138,6 +163,7 @@ class Job:
     def follow(self) -> Job:
         """Print the output into this cell as it comes, until the job ends."""
         stream_output(self._service, self.id)
+        self._data = self._service.get(self.id)  # the final record: times, exit code, message
         return self
 
     def cancel(self) -> Job:
@@ -153,8 +179,13 @@ class Job:
         return target
 
     def __repr__(self) -> str:
-        data = self._data
-        extra = f" exit={data['exit_code']}" if data.get("exit_code") is not None else ""
+        """The current state (a handle shown long after it was made must not say "queued")."""
+        try:
+            data = self.refresh()
+        except ServiceError:  # unreachable: the last known state beats no repr
+            data = self._data
+        code = _shown_exit(data)
+        extra = f" exit={code}" if code is not None else ""
         return f"<Job {data['id']} {data['status']} on {data['backend']}{extra}>"
 
     def _repr_html_(self) -> str:
@@ -189,59 +220,62 @@ def stream_output(service: JobsService, job_id: str, offset: int = 0, patience: 
 
 
 class _Ticker(threading.Thread):
-    """Keeps a status line current while a job runs (blocking or detached)."""
+    """Keeps a status line current while a job runs (blocking or detached); the caller shows
+    the first state, so the line exists before any output."""
 
-    def __init__(self, service: JobsService, job_id: str, line: _StatusLine, delay: float):
+    def __init__(self, service: JobsService, job_id: str, line: _StatusLine):
         super().__init__(name=f"jupyter-jobs-status-{job_id}", daemon=True)
-        self.service, self.job_id, self.line, self.delay = service, job_id, line, delay
+        self.service, self.job_id, self.line = service, job_id, line
         self.stop = threading.Event()
 
     def run(self) -> None:
-        if self.stop.wait(self.delay):
-            return
-        while not self.stop.is_set():
+        while not self.stop.wait(1.0):
             try:
                 job = self.service.get(self.job_id)
             except Exception:
-                job = None
-            if job is not None:
-                done = job["status"] in TERMINAL
-                try:
-                    artifacts = self.service.artifacts(self.job_id) if done else None
-                except Exception:
-                    artifacts = None
-                self.line.show(status_text(job, artifacts))
-                if done:
-                    return
-            self.stop.wait(1.0)
+                continue
+            done = job["status"] in TERMINAL
+            try:
+                artifacts = self.service.artifacts(self.job_id) if done else None
+            except Exception:
+                artifacts = None
+            self.line.show(status_text(job, artifacts))
+            if done:
+                return
 
 
-def run_and_watch(service: JobsService, spec: dict[str, Any], *, detach: bool, raise_on_failure: bool,
-                  status_delay: float = 0.5) -> Job:
-    """Submit a job, then either stream it into the cell until it ends or leave a live status
-    line. Interrupting the kernel cancels the job and says so."""
+def _cancel_interrupted(job: Job, patience: float = 10) -> dict[str, Any]:
+    """Cancel the job of an interrupted cell and give it a moment to end, so the one line said
+    about it is its final state; a 409 means it had ended on its own."""
+    try:
+        job.cancel().wait(patience)
+    except ServiceError as exc:
+        if exc.status != 409:
+            raise
+    except TimeoutError:
+        pass
+    return job.refresh()
+
+
+def run_and_watch(service: JobsService, spec: dict[str, Any], *, detach: bool, raise_on_failure: bool) -> Job:
+    """Submit a job, show its status line, then either stream its output below that line until
+    it ends or return at once (the line keeps updating). Interrupting the kernel cancels the
+    job and says so in one line."""
     job = Job(service, service.submit(spec))
     line = _StatusLine()
-    if detach:
-        line.show(status_text(job._data))
-        _Ticker(service, job.id, line, delay=0).start()
-        return job
-    ticker = _Ticker(service, job.id, line, delay=status_delay)
+    line.show(status_text(job._data))
+    ticker = _Ticker(service, job.id, line)
     ticker.start()
+    if detach:
+        return job
     try:
         stream_output(service, job.id)
     except KeyboardInterrupt:
         ticker.stop.set()
         ticker.join(5)
-        try:
-            job.cancel()
-        except ServiceError as exc:
-            if exc.status != 409:  # 409: it had finished already
-                raise
-        final = job.refresh()
+        final = _cancel_interrupted(job)
         line.show(status_text(final))
-        print(f"jupyter_jobs: interrupted, job {job.id} {final['status']}", file=sys.stderr)
-        raise
+        raise JobInterrupted(f"Job {job.id} {final['status']} (interrupted).") from None
     ticker.stop.set()
     ticker.join(5)  # its last update must not land after the final one
     final = job.refresh()

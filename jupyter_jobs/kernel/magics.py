@@ -23,7 +23,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .client import ENV_URL, JobsService, ServiceError, connect
-from .display import TERMINAL, Job, JobFailed, run_and_watch, status_text, stream_output
+from .display import TERMINAL, Job, JobFailed, JobInterrupted, run_and_watch, status_text, stream_output
 
 SPEC_OPTIONS = ("backend", "image", "gpus", "cpus", "memory", "env", "timeout", "name", "project", "workspace",
                 "python")
@@ -172,7 +172,10 @@ class JobMagics(Magics):
 
     @line_magic("job")
     def job_line(self, line: str) -> Any:
-        """%job run|config|list|logs|show|cancel|artifacts ...; `%job --help` for all."""
+        """%job run|config|list|logs|show|cancel|artifacts ...; `%job --help` for all.
+
+        Actions that print (config, backends, list, logs, artifacts) return None: IPython would
+        echo a returned dict or list under what they printed. run/show/cancel return a Job."""
         parser = self._parser()
         words = shlex.split(line)
         if not words or words[0] in ("-h", "--help", "help"):
@@ -192,7 +195,7 @@ class JobMagics(Magics):
             raise UsageError("%job run needs a command, e.g. %job run python train.py")
         return self._submit(self._spec(args, shlex.join(args.command)), args)
 
-    def _do_config(self, args: argparse.Namespace) -> dict[str, Any]:
+    def _do_config(self, args: argparse.Namespace) -> None:
         if args.reset:
             self.defaults.clear()
         for key in SPEC_OPTIONS:
@@ -202,9 +205,8 @@ class JobMagics(Magics):
             elif value is not None:
                 self.defaults[key] = value
         print("jupyter_jobs defaults:", ", ".join(f"{k}={v}" for k, v in self.defaults.items()) or "none")
-        return dict(self.defaults)
 
-    def _do_backends(self, args: argparse.Namespace) -> dict[str, Any]:
+    def _do_backends(self, args: argparse.Namespace) -> None:
         reply = self.service.backends()
         _table(["backend", "available", "why not / what"],
                [(b["name"] + (" (default)" if b["default"] else ""), "yes" if b["available"] else "no",
@@ -212,7 +214,6 @@ class JobMagics(Magics):
         gpus = reply.get("gpus") or []
         listed = ", ".join(f"{g['index']}: {g['name']}" for g in gpus)
         print(f"GPUs: {listed or 'none on this host'}")
-        return reply
 
     def _do_list(self, args: argparse.Namespace) -> None:
         page = self.service.list(status=args.status, project=args.project, limit=args.limit)
@@ -244,11 +245,11 @@ class JobMagics(Magics):
         for item in self.service.logs(args.id):
             (sys.stderr if item["stream"] == "stderr" else sys.stdout).write(item["text"])
 
-    def _do_artifacts(self, args: argparse.Namespace) -> list[str]:
+    def _do_artifacts(self, args: argparse.Namespace) -> None:
         items = self.service.artifacts(args.id)
         if not items:
             print(f"job {args.id} has no artifacts")
-            return []
+            return
         base = os.environ.get(ENV_URL)
         if base:
             from IPython.display import display
@@ -262,7 +263,6 @@ class JobMagics(Magics):
             display({"text/plain": text, "text/html": f"<ul>{links}</ul>"}, raw=True)
         else:
             _table(["path", "bytes"], [(a["path"], f"{a['size']:,}") for a in items])
-        return [a["path"] for a in items]
 
 
 def _table(header: list[str], rows: list[tuple]) -> None:
@@ -271,4 +271,4 @@ def _table(header: list[str], rows: list[tuple]) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
 
 
-__all__ = ["TERMINAL", "Job", "JobFailed", "JobMagics", "JobsError"]
+__all__ = ["TERMINAL", "Job", "JobFailed", "JobInterrupted", "JobMagics", "JobsError"]
