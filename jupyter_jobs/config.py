@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Dict, Float, Int, List, Unicode, Union, default, import_item
+from traitlets import Bool, Dict, Float, Int, List, Unicode, Union, default, import_item
 from traitlets.config import LoggingConfigurable
 
 from .backends import BUILTIN_BACKENDS, Backend
@@ -72,6 +72,12 @@ class JobsConfig(LoggingConfigurable):
         "note where it was) and the job runs on. 0: no limit."
     ).tag(config=True)
 
+    strict_specs = Bool(
+        False, help="Refuse (400) a spec asking for what its backend does not apply: an image where it runs "
+        "no containers, cpus or memory it does not limit, more than one node, GPUs. Default: the job runs, with "
+        "a note saying what was not applied."
+    ).tag(config=True)
+
     def _inventory(self) -> list[GPU]:
         if isinstance(self.gpus, int):
             if self.gpus < 0:
@@ -105,4 +111,5 @@ class JobsConfig(LoggingConfigurable):
             max_log_size=self.max_log_size,
             retention=self.retention,
             housekeeping_interval=self.housekeeping_interval,
+            strict_specs=self.strict_specs,
         )

@@ -333,16 +333,29 @@ class JobsError(Exception):
 
 
 class SpecError(JobsError, ValueError):
-    """A submitted spec (or query) that cannot be served; each bad field is named."""
+    """A submitted spec (or query) that cannot be served; each bad field is named once (its
+    messages joined), so a form can show every error beside its field."""
 
     status = 400
 
     def __init__(self, errors: list[FieldError]):
-        self.errors = errors
-        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        by_field: dict[str, list[str]] = {}
+        for err in errors:
+            messages = by_field.setdefault(err.field, [])
+            if err.message not in messages:
+                messages.append(err.message)
+        self.errors = [FieldError(field=f, message="; ".join(m)) for f, m in by_field.items()]
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in self.errors))
 
     def public(self) -> dict[str, Any]:
         return {"message": str(self), "errors": [e.model_dump() for e in self.errors]}
+
+    def names(self, field: str) -> bool:
+        return any(e.field == field for e in self.errors)
+
+    def plus(self, more: SpecError) -> SpecError:
+        """These errors and those of `more` on other fields (a field keeps the error it has)."""
+        return SpecError(self.errors + [e for e in more.errors if not self.names(e.field)])
 
     @classmethod
     def one(cls, field: str, message: str) -> SpecError:
@@ -350,27 +363,53 @@ class SpecError(JobsError, ValueError):
 
     @classmethod
     def from_validation(cls, exc: ValidationError) -> SpecError:
-        by_field: dict[str, list[str]] = {}
+        errors = []
         for err in exc.errors():
             # Union members add their type to the location ("command.list[str]"): drop them.
             parts = [str(p) for p in err["loc"] if not _TYPE_TAG.match(str(p))]
-            message = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                message = "unknown field"
-            messages = by_field.setdefault(".".join(parts) or "body", [])
-            if message not in messages:
-                messages.append(message)
-        return cls([FieldError(field=f, message="; ".join(m)) for f, m in by_field.items()])
+            message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+            errors.append(FieldError(field=".".join(parts) or "body", message=message))
+        return cls(errors)
 
 
 def parse_spec(data: Any) -> JobSpec:
     """Validate a request body into a JobSpec, or raise SpecError naming each bad field."""
+    spec, error = read_spec(data)
+    if error is not None:
+        raise error
+    return spec  # type: ignore[return-value]
+
+
+def read_spec(data: Any) -> tuple[Optional[JobSpec], Optional[SpecError]]:
+    """A request body as (spec, None), or as (the rest, its errors): the rest is the body with
+    each failing field left out (so it takes its default; a bad command becomes a stand-in), or
+    None if even that fails. The service checks the rest too, to report every error at once."""
     if not isinstance(data, dict):
-        raise SpecError.one("body", "the job spec must be a JSON object")
+        return None, SpecError.one("body", "the job spec must be a JSON object")
     try:
-        return JobSpec.model_validate(data)
+        return JobSpec.model_validate(data), None
     except ValidationError as exc:
-        raise SpecError.from_validation(exc) from None
+        error, failed = SpecError.from_validation(exc), exc
+    rest: dict[str, Any] = data
+    for _ in range(3):  # leaving a field out may reveal no new error; a few rounds are plenty
+        for err in failed.errors():
+            rest = _without(rest, err["loc"])
+        rest = {"command": "true", **rest}
+        try:
+            return JobSpec.model_validate(rest), error
+        except ValidationError as again:
+            failed = again
+    return None, error
+
+
+def _without(data: dict[str, Any], loc: tuple[Any, ...]) -> dict[str, Any]:
+    """`data` without the deepest object key on the path `loc` (copied, not changed in place)."""
+    if not loc or loc[0] not in data:
+        return data
+    inner = data[loc[0]]
+    if len(loc) > 1 and isinstance(inner, dict) and loc[1] in inner:
+        return {**data, loc[0]: _without(inner, loc[1:])}
+    return {k: v for k, v in data.items() if k != loc[0]}
 
 
 class JobNotFound(JobsError, LookupError):

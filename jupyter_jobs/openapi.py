@@ -94,6 +94,9 @@ def _paths() -> dict[str, Any]:
             "get": _op("Jobs, newest first", {"200": _json(_ref("JobPage"), "a page of jobs"), "400": _ERROR}, [
                 _query("status", {"type": "string"}, f"comma-separated: {', '.join(statuses)}"),
                 _query("project", {"type": "string"}, "only this project"),
+                _query("q", {"type": "string", "maxLength": 200},
+                       "search: text in the name, command, id or a tag (case-insensitive; % and _ match themselves)"),
+                _query("tag", {"type": "string", "maxLength": 100}, "only jobs with exactly this tag"),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "page size"),
                 _query("cursor", {"type": "integer", "minimum": 0}, "next_cursor of the previous page"),
             ]),

@@ -97,6 +97,8 @@ class ListQuery(BaseModel):
 
     status: list[JobStatus] = Field(default_factory=list)
     project: Optional[str] = Field(None, max_length=200)
+    q: Optional[str] = Field(None, max_length=200, description="text in the name, command, id or a tag")
+    tag: Optional[str] = Field(None, max_length=100, description="only jobs with this tag")
     limit: int = Field(50, ge=1, le=500)
     cursor: Optional[int] = Field(None, ge=0, le=2**62)
 
@@ -119,10 +121,16 @@ class ListQuery(BaseModel):
             out.append(part)
         return out
 
-    @field_validator("project", "cursor", mode="before")
+    @field_validator("project", "tag", "cursor", mode="before")
     @classmethod
     def _blank(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("q", mode="before")
+    @classmethod
+    def _words(cls, value: Any) -> Any:
+        """Spaces around a search (typed, or left by a form) match nothing in particular."""
+        return (value.strip() or None) if isinstance(value, str) else value
 
     @classmethod
     def parse(cls, **raw: Any) -> ListQuery:

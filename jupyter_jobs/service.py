@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Optional
+from typing import Any, BinaryIO, Callable, Optional, TypeVar
 
 from .artifacts import ArtifactMissing, list_artifacts, open_artifact
 from .backends.base import Backend
@@ -18,18 +18,35 @@ from .files import private_dir, remove_tree
 from .gpus import GPUAllocator
 from .housekeeping import Housekeeper, Retention
 from .logs import LogRegistry, follow
-from .models import FailureReason, Job, JobConflict, JobNotFound, JobSpec, JobStatus, Outcome, SpecError, parse_spec
-from .models import utcnow
+from .models import FailureReason, FieldError, Job, JobConflict, JobNotFound, JobSpec, JobStatus, Outcome, SpecError
+from .models import read_spec, utcnow
 from .queue import JobQueue
-from .replies import BackendInfo, BackendsReply, GPUInfo, JobPage, ListQuery, LogEnd
+from .replies import BackendInfo, BackendsReply, Capabilities, GPUInfo, JobPage, ListQuery, LogEnd
 from .runner import JobRunner, RunnerEnv, record_end
 from .store import Store
 from .tasks import TaskSet
 from .snapshots import SnapshotError, SnapshotInfo, SnapshotStore
 
 
+T = TypeVar("T")
+
+
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _unhonoured(spec: JobSpec, capabilities: Capabilities, backend: str) -> dict[str, str]:
+    """What a spec asks for that the backend would not do (field -> why): never silently dropped."""
+    res = spec.resources
+    asked = [  # field, the value asked for (None: nothing asked), honoured, what the backend does instead
+        ("image", spec.image, capabilities.containers, "runs no containers"),
+        ("resources.cpus", res.cpus, capabilities.cpus, "does not limit CPUs here"),
+        ("resources.memory", res.memory, capabilities.memory, "does not limit memory here"),
+        ("resources.nodes", res.nodes if res.nodes > 1 else None, capabilities.nodes, "runs a job on one machine"),
+        ("resources.gpus", res.gpus or None, capabilities.gpus, "gives jobs no GPUs"),
+    ]
+    return {field: f"{value!r} is not applied: the {backend} backend {why}"
+            for field, value, honoured, why in asked if value is not None and not honoured}
 
 
 class JobService:
@@ -38,11 +55,12 @@ class JobService:
     def __init__(self, *, store: Store, snapshots: SnapshotStore, root_dir: Path, jobs_dir: Path, storage_dir: Path,
                  backends: dict[str, Backend], default_backend: str, gpus: GPUAllocator, kill_grace: float = 10.0,
                  max_running: int = 0, max_log_size: int = 0, retention: Optional[dict[str, Any]] = None,
-                 housekeeping_interval: float = 3600.0):
+                 housekeeping_interval: float = 3600.0, strict_specs: bool = False):
         if default_backend not in backends:
             raise ValueError(f"default backend {default_backend!r} is not a configured backend")
         self.store, self.snapshots, self.root_dir = store, snapshots, Path(root_dir)
         self.backends, self.default_backend, self.gpus = backends, default_backend, gpus
+        self.strict_specs = strict_specs  # refuse what a backend does not apply, rather than note it
         self.tasks = TaskSet()
         self.log_files = LogRegistry(max_log_size)
         self.env = RunnerEnv(store=store, snapshots=snapshots, logs=self.log_files, jobs_dir=Path(jobs_dir),
@@ -125,47 +143,82 @@ class JobService:
 
     # -- submitting -------------------------------------------------------------------------
     async def submit(self, body: Any) -> dict[str, Any]:
-        """Validate a spec (a JSON object), snapshot its workspace, queue it."""
-        return self._public(await self.submit_spec(parse_spec(body)))
+        """Validate a spec (a JSON object), snapshot its workspace, queue it. A bad spec gets every
+        error at once: what the model accepts of it goes through the service's checks too."""
+        spec, error = read_spec(body)
+        if error is None:
+            return self._public(await self.submit_spec(spec))  # type: ignore[arg-type]
+        if spec is not None:
+            try:  # a backend left out for its own error would be checked as the default one: skip it
+                await self._validate(spec, with_backend=not error.names("backend"))
+            except SpecError as more:
+                error = error.plus(more)
+        raise error
 
     async def submit_spec(self, spec: JobSpec) -> Job:
-        name, workspace = await self._validate(spec)
+        name, workspace, notes = await self._validate(spec)
         try:
             snap = await asyncio.to_thread(self.snapshots.snapshot, workspace)
         except SnapshotError as exc:
             raise SpecError.one("workspace", str(exc)) from None
         try:
-            return await self._record(spec, name, workspace, snap)
+            return await self._record(spec, name, workspace, snap, notes)
         finally:
             self.snapshots.unpin(snap.id)  # recorded (or not): garbage collection decides now
 
-    async def _record(self, spec: JobSpec, name: str, workspace: Path, snap: SnapshotInfo) -> Job:
+    async def _record(self, spec: JobSpec, name: str, workspace: Path, snap: SnapshotInfo, notes: list[str]) -> Job:
         job_id = secrets.token_hex(6)
         job_dir = (self.backends[name].jobs_root() or self.env.jobs_dir) / job_id
         job = Job(
             id=job_id, dir=str(job_dir), spec=spec, backend=name, snapshot=snap.id,
             project=spec.project or (workspace.name if spec.workspace else self.root_dir.resolve().name) or "default",
-            notes=[f"left out of the workspace: {path} ({why})" for path, why in snap.skipped[:50]],
+            notes=notes + [f"left out of the workspace: {path} ({why})" for path, why in snap.skipped[:50]],
         )
         await asyncio.to_thread(private_dir, job_dir)
         await self.store.insert(job, job_dir)
         self.queue.kick()
         return job
 
-    async def _validate(self, spec: JobSpec) -> tuple[str, Path]:
-        """Everything that can be known before a snapshot is taken; SpecError names the field."""
+    async def _validate(self, spec: JobSpec, with_backend: bool = True) -> tuple[str, Path, list[str]]:
+        """Everything that can be known before a snapshot is taken: the backend's name, the
+        workspace, and notes for the job. Raises one SpecError naming every bad field, not the first."""
+        errors: list[FieldError] = []
+
+        async def check(step: Awaitable[T]) -> Optional[T]:
+            try:
+                return await step
+            except SpecError as exc:
+                errors.extend(exc.errors)
+                return None
+
         name = spec.backend or self.default_backend
+        workspace = await check(asyncio.to_thread(self.resolve_workspace, spec.workspace))
+        backend = await check(self._backend(name)) if with_backend else None
+        notes: list[str] = []
+        if backend is not None:
+            await check(backend.validate(spec))
+            if backend.host_gpus and spec.resources.gpus > self.gpus.total:
+                errors.append(FieldError(field="resources.gpus", message=f"asks for {spec.resources.gpus} GPU(s) "
+                                         f"but this host has {self.gpus.total}"))
+            unhonoured = _unhonoured(spec, backend.capabilities(), name)
+            if self.strict_specs:
+                errors += [FieldError(field=field, message=why) for field, why in unhonoured.items()]
+            else:
+                notes = [f"{field} {why}" for field, why in unhonoured.items()]
+        if errors:
+            raise SpecError(errors)
+        assert workspace is not None
+        return name, workspace, notes
+
+    async def _backend(self, name: str) -> Backend:
+        """The named backend, if it is configured and takes jobs now."""
         backend = self.backends.get(name)
         if backend is None:
             raise SpecError.one("backend", f"unknown backend {name!r}; configured: {', '.join(sorted(self.backends))}")
         availability = await backend.availability()
         if not availability.available:
             raise SpecError.one("backend", f"backend {name!r} is unavailable: {availability.reason}")
-        await backend.validate(spec)
-        if backend.host_gpus and spec.resources.gpus > self.gpus.total:
-            raise SpecError.one("resources.gpus",
-                                f"asks for {spec.resources.gpus} GPU(s) but this host has {self.gpus.total}")
-        return name, await asyncio.to_thread(self.resolve_workspace, spec.workspace)
+        return backend
 
     def resolve_workspace(self, workspace: str) -> Path:
         root = os.path.realpath(self.root_dir)
@@ -198,10 +251,11 @@ class JobService:
         return {**self._public(job), "events": await self.store.events(job_id)}
 
     async def list(self, **query: Any) -> dict[str, Any]:
-        """A page of jobs, newest first: status (list or comma-separated), project, limit, cursor."""
+        """A page of jobs, newest first: status (list or comma-separated), project, q (search text),
+        tag, limit, cursor."""
         q = ListQuery.parse(**query)
-        jobs, cursor = await self.store.list(status=q.status or None, project=q.project, limit=q.limit,
-                                             cursor=q.cursor)
+        jobs, cursor = await self.store.list(status=q.status or None, project=q.project, q=q.q, tag=q.tag,
+                                             limit=q.limit, cursor=q.cursor)
         return JobPage(jobs=[self._public(j) for j in jobs], next_cursor=cursor).model_dump()
 
     async def backends_info(self) -> dict[str, Any]:

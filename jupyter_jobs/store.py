@@ -90,6 +90,19 @@ _UPDATABLE = {"reason", "message", "exit_code", "started_at", "finished_at", "gp
               "not_before"}
 
 
+#: a job matching a LIKE pattern (given four times): a string command is json_each's one value, an argv its words
+_SEARCH = (
+    "(id LIKE ? ESCAPE '\\' OR json_extract(spec, '$.name') LIKE ? ESCAPE '\\'"
+    " OR (SELECT group_concat(value, ' ') FROM json_each(spec, '$.command')) LIKE ? ESCAPE '\\'"
+    " OR EXISTS (SELECT 1 FROM json_each(spec, '$.tags') WHERE value LIKE ? ESCAPE '\\'))"
+)
+
+
+def _contains(text: str) -> str:
+    """A LIKE pattern for `text` anywhere, its own % and _ taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def _dt(value: Optional[datetime]) -> Optional[str]:
     return value.isoformat() if value else None
 
@@ -273,11 +286,15 @@ class Store:
         *,
         status: Optional[list[JobStatus]] = None,
         project: Optional[str] = None,
+        q: Optional[str] = None,
+        tag: Optional[str] = None,
         limit: int = 50,
         cursor: Optional[int] = None,
         oldest_first: bool = False,
     ) -> tuple[list[Job], Optional[int]]:
-        """Jobs newest first (keyset pagination on `seq`); returns the page and the next cursor."""
+        """Jobs newest first (keyset pagination on `seq`); returns the page and the next cursor.
+        `q`: text in the name, the command (an argv as its words joined), the id or a tag, as typed
+        (case-insensitive for ASCII letters); `tag`: exactly this tag."""
 
         def _list() -> tuple[list[Job], Optional[int]]:
             where, args = [], []
@@ -287,6 +304,12 @@ class Store:
             if project is not None:
                 where.append("project = ?")
                 args.append(project)
+            if q:
+                where.append(_SEARCH)
+                args += [_contains(q)] * 4
+            if tag is not None:
+                where.append("EXISTS (SELECT 1 FROM json_each(spec, '$.tags') WHERE value = ?)")
+                args.append(tag)
             if cursor is not None:
                 where.append("seq > ?" if oldest_first else "seq < ?")
                 args.append(cursor)

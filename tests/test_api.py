@@ -319,6 +319,88 @@ async def test_list_filters_and_pagination(api, jp_root_dir):
         assert reply["errors"][0]["field"] == field
 
 
+async def test_search_in_the_job_list(api, workspace):
+    specs = {
+        "train": {"command": "echo training", "name": "Train ResNet", "tags": ["vision"]},
+        "report": {"command": py("print('50% done')"), "name": "report_v2", "tags": ["Nightly"]},
+        "lookalike": {"command": "exit 1", "name": "report-v2"},  # what _ and % as wildcards would match
+        "percent": {"command": "true", "name": "50 percent"},
+    }
+    ids = {key: (await api.submit({**spec, "workspace": "proj"}))["id"] for key, spec in specs.items()}
+    for job_id in ids.values():
+        await api.wait(job_id)
+
+    async def found(**params: str) -> set[str]:
+        page = await api.call("GET", "jobs", params=params)
+        return {key for key, job_id in ids.items() if job_id in {j["id"] for j in page["jobs"]}}
+
+    assert await found(q="resnet") == {"train"}  # name, any case
+    assert await found(q="TRAINING") == {"train"}  # a word of a string command
+    assert await found(q="print('50") == {"report"}  # an argv, its words joined
+    assert await found(q="nightly") == {"report"}  # a tag
+    assert await found(q=ids["lookalike"][:8]) == {"lookalike"}  # an id's beginning
+    assert await found(q="50%") == {"report"} and await found(q="report_v2") == {"report"}
+    assert await found(q="  resnet ") == {"train"} and len(await found(q=" ")) == 4
+    assert await found(q="report", status="failed") == {"lookalike"}
+    assert await found(q="report", status="succeeded", project="proj") == {"report"}
+    assert await found(tag="vision") == {"train"} and await found(tag="visio") == set()
+    assert await found(q="no such text anywhere") == set()
+    page = await api.call("GET", "jobs", params={"q": "report", "limit": "1"})
+    assert [j["id"] for j in page["jobs"]] == [ids["lookalike"]] and page["next_cursor"]
+    page = await api.call("GET", "jobs", params={"q": "report", "limit": "1", "cursor": page["next_cursor"]})
+    assert [j["id"] for j in page["jobs"]] == [ids["report"]] and page["next_cursor"] is None
+    for params, field in [({"q": "x" * 201}, "q"), ({"tag": "t" * 101}, "tag")]:
+        reply = await api.call("GET", "jobs", params=params, expect=400)
+        assert [e["field"] for e in reply["errors"]] == [field]
+
+
+UNAPPLIED = {"command": "true", "workspace": "proj", "image": "python:3.11",
+             "resources": {"cpus": 2, "memory": "1g", "nodes": 2}}
+
+
+async def test_fields_the_backend_does_not_apply_are_noted(api, workspace, jp_serverapp):
+    app = jp_serverapp.extension_manager.extension_apps["jupyter_jobs"].pop()
+    app.service.backends["local"].cgroups = False  # so cpus and memory are not enforced, as on most hosts
+    job = await api.submit(UNAPPLIED)
+    assert job["notes"] == [
+        "image 'python:3.11' is not applied: the local backend runs no containers",
+        "resources.cpus 2.0 is not applied: the local backend does not limit CPUs here",
+        "resources.memory '1g' is not applied: the local backend does not limit memory here",
+        "resources.nodes 2 is not applied: the local backend runs a job on one machine",
+    ]
+    assert (await api.wait(job["id"]))["notes"] == job["notes"]
+    plain = await api.submit({"command": "true", "workspace": "proj"})
+    assert plain["notes"] == [] and (await api.wait(plain["id"]))["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("jobs_config,extra_config", [({"strict_specs": True}, {"LocalBackend": {"cgroups": False}})])
+async def test_strict_specs_refuse_what_the_backend_does_not_apply(api, workspace, jobs_config, extra_config):
+    reply = await api.submit(UNAPPLIED, expect=400)
+    errors = {e["field"]: e["message"] for e in reply["errors"]}
+    assert set(errors) == {"image", "resources.cpus", "resources.memory", "resources.nodes"}
+    assert errors["image"] == "'python:3.11' is not applied: the local backend runs no containers"
+    plain = await api.submit({"command": "true", "workspace": "proj"})
+    assert plain["notes"] == [] and (await api.wait(plain["id"]))["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("jobs_config", [{"gpus": 0}])
+async def test_every_error_of_a_spec_at_once(api, workspace, jobs_config):
+    spec = {"command": "true", "workspace": "no/such/folder", "timeout": "soon",
+            "resources": {"memory": "lots", "gpus": 99}}
+    reply = await api.submit(spec, expect=400)
+    assert sorted(e["field"] for e in reply["errors"]) == ["resources.gpus", "resources.memory", "timeout",
+                                                           "workspace"]
+    # a field the model accepts is still checked by the service beside its siblings' errors
+    reply = await api.submit({**spec, "resources": {"memory": "lots", "gpus": 2}}, expect=400)
+    errors = {e["field"]: e["message"] for e in reply["errors"]}
+    assert set(errors) == {"resources.gpus", "resources.memory", "timeout", "workspace"}
+    assert errors["resources.gpus"] == "asks for 2 GPU(s) but this host has 0"
+    reply = await api.submit({"command": "", "backend": "nope", "workspace": "no/such/folder"}, expect=400)
+    assert {e["field"] for e in reply["errors"]} == {"command", "backend", "workspace"}
+    reply = await api.submit({"backend": "x" * 101, "workspace": "no/such/folder"}, expect=400)
+    assert {e["field"] for e in reply["errors"]} == {"command", "backend", "workspace"}
+
+
 async def test_logs_query_errors(api, workspace):
     job = await api.submit({"command": "true", "workspace": "proj"})
     for params, field in [({"offset": "-1"}, "offset"), ({"follow": "maybe"}, "follow")]:

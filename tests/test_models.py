@@ -2,7 +2,7 @@
 
 import pytest
 
-from jupyter_jobs.models import REDACTED, JobSpec, JobStatus, SpecError, parse_memory, parse_spec
+from jupyter_jobs.models import REDACTED, FieldError, JobSpec, JobStatus, SpecError, parse_memory, parse_spec, read_spec
 
 
 def fields(data) -> dict[str, str]:
@@ -97,3 +97,19 @@ def test_odd_timeouts_are_field_errors(timeout):
                                    {"qos": "a\rb"}])
 def test_slurm_fields_stay_on_one_line(slurm):
     assert any(f.startswith("slurm") for f in fields({"command": "true", "slurm": slurm}))
+
+
+def test_a_bad_spec_is_read_with_its_failing_fields_left_out():
+    body = {"command": ["ok", 1], "workspace": "w", "resources": {"gpus": 2, "memory": "lots"}, "colour": "x"}
+    rest, error = read_spec(body)
+    assert error is not None and {e.field for e in error.errors} == {"command", "resources.memory", "colour"}
+    assert rest is not None and (rest.command, rest.workspace, rest.resources.gpus) == ("true", "w", 2)
+    assert rest.resources.memory is None and body["resources"] == {"gpus": 2, "memory": "lots"}  # untouched
+    assert read_spec({"command": "true"})[1] is None and read_spec([])[0] is None
+
+
+def test_one_error_per_field():
+    error = SpecError.one("a", "x").plus(SpecError([FieldError(field="a", message="y"),
+                                                    FieldError(field="b", message="z"),
+                                                    FieldError(field="b", message="w")]))
+    assert [(e.field, e.message) for e in error.errors] == [("a", "x"), ("b", "z; w")]

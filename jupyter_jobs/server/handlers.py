@@ -136,6 +136,8 @@ class JobsHandler(BaseHandler):
         self.reply(await self.service.list(
             status=",".join(self.get_query_arguments("status")),
             project=self.get_query_argument("project", None),
+            q=self.get_query_argument("q", None),
+            tag=self.get_query_argument("tag", None),
             limit=self.get_query_argument("limit", None),
             cursor=self.get_query_argument("cursor", None),
         ))

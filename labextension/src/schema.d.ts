@@ -64,6 +64,10 @@ export interface paths {
                     status?: string;
                     /** @description only this project */
                     project?: string;
+                    /** @description search: text in the name, command, id or a tag (case-insensitive; % and _ match themselves) */
+                    q?: string;
+                    /** @description only jobs with exactly this tag */
+                    tag?: string;
                     /** @description page size */
                     limit?: number;
                     /** @description next_cursor of the previous page */
