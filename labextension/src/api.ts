@@ -14,12 +14,13 @@ export type Resources = Schemas['Resources'];
 export type FieldError = Schemas['FieldError'];
 /** A spec as a user submits it (the server fills defaults and takes durations such as "30m"). */
 export type SpecInput = Schemas['JobSpecInput'];
-export type ListQuery = NonNullable<paths['/jupyter-jobs/jobs']['get']['parameters']['query']>;
+export type ListQuery = NonNullable<paths['/jupyter-jobs/jobs']['get']['parameters']['query']> & { q?: string };
 export type JobPage = Schemas['JobPage'];
 export type Artifact = Schemas['Artifact'];
 export type LogChunk = Schemas['LogChunk'];
 export type LogEnd = Schemas['LogEnd'];
 export type Backend = Schemas['BackendInfo'];
+export type JobEvent = Schemas['JobEvent'];
 
 export const STATUSES: Status[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 export const TERMINAL: Status[] = ['succeeded', 'failed', 'cancelled'];
@@ -96,8 +97,33 @@ export const api = {
   cancel: (id: string) => json<Job>(['jobs', id, 'cancel'], { method: 'POST', body: '{}' }),
   rerun: (id: string) => json<Job>(['jobs', id, 'rerun'], { method: 'POST', body: '{}' }),
   remove: (id: string) => json<void>(['jobs', id], { method: 'DELETE' }),
-  artifacts: (id: string) => json<{ artifacts: Artifact[] }>(['jobs', id, 'artifacts'])
+  artifacts: (id: string) => json<{ artifacts: Artifact[] }>(['jobs', id, 'artifacts']),
+  /** The first `bytes` of an artifact, for a preview. */
+  artifactHead: async (id: string, path: string, bytes: number): Promise<Blob> => {
+    const response = await ServerConnection.makeRequest(artifactUrl(id, path), { headers: { Range: `bytes=0-${bytes - 1}` } }, settings);
+    if (!response.ok) {
+      throw new ApiError(`${path}: HTTP ${response.status}`, response.status);
+    }
+    return response.body ? readAtMost(response.body, bytes) : response.blob();
+  }
 };
+
+/** At most `bytes` of a response body (a server that ignores Range still sends it all). */
+async function readAtMost(body: ReadableStream<Uint8Array>, bytes: number): Promise<Blob> {
+  const reader = body.getReader();
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  while (size < bytes) {
+    const { done, value } = await reader.read();
+    if (done) {
+      break;
+    }
+    parts.push(value);
+    size += value.length;
+  }
+  void reader.cancel();
+  return new Blob(parts as BlobPart[]).slice(0, bytes);
+}
 
 /** Reads NDJSON lines off a stream, calling `onItem` for each parsed line. */
 async function readLines(body: ReadableStream<Uint8Array>, onItem: (item: LogChunk | LogEnd) => void): Promise<void> {

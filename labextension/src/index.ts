@@ -1,12 +1,16 @@
-// jupyter_jobs in JupyterLab: a sidebar to build, list, watch, cancel and rerun jobs.
+// jupyter_jobs in JupyterLab: a sidebar (compact live list, quick form), a main-area jobs page,
+// one tab per job, and a comparison of jobs; all restored after a reload.
 import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
+import { ICommandPalette, WidgetTracker } from '@jupyterlab/apputils';
 import { PathExt } from '@jupyterlab/coreutils';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
+import { ILauncher } from '@jupyterlab/launcher';
 import { LabIcon } from '@jupyterlab/ui-components';
 
+import { api, Spec } from './api';
 import { Draft } from './model';
 import { JobsPanel } from './panel';
+import { CompareTab, JobsPage, JobTab } from './widgets';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16">
   <g class="jp-icon3" fill="#616161">
@@ -19,7 +23,11 @@ export const jobsIcon = new LabIcon({ name: 'jupyter-jobs:icon', svgstr: ICON_SV
 
 const COMMANDS = {
   open: 'jupyter-jobs:open',
+  page: 'jupyter-jobs:open-page',
+  job: 'jupyter-jobs:open-job',
+  compare: 'jupyter-jobs:compare',
   create: 'jupyter-jobs:new',
+  edit: 'jupyter-jobs:edit',
   runItem: 'jupyter-jobs:run-item'
 };
 
@@ -41,23 +49,97 @@ function draftFor(browser: IDefaultFileBrowser | null): Draft | null {
   };
 }
 
-function addCommands(app: JupyterFrontEnd, shell: ILabShell, panel: JobsPanel, browser: IDefaultFileBrowser | null): void {
+/** A notebook artifact opened in JupyterLab: a copy saved under job-outputs/<job id>/. */
+async function openNotebook(app: JupyterFrontEnd, id: string, path: string): Promise<void> {
+  const content = JSON.parse(await (await api.artifactHead(id, path, 512 * 1024 * 1024)).text());
+  const contents = app.serviceManager.contents;
+  let folder = '';
+  for (const part of ['job-outputs', id]) {
+    folder = folder ? `${folder}/${part}` : part;
+    try {
+      await contents.get(folder, { content: false });
+    } catch {
+      await contents.save(folder, { type: 'directory' });
+    }
+  }
+  const copy = `${folder}/${PathExt.basename(path)}`;
+  await contents.save(copy, { type: 'notebook', format: 'json', content });
+  await app.commands.execute('docmanager:open', { path: copy });
+}
+
+interface Parts {
+  app: JupyterFrontEnd;
+  shell: ILabShell;
+  panel: JobsPanel;
+  jobs: WidgetTracker<JobTab>;
+  pages: WidgetTracker<JobsPage>;
+  browser: IDefaultFileBrowser | null;
+}
+
+function addCommands({ app, shell, panel, jobs, pages, browser }: Parts): void {
   const openForm = (draft: Draft) => {
     shell.activateById(panel.id);
     panel.model.open({ kind: 'form', draft });
   };
+  const openJob = (id: string) => app.commands.execute(COMMANDS.job, { id });
   app.commands.addCommand(COMMANDS.open, {
-    label: 'Jobs: Show Jobs',
+    label: 'Jobs: Show Jobs Sidebar',
     icon: jobsIcon,
     execute: () => {
       shell.activateById(panel.id);
       panel.model.open({ kind: 'list' });
     }
   });
+  app.commands.addCommand(COMMANDS.page, {
+    label: args => (args.isLauncher ? 'Jobs' : 'Jobs: Open All Jobs'),
+    caption: 'Every job in a wide table: search, sort, filter, select',
+    icon: jobsIcon,
+    execute: () => {
+      let page = pages.currentWidget ?? pages.find(() => true);
+      if (!page) {
+        page = new JobsPage({ open: openJob, compare: ids => app.commands.execute(COMMANDS.compare, { ids }) });
+        void pages.add(page);
+        shell.add(page, 'main');
+      }
+      shell.activateById(page.id);
+      return page;
+    }
+  });
+  app.commands.addCommand(COMMANDS.job, {
+    label: args => `Jobs: Open Job ${args.id ?? ''}`,
+    execute: args => {
+      const id = String(args.id);
+      let tab = jobs.find(w => w.jobId === id);
+      if (!tab) {
+        tab = new JobTab(id, {
+          open: openJob,
+          edit: (spec: Spec) => openForm(spec as Draft),
+          closed: () => tab?.close(),
+          openNotebook: (job, path) => openNotebook(app, job, path)
+        });
+        void jobs.add(tab);
+        shell.add(tab, 'main');
+      }
+      shell.activateById(tab.id);
+      return tab;
+    }
+  });
+  app.commands.addCommand(COMMANDS.compare, {
+    label: 'Jobs: Compare Jobs',
+    execute: args => {
+      const tab = new CompareTab((args.ids as string[]) || [], openJob);
+      shell.add(tab, 'main');
+      shell.activateById(tab.id);
+    }
+  });
   app.commands.addCommand(COMMANDS.create, {
     label: 'Jobs: New Job',
     icon: jobsIcon,
     execute: () => openForm({ workspace: browser?.model.path ?? '' })
+  });
+  app.commands.addCommand(COMMANDS.edit, {
+    label: 'Jobs: Edit and Resubmit',
+    execute: args => openForm(args.spec as Draft)
   });
   app.commands.addCommand(COMMANDS.runItem, {
     label: 'Run as Job',
@@ -77,22 +159,34 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'Build, list, watch, cancel and rerun jupyter_jobs jobs.',
   autoStart: true,
   requires: [ILabShell],
-  optional: [ILayoutRestorer, ICommandPalette, IDefaultFileBrowser],
+  optional: [ILayoutRestorer, ICommandPalette, IDefaultFileBrowser, ILauncher],
   activate: (
     app: JupyterFrontEnd,
     shell: ILabShell,
     restorer: ILayoutRestorer | null,
     palette: ICommandPalette | null,
-    browser: IDefaultFileBrowser | null
+    browser: IDefaultFileBrowser | null,
+    launcher: ILauncher | null
   ) => {
-    const panel = new JobsPanel();
+    const jobs = new WidgetTracker<JobTab>({ namespace: 'jupyter-jobs-job' });
+    const pages = new WidgetTracker<JobsPage>({ namespace: 'jupyter-jobs-page' });
+    const panel = new JobsPanel(
+      id => void app.commands.execute(COMMANDS.job, { id }),
+      () => void app.commands.execute(COMMANDS.page)
+    );
     panel.title.icon = jobsIcon;
     panel.title.caption = 'Jobs';
     shell.add(panel, 'left', { rank: 600 });
-    restorer?.add(panel, 'jupyter-jobs');
-    addCommands(app, shell, panel, browser);
-    palette?.addItem({ command: COMMANDS.open, category: 'Jobs' });
-    palette?.addItem({ command: COMMANDS.create, category: 'Jobs' });
+    addCommands({ app, shell, panel, jobs, pages, browser });
+    if (restorer) {
+      restorer.add(panel, 'jupyter-jobs');
+      void restorer.restore(jobs, { command: COMMANDS.job, args: w => ({ id: w.jobId }), name: w => w.jobId });
+      void restorer.restore(pages, { command: COMMANDS.page, name: () => 'jobs' });
+    }
+    for (const command of [COMMANDS.page, COMMANDS.open, COMMANDS.create]) {
+      palette?.addItem({ command, category: 'Jobs' });
+    }
+    launcher?.add({ command: COMMANDS.page, category: 'Other', rank: 0 });
     app.contextMenu.addItem({ command: COMMANDS.runItem, selector: '.jp-DirListing-item[data-isdir]', rank: 10 });
   }
 };

@@ -1,19 +1,16 @@
-// The panel's state, out of React: the open view and the job list. The open job's state is a
-// JobModel (jobmodel.ts). Models emit `changed`; the views re-render on it (views/common.tsx).
+// The sidebar's state, out of React: the open view (the compact list or the quick form) and
+// the job list. A job opens in its own main-area tab (jobtab.ts). Models emit `changed`; the
+// views re-render on it (views/common.tsx).
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { api, errorMessage, Job } from './api';
-import { JobModel } from './jobmodel';
+import { api, errorMessage, Job, SpecInput } from './api';
 
-/** What a new job's form starts with (from "Run as Job" or "New job"). */
-export interface Draft {
-  name?: string;
-  command?: string;
-  workspace?: string;
-}
+/** What a new job's form starts with: a few fields ("Run as Job", "New job") or a whole spec
+ * ("Edit and resubmit"). */
+export type Draft = Partial<SpecInput>;
 
-export type View = { kind: 'list' } | { kind: 'form'; draft: Draft } | { kind: 'job'; id: string };
+export type View = { kind: 'list' } | { kind: 'form'; draft: Draft };
 
 const PAGE = 50;
 
@@ -22,7 +19,6 @@ const PAGE = 50;
 export class JobsModel {
   readonly poll: Poll;
   private _view: View = { kind: 'list' };
-  private _detail: JobModel | null = null;
   private _jobs: Job[] = [];
   private _nextCursor: number | null = null;
   private _status = '';
@@ -32,8 +28,11 @@ export class JobsModel {
   private _disposed = false;
   private readonly _changed = new Signal<JobsModel, void>(this);
 
-  /** `visible` says whether the panel is on screen. */
-  constructor(visible: () => boolean) {
+  /** `visible` says whether the panel is on screen; `openJob` opens a job's tab. */
+  constructor(
+    visible: () => boolean,
+    readonly openJob: (id: string) => void
+  ) {
     this.poll = new Poll({
       factory: () => this.refresh(),
       frequency: { interval: 2000, backoff: true, max: 30000 },
@@ -47,10 +46,6 @@ export class JobsModel {
   }
   get view(): View {
     return this._view;
-  }
-  /** The open job's model, while the job view is open. */
-  get detail(): JobModel | null {
-    return this._detail;
   }
   get jobs(): readonly Job[] {
     return this._jobs;
@@ -71,9 +66,11 @@ export class JobsModel {
     return this._disposed;
   }
 
+  get filtered(): boolean {
+    return !!(this._status || this._project);
+  }
+
   open(view: View): void {
-    this._detail?.dispose();
-    this._detail = view.kind === 'job' ? new JobModel(view.id) : null;
     this._view = view;
     this._changed.emit();
     if (view.kind === 'list') {
@@ -134,7 +131,6 @@ export class JobsModel {
       return;
     }
     this._disposed = true;
-    this._detail?.dispose();
     this.poll.dispose();
     Signal.clearData(this);
   }

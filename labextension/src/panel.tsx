@@ -1,4 +1,5 @@
-// The sidebar: a header, then one view at a time (list, form or job), chosen by the model.
+// The sidebar: a header (open the jobs page, new job), then the compact live list or the
+// quick form. A job opens in its own main-area tab.
 import { ReactWidget } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
@@ -6,39 +7,46 @@ import * as React from 'react';
 import { JobsModel } from './model';
 import { useSignal } from './views/common';
 import { JobForm } from './views/form';
-import { JobDetail } from './views/job';
 import { JobList } from './views/list';
 
-function JobsApp({ model }: { model: JobsModel }): JSX.Element {
+function JobsApp({ model, openPage }: { model: JobsModel; openPage: () => void }): JSX.Element {
   useSignal(model.changed);
-  const { view, detail } = model;
+  const { view } = model;
   return (
     <div className="jp-JobsApp">
       <div className="jp-JobsHeader">
         <span className="jp-JobsHeader-title">Jobs</span>
-        <button className="jp-mod-styled jp-mod-accept" onClick={() => model.open({ kind: 'form', draft: {} })}>
-          New job
-        </button>
+        <span className="jp-JobsButtons">
+          <button className="jp-mod-styled" onClick={openPage} title="All jobs in a wide table (main area)">
+            Open all
+          </button>
+          <button className="jp-mod-styled jp-mod-accept" onClick={() => model.open({ kind: 'form', draft: {} })}>
+            New job
+          </button>
+        </span>
       </div>
       {view.kind === 'list' ? <JobList model={model} /> : null}
       {view.kind === 'form' ? <JobForm key={JSON.stringify(view.draft)} model={model} draft={view.draft} /> : null}
-      {view.kind === 'job' && detail ? <JobDetail key={detail.id} model={model} detail={detail} /> : null}
     </div>
   );
 }
 
 /** The sidebar widget. */
 export class JobsPanel extends ReactWidget {
-  readonly model = new JobsModel(() => this.isVisible);
+  readonly model: JobsModel;
 
-  constructor() {
+  constructor(
+    openJob: (id: string) => void,
+    private readonly openPage: () => void
+  ) {
     super();
+    this.model = new JobsModel(() => this.isVisible, openJob);
     this.id = 'jupyter-jobs-panel';
     this.addClass('jp-JobsPanel');
   }
 
   render(): JSX.Element {
-    return <JobsApp model={this.model} />;
+    return <JobsApp model={this.model} openPage={this.openPage} />;
   }
 
   protected onAfterShow(msg: Message): void {

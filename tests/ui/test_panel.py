@@ -1,62 +1,15 @@
-"""The JupyterLab panel in a real browser (Debian's Chromium through Playwright) against a real
-JupyterLab with the extension and the local backend."""
+"""The sidebar (compact live list, quick form) and a job's main-area tab, in a real browser
+(Debian's Chromium through Playwright) against a real JupyterLab with the local backend."""
 
 from __future__ import annotations
 
 import json
-import os
+import time
 from pathlib import Path
 
 import pytest
 
-from support import CHROMIUM, CHROMIUM_ARGS, browser_problem, require
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-TRAIN = "import os, time\nfor i in range(5):\n    print('step', i, flush=True)\n    time.sleep(0.2)\n" \
-        "open(os.environ['JOB_ARTIFACTS_DIR'] + '/model.txt', 'w').write('weights')\n"
-
-
-@pytest.fixture
-def lab(server_process, tmp_path):
-    require("browser", browser_problem())
-    settings = tmp_path / "lab-settings"
-    notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    notification.parent.mkdir(parents=True, exist_ok=True)
-    notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    srv = server_process(
-        env={"JUPYTERLAB_SETTINGS_DIR": str(settings), "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces")},
-        extra=[f"--DockerBackend.base_url=unix://{tmp_path}/no-docker.sock"],
-    )
-    (srv.root / "proj").mkdir()
-    (srv.root / "proj" / "train.py").write_text(TRAIN)
-    return srv.start()
-
-
-@pytest.fixture
-def page(lab):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 820}, accept_downloads=True)
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        page.goto(f"{lab.url}/lab?token={lab.token}")
-        page.wait_for_selector("#jupyter-jobs-panel", state="attached", timeout=90_000)
-        yield page
-        browser.close()
-
-
-def open_panel(page):
-    if not page.is_visible("#jupyter-jobs-panel"):
-        page.click("li[data-id='jupyter-jobs-panel']")
-    page.wait_for_selector("#jupyter-jobs-panel .jp-JobsHeader", state="visible")
-
-
-def shot(page, name):
-    folder = SCREENSHOTS if os.environ.get("JUPYTER_JOBS_SCREENSHOTS") == "1" else Path("/tmp")
-    folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"{name}.png"))
+from conftest import open_job, open_panel, shot, tab
 
 
 def fill_form(page, **fields):
@@ -69,67 +22,124 @@ def test_submit_from_the_form_and_watch_it_run(page, lab):
     open_panel(page)
     fill_form(page, name="from-the-form", command="sleep 1.5; python train.py", workspace="proj", retries="1")
     page.click("button[type=submit]")
-    detail = page.wait_for_selector(".jp-JobsDetail[data-job-id]")
-    job_id = detail.get_attribute("data-job-id")
+    view = page.wait_for_selector(".jp-JobsView[data-job-id]", state="visible")  # its own tab
+    job_id = view.get_attribute("data-job-id")
     assert lab.request("GET", f"/jupyter-jobs/jobs/{job_id}")["spec"]["retries"] == 1
-    page.wait_for_selector(".jp-JobsFacts th:text('attempt')")
-    page.click("text=← Jobs")
+    assert page.inner_text(".lm-DockPanel .lm-TabBar-tab.lm-mod-current") == "from-the-form"
     row = f".jp-JobsRow[data-job-id='{job_id}']"
-    page.wait_for_selector(f"{row}[data-status='running']")  # the list updates by itself
+    page.wait_for_selector(f"{row}[data-status='running']")  # the sidebar list updates by itself
+    assert "running " in page.inner_text(".jp-JobsView .jp-JobsTitle-meta")  # never "finished" while it runs
     page.wait_for_selector(f"{row}[data-status='succeeded']", timeout=30_000)
-    page.click(row)
-    page.wait_for_selector(".jp-JobsDetail[data-status='succeeded']")
+    page.wait_for_selector(".jp-JobsView[data-status='succeeded']")
     page.wait_for_function("document.querySelectorAll('.jp-JobsLog-line').length >= 5")
-    lines = page.locator(".jp-JobsLog-line").all_inner_texts()
-    assert lines == [f"step {i}" for i in range(5)]
-    page.wait_for_selector(".jp-JobsSection:has-text('5 lines')")  # the count follows the log
-    assert "0" in page.inner_text(".jp-JobsFacts")  # exit code
+    assert page.locator(".jp-JobsLog-line").all_inner_texts() == [f"step {i}" for i in range(5)]
+    page.wait_for_selector(".jp-JobsLogCount:has-text('5 lines')")  # the count follows the log
+    details = tab(page, "details")
+    assert "attempt" in details.inner_text() and "1 of 2" in details.inner_text()
+    events = page.locator(".jp-JobsEvents li").all_inner_texts()
+    assert "running" in " ".join(events) and "succeeded" in events[-1]
+    tab(page, "artifacts")
+    page.click(".jp-JobsArtifacts button:has-text('model.txt')")
+    assert page.wait_for_selector(".jp-JobsPreview-text").inner_text() == "weights"
     with page.expect_download() as download:
-        page.click(".jp-JobsArtifacts a:has-text('model.txt')")
+        page.click(".jp-JobsPreview a:has-text('Download')")
     assert Path(download.value.path()).read_text() == "weights"
-    shot(page, "job-detail")
+
+
+def test_a_failing_job_keeps_the_end_of_its_log_in_view(page, lab):
+    """Rows added above the log when the job ends (its message, its finish time) must not push
+    the last line, the one that explains the failure, out of view."""
+    body = "for i in $(seq 1 40); do echo line $i; sleep 0.05; done; echo 'FATAL: out of memory' >&2; exit 3"
+    job = lab.request("POST", "/jupyter-jobs/jobs", {"command": body, "workspace": "proj", "name": "failing"})
+    open_job(page, job["id"])
+    page.wait_for_selector(".jp-JobsView[data-status='failed']", timeout=30_000)
+    page.wait_for_selector(".jp-JobsMessage")
+    page.wait_for_timeout(300)  # a frame or two after the header grew
+    visible = page.evaluate("""() => {
+        const log = document.querySelector('.jp-JobsView .jp-JobsLog');
+        const box = log.getBoundingClientRect();
+        return [...log.querySelectorAll('.jp-JobsLog-line')].filter(l => {
+            const r = l.getBoundingClientRect(); return r.top >= box.top - 1 && r.bottom <= box.bottom + 1;
+        }).map(l => l.textContent);
+    }""")
+    assert visible[-1] == "FATAL: out of memory", visible[-3:]
 
 
 def test_stderr_is_marked_and_cancel_and_rerun(page, lab):
     job = lab.request("POST", "/jupyter-jobs/jobs", {"command": "echo to-err >&2; echo out; sleep 60",
                                                       "workspace": "proj", "name": "long-one"})
-    open_panel(page)
-    page.click(f".jp-JobsRow[data-job-id='{job['id']}']")
+    open_job(page, job["id"])
     page.wait_for_selector(".jp-JobsLog-line.jp-mod-stderr:has-text('to-err')")
-    page.click(".jp-JobsDetail button:has-text('Cancel')")
-    page.wait_for_selector(".jp-JobsDetail[data-status='cancelled']")
-    assert "cancelled" in page.inner_text(".jp-JobsTitle")
-    page.click(".jp-JobsDetail button:has-text('Rerun')")
-    page.wait_for_function(f"document.querySelector('.jp-JobsDetail[data-job-id]') && "
-                           f"document.querySelector('.jp-JobsDetail[data-job-id]').dataset.jobId !== '{job['id']}'")
-    rerun_id = page.get_attribute(".jp-JobsDetail[data-job-id]", "data-job-id")
+    page.click(".jp-JobsView button:has-text('Cancel')")
+    page.wait_for_selector(".jp-JobsView[data-status='cancelled']")
+    details = tab(page, "details").inner_text()
+    assert "exit code" not in details  # a cancelled job's 143 is noise next to "cancelled"
+    page.click(".jp-JobsView button:has-text('Rerun')")
+    page.wait_for_function(f"[...document.querySelectorAll('.jp-JobsView[data-job-id]')]"
+                           f".some(v => v.dataset.jobId !== '{job['id']}' && v.offsetParent)")
+    rerun_id = page.eval_on_selector_all(".jp-JobsView[data-job-id]",
+                                         f"vs => vs.map(v => v.dataset.jobId).find(i => i !== '{job['id']}')")
     rerun = lab.request("GET", f"/jupyter-jobs/jobs/{rerun_id}")
     assert rerun["spec"]["command"] == job["spec"]["command"]
     lab.request("POST", f"/jupyter-jobs/jobs/{rerun_id}/cancel")
-    page.wait_for_selector(".jp-JobsDetail[data-status='cancelled']")
-    page.click(".jp-JobsDetail button:has-text('Delete')")
-    page.wait_for_selector(".jp-JobsList")
-    assert page.locator(f".jp-JobsRow[data-job-id='{rerun_id}']").count() == 0
+    page.wait_for_selector(f".jp-JobsView[data-job-id='{rerun_id}'][data-status='cancelled']")
+    page.click(f".jp-JobsView[data-job-id='{rerun_id}'] button:has-text('Delete')")
+    page.wait_for_selector(f".jp-JobsView[data-job-id='{rerun_id}']", state="detached")  # its tab closed
+    page.wait_for_selector(f".jp-JobsRow[data-job-id='{rerun_id}']", state="detached")
 
 
-def test_validation_errors_are_shown_next_to_the_fields(page, lab):
+def test_edit_and_resubmit_and_copy_as_magic(page, lab):
+    job = lab.request("POST", "/jupyter-jobs/jobs", {"command": "echo $GREETING", "workspace": "proj",
+                                                      "name": "greet", "env": {"GREETING": "hello"}})
+    open_job(page, job["id"])
+    page.wait_for_selector(".jp-JobsView[data-status='succeeded']", timeout=30_000)
+    page.click(".jp-JobsView button:has-text('Copy as magic')")
+    page.wait_for_selector(".jp-JobsView [role='status']:has-text('Copied as magic')")
+    magic = page.evaluate("navigator.clipboard.readText()")
+    assert magic.startswith("%job run") and "--env GREETING=hello" in magic and magic.endswith("-- echo $GREETING")
+    page.click(".jp-JobsView button:has-text('Copy as curl')")
+    page.wait_for_selector(".jp-JobsView [role='status']:has-text('Copied as curl')")
+    curl = page.evaluate("navigator.clipboard.readText()")
+    assert "/jupyter-jobs/jobs" in curl and '"GREETING":"hello"' in curl
+    page.click(".jp-JobsView button:has-text('Edit and resubmit')")
+    form = page.wait_for_selector("#jupyter-jobs-panel .jp-JobsForm", state="visible")
+    assert page.input_value("#jupyter-jobs-panel [name='command']") == "echo $GREETING"
+    assert page.input_value("#jupyter-jobs-panel [aria-label='value']") == "hello"
+    page.fill("#jupyter-jobs-panel [aria-label='value']", "bonjour")
+    form.query_selector("button[type=submit]").click()
+    page.wait_for_function(f"[...document.querySelectorAll('.jp-JobsView[data-job-id]')]"
+                           f".some(v => v.dataset.jobId !== '{job['id']}' && v.offsetParent)")
+    page.wait_for_selector(".jp-JobsView[data-status='succeeded']:visible .jp-JobsLog-line:has-text('bonjour')",
+                           timeout=30_000)
+
+
+def test_validation_errors_come_all_at_once_and_ignored_fields_are_greyed(page, lab):
     open_panel(page)
-    fill_form(page, command="python train.py", workspace="proj", memory="lots", timeout="soon")
+    fill_form(page, command="python train.py", workspace="no/such/folder", gpus="2", timeout="soon")
     docker = page.locator(".jp-JobsField[data-field='backend'] option[value='docker']")
     assert docker.is_disabled() and "unavailable" in docker.inner_text()
+    image = page.locator(".jp-JobsField[data-field='image']")
+    assert image.locator("input").is_disabled() and "not applied" in image.inner_text()  # local runs no image
     page.click("button[type=submit]")
-    memory_error = page.wait_for_selector(".jp-JobsField[data-field='resources.memory'] .jp-JobsField-error")
-    assert "lots" in memory_error.inner_text()
-    assert "soon" in page.inner_text(".jp-JobsField[data-field='timeout'] .jp-JobsField-error")
-    assert "2 fields to fix" in page.inner_text(".jp-JobsError")
+    for field, text in [("timeout", "soon"), ("workspace", "no/such/folder"), ("resources.gpus", "2 GPU")]:
+        error = page.wait_for_selector(f".jp-JobsField[data-field='{field}'] .jp-JobsField-error")
+        assert text in error.inner_text(), field
+    assert "3 fields to fix" in page.inner_text(".jp-JobsError")
     shot(page, "job-form-errors")
 
 
-def test_panel_is_restored_after_reload(page, lab):
-    open_panel(page)
-    page.wait_for_timeout(1000)  # let the layout be saved
+def test_tabs_and_the_page_are_restored_after_reload(page, lab):
+    job = lab.request("POST", "/jupyter-jobs/jobs", {"command": "echo restored", "workspace": "proj",
+                                                      "name": "restore-me"})
+    open_job(page, job["id"])
+    page.click("#jupyter-jobs-panel button:has-text('Open all')")
+    page.wait_for_selector(".jp-JobsPage", state="visible")
+    page.wait_for_timeout(1500)  # let the layout be saved
     page.reload()
-    page.wait_for_selector("#jupyter-jobs-panel .jp-JobsHeader", state="visible", timeout=90_000)
+    page.wait_for_selector(".jp-JobsPage", state="attached", timeout=90_000)
+    page.wait_for_selector(f".jp-JobsView[data-job-id='{job['id']}']", state="attached")
+    labels = page.locator(".lm-DockPanel .lm-TabBar-tab").all_inner_texts()
+    assert "Jobs" in labels and "restore-me" in labels
 
 
 def test_run_as_job_from_the_file_browser(page, lab):
@@ -142,10 +152,9 @@ def test_run_as_job_from_the_file_browser(page, lab):
     assert page.input_value(".jp-JobsField[data-field='command'] textarea") == "python train.py"
     assert page.input_value(".jp-JobsField[data-field='workspace'] input") == "proj"
     page.click("button[type=submit]")
-    page.wait_for_selector(".jp-JobsDetail[data-status='succeeded']", timeout=30_000)
-    page.click("text=← Jobs")
+    page.wait_for_selector(".jp-JobsView[data-status='succeeded']", timeout=30_000)
     page.wait_for_selector(".jp-JobsRow[data-status='succeeded']")
-    shot(page, "job-list")
+    shot(page, "job-tab")
 
 
 def test_server_errors_are_readable(page, lab):
@@ -157,6 +166,17 @@ def test_server_errors_are_readable(page, lab):
     error = page.wait_for_selector(".jp-JobsField[data-field='workspace'] .jp-JobsField-error")
     assert "'no/such/folder' is not a folder" in error.inner_text()
     assert "1 field to fix" in page.inner_text(".jp-JobsError")
+
+
+def test_sidebar_rows_are_reachable_by_keyboard_and_empty_filters_say_so(page, lab):
+    job = lab.request("POST", "/jupyter-jobs/jobs", {"command": "true", "workspace": "proj", "name": "keys"})
+    open_panel(page)
+    row = page.wait_for_selector(f".jp-JobsRow[data-job-id='{job['id']}']")
+    row.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector(f".jp-JobsView[data-job-id='{job['id']}']", state="visible")
+    page.select_option("#jupyter-jobs-panel [aria-label='status filter']", "cancelled")
+    assert page.wait_for_selector("#jupyter-jobs-panel .jp-JobsEmpty").inner_text() == "No jobs match these filters."
 
 
 @pytest.fixture
@@ -172,18 +192,20 @@ def luminance(css_color: str) -> float:
 
 
 def test_the_theme_is_respected(dark, page, lab):
-    lab.request("POST", "/jupyter-jobs/jobs", {"command": "python train.py", "workspace": "proj", "name": "dark"})
+    job = lab.request("POST", "/jupyter-jobs/jobs", {"command": "python train.py", "workspace": "proj", "name": "dark"})
     open_panel(page)
     page.wait_for_selector(".jp-JobsRow[data-status='succeeded']", timeout=30_000)
     background = page.eval_on_selector(".jp-JobsPanel", "e => getComputedStyle(e).backgroundColor")
     text = page.eval_on_selector(".jp-JobsRow-name", "e => getComputedStyle(e).color")
     assert luminance(background) < 0.3 < luminance(text)
-    shot(page, "job-list-dark")
+    open_job(page, job["id"])
+    page.wait_for_selector(".jp-JobsView .jp-JobsLog-line")
+    view = page.eval_on_selector(".jp-JobsMain", "e => getComputedStyle(e).backgroundColor")
+    assert luminance(view) < 0.3
+    shot(page, "job-tab-dark")
 
 
 def test_a_queued_job_says_why_it_waits(page, lab):
-    import time
-
     open_panel(page)
     jobs = []
     while len(jobs) < 64:  # fill the local backend's limit (max(4, 2 x CPUs)): one more waits
@@ -196,6 +218,6 @@ def test_a_queued_job_says_why_it_waits(page, lab):
     page.wait_for_selector(f"{row}[data-status='queued']")
     assert "in the queue" in page.inner_text(f"{row} .jp-JobsRow-waiting")
     page.click(row)
-    assert page.inner_text(".jp-JobsWaiting").startswith("Waiting: ")
+    assert page.wait_for_selector(".jp-JobsView .jp-JobsWaiting").inner_text().startswith("Waiting: ")
     for job in jobs:
         lab.request("POST", f"/jupyter-jobs/jobs/{job['id']}/cancel", {})

@@ -4,6 +4,7 @@ import { ISignal } from '@lumino/signaling';
 import * as React from 'react';
 
 import { Job, Spec, Status } from '../api';
+import { seconds } from '../table';
 
 /** Re-render whenever `signal` is emitted (connected while mounted). */
 export function useSignal(signal: ISignal<unknown, unknown> | null | undefined): void {
@@ -24,15 +25,20 @@ export function when(iso: string | null | undefined): string {
   return iso ? new Date(iso).toLocaleString() : '—';
 }
 
-export function duration(job: Job): string {
-  if (!job.started_at) {
-    return '—';
-  }
-  const end = job.finished_at ? new Date(job.finished_at) : new Date();
-  const seconds = Math.max(0, Math.round((end.getTime() - new Date(job.started_at).getTime()) / 1000));
+/** Seconds as the cell shows them too: m:ss under an hour, XhYYm above (truncated). */
+export function clock(seconds: number): string {
   return seconds >= 3600
     ? `${Math.floor(seconds / 3600)}h${String(Math.floor(seconds / 60) % 60).padStart(2, '0')}m`
     : `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}`;
+}
+
+/** How long the job ran, or has been running ("running 0:05"); '—' before it started. */
+export function duration(job: Job): string {
+  const secs = seconds(job);
+  if (secs === null) {
+    return '—';
+  }
+  return job.finished_at ? clock(secs) : `running ${clock(secs)}`;
 }
 
 export function command(spec: Spec): string {

@@ -17,14 +17,44 @@ interface EnvRow {
   value: string;
 }
 
+function text(value: unknown): string {
+  return value === undefined || value === null ? '' : String(value);
+}
+
+/** The form's values for a draft: a few fields, or a whole spec to edit and resubmit. */
 function initial(draft: Draft): Values {
-  const values = { name: '', backend: '', image: '', command: '', workspace: '', gpus: '0', cpus: '', memory: '', timeout: '', retries: '' };
-  return { ...values, name: draft.name || '', command: draft.command || '', workspace: draft.workspace || '' };
+  const r = draft.resources || {};
+  const command = Array.isArray(draft.command) ? draft.command.join(' ') : draft.command;
+  return {
+    name: text(draft.name), backend: text(draft.backend), image: text(draft.image), command: text(command),
+    workspace: text(draft.workspace), gpus: text(r.gpus ?? 0), cpus: text(r.cpus), memory: text(r.memory),
+    timeout: text(draft.timeout), retries: draft.retries ? text(draft.retries) : ''
+  };
+}
+
+function initialEnv(draft: Draft): EnvRow[] {
+  return Object.entries(draft.env || {}).map(([key, value]) => ({ key, value: String(value) }));
+}
+
+/** Why a field is greyed out: the chosen backend does not apply it. */
+function ignoredBy(backend: Backend | undefined, key: Key): string | undefined {
+  const caps = backend?.capabilities;
+  const applies = { image: caps?.containers, gpus: caps?.gpus, cpus: caps?.cpus, memory: caps?.memory }[key as string];
+  return caps && applies === false ? `the ${backend!.name} backend does not apply this` : undefined;
 }
 
 /** The spec the form describes: empty optional fields are left to the server's defaults. */
-function toSpec(values: Values, env: EnvRow[]): SpecInput {
+function toSpec(values: Values, env: EnvRow[], draft: Draft, backend?: Backend): SpecInput {
+  // what the form does not show (tags, project, retry_on...) is kept from the draft; what the
+  // backend does not apply is left out
+  for (const key of ['image', 'gpus', 'cpus', 'memory'] as const) {
+    if (ignoredBy(backend, key)) {
+      values = { ...values, [key]: key === 'gpus' ? '0' : '' };
+    }
+  }
+  const { resources: _resources, env: _env, image: _image, timeout: _timeout, retries: _retries, name: _name, ...kept } = draft;
   const spec: SpecInput = {
+    ...kept,
     command: values.command,
     workspace: values.workspace,
     backend: values.backend || undefined,
@@ -54,10 +84,13 @@ function describe(error: ApiError): { message: string; byField: Record<string, s
   return { message: count ? `The job was not submitted: ${count} field${count > 1 ? 's' : ''} to fix.` : error.message, byField };
 }
 
-function Field(props: { label: string; field: string; error?: string; children: React.ReactNode }): JSX.Element {
+function Field(props: { label: string; field: string; error?: string; ignored?: string; children: React.ReactNode }): JSX.Element {
   return (
-    <label className="jp-JobsField" data-field={props.field}>
-      <span>{props.label}</span>
+    <label className={`jp-JobsField${props.ignored ? ' jp-mod-ignored' : ''}`} data-field={props.field} title={props.ignored}>
+      <span>
+        {props.label}
+        {props.ignored ? <span className="jp-JobsMuted"> (not applied by this backend)</span> : null}
+      </span>
       {props.children}
       {props.error ? <span className="jp-JobsField-error">{props.error}</span> : null}
     </label>
@@ -79,17 +112,18 @@ function BackendField({ backends, bind, error }: { backends: Backend[]; bind: Bi
   );
 }
 
-function ResourceFields({ bind, errors }: { bind: Bind; errors: Record<string, string> }): JSX.Element {
+function ResourceFields({ bind, errors, backend }: { bind: Bind; errors: Record<string, string>; backend?: Backend }): JSX.Element {
+  const ignored = (key: Key) => ignoredBy(backend, key);
   return (
     <div className="jp-JobsRowFields">
-      <Field label="GPUs" field="resources.gpus" error={errors['resources.gpus']}>
-        <input type="number" min={0} {...bind('gpus')} />
+      <Field label="GPUs" field="resources.gpus" error={errors['resources.gpus']} ignored={ignored('gpus')}>
+        <input type="number" min={0} {...bind('gpus')} disabled={!!ignored('gpus')} />
       </Field>
-      <Field label="CPUs" field="resources.cpus" error={errors['resources.cpus']}>
-        <input {...bind('cpus')} placeholder="1.5" />
+      <Field label="CPUs" field="resources.cpus" error={errors['resources.cpus']} ignored={ignored('cpus')}>
+        <input {...bind('cpus')} placeholder="e.g. 1.5" disabled={!!ignored('cpus')} />
       </Field>
-      <Field label="Memory" field="resources.memory" error={errors['resources.memory']}>
-        <input {...bind('memory')} placeholder="2g" />
+      <Field label="Memory" field="resources.memory" error={errors['resources.memory']} ignored={ignored('memory')}>
+        <input {...bind('memory')} placeholder="e.g. 2g" disabled={!!ignored('memory')} />
       </Field>
     </div>
   );
@@ -156,7 +190,8 @@ function useSubmit(model: JobsModel, spec: () => SpecInput) {
     setError(null);
     try {
       const job = await api.submit(spec());
-      model.open({ kind: 'job', id: job.id });
+      model.open({ kind: 'list' });
+      model.openJob(job.id);
     } catch (err) {
       const { message, byField } = describe(err as ApiError);
       setErrors(byField);
@@ -169,9 +204,12 @@ function useSubmit(model: JobsModel, spec: () => SpecInput) {
 
 export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): JSX.Element {
   const [values, setValues] = React.useState(() => initial(draft));
-  const [env, setEnv] = React.useState<EnvRow[]>([]);
-  const { submit, errors, error, setError, busy } = useSubmit(model, () => toSpec(values, env));
-  const backends = useBackends(setValues, setError);
+  const [env, setEnv] = React.useState<EnvRow[]>(() => initialEnv(draft));
+  const [loadError, setLoadError] = React.useState<string | null>(null);
+  const backends = useBackends(setValues, setLoadError);
+  const backend = backends.find(b => b.name === values.backend);
+  const { submit, errors, error, busy } = useSubmit(model, () => toSpec(values, env, draft, backend));
+  const imageIgnored = ignoredBy(backend, 'image');
   const bind: Bind = key => ({
     name: key,
     value: values[key],
@@ -183,27 +221,27 @@ export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): J
   return (
     <form className="jp-JobsForm" onSubmit={e => void submit(e)}>
       <Field label="Name" field="name" error={errors.name}>
-        <input {...bind('name')} placeholder="train-small" />
+        <input {...bind('name')} placeholder="e.g. train-small" />
       </Field>
       <BackendField backends={backends} bind={bind} error={errors.backend} />
-      <Field label="Image" field="image" error={errors.image}>
-        <input {...bind('image')} placeholder="python:3.11 (container backends)" />
+      <Field label="Image" field="image" error={errors.image} ignored={imageIgnored}>
+        <input {...bind('image')} placeholder="e.g. python:3.11" disabled={!!imageIgnored} />
       </Field>
       <Field label="Command" field="command" error={errors.command}>
-        <textarea {...bind('command')} placeholder="python train.py --epochs 3" rows={2} />
+        <textarea {...bind('command')} placeholder="e.g. python train.py --epochs 3" rows={2} />
       </Field>
       <Field label="Workspace" field="workspace" error={errors.workspace}>
-        <input {...bind('workspace')} placeholder="folder under the server root" />
+        <input {...bind('workspace')} placeholder="a folder under the server root; empty: the root" />
       </Field>
-      <ResourceFields bind={bind} errors={errors} />
+      <ResourceFields bind={bind} errors={errors} backend={backend} />
       <Field label="Timeout" field="timeout" error={errors.timeout}>
-        <input {...bind('timeout')} placeholder="3600, 30m, 2h" />
+        <input {...bind('timeout')} placeholder="none; e.g. 3600, 30m, 2h" />
       </Field>
       <Field label="Retries" field="retries" error={errors.retries}>
-        <input type="number" min={0} max={10} {...bind('retries')} placeholder="0: a lost job is not retried" />
+        <input type="number" min={0} max={10} {...bind('retries')} placeholder="none; e.g. 2" />
       </Field>
       <EnvEditor rows={env} setRows={setEnv} error={errors.env} />
-      <ErrorNote error={error} />
+      <ErrorNote error={error ?? loadError} />
       <div className="jp-JobsButtons">
         <button type="submit" className="jp-mod-styled jp-mod-accept" disabled={busy}>
           Submit

@@ -1,33 +1,107 @@
-// One job: its status and facts, its actions (cancel, rerun, delete), artifacts and log.
+// One job in its own main-area tab: a header (status, why it waits or failed, actions) and
+// tabs for the log, the artifacts and the details (spec, events, GPUs).
 import * as React from 'react';
 
-import { api, Artifact, artifactUrl, errorMessage, isTerminal, Job } from '../api';
+import { api, errorMessage, isTerminal, Job, Spec, Status } from '../api';
+import { asCurl, asMagic, hasRedacted } from '../copy';
 import { JobModel } from '../jobmodel';
-import { JobsModel } from '../model';
+import { jobName } from '../table';
+import { Artifacts } from './artifacts';
 import { Badge, command, duration, ErrorNote, useSignal, when } from './common';
 import { JobLog } from './log';
 
+/** What the job tab asks of the application around it. */
+export interface JobActions {
+  open: (id: string) => void;
+  edit: (spec: Spec) => void;
+  closed: () => void;
+  openNotebook: (id: string, path: string) => Promise<void>;
+}
+
+type TabName = 'log' | 'artifacts' | 'details';
+const TABS: { name: TabName; label: string }[] = [
+  { name: 'log', label: 'Log' },
+  { name: 'artifacts', label: 'Artifacts' },
+  { name: 'details', label: 'Details' }
+];
+
+function Copy({ spec }: { spec: Spec }): JSX.Element {
+  const [copied, setCopied] = React.useState('');
+  const copy = (label: string, text: string) => {
+    void navigator.clipboard.writeText(text).then(
+      () => setCopied(`Copied as ${label}${hasRedacted(spec) ? ' (secret values are ******** : type them in)' : ''}.`),
+      () => setCopied(`Could not copy: ${text}`)
+    );
+  };
+  return (
+    <>
+      <button className="jp-mod-styled" onClick={() => copy('magic', asMagic(spec))}>
+        Copy as magic
+      </button>
+      <button className="jp-mod-styled" onClick={() => copy('curl', asCurl(spec))}>
+        Copy as curl
+      </button>
+      {copied ? (
+        <span className="jp-JobsMuted" role="status">
+          {copied}
+        </span>
+      ) : null}
+    </>
+  );
+}
+
+function Actions(props: { detail: JobModel; job: Job; actions: JobActions; onError: (e: string | null) => void }): JSX.Element {
+  const { detail, job, actions, onError } = props;
+  const act = (action: () => Promise<void>) => {
+    onError(null);
+    action().catch(e => onError(errorMessage(e)));
+  };
+  const terminal = isTerminal(job.status);
+  return (
+    <div className="jp-JobsButtons" role="toolbar" aria-label="job actions">
+      {terminal ? null : (
+        <button className="jp-mod-styled jp-mod-warn" onClick={() => act(async () => detail.update(await api.cancel(job.id)))}>
+          Cancel
+        </button>
+      )}
+      <button className="jp-mod-styled" onClick={() => act(async () => actions.open((await api.rerun(job.id)).id))}>
+        Rerun
+      </button>
+      <button className="jp-mod-styled" onClick={() => actions.edit(job.spec)}>
+        Edit and resubmit
+      </button>
+      {terminal ? (
+        <button className="jp-mod-styled" onClick={() => act(async () => (await api.remove(job.id), actions.closed()))}>
+          Delete
+        </button>
+      ) : null}
+      <Copy spec={job.spec} />
+    </div>
+  );
+}
+
 function Facts({ job }: { job: Job }): JSX.Element {
-  const resources = job.spec.resources;
-  const devices = job.gpus?.length ? ` · devices ${job.gpus.join(',')}` : '';
+  const r = job.spec.resources;
   const rows: [string, React.ReactNode][] = [
     ['id', job.id],
-    ['command', <code>{command(job.spec)}</code>],
+    ['command', <code className="jp-JobsCommand">{command(job.spec)}</code>],
     ['backend', `${job.backend}${job.spec.image ? ` · ${job.spec.image}` : ''}`],
     ['workspace', `${job.spec.workspace || '(root)'} · project ${job.project}`],
-    ['resources', `${resources?.gpus ?? 0} GPU · ${resources?.cpus ?? '—'} CPU · ${resources?.memory ?? '—'}${devices}`],
+    ['resources', `${r?.gpus ?? 0} GPU · ${r?.cpus ?? '—'} CPU · ${r?.memory ?? '—'} memory`],
+    ['GPUs held', job.gpus?.length ? job.gpus.join(', ') : '—'],
     ['created', when(job.created_at)],
     ['started', when(job.started_at)],
-    ['finished', `${when(job.finished_at)} (${duration(job)})`],
-    ['exit code', job.exit_code ?? '—'],
-    ...(job.spec.retries ? ([['attempt', `${job.attempt} of ${job.spec.retries + 1}`]] as [string, string][]) : [])
+    [job.finished_at ? 'finished' : 'running for', job.finished_at ? `${when(job.finished_at)} (${duration(job)})` : job.started_at ? duration(job).replace('running ', '') : '—'],
+    ...(job.status === 'cancelled' ? [] : ([['exit code', job.exit_code ?? '—']] as [string, React.ReactNode][])),
+    ...(job.spec.retries ? ([['attempt', `${job.attempt} of ${job.spec.retries + 1}`]] as [string, string][]) : []),
+    ...(job.spec.tags?.length ? ([['tags', job.spec.tags.join(', ')]] as [string, string][]) : [])
   ];
   return (
     <table className="jp-JobsFacts">
       <tbody>
         {rows.map(([name, value]) => (
           <tr key={name}>
-            <th>{name}</th>
+            <th scope="row">{name}</th>
             <td>{value}</td>
           </tr>
         ))}
@@ -36,103 +110,115 @@ function Facts({ job }: { job: Job }): JSX.Element {
   );
 }
 
-function Artifacts({ id, artifacts }: { id: string; artifacts: readonly Artifact[] }): JSX.Element {
+function Details({ job }: { job: Job }): JSX.Element {
   return (
-    <>
-      <div className="jp-JobsSection">Artifacts</div>
-      {artifacts.length ? (
-        <ul className="jp-JobsArtifacts">
-          {artifacts.map(a => (
-            <li key={a.path}>
-              <a href={artifactUrl(id, a.path)} download={a.path.split('/').pop()}>
-                {a.path}
-              </a>{' '}
-              <span className="jp-JobsMuted">{a.size.toLocaleString()} bytes</span>
-            </li>
-          ))}
-        </ul>
-      ) : (
-        <p className="jp-JobsMuted">None yet.</p>
-      )}
-    </>
-  );
-}
-
-/** Cancel (while it runs), rerun (opens the new job), delete (once it ended; back to the list). */
-function Actions(props: { model: JobsModel; detail: JobModel; job: Job; onError: (error: string | null) => void }): JSX.Element {
-  const { model, detail, job, onError } = props;
-  const act = (action: () => Promise<void>) => {
-    onError(null);
-    action().catch(e => onError(errorMessage(e)));
-  };
-  const cancel = () => act(async () => detail.update(await api.cancel(job.id)));
-  const rerun = () => act(async () => model.open({ kind: 'job', id: (await api.rerun(job.id)).id }));
-  const remove = () =>
-    act(async () => {
-      await api.remove(job.id);
-      model.open({ kind: 'list' });
-    });
-  const terminal = isTerminal(job.status);
-  return (
-    <div className="jp-JobsButtons">
-      {terminal ? null : (
-        <button className="jp-mod-styled jp-mod-warn" onClick={cancel}>
-          Cancel
-        </button>
-      )}
-      <button className="jp-mod-styled" onClick={rerun}>
-        Rerun
-      </button>
-      {terminal ? (
-        <button className="jp-mod-styled" onClick={remove}>
-          Delete
-        </button>
+    <div className="jp-JobsDetails">
+      <Facts job={job} />
+      {job.notes?.length ? (
+        <>
+          <div className="jp-JobsSection">Notes</div>
+          <ul className="jp-JobsNotes">
+            {job.notes.map((n, i) => (
+              <li key={i}>{n}</li>
+            ))}
+          </ul>
+        </>
       ) : null}
+      <div className="jp-JobsSection">Events</div>
+      <ol className="jp-JobsEvents" aria-label="events">
+        {(job.events || []).map((e, i) => (
+          <li key={i}>
+            <time dateTime={e.at}>{when(e.at)}</time> <Badge status={e.status as Status} /> {e.message || ''}
+          </li>
+        ))}
+      </ol>
+      <div className="jp-JobsSection">Spec</div>
+      <pre className="jp-JobsSpec">{JSON.stringify(job.spec, null, 2)}</pre>
     </div>
   );
 }
 
-function BackLink({ model }: { model: JobsModel }): JSX.Element {
+/** ARIA tabs: arrow keys move between them, the panel follows. */
+function Tabs({ tab, setTab, counts }: { tab: TabName; setTab: (t: TabName) => void; counts: Partial<Record<TabName, number>> }): JSX.Element {
+  const onKey = (e: React.KeyboardEvent) => {
+    const i = TABS.findIndex(t => t.name === tab);
+    const step = e.key === 'ArrowRight' ? 1 : e.key === 'ArrowLeft' ? -1 : 0;
+    if (step) {
+      const next = TABS[(i + step + TABS.length) % TABS.length].name;
+      setTab(next);
+      (e.currentTarget.querySelector(`[data-tab='${next}']`) as HTMLElement | null)?.focus();
+    }
+  };
   return (
-    <button className="jp-JobsLink" onClick={() => model.open({ kind: 'list' })}>
-      ← Jobs
-    </button>
+    <div className="jp-JobsTabs" role="tablist" aria-label="job" onKeyDown={onKey}>
+      {TABS.map(t => (
+        <button
+          key={t.name}
+          role="tab"
+          id={`jp-JobsTab-${t.name}`}
+          data-tab={t.name}
+          aria-selected={tab === t.name}
+          aria-controls={`jp-JobsTabPanel-${t.name}`}
+          tabIndex={tab === t.name ? 0 : -1}
+          className={tab === t.name ? 'jp-mod-active' : ''}
+          onClick={() => setTab(t.name)}
+        >
+          {t.label}
+          {counts[t.name] ? <span className="jp-JobsMuted"> {counts[t.name]}</span> : null}
+        </button>
+      ))}
+    </div>
   );
 }
 
-export function JobDetail({ model, detail }: { model: JobsModel; detail: JobModel }): JSX.Element {
+export function JobView({ detail, actions }: { detail: JobModel; actions: JobActions }): JSX.Element {
   useSignal(detail.changed);
   const [actionError, setActionError] = React.useState<string | null>(null);
+  const [tab, setTab] = React.useState<TabName>('log');
   const { job } = detail;
   const error = actionError ?? detail.error;
   if (!job) {
     return (
-      <div className="jp-JobsDetail">
-        <BackLink model={model} />
+      <div className="jp-JobsView">
         <ErrorNote error={error} />
         {error ? null : <p className="jp-JobsMuted">Loading…</p>}
       </div>
     );
   }
+  const panel = (name: TabName, content: React.ReactNode) => (
+    <div
+      role="tabpanel"
+      id={`jp-JobsTabPanel-${name}`}
+      aria-labelledby={`jp-JobsTab-${name}`}
+      className="jp-JobsTabPanel"
+      hidden={tab !== name}
+    >
+      {content}
+    </div>
+  );
   return (
-    <div className="jp-JobsDetail" data-job-id={job.id} data-status={job.status}>
-      <BackLink model={model} />
-      <h3 className="jp-JobsTitle">
-        {job.spec.name || job.id} <Badge status={job.status} />
-      </h3>
-      {job.waiting ? <div className="jp-JobsWaiting">Waiting: {job.waiting}</div> : null}
-      {job.message ? (
-        <div className={`jp-JobsMessage jp-mod-${job.status}`}>
-          {job.reason ? <b>{job.reason}: </b> : null}
-          {job.message}
-        </div>
-      ) : null}
-      <ErrorNote error={error} />
-      <Actions model={model} detail={detail} job={job} onError={setActionError} />
-      <Facts job={job} />
-      {job.notes?.length ? <div className="jp-JobsMuted">{job.notes.join('; ')}</div> : null}
-      <Artifacts id={job.id} artifacts={detail.artifacts} />
-      <JobLog follower={detail.log} />
+    <div className="jp-JobsView" data-job-id={job.id} data-status={job.status}>
+      <header className="jp-JobsView-header">
+        <h2 className="jp-JobsTitle">
+          {jobName(job)} <Badge status={job.status} />
+          <span className="jp-JobsMuted jp-JobsTitle-meta">
+            {job.id} · {job.backend} · {duration(job)}
+          </span>
+        </h2>
+        {job.waiting ? <div className="jp-JobsWaiting">Waiting: {job.waiting}</div> : null}
+        {job.message ? (
+          <div className={`jp-JobsMessage jp-mod-${job.status}`}>
+            {job.reason ? <b>{job.reason}: </b> : null}
+            {job.message}
+          </div>
+        ) : null}
+        <ErrorNote error={error} />
+        <Actions detail={detail} job={job} actions={actions} onError={setActionError} />
+        <Tabs tab={tab} setTab={setTab} counts={{ artifacts: detail.artifacts.length }} />
+      </header>
+      {panel('log', <JobLog follower={detail.log} name={`${jobName(job).slice(0, 40)}-${job.id}`} />)}
+      {panel('artifacts', <Artifacts id={job.id} artifacts={detail.artifacts} openNotebook={path => actions.openNotebook(job.id, path)} />)}
+      {panel('details', <Details job={job} />)}
     </div>
   );
 }

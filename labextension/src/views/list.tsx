@@ -36,7 +36,15 @@ function JobRow({ job, onOpen }: { job: Job; onOpen: (id: string) => void }): JS
       data-job-id={job.id}
       data-status={job.status}
       title={job.waiting ? `Waiting: ${job.waiting}` : undefined}
+      tabIndex={0}
+      aria-label={`${job.spec.name || command(job.spec)}, ${job.status}`}
       onClick={() => onOpen(job.id)}
+      onKeyDown={e => {
+        if (e.key === 'Enter' || e.key === ' ') {
+          e.preventDefault();
+          onOpen(job.id);
+        }
+      }}
     >
       <Badge status={job.status} />
       <span className="jp-JobsRow-name">{job.spec.name || command(job.spec)}</span>
@@ -50,13 +58,15 @@ function JobRow({ job, onOpen }: { job: Job; onOpen: (id: string) => void }): JS
 
 /** The list view; it re-renders with its model (see JobsApp). */
 export function JobList({ model }: { model: JobsModel }): JSX.Element {
-  const open = (id: string) => model.open({ kind: 'job', id });
+  const open = (id: string) => model.openJob(id);
   return (
     <div className="jp-JobsList">
       <Filters model={model} />
       <ErrorNote error={model.error} />
-      {model.jobs.length === 0 && !model.error ? <p className="jp-JobsEmpty">No jobs yet. Start one with “New job”.</p> : null}
-      <ul className="jp-JobsRows">
+      {model.jobs.length === 0 && !model.error ? (
+        <p className="jp-JobsEmpty">{model.filtered ? 'No jobs match these filters.' : 'No jobs yet. Start one with “New job”.'}</p>
+      ) : null}
+      <ul className="jp-JobsRows" aria-label="jobs">
         {model.jobs.map(job => (
           <JobRow key={job.id} job={job} onOpen={open} />
         ))}
