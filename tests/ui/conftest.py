@@ -54,6 +54,8 @@ def open_panel(page):
     if not page.is_visible("#jupyter-jobs-panel"):
         page.click("li[data-id='jupyter-jobs-panel']")
     page.wait_for_selector("#jupyter-jobs-panel .jp-JobsHeader", state="visible")
+    if page.is_visible("#jupyter-jobs-panel .jp-JobsForm"):  # back to the list
+        page.click("#jupyter-jobs-panel .jp-JobsForm button:has-text('Cancel')")
 
 
 def open_job(page, job_id):

@@ -191,6 +191,7 @@ export function JobView({ detail, actions }: { detail: JobModel; actions: JobAct
       id={`jp-JobsTabPanel-${name}`}
       aria-labelledby={`jp-JobsTab-${name}`}
       className="jp-JobsTabPanel"
+      tabIndex={0}
       hidden={tab !== name}
     >
       {content}
