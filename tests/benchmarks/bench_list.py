@@ -10,31 +10,12 @@ import http.client
 import json
 import tempfile
 import time
-from datetime import timedelta
 from pathlib import Path
 
-from common import ms, parser, percentile, table
+from common import fill_history, ms, parser, percentile, table
 from support import ServerProcess
 
-from jupyter_jobs.models import Job, JobSpec, JobStatus, utcnow
 from jupyter_jobs.store import Store
-
-STATUSES = [JobStatus.SUCCEEDED] * 6 + [JobStatus.FAILED] * 3 + [JobStatus.CANCELLED]
-
-
-async def fill(db: Path, count: int) -> None:
-    store = Store(db)
-    now = utcnow()
-    for start in range(0, count, 5000):
-        batch = []
-        for i in range(start, min(count, start + 5000)):
-            spec = JobSpec(command=["python", "train.py", f"--seed={i}"], name=f"run-{i}", tags=["bench"])
-            job = Job(id=f"{i:012x}", spec=spec, backend="local", project=f"project-{i % 20}",
-                      status=STATUSES[i % len(STATUSES)], created_at=now - timedelta(seconds=count - i))
-            batch.append((job, db.parent / "jobs" / job.id))
-        await store.insert_many(batch)
-    store.close()
-
 
 def timed_pages(srv: ServerProcess, query: str, runs: int) -> list[float]:
     conn = http.client.HTTPConnection("127.0.0.1", srv.port)
@@ -71,7 +52,7 @@ def main() -> None:
         root.mkdir()
         data.mkdir()
         started = time.perf_counter()
-        asyncio.run(fill(data / "jobs.db", count))
+        asyncio.run(fill_history(data / "jobs.db", count))
         fill_s = time.perf_counter() - started
         baseline = asyncio.run(store_pages(data / "jobs.db", runs))
         srv = ServerProcess(root, data).start()

@@ -11,12 +11,16 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Iterator, Sequence
-from typing import Optional
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from support import ServerProcess
+
+if TYPE_CHECKING:
+    from jupyter_jobs.models import Job
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -33,6 +37,30 @@ def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -
         if n == 0:
             print("| " + " | ".join("-" * w for w in widths) + " |")
     sys.stdout.flush()
+
+
+def plain_job(i: int, count: int, now: datetime) -> Job:
+    """Job `i` of a history of `count`: alike but for the seed; 6 in 10 succeeded, 3 failed, 1 cancelled."""
+    from jupyter_jobs.models import Job, JobSpec, JobStatus
+
+    statuses = [JobStatus.SUCCEEDED] * 6 + [JobStatus.FAILED] * 3 + [JobStatus.CANCELLED]
+    spec = JobSpec(command=["python", "train.py", f"--seed={i}"], name=f"run-{i}", tags=["bench"])
+    return Job(id=f"{i:012x}", spec=spec, backend="local", project=f"project-{i % 20}",
+               status=statuses[i % len(statuses)], created_at=now - timedelta(seconds=count - i))
+
+
+async def fill_history(db: Path, count: int, make: Callable[[int, int, datetime], Job] = plain_job) -> None:
+    """Put `count` finished jobs, `make(i, count, now)`, straight into the store at `db` (the
+    server is not running yet): a history of 100,000 takes seconds, not a POST each."""
+    from jupyter_jobs.models import utcnow
+    from jupyter_jobs.store import Store
+
+    store = Store(db)
+    now = utcnow()
+    for start in range(0, count, 5000):
+        jobs = [make(i, count, now) for i in range(start, min(count, start + 5000))]
+        await store.insert_many([(job, db.parent / "jobs" / job.id) for job in jobs])
+    store.close()
 
 
 def rest_first_line(srv: ServerProcess, spec: dict, expect: str = "1\n") -> float:
@@ -85,6 +113,51 @@ def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--quick", action="store_true", help="small sizes: checks the benchmark runs, measures little")
     return p
+
+
+@contextmanager
+def lab_server(prepare: Optional[Callable[[Path], None]] = None) -> Iterator[ServerProcess]:
+    """A server for the browser benchmarks: JupyterLab's news and update checks off. `prepare`
+    gets the data folder (e.g. to fill the store) before the server starts."""
+    with tempfile.TemporaryDirectory(prefix="jobs-bench-ui-") as tmp:
+        settings = Path(tmp) / "settings"
+        notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+        notification.parent.mkdir(parents=True)
+        notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+        root, data = Path(tmp) / "root", Path(tmp) / "data"
+        root.mkdir()
+        data.mkdir()
+        if prepare:
+            prepare(data)
+        srv = ServerProcess(root, data, env={"JUPYTERLAB_SETTINGS_DIR": str(settings),
+                                             "JUPYTERLAB_WORKSPACES_DIR": str(Path(tmp) / "workspaces")})
+        srv.start()
+        try:
+            yield srv
+        finally:
+            srv.stop()
+
+
+@contextmanager
+def lab_page(srv: ServerProcess) -> Iterator:
+    """Chromium on /lab with the jobs sidebar shown (a Playwright page)."""
+    from playwright.sync_api import sync_playwright
+
+    from support import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 820})
+            page.set_default_timeout(120_000)
+            page.goto(f"{srv.url}/lab?token={srv.token}")
+            page.wait_for_selector("#jupyter-jobs-panel", state="attached")
+            if not page.is_visible("#jupyter-jobs-panel"):
+                page.click("li[data-id='jupyter-jobs-panel']")
+            page.wait_for_selector("#jupyter-jobs-panel .jp-JobsHeader", state="visible")
+            yield page
+        finally:
+            browser.close()
 
 
 @contextmanager
