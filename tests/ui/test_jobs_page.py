@@ -175,3 +175,10 @@ def test_no_serious_accessibility_violations(page, lab):
     page.focus(".jp-JobsView [role='tab'][data-tab='details']")
     page.keyboard.press("ArrowLeft")
     assert page.get_attribute(".jp-JobsView [role='tab'][aria-selected='true']", "data-tab") == "artifacts"
+
+
+def test_the_launcher_card_opens_the_jobs_page(page, lab):
+    if not page.is_visible(".jp-Launcher"):
+        page.keyboard.press("Control+Shift+L")  # a new launcher
+    page.click(".jp-LauncherCard[title*='Every job in a wide table']")
+    page.wait_for_selector(".jp-JobsPage", state="visible")
