@@ -65,6 +65,8 @@ class Artifact(_Reply):
 
 class ArtifactList(_Reply):
     artifacts: list[Artifact]
+    folder: Optional[str] = Field(None, description="the artifacts folder relative to the server's root, when it "
+                                                    "is under it (the file browser can show it); else null")
 
 
 class LogChunk(_Reply):

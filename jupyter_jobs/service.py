@@ -21,7 +21,7 @@ from .logs import LogRegistry, follow
 from .models import FailureReason, FieldError, Job, JobConflict, JobNotFound, JobSpec, JobStatus, Outcome, SpecError
 from .models import read_spec, utcnow
 from .queue import JobQueue
-from .replies import BackendInfo, BackendsReply, Capabilities, GPUInfo, JobPage, ListQuery, LogEnd
+from .replies import ArtifactList, BackendInfo, BackendsReply, Capabilities, GPUInfo, JobPage, ListQuery, LogEnd
 from .runner import JobRunner, RunnerEnv, record_end
 from .store import Store
 from .tasks import TaskSet
@@ -129,6 +129,7 @@ class JobService:
             try:
                 await coro
             finally:
+                coro.close()  # cancelled before its first step, `coro` was never awaited
                 self.queue.done(runner)
 
         self.tasks.spawn(drive())
@@ -319,7 +320,12 @@ class JobService:
     async def artifacts(self, job_id: str) -> dict[str, Any]:
         root = self.env.job_dir(await self._job(job_id)) / "artifacts"
         found = await asyncio.to_thread(list_artifacts, root)
-        return {"artifacts": [a.model_dump() for a in found]}
+        return ArtifactList(artifacts=found, folder=await asyncio.to_thread(self._under_root, root)).model_dump()
+
+    def _under_root(self, path: Path) -> Optional[str]:
+        """`path` relative to the server's root, when it is a real folder under it."""
+        root, real = os.path.realpath(self.root_dir), os.path.realpath(path)
+        return os.path.relpath(real, root).replace(os.sep, "/") if _inside(real, root) and os.path.isdir(real) else None
 
     async def open_artifact(self, job_id: str, path: str) -> tuple[BinaryIO, int]:
         """One artifact, opened (never through a link), and its size at opening."""

@@ -200,8 +200,10 @@ async def test_artifacts(api, workspace):
     )
     job = await api.submit({"command": py(code), "workspace": "proj"})
     assert (await api.wait(job["id"]))["status"] == "succeeded"
-    listed = (await api.call("GET", "jobs", job["id"], "artifacts"))["artifacts"]
+    reply = await api.call("GET", "jobs", job["id"], "artifacts")
+    listed = reply["artifacts"]
     assert [(a["path"], a["size"]) for a in listed] == [("model.bin", 2560), ("plots/loss.csv", 17)]
+    assert reply["folder"] is None  # the jobs are kept outside the server's root
     resp = await api.call("GET", "jobs", job["id"], "artifacts", "plots", "loss.csv")
     assert resp.body == b"epoch,loss\n1,0.5\n" and "attachment" in resp.headers["Content-Disposition"]
     resp = await api.call("GET", "jobs", job["id"], "artifacts", "model.bin")

@@ -97,7 +97,7 @@ export const api = {
   cancel: (id: string) => json<Job>(['jobs', id, 'cancel'], { method: 'POST', body: '{}' }),
   rerun: (id: string) => json<Job>(['jobs', id, 'rerun'], { method: 'POST', body: '{}' }),
   remove: (id: string) => json<void>(['jobs', id], { method: 'DELETE' }),
-  artifacts: (id: string) => json<{ artifacts: Artifact[] }>(['jobs', id, 'artifacts']),
+  artifacts: (id: string) => json<Schemas['ArtifactList']>(['jobs', id, 'artifacts']),
   /** The first `bytes` of an artifact, for a preview. */
   artifactHead: async (id: string, path: string, bytes: number): Promise<Blob> => {
     const response = await ServerConnection.makeRequest(artifactUrl(id, path), { headers: { Range: `bytes=0-${bytes - 1}` } }, settings);

@@ -49,20 +49,25 @@ function draftFor(browser: IDefaultFileBrowser | null): Draft | null {
   };
 }
 
-/** A notebook artifact opened in JupyterLab: a copy saved under job-outputs/<job id>/. */
-async function openNotebook(app: JupyterFrontEnd, id: string, path: string): Promise<void> {
+/** A notebook artifact opened in JupyterLab: where it is when the file browser reaches the
+ * artifacts, else a copy saved under job-outputs/<job id>/. */
+async function openNotebook(app: JupyterFrontEnd, id: string, path: string, folder: string | null): Promise<void> {
+  if (folder !== null) {
+    await app.commands.execute('docmanager:open', { path: folder ? `${folder}/${path}` : path });
+    return;
+  }
   const content = JSON.parse(await (await api.artifactHead(id, path, 512 * 1024 * 1024)).text());
   const contents = app.serviceManager.contents;
-  let folder = '';
+  let outputs = '';
   for (const part of ['job-outputs', id]) {
-    folder = folder ? `${folder}/${part}` : part;
+    outputs = outputs ? `${outputs}/${part}` : part;
     try {
-      await contents.get(folder, { content: false });
+      await contents.get(outputs, { content: false });
     } catch {
-      await contents.save(folder, { type: 'directory' });
+      await contents.save(outputs, { type: 'directory' });
     }
   }
-  const copy = `${folder}/${PathExt.basename(path)}`;
+  const copy = `${outputs}/${PathExt.basename(path)}`;
   await contents.save(copy, { type: 'notebook', format: 'json', content });
   await app.commands.execute('docmanager:open', { path: copy });
 }
@@ -115,7 +120,8 @@ function addCommands({ app, shell, panel, jobs, pages, browser }: Parts): void {
           open: openJob,
           edit: (spec: Spec) => openForm(spec as Draft),
           closed: () => tab?.close(),
-          openNotebook: (job, path) => openNotebook(app, job, path)
+          openNotebook: (job, path, folder) => openNotebook(app, job, path, folder),
+          showFolder: folder => void app.commands.execute('filebrowser:go-to-path', { path: folder, dontShowBrowser: false })
         });
         void jobs.add(tab);
         shell.add(tab, 'main');

@@ -11,6 +11,7 @@ export class JobModel {
   readonly log: LogFollower;
   private _job: Job | null = null;
   private _artifacts: Artifact[] = [];
+  private _folder: string | null = null;
   private _error: string | null = null;
   private _artifactsAsked = 0;
   private _disposed = false;
@@ -41,6 +42,10 @@ export class JobModel {
   }
   get artifacts(): readonly Artifact[] {
     return this._artifacts;
+  }
+  /** The artifacts folder relative to the server's root, when the file browser can reach it. */
+  get folder(): string | null {
+    return this._folder;
   }
   get error(): string | null {
     return this._error;
@@ -97,6 +102,7 @@ export class JobModel {
       const reply = await api.artifacts(this.id);
       if (!this._disposed && asked === this._artifactsAsked) {
         this._artifacts = reply.artifacts;
+        this._folder = reply.folder;
         this._changed.emit();
       }
     } catch (error) {

@@ -627,6 +627,12 @@ export interface components {
         ArtifactList: {
             /** Artifacts */
             artifacts: components["schemas"]["Artifact"][];
+            /**
+             * Folder
+             * @description the artifacts folder relative to the server's root, when it is under it (the file browser can show it); else null
+             * @default null
+             */
+            folder: string | null;
         };
         /** BackendInfo */
         BackendInfo: {

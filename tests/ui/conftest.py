@@ -19,7 +19,13 @@ TRAIN = "import os, time\nfor i in range(5):\n    print('step', i, flush=True)\n
 
 
 @pytest.fixture
-def lab(server_process, tmp_path):
+def lab_extra() -> list[str]:
+    """More server options for a test module's JupyterLab."""
+    return []
+
+
+@pytest.fixture
+def lab(server_process, tmp_path, lab_extra):
     require("browser", browser_problem())
     settings = tmp_path / "lab-settings"
     notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
@@ -27,7 +33,7 @@ def lab(server_process, tmp_path):
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     srv = server_process(
         env={"JUPYTERLAB_SETTINGS_DIR": str(settings), "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces")},
-        extra=[f"--DockerBackend.base_url=unix://{tmp_path}/no-docker.sock"],
+        extra=[f"--DockerBackend.base_url=unix://{tmp_path}/no-docker.sock", *lab_extra],
     )
     (srv.root / "proj").mkdir()
     (srv.root / "proj" / "train.py").write_text(TRAIN)

@@ -99,9 +99,11 @@ function PreviewPane(props: { id: string; artifact: Artifact; openNotebook: (pat
 export function Artifacts(props: {
   id: string;
   artifacts: readonly Artifact[];
+  folder: string | null;
   openNotebook: (path: string) => Promise<void>;
+  showFolder: (folder: string) => void;
 }): JSX.Element {
-  const { id, artifacts, openNotebook } = props;
+  const { id, artifacts, folder, openNotebook, showFolder } = props;
   const [chosen, setChosen] = React.useState<string | null>(null);
   const artifact = artifacts.find(a => a.path === chosen) ?? null;
   if (!artifacts.length) {
@@ -109,7 +111,13 @@ export function Artifacts(props: {
   }
   return (
     <div className="jp-JobsArtifactsTab">
-      <ul className="jp-JobsArtifacts" aria-label="artifacts">
+      <div>
+        {folder ? (
+          <button className="jp-mod-styled" onClick={() => showFolder(folder)}>
+            Show in the file browser
+          </button>
+        ) : null}
+        <ul className="jp-JobsArtifacts" aria-label="artifacts">
         {artifacts.map(a => (
           <li key={a.path} className={a.path === chosen ? 'jp-mod-selected' : ''}>
             <button className="jp-JobsLink" aria-pressed={a.path === chosen} onClick={() => setChosen(a.path)}>
@@ -120,8 +128,9 @@ export function Artifacts(props: {
               ⤓
             </a>
           </li>
-        ))}
-      </ul>
+          ))}
+        </ul>
+      </div>
       {artifact ? <PreviewPane id={id} artifact={artifact} openNotebook={openNotebook} /> : <p className="jp-JobsMuted">Choose a file to preview it.</p>}
     </div>
   );

@@ -15,7 +15,9 @@ export interface JobActions {
   open: (id: string) => void;
   edit: (spec: Spec) => void;
   closed: () => void;
-  openNotebook: (id: string, path: string) => Promise<void>;
+  /** Opens a notebook artifact; `folder` is where the file browser reaches the artifacts. */
+  openNotebook: (id: string, path: string, folder: string | null) => Promise<void>;
+  showFolder: (folder: string) => void;
 }
 
 type TabName = 'log' | 'artifacts' | 'details';
@@ -218,7 +220,13 @@ export function JobView({ detail, actions }: { detail: JobModel; actions: JobAct
         <Tabs tab={tab} setTab={setTab} counts={{ artifacts: detail.artifacts.length }} />
       </header>
       {panel('log', <JobLog follower={detail.log} name={`${jobName(job).slice(0, 40)}-${job.id}`} />)}
-      {panel('artifacts', <Artifacts id={job.id} artifacts={detail.artifacts} openNotebook={path => actions.openNotebook(job.id, path)} />)}
+      {panel('artifacts', <Artifacts
+          id={job.id}
+          artifacts={detail.artifacts}
+          folder={detail.folder}
+          openNotebook={path => actions.openNotebook(job.id, path, detail.folder)}
+          showFolder={actions.showFolder}
+        />)}
       {panel('details', <Details job={job} />)}
     </div>
   );
