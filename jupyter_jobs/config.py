@@ -72,6 +72,13 @@ class JobsConfig(LoggingConfigurable):
         "note where it was) and the job runs on. 0: no limit."
     ).tag(config=True)
 
+    metrics_interval = Float(
+        2.0, help="Seconds between samples of a running job's CPU, memory and GPUs (its telemetry). 0: none."
+    ).tag(config=True)
+    max_metrics_size = Int(
+        1 << 30, help="Most bytes of a job's own metrics file ($JOB_METRICS_FILE) the service reads."
+    ).tag(config=True)
+
     strict_specs = Bool(
         False, help="Refuse (400) a spec asking for what its backend does not apply: an image where it runs "
         "no containers, cpus or memory it does not limit, more than one node, GPUs. Default: the job runs, with "
@@ -112,4 +119,6 @@ class JobsConfig(LoggingConfigurable):
             retention=self.retention,
             housekeeping_interval=self.housekeeping_interval,
             strict_specs=self.strict_specs,
+            metrics_interval=self.metrics_interval,
+            max_metrics_size=self.max_metrics_size,
         )

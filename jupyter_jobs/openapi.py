@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from . import __version__
 from .models import FieldError, Job, JobSpec, JobStatus
-from .replies import ArtifactList, BackendsReply, JobEvent, JobPage, LogChunk, LogEnd
+from .replies import ArtifactList, BackendsReply, JobEvent, JobPage, LogChunk, LogEnd, MetricsPage, MetricsSummary
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -51,7 +51,8 @@ def _add(schemas: dict[str, Any], model: type[BaseModel], mode: str = "serializa
 
 def _schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
-    for model in (Job, FieldError, BackendsReply, JobEvent, ArtifactList, LogChunk, LogEnd, JobPage):
+    for model in (Job, FieldError, BackendsReply, JobEvent, ArtifactList, LogChunk, LogEnd, JobPage, MetricsPage,
+                  MetricsSummary):
         _add(schemas, model)
     _add(schemas, JobSpec, "validation", "Input")  # what a client may send (durations as strings...)
     spec_in = schemas["JobSpecInput"]["properties"]
@@ -61,6 +62,8 @@ def _schemas() -> dict[str, Any]:
                                             "description": "spec.name, for convenience"}
     schemas["Job"]["properties"]["events"] = {"type": "array", "items": _ref("JobEvent"),
                                               "description": "status changes (GET /jobs/{id} only)"}
+    schemas["Job"]["properties"]["metrics"] = {**_ref("MetricsSummary"),
+                                               "description": "last/min/max per series (GET /jobs/{id} only)"}
     schemas["JobPage"]["properties"]["jobs"] = {"type": "array", "items": _ref("Job")}
     schemas["Error"] = {
         "type": "object", "required": ["message"],
@@ -117,6 +120,15 @@ def _paths() -> dict[str, Any]:
                                                                               _ref("LogEnd")]}}}},
             "400": _ERROR, "404": _ERROR}, [
             _ID, _query("offset", {"type": "integer", "minimum": 0}, "byte offset to start from"),
+            _query("follow", {"type": "boolean"}, "stay open until the job ends")])},
+        "/jupyter-jobs/jobs/{job_id}/metrics": {"get": _op("The job's series: its own metrics and its telemetry", {
+            "200": {"description": "a MetricsPage; with follow=true, NDJSON pages as points arrive, then a LogEnd",
+                    "content": {"application/json": {"schema": _ref("MetricsPage")},
+                                "application/x-ndjson": {"schema": {"anyOf": [_ref("MetricsPage"),
+                                                                              _ref("LogEnd")]}}}},
+            "400": _ERROR, "404": _ERROR}, [
+            _ID, _query("names", {"type": "string"}, "comma-separated series names (default: all)"),
+            _query("since", {"type": "string"}, "a previous page's `next`: what comes after it"),
             _query("follow", {"type": "boolean"}, "stay open until the job ends")])},
         "/jupyter-jobs/jobs/{job_id}/artifacts": {"get": _op("Files the job wrote to its artifacts folder", {
             "200": _json(_ref("ArtifactList"), "artifacts"),

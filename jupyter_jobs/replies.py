@@ -87,6 +87,63 @@ class LogEnd(_Reply):
     message: Optional[str] = None
 
 
+class SeriesData(_Reply):
+    """One series, as columns: point i is (steps[i], values[i]) reported at times[i]."""
+
+    steps: list[float]
+    values: list[float]
+    times: list[Optional[float]] = Field(description="seconds since the epoch; null where the line gave none")
+
+
+class MetricsPage(_Reply):
+    """Points of a job's series after a cursor; resume with since=next (also the NDJSON lines of
+    follow=true, which end with the job's final status)."""
+
+    series: dict[str, SeriesData]
+    next: str = Field(description="pass as since= to get what comes after")
+    more: bool = Field(description="more is there to read now (a page holds at most a few MB per file)")
+    bad_lines: int = Field(description="lines in this page that were not a JSON object of numbers")
+
+
+class MetricSummary(_Reply):
+    last: float
+    step: float
+    min: float
+    max: float
+    count: int
+
+
+class MetricsSummary(_Reply):
+    series: dict[str, MetricSummary]
+    bad_lines: int
+
+
+class MetricsQuery(BaseModel):
+    """What to read of a job's series: some names (comma-separated or repeated), after a cursor."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    names: list[str] = Field(default_factory=list, max_length=200)
+    since: Optional[str] = Field(None, max_length=100)
+
+    @field_validator("names", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        parts = value.split(",") if isinstance(value, str) else value
+        if isinstance(parts, list) and any(not isinstance(p, str) or len(p) > 200 for p in parts):
+            raise ValueError("each name is a string of at most 200 characters")
+        return [p.strip() for p in parts if p.strip()] if isinstance(parts, list) else parts
+
+    @classmethod
+    def parse(cls, **raw: Any) -> MetricsQuery:
+        try:
+            return cls.model_validate({k: v for k, v in raw.items() if v is not None})
+        except ValidationError as exc:
+            raise SpecError.from_validation(exc) from None
+
+
 class JobPage(_Reply):
     jobs: list[dict[str, Any]]
     next_cursor: Optional[int] = Field(None, description="pass as cursor for the next page")

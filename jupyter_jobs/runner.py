@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 from .backends.base import Backend, BackendError, Execution, JobContext
 from .logs import LogRegistry
 from .models import FailureReason, Job, JobStatus, Outcome, StopReason, utcnow, verdict
+from .series import METRICS_DIR
 from .store import Store
 from .snapshots import SnapshotStore
 
@@ -90,6 +91,7 @@ class JobRunner:
         return JobContext(
             job=self.job, dir=job_dir, workspace=job_dir / "workspace", artifacts=job_dir / "artifacts",
             storage=self.env.storage_dir, log=await self.env.logs.active(self.job.id, job_dir),
+            metrics=job_dir / METRICS_DIR,
             gpus=self.gpus if self.env.gpu_inventory and self.backend.host_gpus else None,
         )
 
@@ -100,6 +102,7 @@ class JobRunner:
         assert self.job.snapshot
         self.env.snapshots.materialize(self.job.snapshot, ctx.workspace)
         ctx.artifacts.mkdir(parents=True, exist_ok=True)
+        ctx.metrics.mkdir(exist_ok=True)
         self.env.storage_dir.mkdir(parents=True, exist_ok=True)
 
     # -- starting ---------------------------------------------------------------------------

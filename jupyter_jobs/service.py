@@ -22,6 +22,9 @@ from .models import FailureReason, FieldError, Job, JobConflict, JobNotFound, Jo
 from .models import read_spec, utcnow
 from .queue import JobQueue
 from .replies import ArtifactList, BackendInfo, BackendsReply, Capabilities, GPUInfo, JobPage, ListQuery, LogEnd
+from .replies import MetricsPage, MetricsQuery
+from .series import Cursor, MetricsReader
+from .telemetry import GPUSampler, Telemetry
 from .runner import JobRunner, RunnerEnv, record_end
 from .store import Store
 from .tasks import TaskSet
@@ -49,13 +52,20 @@ def _unhonoured(spec: JobSpec, capabilities: Capabilities, backend: str) -> dict
             for field, value, honoured, why in asked if value is not None and not honoured}
 
 
+def _end(job: Job) -> dict[str, Any]:
+    """The last line of a followed log or metrics stream: how the job ended."""
+    return LogEnd(status=job.status, exit_code=job.exit_code, message=job.message,
+                  reason=job.reason.value if job.reason else None).model_dump(mode="json")
+
+
 class JobService:
     """Submit, list, watch, cancel, rerun and delete jobs; recover them after a restart."""
 
     def __init__(self, *, store: Store, snapshots: SnapshotStore, root_dir: Path, jobs_dir: Path, storage_dir: Path,
                  backends: dict[str, Backend], default_backend: str, gpus: GPUAllocator, kill_grace: float = 10.0,
                  max_running: int = 0, max_log_size: int = 0, retention: Optional[dict[str, Any]] = None,
-                 housekeeping_interval: float = 3600.0, strict_specs: bool = False):
+                 housekeeping_interval: float = 3600.0, strict_specs: bool = False, metrics_interval: float = 2.0,
+                 max_metrics_size: int = 1 << 30, nvml: Any = None):
         if default_backend not in backends:
             raise ValueError(f"default backend {default_backend!r} is not a configured backend")
         self.store, self.snapshots, self.root_dir = store, snapshots, Path(root_dir)
@@ -70,6 +80,8 @@ class JobService:
                               launch=self._launch, reject=self._reject)
         self.housekeeper = Housekeeper(store=store, snapshots=snapshots, retention=Retention(retention or {}),
                                        interval=housekeeping_interval, delete=self.delete)
+        self.telemetry = Telemetry(self._sampled, metrics_interval, GPUSampler(nvml), self.store.add_note)
+        self.metrics_reader = MetricsReader(max_metrics_size)
         self._started: Optional[asyncio.Future] = None
         self._stopping = self._closed = False
 
@@ -101,6 +113,13 @@ class JobService:
                 break
         self.queue.kick()
         self.tasks.spawn(self.housekeeper.run_forever())
+        if self.telemetry.interval > 0:
+            self.tasks.spawn(self.telemetry.run())
+
+    def _sampled(self) -> list[tuple[str, Path, list[int], Any]]:
+        """The jobs telemetry samples: those whose command runs now."""
+        return [(r.id, self.env.job_dir(r.job), r.gpus, r.execution) for r in list(self.queue.active.values())
+                if r.execution is not None and r.job.status == JobStatus.RUNNING and not r.execution.done()]
 
     async def stop(self) -> None:
         """Stop watching; running jobs keep running and are reattached on the next start."""
@@ -247,9 +266,11 @@ class JobService:
         return job.public()
 
     async def get(self, job_id: str) -> dict[str, Any]:
-        """The job with its status changes."""
+        """The job with its status changes and a summary of its metrics."""
         job = await self._job(job_id)
-        return {**self._public(job), "events": await self.store.events(job_id)}
+        summary = await asyncio.to_thread(self.metrics_reader.summary, job.id, self.env.job_dir(job),
+                                          job.status.is_terminal())
+        return {**self._public(job), "events": await self.store.events(job_id), "metrics": summary}
 
     async def list(self, **query: Any) -> dict[str, Any]:
         """A page of jobs, newest first: status (list or comma-separated), project, q (search text),
@@ -296,6 +317,38 @@ class JobService:
             raise JobConflict(f"job {job_id} was kept: {len(left)} of its files could not be removed ({shown})")
         await self.store.delete(job_id)
         self.log_files.forget(job_id)
+        self.metrics_reader.forget(job_id)
+
+    # -- metrics ----------------------------------------------------------------------------
+    async def _metrics_page(self, job: Job, cursor: Cursor, names: Optional[set[str]]) -> tuple[MetricsPage, Cursor]:
+        batch, after = await asyncio.to_thread(self.metrics_reader.read, self.env.job_dir(job), cursor, names,
+                                               job.status.is_terminal())
+        page = MetricsPage(series={n: s.public() for n, s in batch.series.items()}, next=str(after),
+                           more=after != cursor, bad_lines=batch.bad)
+        return page, after
+
+    async def metrics(self, job_id: str, *, names: Any = None, since: Optional[str] = None) -> dict[str, Any]:
+        """The job's series after `since` (a previous page's `next`), a page of at most a few MB."""
+        q = MetricsQuery.parse(names=names, since=since)
+        page, _ = await self._metrics_page(await self._job(job_id), Cursor.parse(q.since), set(q.names) or None)
+        return page.model_dump()
+
+    async def follow_metrics(self, job_id: str, *, names: Any = None, since: Optional[str] = None,
+                             gone: Callable[[], bool] = lambda: False) -> AsyncIterator[dict[str, Any]]:
+        """Pages as points arrive, until the job ended and all is read (then one LogEnd)."""
+        q = MetricsQuery.parse(names=names, since=since)
+        cursor, wanted = Cursor.parse(q.since), set(q.names) or None
+        while not gone():
+            job = await self._job(job_id)
+            page, after = await self._metrics_page(job, cursor, wanted)
+            if after != cursor:
+                cursor = after
+                yield page.model_dump()
+                continue
+            if job.status.is_terminal():
+                yield _end(job)
+                return
+            await asyncio.sleep(0.25)
 
     # -- logs and artifacts -----------------------------------------------------------------
     async def logs(self, job_id: str, offset: int = 0, *, follow_: bool = False,
@@ -313,9 +366,7 @@ class JobService:
         async for chunk in follow(job_log, offset, follow=follow_, gone=gone):
             yield chunk.to_json()
         if follow_ and not gone():
-            job = await self._job(job_id)
-            yield LogEnd(status=job.status, exit_code=job.exit_code, message=job.message,
-                         reason=job.reason.value if job.reason else None).model_dump(mode="json")
+            yield _end(await self._job(job_id))
 
     async def artifacts(self, job_id: str) -> dict[str, Any]:
         root = self.env.job_dir(await self._job(job_id)) / "artifacts"

@@ -257,6 +257,11 @@ class Store:
 
         return await self._run(_update)
 
+    async def add_note(self, job_id: str, note: str) -> None:
+        """Append one note to a job (atomic: no read-modify-write across threads)."""
+        await self._run(lambda: self.db.execute(
+            "UPDATE jobs SET notes = json_insert(notes, '$[#]', ?) WHERE id = ?", (note, job_id)))
+
     async def delete(self, job_id: str) -> None:
         def _delete() -> None:
             with self.db:

@@ -231,3 +231,24 @@ async def test_artifacts_a_root_container_swaps_for_symlinks_are_never_served(ap
     codes = await _downloads_never_leave_the_artifacts(api, job["id"], 150)
     assert 200 in codes
     await api.call("POST", "jobs", job["id"], "cancel", body={})
+
+
+class TestTelemetry:
+    @pytest.fixture
+    def jobs_config(self):
+        return {"metrics_interval": 0.5}
+
+    async def test_cpu_memory_and_metrics_of_a_container(self, api, workspace):
+        """The engine's figures for the container's cgroup, and the job's own metrics through
+        the mounted /metrics folder."""
+        code = ("import json, os, time\nhold = bytearray(200 * 1024 * 1024)\n"
+                "for i in range(0, len(hold), 4096):\n    hold[i] = 1\n"
+                "end = time.time() + 4\nwhile time.time() < end:\n    pass\n"
+                "open(os.environ['JOB_METRICS_FILE'], 'a').write(json.dumps({'step': 1, 'loss': 0.5}) + '\\n')\n")
+        job = await api.submit(docker_job(image=PYTHON, command=["python3", "-c", code]))
+        done = await api.wait(job["id"], timeout=90)
+        assert done["status"] == "succeeded", done
+        series = (await api.call("GET", "jobs", job["id"], "metrics"))["series"]
+        assert max(series["cpu.percent"]["values"]) > 50
+        assert max(series["memory.rss"]["values"]) > 150 * 2**20
+        assert series["loss"] == {"steps": [1], "values": [0.5], "times": [None]}

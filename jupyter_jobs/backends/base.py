@@ -20,6 +20,7 @@ from traitlets.config import LoggingConfigurable
 from ..logs import JobLog
 from ..models import Job, JobSpec, Outcome
 from ..replies import Capabilities
+from ..series import METRICS_FILE
 
 #: variables of the server's environment that carry its credentials; jobs never inherit them
 CREDENTIALS = ("JUPYTER_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_API_TOKEN", "JUPYTER_JOBS_TOKEN", "JPY_SESSION_NAME")
@@ -35,11 +36,13 @@ class JobContext:
     artifacts: Path
     storage: Path
     log: JobLog
+    metrics: Path  # the folder of $JOB_METRICS_FILE, writable by the job
     gpus: Optional[list[int]] = None  # None: no GPU inventory on this host, leave devices alone
     #: for a fresh start: bytes per stream the log held before (an earlier attempt's output)
     log_base: Optional[dict[str, int]] = None
 
-    def env(self, *, artifacts: Optional[str] = None, storage: Optional[str] = None) -> dict[str, str]:
+    def env(self, *, artifacts: Optional[str] = None, storage: Optional[str] = None,
+            metrics: Optional[str] = None) -> dict[str, str]:
         """The job's own variables (paths as the job sees them), then the spec's env on top."""
         env = {
             "JOB_ID": self.job.id,
@@ -47,12 +50,22 @@ class JobContext:
             "JOB_PROJECT": self.job.project,
             "JOB_ARTIFACTS_DIR": artifacts or str(self.artifacts),
             "JOB_STORAGE_DIR": storage or str(self.storage),
+            "JOB_METRICS_FILE": f"{metrics or self.metrics}/{METRICS_FILE}",
             "PYTHONUNBUFFERED": "1",
         }
         if self.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.gpus))
         env.update(self.job.spec.env)
         return env
+
+
+@dataclass
+class Usage:
+    """A running job's resource use, as the telemetry samples it."""
+
+    cpu_seconds: Optional[float] = None
+    rss: Optional[int] = None  # bytes
+    note: Optional[str] = None  # why there are no figures, once
 
 
 @dataclass
@@ -90,6 +103,11 @@ class Execution(abc.ABC):
     def waiting(self) -> Optional[str]:
         """Why the backend holds a released job back (e.g. Slurm's pending reason), or None."""
         return None
+
+    def usage(self) -> Usage:
+        """CPU seconds used so far and resident memory now, over all of the job's processes;
+        None where the backend cannot tell. Blocking: runs in a worker thread."""
+        return Usage()
 
     def terminate(self) -> None:  # noqa: B027 - an execution with nothing to stop
         """Ask the job to end (SIGTERM or the like). Blocking: runs in a worker thread."""

@@ -17,6 +17,8 @@ from typing import Optional
 
 ROOT = Path("/sys/fs/cgroup")
 _V1 = ("freezer", "memory", "cpu", "pids")
+#: v1 hierarchies used when mounted on their own (CPU time, for telemetry)
+_V1_OPTIONAL = ("cpuacct",)
 _PERIOD = 100_000  # CFS period, microseconds
 
 
@@ -41,10 +43,27 @@ class JobCgroup:
         self.v = v
         self.leaf = leaf
         self.name = f"{parent}/{leaf}"
-        self.dirs = [ROOT / self.name] if v == 2 else [ROOT / c / self.name for c in _V1]
+        if v == 2:
+            self.dirs = [ROOT / self.name]
+        else:
+            extra = [c for c in _V1_OPTIONAL if (ROOT / c).is_dir() and not (ROOT / "cpu" / f"{c}.usage").exists()]
+            self.dirs = [ROOT / c / self.name for c in (*_V1, *extra)]
 
     def _dir(self, controller: str) -> Path:
         return ROOT / self.name if self.v == 2 else ROOT / controller / self.name
+
+    def usage(self) -> tuple[Optional[float], Optional[int]]:
+        """CPU seconds used so far and resident memory now (anonymous pages: what the job's
+        processes hold, not the page cache), summed over every process of the job."""
+        return _read_usage(self._usage_files())
+
+    def _usage_files(self) -> tuple[Path, Path]:
+        if self.v == 2:
+            return ROOT / self.name / "cpu.stat", ROOT / self.name / "memory.stat"
+        cpu = self._dir("cpu") / "cpuacct.usage"
+        if not cpu.exists():
+            cpu = self._dir("cpuacct") / "cpuacct.usage"
+        return cpu, self._dir("memory") / "memory.stat"
 
     @classmethod
     def create(cls, parent: str, leaf: str, *, cpus: Optional[float] = None,
@@ -147,6 +166,46 @@ class JobCgroup:
                 d.rmdir()
             except OSError:
                 pass
+
+
+def _stat(path: Path) -> dict[str, int]:
+    out = {}
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().isdigit():
+            out[key] = int(value)
+    return out
+
+
+def _read_usage(files: tuple[Path, Path]) -> tuple[Optional[float], Optional[int]]:
+    cpu_file, memory_file = files
+    cpu: Optional[float] = None
+    rss: Optional[int] = None
+    try:
+        if cpu_file.name == "cpu.stat":
+            cpu = _stat(cpu_file)["usage_usec"] / 1e6
+        else:
+            cpu = int(cpu_file.read_text()) / 1e9
+    except (OSError, KeyError, ValueError):
+        pass
+    try:
+        stats = _stat(memory_file)
+        rss = stats["anon"] if "anon" in stats else stats.get("total_rss", stats.get("rss", 0)) + stats.get(
+            "total_rss_huge", stats.get("rss_huge", 0))
+    except (OSError, KeyError, ValueError):
+        pass
+    return cpu, rss
+
+
+def container_usage(cgroup_path: str) -> tuple[Optional[float], Optional[int]]:
+    """The same figures for a cgroup named by its path below each hierarchy (a container's,
+    e.g. "docker/<id>" or "system.slice/docker-<id>.scope"), read from this host's files."""
+    if version() == 2:
+        return _read_usage((ROOT / cgroup_path / "cpu.stat", ROOT / cgroup_path / "memory.stat"))
+    cpu = ROOT / "cpu" / cgroup_path / "cpuacct.usage"
+    if not cpu.exists():
+        cpu = ROOT / "cpuacct" / cgroup_path / "cpuacct.usage"
+    return _read_usage((cpu, ROOT / "memory" / cgroup_path / "memory.stat"))
 
 
 def _enable_v2_controllers(parent: str) -> None:

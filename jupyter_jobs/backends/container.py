@@ -29,7 +29,8 @@ def _mounts(settings: ContainerSettings, ctx: JobContext, local: bool) -> list[A
     mounts = []
     if local:  # an engine on this host: bind the job's folders, no copies
         mounts += [Mount("/workspace", str(ctx.workspace.resolve()), type="bind"),
-                   Mount("/artifacts", str(ctx.artifacts.resolve()), type="bind")]
+                   Mount("/artifacts", str(ctx.artifacts.resolve()), type="bind"),
+                   Mount("/metrics", str(ctx.metrics.resolve()), type="bind")]
     if settings.storage_volume:
         mounts.append(Mount("/storage", settings.storage_volume, type="volume"))
     elif local:
@@ -62,7 +63,7 @@ def _host(settings: ContainerSettings, ctx: JobContext, local: bool) -> dict[str
 
 
 def _environment(ctx: JobContext) -> dict[str, str]:
-    env = ctx.env(artifacts="/artifacts", storage="/storage")
+    env = ctx.env(artifacts="/artifacts", storage="/storage", metrics="/metrics")
     env.pop("CUDA_VISIBLE_DEVICES", None)  # the container sees only its own devices, numbered from 0
     if ctx.gpus:
         env["NVIDIA_VISIBLE_DEVICES"] = ",".join(map(str, ctx.gpus))
@@ -78,11 +79,11 @@ def container_settings(
 
 
 def workspace_tar(workspace: Path) -> bytes:
-    """The workspace (and empty artifacts and storage folders) for an engine on another host."""
+    """The workspace (and empty artifacts, metrics and storage folders) for an engine on another host."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         tar.add(workspace, arcname="workspace")
-        for name in ("artifacts", "storage"):
+        for name in ("artifacts", "metrics", "storage"):
             info = tarfile.TarInfo(name)
             info.type, info.mode = tarfile.DIRTYPE, 0o777
             tar.addfile(info)

@@ -20,7 +20,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, Unicode
 
 from ..models import FailureReason, JobSpec, SpecError
 from ..replies import Capabilities
-from .base import Availability, Backend, BackendError, EndedExecution, Execution, JobContext, Outcome
+from .base import Availability, Backend, BackendError, EndedExecution, Execution, JobContext, Outcome, Usage
 from .container import container_settings, workspace_tar
 from .docker_stream import Demux, upgraded
 from .tail import ThreadedExecution
@@ -34,6 +34,14 @@ def _docker() -> Any:
     import docker  # imported on first use: the service starts without it being reachable
 
     return docker
+
+
+def _container_usage(stats: dict[str, Any]) -> Usage:
+    """CPU seconds and resident memory from the engine's stats (cgroup v1 or v2 figures)."""
+    cpu = (stats.get("cpu_stats") or {}).get("cpu_usage", {}).get("total_usage")
+    memory = (stats.get("memory_stats") or {}).get("stats") or {}
+    rss = memory.get("anon", memory.get("total_rss", memory.get("rss")))
+    return Usage(cpu / 1e9 if cpu is not None else None, rss)
 
 
 class DockerExecution(ThreadedExecution):
@@ -68,6 +76,15 @@ class DockerExecution(ThreadedExecution):
             self._loop.call_soon_threadsafe(self._end_unstarted)
             return
         self.backend._signal(self.container_id, "SIGTERM")  # init=True: tini passes it on
+
+    def usage(self) -> Usage:
+        if self._held:
+            return Usage()
+        try:  # one sample, at once (one_shot), rather than the engine's two-second average
+            stats = self.backend.client().api.stats(self.container_id, stream=False, one_shot=True)
+        except Exception as exc:  # the engine is away or the container just went: no sample
+            return Usage(note=f"the Docker engine gave no stats: {exc}")
+        return _container_usage(stats)
 
     def _end_unstarted(self) -> None:
         if not self._done.done():
@@ -329,15 +346,16 @@ class DockerBackend(Backend):
     def _collect(self, ctx: JobContext, cid: str) -> None:
         if self._local():
             return  # bind-mounted: the artifacts are already on this host
-        try:
-            chunks, _ = self.client().api.get_archive(cid, "/artifacts")
-            with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
-                members = [m for m in tar.getmembers() if m.name.startswith("artifacts/")]
-                for m in members:
-                    m.name = m.name[len("artifacts/"):]
-                tar.extractall(ctx.artifacts, members=[m for m in members if m.name], filter="data")
-        except Exception as exc:
-            self.log.warning("could not copy artifacts of %s: %s", ctx.job.id, exc)
+        for folder, dest in (("artifacts", ctx.artifacts), ("metrics", ctx.metrics)):  # metrics: at the end
+            try:
+                chunks, _ = self.client().api.get_archive(cid, f"/{folder}")
+                with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as tar:
+                    members = [m for m in tar.getmembers() if m.name.startswith(f"{folder}/")]
+                    for m in members:
+                        m.name = m.name[len(folder) + 1:]
+                    tar.extractall(dest, members=[m for m in members if m.name], filter="data")
+            except Exception as exc:
+                self.log.warning("could not copy the %s of %s: %s", folder, ctx.job.id, exc)
 
     def _signal(self, cid: str, signal: str) -> None:
         try:

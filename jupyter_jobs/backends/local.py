@@ -29,7 +29,7 @@ from traitlets import Bool, Unicode, default
 from ..models import FailureReason
 from ..replies import Capabilities
 from . import cgroups
-from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome
+from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome, Usage
 from .cgroups import JobCgroup
 from .docker_stream import Demux
 from .tail import FileTailExecution
@@ -48,6 +48,27 @@ def _start_time(pid: int) -> Optional[int]:
     if fields[0] == b"Z":
         return None
     return int(fields[19])
+
+
+def _tree_usage(pid: int) -> Usage:
+    """Without a cgroup: the supervisor's process tree as it is now (CPU of processes that
+    already ended is not counted)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return Usage()
+    cpu = rss = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            cpu += times.user + times.system
+            rss += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return Usage(cpu, int(rss))
 
 
 class LocalExecution(FileTailExecution):
@@ -118,6 +139,11 @@ class LocalExecution(FileTailExecution):
                        "and left no exit code")
 
     # -- Execution --------------------------------------------------------------------------
+    def usage(self) -> Usage:
+        if self.cgroup is not None:
+            return Usage(*self.cgroup.usage())
+        return _tree_usage(self.pid)
+
     def terminate(self) -> None:
         self._close_gate()
         self._signal(signal.SIGTERM)

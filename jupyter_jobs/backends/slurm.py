@@ -23,7 +23,7 @@ from traitlets import Float, List, Unicode
 from ..models import FailureReason, JobSpec, SpecError
 from ..replies import Capabilities
 from ..files import write_private
-from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome
+from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome, Usage
 from .tail import FileTailExecution
 
 ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
@@ -61,6 +61,28 @@ def _exit_code(value: str) -> Optional[int]:
         return 128 + int(sig) if int(sig or 0) else int(code)
     except ValueError:
         return None
+
+
+def _clock(text: str) -> float:
+    """Slurm's [D-]HH:MM:SS[.mmm] or MM:SS.mmm as seconds."""
+    days, _, rest = text.strip().rpartition("-")
+    seconds = 0.0
+    for part in rest.split(":"):
+        try:
+            seconds = seconds * 60 + float(part)
+        except ValueError:
+            return 0.0
+    return seconds + (int(days) * 86400 if days.isdigit() else 0)
+
+
+def _size(text: str) -> float:
+    """Slurm's 1234K / 12M / 1.5G as bytes."""
+    text = text.strip()
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(text[-1:].upper())
+    try:
+        return float(text[:-1]) * scale if scale else float(text or 0)
+    except ValueError:
+        return 0.0
 
 
 class SlurmExecution(FileTailExecution):
@@ -133,6 +155,22 @@ class SlurmExecution(FileTailExecution):
     def _on_error(self) -> None:
         self.backend.cancel(self.slurm_id, "KILL")
 
+    def usage(self) -> Usage:
+        """What `sstat` reports for the job's steps: their CPU time and peak resident memory."""
+        if not self._ran.done():
+            return Usage()
+        shown = self.backend.run("sstat", "-a", "-n", "-P", "-j", self.slurm_id, "--format=AveCPU,NTasks,MaxRSS",
+                                 timeout=10)
+        if shown.returncode != 0 or not shown.stdout.strip():
+            why = (shown.stderr.strip().splitlines() or ["no figures"])[-1]
+            return Usage(note=f"Slurm's sstat gave no figures ({why}); the cluster may gather no job accounting")
+        cpu = rss = 0.0
+        for line in shown.stdout.splitlines():
+            ave, tasks, peak = (line.split("|") + ["", "", ""])[:3]
+            cpu += _clock(ave) * (int(tasks) if tasks.isdigit() else 1)
+            rss += _size(peak)
+        return Usage(cpu, int(rss))
+
     def terminate(self) -> None:
         self.backend.cancel(self.slurm_id, "TERM")
 
@@ -161,9 +199,10 @@ class SlurmBackend(Backend):
     sbatch_args = List(Unicode(), help="Extra sbatch arguments for every job.").tag(config=True)
     container_template = Unicode(
         "", help="How a job with an image runs on a node; the command follows it. Placeholders: {image}, "
-        "{workspace}, {artifacts}, {storage}, {env_file}. E.g. 'apptainer exec --nv --bind "
-        "{workspace}:/workspace,{artifacts}:/artifacts,{storage}:/storage --pwd /workspace docker://{image}'. "
-        "Inside, jobs find their folders at /workspace, /artifacts and /storage.",
+        "{workspace}, {artifacts}, {storage}, {metrics}, {env_file}. E.g. 'apptainer exec --nv --bind "
+        "{workspace}:/workspace,{artifacts}:/artifacts,{storage}:/storage,{metrics}:/metrics --pwd /workspace "
+        "docker://{image}'. Inside, jobs find their folders at /workspace, /artifacts, /storage (and /metrics "
+        "when the template binds it).",
     ).tag(config=True)
     master_port = Unicode("29500", help="MASTER_PORT for multi-node jobs.").tag(config=True)
     poll_interval = Float(0.5, help="Seconds between status checks of a running job.").tag(config=True)
@@ -268,10 +307,12 @@ class SlurmBackend(Backend):
         argv = spec.argv()
         if spec.image:
             env_file = ctx.dir / "container.env"
-            env = ctx.env(artifacts="/artifacts", storage="/storage")
+            # the metrics folder is mounted where the template says so ({metrics}), else seen as on the host
+            metrics = "/metrics" if "{metrics}" in self.container_template else None
+            env = ctx.env(artifacts="/artifacts", storage="/storage", metrics=metrics)
             write_private(env_file, "".join(f"{k}={v}\n" for k, v in env.items() if "\n" not in v))
             quoted = {"image": spec.image, "workspace": ctx.workspace, "artifacts": ctx.artifacts,
-                      "storage": ctx.storage, "env_file": env_file}
+                      "storage": ctx.storage, "metrics": ctx.metrics, "env_file": env_file}
             prefix = self.container_template.format(**{k: shlex.quote(str(v)) for k, v in quoted.items()})
             argv = [*shlex.split(prefix), *argv]
         else:

@@ -209,6 +209,40 @@ class LogsHandler(BaseHandler):
             await items.aclose()
 
 
+class MetricsHandler(BaseHandler):
+    """The job's series after `since`; with follow=true, NDJSON pages as points arrive, then the
+    job's final status (resumable: pass the last page's `next` as `since`)."""
+
+    _gone = False
+
+    def on_connection_close(self) -> None:
+        self._gone = True
+
+    @web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        names = ",".join(self.get_query_arguments("names")) or None
+        since = self.get_query_argument("since", None)
+        if not self.query_bool("follow"):
+            self.reply(await self.service.metrics(job_id, names=names, since=since))
+            return
+        await self.service.metrics(job_id, names=names, since=since)  # a 404 or 400 before any byte
+        self.set_header("Content-Type", "application/x-ndjson")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        pages = self.service.follow_metrics(job_id, names=names, since=since, gone=lambda: self._gone)
+        try:
+            await self.flush()
+            async for page in pages:
+                self.write(json.dumps(page, separators=(",", ":")) + "\n")
+                await self.flush()
+            self.finish()
+        except StreamClosedError:
+            pass
+        finally:
+            await pages.aclose()
+
+
 class ArtifactsHandler(BaseHandler):
     @web.authenticated
     @authorized
@@ -254,6 +288,7 @@ handlers = [
     (rf"/jupyter-jobs/jobs/{_JOB}/cancel", CancelHandler),
     (rf"/jupyter-jobs/jobs/{_JOB}/rerun", RerunHandler),
     (rf"/jupyter-jobs/jobs/{_JOB}/logs", LogsHandler),
+    (rf"/jupyter-jobs/jobs/{_JOB}/metrics", MetricsHandler),
     (rf"/jupyter-jobs/jobs/{_JOB}/artifacts", ArtifactsHandler),
     (rf"/jupyter-jobs/jobs/{_JOB}/artifacts/(?P<path>.+)", ArtifactHandler),
 ]

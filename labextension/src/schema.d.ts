@@ -509,6 +509,79 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/jupyter-jobs/jobs/{job_id}/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The job's series: its own metrics and its telemetry */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description comma-separated series names (default: all) */
+                    names?: string;
+                    /** @description a previous page's `next`: what comes after it */
+                    since?: string;
+                    /** @description stay open until the job ends */
+                    follow?: boolean;
+                };
+                header?: never;
+                path: {
+                    job_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description a MetricsPage; with follow=true, NDJSON pages as points arrive, then a LogEnd */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["MetricsPage"];
+                        "application/x-ndjson": components["schemas"]["MetricsPage"] | components["schemas"]["LogEnd"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/jupyter-jobs/jobs/{job_id}/rerun": {
         parameters: {
             query?: never;
@@ -789,6 +862,8 @@ export interface components {
              * @default null
              */
             message: string | null;
+            /** @description last/min/max per series (GET /jobs/{id} only) */
+            metrics?: components["schemas"]["MetricsSummary"];
             /** @description spec.name, for convenience */
             name?: string | null;
             /**
@@ -1024,6 +1099,54 @@ export interface components {
             reason: string | null;
             status: components["schemas"]["JobStatus"];
         };
+        /** MetricSummary */
+        MetricSummary: {
+            /** Count */
+            count: number;
+            /** Last */
+            last: number;
+            /** Max */
+            max: number;
+            /** Min */
+            min: number;
+            /** Step */
+            step: number;
+        };
+        /**
+         * MetricsPage
+         * @description Points of a job's series after a cursor; resume with since=next (also the NDJSON lines of
+         *     follow=true, which end with the job's final status).
+         */
+        MetricsPage: {
+            /**
+             * Bad Lines
+             * @description lines in this page that were not a JSON object of numbers
+             */
+            bad_lines: number;
+            /**
+             * More
+             * @description more is there to read now (a page holds at most a few MB per file)
+             */
+            more: boolean;
+            /**
+             * Next
+             * @description pass as since= to get what comes after
+             */
+            next: string;
+            /** Series */
+            series: {
+                [key: string]: components["schemas"]["SeriesData"];
+            };
+        };
+        /** MetricsSummary */
+        MetricsSummary: {
+            /** Bad Lines */
+            bad_lines: number;
+            /** Series */
+            series: {
+                [key: string]: components["schemas"]["MetricSummary"];
+            };
+        };
         /**
          * Resources
          * @description What the job needs from the machine; each backend maps these to its own limits.
@@ -1077,6 +1200,21 @@ export interface components {
              * @default 1
              */
             nodes?: number;
+        };
+        /**
+         * SeriesData
+         * @description One series, as columns: point i is (steps[i], values[i]) reported at times[i].
+         */
+        SeriesData: {
+            /** Steps */
+            steps: number[];
+            /**
+             * Times
+             * @description seconds since the epoch; null where the line gave none
+             */
+            times: (number | null)[];
+            /** Values */
+            values: number[];
         };
         /**
          * SlurmOptions
