@@ -108,11 +108,11 @@ def test_status_line_sits_above_the_output(kernel):
                      "    time.sleep(1)\n")
     assert run.error is None
     kinds = [kind for _, kind, _ in run.messages]
-    shown = [(kind, c) for _, kind, c in run.messages if kind in ("display_data", "update_display_data")]
-    assert shown[0][0] == "display_data" and kinds.index("display_data") < kinds.index("stream")
-    display_id = shown[0][1]["transient"]["display_id"]
-    assert len(shown) > 2 and all(kind == "update_display_data" and c["transient"]["display_id"] == display_id
-                                  for kind, c in shown[1:])
+    displays = [(kind, c) for _, kind, c in run.messages if kind in ("display_data", "update_display_data")]
+    assert displays[0][0] == "display_data" and kinds.index("display_data") < kinds.index("stream")
+    display_id = displays[0][1]["transient"]["display_id"]
+    shown = [(kind, c) for kind, c in displays if c["transient"]["display_id"] == display_id]
+    assert len(shown) > 2 and all(kind == "update_display_data" for kind, _ in shown[1:])
     texts = [c["data"]["text/plain"] for _, c in shown]
     running = [t for t in texts if " running" in t]
     assert running and all(re.search(r" running \d+:\d\d · local", t) for t in running), texts
@@ -277,3 +277,56 @@ def test_kernel_started_by_the_server_finds_it_unconfigured(server):
     assert asyncio.run(main()) == "via the server\n"
     jobs = server.request("GET", "/jupyter-jobs/jobs")["jobs"]
     assert jobs[0]["status"] == "succeeded" and log_text(server.logs(jobs[0]["id"])) == "via the server\n"
+
+
+METRICS_CELL = ("%%job\nimport time\nfrom jupyter_jobs import metrics\n"
+                "for i in range(4):\n    metrics.log(step=i, loss=1 / (i + 1), total_steps=3)\n    time.sleep(0.6)\n")
+
+
+def test_status_widget_progress_and_live_chart(kernel):
+    """In a kernel the status is a widget with a progress bar (from the job's step and
+    total_steps), and once the job reports metrics a chart output appears, naming the job."""
+    run = kernel.run(METRICS_CELL)
+    assert run.error is None
+    displays = [c for _, kind, c in run.messages if kind in ("display_data", "update_display_data")]
+    status = displays[0]
+    assert "application/vnd.jupyter.widget-view+json" in status["data"]
+    model = status["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+    states = [c["data"]["state"] for _, kind, c in run.messages
+              if kind in ("comm_open", "comm_msg") and "state" in c.get("data", {})]
+    bars = [s["value"] for s in states if "value" in s and isinstance(s["value"], float)]
+    assert bars and bars[-1] == 1.0 and any(0 < v < 1 for v in bars), bars  # it moved, then was full
+    assert any(s.get("children") for s in states) and model  # the box holding line and bar
+    chart_id = displays[1]["transient"]["display_id"]
+    charts = [c for c in displays if c["transient"]["display_id"] == chart_id]
+    assert charts[0]["data"] == {"text/plain": ""}  # room made before any output
+    final = charts[-1]["data"]
+    job_id = job_id_of(run)
+    assert final["application/vnd.jupyter-jobs.metrics+json"] == {"job_id": job_id}
+    assert final["text/plain"] == "metrics: loss 0.25 (step 3) · total_steps 3 (step 3)"
+    got = kernel.run("j = _\nm = j.metrics()\nprint(m['loss']['steps'], m['loss']['values'][-1])\n"
+                     "df = j.metrics('loss', as_frame=True)\nprint(list(df.columns), df.index.name, len(df))")
+    assert got.error is None, got.error
+    assert got.text() == "[0.0, 1.0, 2.0, 3.0] 0.25\n['loss'] step 4\n"
+
+
+def test_text_stands_in_for_the_widget_and_chart_under_nbclient(server, tmp_path):
+    """nbclient renders no widgets: the saved notebook holds the final status line and the
+    metrics summary as text."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("%load_ext jupyter_jobs"),
+                                         nbformat.v4.new_code_cell(METRICS_CELL)])
+    env = {"JUPYTER_JOBS_URL": server.url + "/", "JUPYTER_JOBS_TOKEN": server.token,
+           "JUPYTER_JOBS_ROOT": str(server.root)}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        NotebookClient(nb, timeout=120, resources={"metadata": {"path": str(server.root / "proj")}}).execute()
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+    texts = [o["data"]["text/plain"] for o in nb.cells[1].outputs if o.get("output_type") == "display_data"]
+    assert any(re.search(r"succeeded in 0:0\d · local · exit 0", t) for t in texts), texts
+    assert "metrics: loss 0.25 (step 3) · total_steps 3 (step 3)" in texts

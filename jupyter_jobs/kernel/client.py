@@ -61,6 +61,10 @@ class JobsService(abc.ABC):
     def download(self, job_id: str, path: str) -> bytes: ...
 
     @abc.abstractmethod
+    def metrics(self, job_id: str, since: Optional[str] = None, names: Optional[str] = None) -> dict[str, Any]:
+        """One page of the job's series after `since` (a MetricsPage)."""
+
+    @abc.abstractmethod
     def logs(self, job_id: str, offset: int = 0, follow: bool = False) -> Iterator[dict[str, Any]]:
         """NDJSON items as the REST API sends them (chunks, then the final status with follow)."""
 
@@ -131,6 +135,10 @@ class RestService(JobsService):
     def download(self, job_id: str, path: str) -> bytes:
         return self._request("GET", f"jobs/{quote(job_id)}/artifacts/{quote(path)}", raw=True)
 
+    def metrics(self, job_id: str, since: Optional[str] = None, names: Optional[str] = None) -> dict[str, Any]:
+        query = {k: v for k, v in {"since": since, "names": names}.items() if v}
+        return self._request("GET", f"jobs/{quote(job_id)}/metrics", query=query)
+
     def logs(self, job_id: str, offset: int = 0, follow: bool = False) -> Iterator[dict[str, Any]]:
         query = {"offset": offset, "follow": "true" if follow else "false"}
         conn, resp = self._request("GET", f"jobs/{quote(job_id)}/logs", query=query, timeout=None, stream=True)
@@ -186,6 +194,9 @@ class EmbeddedService(JobsService):
 
     def artifacts(self, job_id: str) -> list[dict[str, Any]]:
         return self._call(self.service.artifacts(job_id))["artifacts"]
+
+    def metrics(self, job_id: str, since: Optional[str] = None, names: Optional[str] = None) -> dict[str, Any]:
+        return self._call(self.service.metrics(job_id, names=names, since=since))
 
     def download(self, job_id: str, path: str) -> bytes:
         async def read() -> bytes:

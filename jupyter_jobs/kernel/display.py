@@ -1,8 +1,11 @@
-"""What a job looks like in a notebook: a Job handle, a live status line, streamed output.
+"""What a job looks like in a notebook: a Job handle, a live status, streamed output, and a
+live chart of the job's metrics.
 
-Output goes to the cell's own stdout and stderr as it arrives; the status line is a display
-shown above it before the first output and then only updated in place (works in any frontend,
-no widget manager needed), so it never moves around the output.
+Output goes to the cell's own stdout and stderr as it arrives. Above it, shown before the
+first output and then only updated in place: the status (an ipywidgets widget with a progress
+bar where the frontend renders widgets, the same line as text everywhere else: nbclient,
+plain IPython) and, once the job reports metrics, a chart that JupyterLab draws from the job's
+series (its text is a summary of the last values).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from typing import Any, Optional
 from .client import JobsService, ServiceError
 
 TERMINAL = ("succeeded", "failed", "cancelled")
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+METRICS_MIME = "application/vnd.jupyter-jobs.metrics+json"  # drawn by the JupyterLab extension
 _ICONS = {"queued": "⏳", "running": "▶", "succeeded": "✔", "failed": "✘", "cancelled": "■"}
 
 
@@ -91,22 +96,125 @@ def status_text(job: dict[str, Any], artifacts: Optional[list[dict]] = None) -> 
     return " · ".join(parts)
 
 
+def _in_kernel() -> bool:
+    """Whether this runs in a Jupyter kernel (widgets need its comms), not a terminal IPython."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    return getattr(get_ipython(), "kernel", None) is not None
+
+
+def _custom_series(job: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The series the job reports itself (not the service's CPU/memory/GPU samples)."""
+    series = (job.get("metrics") or {}).get("series") or {}
+    return {n: v for n, v in series.items() if n not in ("cpu.percent", "memory.rss") and not n.startswith("gpu.")}
+
+
+def progress(job: dict[str, Any]) -> Optional[float]:
+    """0..1 when the job reports it: a `progress` series (a fraction, or a percentage), or a
+    `total_steps` series (the step of its last point over its value)."""
+    series = _custom_series(job)
+    if "progress" in series:
+        value = series["progress"]["last"]
+        fraction = value / 100 if value > 1 else value
+    elif "total_steps" in series and series["total_steps"]["last"]:
+        fraction = series["total_steps"]["step"] / series["total_steps"]["last"]
+    else:
+        return None
+    return min(1.0, max(0.0, fraction))
+
+
+def metrics_text(job: dict[str, Any]) -> str:
+    """The chart's stand-in as text: each series' last value and step."""
+    parts = [f"{name} {entry['last']:.6g} (step {entry['step']:g})"
+             for name, entry in sorted(_custom_series(job).items())]
+    return "metrics: " + " · ".join(parts[:8]) + (f" (+{len(parts) - 8})" if len(parts) > 8 else "")
+
+
+class _StatusWidget:
+    """The status as a widget: the line and, when the job reports it, a progress bar. Its
+    fields change through the widget's comm, without re-rendering the output."""
+
+    def __init__(self) -> None:
+        import ipywidgets as widgets
+
+        self.line = widgets.HTML()
+        self.bar = widgets.FloatProgress(min=0.0, max=1.0, layout=widgets.Layout(width="220px", display="none"))
+        self.label = widgets.Label()
+        self.box = widgets.HBox([self.line, self.bar, self.label], layout=widgets.Layout(align_items="center"))
+        self.box.add_class("jupyter-jobs-status-widget")
+
+    @classmethod
+    def create(cls) -> Optional[_StatusWidget]:
+        if not _in_kernel():
+            return None
+        try:
+            return cls()
+        except Exception:  # no ipywidgets, or no comms: the text line will do
+            return None
+
+    def set(self, html_line: str, job: Optional[dict[str, Any]]) -> None:
+        self.line.value = html_line
+        fraction = progress(job) if job else None
+        if fraction is not None:
+            self.bar.value = fraction
+            self.bar.layout.display = "flex"
+            self.label.value = f"{fraction:.0%}"
+
+
 class _StatusLine:
-    """A one-line display, created once (before any output, so it stays above it) and then
-    only updated in place through its display_id."""
+    """The status display, created once (before any output, so it stays above it) and then
+    updated in place through its display_id: the widget follows every change; the display's
+    own bundle (its text, for frontends without widgets) changes with the status only, so a
+    widget is not re-rendered every second."""
 
     def __init__(self) -> None:
         self.handle: Any = None
+        self.widget = _StatusWidget.create()
+        self._status: Optional[str] = None
+        self._text = ""
 
-    def show(self, text: str) -> None:
+    def show(self, text: str, job: Optional[dict[str, Any]] = None) -> None:
         from IPython.display import display
 
         styled = f'<pre class="jupyter-jobs-status" style="margin:0;opacity:.8">{html.escape(text)}</pre>'
+        status = job["status"] if job else None
+        if self.widget is not None:
+            self.widget.set(styled, job)
+            settled = status == self._status and (status not in TERMINAL or text == self._text)
+            if self.handle is not None and settled:
+                return
+        self._status, self._text = status, text
         bundle = {"text/plain": text, "text/html": styled}
+        if self.widget is not None:
+            bundle[WIDGET_MIME] = {"model_id": self.widget.box.model_id, "version_major": 2, "version_minor": 0}
         if self.handle is None:
             self.handle = display(bundle, raw=True, display_id=True)
         else:
             self.handle.update(bundle, raw=True)
+
+
+class _MetricsDisplay:
+    """Room for the chart, made under the status line (so it too stays above the output); it
+    becomes the chart once the job reports metrics. In a terminal there is no room to make."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        self.handle: Any = None
+        self._names: Optional[tuple[str, ...]] = None
+        if _in_kernel():
+            from IPython.display import display
+
+            self.handle = display({"text/plain": ""}, raw=True, display_id=True)
+
+    def show(self, job: dict[str, Any]) -> None:
+        """Updated when the series change, and at the end (the text then holds the last values)."""
+        names = tuple(sorted(_custom_series(job)))
+        if self.handle is None or not names or (names == self._names and job["status"] not in TERMINAL):
+            return
+        self._names = names
+        self.handle.update({METRICS_MIME: {"job_id": self.job_id}, "text/plain": metrics_text(job)}, raw=True)
 
 
 class Job:
@@ -170,6 +278,27 @@ class Job:
         self._data = self._service.cancel(self.id)
         return self
 
+    def metrics(self, *names: str, as_frame: bool = False) -> Any:
+        """The job's series so far, {name: {"steps", "values", "times"}} (only `names` if given);
+        `as_frame=True`: a pandas DataFrame, one column per series, indexed by step."""
+        series: dict[str, dict[str, list]] = {}
+        since = None
+        while True:
+            page = self._service.metrics(self.id, since=since, names=",".join(names) or None)
+            for name, part in page["series"].items():
+                into = series.setdefault(name, {"steps": [], "values": [], "times": []})
+                for key in into:
+                    into[key] += part[key]
+            if not page["more"]:
+                break
+            since = page["next"]
+        if not as_frame:
+            return series
+        import pandas as pd
+
+        columns = {name: pd.Series(s["values"], index=s["steps"]).groupby(level=0).last() for name, s in series.items()}
+        return pd.DataFrame(columns).rename_axis("step")
+
     def download(self, path: str, dest: Optional[str] = None) -> Path:
         """Save an artifact (to `dest`, default: its own name in the current folder)."""
         target = Path(dest or Path(path).name)
@@ -223,9 +352,9 @@ class _Ticker(threading.Thread):
     """Keeps a status line current while a job runs (blocking or detached); the caller shows
     the first state, so the line exists before any output."""
 
-    def __init__(self, service: JobsService, job_id: str, line: _StatusLine):
+    def __init__(self, service: JobsService, job_id: str, line: _StatusLine, chart: _MetricsDisplay):
         super().__init__(name=f"jupyter-jobs-status-{job_id}", daemon=True)
-        self.service, self.job_id, self.line = service, job_id, line
+        self.service, self.job_id, self.line, self.chart = service, job_id, line, chart
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -239,7 +368,8 @@ class _Ticker(threading.Thread):
                 artifacts = self.service.artifacts(self.job_id) if done else None
             except Exception:
                 artifacts = None
-            self.line.show(status_text(job, artifacts))
+            self.line.show(status_text(job, artifacts), job)
+            self.chart.show(job)
             if done:
                 return
 
@@ -263,8 +393,9 @@ def run_and_watch(service: JobsService, spec: dict[str, Any], *, detach: bool, r
     job and says so in one line."""
     job = Job(service, service.submit(spec))
     line = _StatusLine()
-    line.show(status_text(job._data))
-    ticker = _Ticker(service, job.id, line)
+    line.show(status_text(job._data), job._data)
+    chart = _MetricsDisplay(job.id)
+    ticker = _Ticker(service, job.id, line, chart)
     ticker.start()
     if detach:
         return job
@@ -274,12 +405,13 @@ def run_and_watch(service: JobsService, spec: dict[str, Any], *, detach: bool, r
         ticker.stop.set()
         ticker.join(5)
         final = _cancel_interrupted(job)
-        line.show(status_text(final))
+        line.show(status_text(final), final)
         raise JobInterrupted(f"Job {job.id} {final['status']} (interrupted).") from None
     ticker.stop.set()
     ticker.join(5)  # its last update must not land after the final one
     final = job.refresh()
-    line.show(status_text(final, service.artifacts(job.id)))
+    line.show(status_text(final, service.artifacts(job.id)), final)
+    chart.show(final)
     if final["status"] != "succeeded" and raise_on_failure:
         raise JobFailed(final)
     return job

@@ -21,6 +21,8 @@ export type LogChunk = Schemas['LogChunk'];
 export type LogEnd = Schemas['LogEnd'];
 export type Backend = Schemas['BackendInfo'];
 export type JobEvent = Schemas['JobEvent'];
+export type MetricsPage = Schemas['MetricsPage'];
+export type MetricsSummary = Schemas['MetricsSummary'];
 
 export const STATUSES: Status[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 export const TERMINAL: Status[] = ['succeeded', 'failed', 'cancelled'];
@@ -126,7 +128,7 @@ async function readAtMost(body: ReadableStream<Uint8Array>, bytes: number): Prom
 }
 
 /** Reads NDJSON lines off a stream, calling `onItem` for each parsed line. */
-async function readLines(body: ReadableStream<Uint8Array>, onItem: (item: LogChunk | LogEnd) => void): Promise<void> {
+async function readLines<T>(body: ReadableStream<Uint8Array>, onItem: (item: T) => void): Promise<void> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
   let pending = '';
@@ -155,14 +157,57 @@ export async function followLogs(
   onChunk: (chunk: LogChunk) => void,
   signal: AbortSignal
 ): Promise<LogEnd | null> {
-  const response = await send(['jobs', id, 'logs'], { signal }, `?offset=${offset}&follow=true`);
+  return followStream<LogChunk>(['jobs', id, 'logs'], `?offset=${offset}&follow=true`, c => 'text' in c, onChunk, signal);
+}
+
+/** The job's series as points arrive (pages after `since`), then the final status. */
+export async function followMetrics(
+  id: string,
+  since: string,
+  onPage: (page: MetricsPage) => void,
+  signal: AbortSignal
+): Promise<LogEnd | null> {
+  const query = `?follow=true${since ? `&since=${encodeURIComponent(since)}` : ''}`;
+  return followStream<MetricsPage>(['jobs', id, 'metrics'], query, p => 'series' in p, onPage, signal);
+}
+
+/** An NDJSON stream of items ending with a LogEnd (the job's final status); null when it
+ * closed before that. */
+async function followStream<T extends object>(
+  path: string[],
+  query: string,
+  isItem: (item: T | LogEnd) => boolean,
+  onItem: (item: T) => void,
+  signal: AbortSignal
+): Promise<LogEnd | null> {
+  const response = await send(path, { signal }, query);
   let end: LogEnd | null = null;
-  await readLines(response.body!, item => {
-    if ('text' in item) {
-      onChunk(item);
+  await readLines<T | LogEnd>(response.body!, item => {
+    if (isItem(item)) {
+      onItem(item as T);
     } else {
-      end = item;
+      end = item as LogEnd;
     }
   });
   return end;
+}
+
+/** Every point of a job's series so far (page after page). */
+export async function allMetrics(id: string, names: string[] = []): Promise<MetricsPage['series']> {
+  const out: MetricsPage['series'] = {};
+  let since = '';
+  for (;;) {
+    const query = new URLSearchParams({ ...(since ? { since } : {}), ...(names.length ? { names: names.join(',') } : {}) });
+    const page = await json<MetricsPage>(['jobs', id, 'metrics'], {}, `?${query}`);
+    for (const [name, s] of Object.entries(page.series)) {
+      const into = (out[name] ??= { steps: [], values: [], times: [] });
+      into.steps.push(...s.steps);
+      into.values.push(...s.values);
+      into.times.push(...s.times);
+    }
+    if (!page.more) {
+      return out;
+    }
+    since = page.next;
+  }
 }

@@ -5,11 +5,13 @@ import { ICommandPalette, WidgetTracker } from '@jupyterlab/apputils';
 import { PathExt } from '@jupyterlab/coreutils';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { ILauncher } from '@jupyterlab/launcher';
+import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { api, Spec } from './api';
 import { Draft } from './model';
 import { JobsPanel } from './panel';
+import { metricsRenderer } from './renderer';
 import { CompareTab, JobsPage, JobTab } from './widgets';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16">
@@ -165,15 +167,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'Build, list, watch, cancel and rerun jupyter_jobs jobs.',
   autoStart: true,
   requires: [ILabShell],
-  optional: [ILayoutRestorer, ICommandPalette, IDefaultFileBrowser, ILauncher],
+  optional: [ILayoutRestorer, ICommandPalette, IDefaultFileBrowser, ILauncher, IRenderMimeRegistry],
   activate: (
     app: JupyterFrontEnd,
     shell: ILabShell,
     restorer: ILayoutRestorer | null,
     palette: ICommandPalette | null,
     browser: IDefaultFileBrowser | null,
-    launcher: ILauncher | null
+    launcher: ILauncher | null,
+    rendermime: IRenderMimeRegistry | null
   ) => {
+    rendermime?.addFactory(metricsRenderer); // the live chart of a %%job cell
     const jobs = new WidgetTracker<JobTab>({ namespace: 'jupyter-jobs-job' });
     const pages = new WidgetTracker<JobsPage>({ namespace: 'jupyter-jobs-page' });
     const panel = new JobsPanel(

@@ -3,12 +3,13 @@ import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { api, Artifact, errorMessage, isTerminal, Job } from './api';
-import { LogFollower } from './follow';
+import { LogFollower, MetricsFollower } from './follow';
 
 /** One job: its record, polled (GET /jobs/{id}) with backoff until it ends; its artifacts,
  * fetched when its status changes; and its log, streamed. */
 export class JobModel {
   readonly log: LogFollower;
+  private _metrics: MetricsFollower | null = null;
   private _job: Job | null = null;
   private _artifacts: Artifact[] = [];
   private _folder: string | null = null;
@@ -32,6 +33,11 @@ export class JobModel {
         void this.refresh();
       }
     });
+  }
+
+  /** The job's series, followed from the first time they are asked for. */
+  get metrics(): MetricsFollower {
+    return (this._metrics ??= new MetricsFollower(this.id));
   }
 
   get changed(): ISignal<JobModel, void> {
@@ -80,6 +86,7 @@ export class JobModel {
     this._disposed = true;
     this._poll.dispose();
     this.log.dispose();
+    this._metrics?.dispose();
     Signal.clearData(this);
   }
 

@@ -2,9 +2,11 @@
 // marked; "only differences" hides the rest).
 import * as React from 'react';
 
-import { api, errorMessage, Job } from '../api';
+import { allMetrics, api, errorMessage, Job } from '../api';
+import { Line } from '../chart';
 import { jobName } from '../table';
 import { Badge, command, duration, ErrorNote } from './common';
+import { ChartBox, ChartControls, formatFor, isSystem } from './metrics';
 
 type Row = [string, (job: Job) => string];
 
@@ -25,10 +27,72 @@ const ROWS: Row[] = [
   ['tags', j => (j.spec.tags || []).join(', ') || '—']
 ];
 
+/** Each job's last value of each of its own series ("final values"). */
+function finals(jobs: Job[]): Row[] {
+  const names = [...new Set(jobs.flatMap(j => Object.keys(j.metrics?.series || {})))].filter(n => !isSystem(n)).sort();
+  return names.map(n => [`final ${n}`, (j: Job) => String(j.metrics?.series[n]?.last ?? '—')] as Row);
+}
+
 /** The compared rows: the fixed ones, then one per environment variable any job sets. */
 function rows(jobs: Job[]): Row[] {
   const keys = [...new Set(jobs.flatMap(j => Object.keys(j.spec.env || {})))].sort();
-  return [...ROWS, ...keys.map(k => [`env ${k}`, (j: Job) => (j.spec.env || {})[k] ?? '—'] as Row)];
+  return [...ROWS, ...finals(jobs), ...keys.map(k => [`env ${k}`, (j: Job) => (j.spec.env || {})[k] ?? '—'] as Row)];
+}
+
+/** The same metric of every job, overlaid: one colour per job. */
+function Overlay({ jobs }: { jobs: Job[] }): JSX.Element | null {
+  const names = [...new Set(jobs.flatMap(j => Object.keys(j.metrics?.series || {})))].sort();
+  const [name, setName] = React.useState('');
+  const [lines, setLines] = React.useState<Line[]>([]);
+  const [log, setLog] = React.useState(false);
+  const [smoothing, setSmoothing] = React.useState(0);
+  const chosen = name || names.find(n => !isSystem(n)) || names[0] || '';
+  React.useEffect(() => {
+    if (!chosen) {
+      return;
+    }
+    let live = true;
+    Promise.all(jobs.map(j => allMetrics(j.id, [chosen]))).then(all => {
+      if (live) {
+        setLines(
+          all.map((series, i) => {
+            const s = series[chosen] || { steps: [], values: [] };
+            return { label: `${jobName(jobs[i])} (${jobs[i].id})`, xs: s.steps, ys: s.values, length: s.steps.length };
+          })
+        );
+      }
+    });
+    return () => {
+      live = false;
+    };
+  }, [chosen, jobs.map(j => j.id).join(',')]);
+  if (!names.length) {
+    return null;
+  }
+  return (
+    <div className="jp-JobsCompare-metrics">
+      <label>
+        Metric{' '}
+        <select aria-label="metric to compare" value={chosen} onChange={e => setName(e.target.value)}>
+          {names.map(n => (
+            <option key={n} value={n}>
+              {n}
+            </option>
+          ))}
+        </select>
+      </label>
+      <ChartControls log={log} setLog={setLog} smoothing={smoothing} setSmoothing={setSmoothing} />
+      {lines.length ? (
+        <ChartBox
+          key={chosen}
+          name={chosen}
+          version={lines.length}
+          lines={lines}
+          options={{ title: chosen, log, smoothing, xLabel: 'step', format: formatFor(chosen) }}
+        />
+      ) : null}
+    </div>
+  );
 }
 
 export function CompareView({ ids, open }: { ids: string[]; open: (id: string) => void }): JSX.Element {
@@ -48,6 +112,7 @@ export function CompareView({ ids, open }: { ids: string[]; open: (id: string) =
       <label>
         <input type="checkbox" checked={onlyDiff} onChange={e => setOnlyDiff(e.target.checked)} /> Only differences
       </label>
+      <Overlay jobs={jobs} />
       <table className="jp-JobsCompare-table">
         <thead>
           <tr>

@@ -9,6 +9,7 @@ import { jobName } from '../table';
 import { Artifacts } from './artifacts';
 import { Badge, command, duration, ErrorNote, useSignal, when } from './common';
 import { JobLog } from './log';
+import { MetricsView } from './metrics';
 
 /** What the job tab asks of the application around it. */
 export interface JobActions {
@@ -20,9 +21,10 @@ export interface JobActions {
   showFolder: (folder: string) => void;
 }
 
-type TabName = 'log' | 'artifacts' | 'details';
+type TabName = 'log' | 'metrics' | 'artifacts' | 'details';
 const TABS: { name: TabName; label: string }[] = [
   { name: 'log', label: 'Log' },
+  { name: 'metrics', label: 'Metrics' },
   { name: 'artifacts', label: 'Artifacts' },
   { name: 'details', label: 'Details' }
 ];
@@ -177,6 +179,8 @@ export function JobView({ detail, actions }: { detail: JobModel; actions: JobAct
   useSignal(detail.changed);
   const [actionError, setActionError] = React.useState<string | null>(null);
   const [tab, setTab] = React.useState<TabName>('log');
+  const seen = React.useRef(new Set<TabName>());
+  seen.current.add(tab); // a tab's content stays once shown (the metrics are followed from then on)
   const { job } = detail;
   const error = actionError ?? detail.error;
   if (!job) {
@@ -220,6 +224,7 @@ export function JobView({ detail, actions }: { detail: JobModel; actions: JobAct
         <Tabs tab={tab} setTab={setTab} counts={{ artifacts: detail.artifacts.length }} />
       </header>
       {panel('log', <JobLog follower={detail.log} name={`${jobName(job).slice(0, 40)}-${job.id}`} />)}
+      {tab === 'metrics' || seen.current.has('metrics') ? panel('metrics', <MetricsView follower={detail.metrics} />) : null}
       {panel('artifacts', <Artifacts
           id={job.id}
           artifacts={detail.artifacts}
