@@ -178,3 +178,15 @@ async def test_gpu_telemetry_for_the_devices_a_job_holds(fake_nvml, api, workspa
     assert series[f"gpu.{index}.power"]["values"][0] == 150.0
     assert not any(name.startswith(f"gpu.{1 - index}.") for name in series)  # only its own device
     await api.wait(hold["id"], timeout=30)
+
+
+async def test_a_backend_that_cannot_tell_says_so_once(api, workspace, monkeypatch):
+    """Telemetry never fails a job: a backend with no figures leaves one note on it."""
+    from jupyter_jobs.backends.base import Usage
+    from jupyter_jobs.backends.local import LocalExecution
+
+    monkeypatch.setattr(LocalExecution, "usage", lambda self: Usage(note="no figures here"))
+    job = await api.submit({"command": ["sleep", "2"], "workspace": "proj"})
+    done = await api.wait(job["id"], timeout=30)
+    assert done["status"] == "succeeded"
+    assert [n for n in done["notes"] if n.startswith("telemetry")] == ["telemetry: no figures here"]

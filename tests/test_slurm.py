@@ -171,3 +171,21 @@ def test_slurmctld_restart(server_process, tmp_path):
         subprocess.run(["bash", str(SCRIPT), "start-ctld"], check=True)
     done = server.wait(job["id"], timeout=90)
     assert done["status"] == "succeeded" and log_text(server.logs(job["id"])) == "before\nafter\n"
+
+
+@pytest.mark.parametrize("jobs_config", [{"metrics_interval": 0.5}])
+async def test_telemetry_and_metrics_of_a_slurm_job(api, workspace):
+    """CPU and memory as sstat reports them (the test cluster gathers job accounting), and
+    the job's own metrics through the shared folder."""
+    code = ("import json, os, time\nhold = bytearray(150 * 1024 * 1024)\n"
+            "for i in range(0, len(hold), 4096):\n    hold[i] = 1\n"
+            "end = time.time() + 5\nwhile time.time() < end:\n    pass\n"
+            "open(os.environ['JOB_METRICS_FILE'], 'a').write(json.dumps({'step': 2, 'loss': 0.25}) + '\\n')\n")
+    job = await api.submit(slurm_job(command=["python3", "-c", code]))
+    done = await api.wait(job["id"], timeout=90)
+    assert done["status"] == "succeeded", done
+    series = (await api.call("GET", "jobs", job["id"], "metrics"))["series"]
+    assert max(series["cpu.percent"]["values"]) > 50
+    assert max(series["memory.rss"]["values"]) > 100 * 2**20
+    assert series["loss"]["values"] == [0.25]
+    assert not [n for n in done["notes"] if n.startswith("telemetry")]

@@ -87,12 +87,13 @@ export function downsample(xs: ArrayLike<number>, ys: ArrayLike<number>, length:
   return [outX, outY];
 }
 
-/** Several lines on one x axis: each downsampled on its own, then joined (uPlot.join). */
-function frame(lines: Line[], x0: number, x1: number, buckets: number, weight: number): uPlot.AlignedData {
+/** Several lines on one x axis: each downsampled on its own, then joined (uPlot.join). On a
+ * log scale, values that are not positive have no place: they are left out (null). */
+function frame(lines: Line[], x0: number, x1: number, buckets: number, weight: number, log: boolean): uPlot.AlignedData {
   const parts = lines.map(line => {
     const ys = weight ? smooth(line.ys, line.length, weight) : line.ys;
     const [x, y] = downsample(line.xs, ys, line.length, x0, x1, buckets);
-    return [x, y] as uPlot.AlignedData;
+    return [x, log ? y.map(v => (v !== null && v > 0 ? v : null)) : y] as uPlot.AlignedData;
   });
   if (parts.length === 1) {
     return parts[0];
@@ -175,11 +176,14 @@ export class Chart {
 
   private data(): uPlot.AlignedData {
     const [x0, x1] = this.zoom ?? extent(this.lines);
-    return frame(this.lines, x0, x1, Math.ceil(this.width()), this.options.smoothing);
+    return frame(this.lines, x0, x1, Math.ceil(this.width()), this.options.smoothing, this.options.log);
   }
 
   private draw(): void {
     const data = this.data();
+    // what the chart holds and draws, for tests and the curious: points, lines
+    this.node.dataset.points = String(this.lines.reduce((n, l) => n + l.length, 0));
+    this.node.dataset.lines = String(this.lines.length);
     if (this.plot) {
       this.plot.setData(data, !this.zoom);
       if (this.zoom) {
@@ -188,6 +192,11 @@ export class Chart {
       return;
     }
     const { title, log, xLabel, format } = this.options;
+    // a canvas cannot read CSS variables: the theme's colours, resolved now
+    const css = getComputedStyle(this.node);
+    const ink = css.getPropertyValue('--jp-ui-font-color1').trim() || '#333';
+    const grid = css.getPropertyValue('--jp-border-color2').trim() || '#ddd';
+    const tick = (v: number | null) => (v === null ? '' : format ? format(v) : String(+v.toPrecision(4)));
     const value = (_u: uPlot, v: number | null) => (v === null || v === undefined ? '—' : format ? format(v) : String(+v.toPrecision(6)));
     this.plot = new uPlot(
       {
@@ -196,8 +205,8 @@ export class Chart {
         height: 180,
         scales: { x: { time: false }, y: log ? { distr: 3 } : {} },
         axes: [
-          { label: xLabel, stroke: 'var(--jp-ui-font-color2)', grid: { stroke: 'var(--jp-border-color3)' } },
-          { stroke: 'var(--jp-ui-font-color2)', grid: { stroke: 'var(--jp-border-color3)' }, values: (_u, vs) => vs.map(v => (format ? format(v) : String(v))) }
+          { label: xLabel, stroke: ink, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
+          { stroke: ink, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid }, size: 64, values: (_u, vs) => vs.map(tick) }
         ],
         series: [{ label: xLabel }, ...this.lines.map((l, i) => ({ label: l.label, stroke: COLORS[i % COLORS.length], width: 1.5, value, spanGaps: true }))],
         cursor: { drag: { x: true, y: false, setScale: false } },

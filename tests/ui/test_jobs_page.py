@@ -84,7 +84,6 @@ def test_multi_select_deletes_and_compares(page, lab):
     page.check(".jp-JobsCompare input[type=checkbox]")  # only differences
     rows = page.locator(".jp-JobsCompare-table tbody th").all_inner_texts()
     assert "backend" not in rows and "command" in rows and "env LR" in rows
-    shot(page, "jobs-compare")
     page.click(".lm-DockPanel .lm-TabBar-tab:has-text('Jobs')")
     page.click(".jp-JobsPage button:has-text('Delete')")
     page.wait_for_selector(".jp-JobsPage-count:has-text('1 of 1 jobs')")

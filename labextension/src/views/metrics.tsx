@@ -13,10 +13,10 @@ export function isSystem(name: string): boolean {
 
 export function formatFor(name: string): ((v: number) => string) | undefined {
   if (name === 'memory.rss' || name.endsWith('.memory_used') || name.endsWith('.memory_total')) {
-    return v => (v >= 2 ** 30 ? `${(v / 2 ** 30).toFixed(1)} GB` : `${(v / 2 ** 20).toFixed(0)} MB`);
+    return v => (Math.abs(v) >= 2 ** 30 ? `${+(v / 2 ** 30).toPrecision(3)} GB` : `${+(v / 2 ** 20).toPrecision(3)} MB`);
   }
   if (name === 'cpu.percent' || name.endsWith('.util')) {
-    return v => `${+v.toFixed(1)}%`;
+    return v => `${+v.toPrecision(3)}%`;
   }
   return undefined;
 }

@@ -1,0 +1,62 @@
+"""Metrics in the panel, in a real browser: a job's charts render and grow while it runs, and
+the comparison overlays a metric of three jobs, one line each."""
+
+from __future__ import annotations
+
+from conftest import open_job, shot, tab
+
+LIVE = ("import time\nfrom jupyter_jobs import metrics\n"
+        "for i in range(40):\n    metrics.log(step=i, loss=1 / (i + 1), acc=i / 40)\n    time.sleep(0.2)\n")
+
+
+def points(page, name):
+    return int(page.get_attribute(f".jp-JobsView:visible .jp-JobsChartBox[data-series='{name}'] .jp-JobsChart",
+                                  "data-points") or 0)
+
+
+def test_charts_render_and_update_live(page, lab):
+    job = lab.request("POST", "/jupyter-jobs/jobs", {"command": ["python", "-c", LIVE], "workspace": "proj",
+                                                      "name": "live-metrics"})
+    open_job(page, job["id"])
+    tab(page, "metrics")
+    page.wait_for_selector(".jp-JobsView:visible .jp-JobsChartBox[data-series='loss'] canvas")
+    early = points(page, "loss")
+    assert lab.request("GET", f"/jupyter-jobs/jobs/{job['id']}")["status"] == "running"
+    page.wait_for_function("""() => {
+        const c = document.querySelector(".jp-JobsChartBox[data-series='loss'] .jp-JobsChart");
+        return c && Number(c.dataset.points) === 40; }""", timeout=30_000)
+    assert early < 40  # it grew while the job ran
+    assert page.locator(".jp-JobsView:visible .jp-JobsChartBox[data-series='acc'] canvas").count() == 1
+    page.wait_for_selector(".jp-JobsView:visible .jp-JobsChartBox[data-series='cpu.percent'] canvas")
+    # hover shows values in the legend
+    box = page.locator(".jp-JobsChartBox[data-series='loss'] .u-over").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.1, box["y"] + box["height"] / 2)
+    legend = page.inner_text(".jp-JobsChartBox[data-series='loss'] .u-legend")
+    assert any(ch.isdigit() for ch in legend.split("loss", 1)[1])
+    page.check(".jp-JobsView:visible .jp-JobsChartControls input[type=checkbox]")  # log scale: redrawn
+    page.wait_for_selector(".jp-JobsView:visible .jp-JobsChartBox[data-series='loss'] canvas")
+    shot(page, "job-metrics")
+
+
+def test_comparison_overlays_three_jobs(page, lab):
+    ids = []
+    for lr in (0.1, 0.01, 0.001):
+        code = f"from jupyter_jobs import metrics\nfor i in range(20):\n    metrics.log(step=i, loss={lr} * (20 - i))\n"
+        ids.append(lab.request("POST", "/jupyter-jobs/jobs", {"command": ["python", "-c", code], "workspace": "proj",
+                                                              "name": f"lr-{lr}"})["id"])
+    for job_id in ids:
+        lab.wait(job_id)
+    from test_jobs_page import open_page
+
+    open_page(page)
+    page.wait_for_selector(".jp-JobsPage-count:has-text('3 of 3 jobs')")
+    for job_id in ids:
+        page.check(f".jp-JobsGrid-row[data-job-id='{job_id}'] input[type=checkbox]")
+    page.click(".jp-JobsPage button:has-text('Compare')")
+    chart = page.wait_for_selector(".jp-JobsCompare-metrics .jp-JobsChart[data-lines='3'] canvas")
+    assert chart
+    assert page.get_attribute(".jp-JobsCompare-metrics .jp-JobsChart", "data-points") == "60"
+    labels = page.locator(".jp-JobsCompare-metrics .u-legend .u-series .u-label").all_inner_texts()
+    assert sum(1 for t in labels if t.startswith("lr-")) == 3
+    assert page.get_attribute(".jp-JobsCompare-table tr[data-field='final loss']", "class") == "jp-mod-differs"
+    shot(page, "jobs-compare")
