@@ -118,10 +118,22 @@ class MetricsSummary(_Reply):
     bad_lines: int
 
 
-class MetricsQuery(BaseModel):
-    """What to read of a job's series: some names (comma-separated or repeated), after a cursor."""
+class _Query(BaseModel):
+    """Query parameters, from a query string or keyword arguments alike; a bad one is a
+    SpecError naming it (a 400 on every face)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def parse(cls, **raw: Any) -> Any:
+        try:
+            return cls.model_validate({k: v for k, v in raw.items() if v is not None})
+        except ValidationError as exc:
+            raise SpecError.from_validation(exc) from None
+
+
+class MetricsQuery(_Query):
+    """What to read of a job's series: some names (comma-separated or repeated), after a cursor."""
 
     names: list[str] = Field(default_factory=list, max_length=200)
     since: Optional[str] = Field(None, max_length=100)
@@ -136,23 +148,14 @@ class MetricsQuery(BaseModel):
             raise ValueError("each name is a string of at most 200 characters")
         return [p.strip() for p in parts if p.strip()] if isinstance(parts, list) else parts
 
-    @classmethod
-    def parse(cls, **raw: Any) -> MetricsQuery:
-        try:
-            return cls.model_validate({k: v for k, v in raw.items() if v is not None})
-        except ValidationError as exc:
-            raise SpecError.from_validation(exc) from None
-
 
 class JobPage(_Reply):
     jobs: list[dict[str, Any]]
     next_cursor: Optional[int] = Field(None, description="pass as cursor for the next page")
 
 
-class ListQuery(BaseModel):
-    """The filters of a job listing, from a query string or keyword arguments alike."""
-
-    model_config = ConfigDict(extra="forbid")
+class ListQuery(_Query):
+    """The filters of a job listing."""
 
     status: list[JobStatus] = Field(default_factory=list)
     project: Optional[str] = Field(None, max_length=200)
@@ -191,9 +194,3 @@ class ListQuery(BaseModel):
         """Spaces around a search (typed, or left by a form) match nothing in particular."""
         return (value.strip() or None) if isinstance(value, str) else value
 
-    @classmethod
-    def parse(cls, **raw: Any) -> ListQuery:
-        try:
-            return cls.model_validate({k: v for k, v in raw.items() if v is not None})
-        except ValidationError as exc:
-            raise SpecError.from_validation(exc) from None

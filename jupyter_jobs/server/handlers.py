@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import json
 import mimetypes
+from collections.abc import AsyncGenerator
 from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 from urllib.parse import quote
@@ -178,25 +179,18 @@ class RerunHandler(BaseHandler):
         self.reply(await self.service.rerun(job_id), 201)
 
 
-class LogsHandler(BaseHandler):
-    """NDJSON: one {"offset", "next", "stream", "text"} per chunk; with follow=true the response
-    stays open and ends with the job's final {"status", "exit_code", ...}."""
+class StreamHandler(BaseHandler):
+    """NDJSON that is written as it is produced, until the producer ends or the reader leaves."""
 
     _gone = False
 
     def on_connection_close(self) -> None:
         self._gone = True
 
-    @web.authenticated
-    @authorized
-    async def get(self, job_id: str) -> None:
-        offset = self.query_int("offset", 0, 0, 2**62) or 0
-        follow = self.query_bool("follow")
-        await self.service.get(job_id)  # a 404 before any byte is sent
+    async def stream(self, items: AsyncGenerator[dict[str, Any], None]) -> None:
         self.set_header("Content-Type", "application/x-ndjson")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
-        items = self.service.logs(job_id, offset, follow_=follow, gone=lambda: self._gone)
         try:
             await self.flush()
             async for item in items:
@@ -209,14 +203,22 @@ class LogsHandler(BaseHandler):
             await items.aclose()
 
 
-class MetricsHandler(BaseHandler):
+class LogsHandler(StreamHandler):
+    """NDJSON: one {"offset", "next", "stream", "text"} per chunk; with follow=true the response
+    stays open and ends with the job's final {"status", "exit_code", ...}."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        offset = self.query_int("offset", 0, 0, 2**62) or 0
+        follow = self.query_bool("follow")
+        await self.service.get(job_id)  # a 404 before any byte is sent
+        await self.stream(self.service.logs(job_id, offset, follow_=follow, gone=lambda: self._gone))
+
+
+class MetricsHandler(StreamHandler):
     """The job's series after `since`; with follow=true, NDJSON pages as points arrive, then the
     job's final status (resumable: pass the last page's `next` as `since`)."""
-
-    _gone = False
-
-    def on_connection_close(self) -> None:
-        self._gone = True
 
     @web.authenticated
     @authorized
@@ -227,20 +229,7 @@ class MetricsHandler(BaseHandler):
             self.reply(await self.service.metrics(job_id, names=names, since=since))
             return
         await self.service.metrics(job_id, names=names, since=since)  # a 404 or 400 before any byte
-        self.set_header("Content-Type", "application/x-ndjson")
-        self.set_header("Cache-Control", "no-cache")
-        self.set_header("X-Accel-Buffering", "no")
-        pages = self.service.follow_metrics(job_id, names=names, since=since, gone=lambda: self._gone)
-        try:
-            await self.flush()
-            async for page in pages:
-                self.write(json.dumps(page, separators=(",", ":")) + "\n")
-                await self.flush()
-            self.finish()
-        except StreamClosedError:
-            pass
-        finally:
-            await pages.aclose()
+        await self.stream(self.service.follow_metrics(job_id, names=names, since=since, gone=lambda: self._gone))
 
 
 class ArtifactsHandler(BaseHandler):
