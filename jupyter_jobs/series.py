@@ -46,7 +46,7 @@ class Cursor:
             return cls()
         try:
             custom, lines, system = (int(p) for p in text.split("."))
-            if min(custom, lines, system) < 0:
+            if min(custom, lines, system) < 0 or max(custom, lines, system) >= 2**62:
                 raise ValueError
         except ValueError:
             raise SpecError.one("since", f"{text[:40]!r} is not a cursor from a previous reply's `next`") from None
