@@ -1,7 +1,8 @@
 """Logistic regression with numpy on a synthetic two-class problem.
 
-Streams its progress, and keeps the model (model.npz) and its metrics (metrics.json) as
-artifacts of the job. Run: python train.py --epochs 40 --lr 0.1
+Streams its progress, reports loss and accuracy per epoch as metrics (plotted live in the
+job's Metrics tab and under the cell), and keeps the model (model.npz) and its final metrics
+(metrics.json) as artifacts of the job. Run: python train.py --epochs 40 --lr 0.1
 """
 
 import argparse
@@ -10,6 +11,8 @@ import os
 import time
 
 import numpy as np
+
+from jupyter_jobs import metrics  # writes to $JOB_METRICS_FILE; does nothing outside a job
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--epochs", type=int, default=40)
@@ -28,6 +31,7 @@ for epoch in range(1, args.epochs + 1):
     w -= args.lr * x.T @ (p - y) / n
     b -= args.lr * float(np.mean(p - y))
     loss = float(-np.mean(y * np.log(p + 1e-9) + (1 - y) * np.log(1 - p + 1e-9)))
+    metrics.log(step=epoch, loss=loss, accuracy=float(np.mean((p > 0.5) == y)), total_steps=args.epochs)
     if epoch % 5 == 0 or epoch == 1:
         print(f"epoch {epoch:3d}  loss {loss:.4f}", flush=True)
     time.sleep(0.05)
