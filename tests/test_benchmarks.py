@@ -15,7 +15,7 @@ BENCH = Path(__file__).parent / "benchmarks"
 def test_benchmark_runs(script):
     if script == "bench_docker.py":
         require("docker", docker_problem())
-    if script in ("bench_panel_log.py", "bench_jobs_page.py"):
+    if script in ("bench_panel_log.py", "bench_jobs_page.py", "bench_metrics.py"):
         require("browser", browser_problem())
     if script == "bench_slurm.py":
         require("slurm", slurm_problem())
