@@ -92,7 +92,8 @@ class SeriesData(_Reply):
 
     steps: list[float]
     values: list[float]
-    times: list[Optional[float]] = Field(description="seconds since the epoch; null where the line gave none")
+    times: Optional[list[Optional[float]]] = Field(
+        description="seconds since the epoch (null where a line gave none); null when no point of the page has one")
 
 
 class MetricsPage(_Reply):

@@ -6,6 +6,7 @@ the CLI) calls it, gets the public shapes of `replies` back, and catches the dom
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable
@@ -22,7 +23,7 @@ from .models import FailureReason, FieldError, Job, JobConflict, JobNotFound, Jo
 from .models import read_spec, utcnow
 from .queue import JobQueue
 from .replies import ArtifactList, BackendInfo, BackendsReply, Capabilities, GPUInfo, JobPage, ListQuery, LogEnd
-from .replies import MetricsPage, MetricsQuery
+from .replies import MetricsQuery
 from .series import Cursor, MetricsReader
 from .telemetry import GPUSampler, Telemetry
 from .runner import JobRunner, RunnerEnv, record_end
@@ -320,33 +321,40 @@ class JobService:
         self.metrics_reader.forget(job_id)
 
     # -- metrics ----------------------------------------------------------------------------
-    async def _metrics_page(self, job: Job, cursor: Cursor, names: Optional[set[str]]) -> tuple[MetricsPage, Cursor]:
-        batch, after = await asyncio.to_thread(self.metrics_reader.read, self.env.job_dir(job), cursor, names,
-                                               job.status.is_terminal())
-        page = MetricsPage(series={n: s.public() for n, s in batch.series.items()}, next=str(after),
-                           more=after != cursor, bad_lines=batch.bad)
-        return page, after
+    async def _metrics_page(self, job: Job, cursor: Cursor, names: Optional[set[str]],
+                            encode: bool = False) -> tuple[Any, Cursor]:
+        """A MetricsPage after `cursor` (a plain dict: a page may hold a million values, too many
+        to validate again), or its JSON when `encode`: both made in a worker thread."""
+        job_dir, final = self.env.job_dir(job), job.status.is_terminal()
+
+        def make() -> tuple[Any, Cursor]:
+            batch, after = self.metrics_reader.read(job_dir, cursor, names, final)
+            page = {"series": batch.public(), "next": str(after), "more": after != cursor, "bad_lines": batch.bad}
+            return (json.dumps(page) if encode else page), after
+
+        return await asyncio.to_thread(make)
 
     async def metrics(self, job_id: str, *, names: Any = None, since: Optional[str] = None) -> dict[str, Any]:
         """The job's series after `since` (a previous page's `next`), a page of at most a few MB."""
         q = MetricsQuery.parse(names=names, since=since)
         page, _ = await self._metrics_page(await self._job(job_id), Cursor.parse(q.since), set(q.names) or None)
-        return page.model_dump()
+        return page
 
     async def follow_metrics(self, job_id: str, *, names: Any = None, since: Optional[str] = None,
-                             gone: Callable[[], bool] = lambda: False) -> AsyncIterator[dict[str, Any]]:
-        """Pages as points arrive, until the job ended and all is read (then one LogEnd)."""
+                             gone: Callable[[], bool] = lambda: False) -> AsyncIterator[str]:
+        """NDJSON lines (encoded off the event loop): pages as points arrive, until the job
+        ended and all is read, then its final status."""
         q = MetricsQuery.parse(names=names, since=since)
         cursor, wanted = Cursor.parse(q.since), set(q.names) or None
         while not gone():
             job = await self._job(job_id)
-            page, after = await self._metrics_page(job, cursor, wanted)
+            line, after = await self._metrics_page(job, cursor, wanted, encode=True)
             if after != cursor:
                 cursor = after
-                yield page.model_dump()
+                yield line
                 continue
             if job.status.is_terminal():
-                yield _end(job)
+                yield json.dumps(_end(job))
                 return
             await asyncio.sleep(0.25)
 

@@ -251,4 +251,4 @@ class TestTelemetry:
         series = (await api.call("GET", "jobs", job["id"], "metrics"))["series"]
         assert max(series["cpu.percent"]["values"]) > 50
         assert max(series["memory.rss"]["values"]) > 150 * 2**20
-        assert series["loss"] == {"steps": [1], "values": [0.5], "times": [None]}
+        assert series["loss"] == {"steps": [1], "values": [0.5], "times": None}

@@ -55,8 +55,9 @@ def merged(pages):
     for page in pages:
         for name, series in page.get("series", {}).items():
             into = out.setdefault(name, {"steps": [], "values": [], "times": []})
-            for key in into:
-                into[key] += series[key]
+            into["steps"] += series["steps"]
+            into["values"] += series["values"]
+            into["times"] += series["times"] or [None] * len(series["steps"])
     return out
 
 
@@ -71,9 +72,10 @@ async def test_a_thousand_lines_are_served_in_order_with_bad_lines_counted(api, 
     assert series["acc"]["values"][-1] == 0.999
     assert series["final"] == {"steps": [1009], "values": [7], "times": [1700000000.5]}  # placed at its line
     assert page["bad_lines"] == 9  # 4 x 'not json', 4 x a list, 1 with no number
+    assert series["loss"]["times"] is None  # no line of loss had a time
     followed = await follow(api, job["id"])
     assert followed[-1]["status"] == "succeeded"
-    assert merged(followed[:-1]) == {k: v for k, v in series.items()}
+    assert merged(followed[:-1]) == merged([page])
     summary = done["metrics"] if done.get("metrics") else (await api.job(job["id"]))["metrics"]
     assert summary["series"]["loss"] == {"last": 0.001, "step": 999, "min": 0.001, "max": 1.0, "count": 1000}
     assert summary["bad_lines"] == 9

@@ -287,8 +287,9 @@ class Job:
             page = self._service.metrics(self.id, since=since, names=",".join(names) or None)
             for name, part in page["series"].items():
                 into = series.setdefault(name, {"steps": [], "values": [], "times": []})
-                for key in into:
-                    into[key] += part[key]
+                into["steps"] += part["steps"]
+                into["values"] += part["values"]
+                into["times"] += part["times"] or [None] * len(part["steps"])  # null: no point had one
             if not page["more"]:
                 break
             since = page["next"]

@@ -187,14 +187,15 @@ class StreamHandler(BaseHandler):
     def on_connection_close(self) -> None:
         self._gone = True
 
-    async def stream(self, items: AsyncGenerator[dict[str, Any], None]) -> None:
+    async def stream(self, items: AsyncGenerator[Any, None]) -> None:
+        """Items are dicts, or lines already encoded (large ones are, off the event loop)."""
         self.set_header("Content-Type", "application/x-ndjson")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
         try:
             await self.flush()
             async for item in items:
-                self.write(json.dumps(item) + "\n")
+                self.write((item if isinstance(item, str) else json.dumps(item)) + "\n")
                 await self.flush()
             self.finish()
         except StreamClosedError:
@@ -226,7 +227,9 @@ class MetricsHandler(StreamHandler):
         names = ",".join(self.get_query_arguments("names")) or None
         since = self.get_query_argument("since", None)
         if not self.query_bool("follow"):
-            self.reply(await self.service.metrics(job_id, names=names, since=since))
+            page = await self.service.metrics(job_id, names=names, since=since)
+            self.set_header("Content-Type", "application/json")
+            self.finish(await asyncio.to_thread(json.dumps, page))  # megabytes: not on the event loop
             return
         await self.service.metrics(job_id, names=names, since=since)  # a 404 or 400 before any byte
         await self.stream(self.service.follow_metrics(job_id, names=names, since=since, gone=lambda: self._gone))

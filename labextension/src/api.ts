@@ -200,10 +200,10 @@ export async function allMetrics(id: string, names: string[] = []): Promise<Metr
     const query = new URLSearchParams({ ...(since ? { since } : {}), ...(names.length ? { names: names.join(',') } : {}) });
     const page = await json<MetricsPage>(['jobs', id, 'metrics'], {}, `?${query}`);
     for (const [name, s] of Object.entries(page.series)) {
-      const into = (out[name] ??= { steps: [], values: [], times: [] });
+      const into = (out[name] ??= { steps: [], values: [], times: [] as (number | null)[] });
       into.steps.push(...s.steps);
       into.values.push(...s.values);
-      into.times.push(...s.times);
+      into.times!.push(...(s.times ?? s.steps.map(() => null)));
     }
     if (!page.more) {
       return out;

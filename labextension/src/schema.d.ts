@@ -1210,9 +1210,9 @@ export interface components {
             steps: number[];
             /**
              * Times
-             * @description seconds since the epoch; null where the line gave none
+             * @description seconds since the epoch (null where a line gave none); null when no point of the page has one
              */
-            times: (number | null)[];
+            times: (number | null)[] | null;
             /** Values */
             values: number[];
         };
