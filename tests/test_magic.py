@@ -307,7 +307,7 @@ def test_status_widget_progress_and_live_chart(kernel):
     got = kernel.run("j = _\nm = j.metrics()\nprint(m['loss']['steps'], m['loss']['values'][-1])\n"
                      "df = j.metrics('loss', as_frame=True)\nprint(list(df.columns), df.index.name, len(df))")
     assert got.error is None, got.error
-    assert got.text() == "[0.0, 1.0, 2.0, 3.0] 0.25\n['loss'] step 4\n"
+    assert got.text() == "[0, 1, 2, 3] 0.25\n['loss'] step 4\n"
 
 
 def test_text_stands_in_for_the_widget_and_chart_under_nbclient(server, tmp_path):

@@ -163,6 +163,8 @@ class SlurmExecution(FileTailExecution):
                                  timeout=10)
         if shown.returncode != 0 or not shown.stdout.strip():
             why = (shown.stderr.strip().splitlines() or ["no figures"])[-1]
+            if "no steps running" in why.lower():
+                return Usage()  # between the batch step starting and its first task: ask again
             return Usage(note=f"Slurm's sstat gave no figures ({why}); the cluster may gather no job accounting")
         cpu = rss = 0.0
         for line in shown.stdout.splitlines():
