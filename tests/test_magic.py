@@ -94,7 +94,7 @@ def test_interrupt_cancels_the_job(kernel, server):
     run = kernel.run("%%job\nimport time\nprint('started', flush=True)\ntime.sleep(60)\n", on_message=on_message)
     assert interrupted and run.error and run.error["ename"] == "JobInterrupted"
     job_id = job_id_of(run)
-    shown = run.text() + "\n".join(run.error["traceback"])  # all the cell shows but its status line
+    shown = run.text() + "\n" + "\n".join(run.error["traceback"])  # all the cell shows but its status line
     assert "Traceback" not in shown and "http" not in shown
     assert [line for line in shown.splitlines() if "cancel" in line] == [f"Job {job_id} cancelled (interrupted)."]
     assert "cancelled" in run.displays()[-1] and "exit" not in run.displays()[-1]  # no "exit 143"
