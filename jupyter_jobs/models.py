@@ -77,9 +77,10 @@ class JobStatus(str, Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    SKIPPED = "skipped"  # a workflow job that never ran: a job it needed did not succeed
 
     def is_terminal(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.SKIPPED)
 
 
 TERMINAL_STATUSES = tuple(s for s in JobStatus if s.is_terminal())
@@ -307,6 +308,10 @@ class Job(BaseModel):
     waiting: Optional[str] = Field(None, description="why a queued job has not started yet")
     attempt: int = Field(1, description="1 for the first run; more after retries")
     not_before: Optional[datetime] = Field(None, description="a retry waits until then")
+    workflow: Optional[str] = Field(None, description="the workflow run this job belongs to")
+    node: Optional[str] = Field(None, description="its job in the workflow: name, or name[k=v,...] for a matrix")
+    after: list[str] = Field(default_factory=list, description="jobs of its run it waits for")
+    inputs: dict[str, str] = Field(default_factory=dict, exclude=True)  # inputs folder -> job id
     dir: Optional[str] = Field(None, exclude=True)  # the job's folder: log, artifacts, workspace copy
     backend_state: dict[str, Any] = Field(default_factory=dict, exclude=True)
 

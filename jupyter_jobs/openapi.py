@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from . import __version__
 from .models import FieldError, Job, JobSpec, JobStatus
 from .replies import ArtifactList, BackendsReply, JobEvent, JobPage, LogChunk, LogEnd, MetricsPage, MetricsSummary
+from .replies import WorkflowPage, WorkflowRun, WorkflowSubmission
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -26,6 +27,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 _ERROR = _json(_ref("Error"), "error: a message, and for a bad spec each bad field")
 _ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_RUN = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
 def _op(summary: str, responses: dict[str, Any], params: list | None = None, body: Any = None) -> dict:
@@ -52,8 +54,9 @@ def _add(schemas: dict[str, Any], model: type[BaseModel], mode: str = "serializa
 def _schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for model in (Job, FieldError, BackendsReply, JobEvent, ArtifactList, LogChunk, LogEnd, JobPage, MetricsPage,
-                  MetricsSummary):
+                  MetricsSummary, WorkflowRun, WorkflowPage):
         _add(schemas, model)
+    _add(schemas, WorkflowSubmission, "validation")
     _add(schemas, JobSpec, "validation", "Input")  # what a client may send (durations as strings...)
     spec_in = schemas["JobSpecInput"]["properties"]
     spec_in["timeout"] = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}, {"type": "null"}],
@@ -100,6 +103,7 @@ def _paths() -> dict[str, Any]:
                 _query("q", {"type": "string", "maxLength": 200},
                        "search: text in the name, command, id or a tag (case-insensitive; % and _ match themselves)"),
                 _query("tag", {"type": "string", "maxLength": 100}, "only jobs with exactly this tag"),
+                _query("workflow", {"type": "string", "maxLength": 100}, "only the jobs of this workflow run"),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "page size"),
                 _query("cursor", {"type": "integer", "minimum": 0}, "next_cursor of the previous page"),
             ]),
@@ -137,6 +141,22 @@ def _paths() -> dict[str, Any]:
             "200": {"description": "the file", "content": {"application/octet-stream": {}}},
             "404": _ERROR}, [_ID, {"name": "path", "in": "path", "required": True,
                                    "schema": {"type": "string"}}])},
+        "/jupyter-jobs/workflows": {
+            "get": _op("Workflow runs, newest first", {"200": _json(_ref("WorkflowPage"), "a page of runs"),
+                                                       "400": _ERROR}, [
+                _query("status", {"type": "string"}, "comma-separated run statuses"),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "page size"),
+                _query("cursor", {"type": "integer", "minimum": 0}, "next_cursor of the previous page")]),
+            "post": _op("Submit a workflow: every job is checked first, then recorded",
+                        {"201": _json(_ref("WorkflowRun"), "the run"), "400": _ERROR},
+                        body=_ref("WorkflowSubmission")),
+        },
+        "/jupyter-jobs/workflows/{run_id}": {"get": _op("One workflow run with its jobs", {
+            "200": _json(_ref("WorkflowRun"), "the run"), "404": _ERROR}, [_RUN])},
+        "/jupyter-jobs/workflows/{run_id}/cancel": {"post": _op("Cancel every job of the run that has not ended", {
+            "200": _json(_ref("WorkflowRun"), "the run"), "404": _ERROR, "409": _ERROR}, [_RUN])},
+        "/jupyter-jobs/workflows/{run_id}/rerun": {"post": _op("Run its failed, cancelled and skipped jobs again", {
+            "200": _json(_ref("WorkflowRun"), "the run"), "404": _ERROR, "409": _ERROR}, [_RUN])},
         "/jupyter-jobs/openapi.json": {"get": _op("This document", {"200": _json({"type": "object"},
                                                                                 "OpenAPI 3.1")})},
     }

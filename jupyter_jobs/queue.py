@@ -62,6 +62,9 @@ class JobQueue:
             queued, cursor = await self.store.list(status=[JobStatus.QUEUED], limit=200, cursor=cursor,
                                                    oldest_first=True)
             for job in queued:
+                if job.after:  # a workflow job whose needs have not all ended yet
+                    waiting[job.id] = f"waiting for {len(job.after)} job(s) of its workflow it needs"
+                    continue
                 if job.id not in self.active and (why := await self._consider(job)):
                     position += 1
                     waiting[job.id] = f"{why}; #{position} in the queue"

@@ -4,7 +4,7 @@ faces cannot drift apart, and neither can the document."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -150,6 +150,62 @@ class MetricsQuery(_Query):
         return [p.strip() for p in parts if p.strip()] if isinstance(parts, list) else parts
 
 
+class WorkflowJob(_Reply):
+    """One job of a run: its workflow job's name, its matrix combination, the job itself."""
+
+    name: str
+    key: str = Field(description="the name, or name[k=v,...] for a matrix combination")
+    matrix: dict[str, str]
+    job_id: str
+    status: JobStatus
+    needs: list[str]
+
+
+class WorkflowRunSummary(_Reply):
+    id: str
+    name: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    workspace: str
+    message: Optional[str] = None
+    created_at: str
+    finished_at: Optional[str] = None
+
+
+class WorkflowRun(WorkflowRunSummary):
+    spec: Any = Field(description="the workflow as submitted (YAML text or an object)")
+    jobs: list[WorkflowJob] = Field(description="the newest job of each of its jobs (a rerun makes new ones)")
+
+
+class WorkflowPage(_Reply):
+    workflows: list[WorkflowRunSummary]
+    next_cursor: Optional[int] = Field(None, description="pass as cursor for the next page")
+
+
+
+class WorkflowQuery(_Query):
+    """The filters of a listing of workflow runs."""
+
+    status: list[Literal["queued", "running", "succeeded", "failed", "cancelled"]] = Field(default_factory=list)
+    limit: int = Field(50, ge=1, le=500)
+    cursor: Optional[int] = Field(None, ge=0, le=2**62)
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        parts = value.split(",") if isinstance(value, str) else value or []
+        return [p.strip() for p in parts if isinstance(p, str) and p.strip()] if isinstance(parts, list) else parts
+
+    @field_validator("limit", "cursor", mode="before")
+    @classmethod
+    def _blank(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
+class WorkflowSubmission(BaseModel):
+    spec: Union[str, dict[str, Any]] = Field(description="YAML (or JSON) text, or the same as an object")
+    workspace: str = Field("", description="the folder under the server's root every job of the run gets")
+
+
 class JobPage(_Reply):
     jobs: list[dict[str, Any]]
     next_cursor: Optional[int] = Field(None, description="pass as cursor for the next page")
@@ -162,6 +218,7 @@ class ListQuery(_Query):
     project: Optional[str] = Field(None, max_length=200)
     q: Optional[str] = Field(None, max_length=200, description="text in the name, command, id or a tag")
     tag: Optional[str] = Field(None, max_length=100, description="only jobs with this tag")
+    workflow: Optional[str] = Field(None, max_length=100, description="only the jobs of this workflow run")
     limit: int = Field(50, ge=1, le=500)
     cursor: Optional[int] = Field(None, ge=0, le=2**62)
 

@@ -38,6 +38,8 @@ class RunnerEnv:
     spawn: Callable[[Any], asyncio.Task]
     #: whether the service hands out GPU indices (a GPU inventory is known)
     gpu_inventory: bool = False
+    #: told of every job that reached a terminal status (a workflow run moves on)
+    ended: Callable[[Job], None] = lambda job: None
 
     def job_dir(self, job: Job) -> Path:
         return Path(job.dir or self.jobs_dir / job.id)
@@ -54,6 +56,7 @@ async def record_end(env: RunnerEnv, job: Job, outcome: Outcome, stop_reason: Op
     await env.store.transition(job.id, end.status, at, exit_code=outcome.exit_code, finished_at=at,
                                reason=end.reason, message=end.message)
     env.logs.close(job.id)
+    env.ended(job)
 
 
 async def _retry(env: RunnerEnv, job: Job, why: str) -> None:
@@ -92,6 +95,8 @@ class JobRunner:
             job=self.job, dir=job_dir, workspace=job_dir / "workspace", artifacts=job_dir / "artifacts",
             storage=self.env.storage_dir, log=await self.env.logs.active(self.job.id, job_dir),
             metrics=job_dir / METRICS_DIR,
+            inputs={folder: (await self.env.store.job_dir(job_id) or self.env.jobs_dir / job_id) / "artifacts"
+                    for folder, job_id in self.job.inputs.items()},
             gpus=self.gpus if self.env.gpu_inventory and self.backend.host_gpus else None,
         )
 
@@ -103,6 +108,14 @@ class JobRunner:
         self.env.snapshots.materialize(self.job.snapshot, ctx.workspace)
         ctx.artifacts.mkdir(parents=True, exist_ok=True)
         ctx.metrics.mkdir(exist_ok=True)
+        if ctx.inputs:  # $JOB_INPUTS_DIR/<job>[/<k=v,...>] -> the artifacts of the jobs it needs
+            inputs = ctx.dir / "inputs"
+            if inputs.exists():
+                shutil.rmtree(inputs)
+            for folder, artifacts in ctx.inputs.items():
+                link = inputs / folder
+                link.parent.mkdir(parents=True, exist_ok=True)
+                link.symlink_to(artifacts, target_is_directory=True)
         self.env.storage_dir.mkdir(parents=True, exist_ok=True)
 
     # -- starting ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from .replies import ArtifactList, BackendInfo, BackendsReply, Capabilities, GPU
 from .replies import MetricsQuery
 from .series import Cursor, MetricsReader
 from .telemetry import GPUSampler, Telemetry
+from .runs import WorkflowRuns
 from .runner import JobRunner, RunnerEnv, record_end
 from .store import Store
 from .tasks import TaskSet
@@ -81,6 +82,8 @@ class JobService:
                               launch=self._launch, reject=self._reject)
         self.housekeeper = Housekeeper(store=store, snapshots=snapshots, retention=Retention(retention or {}),
                                        interval=housekeeping_interval, delete=self.delete)
+        self.runs = WorkflowRuns(self)
+        self.env.ended = self.runs.job_ended
         self.telemetry = Telemetry(self._sampled, metrics_interval, GPUSampler(nvml), self.store.add_note)
         self.metrics_reader = MetricsReader(max_metrics_size)
         self._started: Optional[asyncio.Future] = None
@@ -113,6 +116,7 @@ class JobService:
             if cursor is None:
                 break
         self.queue.kick()
+        await self.runs.recover()
         self.tasks.spawn(self.housekeeper.run_forever())
         if self.telemetry.interval > 0:
             self.tasks.spawn(self.telemetry.run())
@@ -188,17 +192,32 @@ class JobService:
             self.snapshots.unpin(snap.id)  # recorded (or not): garbage collection decides now
 
     async def _record(self, spec: JobSpec, name: str, workspace: Path, snap: SnapshotInfo, notes: list[str]) -> Job:
-        job_id = secrets.token_hex(6)
-        job_dir = (self.backends[name].jobs_root() or self.env.jobs_dir) / job_id
-        job = Job(
-            id=job_id, dir=str(job_dir), spec=spec, backend=name, snapshot=snap.id,
-            project=spec.project or (workspace.name if spec.workspace else self.root_dir.resolve().name) or "default",
-            notes=notes + [f"left out of the workspace: {path} ({why})" for path, why in snap.skipped[:50]],
-        )
-        await asyncio.to_thread(private_dir, job_dir)
-        await self.store.insert(job, job_dir)
-        self.queue.kick()
+        skipped = [f"left out of the workspace: {path} ({why})" for path, why in snap.skipped[:50]]
+        job = self.new_job(spec, name, snap.id, workspace, notes=notes + skipped)
+        await self.record_many([job])
         return job
+
+    def new_job(self, spec: JobSpec, backend: str, snapshot: Optional[str], workspace: Path, *,
+                job_id: Optional[str] = None, notes: Optional[list[str]] = None) -> Job:
+        """A job to record (not yet recorded): its id, folder and project."""
+        job_id = job_id or secrets.token_hex(6)
+        job_dir = (self.backends[backend].jobs_root() or self.env.jobs_dir) / job_id
+        return Job(
+            id=job_id, dir=str(job_dir), spec=spec, backend=backend, snapshot=snapshot,
+            project=spec.project or (workspace.name if spec.workspace else self.root_dir.resolve().name) or "default",
+            notes=notes or [],
+        )
+
+    async def record_many(self, jobs: list[Job], workflow: Optional[dict[str, Any]] = None) -> None:
+        """Record jobs (and the workflow run they make up) at once, then let the queue look."""
+        await asyncio.to_thread(lambda: [private_dir(Path(j.dir)) for j in jobs if j.dir])
+        await self.store.insert_many([(j, Path(j.dir or self.env.jobs_dir / j.id)) for j in jobs], workflow)
+        self.queue.kick()
+
+    async def validate(self, spec: JobSpec) -> tuple[str, Path, list[str]]:
+        """The backend a spec runs on, its workspace folder and notes for the job; SpecError
+        names every problem."""
+        return await self._validate(spec)
 
     async def _validate(self, spec: JobSpec, with_backend: bool = True) -> tuple[str, Path, list[str]]:
         """Everything that can be known before a snapshot is taken: the backend's name, the
@@ -278,7 +297,7 @@ class JobService:
         tag, limit, cursor."""
         q = ListQuery.parse(**query)
         jobs, cursor = await self.store.list(status=q.status or None, project=q.project, q=q.q, tag=q.tag,
-                                             limit=q.limit, cursor=q.cursor)
+                                             workflow=q.workflow, limit=q.limit, cursor=q.cursor)
         return JobPage(jobs=[self._public(j) for j in jobs], next_cursor=cursor).model_dump()
 
     async def backends_info(self) -> dict[str, Any]:
@@ -303,6 +322,7 @@ class JobService:
             message="cancelled before it started",
         ):
             self.log_files.close(job_id)  # a job being prepared notices and does not start
+            self.env.ended(job)
         if (runner := self.queue.active.get(job_id)) is not None:
             await runner.cancel(wait)  # also one held, or pending in its backend
         return self._public(await self._job(job_id))

@@ -56,6 +56,24 @@ _MIGRATIONS: list[list[str]] = [
         "ALTER TABLE jobs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1",
         "ALTER TABLE jobs ADD COLUMN not_before TEXT",
     ],
+    [  # 3: workflows
+        "ALTER TABLE jobs ADD COLUMN workflow TEXT",
+        "ALTER TABLE jobs ADD COLUMN node TEXT",
+        "ALTER TABLE jobs ADD COLUMN after TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE jobs ADD COLUMN inputs TEXT NOT NULL DEFAULT '{}'",
+        "CREATE INDEX IF NOT EXISTS jobs_by_workflow ON jobs(workflow, seq)",
+        """CREATE TABLE IF NOT EXISTS workflows (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            status TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            workspace TEXT NOT NULL,
+            message TEXT,
+            created_at TEXT NOT NULL,
+            finished_at TEXT
+        )""",
+    ],
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -85,9 +103,9 @@ _COLUMNS = (
     "id, status, backend, project, reason, message, exit_code, spec, created_at, started_at, "
     "finished_at, gpus, snapshot, notes, backend_state"
 )
-_SELECT = f"{_COLUMNS}, attempt, not_before, dir"
+_SELECT = f"{_COLUMNS}, attempt, not_before, dir, workflow, node, after, inputs"
 _UPDATABLE = {"reason", "message", "exit_code", "started_at", "finished_at", "gpus", "backend_state", "attempt",
-              "not_before"}
+              "not_before", "after", "spec"}
 
 
 #: a job matching a LIKE pattern (given four times): a string command is json_each's one value, an argv its words
@@ -127,12 +145,24 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         attempt=row["attempt"],
         not_before=row["not_before"],
         dir=row["dir"],
+        workflow=row["workflow"],
+        node=row["node"],
+        after=json.loads(row["after"]),
+        inputs=json.loads(row["inputs"]),
     )
 
 
+def _run_row(row: sqlite3.Row) -> dict[str, Any]:
+    return {"id": row["id"], "name": row["name"], "status": row["status"], "spec": json.loads(row["spec"]),
+            "workspace": row["workspace"], "message": row["message"], "created_at": row["created_at"],
+            "finished_at": row["finished_at"]}
+
+
 def _encode(field: str, value: Any) -> Any:
-    if field in ("gpus", "backend_state"):
+    if field in ("gpus", "backend_state", "after"):
         return json.dumps(value)
+    if field == "spec":
+        return value.model_dump_json()
     if isinstance(value, datetime):
         return value.isoformat()
     if hasattr(value, "value"):  # enums
@@ -187,18 +217,25 @@ class Store:
     async def insert(self, job: Job, job_dir: Path) -> None:
         await self.insert_many([(job, job_dir)])
 
-    async def insert_many(self, jobs: list[tuple[Job, Path]]) -> None:
+    async def insert_many(self, jobs: list[tuple[Job, Path]], workflow: Optional[dict[str, Any]] = None) -> None:
+        """Jobs (and the workflow run they make up), in one transaction."""
         def _insert() -> None:
             with self.db:
                 self.db.execute("BEGIN")
+                if workflow is not None:
+                    self.db.execute(
+                        "INSERT INTO workflows (id, name, status, spec, workspace, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (workflow["id"], workflow["name"], workflow["status"], json.dumps(workflow["spec"]),
+                         workflow["workspace"], workflow["created_at"]))
                 self.db.executemany(
-                    f"INSERT INTO jobs ({_COLUMNS}, dir) VALUES ({', '.join('?' * 16)})",
+                    f"INSERT INTO jobs ({_COLUMNS}, dir, workflow, node, after, inputs) VALUES ({', '.join('?' * 20)})",
                     [
                         (
                             j.id, j.status.value, j.backend, j.project, None, None, None,
                             j.spec.model_dump_json(), _dt(j.created_at), None, None,
                             json.dumps(j.gpus), j.snapshot, json.dumps(j.notes), json.dumps(j.backend_state),
-                            str(d),
+                            str(d), j.workflow, j.node, json.dumps(j.after), json.dumps(j.inputs),
                         )
                         for j, d in jobs
                     ],
@@ -257,6 +294,48 @@ class Store:
 
         return await self._run(_update)
 
+    # -- workflow runs --------------------------------------------------------------------
+    async def run_jobs(self, run_id: str) -> list[Job]:
+        """A run's jobs, oldest first (a rerun's newer job of a node comes after the older)."""
+        def _jobs() -> list[Job]:
+            rows = self.db.execute(f"SELECT {_SELECT} FROM jobs WHERE workflow = ? ORDER BY seq", (run_id,))
+            return [_row_to_job(r) for r in rows]
+
+        return await self._run(_jobs)
+
+    async def workflow(self, run_id: str) -> Optional[dict[str, Any]]:
+        def _get() -> Optional[dict[str, Any]]:
+            row = self.db.execute("SELECT * FROM workflows WHERE id = ?", (run_id,)).fetchone()
+            return _run_row(row) if row else None
+
+        return await self._run(_get)
+
+    async def workflows(self, *, status: Optional[list[str]] = None, limit: int = 50,
+                        cursor: Optional[int] = None) -> tuple[list[dict[str, Any]], Optional[int]]:
+        """Workflow runs newest first (keyset pagination on `seq`)."""
+        def _list() -> tuple[list[dict[str, Any]], Optional[int]]:
+            where, args = [], []
+            if status:
+                where.append(f"status IN ({', '.join('?' * len(status))})")
+                args += status
+            if cursor is not None:
+                where.append("seq < ?")
+                args.append(cursor)
+            sql = "SELECT * FROM workflows" + (" WHERE " + " AND ".join(where) if where else "")
+            rows = self.db.execute(sql + " ORDER BY seq DESC LIMIT ?", [*args, limit + 1]).fetchall()
+            more = len(rows) > limit
+            return [_run_row(r) for r in rows[:limit]], (rows[limit - 1]["seq"] if more else None)
+
+        return await self._run(_list)
+
+    async def update_workflow(self, run_id: str, **fields: Any) -> None:
+        allowed = {"status", "message", "finished_at"}
+        if set(fields) - allowed:
+            raise ValueError(f"not updatable: {set(fields) - allowed}")
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        await self._run(lambda: self.db.execute(f"UPDATE workflows SET {sets} WHERE id = ?",
+                                                [_encode(k, v) for k, v in fields.items()] + [run_id]))
+
     async def add_note(self, job_id: str, note: str) -> None:
         """Append one note to a job (atomic: no read-modify-write across threads)."""
         await self._run(lambda: self.db.execute(
@@ -293,6 +372,7 @@ class Store:
         project: Optional[str] = None,
         q: Optional[str] = None,
         tag: Optional[str] = None,
+        workflow: Optional[str] = None,
         limit: int = 50,
         cursor: Optional[int] = None,
         oldest_first: bool = False,
@@ -309,6 +389,9 @@ class Store:
             if project is not None:
                 where.append("project = ?")
                 args.append(project)
+            if workflow is not None:
+                where.append("workflow = ?")
+                args.append(workflow)
             if q:
                 where.append(_SEARCH)
                 args += [_contains(q)] * 4

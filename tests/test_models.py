@@ -76,7 +76,7 @@ def test_secret_env_values_are_never_echoed():
 
 
 def test_terminal_statuses():
-    assert [s.value for s in JobStatus if s.is_terminal()] == ["succeeded", "failed", "cancelled"]
+    assert [s.value for s in JobStatus if s.is_terminal()] == ["succeeded", "failed", "cancelled", "skipped"]
 
 
 @pytest.mark.parametrize("resources,field", [

@@ -40,9 +40,11 @@ class JobContext:
     gpus: Optional[list[int]] = None  # None: no GPU inventory on this host, leave devices alone
     #: for a fresh start: bytes per stream the log held before (an earlier attempt's output)
     log_base: Optional[dict[str, int]] = None
+    #: a workflow job's inputs: the artifacts folders of the jobs it needs, by their folder name
+    inputs: dict[str, Path] = field(default_factory=dict)
 
     def env(self, *, artifacts: Optional[str] = None, storage: Optional[str] = None,
-            metrics: Optional[str] = None) -> dict[str, str]:
+            metrics: Optional[str] = None, inputs: Optional[str] = None) -> dict[str, str]:
         """The job's own variables (paths as the job sees them), then the spec's env on top."""
         env = {
             "JOB_ID": self.job.id,
@@ -53,6 +55,10 @@ class JobContext:
             "JOB_METRICS_FILE": f"{metrics or self.metrics}/{METRICS_FILE}",
             "PYTHONUNBUFFERED": "1",
         }
+        if self.job.workflow:  # what the jobs it needs left, and what it passes on
+            env["JOB_INPUTS_DIR"] = inputs or str(self.dir / "inputs")
+            env["JOB_OUTPUTS_FILE"] = f"{env['JOB_ARTIFACTS_DIR']}/outputs.json"
+            env["JOB_WORKFLOW_RUN"] = self.job.workflow
         if self.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.gpus))
         env.update(self.job.spec.env)

@@ -31,6 +31,9 @@ def _mounts(settings: ContainerSettings, ctx: JobContext, local: bool) -> list[A
         mounts += [Mount("/workspace", str(ctx.workspace.resolve()), type="bind"),
                    Mount("/artifacts", str(ctx.artifacts.resolve()), type="bind"),
                    Mount("/metrics", str(ctx.metrics.resolve()), type="bind")]
+    if local:  # what the jobs it needs left, read-only
+        mounts += [Mount(f"/inputs/{folder}", str(artifacts.resolve()), type="bind", read_only=True)
+                   for folder, artifacts in ctx.inputs.items()]
     if settings.storage_volume:
         mounts.append(Mount("/storage", settings.storage_volume, type="volume"))
     elif local:
@@ -63,7 +66,7 @@ def _host(settings: ContainerSettings, ctx: JobContext, local: bool) -> dict[str
 
 
 def _environment(ctx: JobContext) -> dict[str, str]:
-    env = ctx.env(artifacts="/artifacts", storage="/storage", metrics="/metrics")
+    env = ctx.env(artifacts="/artifacts", storage="/storage", metrics="/metrics", inputs="/inputs")
     env.pop("CUDA_VISIBLE_DEVICES", None)  # the container sees only its own devices, numbered from 0
     if ctx.gpus:
         env["NVIDIA_VISIBLE_DEVICES"] = ",".join(map(str, ctx.gpus))

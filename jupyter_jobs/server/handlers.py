@@ -141,6 +141,7 @@ class JobsHandler(BaseHandler):
             tag=self.get_query_argument("tag", None),
             limit=self.get_query_argument("limit", None),
             cursor=self.get_query_argument("cursor", None),
+            workflow=self.get_query_argument("workflow", None),
         ))
 
     @web.authenticated
@@ -263,6 +264,43 @@ class ArtifactHandler(BaseHandler):
         self.finish()
 
 
+class WorkflowsHandler(BaseHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply(await self.service.runs.list(limit=self.get_query_argument("limit", None),
+                                                cursor=self.get_query_argument("cursor", None),
+                                                status=",".join(self.get_query_arguments("status"))))
+
+    @web.authenticated
+    @authorized("execute")
+    async def post(self) -> None:
+        run = await self.service.runs.submit(self.body_json())
+        self.set_header("Location", self.request.path.rstrip("/") + "/" + run["id"])
+        self.reply(run, 201)
+
+
+class WorkflowHandler(BaseHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, run_id: str) -> None:
+        self.reply(await self.service.runs.get(run_id))
+
+
+class WorkflowCancelHandler(BaseHandler):
+    @web.authenticated
+    @authorized
+    async def post(self, run_id: str) -> None:
+        self.reply(await self.service.runs.cancel(run_id))
+
+
+class WorkflowRerunHandler(BaseHandler):
+    @web.authenticated
+    @authorized("execute")
+    async def post(self, run_id: str) -> None:
+        self.reply(await self.service.runs.rerun(run_id))
+
+
 class OpenAPIHandler(BaseHandler):
     @web.authenticated
     @authorized
@@ -283,4 +321,8 @@ handlers = [
     (rf"/jupyter-jobs/jobs/{_JOB}/metrics", MetricsHandler),
     (rf"/jupyter-jobs/jobs/{_JOB}/artifacts", ArtifactsHandler),
     (rf"/jupyter-jobs/jobs/{_JOB}/artifacts/(?P<path>.+)", ArtifactHandler),
+    (r"/jupyter-jobs/workflows/?", WorkflowsHandler),
+    (r"/jupyter-jobs/workflows/(?P<run_id>[^/]+)", WorkflowHandler),
+    (r"/jupyter-jobs/workflows/(?P<run_id>[^/]+)/cancel", WorkflowCancelHandler),
+    (r"/jupyter-jobs/workflows/(?P<run_id>[^/]+)/rerun", WorkflowRerunHandler),
 ]

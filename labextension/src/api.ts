@@ -24,8 +24,8 @@ export type JobEvent = Schemas['JobEvent'];
 export type MetricsPage = Schemas['MetricsPage'];
 export type MetricsSummary = Schemas['MetricsSummary'];
 
-export const STATUSES: Status[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
-export const TERMINAL: Status[] = ['succeeded', 'failed', 'cancelled'];
+export const STATUSES: Status[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'skipped'];
+export const TERMINAL: Status[] = ['succeeded', 'failed', 'cancelled', 'skipped'];
 
 export function isTerminal(status: Status): boolean {
   return TERMINAL.includes(status);

@@ -60,7 +60,7 @@ export interface paths {
         get: {
             parameters: {
                 query?: {
-                    /** @description comma-separated: queued, running, succeeded, failed, cancelled */
+                    /** @description comma-separated: queued, running, succeeded, failed, cancelled, skipped */
                     status?: string;
                     /** @description only this project */
                     project?: string;
@@ -68,6 +68,8 @@ export interface paths {
                     q?: string;
                     /** @description only jobs with exactly this tag */
                     tag?: string;
+                    /** @description only the jobs of this workflow run */
+                    workflow?: string;
                     /** @description page size */
                     limit?: number;
                     /** @description next_cursor of the previous page */
@@ -683,6 +685,295 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/jupyter-jobs/workflows": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Workflow runs, newest first */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description comma-separated run statuses */
+                    status?: string;
+                    /** @description page size */
+                    limit?: number;
+                    /** @description next_cursor of the previous page */
+                    cursor?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description a page of runs */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["WorkflowPage"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Submit a workflow: every job is checked first, then recorded */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["WorkflowSubmission"];
+                };
+            };
+            responses: {
+                /** @description the run */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["WorkflowRun"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jupyter-jobs/workflows/{run_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One workflow run with its jobs */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    run_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description the run */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["WorkflowRun"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jupyter-jobs/workflows/{run_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel every job of the run that has not ended */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    run_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description the run */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["WorkflowRun"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jupyter-jobs/workflows/{run_id}/rerun": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run its failed, cancelled and skipped jobs again */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    run_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description the run */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["WorkflowRun"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -829,6 +1120,11 @@ export interface components {
          */
         Job: {
             /**
+             * After
+             * @description jobs of its run it waits for
+             */
+            after: string[];
+            /**
              * Attempt
              * @description 1 for the first run; more after retries
              * @default 1
@@ -867,6 +1163,12 @@ export interface components {
             /** @description spec.name, for convenience */
             name?: string | null;
             /**
+             * Node
+             * @description its job in the workflow: name, or name[k=v,...] for a matrix
+             * @default null
+             */
+            node: string | null;
+            /**
              * Not Before
              * @description a retry waits until then
              * @default null
@@ -897,6 +1199,12 @@ export interface components {
              * @default null
              */
             waiting: string | null;
+            /**
+             * Workflow
+             * @description the workflow run this job belongs to
+             * @default null
+             */
+            workflow: string | null;
         };
         /** JobEvent */
         JobEvent: {
@@ -1059,7 +1367,7 @@ export interface components {
          * JobStatus
          * @enum {string}
          */
-        JobStatus: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+        JobStatus: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "skipped";
         /**
          * LogChunk
          * @description One NDJSON line of a log; resume with offset=next.
@@ -1261,6 +1569,117 @@ export interface components {
             qos?: string | null;
             /** Sbatch Args */
             sbatch_args?: string[];
+        };
+        /**
+         * WorkflowJob
+         * @description One job of a run: its workflow job's name, its matrix combination, the job itself.
+         */
+        WorkflowJob: {
+            /** Job Id */
+            job_id: string;
+            /**
+             * Key
+             * @description the name, or name[k=v,...] for a matrix combination
+             */
+            key: string;
+            /** Matrix */
+            matrix: {
+                [key: string]: string;
+            };
+            /** Name */
+            name: string;
+            /** Needs */
+            needs: string[];
+            status: components["schemas"]["JobStatus"];
+        };
+        /** WorkflowPage */
+        WorkflowPage: {
+            /**
+             * Next Cursor
+             * @description pass as cursor for the next page
+             * @default null
+             */
+            next_cursor: number | null;
+            /** Workflows */
+            workflows: components["schemas"]["WorkflowRunSummary"][];
+        };
+        /** WorkflowRun */
+        WorkflowRun: {
+            /** Created At */
+            created_at: string;
+            /**
+             * Finished At
+             * @default null
+             */
+            finished_at: string | null;
+            /** Id */
+            id: string;
+            /**
+             * Jobs
+             * @description the newest job of each of its jobs (a rerun makes new ones)
+             */
+            jobs: components["schemas"]["WorkflowJob"][];
+            /**
+             * Message
+             * @default null
+             */
+            message: string | null;
+            /** Name */
+            name: string;
+            /**
+             * Spec
+             * @description the workflow as submitted (YAML text or an object)
+             */
+            spec: unknown;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            /** Workspace */
+            workspace: string;
+        };
+        /** WorkflowRunSummary */
+        WorkflowRunSummary: {
+            /** Created At */
+            created_at: string;
+            /**
+             * Finished At
+             * @default null
+             */
+            finished_at: string | null;
+            /** Id */
+            id: string;
+            /**
+             * Message
+             * @default null
+             */
+            message: string | null;
+            /** Name */
+            name: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "queued" | "running" | "succeeded" | "failed" | "cancelled";
+            /** Workspace */
+            workspace: string;
+        };
+        /** WorkflowSubmission */
+        WorkflowSubmission: {
+            /**
+             * Spec
+             * @description YAML (or JSON) text, or the same as an object
+             */
+            spec: string | {
+                [key: string]: unknown;
+            };
+            /**
+             * Workspace
+             * @description the folder under the server's root every job of the run gets
+             * @default
+             */
+            workspace?: string;
         };
     };
     responses: never;

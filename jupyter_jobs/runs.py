@@ -1,0 +1,272 @@
+"""Workflow runs on the job service: a run is a set of ordinary jobs (each in the list, with
+its log, metrics and artifacts) plus the graph that orders them. Every job of a run is
+recorded when the run is submitted, queued with the ids of the jobs it needs (`after`); the
+queue leaves those alone. When a job ends, its run moves on: a dependent whose needs all
+succeeded (or failed with `continue_on_error`) gets the outputs it refers to filled in and
+is let go; one whose need failed ends `skipped`. The state lives in the store, so a run half
+done when the server stops goes on after it starts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+from .models import Job, JobNotFound, JobConflict, JobSpec, JobStatus, SpecError, utcnow
+from .replies import WorkflowJob, WorkflowPage, WorkflowQuery, WorkflowRun, WorkflowRunSummary
+from .workflows import Node, fill_outputs, load, plan
+
+if TYPE_CHECKING:
+    from .service import JobService
+
+OUTPUTS_FILE = "outputs.json"  # in the job's artifacts: $JOB_OUTPUTS_FILE
+
+
+def _status(jobs: list[Job], continue_on_error: set[str]) -> Optional[str]:
+    """A run's status from its latest job per node; None while any is not over."""
+    if any(not j.status.is_terminal() for j in jobs):
+        return "running" if any(j.status != JobStatus.QUEUED or not j.after for j in jobs) else "queued"
+    if any(j.status == JobStatus.CANCELLED for j in jobs):
+        return "cancelled"
+    failed = [j for j in jobs if j.status == JobStatus.SKIPPED
+              or (j.status == JobStatus.FAILED and _name(j) not in continue_on_error)]
+    return "failed" if failed else "succeeded"
+
+
+def latest(jobs: list[Job]) -> list[Job]:
+    """The newest job of each node (a rerun makes new ones), in the run's order."""
+    by_node: dict[str, Job] = {}
+    for job in jobs:
+        by_node[job.node or job.id] = job
+    return list(by_node.values())
+
+
+class WorkflowRuns:
+    """Submit, follow, cancel and rerun workflow runs, over the job service's pieces."""
+
+    def __init__(self, service: JobService):
+        self.service = service
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- submitting -------------------------------------------------------------------------
+    async def submit(self, body: Any) -> dict[str, Any]:
+        """`{"spec": <YAML text or object>, "workspace": "..."}`: checked whole, then every job
+        is recorded at once on one snapshot of the workspace."""
+        if not isinstance(body, dict) or "spec" not in body:
+            raise SpecError.one("spec", 'a workflow submission is {"spec": <YAML text or object>, "workspace": ...}')
+        unknown = set(body) - {"spec", "workspace"}
+        if unknown:
+            raise SpecError.one(sorted(unknown)[0], "unknown field")
+        workspace = body.get("workspace") or ""
+        if not isinstance(workspace, str):
+            raise SpecError.one("workspace", "must be a folder relative to the server's root")
+        graph = plan(body["spec"])
+        checked = await self._check(graph.nodes, workspace)
+        folder = await asyncio.to_thread(self.service.resolve_workspace, workspace)
+        snap = await asyncio.to_thread(self.service.snapshots.snapshot, folder)
+        try:
+            return await self._record(graph.name, body["spec"], workspace, folder, graph.nodes, checked, snap.id)
+        finally:
+            self.service.snapshots.unpin(snap.id)
+
+    async def _check(self, nodes: list[Node], workspace: str) -> list[tuple[JobSpec, str, list[str]]]:
+        """Each job's spec with the run's workspace, its backend and notes; the backend's checks
+        once per workflow job. Errors name the job."""
+        out, errors, seen = [], [], {}
+        for node in nodes:
+            spec = JobSpec.model_validate({**node.spec, "workspace": workspace})  # plan() checked it
+            if node.name not in seen:
+                try:
+                    name, _, notes = await self.service.validate(spec)
+                    seen[node.name] = (name, notes)
+                except SpecError as exc:
+                    errors += [e.model_copy(update={"field": f"jobs.{node.name}.{e.field}"}) for e in exc.errors]
+                    seen[node.name] = ("", [])
+            out.append((spec, *seen[node.name]))
+        if errors:
+            raise SpecError(errors)
+        return out
+
+    async def _record(self, name: str, raw: Any, workspace: str, folder: Path, nodes: list[Node],
+                      checked: list[tuple[JobSpec, str, list[str]]], snapshot: str) -> dict[str, Any]:
+        run_id = "w" + secrets.token_hex(6)
+        ids = {node.key: secrets.token_hex(6) for node in nodes}
+        by_name: dict[str, list[Node]] = {}
+        for node in nodes:
+            by_name.setdefault(node.name, []).append(node)
+        jobs = []
+        for node, (spec, backend, notes) in zip(nodes, checked):
+            needed = [n for need in node.needs for n in by_name[need]]
+            job = self.service.new_job(spec, backend, snapshot, folder, job_id=ids[node.key], notes=notes)
+            job.workflow, job.node = run_id, node.key
+            job.after = [ids[n.key] for n in needed]
+            job.inputs = {n.folder: ids[n.key] for n in needed}
+            jobs.append(job)
+        await self.service.record_many(jobs, {
+            "id": run_id, "name": name, "status": "queued", "spec": raw, "workspace": workspace,
+            "created_at": utcnow().isoformat()})
+        await self.advance(run_id)
+        return await self.get(run_id)
+
+    # -- moving on --------------------------------------------------------------------------
+    def job_ended(self, job: Job) -> None:
+        if job.workflow:
+            self.service.tasks.spawn(self.advance(job.workflow))
+
+    async def advance(self, run_id: str) -> None:
+        """Let go of the jobs whose needs are over, skip those that can no longer run, and
+        record the run's status. One pass at a time per run; repeated until nothing moves."""
+        lock = self._locks.setdefault(run_id, asyncio.Lock())
+        async with lock:
+            while await self._step(run_id):
+                pass
+            self.service.queue.kick()
+
+    async def _step(self, run_id: str) -> bool:
+        run = await self.service.store.workflow(run_id)
+        if run is None:
+            return False
+        jobs = await self.service.store.run_jobs(run_id)
+        by_id = {j.id: j for j in jobs}
+        forgiving = self._continue_on_error(run["spec"])
+        moved = False
+        for job in jobs:
+            if job.status != JobStatus.QUEUED or not job.after:
+                continue
+            needed = [by_id[i] for i in job.after if i in by_id]
+            if any(not n.status.is_terminal() for n in needed):
+                continue
+            broken = [n for n in needed if n.status != JobStatus.SUCCEEDED
+                      and not (n.status == JobStatus.FAILED and _name(n) in forgiving)]
+            if broken:
+                what = ", ".join(f"{n.node} {n.status.value}" for n in broken[:3])
+                await self.service.store.transition(job.id, JobStatus.SKIPPED, utcnow(), finished_at=utcnow(),
+                                                    message=f"skipped: a job it needs did not succeed ({what})")
+            else:
+                spec = fill_outputs(job.spec.model_dump(mode="json"), await self._outputs(needed))
+                await self.service.store.update(job.id, only_in=JobStatus.QUEUED, after=[],
+                                                spec=JobSpec.model_validate(spec))
+            moved = True
+        status = _status(latest(await self.service.store.run_jobs(run_id)) if moved else latest(jobs), forgiving)
+        if status is not None and status != run["status"]:
+            fields: dict[str, Any] = {"status": status}
+            if status in ("succeeded", "failed", "cancelled"):
+                fields["finished_at"] = utcnow().isoformat()
+            await self.service.store.update_workflow(run_id, **fields)
+        return moved
+
+    @staticmethod
+    def _continue_on_error(spec: Any) -> set[str]:
+        data, _ = load(spec)
+        return {name for name, job in (data.get("jobs") or {}).items()
+                if isinstance(job, dict) and job.get("continue_on_error") is True}
+
+    async def _outputs(self, needed: list[Job]) -> dict[str, dict[str, Any]]:
+        """What the needed jobs wrote to $JOB_OUTPUTS_FILE, by workflow job name; a matrix job's
+        keys hold the list of its combinations' values."""
+        def read() -> dict[str, dict[str, Any]]:
+            out: dict[str, dict[str, Any]] = {}
+            for job in needed:
+                path = self.service.env.job_dir(job) / "artifacts" / OUTPUTS_FILE
+                try:
+                    values = json.loads(path.read_text()) if path.is_file() and not path.is_symlink() else {}
+                except (OSError, ValueError):
+                    values = {}
+                name = _name(job)
+                if not isinstance(values, dict):
+                    continue
+                if "[" in (job.node or ""):
+                    for key, value in values.items():
+                        out.setdefault(name, {}).setdefault(key, []).append(value)
+                else:
+                    out.setdefault(name, {}).update(values)
+            return out
+
+        return await asyncio.to_thread(read)
+
+    # -- reading, cancelling, rerunning -----------------------------------------------------
+    async def get(self, run_id: str) -> dict[str, Any]:
+        run = await self.service.store.workflow(run_id)
+        if run is None:
+            raise JobNotFound(f"no workflow run {run_id!r}")
+        jobs = latest(await self.service.store.run_jobs(run_id))
+        needs = self._needs(run["spec"])
+        return WorkflowRun(**run, jobs=[
+            WorkflowJob(name=_name(j), key=j.node or j.id, matrix=_matrix_of(j.node), job_id=j.id, status=j.status,
+                        needs=needs.get(_name(j), [])) for j in jobs]).model_dump(mode="json")
+
+    @staticmethod
+    def _needs(spec: Any) -> dict[str, list[str]]:
+        data, _ = load(spec)
+        jobs = data.get("jobs") or {}
+        return {n: ([j["needs"]] if isinstance(j.get("needs"), str) else list(j.get("needs") or []))
+                for n, j in jobs.items() if isinstance(j, dict)}
+
+    async def list(self, **query: Any) -> dict[str, Any]:
+        """Runs newest first: status (comma-separated), limit, cursor."""
+        q = WorkflowQuery.parse(**query)
+        runs, next_cursor = await self.service.store.workflows(status=q.status or None, limit=q.limit,
+                                                               cursor=q.cursor)
+        return WorkflowPage(workflows=[WorkflowRunSummary(**r) for r in runs], next_cursor=next_cursor).model_dump()
+
+    async def cancel(self, run_id: str) -> dict[str, Any]:
+        run = await self.get(run_id)
+        if run["status"] in ("succeeded", "failed", "cancelled"):
+            raise JobConflict(f"workflow run {run_id} is already {run['status']}")
+        for job in run["jobs"]:
+            if job["status"] in ("queued", "running"):
+                try:
+                    await self.service.cancel(job["job_id"], wait=0)
+                except JobConflict:
+                    pass  # it ended meanwhile
+        await self.advance(run_id)
+        return await self.get(run_id)
+
+    async def rerun(self, run_id: str) -> dict[str, Any]:
+        """Run the failed, cancelled and skipped jobs again (new jobs, on the same snapshot);
+        the succeeded ones and their artifacts are kept."""
+        run = await self.get(run_id)
+        if run["status"] in ("queued", "running"):
+            raise JobConflict(f"workflow run {run_id} is {run['status']}: cancel it before rerunning")
+        jobs = latest(await self.service.store.run_jobs(run_id))
+        again = {j.id for j in jobs if j.status != JobStatus.SUCCEEDED}
+        if not again:
+            raise JobConflict(f"every job of workflow run {run_id} succeeded: nothing to rerun")
+        fresh = {old: secrets.token_hex(6) for old in again}
+        made = []
+        for job in jobs:
+            if job.id not in again:
+                continue
+            new = self.service.new_job(job.spec, job.backend, job.snapshot, Path(run["workspace"]),
+                                       job_id=fresh[job.id])
+            new.workflow, new.node = run_id, job.node
+            new.after = [fresh.get(i, i) for i in job.after if fresh.get(i, i) in fresh.values()]
+            new.inputs = {k: fresh.get(v, v) for k, v in job.inputs.items()}
+            made.append(new)
+        await self.service.record_many(made, None)
+        await self.service.store.update_workflow(run_id, status="queued", finished_at=None)
+        await self.advance(run_id)
+        return await self.get(run_id)
+
+    async def recover(self) -> None:
+        """At start: move on every run that is not over (jobs may have ended while down)."""
+        cursor = None
+        while True:
+            runs, cursor = await self.service.store.workflows(status=["queued", "running"], limit=200, cursor=cursor)
+            for run in runs:
+                await self.advance(run["id"])
+            if cursor is None:
+                break
+
+
+def _name(job: Job) -> str:
+    return (job.node or job.id).split("[")[0]
+
+
+def _matrix_of(key: Optional[str]) -> dict[str, str]:
+    if not key or "[" not in key:
+        return {}
+    return dict(part.split("=", 1) for part in key[key.index("[") + 1:-1].split(",") if "=" in part)
+
