@@ -135,3 +135,32 @@ def test_a_run_goes_on_after_a_restart(server_process):
         assert time.monotonic() < deadline and state["status"] not in ("failed", "cancelled"), state
         time.sleep(0.2)
     assert [j["status"] for j in state["jobs"]] == ["succeeded", "succeeded"]
+
+
+DOCKER_DAG = """\
+defaults:
+  backend: docker
+  image: jupyter-jobs/busybox:test
+jobs:
+  prepare:
+    command: >-
+      echo data > /artifacts/data.txt && echo '{"rows": "3"}' > "$JOB_OUTPUTS_FILE"
+  train:
+    needs: prepare
+    matrix: {lr: [1, 2], batch: [8, 16]}
+    command: >-
+      test "$(cat /inputs/prepare/data.txt)" = data && ! touch /inputs/prepare/x 2>/dev/null &&
+      echo "lr=${{ matrix.lr }} batch=$MATRIX_BATCH rows=${{ needs.prepare.outputs.rows }}" > /artifacts/result.txt
+  report:
+    needs: train
+    command: cat "$JOB_INPUTS_DIR"/train/*/result.txt | sort
+"""
+
+
+async def test_a_dag_with_a_matrix_in_containers(api, workspace, docker_client):
+    """Inputs are read-only mounts under /inputs; outputs pass as strings."""
+    run = await api.call("POST", "workflows", body={"spec": DOCKER_DAG, "workspace": "proj"}, expect=201)
+    done = await wait_run(api, run["id"], timeout=120)
+    assert done["status"] == "succeeded", [(j["key"], j["status"]) for j in done["jobs"]]
+    assert log_text(await api.logs(done["jobs"][-1]["job_id"])) == "".join(
+        f"lr={lr} batch={b} rows=3\n" for lr, b in [("1", "16"), ("1", "8"), ("2", "16"), ("2", "8")])
