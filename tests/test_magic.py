@@ -330,3 +330,25 @@ def test_text_stands_in_for_the_widget_and_chart_under_nbclient(server, tmp_path
     texts = [o["data"]["text/plain"] for o in nb.cells[1].outputs if o.get("output_type") == "display_data"]
     assert any(re.search(r"succeeded in 0:0\d · local · exit 0", t) for t in texts), texts
     assert "metrics: loss 0.25 (step 3) · total_steps 3 (step 3)" in texts
+
+
+def test_workflow_cell_and_file(kernel, server):
+    """%%workflow runs the cell's YAML: a table of its jobs updates in place, --follow streams
+    one job's output, the value is a Workflow handle; %job workflow run does the same from a file."""
+    run = kernel.run("%%workflow --follow report\njobs:\n"
+                     "  make:\n    command: echo made > \"$JOB_ARTIFACTS_DIR/a.txt\"\n"
+                     "  report:\n    needs: make\n    command: cat \"$JOB_INPUTS_DIR/make/a.txt\"\n")
+    assert run.error is None, run.error
+    assert run.text("stdout") == "made\n"
+    tables = [t for t in run.displays() if t.startswith("workflow ")]
+    assert tables[-1].splitlines()[0].endswith(": succeeded")
+    assert re.search(r"^  report\s+succeeded\s+\w+$", tables[-1], re.M)
+    assert re.fullmatch(r"<Workflow w\w+ workflow succeeded: 2 succeeded>", run.displays()[-1])
+    (server.root / "proj" / "flow.yaml").write_text("name: from-file\njobs:\n  bad: {command: exit 2}\n"
+                                                    "  after: {needs: bad, command: echo never}\n")
+    failed = kernel.run("%job workflow run flow.yaml")
+    assert failed.error and failed.error["ename"] == "WorkflowFailed" and "failed" in failed.error["evalue"]
+    shown = kernel.run("%job workflow show " + failed.error["evalue"].split()[2])
+    assert "after" in shown.text() and "skipped" in shown.text()
+    bad = kernel.run("%%workflow\njobs:\n  a: {command: echo, needs: [ghost]}\n")
+    assert bad.error and "no job 'ghost'" in bad.error["evalue"]

@@ -65,6 +65,13 @@ class JobsService(abc.ABC):
         """One page of the job's series after `since` (a MetricsPage)."""
 
     @abc.abstractmethod
+    def submit_workflow(self, spec: Any, workspace: str) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def workflow(self, run_id: str, action: Optional[str] = None) -> dict[str, Any]:
+        """A workflow run; `action` "cancel" or "rerun" does that first."""
+
+    @abc.abstractmethod
     def logs(self, job_id: str, offset: int = 0, follow: bool = False) -> Iterator[dict[str, Any]]:
         """NDJSON items as the REST API sends them (chunks, then the final status with follow)."""
 
@@ -139,6 +146,14 @@ class RestService(JobsService):
         query = {k: v for k, v in {"since": since, "names": names}.items() if v}
         return self._request("GET", f"jobs/{quote(job_id)}/metrics", query=query)
 
+    def submit_workflow(self, spec: Any, workspace: str) -> dict[str, Any]:
+        return self._request("POST", "workflows", {"spec": spec, "workspace": workspace})
+
+    def workflow(self, run_id: str, action: Optional[str] = None) -> dict[str, Any]:
+        if action:
+            return self._request("POST", f"workflows/{quote(run_id)}/{action}", {})
+        return self._request("GET", f"workflows/{quote(run_id)}")
+
     def logs(self, job_id: str, offset: int = 0, follow: bool = False) -> Iterator[dict[str, Any]]:
         query = {"offset": offset, "follow": "true" if follow else "false"}
         conn, resp = self._request("GET", f"jobs/{quote(job_id)}/logs", query=query, timeout=None, stream=True)
@@ -197,6 +212,13 @@ class EmbeddedService(JobsService):
 
     def metrics(self, job_id: str, since: Optional[str] = None, names: Optional[str] = None) -> dict[str, Any]:
         return self._call(self.service.metrics(job_id, names=names, since=since))
+
+    def submit_workflow(self, spec: Any, workspace: str) -> dict[str, Any]:
+        return self._call(self.service.runs.submit({"spec": spec, "workspace": workspace}))
+
+    def workflow(self, run_id: str, action: Optional[str] = None) -> dict[str, Any]:
+        runs = self.service.runs
+        return self._call(getattr(runs, action)(run_id) if action else runs.get(run_id))
 
     def download(self, job_id: str, path: str) -> bytes:
         async def read() -> bytes:

@@ -24,6 +24,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from .client import ENV_URL, JobsService, ServiceError, connect
 from .display import TERMINAL, Job, JobFailed, JobInterrupted, run_and_watch, status_text, stream_output
+from .workflow import Workflow, WorkflowFailed, run_workflow, table_text
 
 SPEC_OPTIONS = ("backend", "image", "gpus", "cpus", "memory", "env", "timeout", "name", "project", "workspace",
                 "python")
@@ -144,6 +145,27 @@ class JobMagics(Magics):
         command = ["bash", "-c", cell] if args.shell else [python, "-c", cell]
         return self._submit(self._spec(args, command), args)
 
+    # -- %%workflow ---------------------------------------------------------------------------
+    @magic_arguments()
+    @argument("-w", "--workspace", help="folder every job of the run gets (default: the notebook's folder)")
+    @argument("-f", "--follow", metavar="JOB", help="stream this job's output (a name, or name[k=v,...])")
+    @argument("-d", "--detach", action="store_true", help="return at once; the table keeps updating")
+    @argument("--no-raise", action="store_true", help="do not raise when the run does not succeed")
+    @cell_magic
+    def workflow(self, line: str, cell: str) -> Workflow:
+        """Run the cell (a workflow in YAML: jobs with needs, matrix, ${{ }} references) as a
+        workflow run; a table of its jobs updates in place. The value is a Workflow: .jobs
+        .job(name) .wait() .cancel() .rerun()."""
+        args = parse_argstring(self.workflow, line)
+        return self._run_workflow(cell, args)
+
+    def _run_workflow(self, spec: Any, args: argparse.Namespace) -> Workflow:
+        try:
+            return run_workflow(self.service, spec, self._workspace(args.workspace), detach=args.detach,
+                                follow=args.follow, raise_on_failure=not args.no_raise)
+        except ServiceError as exc:
+            raise JobsError(str(exc)) from None
+
     # -- %job ... -----------------------------------------------------------------------------
     def _parser(self) -> _Parser:
         parser = _Parser(prog="%job", description="Run and watch jupyter_jobs jobs. As a cell magic, "
@@ -165,6 +187,13 @@ class JobMagics(Magics):
         for name, text in (("show", "a job's details"), ("cancel", "cancel a job"),
                            ("artifacts", "a job's artifacts")):
             sub.add_parser(name, help=text).add_argument("id")
+        flow = sub.add_parser("workflow", help="workflow runs: run FILE | show ID | cancel ID | rerun ID")
+        flow.add_argument("verb", choices=["run", "show", "cancel", "rerun"])
+        flow.add_argument("target", help="a YAML file (run) or a run id")
+        flow.add_argument("-w", "--workspace", help="folder every job of the run gets")
+        flow.add_argument("-f", "--follow", metavar="JOB", help="stream this job's output")
+        flow.add_argument("-d", "--detach", action="store_true", help="return at once")
+        flow.add_argument("--no-raise", action="store_true", help="do not raise when the run does not succeed")
         logs = sub.add_parser("logs", help="a job's output")
         logs.add_argument("id")
         logs.add_argument("-f", "--follow", action="store_true", help="keep streaming until it ends")
@@ -194,6 +223,20 @@ class JobMagics(Magics):
         if not args.command:
             raise UsageError("%job run needs a command, e.g. %job run python train.py")
         return self._submit(self._spec(args, shlex.join(args.command)), args)
+
+    def _do_workflow(self, args: argparse.Namespace) -> Workflow:
+        if args.verb == "run":
+            path = Path(args.target)
+            try:
+                text = path.read_text()
+            except OSError as exc:
+                raise UsageError(f"cannot read the workflow file {path}: {exc.strerror}") from None
+            if args.workspace is None:  # the file's folder, as a notebook's cell runs in the notebook's
+                args.workspace = str(path.parent) if str(path.parent) != "." else None
+            return self._run_workflow(text, args)
+        run = Workflow(self.service, self.service.workflow(args.target, None if args.verb == "show" else args.verb))
+        print(table_text(run._data))
+        return run
 
     def _do_config(self, args: argparse.Namespace) -> None:
         if args.reset:
@@ -271,4 +314,4 @@ def _table(header: list[str], rows: list[tuple]) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
 
 
-__all__ = ["TERMINAL", "Job", "JobFailed", "JobInterrupted", "JobMagics", "JobsError"]
+__all__ = ["TERMINAL", "Job", "JobFailed", "JobInterrupted", "JobMagics", "JobsError", "Workflow", "WorkflowFailed"]
