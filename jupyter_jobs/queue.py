@@ -30,9 +30,11 @@ Reject = Callable[[Job, str], Awaitable[None]]
 
 class JobQueue:
     def __init__(self, *, store: Store, backends: dict[str, Backend], gpus: GPUAllocator, max_running: int,
-                 tasks: TaskSet, launch: Launch, reject: Reject):
+                 tasks: TaskSet, launch: Launch, reject: Reject,
+                 hold: Callable[[Job], Optional[str]] = lambda job: None):
         self.store, self.backends, self.gpus, self.max_running = store, backends, gpus, max_running
         self.tasks, self.launch, self.reject = tasks, launch, reject
+        self.hold = hold  # why a job must wait for a reason of its own (a workflow's max_parallel)
         self.active: dict[str, JobRunner] = {}  # dequeued, until its end is recorded
         self.waiting: dict[str, str] = {}  # why each queued job did not start at the last pass
         self._timer: Optional[asyncio.TimerHandle] = None  # the next retry's backoff ends
@@ -81,6 +83,8 @@ class JobQueue:
         if job.not_before and job.not_before > utcnow():
             self._wake_at(job.not_before)
             return f"retrying: attempt {job.attempt} starts at {job.not_before:%H:%M:%S} UTC"
+        if why := self.hold(job):
+            return why
         limit = backend.max_running or self.max_running
         if limit and self.count(job.backend) >= limit:
             return f"the {job.backend} backend runs {limit} job(s) at once, all busy"

@@ -49,6 +49,16 @@ class WorkflowRuns:
     def __init__(self, service: JobService):
         self.service = service
         self._locks: dict[str, asyncio.Lock] = {}
+        self._limits: dict[str, dict[str, int]] = {}  # run id -> job name -> max_parallel, for the queue
+
+    def hold(self, job: Job) -> Optional[str]:
+        """Why the queue must not start a workflow job yet: its matrix's max_parallel is reached."""
+        limit = self._limits.get(job.workflow or "", {}).get(_name(job))
+        if not limit:
+            return None
+        running = sum(1 for r in self.service.queue.active.values()
+                      if r.job.workflow == job.workflow and _name(r.job) == _name(job))
+        return f"max_parallel: {running} of {limit} of {_name(job)} running" if running >= limit else None
 
     # -- submitting -------------------------------------------------------------------------
     async def submit(self, body: Any) -> dict[str, Any]:
@@ -128,6 +138,10 @@ class WorkflowRuns:
         run = await self.service.store.workflow(run_id)
         if run is None:
             return False
+        if run_id not in self._limits:
+            data, _ = load(run["spec"])
+            self._limits[run_id] = {n: j["max_parallel"] for n, j in (data.get("jobs") or {}).items()
+                                    if isinstance(j, dict) and isinstance(j.get("max_parallel"), int)}
         jobs = await self.service.store.run_jobs(run_id)
         by_id = {j.id: j for j in jobs}
         forgiving = self._continue_on_error(run["spec"])

@@ -79,7 +79,7 @@ class JobService:
                              storage_dir=Path(storage_dir), kill_grace=kill_grace, spawn=self.tasks.spawn,
                              gpu_inventory=gpus.total > 0)
         self.queue = JobQueue(store=store, backends=backends, gpus=gpus, max_running=max_running, tasks=self.tasks,
-                              launch=self._launch, reject=self._reject)
+                              launch=self._launch, reject=self._reject, hold=lambda job: self.runs.hold(job))
         self.housekeeper = Housekeeper(store=store, snapshots=snapshots, retention=Retention(retention or {}),
                                        interval=housekeeping_interval, delete=self.delete)
         self.runs = WorkflowRuns(self)

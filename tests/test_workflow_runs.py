@@ -164,3 +164,19 @@ async def test_a_dag_with_a_matrix_in_containers(api, workspace, docker_client):
     assert done["status"] == "succeeded", [(j["key"], j["status"]) for j in done["jobs"]]
     assert log_text(await api.logs(done["jobs"][-1]["job_id"])) == "".join(
         f"lr={lr} batch={b} rows=3\n" for lr, b in [("1", "16"), ("1", "8"), ("2", "16"), ("2", "8")])
+
+
+async def test_max_parallel_limits_a_matrix(api, workspace):
+    import asyncio
+
+    spec = {"jobs": {"sweep": {"command": "sleep 0.6", "matrix": {"i": [1, 2, 3, 4, 5]}, "max_parallel": 2}}}
+    run = await api.call("POST", "workflows", body={"spec": spec, "workspace": "proj"}, expect=201)
+    most, said = 0, set()
+    while (state := await api.call("GET", "workflows", run["id"]))["status"] not in ("succeeded", "failed"):
+        most = max(most, sum(j["status"] == "running" for j in state["jobs"]))
+        for j in state["jobs"]:
+            if j["status"] == "queued":
+                said.add((await api.job(j["job_id"]))["waiting"])
+        await asyncio.sleep(0.05)
+    assert state["status"] == "succeeded" and most == 2
+    assert any(w and w.startswith("max_parallel: 2 of 2 of sweep running") for w in said), said
