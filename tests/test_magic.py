@@ -352,3 +352,18 @@ def test_workflow_cell_and_file(kernel, server):
     assert "after" in shown.text() and "skipped" in shown.text()
     bad = kernel.run("%%workflow\njobs:\n  a: {command: echo, needs: [ghost]}\n")
     assert bad.error and "no job 'ghost'" in bad.error["evalue"]
+
+
+def test_a_sweep_from_a_cell_marks_the_best_combination(kernel):
+    run = kernel.run("%%job --sweep lr=0.1,0.5 --sweep batch=8 --sweep-metric loss:min\n"
+                     "import os\nfrom jupyter_jobs import metrics\n"
+                     "metrics.log(step=1, loss=1 - float(os.environ['MATRIX_LR']) + int(os.environ['MATRIX_BATCH']))\n")
+    assert run.error is None, run.error
+    table = [t for t in run.displays() if t.startswith("workflow ")][-1]
+    lines = table.splitlines()
+    assert lines[0].endswith("sweep: succeeded") and lines[1].split()[:3] == ["job", "status", "id"]
+    best = next(line for line in lines if line.startswith("* "))
+    assert best.split()[1] == "cell[lr=0.5,batch=8]" and best.split()[-1] == "8.5"
+    assert any(line.split()[0] == "cell[lr=0.1,batch=8]" and line.split()[-1] == "8.9" for line in lines)
+    bad = kernel.run("%%job --sweep lr\nprint(1)\n")  # a UsageError: one line, nothing submitted
+    assert "--sweep takes NAME=V1,V2" in bad.text() + str(bad.error)

@@ -24,7 +24,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from .client import ENV_URL, JobsService, ServiceError, connect
 from .display import TERMINAL, Job, JobFailed, JobInterrupted, run_and_watch, status_text, stream_output
-from .workflow import Workflow, WorkflowFailed, run_workflow, table_text
+from .workflow import Best, Workflow, WorkflowFailed, run_workflow, sweep_matrix, table_text
 
 SPEC_OPTIONS = ("backend", "image", "gpus", "cpus", "memory", "env", "timeout", "name", "project", "workspace",
                 "python")
@@ -131,8 +131,11 @@ class JobMagics(Magics):
     @argument("-d", "--detach", action="store_true", help="return at once; a status line keeps updating")
     @argument("--shell", action="store_true", help="run the cell as a bash script instead of Python")
     @argument("--no-raise", action="store_true", help="do not raise when the job fails")
+    @argument("--sweep", action="append", metavar="NAME=V1,V2", help="run the cell once per combination of "
+              "these values (repeatable); each job reads its own as $MATRIX_<NAME>")
+    @argument("--sweep-metric", metavar="NAME:min|max", help="mark the best job of a sweep by this metric")
     @cell_magic
-    def job(self, line: str, cell: str) -> Job:
+    def job(self, line: str, cell: str) -> Any:
         """Run this cell as a job on a snapshot of the notebook's folder, streaming its output.
 
         The cell is Python (run by `python3` in the job's workspace; `--shell`: bash). Without
@@ -143,7 +146,25 @@ class JobMagics(Magics):
         args = parse_argstring(self.job, line)
         python = args.python or self.defaults.get("python") or "python3"
         command = ["bash", "-c", cell] if args.shell else [python, "-c", cell]
-        return self._submit(self._spec(args, command), args)
+        spec = self._spec(args, command)
+        if args.sweep:
+            return self._sweep(spec, args)
+        return self._submit(spec, args)
+
+    def _sweep(self, spec: dict[str, Any], args: argparse.Namespace) -> Workflow:
+        """The cell once per combination: a one-job workflow with a matrix, shown as a table of
+        the combinations with their statuses and last metric values, the best one marked."""
+        try:
+            matrix, best = sweep_matrix(args.sweep), Best(args.sweep_metric) if args.sweep_metric else None
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        workspace, name = spec.pop("workspace"), spec.pop("name", None)  # each job: cell[k=v,...]
+        flow = {"name": name or "sweep", "jobs": {"cell": {**spec, "matrix": matrix}}}
+        try:
+            return run_workflow(self.service, flow, workspace, detach=args.detach, follow=None,
+                                raise_on_failure=not args.no_raise, best=best, with_metrics=True)
+        except ServiceError as exc:
+            raise JobsError(str(exc)) from None
 
     # -- %%workflow ---------------------------------------------------------------------------
     @magic_arguments()
