@@ -100,6 +100,10 @@ export const api = {
   rerun: (id: string) => json<Job>(['jobs', id, 'rerun'], { method: 'POST', body: '{}' }),
   remove: (id: string) => json<void>(['jobs', id], { method: 'DELETE' }),
   artifacts: (id: string) => json<Schemas['ArtifactList']>(['jobs', id, 'artifacts']),
+  workflow: (id: string) => json<Schemas['WorkflowRun']>(['workflows', id]),
+  workflows: () => json<Schemas['WorkflowPage']>(['workflows'], {}, '?limit=100'),
+  workflowAction: (id: string, action: 'cancel' | 'rerun') =>
+    json<Schemas['WorkflowRun']>(['workflows', id, action], { method: 'POST', body: '{}' }),
   /** The first `bytes` of an artifact, for a preview. */
   artifactHead: async (id: string, path: string, bytes: number): Promise<Blob> => {
     const response = await ServerConnection.makeRequest(artifactUrl(id, path), { headers: { Range: `bytes=0-${bytes - 1}` } }, settings);

@@ -12,7 +12,7 @@ import { api, Spec } from './api';
 import { Draft } from './model';
 import { JobsPanel } from './panel';
 import { metricsRenderer } from './renderer';
-import { CompareTab, JobsPage, JobTab } from './widgets';
+import { CompareTab, JobsPage, JobTab, RunTab } from './widgets';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16">
   <g class="jp-icon3" fill="#616161">
@@ -28,6 +28,7 @@ const COMMANDS = {
   page: 'jupyter-jobs:open-page',
   job: 'jupyter-jobs:open-job',
   compare: 'jupyter-jobs:compare',
+  run: 'jupyter-jobs:open-run',
   create: 'jupyter-jobs:new',
   edit: 'jupyter-jobs:edit',
   runItem: 'jupyter-jobs:run-item'
@@ -80,10 +81,11 @@ interface Parts {
   panel: JobsPanel;
   jobs: WidgetTracker<JobTab>;
   pages: WidgetTracker<JobsPage>;
+  runs: WidgetTracker<RunTab>;
   browser: IDefaultFileBrowser | null;
 }
 
-function addCommands({ app, shell, panel, jobs, pages, browser }: Parts): void {
+function addCommands({ app, shell, panel, jobs, pages, runs, browser }: Parts): void {
   const openForm = (draft: Draft) => {
     shell.activateById(panel.id);
     panel.model.open({ kind: 'form', draft });
@@ -123,9 +125,24 @@ function addCommands({ app, shell, panel, jobs, pages, browser }: Parts): void {
           edit: (spec: Spec) => openForm(spec as Draft),
           closed: () => tab?.close(),
           openNotebook: (job, path, folder) => openNotebook(app, job, path, folder),
-          showFolder: folder => void app.commands.execute('filebrowser:go-to-path', { path: folder, dontShowBrowser: false })
+          showFolder: folder => void app.commands.execute('filebrowser:go-to-path', { path: folder, dontShowBrowser: false }),
+          openRun: runId => void app.commands.execute(COMMANDS.run, { id: runId })
         });
         void jobs.add(tab);
+        shell.add(tab, 'main');
+      }
+      shell.activateById(tab.id);
+      return tab;
+    }
+  });
+  app.commands.addCommand(COMMANDS.run, {
+    label: args => `Jobs: Open Workflow Run ${args.id ?? ''}`,
+    execute: args => {
+      const id = String(args.id);
+      let tab = runs.find(w => w.runId === id);
+      if (!tab) {
+        tab = new RunTab(id, openJob);
+        void runs.add(tab);
         shell.add(tab, 'main');
       }
       shell.activateById(tab.id);
@@ -180,6 +197,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     rendermime?.addFactory(metricsRenderer); // the live chart of a %%job cell
     const jobs = new WidgetTracker<JobTab>({ namespace: 'jupyter-jobs-job' });
     const pages = new WidgetTracker<JobsPage>({ namespace: 'jupyter-jobs-page' });
+    const runs = new WidgetTracker<RunTab>({ namespace: 'jupyter-jobs-run' });
     const panel = new JobsPanel(
       id => void app.commands.execute(COMMANDS.job, { id }),
       () => void app.commands.execute(COMMANDS.page)
@@ -187,11 +205,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
     panel.title.icon = jobsIcon;
     panel.title.caption = 'Jobs';
     shell.add(panel, 'left', { rank: 600 });
-    addCommands({ app, shell, panel, jobs, pages, browser });
+    addCommands({ app, shell, panel, jobs, pages, runs, browser });
     if (restorer) {
       restorer.add(panel, 'jupyter-jobs');
       void restorer.restore(jobs, { command: COMMANDS.job, args: w => ({ id: w.jobId }), name: w => w.jobId });
       void restorer.restore(pages, { command: COMMANDS.page, name: () => 'jobs' });
+      void restorer.restore(runs, { command: COMMANDS.run, args: w => ({ id: w.runId }), name: w => w.runId });
     }
     for (const command of [COMMANDS.page, COMMANDS.open, COMMANDS.create]) {
       palette?.addItem({ command, category: 'Jobs' });

@@ -8,6 +8,7 @@ import { JobModel } from './jobmodel';
 import { JobsTable } from './table';
 import { CompareView } from './views/compare';
 import { JobActions, JobView } from './views/job';
+import { RunView } from './views/run';
 import { JobsPageView, TableActions } from './views/table';
 
 class JobContent extends ReactWidget {
@@ -97,6 +98,32 @@ export class CompareTab extends MainAreaWidget<CompareContent> {
     super({ content: new CompareContent(ids, open) });
     this.id = `jupyter-jobs-compare-${ids.join('-')}`;
     this.title.label = `Compare ${ids.length} jobs`;
+    this.title.closable = true;
+  }
+}
+
+class RunContent extends ReactWidget {
+  constructor(
+    readonly runId: string,
+    private readonly open: (id: string) => void
+  ) {
+    super();
+    this.addClass('jp-JobsMain');
+  }
+  render(): JSX.Element {
+    return <RunView id={this.runId} open={this.open} />;
+  }
+}
+
+/** A workflow run as a graph of its jobs. */
+export class RunTab extends MainAreaWidget<RunContent> {
+  constructor(
+    readonly runId: string,
+    open: (id: string) => void
+  ) {
+    super({ content: new RunContent(runId, open) });
+    this.id = `jupyter-jobs-run-${runId}`;
+    this.title.label = `Run ${runId}`;
     this.title.closable = true;
   }
 }

@@ -19,6 +19,7 @@ export interface JobActions {
   /** Opens a notebook artifact; `folder` is where the file browser reaches the artifacts. */
   openNotebook: (id: string, path: string, folder: string | null) => Promise<void>;
   showFolder: (folder: string) => void;
+  openRun: (runId: string) => void;
 }
 
 type TabName = 'log' | 'metrics' | 'artifacts' | 'details';
@@ -212,6 +213,14 @@ export function JobView({ detail, actions }: { detail: JobModel; actions: JobAct
             {job.id} · {job.backend} · {duration(job)}
           </span>
         </h2>
+        {job.workflow ? (
+          <div className="jp-JobsMuted">
+            <code>{job.node}</code> of workflow run{' '}
+            <button className="jp-JobsLink" onClick={() => actions.openRun(job.workflow!)}>
+              {job.workflow}
+            </button>
+          </div>
+        ) : null}
         {job.waiting ? <div className="jp-JobsWaiting">Waiting: {job.waiting}</div> : null}
         {job.message ? (
           <div className={`jp-JobsMessage jp-mod-${job.status}`}>
