@@ -24,14 +24,14 @@ if TYPE_CHECKING:
 OUTPUTS_FILE = "outputs.json"  # in the job's artifacts: $JOB_OUTPUTS_FILE
 
 
-def _status(jobs: list[Job], continue_on_error: set[str]) -> Optional[str]:
-    """A run's status from its latest job per node; None while any is not over."""
-    if any(not j.status.is_terminal() for j in jobs):
-        return "running" if any(j.status != JobStatus.QUEUED or not j.after for j in jobs) else "queued"
-    if any(j.status == JobStatus.CANCELLED for j in jobs):
+def _status(newest: dict[str, tuple[JobStatus, list[str]]], continue_on_error: set[str]) -> Optional[str]:
+    """A run's status from the newest job of each node: (status, after) by node key."""
+    if any(not s.is_terminal() for s, _ in newest.values()):
+        return "running" if any(s != JobStatus.QUEUED or not after for s, after in newest.values()) else "queued"
+    if any(s == JobStatus.CANCELLED for s, _ in newest.values()):
         return "cancelled"
-    failed = [j for j in jobs if j.status == JobStatus.SKIPPED
-              or (j.status == JobStatus.FAILED and _name(j) not in continue_on_error)]
+    failed = [n for n, (s, _) in newest.items() if s == JobStatus.SKIPPED
+              or (s == JobStatus.FAILED and n.split("[")[0] not in continue_on_error)]
     return "failed" if failed else "succeeded"
 
 
@@ -49,6 +49,8 @@ class WorkflowRuns:
     def __init__(self, service: JobService):
         self.service = service
         self._locks: dict[str, asyncio.Lock] = {}
+        self._pending: set[str] = set()  # runs with a drain under way
+        self._again: set[str] = set()  # ... and asked for once more meanwhile
         self._limits: dict[str, dict[str, int]] = {}  # run id -> job name -> max_parallel, for the queue
 
     def hold(self, job: Job) -> Optional[str]:
@@ -122,8 +124,24 @@ class WorkflowRuns:
 
     # -- moving on --------------------------------------------------------------------------
     def job_ended(self, job: Job) -> None:
-        if job.workflow:
-            self.service.tasks.spawn(self.advance(job.workflow))
+        """Move the job's run on; ends that come together are handled in one pass."""
+        if not job.workflow:
+            return
+        if job.workflow in self._pending:
+            self._again.add(job.workflow)
+            return
+        self._pending.add(job.workflow)
+        self.service.tasks.spawn(self._drain(job.workflow))
+
+    async def _drain(self, run_id: str) -> None:
+        try:
+            while True:
+                self._again.discard(run_id)
+                await self.advance(run_id)
+                if run_id not in self._again:
+                    return
+        finally:
+            self._pending.discard(run_id)
 
     async def advance(self, run_id: str) -> None:
         """Let go of the jobs whose needs are over, skip those that can no longer run, and
@@ -142,28 +160,39 @@ class WorkflowRuns:
             data, _ = load(run["spec"])
             self._limits[run_id] = {n: j["max_parallel"] for n, j in (data.get("jobs") or {}).items()
                                     if isinstance(j, dict) and isinstance(j.get("max_parallel"), int)}
-        jobs = await self.service.store.run_jobs(run_id)
-        by_id = {j.id: j for j in jobs}
+        states = await self.service.store.run_states(run_id)
+        status_of = {job_id: (node, status) for job_id, node, status, _ in states}
         forgiving = self._continue_on_error(run["spec"])
         moved = False
-        for job in jobs:
-            if job.status != JobStatus.QUEUED or not job.after:
+        for job_id, _node, status, after in states:
+            if status != JobStatus.QUEUED or not after:
                 continue
-            needed = [by_id[i] for i in job.after if i in by_id]
-            if any(not n.status.is_terminal() for n in needed):
+            needed = [(i, *status_of[i]) for i in after if i in status_of]
+            if any(not s.is_terminal() for _, _, s in needed):
                 continue
-            broken = [n for n in needed if n.status != JobStatus.SUCCEEDED
-                      and not (n.status == JobStatus.FAILED and _name(n) in forgiving)]
+            broken = [(n, s) for _, n, s in needed if s != JobStatus.SUCCEEDED
+                      and not (s == JobStatus.FAILED and n.split("[")[0] in forgiving)]
             if broken:
-                what = ", ".join(f"{n.node} {n.status.value}" for n in broken[:3])
-                await self.service.store.transition(job.id, JobStatus.SKIPPED, utcnow(), finished_at=utcnow(),
+                what = ", ".join(f"{n} {s.value}" for n, s in broken[:3])
+                await self.service.store.transition(job_id, JobStatus.SKIPPED, utcnow(), finished_at=utcnow(),
                                                     message=f"skipped: a job it needs did not succeed ({what})")
             else:
-                spec = fill_outputs(job.spec.model_dump(mode="json"), await self._outputs(needed))
-                await self.service.store.update(job.id, only_in=JobStatus.QUEUED, after=[],
-                                                spec=JobSpec.model_validate(spec))
+                job = await self.service.store.get(job_id)
+                if job is None:
+                    continue
+                fields: dict[str, Any] = {"after": []}
+                if "${{" in job.spec.model_dump_json():  # outputs of the jobs it needs, filled in
+                    spec = fill_outputs(job.spec.model_dump(mode="json"),
+                                        await self._outputs([(i, n) for i, n, _ in needed]))
+                    fields["spec"] = JobSpec.model_validate(spec)
+                await self.service.store.update(job_id, only_in=JobStatus.QUEUED, **fields)
             moved = True
-        status = _status(latest(await self.service.store.run_jobs(run_id)) if moved else latest(jobs), forgiving)
+        if moved:
+            states = await self.service.store.run_states(run_id)
+        newest: dict[str, tuple[JobStatus, list[str]]] = {}
+        for job_id, node, status, after in states:
+            newest[node or job_id] = (status, after)
+        status = _status(newest, forgiving)
         if status is not None and status != run["status"]:
             fields: dict[str, Any] = {"status": status}
             if status in ("succeeded", "failed", "cancelled"):
@@ -177,21 +206,24 @@ class WorkflowRuns:
         return {name for name, job in (data.get("jobs") or {}).items()
                 if isinstance(job, dict) and job.get("continue_on_error") is True}
 
-    async def _outputs(self, needed: list[Job]) -> dict[str, dict[str, Any]]:
-        """What the needed jobs wrote to $JOB_OUTPUTS_FILE, by workflow job name; a matrix job's
-        keys hold the list of its combinations' values."""
+    async def _outputs(self, needed: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+        """What the needed jobs (id, node) wrote to $JOB_OUTPUTS_FILE, by workflow job name; a
+        matrix job's keys hold the list of its combinations' values."""
+        folders = {job_id: await self.service.store.job_dir(job_id) for job_id, _ in needed}
+
         def read() -> dict[str, dict[str, Any]]:
             out: dict[str, dict[str, Any]] = {}
-            for job in needed:
-                path = self.service.env.job_dir(job) / "artifacts" / OUTPUTS_FILE
+            for job_id, node in needed:
+                folder = folders.get(job_id)
+                path = (folder or self.service.env.jobs_dir / job_id) / "artifacts" / OUTPUTS_FILE
                 try:
                     values = json.loads(path.read_text()) if path.is_file() and not path.is_symlink() else {}
                 except (OSError, ValueError):
                     values = {}
-                name = _name(job)
                 if not isinstance(values, dict):
                     continue
-                if "[" in (job.node or ""):
+                name = node.split("[")[0]
+                if "[" in node:
                     for key, value in values.items():
                         out.setdefault(name, {}).setdefault(key, []).append(value)
                 else:
@@ -205,11 +237,14 @@ class WorkflowRuns:
         run = await self.service.store.workflow(run_id)
         if run is None:
             raise JobNotFound(f"no workflow run {run_id!r}")
-        jobs = latest(await self.service.store.run_jobs(run_id))
+        newest: dict[str, tuple[str, JobStatus]] = {}  # node -> its newest job (a rerun makes new ones)
+        for job_id, node, status, _ in await self.service.store.run_states(run_id):
+            newest[node or job_id] = (job_id, status)
         needs = self._needs(run["spec"])
         return WorkflowRun(**run, jobs=[
-            WorkflowJob(name=_name(j), key=j.node or j.id, matrix=_matrix_of(j.node), job_id=j.id, status=j.status,
-                        needs=needs.get(_name(j), [])) for j in jobs]).model_dump(mode="json")
+            WorkflowJob(name=key.split("[")[0], key=key, matrix=_matrix_of(key), job_id=job_id, status=status,
+                        needs=needs.get(key.split("[")[0], [])) for key, (job_id, status) in newest.items()
+        ]).model_dump(mode="json")
 
     @staticmethod
     def _needs(spec: Any) -> dict[str, list[str]]:
@@ -229,8 +264,10 @@ class WorkflowRuns:
         run = await self.get(run_id)
         if run["status"] in ("succeeded", "failed", "cancelled"):
             raise JobConflict(f"workflow run {run_id} is already {run['status']}")
+        for job_id in await self.service.store.cancel_queued(run_id, utcnow(), "cancelled with its workflow run"):
+            self.service.log_files.close(job_id)  # one being prepared notices and does not start
         for job in run["jobs"]:
-            if job["status"] in ("queued", "running"):
+            if job["status"] == "running" or job["job_id"] in self.service.queue.active:
                 try:
                     await self.service.cancel(job["job_id"], wait=0)
                 except JobConflict:

@@ -303,6 +303,31 @@ class Store:
 
         return await self._run(_jobs)
 
+    async def run_states(self, run_id: str) -> list[tuple[str, str, JobStatus, list[str]]]:
+        """A run's jobs as (id, node, status, after), oldest first: what moving a run on needs,
+        without reading each job's spec."""
+        def _states() -> list[tuple[str, str, JobStatus, list[str]]]:
+            rows = self.db.execute("SELECT id, node, status, after FROM jobs WHERE workflow = ? ORDER BY seq",
+                                   (run_id,))
+            return [(r[0], r[1], JobStatus(r[2]), json.loads(r[3])) for r in rows]
+
+        return await self._run(_states)
+
+    async def cancel_queued(self, run_id: str, at: datetime, message: str) -> list[str]:
+        """Cancel every queued job of a run at once; returns their ids."""
+        def _cancel() -> list[str]:
+            with self.db:
+                self.db.execute("BEGIN")
+                ids = [r[0] for r in self.db.execute(
+                    "SELECT id FROM jobs WHERE workflow = ? AND status = 'queued'", (run_id,))]
+                self.db.executemany("UPDATE jobs SET status = 'cancelled', finished_at = ?, message = ? "
+                                    "WHERE id = ? AND status = 'queued'", [(_dt(at), message, i) for i in ids])
+                self.db.executemany("INSERT INTO job_events (job_id, at, status, message) VALUES (?, ?, ?, ?)",
+                                    [(i, _dt(at), "cancelled", message) for i in ids])
+            return ids
+
+        return await self._run(_cancel)
+
     async def workflow(self, run_id: str) -> Optional[dict[str, Any]]:
         def _get() -> Optional[dict[str, Any]]:
             row = self.db.execute("SELECT * FROM workflows WHERE id = ?", (run_id,)).fetchone()
