@@ -61,12 +61,10 @@ class JobQueue:
     async def _one_pass(self) -> None:
         cursor, waiting, position = None, {}, 0
         while True:
+            # a workflow job waiting for jobs it needs is not looked at: its run lets it go
             queued, cursor = await self.store.list(status=[JobStatus.QUEUED], limit=200, cursor=cursor,
-                                                   oldest_first=True)
+                                                   oldest_first=True, unblocked=True)
             for job in queued:
-                if job.after:  # a workflow job whose needs have not all ended yet
-                    waiting[job.id] = f"waiting for {len(job.after)} job(s) of its workflow it needs"
-                    continue
                 if job.id not in self.active and (why := await self._consider(job)):
                     position += 1
                     waiting[job.id] = f"{why}; #{position} in the queue"
@@ -96,6 +94,8 @@ class JobQueue:
 
     def why_waiting(self, job: Job) -> Optional[str]:
         """Why a queued job has not started: the queue's reason, or its backend's (e.g. Slurm's)."""
+        if job.after:
+            return f"waiting for {len(job.after)} job(s) of its workflow it needs"
         runner = self.active.get(job.id)
         if runner is None:
             return self.waiting.get(job.id, "waiting for the scheduler")

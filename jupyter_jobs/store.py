@@ -401,6 +401,7 @@ class Store:
         limit: int = 50,
         cursor: Optional[int] = None,
         oldest_first: bool = False,
+        unblocked: bool = False,
     ) -> tuple[list[Job], Optional[int]]:
         """Jobs newest first (keyset pagination on `seq`); returns the page and the next cursor.
         `q`: text in the name, the command (an argv as its words joined), the id or a tag, as typed
@@ -417,6 +418,8 @@ class Store:
             if workflow is not None:
                 where.append("workflow = ?")
                 args.append(workflow)
+            if unblocked:  # not waiting for other jobs of its workflow
+                where.append("after = '[]'")
             if q:
                 where.append(_SEARCH)
                 args += [_contains(q)] * 4
