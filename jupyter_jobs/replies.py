@@ -119,6 +119,17 @@ class MetricsSummary(_Reply):
     bad_lines: int
 
 
+def _parts(value: Any) -> Any:
+    """A comma-separated string or a list, as its non-empty parts (stripped); anything else as
+    it is, for the field's own validation to refuse."""
+    if value is None:
+        return []
+    parts = value.split(",") if isinstance(value, str) else value
+    if not isinstance(parts, list):
+        return parts
+    return [p.strip() if isinstance(p, str) else p for p in parts if p not in ("", None) and str(p).strip()]
+
+
 class _Query(BaseModel):
     """Query parameters, from a query string or keyword arguments alike; a bad one is a
     SpecError naming it (a 400 on every face)."""
@@ -142,12 +153,10 @@ class MetricsQuery(_Query):
     @field_validator("names", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
-        if value is None:
-            return []
-        parts = value.split(",") if isinstance(value, str) else value
+        parts = _parts(value)
         if isinstance(parts, list) and any(not isinstance(p, str) or len(p) > 200 for p in parts):
             raise ValueError("each name is a string of at most 200 characters")
-        return [p.strip() for p in parts if p.strip()] if isinstance(parts, list) else parts
+        return parts
 
 
 class WorkflowJob(_Reply):
@@ -192,8 +201,7 @@ class WorkflowQuery(_Query):
     @field_validator("status", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
-        parts = value.split(",") if isinstance(value, str) else value or []
-        return [p.strip() for p in parts if isinstance(p, str) and p.strip()] if isinstance(parts, list) else parts
+        return _parts(value)
 
     @field_validator("limit", "cursor", mode="before")
     @classmethod
@@ -226,15 +234,11 @@ class ListQuery(_Query):
     @classmethod
     def _split(cls, value: Any) -> Any:
         """`"queued,running"`, `["queued", "running"]` or None."""
-        if value is None:
-            return []
-        parts = value.split(",") if isinstance(value, str) else value
+        parts = _parts(value)
         if not isinstance(parts, list):
             return parts
         out = []
-        for part in (p.strip() if isinstance(p, str) else p for p in parts):
-            if part in ("", None):
-                continue
+        for part in parts:
             if part not in {s.value for s in JobStatus} and not isinstance(part, JobStatus):
                 allowed = ", ".join(s.value for s in JobStatus)
                 raise ValueError(f"unknown status {part!r}; one of {allowed}")

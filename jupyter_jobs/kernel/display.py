@@ -217,19 +217,24 @@ class _MetricsDisplay:
         self.handle.update({METRICS_MIME: {"job_id": self.job_id}, "text/plain": metrics_text(job)}, raw=True)
 
 
-class Job:
-    """A job handle: `id`, `status`, `wait()`, `logs()`, `follow()`, `cancel()`, `artifacts`,
-    `download(path)`. Attributes read the service each time, so they are current."""
+class Handle:
+    """What a job handle and a workflow run handle share: a record read from the service while
+    it can still change, and waiting for its end."""
+
+    kind = "job"
+    over: tuple[str, ...] = TERMINAL  # statuses after which the record never changes
 
     def __init__(self, service: JobsService, data: dict[str, Any]):
         self._service = service
         self._data = data
 
-    # -- state ------------------------------------------------------------------------------
+    def _fetch(self) -> dict[str, Any]:
+        return self._service.get(self.id)
+
     def refresh(self) -> dict[str, Any]:
-        """The current record (a terminal one never changes, so it is not fetched again)."""
-        if self._data["status"] not in TERMINAL:
-            self._data = self._service.get(self.id)
+        """The current record (a finished one never changes, so it is not fetched again)."""
+        if self._data["status"] not in self.over:
+            self._data = self._fetch()
         return self._data
 
     @property
@@ -239,6 +244,20 @@ class Job:
     @property
     def status(self) -> str:
         return self.refresh()["status"]
+
+    def wait(self, timeout: Optional[float] = None, poll: float = 0.2) -> Any:
+        """Block until it ends (or `timeout` seconds, then TimeoutError); returns itself."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.status not in self.over:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"{self.kind} {self.id} is still {self._data['status']} after {timeout} s")
+            time.sleep(poll)
+        return self
+
+
+class Job(Handle):
+    """A job handle: `id`, `status`, `wait()`, `logs()`, `follow()`, `cancel()`, `artifacts`,
+    `download(path)`. Attributes read the service each time, so they are current."""
 
     @property
     def exit_code(self) -> Optional[int]:
@@ -254,15 +273,6 @@ class Job:
         return [a["path"] for a in self._service.artifacts(self.id)]
 
     # -- actions ----------------------------------------------------------------------------
-    def wait(self, timeout: Optional[float] = None, poll: float = 0.2) -> Job:
-        """Block until the job ends (or `timeout` seconds, then TimeoutError)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.status not in TERMINAL:
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {self.id} is still {self._data['status']} after {timeout} s")
-            time.sleep(poll)
-        return self
-
     def logs(self, stream: Optional[str] = None) -> str:
         """The output so far (both streams interleaved, or one of 'stdout'/'stderr')."""
         return "".join(c["text"] for c in self._service.logs(self.id)

@@ -7,11 +7,10 @@ from __future__ import annotations
 import html
 import json
 import threading
-import time
 from typing import Any, Optional
 
 from .client import JobsService
-from .display import Job, stream_output
+from .display import Handle, Job, stream_output
 
 RUN_OVER = ("succeeded", "failed", "cancelled")
 
@@ -23,25 +22,15 @@ class WorkflowFailed(RuntimeError):
         return [f"\x1b[31mWorkflowFailed\x1b[0m: {self}"]
 
 
-class Workflow:
+class Workflow(Handle):
     """A workflow run: `id`, `status`, `jobs` (name, key, status, job_id), `job(key)`,
     `wait()`, `cancel()`, `rerun()`."""
 
-    def __init__(self, service: JobsService, data: dict[str, Any]):
-        self._service, self._data = service, data
+    kind = "workflow run"
+    over = RUN_OVER
 
-    def refresh(self) -> dict[str, Any]:
-        if self._data["status"] not in RUN_OVER:
-            self._data = self._service.workflow(self.id)
-        return self._data
-
-    @property
-    def id(self) -> str:
-        return self._data["id"]
-
-    @property
-    def status(self) -> str:
-        return self.refresh()["status"]
+    def _fetch(self) -> dict[str, Any]:
+        return self._service.workflow(self.id)
 
     @property
     def jobs(self) -> list[dict[str, Any]]:
@@ -53,14 +42,6 @@ class Workflow:
             if key in (item["key"], item["name"]):
                 return Job(self._service, self._service.get(item["job_id"]))
         raise KeyError(f"no job {key!r} in workflow run {self.id}")
-
-    def wait(self, timeout: Optional[float] = None, poll: float = 0.3) -> Workflow:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self.status not in RUN_OVER:
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"workflow run {self.id} is still {self._data['status']} after {timeout} s")
-            time.sleep(poll)
-        return self
 
     def cancel(self) -> Workflow:
         self._data = self._service.workflow(self.id, "cancel")
