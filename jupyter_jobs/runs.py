@@ -51,11 +51,12 @@ class WorkflowRuns:
         self._locks: dict[str, asyncio.Lock] = {}
         self._pending: set[str] = set()  # runs with a drain under way
         self._again: set[str] = set()  # ... and asked for once more meanwhile
-        self._limits: dict[str, dict[str, int]] = {}  # run id -> job name -> max_parallel, for the queue
+        self._specs: dict[str, dict[str, dict]] = {}  # run id -> its parsed jobs (a run's spec never changes)
 
     def hold(self, job: Job) -> Optional[str]:
         """Why the queue must not start a workflow job yet: its matrix's max_parallel is reached."""
-        limit = self._limits.get(job.workflow or "", {}).get(_name(job))
+        limit = self._specs.get(job.workflow or "", {}).get(_name(job), {}).get("max_parallel")
+        limit = limit if isinstance(limit, int) and not isinstance(limit, bool) else None
         if not limit:
             return None
         running = sum(1 for r in self.service.queue.active.values()
@@ -116,6 +117,7 @@ class WorkflowRuns:
             job.after = [ids[n.key] for n in needed]
             job.inputs = {n.folder: ids[n.key] for n in needed}
             jobs.append(job)
+        self._jobs(run_id, raw)  # before the queue sees its jobs: max_parallel holds from the start
         await self.service.record_many(jobs, {
             "id": run_id, "name": name, "status": "queued", "spec": raw, "workspace": workspace,
             "created_at": utcnow().isoformat()})
@@ -156,13 +158,9 @@ class WorkflowRuns:
         run = await self.service.store.workflow(run_id)
         if run is None:
             return False
-        if run_id not in self._limits:
-            data, _ = load(run["spec"])
-            self._limits[run_id] = {n: j["max_parallel"] for n, j in (data.get("jobs") or {}).items()
-                                    if isinstance(j, dict) and isinstance(j.get("max_parallel"), int)}
         states = await self.service.store.run_states(run_id)
         status_of = {job_id: (node, status) for job_id, node, status, _ in states}
-        forgiving = self._continue_on_error(run["spec"])
+        forgiving = {n for n, j in self._jobs(run_id, run["spec"]).items() if j.get("continue_on_error") is True}
         moved = False
         for job_id, _node, status, after in states:
             if status != JobStatus.QUEUED or not after:
@@ -200,11 +198,12 @@ class WorkflowRuns:
             await self.service.store.update_workflow(run_id, **fields)
         return moved
 
-    @staticmethod
-    def _continue_on_error(spec: Any) -> set[str]:
-        data, _ = load(spec)
-        return {name for name, job in (data.get("jobs") or {}).items()
-                if isinstance(job, dict) and job.get("continue_on_error") is True}
+    def _jobs(self, run_id: str, spec: Any) -> dict[str, dict]:
+        """The run's jobs as its spec gives them, parsed once per run."""
+        if run_id not in self._specs:
+            data, _ = load(spec)
+            self._specs[run_id] = {n: j for n, j in (data.get("jobs") or {}).items() if isinstance(j, dict)}
+        return self._specs[run_id]
 
     async def _outputs(self, needed: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
         """What the needed jobs (id, node) wrote to $JOB_OUTPUTS_FILE, by workflow job name; a
@@ -240,18 +239,12 @@ class WorkflowRuns:
         newest: dict[str, tuple[str, JobStatus]] = {}  # node -> its newest job (a rerun makes new ones)
         for job_id, node, status, _ in await self.service.store.run_states(run_id):
             newest[node or job_id] = (job_id, status)
-        needs = self._needs(run["spec"])
+        needs = {n: ([j["needs"]] if isinstance(j.get("needs"), str) else list(j.get("needs") or []))
+                 for n, j in self._jobs(run_id, run["spec"]).items()}
         return WorkflowRun(**run, jobs=[
             WorkflowJob(name=key.split("[")[0], key=key, matrix=_matrix_of(key), job_id=job_id, status=status,
                         needs=needs.get(key.split("[")[0], [])) for key, (job_id, status) in newest.items()
         ]).model_dump(mode="json")
-
-    @staticmethod
-    def _needs(spec: Any) -> dict[str, list[str]]:
-        data, _ = load(spec)
-        jobs = data.get("jobs") or {}
-        return {n: ([j["needs"]] if isinstance(j.get("needs"), str) else list(j.get("needs") or []))
-                for n, j in jobs.items() if isinstance(j, dict)}
 
     async def list(self, **query: Any) -> dict[str, Any]:
         """Runs newest first: status (comma-separated), limit, cursor."""

@@ -115,8 +115,8 @@ class JobService:
                 self._drive(runner, runner.reattach())
             if cursor is None:
                 break
+        await self.runs.recover()  # first: the queue then knows each run's max_parallel
         self.queue.kick()
-        await self.runs.recover()
         self.tasks.spawn(self.housekeeper.run_forever())
         if self.telemetry.interval > 0:
             self.tasks.spawn(self.telemetry.run())
