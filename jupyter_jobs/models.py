@@ -107,6 +107,8 @@ class Outcome:
     message: Optional[str] = None
     #: the command never ran (its launch was never released): the job may start again
     not_started: bool = False
+    #: the engine dropped it unrun because a job it depends on did not succeed (Slurm's own DAG)
+    skipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,8 @@ def verdict(outcome: Outcome, stop_reason: Optional[StopReason], timeout: Option
     (timeout, OOM, lost...) wins over the exit code."""
     if outcome.exit_code == 0 and outcome.reason is None:
         return Verdict(JobStatus.SUCCEEDED)
+    if outcome.skipped and stop_reason is None:
+        return Verdict(JobStatus.SKIPPED, message=outcome.message)
     if stop_reason == "cancel":
         return Verdict(JobStatus.CANCELLED, message="cancelled by the user")
     if stop_reason == "timeout":

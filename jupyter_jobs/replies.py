@@ -27,6 +27,7 @@ class Capabilities(_Reply):
     artifacts: bool = True
     storage: bool = True
     reattach: bool = True
+    dependencies: bool = Field(False, description="runs a workflow's graph itself, even while the server is down")
 
 
 class BackendInfo(_Reply):
@@ -175,6 +176,9 @@ class WorkflowRunSummary(_Reply):
     name: str
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     workspace: str
+    scheduler: str = Field("service", description="who orders its jobs: the service, or their backend "
+                           "(`slurm`: the cluster runs the graph with its own dependencies, even while "
+                           "the server is down)")
     message: Optional[str] = None
     created_at: str
     finished_at: Optional[str] = None

@@ -13,9 +13,9 @@ import shutil
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Awaitable, Callable, Optional
 
-from .backends.base import Backend, BackendError, Execution, JobContext
+from .backends.base import Backend, BackendError, Dependency, Execution, JobContext
 from .logs import LogRegistry
 from .models import FailureReason, Job, JobStatus, Outcome, StopReason, utcnow, verdict
 from .series import METRICS_DIR
@@ -23,6 +23,10 @@ from .store import Store
 from .snapshots import SnapshotStore
 
 log = logging.getLogger(__name__)
+
+
+async def _no_dependencies(job: Job) -> list[Dependency]:
+    return []
 
 
 @dataclass
@@ -40,6 +44,10 @@ class RunnerEnv:
     gpu_inventory: bool = False
     #: told of every job that reached a terminal status (a workflow run moves on)
     ended: Callable[[Job], None] = lambda job: None
+    #: told of every job its backend took (a run the cluster orders hands it the next ones)
+    launched: Callable[[Job], None] = lambda job: None
+    #: what a job must wait for on its engine (for backends that order jobs themselves)
+    depends: Callable[[Job], Awaitable[list[Dependency]]] = _no_dependencies
 
     def job_dir(self, job: Job) -> Path:
         return Path(job.dir or self.jobs_dir / job.id)
@@ -129,6 +137,8 @@ class JobRunner:
             current = await self.env.store.get(self.id)
             if current is None or current.status != JobStatus.QUEUED or stopping():
                 return  # cancelled while being prepared, or shutting down: it never starts
+            if self.backend.capabilities().dependencies:
+                ctx.depends = await self.env.depends(self.job)
             self.launching = launched
             self.execution = await self.backend.start(ctx)
         except Exception as exc:
@@ -162,6 +172,7 @@ class JobRunner:
             await execution.stop(self.env.kill_grace)
             return
         await execution.release()
+        self.env.launched(self.job)
 
     async def reattach(self) -> None:
         """Find a job launched before the restart, finish a stop under way, watch it."""

@@ -4,7 +4,12 @@ recorded when the run is submitted, queued with the ids of the jobs it needs (`a
 queue leaves those alone. When a job ends, its run moves on: a dependent whose needs all
 succeeded (or failed with `continue_on_error`) gets the outputs it refers to filled in and
 is let go; one whose need failed ends `skipped`. The state lives in the store, so a run half
-done when the server stops goes on after it starts."""
+done when the server stops goes on after it starts.
+
+A run whose jobs are all on a backend that orders jobs itself (Slurm) is handed to it whole:
+each job is let go as soon as the jobs it needs are launched, and is submitted depending on
+them (`--dependency=afterok:...`), so the cluster runs the graph even while the server is down;
+the service only follows."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
+from .backends.base import Dependency
 from .models import Job, JobNotFound, JobConflict, JobSpec, JobStatus, SpecError, utcnow
 from .replies import WorkflowJob, WorkflowPage, WorkflowQuery, WorkflowRun, WorkflowRunSummary
 from .workflows import Node, fill_outputs, load, plan
@@ -52,6 +58,7 @@ class WorkflowRuns:
         self._pending: set[str] = set()  # runs with a drain under way
         self._again: set[str] = set()  # ... and asked for once more meanwhile
         self._specs: dict[str, dict[str, dict]] = {}  # run id -> its parsed jobs (a run's spec never changes)
+        self._native: set[str] = set()  # runs their backend orders (a scheduler other than the service)
 
     def hold(self, job: Job) -> Optional[str]:
         """Why the queue must not start a workflow job yet: its matrix's max_parallel is reached."""
@@ -118,14 +125,49 @@ class WorkflowRuns:
             job.inputs = {n.folder: ids[n.key] for n in needed}
             jobs.append(job)
         self._jobs(run_id, raw)  # before the queue sees its jobs: max_parallel holds from the start
+        scheduler, message = self._scheduler(run_id, checked)
         await self.service.record_many(jobs, {
             "id": run_id, "name": name, "status": "queued", "spec": raw, "workspace": workspace,
-            "created_at": utcnow().isoformat()})
+            "created_at": utcnow().isoformat(), "scheduler": scheduler, "message": message})
         await self.advance(run_id)
         return await self.get(run_id)
 
+    def _scheduler(self, run_id: str, checked: list[tuple[JobSpec, str, list[str]]]) -> tuple[str, Optional[str]]:
+        """Who orders the run's jobs: their backend, when all are on one that can (and the run
+        asks nothing only the service can do), else the service. A message says why not."""
+        backends = {backend for _, backend, _ in checked}
+        name = next(iter(backends))
+        if len(backends) > 1 or not self.service.backends[name].capabilities().dependencies:
+            return "service", None
+        if any("${{" in spec.model_dump_json() for spec, _, _ in checked):
+            why = "its jobs pass outputs (${{ needs.<job>.outputs }}), which need the service between jobs"
+        elif any(j.get("max_parallel") for j in self._specs[run_id].values()):
+            why = "max_parallel is kept by the service's queue"
+        else:
+            self._native.add(run_id)
+            return name, None
+        return "service", f"ordered by the service rather than by {name}: {why}"
+
     # -- moving on --------------------------------------------------------------------------
-    def job_ended(self, job: Job) -> None:
+    def launched(self, job: Job) -> None:
+        """A job of a run its backend orders was taken: the jobs that need it can follow."""
+        if job.workflow in self._native:
+            self.moved(job)
+
+    async def depends(self, job: Job) -> list[Dependency]:
+        """What a job of a run its backend orders waits for there: every job it needs that has
+        not succeeded (one that failed is kept, so the engine drops this job as skipped)."""
+        if job.workflow not in self._native:
+            return []
+        forgiving = self._forgiving(job.workflow)
+        out = []
+        for need_id in dict.fromkeys(job.inputs.values()):
+            need = await self.service.store.get(need_id)
+            if need is not None and need.backend_state and need.status != JobStatus.SUCCEEDED:
+                out.append(Dependency(need.backend_state, any_end=_name(need) in forgiving))
+        return out
+
+    def moved(self, job: Job) -> None:
         """Move the job's run on; ends that come together are handled in one pass."""
         if not job.workflow:
             return
@@ -158,17 +200,21 @@ class WorkflowRuns:
         run = await self.service.store.workflow(run_id)
         if run is None:
             return False
+        native = run["scheduler"] != "service"
+        if native:
+            self._native.add(run_id)
         states = await self.service.store.run_states(run_id)
-        status_of = {job_id: (node, status) for job_id, node, status, _ in states}
-        forgiving = {n for n, j in self._jobs(run_id, run["spec"]).items() if j.get("continue_on_error") is True}
+        status_of = {state.id: state for state in states}
+        self._jobs(run_id, run["spec"])
+        forgiving = self._forgiving(run_id)
         moved = False
-        for job_id, _node, status, after in states:
+        for job_id, _node, status, after, _ in states:
             if status != JobStatus.QUEUED or not after:
                 continue
-            needed = [(i, *status_of[i]) for i in after if i in status_of]
-            if any(not s.is_terminal() for _, _, s in needed):
+            needed = [(i, status_of[i].node, status_of[i].status) for i in after if i in status_of]
+            if any(not s.is_terminal() and not (native and status_of[i].launched) for i, _, s in needed):
                 continue
-            broken = [(n, s) for _, n, s in needed if s != JobStatus.SUCCEEDED
+            broken = [(n, s) for _, n, s in needed if s.is_terminal() and s != JobStatus.SUCCEEDED
                       and not (s == JobStatus.FAILED and n.split("[")[0] in forgiving)]
             if broken:
                 what = ", ".join(f"{n} {s.value}" for n, s in broken[:3])
@@ -188,7 +234,7 @@ class WorkflowRuns:
         if moved:
             states = await self.service.store.run_states(run_id)
         newest: dict[str, tuple[JobStatus, list[str]]] = {}
-        for job_id, node, status, after in states:
+        for job_id, node, status, after, _ in states:
             newest[node or job_id] = (status, after)
         status = _status(newest, forgiving)
         if status is not None and status != run["status"]:
@@ -197,6 +243,10 @@ class WorkflowRuns:
                 fields["finished_at"] = utcnow().isoformat()
             await self.service.store.update_workflow(run_id, **fields)
         return moved
+
+    def _forgiving(self, run_id: str) -> set[str]:
+        """The run's jobs with continue_on_error: their failure fails nothing."""
+        return {n for n, j in self._specs.get(run_id, {}).items() if j.get("continue_on_error") is True}
 
     def _jobs(self, run_id: str, spec: Any) -> dict[str, dict]:
         """The run's jobs as its spec gives them, parsed once per run."""
@@ -237,7 +287,7 @@ class WorkflowRuns:
         if run is None:
             raise JobNotFound(f"no workflow run {run_id!r}")
         newest: dict[str, tuple[str, JobStatus]] = {}  # node -> its newest job (a rerun makes new ones)
-        for job_id, node, status, _ in await self.service.store.run_states(run_id):
+        for job_id, node, status, _, _ in await self.service.store.run_states(run_id):
             newest[node or job_id] = (job_id, status)
         needs = {n: ([j["needs"]] if isinstance(j.get("needs"), str) else list(j.get("needs") or []))
                  for n, j in self._jobs(run_id, run["spec"]).items()}
@@ -259,12 +309,9 @@ class WorkflowRuns:
             raise JobConflict(f"workflow run {run_id} is already {run['status']}")
         for job_id in await self.service.store.cancel_queued(run_id, utcnow(), "cancelled with its workflow run"):
             self.service.log_files.close(job_id)  # one being prepared notices and does not start
-        for job in run["jobs"]:
-            if job["status"] == "running" or job["job_id"] in self.service.queue.active:
-                try:
-                    await self.service.cancel(job["job_id"], wait=0)
-                except JobConflict:
-                    pass  # it ended meanwhile
+        for job in run["jobs"]:  # those under way (running, or launched and pending in their backend)
+            if (runner := self.service.queue.active.get(job["job_id"])) is not None:
+                await runner.cancel(0)
         await self.advance(run_id)
         return await self.get(run_id)
 

@@ -83,7 +83,7 @@ class JobService:
         self.housekeeper = Housekeeper(store=store, snapshots=snapshots, retention=Retention(retention or {}),
                                        interval=housekeeping_interval, delete=self.delete)
         self.runs = WorkflowRuns(self)
-        self.env.ended = self.runs.job_ended
+        self.env.ended, self.env.launched, self.env.depends = self.runs.moved, self.runs.launched, self.runs.depends
         self.telemetry = Telemetry(self._sampled, metrics_interval, GPUSampler(nvml), self.store.add_note)
         self.metrics_reader = MetricsReader(max_metrics_size)
         self._started: Optional[asyncio.Future] = None

@@ -13,7 +13,7 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, NamedTuple, Optional, TypeVar
 
 from .models import Job, JobSpec, JobStatus, TERMINAL_STATUSES
 
@@ -74,8 +74,21 @@ _MIGRATIONS: list[list[str]] = [
             finished_at TEXT
         )""",
     ],
+    [  # 4: who orders a run's jobs: the service, or the cluster (Slurm's own dependencies)
+        "ALTER TABLE workflows ADD COLUMN scheduler TEXT NOT NULL DEFAULT 'service'",
+    ],
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+class RunState(NamedTuple):
+    """One job of a workflow run, as moving the run on sees it."""
+
+    id: str
+    node: str
+    status: JobStatus
+    after: list[str]  # the jobs it still waits for before it may be launched
+    launched: bool  # its backend has it (it may still be pending there)
 
 
 class StoreError(RuntimeError):
@@ -155,7 +168,7 @@ def _row_to_job(row: sqlite3.Row) -> Job:
 def _run_row(row: sqlite3.Row) -> dict[str, Any]:
     return {"id": row["id"], "name": row["name"], "status": row["status"], "spec": json.loads(row["spec"]),
             "workspace": row["workspace"], "message": row["message"], "created_at": row["created_at"],
-            "finished_at": row["finished_at"]}
+            "finished_at": row["finished_at"], "scheduler": row["scheduler"]}
 
 
 def _encode(field: str, value: Any) -> Any:
@@ -224,10 +237,11 @@ class Store:
                 self.db.execute("BEGIN")
                 if workflow is not None:
                     self.db.execute(
-                        "INSERT INTO workflows (id, name, status, spec, workspace, created_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        "INSERT INTO workflows (id, name, status, spec, workspace, created_at, scheduler, message) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (workflow["id"], workflow["name"], workflow["status"], json.dumps(workflow["spec"]),
-                         workflow["workspace"], workflow["created_at"]))
+                         workflow["workspace"], workflow["created_at"], workflow.get("scheduler", "service"),
+                         workflow.get("message")))
                 self.db.executemany(
                     f"INSERT INTO jobs ({_COLUMNS}, dir, workflow, node, after, inputs) VALUES ({', '.join('?' * 20)})",
                     [
@@ -303,13 +317,12 @@ class Store:
 
         return await self._run(_jobs)
 
-    async def run_states(self, run_id: str) -> list[tuple[str, str, JobStatus, list[str]]]:
-        """A run's jobs as (id, node, status, after), oldest first: what moving a run on needs,
-        without reading each job's spec."""
-        def _states() -> list[tuple[str, str, JobStatus, list[str]]]:
-            rows = self.db.execute("SELECT id, node, status, after FROM jobs WHERE workflow = ? ORDER BY seq",
-                                   (run_id,))
-            return [(r[0], r[1], JobStatus(r[2]), json.loads(r[3])) for r in rows]
+    async def run_states(self, run_id: str) -> list[RunState]:
+        """A run's jobs, oldest first: what moving a run on needs, without reading each job's spec."""
+        def _states() -> list[RunState]:
+            rows = self.db.execute("SELECT id, node, status, after, backend_state != '{}' FROM jobs "
+                                   "WHERE workflow = ? ORDER BY seq", (run_id,))
+            return [RunState(r[0], r[1], JobStatus(r[2]), json.loads(r[3]), bool(r[4])) for r in rows]
 
         return await self._run(_states)
 

@@ -4,6 +4,7 @@ slurmctld and two slurmd nodes on this machine, each with two fake GPUs as gres)
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import time
@@ -189,3 +190,80 @@ async def test_telemetry_and_metrics_of_a_slurm_job(api, workspace):
     assert max(series["memory.rss"]["values"]) > 100 * 2**20
     assert series["loss"]["values"] == [0.25]
     assert not [n for n in done["notes"] if n.startswith("telemetry")]
+
+
+SLURM_DAG = """\
+name: on-the-cluster
+defaults: {backend: slurm}
+jobs:
+  prepare:
+    command: sleep 3 && echo data > "$JOB_ARTIFACTS_DIR/data.txt"
+  train:
+    needs: prepare
+    matrix: {lr: [1, 2], batch: [8, 16]}
+    command: >-
+      test "$(cat "$JOB_INPUTS_DIR/prepare/data.txt")" = data &&
+      echo "lr=${{ matrix.lr }} batch=$MATRIX_BATCH" > "$JOB_ARTIFACTS_DIR/result.txt"
+  report:
+    needs: train
+    command: cat "$JOB_INPUTS_DIR"/train/*/result.txt | sort
+"""
+
+
+def slurm_queue() -> set[str]:
+    """The names of the jobs Slurm still has pending or running."""
+    shown = subprocess.run(["squeue", "-h", "-o", "%j"], env={**os.environ, "SLURM_CONF": SLURM_CONF},
+                           capture_output=True, text=True, timeout=10, check=True)
+    return set(shown.stdout.split())
+
+
+def wait_until(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not (got := check()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+    return got
+
+
+def submitted_to_slurm(server, run_id: str) -> list[dict]:
+    """Waits until every job of the run is in Slurm's queue (the graph handed over whole)."""
+    run = server.request("GET", f"/jupyter-jobs/workflows/{run_id}")
+    names = {f"jupyter-job-{j['job_id']}" for j in run["jobs"]}
+    wait_until(lambda: names <= slurm_queue(), 60, f"not all of {run['jobs']} reached Slurm")
+    return run["jobs"]
+
+
+def test_a_slurm_dag_runs_on_slurms_dependencies_while_the_server_is_down(server_process, tmp_path):
+    config = slurm_config(tmp_path / "shared")["SlurmBackend"]
+    server = server_process(extra=[f"--SlurmBackend.{k}={v}" for k, v in config.items()]).start()
+    (server.root / "proj").mkdir()
+    run = server.request("POST", "/jupyter-jobs/workflows", {"spec": SLURM_DAG, "workspace": "proj"})
+    assert run["scheduler"] == "slurm" and len(run["jobs"]) == 6
+    jobs = submitted_to_slurm(server, run["id"])
+    report = wait_until(lambda: "Dependency" in ((j := server.request(
+        "GET", f"/jupyter-jobs/jobs/{jobs[-1]['job_id']}"))["waiting"] or "") and j, 30, "no Slurm reason")
+    assert report["status"] == "queued" and report["waiting"] == "Slurm: Dependency", report
+    server.stop(signal.SIGTERM)
+    names = {f"jupyter-job-{j['job_id']}" for j in jobs}
+    wait_until(lambda: not names & slurm_queue(), 90, "the cluster did not finish the graph")
+    server.start()  # it only follows: every job is over, and the run with them
+    done = wait_until(lambda: (r := server.request("GET", f"/jupyter-jobs/workflows/{run['id']}"))["status"]
+                      in ("succeeded", "failed", "cancelled") and r, 60, "the run did not end")
+    assert done["status"] == "succeeded", done["jobs"]
+    assert log_text(server.logs(jobs[-1]["job_id"])) == "".join(
+        f"lr={lr} batch={b}\n" for lr, b in [("1", "16"), ("1", "8"), ("2", "16"), ("2", "8")])
+
+
+def test_a_failure_in_a_slurm_dag_skips_what_needs_it(server_process, tmp_path):
+    config = slurm_config(tmp_path / "shared")["SlurmBackend"]
+    server = server_process(extra=[f"--SlurmBackend.{k}={v}" for k, v in config.items()]).start()
+    (server.root / "proj").mkdir()
+    spec = SLURM_DAG.replace('sleep 3 && echo data', 'sleep 3 && exit 4 && echo data')
+    run = server.request("POST", "/jupyter-jobs/workflows", {"spec": spec, "workspace": "proj"})
+    submitted_to_slurm(server, run["id"])
+    done = wait_until(lambda: (r := server.request("GET", f"/jupyter-jobs/workflows/{run['id']}"))["status"]
+                      in ("succeeded", "failed", "cancelled") and r, 60, "the run did not end")
+    assert done["status"] == "failed"
+    assert [j["status"] for j in done["jobs"]] == ["failed"] + ["skipped"] * 5
+    skipped = server.request("GET", f"/jupyter-jobs/jobs/{done['jobs'][1]['job_id']}")
+    assert "DependencyNeverSatisfied" in skipped["message"] and skipped["started_at"] is None

@@ -26,6 +26,14 @@ from ..series import METRICS_FILE
 CREDENTIALS = ("JUPYTER_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_API_TOKEN", "JUPYTER_JOBS_TOKEN", "JPY_SESSION_NAME")
 
 
+@dataclass(frozen=True)
+class Dependency:
+    """A job launched on the same engine that this one must wait for."""
+
+    state: dict[str, Any]  # the other job's backend state (how the engine names it)
+    any_end: bool = False  # any end will do (continue_on_error, max_parallel); else it must succeed
+
+
 @dataclass
 class JobContext:
     """Everything a backend needs to run one job; paths are on the Jupyter host."""
@@ -42,6 +50,8 @@ class JobContext:
     log_base: Optional[dict[str, int]] = None
     #: a workflow job's inputs: the artifacts folders of the jobs it needs, by their folder name
     inputs: dict[str, Path] = field(default_factory=dict)
+    #: jobs the engine itself must see end first (a backend whose capabilities say `dependencies`)
+    depends: list[Dependency] = field(default_factory=list)
 
     def env(self, *, artifacts: Optional[str] = None, storage: Optional[str] = None,
             metrics: Optional[str] = None, inputs: Optional[str] = None) -> dict[str, str]:

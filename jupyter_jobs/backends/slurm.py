@@ -23,7 +23,7 @@ from traitlets import Float, List, Unicode
 from ..models import FailureReason, JobSpec, SpecError
 from ..replies import Capabilities
 from ..files import write_private
-from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome, Usage
+from .base import Availability, Backend, BackendError, Dependency, Execution, JobContext, Outcome, Usage
 from .tail import FileTailExecution
 
 ALIVE = {"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD",
@@ -42,6 +42,17 @@ _NOT_RUN = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED",
 # each node runs one task; the launcher variables torch.distributed and friends expect
 _LAUNCH = ('export RANK="$SLURM_PROCID" NODE_RANK="$SLURM_NODEID" LOCAL_RANK="$SLURM_LOCALID"; '
            'exec "$@"')
+
+
+def _dependency(depends: list[Dependency]) -> list[str]:
+    """sbatch's options for a job the cluster starts once others end: `afterok` for what must
+    succeed, `afterany` for what only has to end; one that can never run is dropped at once."""
+    ok = [str(d.state["slurm_job_id"]) for d in depends if not d.any_end]
+    any_ = [str(d.state["slurm_job_id"]) for d in depends if d.any_end]
+    if not depends:
+        return []
+    parts = [f"afterok:{':'.join(ok)}"] * bool(ok) + [f"afterany:{':'.join(any_)}"] * bool(any_)
+    return ["--dependency=" + ",".join(parts), "--kill-on-invalid-dep=yes"]
 
 
 def _fields(line: str) -> dict[str, str]:
@@ -123,7 +134,8 @@ class SlurmExecution(FileTailExecution):
     def waiting(self) -> Optional[str]:
         if self._ran.done() or self._state.get("JobState") != "PENDING":
             return None
-        return f"Slurm: {self._state.get('Reason') or 'pending'}"
+        reason = self._state.get("Reason")
+        return f"Slurm: {reason if reason and reason != 'None' else 'pending'}"
 
     def _alive(self) -> bool:
         now = time.monotonic()
@@ -149,6 +161,9 @@ class SlurmExecution(FileTailExecution):
                            f"slurmctld did not answer for {self.backend.ctld_wait:g} s")
         if state == "GONE":
             return Outcome(None, FailureReason.LOST, f"Slurm no longer knows job {self.slurm_id}")
+        if state == "CANCELLED" and self._state.get("Reason") == "DependencyNeverSatisfied":
+            return Outcome(None, skipped=True, message="skipped: a job it needs did not succeed "
+                           f"(Slurm job {self.slurm_id}: DependencyNeverSatisfied)")
         reason, message = _FAILURES.get(state, (FailureReason.BACKEND_ERROR, f"Slurm ended the job as {state}"))
         return Outcome(code, reason, f"{message} (Slurm job {self.slurm_id}, {state})")
 
@@ -262,7 +277,8 @@ class SlurmBackend(Backend):
         return Availability(False, f"slurmctld is not reachable: {why[-1] if why else 'no answer'}")
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(containers=bool(self.container_template), gpus=True, cpus=True, memory=True, nodes=True)
+        return Capabilities(containers=bool(self.container_template), gpus=True, cpus=True, memory=True, nodes=True,
+                            dependencies=True)
 
     def jobs_root(self) -> Optional[Path]:
         return Path(self.shared_dir) / "jobs" if self.shared_dir else None
@@ -323,7 +339,7 @@ class SlurmBackend(Backend):
         lines = ["#!/bin/bash", f"#SBATCH --job-name=jupyter-job-{ctx.job.id}",
                  f"#SBATCH --output={ctx.dir / 'stdout'}", f"#SBATCH --error={ctx.dir / 'stderr'}",
                  f"#SBATCH --chdir={ctx.workspace}", "#SBATCH --open-mode=append"]
-        lines += [f"#SBATCH {shlex.quote(arg)}" for arg in self._directives(spec)]
+        lines += [f"#SBATCH {shlex.quote(arg)}" for arg in self._directives(spec) + _dependency(ctx.depends)]
         lines += [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
         lines += [
             'export MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"',

@@ -1050,6 +1050,12 @@ export interface components {
              */
             cpus: boolean;
             /**
+             * Dependencies
+             * @description runs a workflow's graph itself, even while the server is down
+             * @default false
+             */
+            dependencies: boolean;
+            /**
              * Gpus
              * @default false
              */
@@ -1627,6 +1633,12 @@ export interface components {
             /** Name */
             name: string;
             /**
+             * Scheduler
+             * @description who orders its jobs: the service, or their backend (`slurm`: the cluster runs the graph with its own dependencies, even while the server is down)
+             * @default service
+             */
+            scheduler: string;
+            /**
              * Spec
              * @description the workflow as submitted (YAML text or an object)
              */
@@ -1657,6 +1669,12 @@ export interface components {
             message: string | null;
             /** Name */
             name: string;
+            /**
+             * Scheduler
+             * @description who orders its jobs: the service, or their backend (`slurm`: the cluster runs the graph with its own dependencies, even while the server is down)
+             * @default service
+             */
+            scheduler: string;
             /**
              * Status
              * @enum {string}
