@@ -182,6 +182,8 @@ class WorkflowRunSummary(_Reply):
     message: Optional[str] = None
     created_at: str
     finished_at: Optional[str] = None
+    counts: dict[str, int] = Field(default_factory=dict, description="how many of its jobs (the newest of "
+                                   "each: a rerun makes new ones) are in each status")
 
 
 class WorkflowRun(WorkflowRunSummary):

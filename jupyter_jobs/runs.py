@@ -291,7 +291,10 @@ class WorkflowRuns:
             newest[node or job_id] = (job_id, status)
         needs = {n: ([j["needs"]] if isinstance(j.get("needs"), str) else list(j.get("needs") or []))
                  for n, j in self._jobs(run_id, run["spec"]).items()}
-        return WorkflowRun(**run, jobs=[
+        counts: dict[str, int] = {}
+        for _, status in newest.values():
+            counts[status.value] = counts.get(status.value, 0) + 1
+        return WorkflowRun(**{**run, "counts": counts}, jobs=[
             WorkflowJob(name=key.split("[")[0], key=key, matrix=_matrix_of(key), job_id=job_id, status=status,
                         needs=needs.get(key.split("[")[0], [])) for key, (job_id, status) in newest.items()
         ]).model_dump(mode="json")

@@ -362,9 +362,27 @@ class Store:
             sql = "SELECT * FROM workflows" + (" WHERE " + " AND ".join(where) if where else "")
             rows = self.db.execute(sql + " ORDER BY seq DESC LIMIT ?", [*args, limit + 1]).fetchall()
             more = len(rows) > limit
-            return [_run_row(r) for r in rows[:limit]], (rows[limit - 1]["seq"] if more else None)
+            runs = [_run_row(r) for r in rows[:limit]]
+            counts = self._counts([r["id"] for r in runs])
+            for run in runs:
+                run["counts"] = counts.get(run["id"], {})
+            return runs, (rows[limit - 1]["seq"] if more else None)
 
         return await self._run(_list)
+
+    def _counts(self, run_ids: list[str]) -> dict[str, dict[str, int]]:
+        """How many of each run's jobs (the newest of each node: a rerun makes new ones) are in
+        each status."""
+        out: dict[str, dict[str, int]] = {}
+        if not run_ids:
+            return out
+        rows = self.db.execute(
+            "SELECT workflow, status, COUNT(*) FROM jobs j WHERE workflow IN "
+            f"({', '.join('?' * len(run_ids))}) AND seq = (SELECT MAX(seq) FROM jobs k "
+            "WHERE k.workflow = j.workflow AND k.node = j.node) GROUP BY workflow, status", run_ids)
+        for run_id, status, count in rows:
+            out.setdefault(run_id, {})[status] = count
+        return out
 
     async def update_workflow(self, run_id: str, **fields: Any) -> None:
         allowed = {"status", "message", "finished_at"}

@@ -75,6 +75,7 @@ async def test_a_failure_skips_what_needs_it_and_a_rerun_runs_only_that(api, wor
     states = {j["key"]: j["status"] for j in done["jobs"]}
     assert done["status"] == "failed"
     assert states == {"first": "succeeded", "middle": "failed", "last": "skipped", "beside": "succeeded"}
+    assert done["counts"] == {"succeeded": 2, "failed": 1, "skipped": 1}
     skipped = await api.job(next(j["job_id"] for j in done["jobs"] if j["key"] == "last"))
     assert "middle failed" in skipped["message"]
     (jobs_data / "storage").mkdir(exist_ok=True)
@@ -87,6 +88,8 @@ async def test_a_failure_skips_what_needs_it_and_a_rerun_runs_only_that(api, wor
     fresh = {j["key"]: j["job_id"] for j in final["jobs"]}
     assert fresh["middle"] != kept["middle"] and fresh["last"] != kept["last"] and fresh["beside"] == kept["beside"]
     await api.call("POST", "workflows", run["id"], "rerun", body={}, expect=409)  # nothing left to rerun
+    listed = (await api.call("GET", "workflows"))["workflows"][0]  # counts the newest job of each node
+    assert listed["id"] == run["id"] and listed["counts"] == final["counts"] == {"succeeded": 4}
 
 
 async def test_continue_on_error_lets_dependents_run(api, workspace):

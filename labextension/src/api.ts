@@ -5,7 +5,7 @@ import { ServerConnection } from '@jupyterlab/services';
 
 import type { components, paths } from './schema';
 
-type Schemas = components['schemas'];
+export type Schemas = components['schemas'];
 
 export type Status = Schemas['JobStatus'];
 export type Job = Schemas['Job'];

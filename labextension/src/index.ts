@@ -200,6 +200,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const runs = new WidgetTracker<RunTab>({ namespace: 'jupyter-jobs-run' });
     const panel = new JobsPanel(
       id => void app.commands.execute(COMMANDS.job, { id }),
+      id => void app.commands.execute(COMMANDS.run, { id }),
       () => void app.commands.execute(COMMANDS.page)
     );
     panel.title.icon = jobsIcon;

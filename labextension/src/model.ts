@@ -1,25 +1,28 @@
-// The sidebar's state, out of React: the open view (the compact list or the quick form) and
-// the job list. A job opens in its own main-area tab (jobtab.ts). Models emit `changed`; the
+// The sidebar's state, out of React: the open view (the compact list of jobs, the list of
+// workflow runs, or the quick form) and the lists. A job opens in its own main-area tab (jobtab.ts). Models emit `changed`; the
 // views re-render on it (views/common.tsx).
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { api, errorMessage, Job, SpecInput } from './api';
+import { api, errorMessage, Job, Schemas, SpecInput } from './api';
 
 /** What a new job's form starts with: a few fields ("Run as Job", "New job") or a whole spec
  * ("Edit and resubmit"). */
 export type Draft = Partial<SpecInput>;
 
-export type View = { kind: 'list' } | { kind: 'form'; draft: Draft };
+export type View = { kind: 'list' } | { kind: 'runs' } | { kind: 'form'; draft: Draft };
+
+export type RunSummary = Schemas['WorkflowRunSummary'];
 
 const PAGE = 50;
 
-/** Which view is open, and the job list with its filters. The list is polled only while the
- * panel shows it, and polls back off after errors. */
+/** Which view is open, the job list with its filters, and the workflow runs. The open list is
+ * polled only while the panel shows it, and polls back off after errors. */
 export class JobsModel {
   readonly poll: Poll;
   private _view: View = { kind: 'list' };
   private _jobs: Job[] = [];
+  private _runs: RunSummary[] = [];
   private _nextCursor: number | null = null;
   private _status = '';
   private _project = '';
@@ -28,15 +31,16 @@ export class JobsModel {
   private _disposed = false;
   private readonly _changed = new Signal<JobsModel, void>(this);
 
-  /** `visible` says whether the panel is on screen; `openJob` opens a job's tab. */
+  /** `visible` says whether the panel is on screen; `openJob` and `openRun` open tabs. */
   constructor(
     visible: () => boolean,
-    readonly openJob: (id: string) => void
+    readonly openJob: (id: string) => void,
+    readonly openRun: (id: string) => void
   ) {
     this.poll = new Poll({
-      factory: () => this.refresh(),
+      factory: () => (this._view.kind === 'runs' ? this.refreshRuns() : this.refresh()),
       frequency: { interval: 2000, backoff: true, max: 30000 },
-      standby: () => !visible() || this._view.kind !== 'list' || 'when-hidden',
+      standby: () => !visible() || this._view.kind === 'form' || 'when-hidden',
       name: 'jupyter-jobs:list'
     });
   }
@@ -49,6 +53,9 @@ export class JobsModel {
   }
   get jobs(): readonly Job[] {
     return this._jobs;
+  }
+  get runs(): readonly RunSummary[] {
+    return this._runs;
   }
   get nextCursor(): number | null {
     return this._nextCursor;
@@ -73,7 +80,7 @@ export class JobsModel {
   open(view: View): void {
     this._view = view;
     this._changed.emit();
-    if (view.kind === 'list') {
+    if (view.kind !== 'form') {
       void this.poll.refresh();
     }
   }
@@ -94,6 +101,19 @@ export class JobsModel {
       if (!older.length) {
         this._nextCursor = page.next_cursor;
       }
+      this._error = null;
+    } catch (error) {
+      this._error = errorMessage(error);
+      throw error;
+    } finally {
+      this._changed.emit();
+    }
+  }
+
+  /** The newest workflow runs (their statuses and counts move while they run). */
+  async refreshRuns(): Promise<void> {
+    try {
+      this._runs = (await api.workflows()).workflows;
       this._error = null;
     } catch (error) {
       this._error = errorMessage(error);

@@ -1,5 +1,6 @@
-// The sidebar: a header (open the jobs page, new job), then the compact live list or the
-// quick form. A job opens in its own main-area tab.
+// The sidebar: a header (open the jobs page, new job), a switch between jobs and workflow
+// runs, then the compact live list or the quick form. A job or a run opens in its own
+// main-area tab.
 import { ReactWidget } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
@@ -8,6 +9,29 @@ import { JobsModel } from './model';
 import { useSignal } from './views/common';
 import { JobForm } from './views/form';
 import { JobList } from './views/list';
+import { RunList } from './views/runs';
+
+function Switch({ model }: { model: JobsModel }): JSX.Element {
+  const kinds = [
+    ['list', 'Jobs'],
+    ['runs', 'Workflow runs']
+  ] as const;
+  return (
+    <div className="jp-JobsSwitch" role="tablist" aria-label="what the list shows">
+      {kinds.map(([kind, label]) => (
+        <button
+          key={kind}
+          role="tab"
+          aria-selected={model.view.kind === kind}
+          className={`jp-JobsSwitch-tab${model.view.kind === kind ? ' jp-mod-active' : ''}`}
+          onClick={() => model.open({ kind })}
+        >
+          {label}
+        </button>
+      ))}
+    </div>
+  );
+}
 
 function JobsApp({ model, openPage }: { model: JobsModel; openPage: () => void }): JSX.Element {
   useSignal(model.changed);
@@ -25,7 +49,9 @@ function JobsApp({ model, openPage }: { model: JobsModel; openPage: () => void }
           </button>
         </span>
       </div>
+      {view.kind !== 'form' ? <Switch model={model} /> : null}
       {view.kind === 'list' ? <JobList model={model} /> : null}
+      {view.kind === 'runs' ? <RunList model={model} /> : null}
       {view.kind === 'form' ? <JobForm key={JSON.stringify(view.draft)} model={model} draft={view.draft} /> : null}
     </div>
   );
@@ -37,10 +63,11 @@ export class JobsPanel extends ReactWidget {
 
   constructor(
     openJob: (id: string) => void,
+    openRun: (id: string) => void,
     private readonly openPage: () => void
   ) {
     super();
-    this.model = new JobsModel(() => this.isVisible, openJob);
+    this.model = new JobsModel(() => this.isVisible, openJob, openRun);
     this.id = 'jupyter-jobs-panel';
     this.addClass('jp-JobsPanel');
   }

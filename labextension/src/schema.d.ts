@@ -1611,6 +1611,13 @@ export interface components {
         };
         /** WorkflowRun */
         WorkflowRun: {
+            /**
+             * Counts
+             * @description how many of its jobs (the newest of each: a rerun makes new ones) are in each status
+             */
+            counts: {
+                [key: string]: number;
+            };
             /** Created At */
             created_at: string;
             /**
@@ -1653,6 +1660,13 @@ export interface components {
         };
         /** WorkflowRunSummary */
         WorkflowRunSummary: {
+            /**
+             * Counts
+             * @description how many of its jobs (the newest of each: a rerun makes new ones) are in each status
+             */
+            counts: {
+                [key: string]: number;
+            };
             /** Created At */
             created_at: string;
             /**

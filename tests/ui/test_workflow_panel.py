@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from conftest import open_job, shot
+from conftest import open_job, open_panel, shot
 
 FLOW = """\
 name: pipeline
@@ -35,3 +35,19 @@ def test_a_run_opens_as_a_graph(page, lab):
     report = run["jobs"][-1]["job_id"]
     page.click(f".jp-JobsGraph-job[data-job-id='{report}']")
     page.wait_for_selector(f".jp-JobsView[data-job-id='{report}'][data-status='failed']", state="visible")
+
+
+def test_the_sidebar_lists_workflow_runs_live(page, lab):
+    run = lab.request("POST", "/jupyter-jobs/workflows", {"spec": FLOW, "workspace": "proj"})
+    open_panel(page)
+    page.click("#jupyter-jobs-panel [role=tab]:has-text('Workflow runs')")
+    row = f".jp-JobsRunRow[data-run-id='{run['id']}']"
+    page.wait_for_selector(row, state="visible")
+    assert "4 jobs" in page.inner_text(f"{row} .jp-JobsRow-meta")
+    page.wait_for_selector(f"{row}[data-status='failed']", timeout=30_000)  # it follows the run
+    assert page.inner_text(f"{row} .jp-JobsRunRow-counts") == "3 succeeded · 1 failed"
+    shot(page, "workflow-runs")
+    page.click(row)
+    page.wait_for_selector(f".jp-JobsRun[data-run-id='{run['id']}'][data-status='failed']", state="visible")
+    page.click("#jupyter-jobs-panel [role=tab]:has-text('Jobs')")
+    page.wait_for_selector(f".jp-JobsRow[data-job-id='{run['jobs'][0]['job_id']}']", state="visible")

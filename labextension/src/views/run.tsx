@@ -79,9 +79,11 @@ export function RunView({ id, open }: { id: string; open: (jobId: string) => voi
       <h2 className="jp-JobsTitle">
         {run.name} <Badge status={(run.status === 'running' ? 'running' : run.status) as Status} />
         <span className="jp-JobsMuted jp-JobsTitle-meta">
-          {run.id} · {run.jobs.length} jobs · {when(run.created_at)}
+          {run.id} · {run.jobs.length} jobs{run.scheduler !== 'service' ? ` · ordered by ${run.scheduler}` : ''} ·{' '}
+          {when(run.created_at)}
         </span>
       </h2>
+      {run.message ? <p className="jp-JobsMuted">{run.message}</p> : null}
       <div className="jp-JobsButtons">
         {over ? null : (
           <button className="jp-mod-styled jp-mod-warn" onClick={() => void act('cancel')}>
