@@ -99,11 +99,12 @@ class JobRunner:
 
     async def context(self) -> JobContext:
         job_dir = self.env.job_dir(self.job)
+        dirs = await self.env.store.job_dirs(list(self.job.inputs.values())) if self.job.inputs else {}
         return JobContext(
             job=self.job, dir=job_dir, workspace=job_dir / "workspace", artifacts=job_dir / "artifacts",
             storage=self.env.storage_dir, log=await self.env.logs.active(self.job.id, job_dir),
             metrics=job_dir / METRICS_DIR,
-            inputs={folder: (await self.env.store.job_dir(job_id) or self.env.jobs_dir / job_id) / "artifacts"
+            inputs={folder: dirs.get(job_id, self.env.jobs_dir / job_id) / "artifacts"
                     for folder, job_id in self.job.inputs.items()},
             gpus=self.gpus if self.env.gpu_inventory and self.backend.host_gpus else None,
         )

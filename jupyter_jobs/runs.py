@@ -14,6 +14,7 @@ the service only follows."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import secrets
 from pathlib import Path
@@ -189,7 +190,7 @@ class WorkflowRuns:
 
     async def advance(self, run_id: str) -> None:
         """Let go of the jobs whose needs are over, skip those that can no longer run, and
-        record the run's status. One pass at a time per run; repeated until nothing moves."""
+        record the run's status. One pass at a time per run; repeated while skips cascade."""
         lock = self._locks.setdefault(run_id, asyncio.Lock())
         async with lock:
             while await self._step(run_id):
@@ -197,6 +198,7 @@ class WorkflowRuns:
             self.service.queue.kick()
 
     async def _step(self, run_id: str) -> bool:
+        """One pass over the run's jobs; True if it skipped some (their dependents may follow)."""
         run = await self.service.store.workflow(run_id)
         if run is None:
             return False
@@ -207,7 +209,7 @@ class WorkflowRuns:
         status_of = {state.id: state for state in states}
         self._jobs(run_id, run["spec"])
         forgiving = self._forgiving(run_id)
-        moved = False
+        skipped, release, now = False, [], {}  # what this pass changed, by job id
         for job_id, _node, status, after, _ in states:
             if status != JobStatus.QUEUED or not after:
                 continue
@@ -218,31 +220,42 @@ class WorkflowRuns:
                       and not (s == JobStatus.FAILED and n.split("[")[0] in forgiving)]
             if broken:
                 what = ", ".join(f"{n} {s.value}" for n, s in broken[:3])
-                await self.service.store.transition(job_id, JobStatus.SKIPPED, utcnow(), finished_at=utcnow(),
-                                                    message=f"skipped: a job it needs did not succeed ({what})")
+                if await self.service.store.transition(
+                        job_id, JobStatus.SKIPPED, utcnow(), only_from=JobStatus.QUEUED, finished_at=utcnow(),
+                        message=f"skipped: a job it needs did not succeed ({what})"):
+                    skipped, now[job_id] = True, (JobStatus.SKIPPED, after)
+                continue
+            if self._takes_outputs(run_id, _node):
+                await self._fill_outputs(job_id, [(i, n) for i, n, _ in needed])
             else:
-                job = await self.service.store.get(job_id)
-                if job is None:
-                    continue
-                fields: dict[str, Any] = {"after": []}
-                if "${{" in job.spec.model_dump_json():  # outputs of the jobs it needs, filled in
-                    spec = fill_outputs(job.spec.model_dump(mode="json"),
-                                        await self._outputs([(i, n) for i, n, _ in needed]))
-                    fields["spec"] = JobSpec.model_validate(spec)
-                await self.service.store.update(job_id, only_in=JobStatus.QUEUED, **fields)
-            moved = True
-        if moved:
-            states = await self.service.store.run_states(run_id)
+                release.append(job_id)
+            now[job_id] = (status, [])
+        if release:
+            await self.service.store.release(release)
         newest: dict[str, tuple[JobStatus, list[str]]] = {}
         for job_id, node, status, after, _ in states:
-            newest[node or job_id] = (status, after)
+            newest[node or job_id] = now.get(job_id, (status, after))
         status = _status(newest, forgiving)
         if status is not None and status != run["status"]:
             fields: dict[str, Any] = {"status": status}
             if status in ("succeeded", "failed", "cancelled"):
                 fields["finished_at"] = utcnow().isoformat()
             await self.service.store.update_workflow(run_id, **fields)
-        return moved
+        return skipped
+
+    def _takes_outputs(self, run_id: str, node: str) -> bool:
+        """Whether the node's spec refers to outputs of the jobs it needs (`${{ needs.* }}`)."""
+        raw = self._specs.get(run_id, {}).get(node.split("[")[0], {})
+        text = json.dumps(raw)
+        return "${{" in text and "needs." in text
+
+    async def _fill_outputs(self, job_id: str, needed: list[tuple[str, str]]) -> None:
+        """Let the job go with what the jobs it needs wrote to $JOB_OUTPUTS_FILE filled in."""
+        job = await self.service.store.get(job_id)
+        if job is not None:
+            spec = fill_outputs(job.spec.model_dump(mode="json"), await self._outputs(needed))
+            await self.service.store.update(job_id, only_in=JobStatus.QUEUED, after=[],
+                                            spec=JobSpec.model_validate(spec))
 
     def _forgiving(self, run_id: str) -> set[str]:
         """The run's jobs with continue_on_error: their failure fails nothing."""
@@ -258,7 +271,7 @@ class WorkflowRuns:
     async def _outputs(self, needed: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
         """What the needed jobs (id, node) wrote to $JOB_OUTPUTS_FILE, by workflow job name; a
         matrix job's keys hold the list of its combinations' values."""
-        folders = {job_id: await self.service.store.job_dir(job_id) for job_id, _ in needed}
+        folders = await self.service.store.job_dirs([job_id for job_id, _ in needed])
 
         def read() -> dict[str, dict[str, Any]]:
             out: dict[str, dict[str, Any]] = {}
@@ -359,6 +372,7 @@ def _name(job: Job) -> str:
     return (job.node or job.id).split("[")[0]
 
 
+@functools.lru_cache(maxsize=4096)
 def _matrix_of(key: Optional[str]) -> dict[str, str]:
     if not key or "[" not in key:
         return {}

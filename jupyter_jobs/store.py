@@ -322,9 +322,20 @@ class Store:
         def _states() -> list[RunState]:
             rows = self.db.execute("SELECT id, node, status, after, backend_state != '{}' FROM jobs "
                                    "WHERE workflow = ? ORDER BY seq", (run_id,))
-            return [RunState(r[0], r[1], JobStatus(r[2]), json.loads(r[3]), bool(r[4])) for r in rows]
+            return [RunState(r[0], r[1], JobStatus(r[2]), json.loads(r[3]) if r[3] != "[]" else [], bool(r[4]))
+                    for r in rows]
 
         return await self._run(_states)
+
+    async def release(self, job_ids: list[str]) -> None:
+        """Let queued workflow jobs go (they wait for no other job any more), in one transaction."""
+        def _release() -> None:
+            with self.db:
+                self.db.execute("BEGIN")
+                self.db.executemany("UPDATE jobs SET after = '[]' WHERE id = ? AND status = 'queued'",
+                                    [(i,) for i in job_ids])
+
+        await self._run(_release)
 
     async def cancel_queued(self, run_id: str, at: datetime, message: str) -> list[str]:
         """Cancel every queued job of a run at once; returns their ids."""
@@ -415,11 +426,19 @@ class Store:
         return await self._run(_get)
 
     async def job_dir(self, job_id: str) -> Optional[Path]:
-        def _dir() -> Optional[Path]:
-            row = self.db.execute("SELECT dir FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            return Path(row[0]) if row else None
+        return (await self.job_dirs([job_id])).get(job_id)
 
-        return await self._run(_dir)
+    async def job_dirs(self, job_ids: list[str]) -> dict[str, Path]:
+        """The folders of many jobs in one query (a workflow job's inputs), by id."""
+        def _dirs() -> dict[str, Path]:
+            out: dict[str, Path] = {}
+            for start in range(0, len(job_ids), 500):
+                part = job_ids[start:start + 500]
+                rows = self.db.execute(f"SELECT id, dir FROM jobs WHERE id IN ({', '.join('?' * len(part))})", part)
+                out.update((r[0], Path(r[1])) for r in rows if r[1])
+            return out
+
+        return await self._run(_dirs)
 
     async def list(
         self,
