@@ -5,7 +5,22 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from pathlib import Path
+from typing import Optional
+
+
+def open_regular(path: Path) -> Optional[int]:
+    """A descriptor for `path` if it is a regular file reached without a link; else None (a
+    job's own files are read this way: a link it planted leads nowhere)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
 
 
 def private_dir(path: Path) -> Path:

@@ -5,6 +5,7 @@ Everything that crosses the REST API, the store or a backend is defined here, on
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -12,7 +13,9 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .notebooks import runner_source
 
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRET_KEY = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|PRIVATE", re.I)
@@ -21,7 +24,9 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d)?\s*$", re.I)
 _MEMORY_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _DURATION_UNITS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
 REDACTED = "********"
+
 _TYPE_TAG = re.compile(r"^(str|int|float|bool|constrained-\w+|.*\[.*\])$")
+_NAMED = re.compile(r"^(\w+): (.+)$", re.S)
 
 
 def utcnow() -> datetime:
@@ -192,9 +197,15 @@ class SlurmOptions(_Strict):
 
 
 class JobSpec(_Strict):
-    """A job as a user asks for it: files + container + command + resources."""
+    """A job as a user asks for it: files + container + command (or notebook) + resources."""
 
-    command: Union[str, list[str]]
+    command: Optional[Union[str, list[str]]] = None
+    notebook: Optional[str] = Field(None, max_length=4096, description="a notebook in the workspace to execute "
+                                    "instead of a command; the executed copy is an artifact")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="the notebook's parameters (JSON "
+                                       "values), injected after its cell tagged `parameters`, as papermill does")
+    kernel: Optional[str] = Field(None, max_length=200, description="the kernel that runs the notebook "
+                                  "(default: the one the notebook names)")
     workspace: str = Field("", max_length=4096)
     backend: Optional[str] = Field(None, max_length=100)
     image: Optional[str] = Field(None, max_length=1000)
@@ -216,7 +227,7 @@ class JobSpec(_Strict):
     @field_validator("command", mode="before")
     @classmethod
     def _command_type(cls, value: Any) -> Any:
-        if not isinstance(value, str) and not (
+        if value is not None and not isinstance(value, str) and not (
             isinstance(value, list) and all(isinstance(v, str) for v in value)
         ):
             raise ValueError("command must be a string (run by the shell) or a list of strings")
@@ -224,7 +235,9 @@ class JobSpec(_Strict):
 
     @field_validator("command")
     @classmethod
-    def _check_command(cls, value: Union[str, list[str]]) -> Union[str, list[str]]:
+    def _check_command(cls, value: Optional[Union[str, list[str]]]) -> Optional[Union[str, list[str]]]:
+        if value is None:
+            return value
         if isinstance(value, str):
             if not value.strip():
                 raise ValueError("command must not be empty")
@@ -237,6 +250,38 @@ class JobSpec(_Strict):
             raise ValueError(f"command is longer than {MAX_COMMAND >> 10} KiB or {MAX_ARGS} arguments: "
                              "put long scripts in a file")
         return value
+
+    @field_validator("notebook")
+    @classmethod
+    def _check_notebook(cls, value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return value
+        value = value.replace("\\", "/").strip()
+        if not value.endswith(".ipynb"):
+            raise ValueError("must be a notebook (a .ipynb file)")
+        if value.startswith("/") or ".." in value.split("/") or "\x00" in value:
+            raise ValueError("must be a path inside the workspace, without '..'")
+        return value
+
+    @field_validator("parameters")
+    @classmethod
+    def _check_parameters(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if any(not _ENV_KEY.fullmatch(key) for key in value):
+            raise ValueError("parameter names must be identifiers (letters, digits, _)")
+        if len(json.dumps(value)) > MAX_COMMAND:
+            raise ValueError(f"parameters are larger than {MAX_COMMAND >> 10} KiB as JSON: put data in a file")
+        return value
+
+    @model_validator(mode="after")
+    def _command_or_notebook(self) -> JobSpec:
+        # a rule over several fields names its field as "field: message" (see SpecError)
+        if self.command is not None and self.notebook is not None:
+            raise ValueError("notebook: give a command or a notebook, not both")
+        if self.command is None and self.notebook is None:
+            raise ValueError("command: a job needs a command (or a notebook)")
+        if self.parameters and self.notebook is None:
+            raise ValueError("parameters: only a notebook job takes parameters")
+        return self
 
     @field_validator("workspace")
     @classmethod
@@ -279,8 +324,13 @@ class JobSpec(_Strict):
     def _check_backoff(cls, value: Any) -> float:
         return min(parse_duration(value), 86400.0) if value not in (0, "0") else 0.0
 
-    def argv(self) -> list[str]:
-        """The command as an argv: a string runs through the shell, a list runs as is."""
+    def argv(self, python: str = "python3") -> list[str]:
+        """The command as an argv: a string runs through the shell, a list runs as is; a notebook
+        runs through the notebook runner (its source, so the job needs nothing of this package)
+        with `python`."""
+        if self.notebook is not None:
+            return [python, "-c", runner_source(), self.notebook, f"{self.notebook.rsplit('/', 1)[-1]}",
+                    json.dumps(self.parameters), self.kernel or ""]
         return ["/bin/sh", "-c", self.command] if isinstance(self.command, str) else list(self.command)
 
     def public(self) -> dict[str, Any]:
@@ -377,6 +427,8 @@ class SpecError(JobsError, ValueError):
             # Union members add their type to the location ("command.list[str]"): drop them.
             parts = [str(p) for p in err["loc"] if not _TYPE_TAG.match(str(p))]
             message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+            if not parts and (named := _NAMED.match(message)):  # a rule over several fields names one
+                parts, message = [named.group(1)], named.group(2)
             errors.append(FieldError(field=".".join(parts) or "body", message=message))
         return cls(errors)
 

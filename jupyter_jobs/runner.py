@@ -8,6 +8,7 @@ cancel during the launch, a timeout against the exit, a shutdown) meets in this 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import shutil
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Optional
 
 from .backends.base import Backend, BackendError, Dependency, Execution, JobContext
+from . import notebooks
 from .logs import LogRegistry
 from .models import FailureReason, Job, JobStatus, Outcome, StopReason, utcnow, verdict
 from .series import METRICS_DIR
@@ -57,6 +59,9 @@ async def record_end(env: RunnerEnv, job: Job, outcome: Outcome, stop_reason: Op
     """Store the terminal status an outcome means (the first terminal status wins) and let
     the log's followers finish; or, for a failure the spec retries, queue the next attempt."""
     end = verdict(outcome, stop_reason, job.spec.timeout)
+    if job.spec.notebook and end.reason == FailureReason.EXIT_CODE:  # the runner says which cell
+        said = await asyncio.to_thread(notebooks.failure, env.job_dir(job) / METRICS_DIR)
+        end = dataclasses.replace(end, message=said or end.message)
     at = utcnow()
     if stop_reason != "cancel" and end.reason in job.spec.retry_on and job.attempt <= job.spec.retries:
         await _retry(env, job, f"{end.reason.value}: {end.message}" if end.reason else "failed")

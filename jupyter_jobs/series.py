@@ -12,11 +12,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from .files import open_regular
 from .models import SpecError
 
 METRICS_DIR = "metrics"  # <job dir>/metrics/, writable by the job (mounted in containers)
@@ -140,22 +140,10 @@ def parse(data: bytes, first_line: int, batch: Batch, names: Optional[set[str]] 
     return len(items)
 
 
-def _open_regular(path: Path) -> Optional[int]:
-    """A descriptor for `path` if it is a regular file reached without a link; else None."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return None
-    return fd
-
-
 def _read(path: Path, offset: int, limit: int, final: bool) -> tuple[bytes, int]:
     """Complete lines from `offset` (at most `limit` bytes, a whole line more if need be); at
     the end of a finished job, a last line with no newline counts too."""
-    fd = _open_regular(path)
+    fd = open_regular(path)
     if fd is None:
         return b"", offset
     try:

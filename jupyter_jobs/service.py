@@ -15,6 +15,7 @@ from typing import Any, BinaryIO, Callable, Optional, TypeVar
 
 from .artifacts import ArtifactMissing, list_artifacts, open_artifact
 from .backends.base import Backend
+from . import notebooks
 from .files import private_dir, remove_tree
 from .gpus import GPUAllocator
 from .housekeeping import Housekeeper, Retention
@@ -234,6 +235,9 @@ class JobService:
         name = spec.backend or self.default_backend
         workspace = await check(asyncio.to_thread(self.resolve_workspace, spec.workspace))
         backend = await check(self._backend(name)) if with_backend else None
+        if spec.notebook and workspace is not None:
+            if why := await asyncio.to_thread(notebooks.missing, workspace, spec.notebook):
+                errors.append(FieldError(field="notebook", message=why))
         notes: list[str] = []
         if backend is not None:
             await check(backend.validate(spec))

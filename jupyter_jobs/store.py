@@ -121,10 +121,11 @@ _UPDATABLE = {"reason", "message", "exit_code", "started_at", "finished_at", "gp
               "not_before", "after", "spec"}
 
 
-#: a job matching a LIKE pattern (given four times): a string command is json_each's one value, an argv its words
+#: a job matching a LIKE pattern (given four times): a string command is json_each's one value, an argv its
+#: words; a notebook job's notebook stands for its command
 _SEARCH = (
     "(id LIKE ? ESCAPE '\\' OR json_extract(spec, '$.name') LIKE ? ESCAPE '\\'"
-    " OR (SELECT group_concat(value, ' ') FROM json_each(spec, '$.command')) LIKE ? ESCAPE '\\'"
+    " OR COALESCE((SELECT group_concat(value, ' ') FROM json_each(spec, '$.command')), json_extract(spec, '$.notebook')) LIKE ? ESCAPE '\\'"
     " OR EXISTS (SELECT 1 FROM json_each(spec, '$.tags') WHERE value LIKE ? ESCAPE '\\'))"
 )
 

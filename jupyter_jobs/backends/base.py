@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Optional
@@ -191,6 +192,15 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
         help="Variables of the server's environment that jobs never inherit, on top of the credentials "
         f"always kept out ({', '.join(CREDENTIALS)}).",
     ).tag(config=True)
+
+    notebook_python = Unicode(
+        "", help="The Python that runs notebook jobs without an image (it needs papermill and ipykernel); "
+        "empty: the server's own. Jobs with an image use the image's python3."
+    ).tag(config=True)
+
+    def python(self, spec: JobSpec) -> str:
+        """The interpreter that runs a notebook job's runner."""
+        return "python3" if spec.image else (self.notebook_python or sys.executable)
 
     def host_environment(self) -> dict[str, str]:
         """The server's environment without its credentials: what a host process may inherit."""

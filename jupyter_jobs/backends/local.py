@@ -259,7 +259,7 @@ class LocalBackend(Backend):
             self._spare = None
         threading.Thread(target=self._replenish, name="jobs-relay-spare", daemon=True).start()
         res = ctx.job.spec.resources
-        argv = ctx.job.spec.argv()
+        argv = ctx.job.spec.argv(self.python(ctx.job.spec))
         if isinstance(ctx.job.spec.command, str):
             argv = [self.shell, *argv[1:]]
         job = {"argv": argv, "cwd": str(ctx.workspace), "env": self._environment(ctx), "dir": str(ctx.dir),

@@ -322,7 +322,7 @@ class SlurmBackend(Backend):
 
     def _script(self, ctx: JobContext) -> str:
         spec = ctx.job.spec
-        argv = spec.argv()
+        argv = spec.argv(self.python(spec))
         if spec.image:
             env_file = ctx.dir / "container.env"
             # the metrics folder is mounted where the template says so ({metrics}), else seen as on the host
