@@ -88,8 +88,10 @@ def main(argv):
             _progress(position[cell_index], len(code))
             nbformat.write(nb, output)
 
+    # ipykernel's own start-up warnings are not the job's output
+    quiet = ["--IPKernelApp.log_level=ERROR"] if kernel.startswith("python") else []
     client = Client(nb, kernel_name=kernel, resources={"metadata": {"path": os.getcwd()}},
-                    on_cell_start=started, on_cell_executed=executed)
+                    extra_arguments=quiet, on_cell_start=started, on_cell_executed=executed)
     _progress(0, len(code))
     try:
         client.execute()
