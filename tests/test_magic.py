@@ -369,3 +369,19 @@ def test_a_sweep_from_a_cell_marks_the_best_combination(kernel):
     assert any(line.split()[0] == "cell[lr=0.1,batch=8]" and line.split()[-1] == "8.9" for line in lines)
     bad = kernel.run("%%job --sweep lr\nprint(1)\n")  # a UsageError: one line, nothing submitted
     assert "--sweep takes NAME=V1,V2" in bad.text() + str(bad.error)
+
+
+def test_a_notebook_runs_as_a_job_with_parameters_from_the_line(kernel, server):
+    from test_notebook_jobs import notebook
+
+    notebook(server.root / "proj" / "sub" / "train.ipynb", 'print(f"lr={lr!r} epochs={epochs!r}")',
+             parameters="lr = 0.1\nepochs = 1\nname = 'x'")
+    run = kernel.run("%job notebook sub/train.ipynb -p lr=0.01 -p epochs=3 --name nb")
+    assert run.error is None, run.error
+    assert "lr=0.01 epochs=3\n" in run.text("stdout") and "[jupyter_jobs] cell 3/3" in run.text("stdout")
+    job = json.loads(kernel.run("import json; print(json.dumps(_.info['spec']))").text("stdout"))
+    assert job["notebook"] == "sub/train.ipynb" and job["parameters"] == {"lr": 0.01, "epochs": 3}
+    shown = kernel.run(f"%job show {job_id_of(run)}").text("stdout")
+    assert "notebook: sub/train.ipynb -p lr=0.01 -p epochs=3" in shown
+    bad = kernel.run("%job notebook sub/train.ipynb -p 1x=2")
+    assert "NAME=VALUE" in bad.text() + str(bad.error)

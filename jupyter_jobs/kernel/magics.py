@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import json
 import os
 import shlex
 import sys
@@ -18,6 +19,7 @@ from urllib.parse import quote
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import yaml
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
@@ -63,6 +65,29 @@ def _add_spec_options(parser: argparse.ArgumentParser) -> None:
     """The same options on an argparse parser (%job run, %job config)."""
     for args, kwargs in _SPEC_ARGUMENTS:
         parser.add_argument(*args, **kwargs)
+
+
+def _parameters(pairs: list[str]) -> dict[str, Any]:
+    """NAME=VALUE pairs as a notebook's parameters, each value read as YAML (as papermill's -y)."""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise UsageError(f"a parameter is NAME=VALUE with NAME an identifier, not {pair!r}")
+        try:
+            out[name] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            out[name] = value
+    return out
+
+
+def describe(spec: dict[str, Any]) -> str:
+    """What a job runs, in one line: its command, or its notebook with its parameters."""
+    if spec.get("notebook"):
+        given = " ".join(f"-p {k}={json.dumps(v)}" for k, v in (spec.get("parameters") or {}).items())
+        return f"notebook: {spec['notebook']}" + (f" {given}" if given else "")
+    command = spec["command"]
+    return "command: " + (command if isinstance(command, str) else shlex.join(command))
 
 
 def _env(pairs: Optional[list[str]]) -> dict[str, str]:
@@ -197,6 +222,15 @@ class JobMagics(Magics):
         run.add_argument("-d", "--detach", action="store_true", help="return at once")
         run.add_argument("--no-raise", action="store_true", help="do not raise when the job fails")
         run.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
+        book = sub.add_parser("notebook", help="run a notebook as a job: %job notebook train.ipynb -p lr=0.01")
+        _add_spec_options(book)
+        book.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE", default=[],
+                          help="a parameter (repeatable); the value is read as YAML: 0.01 a number, true a bool, "
+                          "[1, 2] a list, anything else a string")
+        book.add_argument("-k", "--kernel", help="the kernel that runs it (default: the notebook's own)")
+        book.add_argument("-d", "--detach", action="store_true", help="return at once")
+        book.add_argument("--no-raise", action="store_true", help="do not raise when the job fails")
+        book.add_argument("path", help="the notebook (inside the workspace, by default this notebook's folder)")
         config = sub.add_parser("config", help="defaults for the following jobs of this notebook")
         _add_spec_options(config)
         config.add_argument("--reset", action="store_true", help="forget all defaults")
@@ -245,6 +279,19 @@ class JobMagics(Magics):
             raise UsageError("%job run needs a command, e.g. %job run python train.py")
         return self._submit(self._spec(args, shlex.join(args.command)), args)
 
+    def _do_notebook(self, args: argparse.Namespace) -> Job:
+        spec = self._spec(args, None)
+        del spec["command"]
+        folder = (self.service.root_dir / spec["workspace"]).resolve()
+        try:
+            spec["notebook"] = (Path.cwd() / args.path).resolve().relative_to(folder).as_posix()
+        except ValueError:
+            raise UsageError(f"the notebook {args.path} is outside the job's workspace ({folder})") from None
+        spec["parameters"] = _parameters(args.parameter)
+        if args.kernel:
+            spec["kernel"] = args.kernel
+        return self._submit(spec, args)
+
     def _do_workflow(self, args: argparse.Namespace) -> Workflow:
         if args.verb == "run":
             path = Path(args.target)
@@ -290,8 +337,7 @@ class JobMagics(Magics):
         job = Job(self.service, self.service.get(args.id))
         print(status_text(job.info))
         spec = job.info["spec"]
-        command = spec["command"] if isinstance(spec["command"], str) else shlex.join(spec["command"])
-        print(f"command: {command}\nworkspace: {spec['workspace'] or '.'}  image: {spec.get('image') or '-'}"
+        print(f"{describe(spec)}\nworkspace: {spec['workspace'] or '.'}  image: {spec.get('image') or '-'}"
               f"  resources: {spec['resources']}")
         for event in job.info.get("events", []):
             print(f"  {event['at'][:19].replace('T', ' ')}  {event['status']}  {event.get('message') or ''}")
