@@ -365,6 +365,7 @@ class Job(BaseModel):
     workflow: Optional[str] = Field(None, description="the workflow run this job belongs to")
     node: Optional[str] = Field(None, description="its job in the workflow: name, or name[k=v,...] for a matrix")
     after: list[str] = Field(default_factory=list, description="jobs of its run it waits for")
+    schedule: Optional[str] = Field(None, description="the schedule that started this job")
     inputs: dict[str, str] = Field(default_factory=dict, exclude=True)  # inputs folder -> job id
     dir: Optional[str] = Field(None, exclude=True)  # the job's folder: log, artifacts, workspace copy
     backend_state: dict[str, Any] = Field(default_factory=dict, exclude=True)

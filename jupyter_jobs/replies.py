@@ -197,6 +197,50 @@ class WorkflowPage(_Reply):
 
 
 
+class ScheduleInput(_Query):
+    """A schedule as a user asks for it."""
+
+    spec: dict[str, Any] = Field(description="a job spec (a command or a notebook), as POST /jobs takes")
+    cron: str = Field(max_length=200, description="five fields (minute hour day month weekday); a sixth for seconds")
+    timezone: str = Field("UTC", max_length=100, description="an IANA time zone the expression is read in")
+    name: Optional[str] = Field(None, max_length=200)
+    catch_up: bool = Field(False, description="after a server outage, run a missed time once at start (else skip)")
+    overlap: Literal["skip", "allow"] = Field("skip", description="skip a time while the previous job runs, or not")
+
+    @classmethod
+    def parse(cls, body: Any) -> ScheduleInput:  # type: ignore[override]
+        if not isinstance(body, dict):
+            raise SpecError.one("body", "a schedule is a JSON object")
+        return super().parse(**body)
+
+
+class Schedule(_Reply):
+    id: str
+    name: str
+    spec: dict[str, Any]
+    cron: str
+    timezone: str
+    catch_up: bool
+    overlap: Literal["skip", "allow"]
+    paused: bool
+    next_at: Optional[str] = Field(None, description="when it fires next (null while paused)")
+    next_runs: list[str] = Field(default_factory=list, description="its next five times")
+    last_at: Optional[str] = None
+    last_job: Optional[str] = Field(None, description="the job it started last")
+    message: Optional[str] = Field(None, description="what happened at its last time, when it was not a job")
+    created_at: str
+
+
+class SchedulePage(_Reply):
+    schedules: list[Schedule]
+    next_cursor: Optional[int] = None
+
+
+class SchedulesQuery(_Query):
+    limit: int = Field(50, ge=1, le=500)
+    cursor: Optional[int] = Field(None, ge=0, le=2**62)
+
+
 class WorkflowQuery(_Query):
     """The filters of a listing of workflow runs."""
 
@@ -233,6 +277,7 @@ class ListQuery(_Query):
     q: Optional[str] = Field(None, max_length=200, description="text in the name, command, id or a tag")
     tag: Optional[str] = Field(None, max_length=100, description="only jobs with this tag")
     workflow: Optional[str] = Field(None, max_length=100, description="only the jobs of this workflow run")
+    schedule: Optional[str] = Field(None, max_length=100, description="only the jobs this schedule started")
     limit: int = Field(50, ge=1, le=500)
     cursor: Optional[int] = Field(None, ge=0, le=2**62)
 

@@ -6,6 +6,7 @@ the CLI) calls it, gets the public shapes of `replies` back, and catches the dom
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import secrets
@@ -14,8 +15,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable, Optional, TypeVar
 
 from .artifacts import ArtifactMissing, list_artifacts, open_artifact
-from .backends.base import Backend
 from . import notebooks
+from .backends.base import Backend
 from .files import private_dir, remove_tree
 from .gpus import GPUAllocator
 from .housekeeping import Housekeeper, Retention
@@ -25,13 +26,15 @@ from .models import read_spec, utcnow
 from .queue import JobQueue
 from .replies import ArtifactList, BackendInfo, BackendsReply, Capabilities, GPUInfo, JobPage, ListQuery, LogEnd
 from .replies import MetricsQuery
+from .schedule_rows import Fired
+from .schedules import Schedules
 from .series import Cursor, MetricsReader
 from .telemetry import GPUSampler, Telemetry
 from .runs import WorkflowRuns
 from .runner import JobRunner, RunnerEnv, record_end
 from .store import Store
 from .tasks import TaskSet
-from .snapshots import SnapshotError, SnapshotInfo, SnapshotStore
+from .snapshots import SnapshotError, SnapshotStore
 
 
 T = TypeVar("T")
@@ -84,6 +87,7 @@ class JobService:
         self.housekeeper = Housekeeper(store=store, snapshots=snapshots, retention=Retention(retention or {}),
                                        interval=housekeeping_interval, delete=self.delete)
         self.runs = WorkflowRuns(self)
+        self.schedules = Schedules(self)
         self.env.ended, self.env.launched, self.env.depends = self.runs.moved, self.runs.launched, self.runs.depends
         self.telemetry = Telemetry(self._sampled, metrics_interval, GPUSampler(nvml), self.store.add_note)
         self.metrics_reader = MetricsReader(max_metrics_size)
@@ -119,6 +123,8 @@ class JobService:
         await self.runs.recover()  # first: the queue then knows each run's max_parallel
         self.queue.kick()
         self.tasks.spawn(self.housekeeper.run_forever())
+        await self.schedules.recover()  # runs missed while down: once now, or skipped
+        self.tasks.spawn(self.schedules.run_forever())
         if self.telemetry.interval > 0:
             self.tasks.spawn(self.telemetry.run())
 
@@ -181,22 +187,23 @@ class JobService:
                 error = error.plus(more)
         raise error
 
-    async def submit_spec(self, spec: JobSpec) -> Job:
+    async def submit_spec(self, spec: JobSpec, fired: Optional[Fired] = None) -> Job:
+        """Check, snapshot and record a job; `fired`: a schedule's due time it is recorded with
+        (AlreadyFired if that time was taken meanwhile)."""
         name, workspace, notes = await self._validate(spec)
         try:
             snap = await asyncio.to_thread(self.snapshots.snapshot, workspace)
         except SnapshotError as exc:
             raise SpecError.one("workspace", str(exc)) from None
         try:
-            return await self._record(spec, name, workspace, snap, notes)
+            skipped = [f"left out of the workspace: {path} ({why})" for path, why in snap.skipped[:50]]
+            job = self.new_job(spec, name, snap.id, workspace, notes=notes + skipped)
+            if fired is not None:
+                job.schedule, fired = fired.schedule, dataclasses.replace(fired, job=job.id)
+            await self.record_many([job], fired=fired)
+            return job
         finally:
             self.snapshots.unpin(snap.id)  # recorded (or not): garbage collection decides now
-
-    async def _record(self, spec: JobSpec, name: str, workspace: Path, snap: SnapshotInfo, notes: list[str]) -> Job:
-        skipped = [f"left out of the workspace: {path} ({why})" for path, why in snap.skipped[:50]]
-        job = self.new_job(spec, name, snap.id, workspace, notes=notes + skipped)
-        await self.record_many([job])
-        return job
 
     def new_job(self, spec: JobSpec, backend: str, snapshot: Optional[str], workspace: Path, *,
                 job_id: Optional[str] = None, notes: Optional[list[str]] = None) -> Job:
@@ -209,10 +216,11 @@ class JobService:
             notes=notes or [],
         )
 
-    async def record_many(self, jobs: list[Job], workflow: Optional[dict[str, Any]] = None) -> None:
+    async def record_many(self, jobs: list[Job], workflow: Optional[dict[str, Any]] = None,
+                          fired: Optional[Fired] = None) -> None:
         """Record jobs (and the workflow run they make up) at once, then let the queue look."""
         await asyncio.to_thread(lambda: [private_dir(Path(j.dir)) for j in jobs if j.dir])
-        await self.store.insert_many([(j, Path(j.dir or self.env.jobs_dir / j.id)) for j in jobs], workflow)
+        await self.store.insert_many([(j, Path(j.dir or self.env.jobs_dir / j.id)) for j in jobs], workflow, fired)
         self.queue.kick()
 
     async def validate(self, spec: JobSpec) -> tuple[str, Path, list[str]]:
@@ -301,7 +309,8 @@ class JobService:
         tag, limit, cursor."""
         q = ListQuery.parse(**query)
         jobs, cursor = await self.store.list(status=q.status or None, project=q.project, q=q.q, tag=q.tag,
-                                             workflow=q.workflow, limit=q.limit, cursor=q.cursor)
+                                             workflow=q.workflow, schedule=q.schedule, limit=q.limit,
+                                             cursor=q.cursor)
         return JobPage(jobs=[self._public(j) for j in jobs], next_cursor=cursor).model_dump()
 
     async def backends_info(self) -> dict[str, Any]:

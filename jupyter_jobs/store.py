@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple, Optional, TypeVar
 
 from .models import Job, JobSpec, JobStatus, TERMINAL_STATUSES
+from .schedule_rows import AlreadyFired, Fired, ScheduleRows
 
 T = TypeVar("T")
 
@@ -77,6 +78,27 @@ _MIGRATIONS: list[list[str]] = [
     [  # 4: who orders a run's jobs: the service, or the cluster (Slurm's own dependencies)
         "ALTER TABLE workflows ADD COLUMN scheduler TEXT NOT NULL DEFAULT 'service'",
     ],
+    [  # 5: schedules, and the jobs they made
+        "ALTER TABLE jobs ADD COLUMN schedule TEXT",
+        "CREATE INDEX IF NOT EXISTS jobs_by_schedule ON jobs(schedule, seq)",
+        """CREATE TABLE IF NOT EXISTS schedules (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            cron TEXT NOT NULL,
+            timezone TEXT NOT NULL,
+            catch_up INTEGER NOT NULL,
+            overlap TEXT NOT NULL,
+            paused INTEGER NOT NULL DEFAULT 0,
+            next_at REAL,
+            last_at REAL,
+            last_job TEXT,
+            message TEXT,
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS schedules_by_next ON schedules(paused, next_at)",
+    ],
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -116,7 +138,7 @@ _COLUMNS = (
     "id, status, backend, project, reason, message, exit_code, spec, created_at, started_at, "
     "finished_at, gpus, snapshot, notes, backend_state"
 )
-_SELECT = f"{_COLUMNS}, attempt, not_before, dir, workflow, node, after, inputs"
+_SELECT = f"{_COLUMNS}, attempt, not_before, dir, workflow, node, after, inputs, schedule"
 _UPDATABLE = {"reason", "message", "exit_code", "started_at", "finished_at", "gpus", "backend_state", "attempt",
               "not_before", "after", "spec"}
 
@@ -162,6 +184,7 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         workflow=row["workflow"],
         node=row["node"],
         after=json.loads(row["after"]),
+        schedule=row["schedule"],
         inputs=json.loads(row["inputs"]),
     )
 
@@ -184,7 +207,7 @@ def _encode(field: str, value: Any) -> Any:
     return value
 
 
-class Store:
+class Store(ScheduleRows):
     """Job history. Every public method is a coroutine run on the store's own thread."""
 
     def __init__(self, path: Path):
@@ -231,11 +254,15 @@ class Store:
     async def insert(self, job: Job, job_dir: Path) -> None:
         await self.insert_many([(job, job_dir)])
 
-    async def insert_many(self, jobs: list[tuple[Job, Path]], workflow: Optional[dict[str, Any]] = None) -> None:
-        """Jobs (and the workflow run they make up), in one transaction."""
+    async def insert_many(self, jobs: list[tuple[Job, Path]], workflow: Optional[dict[str, Any]] = None,
+                          fired: Optional[Fired] = None) -> None:
+        """Jobs (and the workflow run they make up, or the schedule firing that made them), in
+        one transaction: a schedule fires once, whatever happens around it."""
         def _insert() -> None:
             with self.db:
                 self.db.execute("BEGIN")
+                if fired is not None and not self._advance(fired):
+                    raise AlreadyFired(fired.schedule)
                 if workflow is not None:
                     self.db.execute(
                         "INSERT INTO workflows (id, name, status, spec, workspace, created_at, scheduler, message) "
@@ -244,13 +271,14 @@ class Store:
                          workflow["workspace"], workflow["created_at"], workflow.get("scheduler", "service"),
                          workflow.get("message")))
                 self.db.executemany(
-                    f"INSERT INTO jobs ({_COLUMNS}, dir, workflow, node, after, inputs) VALUES ({', '.join('?' * 20)})",
+                    f"INSERT INTO jobs ({_COLUMNS}, dir, workflow, node, after, inputs, schedule) "
+                    f"VALUES ({', '.join('?' * 21)})",
                     [
                         (
                             j.id, j.status.value, j.backend, j.project, None, None, None,
                             j.spec.model_dump_json(), _dt(j.created_at), None, None,
                             json.dumps(j.gpus), j.snapshot, json.dumps(j.notes), json.dumps(j.backend_state),
-                            str(d), j.workflow, j.node, json.dumps(j.after), json.dumps(j.inputs),
+                            str(d), j.workflow, j.node, json.dumps(j.after), json.dumps(j.inputs), j.schedule,
                         )
                         for j, d in jobs
                     ],
@@ -449,6 +477,7 @@ class Store:
         q: Optional[str] = None,
         tag: Optional[str] = None,
         workflow: Optional[str] = None,
+        schedule: Optional[str] = None,
         limit: int = 50,
         cursor: Optional[int] = None,
         oldest_first: bool = False,
@@ -469,6 +498,9 @@ class Store:
             if workflow is not None:
                 where.append("workflow = ?")
                 args.append(workflow)
+            if schedule is not None:
+                where.append("schedule = ?")
+                args.append(schedule)
             if unblocked:  # not waiting for other jobs of its workflow
                 where.append("after = '[]'")
             if q:

@@ -142,6 +142,7 @@ class JobsHandler(BaseHandler):
             limit=self.get_query_argument("limit", None),
             cursor=self.get_query_argument("cursor", None),
             workflow=self.get_query_argument("workflow", None),
+            schedule=self.get_query_argument("schedule", None),
         ))
 
     @web.authenticated

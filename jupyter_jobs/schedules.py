@@ -1,0 +1,209 @@
+"""Schedules: a job spec (command or notebook) run on a cron expression in a time zone.
+
+Each schedule keeps its next due time in the history. One loop sleeps until the soonest one
+and fires what is due: the job is recorded in the same transaction that moves the schedule to
+its next time, so a time fires once, across restarts too. Times missed while the server was
+down fire once at start (`catch_up`) or are skipped, and say so. `overlap: skip` (the
+default) skips a time while the schedule's previous job has not ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import secrets
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterError, croniter
+
+from .models import FieldError, JobConflict, JobNotFound, SpecError, read_spec, utcnow
+from .replies import Schedule, ScheduleInput, SchedulePage, SchedulesQuery
+from .schedule_rows import AlreadyFired, Fired
+
+if TYPE_CHECKING:
+    from .service import JobService
+
+log = logging.getLogger(__name__)
+
+#: how many due times firing handles at once (each takes a snapshot and a write)
+CONCURRENCY = 16
+
+
+def next_times(cron: str, zone: str, after: float, count: int = 1) -> list[float]:
+    """The next `count` times (epoch seconds) the expression matches after `after`, in `zone`
+    (daylight saving time as croniter applies it)."""
+    it = croniter(cron, datetime.fromtimestamp(after, ZoneInfo(zone)))
+    return [it.get_next(datetime).timestamp() for _ in range(count)]
+
+
+def _iso(epoch: Optional[float]) -> Optional[str]:
+    return datetime.fromtimestamp(epoch, timezone.utc).isoformat() if epoch is not None else None
+
+
+class Schedules:
+    """Create, list, pause, resume and delete schedules; fire them when due."""
+
+    def __init__(self, service: JobService):
+        self.service = service
+        self._changed = asyncio.Event()
+
+    # -- the faces ----------------------------------------------------------------------------
+    async def create(self, body: Any) -> dict[str, Any]:
+        """`{"spec": {...}, "cron": "0 3 * * *", "timezone": "Europe/Berlin", "catch_up": false,
+        "overlap": "skip", "name": ...}`, checked whole (spec errors are named `spec.<field>`)."""
+        given = ScheduleInput.parse(body)
+        errors: list[FieldError] = []
+        try:
+            ZoneInfo(given.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            errors.append(FieldError(field="timezone", message=f"unknown time zone {given.timezone!r} "
+                                     "(an IANA name such as Europe/Berlin, or UTC)"))
+        if not croniter.is_valid(given.cron):
+            errors.append(FieldError(field="cron", message=_cron_problem(given.cron)))
+        spec, error = read_spec(given.spec)
+        if error is not None:
+            errors += [e.model_copy(update={"field": f"spec.{e.field}"}) for e in error.errors]
+        elif spec is not None:
+            try:
+                await self.service.validate(spec)
+            except SpecError as exc:
+                errors += [e.model_copy(update={"field": f"spec.{e.field}"}) for e in exc.errors]
+        if errors:
+            raise SpecError(errors)
+        assert spec is not None
+        row = {"id": "s" + secrets.token_hex(6), "name": given.name or spec.name or "schedule",
+               "spec": spec.model_dump(mode="json", exclude_defaults=True), "cron": given.cron,
+               "timezone": given.timezone, "catch_up": given.catch_up, "overlap": given.overlap,
+               "paused": False, "next_at": next_times(given.cron, given.timezone, time.time())[0],
+               "created_at": utcnow().isoformat()}
+        await self.service.store.insert_schedule(row)
+        self._changed.set()
+        return await self.get(row["id"])
+
+    async def get(self, schedule_id: str) -> dict[str, Any]:
+        row = await self.service.store.schedule(schedule_id)
+        if row is None:
+            raise JobNotFound(f"no schedule {schedule_id!r}")
+        return self._public(row)
+
+    async def list(self, **query: Any) -> dict[str, Any]:
+        q = SchedulesQuery.parse(**query)
+        rows, cursor = await self.service.store.schedules(limit=q.limit, cursor=q.cursor)
+        return SchedulePage(schedules=[Schedule(**self._public(r)) for r in rows], next_cursor=cursor).model_dump(
+            mode="json")
+
+    async def pause(self, schedule_id: str) -> dict[str, Any]:
+        await self.get(schedule_id)
+        await self.service.store.update_schedule(schedule_id, paused=True)
+        return await self.get(schedule_id)
+
+    async def resume(self, schedule_id: str) -> dict[str, Any]:
+        """Back on: its next time is the next one from now (nothing missed while paused runs)."""
+        row = await self.service.store.schedule(schedule_id)
+        if row is None:
+            raise JobNotFound(f"no schedule {schedule_id!r}")
+        if not row["paused"]:
+            raise JobConflict(f"schedule {schedule_id} is not paused")
+        await self.service.store.update_schedule(
+            schedule_id, paused=False, next_at=next_times(row["cron"], row["timezone"], time.time())[0])
+        self._changed.set()
+        return await self.get(schedule_id)
+
+    async def delete(self, schedule_id: str) -> None:
+        """The schedule goes; the jobs it started stay in the history."""
+        if not await self.service.store.delete_schedule(schedule_id):
+            raise JobNotFound(f"no schedule {schedule_id!r}")
+
+    def _public(self, row: dict[str, Any]) -> dict[str, Any]:
+        upcoming = [] if row["paused"] or row["next_at"] is None else [row["next_at"]] + next_times(
+            row["cron"], row["timezone"], row["next_at"], 4)
+        return Schedule(**{**row, "next_at": _iso(None if row["paused"] else row["next_at"]),
+                           "last_at": _iso(row["last_at"]), "next_runs": [_iso(t) for t in upcoming]}).model_dump(
+            mode="json")
+
+    # -- firing -------------------------------------------------------------------------------
+    async def recover(self) -> None:
+        """At start: times missed while the server was down fire once now (catch_up) or are
+        skipped to the next time from now; either way the schedule says so."""
+        now = time.time()
+        cursor = None
+        while True:
+            rows, cursor = await self.service.store.schedules(limit=500, cursor=cursor, due_by=now)
+            for row in rows:
+                if row["catch_up"]:
+                    continue  # due: the loop fires it once
+                upcoming = next_times(row["cron"], row["timezone"], now)[0]
+                await self.service.store.advance_schedule(Fired(
+                    row["id"], row["next_at"], upcoming, now,
+                    message=f"skipped the time(s) missed while the server was down (since {_iso(row['next_at'])}); "
+                    "catch_up is off"))
+            if cursor is None:
+                break
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.fire_due()
+                soonest = await self.service.store.next_due()
+            except Exception:
+                log.exception("firing schedules failed")
+                soonest = time.time() + 5
+            wait = 60.0 if soonest is None else min(60.0, max(0.0, soonest - time.time()))
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+
+    async def fire_due(self) -> int:
+        """Fire every schedule due now, a few at a time; returns how many times were taken."""
+        now = time.time()
+        fired, seen = 0, set()
+        while True:
+            rows, _ = await self.service.store.schedules(limit=500, due_by=now)
+            rows = [r for r in rows if (r["id"], r["next_at"]) not in seen]  # each due time once per pass
+            if not rows:
+                return fired
+            seen.update((r["id"], r["next_at"]) for r in rows)
+            gate = asyncio.Semaphore(CONCURRENCY)
+
+            async def one(row: dict[str, Any]) -> None:
+                async with gate:
+                    await self._fire(row, now)
+
+            await asyncio.gather(*(one(r) for r in rows))
+            fired += len(rows)
+
+    async def _fire(self, row: dict[str, Any], now: float) -> None:
+        upcoming = next_times(row["cron"], row["timezone"], now)[0]
+        fired = Fired(row["id"], row["next_at"], upcoming, now)
+        if row["overlap"] == "skip" and row["last_job"]:
+            last = await self.service.store.get(row["last_job"])
+            if last is not None and not last.status.is_terminal():
+                await self.service.store.advance_schedule(dataclasses.replace(
+                    fired, message=f"skipped {_iso(row['next_at'])}: job {last.id} had not ended (overlap: skip)"))
+                return
+        spec, error = read_spec(row["spec"])
+        try:
+            if error is not None or spec is None:
+                raise error or SpecError.one("spec", "no spec")
+            if not spec.name:
+                spec = spec.model_copy(update={"name": row["name"]})
+            await self.service.submit_spec(spec, fired)
+        except AlreadyFired:
+            pass  # another firing of this time got there first
+        except Exception as exc:  # the job cannot start (its workspace went, its backend...): say so
+            await self.service.store.advance_schedule(dataclasses.replace(
+                fired, message=f"could not start a job at {_iso(now)}: {exc}"))
+
+
+def _cron_problem(cron: str) -> str:
+    try:
+        croniter(cron)
+    except (CroniterError, ValueError, KeyError) as exc:
+        return f"not a cron expression ({exc}); five fields (minute hour day month weekday), a sixth for seconds"
+    return "not a cron expression: five fields (minute hour day month weekday), a sixth for seconds"
