@@ -452,11 +452,14 @@ def read_spec(data: Any) -> tuple[Optional[JobSpec], Optional[SpecError]]:
         return JobSpec.model_validate(data), None
     except ValidationError as exc:
         error, failed = SpecError.from_validation(exc), exc
+    if data.get("command") is None and data.get("notebook") is None:  # beside other errors, said too
+        error = error.plus(SpecError.one("command", "a job needs a command (or a notebook)"))
     rest: dict[str, Any] = data
     for _ in range(3):  # leaving a field out may reveal no new error; a few rounds are plenty
         for err in failed.errors():
             rest = _without(rest, err["loc"])
-        rest = {"command": "true", **rest}
+        if rest.get("notebook") is None:
+            rest = {**rest, "command": rest.get("command") or "true"}
         try:
             return JobSpec.model_validate(rest), error
         except ValidationError as again:

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from . import __version__
 from .models import FieldError, Job, JobSpec, JobStatus
 from .replies import ArtifactList, BackendsReply, JobEvent, JobPage, LogChunk, LogEnd, MetricsPage, MetricsSummary
-from .replies import WorkflowPage, WorkflowRun, WorkflowSubmission
+from .replies import Schedule, ScheduleInput, SchedulePage, WorkflowPage, WorkflowRun, WorkflowSubmission
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -28,6 +28,7 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 _ERROR = _json(_ref("Error"), "error: a message, and for a bad spec each bad field")
 _ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _RUN = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_SCHEDULE = {"name": "schedule_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
 def _op(summary: str, responses: dict[str, Any], params: list | None = None, body: Any = None) -> dict:
@@ -54,9 +55,10 @@ def _add(schemas: dict[str, Any], model: type[BaseModel], mode: str = "serializa
 def _schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for model in (Job, FieldError, BackendsReply, JobEvent, ArtifactList, LogChunk, LogEnd, JobPage, MetricsPage,
-                  MetricsSummary, WorkflowRun, WorkflowPage):
+                  MetricsSummary, WorkflowRun, WorkflowPage, Schedule, SchedulePage):
         _add(schemas, model)
     _add(schemas, WorkflowSubmission, "validation")
+    _add(schemas, ScheduleInput, "validation")
     _add(schemas, JobSpec, "validation", "Input")  # what a client may send (durations as strings...)
     spec_in = schemas["JobSpecInput"]["properties"]
     spec_in["timeout"] = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}, {"type": "null"}],
@@ -104,6 +106,7 @@ def _paths() -> dict[str, Any]:
                        "search: text in the name, command, id or a tag (case-insensitive; % and _ match themselves)"),
                 _query("tag", {"type": "string", "maxLength": 100}, "only jobs with exactly this tag"),
                 _query("workflow", {"type": "string", "maxLength": 100}, "only the jobs of this workflow run"),
+                _query("schedule", {"type": "string", "maxLength": 100}, "only the jobs this schedule started"),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "page size"),
                 _query("cursor", {"type": "integer", "minimum": 0}, "next_cursor of the previous page"),
             ]),
@@ -157,6 +160,24 @@ def _paths() -> dict[str, Any]:
             "200": _json(_ref("WorkflowRun"), "the run"), "404": _ERROR, "409": _ERROR}, [_RUN])},
         "/jupyter-jobs/workflows/{run_id}/rerun": {"post": _op("Run its failed, cancelled and skipped jobs again", {
             "200": _json(_ref("WorkflowRun"), "the run"), "404": _ERROR, "409": _ERROR}, [_RUN])},
+        "/jupyter-jobs/schedules": {
+            "get": _op("Schedules, newest first", {"200": _json(_ref("SchedulePage"), "a page of schedules"),
+                                                   "400": _ERROR}, [
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "page size"),
+                _query("cursor", {"type": "integer", "minimum": 0}, "next_cursor of the previous page")]),
+            "post": _op("Create a schedule: a job spec on a cron expression in a time zone",
+                        {"201": _json(_ref("Schedule"), "the schedule"), "400": _ERROR}, body=_ref("ScheduleInput")),
+        },
+        "/jupyter-jobs/schedules/{schedule_id}": {
+            "get": _op("One schedule, with its next five times", {
+                "200": _json(_ref("Schedule"), "the schedule"), "404": _ERROR}, [_SCHEDULE]),
+            "delete": _op("Delete a schedule (the jobs it started stay)", {
+                "204": {"description": "deleted"}, "404": _ERROR}, [_SCHEDULE]),
+        },
+        "/jupyter-jobs/schedules/{schedule_id}/pause": {"post": _op("Stop firing until resumed", {
+            "200": _json(_ref("Schedule"), "the schedule"), "404": _ERROR}, [_SCHEDULE])},
+        "/jupyter-jobs/schedules/{schedule_id}/resume": {"post": _op("Fire again, from the next time on", {
+            "200": _json(_ref("Schedule"), "the schedule"), "404": _ERROR, "409": _ERROR}, [_SCHEDULE])},
         "/jupyter-jobs/openapi.json": {"get": _op("This document", {"200": _json({"type": "object"},
                                                                                 "OpenAPI 3.1")})},
     }

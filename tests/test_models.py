@@ -27,7 +27,8 @@ def test_full_spec_round_trip():
     spec = parse_spec(data)
     assert spec.model_dump() == {**data, "resources": {"gpus": 2, "cpus": 1.5, "nodes": 1, "memory": "2g"},
                                  "timeout": 3600.0, "slurm": None, "retries": 0,
-                                 "retry_on": ["lost", "backend_error"], "retry_backoff": 10.0}
+                                 "retry_on": ["lost", "backend_error"], "retry_backoff": 10.0,
+                                 "notebook": None, "parameters": {}, "kernel": None}
     assert spec.resources.memory_bytes == 2 * 1024**3
 
 

@@ -70,6 +70,8 @@ export interface paths {
                     tag?: string;
                     /** @description only the jobs of this workflow run */
                     workflow?: string;
+                    /** @description only the jobs this schedule started */
+                    schedule?: string;
                     /** @description page size */
                     limit?: number;
                     /** @description next_cursor of the previous page */
@@ -685,6 +687,322 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/jupyter-jobs/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Schedules, newest first */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description page size */
+                    limit?: number;
+                    /** @description next_cursor of the previous page */
+                    cursor?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description a page of schedules */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["SchedulePage"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Create a schedule: a job spec on a cron expression in a time zone */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ScheduleInput"];
+                };
+            };
+            responses: {
+                /** @description the schedule */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Schedule"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jupyter-jobs/schedules/{schedule_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One schedule, with its next five times */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    schedule_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description the schedule */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Schedule"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        /** Delete a schedule (the jobs it started stay) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    schedule_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description deleted */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jupyter-jobs/schedules/{schedule_id}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop firing until resumed */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    schedule_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description the schedule */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Schedule"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jupyter-jobs/schedules/{schedule_id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Fire again, from the next time on */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    schedule_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description the schedule */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Schedule"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/jupyter-jobs/workflows": {
         parameters: {
             query?: never;
@@ -1187,6 +1505,12 @@ export interface components {
             /** @default null */
             reason: components["schemas"]["FailureReason"] | null;
             /**
+             * Schedule
+             * @description the schedule that started this job
+             * @default null
+             */
+            schedule: string | null;
+            /**
              * Snapshot
              * @default null
              */
@@ -1236,7 +1560,7 @@ export interface components {
         };
         /**
          * JobSpec
-         * @description A job as a user asks for it: files + container + command + resources.
+         * @description A job as a user asks for it: files + container + command (or notebook) + resources.
          */
         JobSpec: {
             /**
@@ -1244,8 +1568,11 @@ export interface components {
              * @default null
              */
             backend?: string | null;
-            /** Command */
-            command: string | string[];
+            /**
+             * Command
+             * @default null
+             */
+            command?: string | string[] | null;
             /**
              * Description
              * @default null
@@ -1261,10 +1588,29 @@ export interface components {
              */
             image?: string | null;
             /**
+             * Kernel
+             * @description the kernel that runs the notebook (default: the one the notebook names)
+             * @default null
+             */
+            kernel?: string | null;
+            /**
              * Name
              * @default null
              */
             name?: string | null;
+            /**
+             * Notebook
+             * @description a notebook in the workspace to execute instead of a command; the executed copy is an artifact
+             * @default null
+             */
+            notebook?: string | null;
+            /**
+             * Parameters
+             * @description the notebook's parameters (JSON values), injected after its cell tagged `parameters`, as papermill does
+             */
+            parameters?: {
+                [key: string]: unknown;
+            };
             /**
              * Project
              * @default null
@@ -1305,7 +1651,7 @@ export interface components {
         };
         /**
          * JobSpec
-         * @description A job as a user asks for it: files + container + command + resources.
+         * @description A job as a user asks for it: files + container + command (or notebook) + resources.
          */
         JobSpecInput: {
             /**
@@ -1313,8 +1659,11 @@ export interface components {
              * @default null
              */
             backend?: string | null;
-            /** Command */
-            command: string | string[];
+            /**
+             * Command
+             * @default null
+             */
+            command?: string | string[] | null;
             /**
              * Description
              * @default null
@@ -1330,10 +1679,29 @@ export interface components {
              */
             image?: string | null;
             /**
+             * Kernel
+             * @description the kernel that runs the notebook (default: the one the notebook names)
+             * @default null
+             */
+            kernel?: string | null;
+            /**
              * Name
              * @default null
              */
             name?: string | null;
+            /**
+             * Notebook
+             * @description a notebook in the workspace to execute instead of a command; the executed copy is an artifact
+             * @default null
+             */
+            notebook?: string | null;
+            /**
+             * Parameters
+             * @description the notebook's parameters (JSON values), injected after its cell tagged `parameters`, as papermill does
+             */
+            parameters?: {
+                [key: string]: unknown;
+            };
             /**
              * Project
              * @default null
@@ -1514,6 +1882,112 @@ export interface components {
              * @default 1
              */
             nodes?: number;
+        };
+        /** Schedule */
+        Schedule: {
+            /** Catch Up */
+            catch_up: boolean;
+            /** Created At */
+            created_at: string;
+            /** Cron */
+            cron: string;
+            /** Id */
+            id: string;
+            /**
+             * Last At
+             * @default null
+             */
+            last_at: string | null;
+            /**
+             * Last Job
+             * @description the job it started last
+             * @default null
+             */
+            last_job: string | null;
+            /**
+             * Message
+             * @description what happened at its last time, when it was not a job
+             * @default null
+             */
+            message: string | null;
+            /** Name */
+            name: string;
+            /**
+             * Next At
+             * @description when it fires next (null while paused)
+             * @default null
+             */
+            next_at: string | null;
+            /**
+             * Next Runs
+             * @description its next five times
+             */
+            next_runs: string[];
+            /**
+             * Overlap
+             * @enum {string}
+             */
+            overlap: "skip" | "allow";
+            /** Paused */
+            paused: boolean;
+            /** Spec */
+            spec: {
+                [key: string]: unknown;
+            };
+            /** Timezone */
+            timezone: string;
+        };
+        /**
+         * ScheduleInput
+         * @description A schedule as a user asks for it.
+         */
+        ScheduleInput: {
+            /**
+             * Catch Up
+             * @description after a server outage, run a missed time once at start (else skip)
+             * @default false
+             */
+            catch_up?: boolean;
+            /**
+             * Cron
+             * @description five fields (minute hour day month weekday); a sixth for seconds
+             */
+            cron: string;
+            /**
+             * Name
+             * @default null
+             */
+            name?: string | null;
+            /**
+             * Overlap
+             * @description skip a time while the previous job runs, or not
+             * @default skip
+             * @enum {string}
+             */
+            overlap?: "skip" | "allow";
+            /**
+             * Spec
+             * @description a job spec (a command or a notebook), as POST /jobs takes
+             */
+            spec: {
+                [key: string]: unknown;
+            };
+            /**
+             * Timezone
+             * @description an IANA time zone the expression is read in
+             * @default UTC
+             */
+            timezone?: string;
+        };
+        /** SchedulePage */
+        SchedulePage: {
+            /**
+             * Next Cursor
+             * @default null
+             */
+            next_cursor: number | null;
+            /** Schedules */
+            schedules: components["schemas"]["Schedule"][];
         };
         /**
          * SeriesData
