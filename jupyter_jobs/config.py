@@ -15,6 +15,7 @@ from traitlets.config import LoggingConfigurable
 from .backends import BUILTIN_BACKENDS, Backend
 from .files import private_dir
 from .gpus import GPU, GPUAllocator, discover
+from .notify import Webhooks
 from .service import JobService
 from .store import Store
 from .snapshots import SnapshotStore
@@ -85,6 +86,15 @@ class JobsConfig(LoggingConfigurable):
         "a note saying what was not applied."
     ).tag(config=True)
 
+    webhooks = List(
+        Dict(), help="Webhooks: [{'url': 'https://...', 'secret': '...', 'events': ['job.ended', ...]}]. Each gets "
+        "a signed JSON POST per event (job.queued, job.started, job.ended, workflow.ended, schedule.fired; "
+        "events left out: all of them)."
+    ).tag(config=True)
+    webhook_attempts = Int(10, help="Attempts per webhook delivery before it is given up.").tag(config=True)
+    webhook_backoff = Float(1.0, help="Seconds before a webhook delivery's first retry; doubled each time.").tag(
+        config=True)
+
     def _inventory(self) -> list[GPU]:
         if isinstance(self.gpus, int):
             if self.gpus < 0:
@@ -121,4 +131,5 @@ class JobsConfig(LoggingConfigurable):
             strict_specs=self.strict_specs,
             metrics_interval=self.metrics_interval,
             max_metrics_size=self.max_metrics_size,
+            webhooks=Webhooks(self.webhooks, attempts=self.webhook_attempts, backoff=self.webhook_backoff),
         )

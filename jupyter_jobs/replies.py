@@ -47,9 +47,23 @@ class GPUInfo(_Reply):
     in_use: int = Field(description="jobs using this device now")
 
 
+class WebhookStatus(_Reply):
+    """A configured webhook's deliveries (its secret is never shown)."""
+
+    url: str
+    events: list[str]
+    delivered: int
+    failed: int = Field(description="deliveries given up after every attempt")
+    pending: int
+    dropped: int = Field(description="deliveries dropped from a full queue")
+    last_error: Optional[str] = None
+    last_delivered_at: Optional[str] = None
+
+
 class BackendsReply(_Reply):
     backends: list[BackendInfo]
     gpus: list[GPUInfo]
+    webhooks: list[WebhookStatus] = Field(default_factory=list)
 
 
 class JobEvent(_Reply):

@@ -46,6 +46,8 @@ class RunnerEnv:
     gpu_inventory: bool = False
     #: told of every job that reached a terminal status (a workflow run moves on)
     ended: Callable[[Job], None] = lambda job: None
+    #: told of every job whose command started running
+    started: Callable[[Job], None] = lambda job: None
     #: told of every job its backend took (a run the cluster orders hands it the next ones)
     launched: Callable[[Job], None] = lambda job: None
     #: what a job must wait for on its engine (for backends that order jobs themselves)
@@ -225,6 +227,7 @@ class JobRunner:
         if await self.env.store.transition(self.id, JobStatus.RUNNING, started, only_from=JobStatus.QUEUED,
                                            started_at=started):
             self.job.status, self.job.started_at = JobStatus.RUNNING, started
+            self.env.started(self.job)
             self._expire_later()
 
     def _expire_later(self) -> None:

@@ -241,6 +241,8 @@ class WorkflowRuns:
             if status in ("succeeded", "failed", "cancelled"):
                 fields["finished_at"] = utcnow().isoformat()
             await self.service.store.update_workflow(run_id, **fields)
+            if "finished_at" in fields and self.service.webhooks.wants("workflow.ended"):
+                self.service.webhooks.emit("workflow.ended", {"workflow": await self.get(run_id)})
         return skipped
 
     def _takes_outputs(self, run_id: str, node: str) -> bool:

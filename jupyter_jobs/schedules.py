@@ -193,7 +193,9 @@ class Schedules:
                 raise error or SpecError.one("spec", "no spec")
             if not spec.name:
                 spec = spec.model_copy(update={"name": row["name"]})
-            await self.service.submit_spec(spec, fired)
+            job = await self.service.submit_spec(spec, fired)
+            if self.service.webhooks.wants("schedule.fired"):
+                self.service.webhooks.emit("schedule.fired", {"schedule": await self.get(row["id"]), "job": job.public()})
         except AlreadyFired:
             pass  # another firing of this time got there first
         except Exception as exc:  # the job cannot start (its workspace went, its backend...): say so

@@ -21,6 +21,7 @@ from .files import private_dir, remove_tree
 from .gpus import GPUAllocator
 from .housekeeping import Housekeeper, Retention
 from .logs import LogRegistry, follow
+from .notify import Webhooks
 from .models import FailureReason, FieldError, Job, JobConflict, JobNotFound, JobSpec, JobStatus, Outcome, SpecError
 from .models import read_spec, utcnow
 from .queue import JobQueue
@@ -71,7 +72,7 @@ class JobService:
                  backends: dict[str, Backend], default_backend: str, gpus: GPUAllocator, kill_grace: float = 10.0,
                  max_running: int = 0, max_log_size: int = 0, retention: Optional[dict[str, Any]] = None,
                  housekeeping_interval: float = 3600.0, strict_specs: bool = False, metrics_interval: float = 2.0,
-                 max_metrics_size: int = 1 << 30, nvml: Any = None):
+                 max_metrics_size: int = 1 << 30, nvml: Any = None, webhooks: Optional[Webhooks] = None):
         if default_backend not in backends:
             raise ValueError(f"default backend {default_backend!r} is not a configured backend")
         self.store, self.snapshots, self.root_dir = store, snapshots, Path(root_dir)
@@ -88,7 +89,9 @@ class JobService:
                                        interval=housekeeping_interval, delete=self.delete)
         self.runs = WorkflowRuns(self)
         self.schedules = Schedules(self)
-        self.env.ended, self.env.launched, self.env.depends = self.runs.moved, self.runs.launched, self.runs.depends
+        self.webhooks = webhooks or Webhooks([])
+        self.env.ended, self.env.launched, self.env.depends = self._ended, self.runs.launched, self.runs.depends
+        self.env.started = lambda job: self.notify("job.started", job.id)
         self.telemetry = Telemetry(self._sampled, metrics_interval, GPUSampler(nvml), self.store.add_note)
         self.metrics_reader = MetricsReader(max_metrics_size)
         self._started: Optional[asyncio.Future] = None
@@ -123,6 +126,8 @@ class JobService:
         await self.runs.recover()  # first: the queue then knows each run's max_parallel
         self.queue.kick()
         self.tasks.spawn(self.housekeeper.run_forever())
+        if self.webhooks.hooks:
+            self.tasks.spawn(self.webhooks.run())
         await self.schedules.recover()  # runs missed while down: once now, or skipped
         self.tasks.spawn(self.schedules.run_forever())
         if self.telemetry.interval > 0:
@@ -221,7 +226,24 @@ class JobService:
         """Record jobs (and the workflow run they make up) at once, then let the queue look."""
         await asyncio.to_thread(lambda: [private_dir(Path(j.dir)) for j in jobs if j.dir])
         await self.store.insert_many([(j, Path(j.dir or self.env.jobs_dir / j.id)) for j in jobs], workflow, fired)
+        if self.webhooks.wants("job.queued"):
+            for job in jobs:
+                self.webhooks.emit("job.queued", {"job": job.public()})
         self.queue.kick()
+
+    def _ended(self, job: Job) -> None:
+        self.runs.moved(job)
+        self.notify("job.ended", job.id)
+
+    def notify(self, event: str, job_id: str) -> None:
+        """Tell the webhooks about a job as it is now (read in a task: never holds the caller)."""
+        if self.webhooks.wants(event):
+            async def send() -> None:
+                job = await self.store.get(job_id)
+                if job is not None:
+                    self.webhooks.emit(event, {"job": job.public()})
+
+            self.tasks.spawn(send())
 
     async def validate(self, spec: JobSpec) -> tuple[str, Path, list[str]]:
         """The backend a spec runs on, its workspace folder and notes for the job; SpecError
@@ -322,7 +344,7 @@ class JobService:
 
         infos = await asyncio.gather(*(one(n, b) for n, b in self.backends.items()))
         gpus = [GPUInfo(**g) for g in self.gpus.describe()]
-        return BackendsReply(backends=list(infos), gpus=gpus).model_dump(mode="json")
+        return BackendsReply(backends=list(infos), gpus=gpus, webhooks=self.webhooks.status()).model_dump(mode="json")
 
     # -- cancel / delete --------------------------------------------------------------------
     async def cancel(self, job_id: str, wait: float = 1.0) -> dict[str, Any]:

@@ -1346,6 +1346,8 @@ export interface components {
             backends: components["schemas"]["BackendInfo"][];
             /** Gpus */
             gpus: components["schemas"]["GPUInfo"][];
+            /** Webhooks */
+            webhooks: components["schemas"]["WebhookStatus"][];
         };
         /**
          * Capabilities
@@ -2049,6 +2051,40 @@ export interface components {
             qos?: string | null;
             /** Sbatch Args */
             sbatch_args?: string[];
+        };
+        /**
+         * WebhookStatus
+         * @description A configured webhook's deliveries (its secret is never shown).
+         */
+        WebhookStatus: {
+            /** Delivered */
+            delivered: number;
+            /**
+             * Dropped
+             * @description deliveries dropped from a full queue
+             */
+            dropped: number;
+            /** Events */
+            events: string[];
+            /**
+             * Failed
+             * @description deliveries given up after every attempt
+             */
+            failed: number;
+            /**
+             * Last Delivered At
+             * @default null
+             */
+            last_delivered_at: string | null;
+            /**
+             * Last Error
+             * @default null
+             */
+            last_error: string | null;
+            /** Pending */
+            pending: number;
+            /** Url */
+            url: string;
         };
         /**
          * WorkflowJob
