@@ -28,6 +28,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 _ERROR = _json(_ref("Error"), "error: a message, and for a bad spec each bad field")
 _ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _RUN = {"name": "run_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_ORIGIN = {"name": "X-Jupyter-Jobs-Origin", "in": "header", "required": False, "schema": {"type": "string"},
+           "description": "kernel:<id> or browser:<id>: who submits (the panel notifies that browser)"}
 _SCHEDULE = {"name": "schedule_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
@@ -107,10 +109,12 @@ def _paths() -> dict[str, Any]:
                 _query("tag", {"type": "string", "maxLength": 100}, "only jobs with exactly this tag"),
                 _query("workflow", {"type": "string", "maxLength": 100}, "only the jobs of this workflow run"),
                 _query("schedule", {"type": "string", "maxLength": 100}, "only the jobs this schedule started"),
+                _query("origin", {"type": "string"}, "comma-separated submitters (kernel:<id>, browser:<id>): "
+                       "only the jobs they started"),
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "page size"),
                 _query("cursor", {"type": "integer", "minimum": 0}, "next_cursor of the previous page"),
             ]),
-            "post": _op("Submit a job", {"201": job, "400": _ERROR}, body=_ref("JobSpecInput")),
+            "post": _op("Submit a job", {"201": job, "400": _ERROR}, [_ORIGIN], body=_ref("JobSpecInput")),
         },
         "/jupyter-jobs/jobs/{job_id}": {
             "get": _op("One job, with its status changes", {"200": job, "404": _ERROR}, [_ID]),

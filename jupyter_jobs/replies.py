@@ -292,8 +292,15 @@ class ListQuery(_Query):
     tag: Optional[str] = Field(None, max_length=100, description="only jobs with this tag")
     workflow: Optional[str] = Field(None, max_length=100, description="only the jobs of this workflow run")
     schedule: Optional[str] = Field(None, max_length=100, description="only the jobs this schedule started")
+    origin: list[str] = Field(default_factory=list, max_length=100,
+                              description="only the jobs these submitters started (comma-separated)")
     limit: int = Field(50, ge=1, le=500)
     cursor: Optional[int] = Field(None, ge=0, le=2**62)
+
+    @field_validator("origin", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        return _parts(value)
 
     @field_validator("status", mode="before")
     @classmethod

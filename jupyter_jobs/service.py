@@ -179,12 +179,12 @@ class JobService:
         await record_end(self.env, job, Outcome(None, FailureReason.BACKEND_ERROR, message))
 
     # -- submitting -------------------------------------------------------------------------
-    async def submit(self, body: Any) -> dict[str, Any]:
+    async def submit(self, body: Any, origin: Optional[str] = None) -> dict[str, Any]:
         """Validate a spec (a JSON object), snapshot its workspace, queue it. A bad spec gets every
         error at once: what the model accepts of it goes through the service's checks too."""
         spec, error = read_spec(body)
         if error is None:
-            return self._public(await self.submit_spec(spec))  # type: ignore[arg-type]
+            return self._public(await self.submit_spec(spec, origin=origin))  # type: ignore[arg-type]
         if spec is not None:
             try:  # a backend left out for its own error would be checked as the default one: skip it
                 await self._validate(spec, with_backend=not error.names("backend"))
@@ -192,7 +192,7 @@ class JobService:
                 error = error.plus(more)
         raise error
 
-    async def submit_spec(self, spec: JobSpec, fired: Optional[Fired] = None) -> Job:
+    async def submit_spec(self, spec: JobSpec, fired: Optional[Fired] = None, origin: Optional[str] = None) -> Job:
         """Check, snapshot and record a job; `fired`: a schedule's due time it is recorded with
         (AlreadyFired if that time was taken meanwhile)."""
         name, workspace, notes = await self._validate(spec)
@@ -203,6 +203,7 @@ class JobService:
         try:
             skipped = [f"left out of the workspace: {path} ({why})" for path, why in snap.skipped[:50]]
             job = self.new_job(spec, name, snap.id, workspace, notes=notes + skipped)
+            job.origin = origin
             if fired is not None:
                 job.schedule, fired = fired.schedule, dataclasses.replace(fired, job=job.id)
             await self.record_many([job], fired=fired)
@@ -303,9 +304,9 @@ class JobService:
             raise SpecError.one("workspace", f"{workspace!r} is not a folder under the server's root")
         return Path(path)
 
-    async def rerun(self, job_id: str) -> dict[str, Any]:
+    async def rerun(self, job_id: str, origin: Optional[str] = None) -> dict[str, Any]:
         """The same spec again, with a new snapshot of the workspace as it is now."""
-        return self._public(await self.submit_spec((await self._job(job_id)).spec))
+        return self._public(await self.submit_spec((await self._job(job_id)).spec, origin=origin))
 
     # -- reading ----------------------------------------------------------------------------
     async def _job(self, job_id: str) -> Job:
@@ -331,7 +332,8 @@ class JobService:
         tag, limit, cursor."""
         q = ListQuery.parse(**query)
         jobs, cursor = await self.store.list(status=q.status or None, project=q.project, q=q.q, tag=q.tag,
-                                             workflow=q.workflow, schedule=q.schedule, limit=q.limit,
+                                             workflow=q.workflow, schedule=q.schedule, origin=q.origin or None,
+                                             limit=q.limit,
                                              cursor=q.cursor)
         return JobPage(jobs=[self._public(j) for j in jobs], next_cursor=cursor).model_dump()
 

@@ -80,6 +80,8 @@ _MIGRATIONS: list[list[str]] = [
     ],
     [  # 5: schedules, and the jobs they made
         "ALTER TABLE jobs ADD COLUMN schedule TEXT",
+        "ALTER TABLE jobs ADD COLUMN origin TEXT",
+        "CREATE INDEX IF NOT EXISTS jobs_by_origin ON jobs(origin, seq)",
         "CREATE INDEX IF NOT EXISTS jobs_by_schedule ON jobs(schedule, seq)",
         """CREATE TABLE IF NOT EXISTS schedules (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -138,7 +140,7 @@ _COLUMNS = (
     "id, status, backend, project, reason, message, exit_code, spec, created_at, started_at, "
     "finished_at, gpus, snapshot, notes, backend_state"
 )
-_SELECT = f"{_COLUMNS}, attempt, not_before, dir, workflow, node, after, inputs, schedule"
+_SELECT = f"{_COLUMNS}, attempt, not_before, dir, workflow, node, after, inputs, schedule, origin"
 _UPDATABLE = {"reason", "message", "exit_code", "started_at", "finished_at", "gpus", "backend_state", "attempt",
               "not_before", "after", "spec"}
 
@@ -185,6 +187,7 @@ def _row_to_job(row: sqlite3.Row) -> Job:
         node=row["node"],
         after=json.loads(row["after"]),
         schedule=row["schedule"],
+        origin=row["origin"],
         inputs=json.loads(row["inputs"]),
     )
 
@@ -271,14 +274,15 @@ class Store(ScheduleRows):
                          workflow["workspace"], workflow["created_at"], workflow.get("scheduler", "service"),
                          workflow.get("message")))
                 self.db.executemany(
-                    f"INSERT INTO jobs ({_COLUMNS}, dir, workflow, node, after, inputs, schedule) "
-                    f"VALUES ({', '.join('?' * 21)})",
+                    f"INSERT INTO jobs ({_COLUMNS}, dir, workflow, node, after, inputs, schedule, origin) "
+                    f"VALUES ({', '.join('?' * 22)})",
                     [
                         (
                             j.id, j.status.value, j.backend, j.project, None, None, None,
                             j.spec.model_dump_json(), _dt(j.created_at), None, None,
                             json.dumps(j.gpus), j.snapshot, json.dumps(j.notes), json.dumps(j.backend_state),
                             str(d), j.workflow, j.node, json.dumps(j.after), json.dumps(j.inputs), j.schedule,
+                            j.origin,
                         )
                         for j, d in jobs
                     ],
@@ -478,6 +482,7 @@ class Store(ScheduleRows):
         tag: Optional[str] = None,
         workflow: Optional[str] = None,
         schedule: Optional[str] = None,
+        origin: Optional[list[str]] = None,
         limit: int = 50,
         cursor: Optional[int] = None,
         oldest_first: bool = False,
@@ -501,6 +506,9 @@ class Store(ScheduleRows):
             if schedule is not None:
                 where.append("schedule = ?")
                 args.append(schedule)
+            if origin:
+                where.append(f"origin IN ({', '.join('?' * len(origin))})")
+                args += origin
             if unblocked:  # not waiting for other jobs of its workflow
                 where.append("after = '[]'")
             if q:

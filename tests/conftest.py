@@ -58,8 +58,10 @@ class Api:
         self.fetch = fetch
 
     async def call(self, method: str, *path: str, body: Any = None, params: Optional[dict] = None,
-                   expect: Optional[int] = 200) -> Any:
+                   expect: Optional[int] = 200, headers: Optional[dict] = None) -> Any:
         kwargs: dict[str, Any] = {"method": method, "raise_error": False}
+        if headers:
+            kwargs["headers"] = headers
         if body is not None:
             kwargs["body"] = body if isinstance(body, (str, bytes)) else json.dumps(body)
         elif method == "POST":

@@ -461,3 +461,18 @@ async def test_each_job_runs_exactly_once(api, workspace, jobs_data):
     assert {(d["status"], d["exit_code"]) for d in done} == {("failed", 1)}
     runs = (jobs_data / "storage" / "runs").read_text().split()
     assert sorted(runs) == sorted(j["id"] for j in jobs)  # no job started twice
+
+
+async def test_origin_of_a_submission_filters_the_list(api, workspace):
+    """The panel notifies a browser of the jobs it (or its kernels) started: X-Jupyter-Jobs-Origin."""
+    mine = await api.call("POST", "jobs", body={"command": "true", "workspace": "proj"}, expect=201,
+                          headers={"X-Jupyter-Jobs-Origin": "browser:tab-1"})
+    await api.submit({"command": "true", "workspace": "proj"})
+    assert mine["origin"] == "browser:tab-1"
+    listed = await api.call("GET", "jobs", params={"origin": "browser:tab-1,kernel:k-2"})
+    assert [j["id"] for j in listed["jobs"]] == [mine["id"]]
+    again = await api.call("POST", "jobs", mine["id"], "rerun", expect=201, headers={"X-Jupyter-Jobs-Origin": "kernel:k-2"})
+    assert again["origin"] == "kernel:k-2"
+    bad = await api.call("POST", "jobs", body={"command": "true", "workspace": "proj"}, expect=400,
+                         headers={"X-Jupyter-Jobs-Origin": "elsewhere"})
+    assert bad["errors"][0]["field"] == "X-Jupyter-Jobs-Origin"

@@ -381,6 +381,7 @@ def test_a_notebook_runs_as_a_job_with_parameters_from_the_line(kernel, server):
     assert "lr=0.01 epochs=3\n" in run.text("stdout") and "[jupyter_jobs] cell 3/3" in run.text("stdout")
     job = json.loads(kernel.run("import json; print(json.dumps(_.info['spec']))").text("stdout"))
     assert job["notebook"] == "sub/train.ipynb" and job["parameters"] == {"lr": 0.01, "epochs": 3}
+    assert server.request("GET", f"/jupyter-jobs/jobs/{job_id_of(run)}")["origin"].startswith("kernel:")
     shown = kernel.run(f"%job show {job_id_of(run)}").text("stdout")
     assert "notebook: sub/train.ipynb -p lr=0.01 -p epochs=3" in shown
     bad = kernel.run("%job notebook sub/train.ipynb -p 1x=2")

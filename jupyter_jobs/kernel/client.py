@@ -13,6 +13,7 @@ import asyncio
 import http.client
 import json
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -76,6 +77,18 @@ class JobsService(abc.ABC):
         """NDJSON items as the REST API sends them (chunks, then the final status with follow)."""
 
 
+def kernel_origin() -> Optional[str]:
+    """`kernel:<id>` of the kernel this runs in (from its connection file's name), if any."""
+    try:
+        from ipykernel.connect import get_connection_file
+
+        name = Path(get_connection_file()).stem
+    except Exception:  # not in a kernel
+        return None
+    kernel_id = name.removeprefix("kernel-")
+    return f"kernel:{kernel_id}" if re.fullmatch(r"[A-Za-z0-9-]{1,64}", kernel_id) else None
+
+
 class RestService(JobsService):
     """The job service of a Jupyter server, over its REST API (stdlib HTTP, no event loop)."""
 
@@ -87,6 +100,8 @@ class RestService(JobsService):
         self._https = parts.scheme == "https"
         self._base = (parts.path.rstrip("/") + "/jupyter-jobs/").replace("//", "/")
         self._headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
+        if origin := kernel_origin():  # the browser showing this kernel's notebook is told when jobs end
+            self._headers["X-Jupyter-Jobs-Origin"] = origin
         self.root_dir = root_dir or Path(os.environ.get(ENV_ROOT, os.getcwd()))
 
     def _connection(self, timeout: Optional[float]) -> http.client.HTTPConnection:

@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import json
 import mimetypes
+import re
 from collections.abc import AsyncGenerator
 from pathlib import Path, PurePosixPath
 from typing import Any, Optional
@@ -24,6 +25,10 @@ from ..service import JobService
 OPENAPI = Path(__file__).resolve().parent.parent / "openapi.json"
 #: the largest request body (a spec is a few KiB; its fields have their own limits)
 MAX_BODY = 1 << 20
+
+
+ORIGIN_HEADER = "X-Jupyter-Jobs-Origin"
+_ORIGIN = re.compile(r"(kernel|browser):[A-Za-z0-9-]{1,64}")
 
 
 class _KernelAuthorizer(Authorizer):
@@ -68,6 +73,13 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
     @property
     def authorizer(self) -> Any:  # type: ignore[override]
         return _KERNEL_AUTHORIZER if self._kernel_client else super().authorizer
+
+    def origin(self) -> Optional[str]:
+        """Who submits: `X-Jupyter-Jobs-Origin: kernel:<id>` or `browser:<id>` (for notifications)."""
+        value = self.request.headers.get(ORIGIN_HEADER)
+        if value is not None and not _ORIGIN.fullmatch(value):
+            raise SpecError.one(ORIGIN_HEADER, "must be kernel:<id> or browser:<id> (letters, digits, -, at most 64)")
+        return value
 
     def body_json(self) -> Any:
         body = self.request.body or b"null"
@@ -143,12 +155,13 @@ class JobsHandler(BaseHandler):
             cursor=self.get_query_argument("cursor", None),
             workflow=self.get_query_argument("workflow", None),
             schedule=self.get_query_argument("schedule", None),
+            origin=",".join(self.get_query_arguments("origin")),
         ))
 
     @web.authenticated
     @authorized("execute")
     async def post(self) -> None:
-        job = await self.service.submit(self.body_json())
+        job = await self.service.submit(self.body_json(), origin=self.origin())
         self.set_header("Location", self.request.path.rstrip("/") + "/" + job["id"])
         self.reply(job, 201)
 
@@ -178,7 +191,7 @@ class RerunHandler(BaseHandler):
     @web.authenticated
     @authorized("execute")
     async def post(self, job_id: str) -> None:
-        self.reply(await self.service.rerun(job_id), 201)
+        self.reply(await self.service.rerun(job_id, origin=self.origin()), 201)
 
 
 class StreamHandler(BaseHandler):

@@ -72,6 +72,8 @@ export interface paths {
                     workflow?: string;
                     /** @description only the jobs this schedule started */
                     schedule?: string;
+                    /** @description comma-separated submitters (kernel:<id>, browser:<id>): only the jobs they started */
+                    origin?: string;
                     /** @description page size */
                     limit?: number;
                     /** @description next_cursor of the previous page */
@@ -117,7 +119,10 @@ export interface paths {
         post: {
             parameters: {
                 query?: never;
-                header?: never;
+                header?: {
+                    /** @description kernel:<id> or browser:<id>: who submits (the panel notifies that browser) */
+                    "X-Jupyter-Jobs-Origin"?: string;
+                };
                 path?: never;
                 cookie?: never;
             };
@@ -1502,6 +1507,12 @@ export interface components {
             not_before: string | null;
             /** Notes */
             notes: string[];
+            /**
+             * Origin
+             * @description who submitted it: kernel:<kernel id> or browser:<id> (the panel notifies that browser when it ends)
+             * @default null
+             */
+            origin: string | null;
             /** Project */
             project: string;
             /** @default null */
