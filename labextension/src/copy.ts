@@ -2,6 +2,7 @@
 import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 
 import { Spec } from './api';
+import { literal } from './parameters';
 
 const REDACTED = '********';
 
@@ -10,12 +11,23 @@ export function shellQuote(value: string): string {
   return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, `'"'"'`)}'`;
 }
 
-function commandText(spec: Spec): string {
-  return typeof spec.command === 'string' ? spec.command : spec.command.map(shellQuote).join(' ');
+/** What a job runs, in one line: its command (an argv shell-quoted), or `notebook PATH` and
+ * its parameters as NAME=VALUE (JSON values). The list, the page (search, sort), the job's
+ * tab and the comparison all say it this way. */
+export function whatItRuns(spec: Pick<Spec, 'command' | 'notebook' | 'parameters'>): string {
+  if (spec.notebook) {
+    const given = Object.entries(spec.parameters || {}).map(([name, value]) => `${name}=${JSON.stringify(value)}`);
+    return ['notebook', spec.notebook, ...given].join(' ');
+  }
+  const command = spec.command ?? '';
+  return typeof command === 'string' ? command : command.map(shellQuote).join(' ');
 }
 
-/** `%job run [options] -- command`: the magic's own options, so it runs the same job. Secret
- * values the server never echoes stay as a placeholder for the user to fill in. */
+/** `%job run [options] -- command`, or `%job notebook [options] -p NAME=VALUE... PATH`: the
+ * magic's own options, so it runs the same job. The magic reads a parameter's VALUE as YAML:
+ * each is written as JSON that YAML reads back the same. Like --workspace, the notebook's
+ * path is from the server's root (where a notebook's magic there resolves it). Secret values
+ * the server never echoes stay as a placeholder for the user to fill in. */
 export function asMagic(spec: Spec): string {
   const options: string[] = [];
   const add = (flag: string, value: unknown) => {
@@ -33,7 +45,13 @@ export function asMagic(spec: Spec): string {
   add('--project', spec.project);
   add('--workspace', spec.workspace);
   Object.entries(spec.env || {}).forEach(([key, value]) => add('--env', `${key}=${value}`));
-  return ['%job run', ...options, '--', commandText(spec)].join(' ');
+  if (spec.notebook) {
+    add('--kernel', spec.kernel);
+    Object.entries(spec.parameters || {}).forEach(([name, value]) => add('-p', `${name}=${literal(value)}`));
+    const path = spec.workspace ? `${spec.workspace.replace(/\/+$/, '')}/${spec.notebook}` : spec.notebook;
+    return ['%job notebook', ...options, shellQuote(path)].join(' ');
+  }
+  return ['%job run', ...options, '--', whatItRuns(spec)].join(' ');
 }
 
 /** The spec as a submission body: what the server filled in by default is left out. */

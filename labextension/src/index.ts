@@ -1,15 +1,18 @@
 // jupyter_jobs in JupyterLab: a sidebar (compact live list, quick form), a main-area jobs page,
-// one tab per job, and a comparison of jobs; all restored after a reload.
+// one tab per job, and a comparison of jobs; all restored after a reload. "Run as Job" (the
+// file browser's menu, a notebook's toolbar) opens the form for a folder, a script or a notebook.
 import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ICommandPalette, WidgetTracker } from '@jupyterlab/apputils';
+import { ICommandPalette, MainAreaWidget, ToolbarButton, WidgetTracker } from '@jupyterlab/apputils';
 import { PathExt } from '@jupyterlab/coreutils';
+import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { ILauncher } from '@jupyterlab/launcher';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { LabIcon } from '@jupyterlab/ui-components';
 
-import { api, Spec } from './api';
+import { api, ApiError, Spec } from './api';
 import { Draft } from './model';
+import { detectParameters, NotebookContent } from './parameters';
 import { JobsPanel } from './panel';
 import { metricsRenderer } from './renderer';
 import { CompareTab, JobsPage, JobTab, RunTab } from './widgets';
@@ -34,29 +37,72 @@ const COMMANDS = {
   runItem: 'jupyter-jobs:run-item'
 };
 
-/** The file browser's first selected item, as a draft job: a folder is the workspace; a
- * Python file runs in its folder. */
-function draftFor(browser: IDefaultFileBrowser | null): Draft | null {
+interface Item {
+  path: string;
+  type: string;
+}
+
+/** The file browser's first selected item when it can run as a job: a folder, a Python file
+ * or a notebook. */
+function runnable(browser: IDefaultFileBrowser | null): Item | null {
   const item = browser?.selectedItems().next();
   const value = item && !item.done ? item.value : null;
-  if (!value || !(value.type === 'directory' || value.path.endsWith('.py'))) {
-    return null;
+  const ok = value && (value.type === 'directory' || value.path.endsWith('.py') || value.path.endsWith('.ipynb'));
+  return ok ? value : null;
+}
+
+/** A notebook as a draft job: its folder is the workspace, and the parameters its cell tagged
+ * `parameters` declares are filled in. */
+function notebookDraft(path: string, content: NotebookContent | null): Draft {
+  return {
+    workspace: PathExt.dirname(path),
+    notebook: PathExt.basename(path),
+    name: PathExt.basename(path, '.ipynb'),
+    parameters: detectParameters(content)
+  };
+}
+
+/** An item as a draft job: a folder is the workspace; a Python file runs in its folder; a
+ * notebook is read (for its parameters) through the contents manager. */
+async function draftFor(app: JupyterFrontEnd, item: Item): Promise<Draft> {
+  if (item.type === 'directory') {
+    return { workspace: item.path, name: PathExt.basename(item.path) };
   }
-  if (value.type === 'directory') {
-    return { workspace: value.path, name: PathExt.basename(value.path) };
+  if (item.path.endsWith('.ipynb')) {
+    let content: NotebookContent | null = null;
+    try {
+      content = (await app.serviceManager.contents.get(item.path, { type: 'notebook', content: true })).content;
+    } catch {
+      // unreadable here: the form still opens, without parameters
+    }
+    return notebookDraft(item.path, content);
   }
   return {
-    workspace: PathExt.dirname(value.path),
-    command: `python ${PathExt.basename(value.path)}`,
-    name: PathExt.basename(value.path, '.py')
+    workspace: PathExt.dirname(item.path),
+    command: `python ${PathExt.basename(item.path)}`,
+    name: PathExt.basename(item.path, '.py')
   };
 }
 
 /** A notebook artifact opened in JupyterLab: where it is when the file browser reaches the
- * artifacts, else a copy saved under job-outputs/<job id>/. */
-async function openNotebook(app: JupyterFrontEnd, id: string, path: string, folder: string | null): Promise<void> {
+ * artifacts, else a copy saved under job-outputs/<job id>/ (a copy already open is reloaded,
+ * unless it has unsaved edits: a running notebook job rewrites its notebook after each cell).
+ * A notebook that is not there is an ApiError 404. */
+async function openNotebook(
+  app: JupyterFrontEnd,
+  docs: IDocumentManager | null,
+  id: string,
+  path: string,
+  folder: string | null
+): Promise<void> {
   if (folder !== null) {
-    await app.commands.execute('docmanager:open', { path: folder ? `${folder}/${path}` : path });
+    const where = folder ? `${folder}/${path}` : path;
+    try {
+      await app.serviceManager.contents.get(where, { content: false });
+    } catch {
+      throw new ApiError(`${path}: not found`, 404);
+    }
+    await app.commands.execute('docmanager:open', { path: where });
     return;
   }
   const content = JSON.parse(await (await api.artifactHead(id, path, 512 * 1024 * 1024)).text());
@@ -72,6 +118,10 @@ async function openNotebook(app: JupyterFrontEnd, id: string, path: string, fold
   }
   const copy = `${outputs}/${PathExt.basename(path)}`;
   await contents.save(copy, { type: 'notebook', format: 'json', content });
+  const open = docs?.findWidget(copy);
+  if (open && !open.context.model.dirty) {
+    await open.context.revert();
+  }
   await app.commands.execute('docmanager:open', { path: copy });
 }
 
@@ -83,13 +133,40 @@ interface Parts {
   pages: WidgetTracker<JobsPage>;
   runs: WidgetTracker<RunTab>;
   browser: IDefaultFileBrowser | null;
+  docs: IDocumentManager | null;
 }
 
-function addCommands({ app, shell, panel, jobs, pages, runs, browser }: Parts): void {
-  const openForm = (draft: Draft) => {
-    shell.activateById(panel.id);
-    panel.model.open({ kind: 'form', draft });
-  };
+/** The form, in the sidebar, for a draft job. */
+function showForm({ shell, panel }: Pick<Parts, 'shell' | 'panel'>, draft: Draft): void {
+  shell.activateById(panel.id);
+  panel.model.open({ kind: 'form', draft });
+}
+
+/** "Run as Job" on every notebook's toolbar: the notebook is saved (the job runs the file), then
+ * the form opens for it, with the parameters of its open model. */
+function addNotebookButton(parts: Pick<Parts, 'app' | 'shell' | 'panel'>): void {
+  parts.app.docRegistry.addWidgetExtension('Notebook', {
+    createNew: (widget, context) => {
+      const button = new ToolbarButton({
+        className: 'jp-JobsRunNotebook',
+        icon: jobsIcon,
+        label: 'Run as Job',
+        tooltip: 'Run this notebook as a job: it is saved, then the form opens with its parameters',
+        onClick: async () => {
+          if (context.model.dirty && !context.model.readOnly) {
+            await context.save(); // the job runs the file: the one seen here
+          }
+          showForm(parts, notebookDraft(context.localPath, context.model.toJSON() as NotebookContent));
+        }
+      });
+      (widget as MainAreaWidget).toolbar.insertItem(10, 'jupyter-jobs:run', button); // a notebook panel
+      return button;
+    }
+  });
+}
+
+function addCommands({ app, shell, panel, jobs, pages, runs, browser, docs }: Parts): void {
+  const openForm = (draft: Draft) => showForm({ shell, panel }, draft);
   const openJob = (id: string) => app.commands.execute(COMMANDS.job, { id });
   app.commands.addCommand(COMMANDS.open, {
     label: 'Jobs: Show Jobs Sidebar',
@@ -124,7 +201,7 @@ function addCommands({ app, shell, panel, jobs, pages, runs, browser }: Parts): 
           open: openJob,
           edit: (spec: Spec) => openForm(spec as Draft),
           closed: () => tab?.close(),
-          openNotebook: (job, path, folder) => openNotebook(app, job, path, folder),
+          openNotebook: (job, path, folder) => openNotebook(app, docs, job, path, folder),
           showFolder: folder => void app.commands.execute('filebrowser:go-to-path', { path: folder, dontShowBrowser: false }),
           openRun: runId => void app.commands.execute(COMMANDS.run, { id: runId })
         });
@@ -169,11 +246,11 @@ function addCommands({ app, shell, panel, jobs, pages, runs, browser }: Parts): 
   app.commands.addCommand(COMMANDS.runItem, {
     label: 'Run as Job',
     icon: jobsIcon,
-    isVisible: () => draftFor(browser) !== null,
-    execute: () => {
-      const draft = draftFor(browser);
-      if (draft) {
-        openForm(draft);
+    isVisible: () => runnable(browser) !== null,
+    execute: async () => {
+      const item = runnable(browser);
+      if (item) {
+        openForm(await draftFor(app, item));
       }
     }
   });
@@ -184,7 +261,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   description: 'Build, list, watch, cancel and rerun jupyter_jobs jobs.',
   autoStart: true,
   requires: [ILabShell],
-  optional: [ILayoutRestorer, ICommandPalette, IDefaultFileBrowser, ILauncher, IRenderMimeRegistry],
+  optional: [ILayoutRestorer, ICommandPalette, IDefaultFileBrowser, ILauncher, IRenderMimeRegistry, IDocumentManager],
   activate: (
     app: JupyterFrontEnd,
     shell: ILabShell,
@@ -192,7 +269,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null,
     browser: IDefaultFileBrowser | null,
     launcher: ILauncher | null,
-    rendermime: IRenderMimeRegistry | null
+    rendermime: IRenderMimeRegistry | null,
+    docs: IDocumentManager | null
   ) => {
     rendermime?.addFactory(metricsRenderer); // the live chart of a %%job cell
     const jobs = new WidgetTracker<JobTab>({ namespace: 'jupyter-jobs-job' });
@@ -206,7 +284,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     panel.title.icon = jobsIcon;
     panel.title.caption = 'Jobs';
     shell.add(panel, 'left', { rank: 600 });
-    addCommands({ app, shell, panel, jobs, pages, runs, browser });
+    addCommands({ app, shell, panel, jobs, pages, runs, browser, docs });
+    addNotebookButton({ app, shell, panel });
     if (restorer) {
       restorer.add(panel, 'jupyter-jobs');
       void restorer.restore(jobs, { command: COMMANDS.job, args: w => ({ id: w.jobId }), name: w => w.jobId });

@@ -5,6 +5,7 @@ import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { api, ApiError, errorMessage, isTerminal, Job, Status } from './api';
+import { whatItRuns } from './copy';
 
 export type SortKey = 'name' | 'status' | 'project' | 'backend' | 'gpus' | 'created' | 'duration';
 
@@ -20,7 +21,7 @@ const MAX_LOADED = 50_000;
 const PAGE = 500;
 
 export function jobName(job: Job): string {
-  return job.spec.name || (typeof job.spec.command === 'string' ? job.spec.command : job.spec.command.join(' '));
+  return job.spec.name || whatItRuns(job.spec);
 }
 
 /** Seconds the job ran (or has run so far); null before it started. */
@@ -33,8 +34,7 @@ export function seconds(job: Job, now = Date.now()): number | null {
 }
 
 function haystack(job: Job): string {
-  const command = typeof job.spec.command === 'string' ? job.spec.command : job.spec.command.join(' ');
-  return [job.id, job.spec.name || '', command, ...(job.spec.tags || [])].join('\n').toLowerCase();
+  return [job.id, job.spec.name || '', whatItRuns(job.spec), ...(job.spec.tags || [])].join('\n').toLowerCase();
 }
 
 const SORTERS: Record<SortKey, (a: Job, b: Job) => number> = {

@@ -4,8 +4,9 @@ import * as React from 'react';
 
 import { allMetrics, api, errorMessage, Job } from '../api';
 import { Line } from '../chart';
+import { whatItRuns } from '../copy';
 import { jobName } from '../table';
-import { Badge, command, duration, ErrorNote } from './common';
+import { Badge, duration, ErrorNote } from './common';
 import { ChartBox, ChartControls, formatFor, isSystem } from './metrics';
 
 type Row = [string, (job: Job) => string];
@@ -16,7 +17,7 @@ const ROWS: Row[] = [
   ['duration', j => duration(j)],
   ['backend', j => j.backend],
   ['image', j => j.spec.image || '—'],
-  ['command', j => command(j.spec)],
+  ['command', j => whatItRuns(j.spec)],
   ['workspace', j => j.spec.workspace || '(root)'],
   ['project', j => j.project],
   ['GPUs', j => String(j.spec.resources?.gpus ?? 0)],
@@ -33,10 +34,18 @@ function finals(jobs: Job[]): Row[] {
   return names.map(n => [`final ${n}`, (j: Job) => String(j.metrics?.series[n]?.last ?? '—')] as Row);
 }
 
-/** The compared rows: the fixed ones, then one per environment variable any job sets. */
+/** The compared rows: the fixed ones, then one per notebook parameter and one per
+ * environment variable any job sets. */
 function rows(jobs: Job[]): Row[] {
   const keys = [...new Set(jobs.flatMap(j => Object.keys(j.spec.env || {})))].sort();
-  return [...ROWS, ...finals(jobs), ...keys.map(k => [`env ${k}`, (j: Job) => (j.spec.env || {})[k] ?? '—'] as Row)];
+  const parameters = [...new Set(jobs.flatMap(j => Object.keys(j.spec.parameters || {})))].sort();
+  const parameter = (j: Job, p: string) => (p in (j.spec.parameters || {}) ? JSON.stringify(j.spec.parameters![p]) : '—');
+  return [
+    ...ROWS,
+    ...finals(jobs),
+    ...parameters.map(p => [`parameter ${p}`, (j: Job) => parameter(j, p)] as Row),
+    ...keys.map(k => [`env ${k}`, (j: Job) => (j.spec.env || {})[k] ?? '—'] as Row)
+  ];
 }
 
 /** The same metric of every job, overlaid: one colour per job. */

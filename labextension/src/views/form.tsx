@@ -1,12 +1,18 @@
-// The new-job form. Every state update is functional (`set(v => ...)`), so updates that
-// arrive together (typing while the backends load) cannot overwrite each other.
+// The new-job form: a job runs a command, or a notebook (its path, its parameters as
+// NAME=VALUE lines, a kernel). Every state update is functional (`set(v => ...)`), so updates
+// that arrive together (typing while the backends load) cannot overwrite each other.
 import * as React from 'react';
 
 import { api, ApiError, Backend, errorMessage, SpecInput } from '../api';
 import { Draft, JobsModel } from '../model';
+import { parametersText, parseParameters } from '../parameters';
 import { ErrorNote } from './common';
 
-type Key = 'name' | 'backend' | 'image' | 'command' | 'workspace' | 'gpus' | 'cpus' | 'memory' | 'timeout' | 'retries';
+type Key =
+  | 'name' | 'backend' | 'image' | 'command' | 'notebook' | 'parameters' | 'kernel' | 'workspace'
+  | 'gpus' | 'cpus' | 'memory' | 'timeout' | 'retries';
+/** What the job runs: a command, or a notebook. */
+type Runs = 'command' | 'notebook';
 type Values = Record<Key, string>;
 type Input = HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement;
 /** The props that tie an input to one value: its name, value and change handler. */
@@ -27,6 +33,7 @@ function initial(draft: Draft): Values {
   const command = Array.isArray(draft.command) ? draft.command.join(' ') : draft.command;
   return {
     name: text(draft.name), backend: text(draft.backend), image: text(draft.image), command: text(command),
+    notebook: text(draft.notebook), parameters: parametersText(draft.parameters), kernel: text(draft.kernel),
     workspace: text(draft.workspace), gpus: text(r.gpus ?? 0), cpus: text(r.cpus), memory: text(r.memory),
     timeout: text(draft.timeout), retries: draft.retries ? text(draft.retries) : ''
   };
@@ -43,8 +50,9 @@ function ignoredBy(backend: Backend | undefined, key: Key): string | undefined {
   return caps && applies === false ? `the ${backend!.name} backend does not apply this` : undefined;
 }
 
-/** The spec the form describes: empty optional fields are left to the server's defaults. */
-function toSpec(values: Values, env: EnvRow[], draft: Draft, backend?: Backend): SpecInput {
+/** The spec the form describes: empty optional fields are left to the server's defaults.
+ * Parameters that are not NAME=VALUE lines throw, as the server's 400 would, for that field. */
+function toSpec(values: Values, env: EnvRow[], draft: Draft, runs: Runs, backend?: Backend): SpecInput {
   // what the form does not show (tags, project, retry_on...) is kept from the draft; what the
   // backend does not apply is left out
   for (const key of ['image', 'gpus', 'cpus', 'memory'] as const) {
@@ -52,10 +60,13 @@ function toSpec(values: Values, env: EnvRow[], draft: Draft, backend?: Backend):
       values = { ...values, [key]: key === 'gpus' ? '0' : '' };
     }
   }
-  const { resources: _resources, env: _env, image: _image, timeout: _timeout, retries: _retries, name: _name, ...kept } = draft;
+  const {
+    resources: _resources, env: _env, image: _image, timeout: _timeout, retries: _retries, name: _name,
+    command: _command, notebook: _notebook, parameters: _parameters, kernel: _kernel, ...kept
+  } = draft;
   const spec: SpecInput = {
     ...kept,
-    command: values.command,
+    ...(runs === 'command' ? { command: values.command } : notebookSpec(values)),
     workspace: values.workspace,
     backend: values.backend || undefined,
     env: Object.fromEntries(env.filter(r => r.key).map(r => [r.key, r.value])),
@@ -76,12 +87,28 @@ function toSpec(values: Values, env: EnvRow[], draft: Draft, backend?: Backend):
   return spec;
 }
 
-/** The service's complaint as a message, and each bad field's problem by field name. */
-function describe(error: ApiError): { message: string; byField: Record<string, string> } {
+/** A notebook job's part of the spec: the notebook, its parameters, its kernel if given. */
+function notebookSpec(values: Values): Partial<SpecInput> {
+  const { parameters, error } = parseParameters(values.parameters);
+  if (error) {
+    throw new ApiError(error, 400, [{ field: 'parameters', message: error }]);
+  }
+  return { notebook: values.notebook, parameters, ...(values.kernel.trim() ? { kernel: values.kernel.trim() } : {}) };
+}
+
+/** The service's complaint as a message, and each bad field's problem by field name; the
+ * problems of fields the form does not show (a draft's tags...) are in the message. */
+function describe(error: ApiError, shown: (field: string) => boolean): { message: string; byField: Record<string, string> } {
   const byField: Record<string, string> = {};
   (error.errors || []).forEach(fe => (byField[fe.field] = fe.message));
   const count = Object.keys(byField).length;
-  return { message: count ? `The job was not submitted: ${count} field${count > 1 ? 's' : ''} to fix.` : error.message, byField };
+  const unshown = Object.entries(byField)
+    .filter(([field]) => !shown(field))
+    .map(([field, message]) => ` ${field}: ${message}`);
+  return {
+    message: count ? `The job was not submitted: ${count} field${count > 1 ? 's' : ''} to fix.${unshown.join('')}` : error.message,
+    byField
+  };
 }
 
 function Field(props: { label: string; field: string; error?: string; ignored?: string; children: React.ReactNode }): JSX.Element {
@@ -179,7 +206,7 @@ function useBackends(setValues: React.Dispatch<React.SetStateAction<Values>>, se
 }
 
 /** Submitting: on success the job opens; on failure each bad field's problem is shown. */
-function useSubmit(model: JobsModel, spec: () => SpecInput) {
+function useSubmit(model: JobsModel, spec: () => SpecInput, shown: (field: string) => boolean) {
   const [errors, setErrors] = React.useState<Record<string, string>>({});
   const [error, setError] = React.useState<string | null>(null);
   const [busy, setBusy] = React.useState(false);
@@ -189,11 +216,11 @@ function useSubmit(model: JobsModel, spec: () => SpecInput) {
     setErrors({});
     setError(null);
     try {
-      const job = await api.submit(spec());
+      const job = await api.submit(spec()); // spec() throws for parameters the form cannot read
       model.open({ kind: 'list' });
       model.openJob(job.id);
     } catch (err) {
-      const { message, byField } = describe(err as ApiError);
+      const { message, byField } = describe(err as ApiError, shown);
       setErrors(byField);
       setError(message);
       setBusy(false);
@@ -202,13 +229,57 @@ function useSubmit(model: JobsModel, spec: () => SpecInput) {
   return { submit, errors, error, setError, busy };
 }
 
+/** Command or notebook, as a radio group. */
+function RunsChoice({ runs, setRuns }: { runs: Runs; setRuns: (runs: Runs) => void }): JSX.Element {
+  const choices: [Runs, string][] = [
+    ['command', 'A command'],
+    ['notebook', 'A notebook']
+  ];
+  return (
+    <fieldset className="jp-JobsChoice" data-field="runs">
+      <legend>Runs</legend>
+      {choices.map(([value, label]) => (
+        <label key={value}>
+          <input type="radio" name="runs" value={value} checked={runs === value} onChange={() => setRuns(value)} /> {label}
+        </label>
+      ))}
+    </fieldset>
+  );
+}
+
+/** A notebook job's fields: the notebook, its parameters, its kernel. */
+function NotebookFields({ bind, errors }: { bind: Bind; errors: Record<string, string> }): JSX.Element {
+  const lines = bind('parameters').value.split('\n').length;
+  return (
+    <>
+      <Field label="Notebook" field="notebook" error={errors.notebook}>
+        <input {...bind('notebook')} placeholder="a notebook in the workspace, e.g. train.ipynb" />
+      </Field>
+      <Field label="Parameters" field="parameters" error={errors.parameters}>
+        <textarea {...bind('parameters')} placeholder={'e.g. lr=0.01\nlayers=[64, 32]'} rows={Math.min(12, Math.max(3, lines + 1))} spellCheck={false} />
+        <span className="jp-JobsMuted jp-JobsHint">One NAME=VALUE a line; a VALUE that reads as JSON is JSON, else text.</span>
+      </Field>
+      <Field label="Kernel" field="kernel" error={errors.kernel}>
+        <input {...bind('kernel')} placeholder="the notebook's own; e.g. python3" />
+      </Field>
+    </>
+  );
+}
+
+/** The fields a runs choice hides. */
+const HIDDEN: Record<Runs, string[]> = { command: ['notebook', 'parameters', 'kernel'], notebook: ['command'] };
+const FIELDS = ['name', 'backend', 'image', 'command', 'notebook', 'parameters', 'kernel', 'workspace', 'timeout', 'retries', 'env'];
+
 export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): JSX.Element {
   const [values, setValues] = React.useState(() => initial(draft));
+  const [runs, setRuns] = React.useState<Runs>(draft.notebook ? 'notebook' : 'command');
   const [env, setEnv] = React.useState<EnvRow[]>(() => initialEnv(draft));
   const [loadError, setLoadError] = React.useState<string | null>(null);
   const backends = useBackends(setValues, setLoadError);
   const backend = backends.find(b => b.name === values.backend);
-  const { submit, errors, error, busy } = useSubmit(model, () => toSpec(values, env, draft, backend));
+  const shown = (field: string) =>
+    (FIELDS.includes(field) || /^resources\.(gpus|cpus|memory)$/.test(field)) && !HIDDEN[runs].includes(field);
+  const { submit, errors, error, busy } = useSubmit(model, () => toSpec(values, env, draft, runs, backend), shown);
   const imageIgnored = ignoredBy(backend, 'image');
   const bind: Bind = key => ({
     name: key,
@@ -227,9 +298,14 @@ export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): J
       <Field label="Image" field="image" error={errors.image} ignored={imageIgnored}>
         <input {...bind('image')} placeholder="e.g. python:3.11" disabled={!!imageIgnored} />
       </Field>
-      <Field label="Command" field="command" error={errors.command}>
-        <textarea {...bind('command')} placeholder="e.g. python train.py --epochs 3" rows={2} />
-      </Field>
+      <RunsChoice runs={runs} setRuns={setRuns} />
+      {runs === 'command' ? (
+        <Field label="Command" field="command" error={errors.command}>
+          <textarea {...bind('command')} placeholder="e.g. python train.py --epochs 3" rows={2} />
+        </Field>
+      ) : (
+        <NotebookFields bind={bind} errors={errors} />
+      )}
       <Field label="Workspace" field="workspace" error={errors.workspace}>
         <input {...bind('workspace')} placeholder="a folder under the server root; empty: the root" />
       </Field>

@@ -1,13 +1,14 @@
-// One job in its own main-area tab: a header (status, why it waits or failed, actions) and
-// tabs for the log, the artifacts and the details (spec, events, GPUs).
+// One job in its own main-area tab: a header (status, progress, what it runs, why it waits or
+// failed, actions) and tabs for the log, the artifacts and the details (spec, events, GPUs).
+// A notebook job opens its executed notebook (the artifact named as the notebook) from here.
 import * as React from 'react';
 
-import { api, errorMessage, isTerminal, Job, Spec, Status } from '../api';
-import { asCurl, asMagic, hasRedacted } from '../copy';
+import { api, ApiError, errorMessage, isTerminal, Job, Spec, Status } from '../api';
+import { asCurl, asMagic, hasRedacted, whatItRuns } from '../copy';
 import { JobModel } from '../jobmodel';
 import { jobName } from '../table';
 import { Artifacts } from './artifacts';
-import { Badge, command, duration, ErrorNote, useSignal, when } from './common';
+import { Badge, duration, ErrorNote, ProgressBar, progressOf, useSignal, when } from './common';
 import { JobLog } from './log';
 import { MetricsView } from './metrics';
 
@@ -55,6 +56,24 @@ function Copy({ spec }: { spec: Spec }): JSX.Element {
   );
 }
 
+/** The executed notebook's artifact: the notebook's file name. */
+function executedNotebook(spec: Spec): string | null {
+  return spec.notebook ? spec.notebook.split('/').pop()! : null;
+}
+
+/** The executed notebook, opened in JupyterLab; before its first cell ends it is not written. */
+async function openExecuted(detail: JobModel, job: Job, actions: JobActions): Promise<void> {
+  const path = executedNotebook(job.spec)!;
+  try {
+    await actions.openNotebook(job.id, path, detail.folder);
+  } catch (error) {
+    if ((error as ApiError).status === 404) {
+      throw new Error(`The executed notebook is not there yet: ${path} is saved after each cell, and the job has not finished one.`);
+    }
+    throw error;
+  }
+}
+
 function Actions(props: { detail: JobModel; job: Job; actions: JobActions; onError: (e: string | null) => void }): JSX.Element {
   const { detail, job, actions, onError } = props;
   const act = (action: () => Promise<void>) => {
@@ -64,6 +83,11 @@ function Actions(props: { detail: JobModel; job: Job; actions: JobActions; onErr
   const terminal = isTerminal(job.status);
   return (
     <div className="jp-JobsButtons" role="toolbar" aria-label="job actions">
+      {job.spec.notebook && job.started_at ? (
+        <button className="jp-mod-styled jp-mod-accept" onClick={() => act(() => openExecuted(detail, job, actions))}>
+          Open executed notebook
+        </button>
+      ) : null}
       {terminal ? null : (
         <button className="jp-mod-styled jp-mod-warn" onClick={() => act(async () => detail.update(await api.cancel(job.id)))}>
           Cancel
@@ -87,9 +111,16 @@ function Actions(props: { detail: JobModel; job: Job; actions: JobActions; onErr
 
 function Facts({ job }: { job: Job }): JSX.Element {
   const r = job.spec.resources;
+  const runs: [string, React.ReactNode][] = job.spec.notebook
+    ? [
+        ['notebook', <code className="jp-JobsCommand">{job.spec.notebook}</code>],
+        ['parameters', <Parameters spec={job.spec} />],
+        ['kernel', job.spec.kernel || "the notebook's own"]
+      ]
+    : [['command', <code className="jp-JobsCommand">{whatItRuns(job.spec)}</code>]];
   const rows: [string, React.ReactNode][] = [
     ['id', job.id],
-    ['command', <code className="jp-JobsCommand">{command(job.spec)}</code>],
+    ...runs,
     ['backend', `${job.backend}${job.spec.image ? ` · ${job.spec.image}` : ''}`],
     ['workspace', `${job.spec.workspace || '(root)'} · project ${job.project}`],
     ['resources', `${r?.gpus ?? 0} GPU · ${r?.cpus ?? '—'} CPU · ${r?.memory ?? '—'} memory`],
@@ -112,6 +143,25 @@ function Facts({ job }: { job: Job }): JSX.Element {
         ))}
       </tbody>
     </table>
+  );
+}
+
+/** A notebook job's parameters, NAME = VALUE (JSON) each; none said when it has none. */
+function Parameters({ spec }: { spec: Spec }): JSX.Element {
+  const entries = Object.entries(spec.parameters || {});
+  if (!entries.length) {
+    return <span className="jp-JobsMuted">none (the notebook's own values)</span>;
+  }
+  return (
+    <ul className="jp-JobsParameters" aria-label="parameters">
+      {entries.map(([name, value]) => (
+        <li key={name}>
+          <code>
+            {name} = {JSON.stringify(value)}
+          </code>
+        </li>
+      ))}
+    </ul>
   );
 }
 
@@ -213,6 +263,17 @@ export function JobView({ detail, actions }: { detail: JobModel; actions: JobAct
             {job.id} · {job.backend} · {duration(job)}
           </span>
         </h2>
+        <ProgressBar value={progressOf(job.metrics)} status={job.status} label={`progress of ${jobName(job)}`} />
+        {job.spec.notebook ? (
+          <div className="jp-JobsRuns">
+            notebook <code>{job.spec.notebook}</code>
+            {Object.entries(job.spec.parameters || {}).map(([name, value]) => (
+              <code key={name}>
+                {name}={JSON.stringify(value)}
+              </code>
+            ))}
+          </div>
+        ) : null}
         {job.workflow ? (
           <div className="jp-JobsMuted">
             <code>{job.node}</code> of workflow run{' '}

@@ -1,9 +1,11 @@
-// The job list: filters, one row per job (newest first), older pages on demand.
+// The job list: filters, one row per job (newest first, with its progress while it runs and
+// reports it), older pages on demand.
 import * as React from 'react';
 
-import { Job, STATUSES } from '../api';
+import { Job, MetricsSummary, STATUSES } from '../api';
 import { JobsModel } from '../model';
-import { Badge, command, duration, ErrorNote } from './common';
+import { jobName } from '../table';
+import { Badge, duration, ErrorNote, ProgressBar, progressOf } from './common';
 
 function Filters({ model }: { model: JobsModel }): JSX.Element {
   const projects = [...new Set([...model.jobs.map(j => j.project), model.project].filter(Boolean))].sort();
@@ -29,7 +31,9 @@ function Filters({ model }: { model: JobsModel }): JSX.Element {
   );
 }
 
-function JobRow({ job, onOpen }: { job: Job; onOpen: (id: string) => void }): JSX.Element {
+function JobRow(props: { job: Job; metrics?: MetricsSummary; onOpen: (id: string) => void }): JSX.Element {
+  const { job, metrics, onOpen } = props;
+  const progress = job.status === 'running' ? progressOf(metrics) : null;
   return (
     <li
       className="jp-JobsRow"
@@ -37,7 +41,7 @@ function JobRow({ job, onOpen }: { job: Job; onOpen: (id: string) => void }): JS
       data-status={job.status}
       title={job.waiting ? `Waiting: ${job.waiting}` : undefined}
       tabIndex={0}
-      aria-label={`${job.spec.name || command(job.spec)}, ${job.status}`}
+      aria-label={`${jobName(job)}, ${job.status}${progress === null ? '' : `, ${Math.round(progress * 100)}%`}`}
       onClick={() => onOpen(job.id)}
       onKeyDown={e => {
         if (e.key === 'Enter' || e.key === ' ') {
@@ -47,10 +51,11 @@ function JobRow({ job, onOpen }: { job: Job; onOpen: (id: string) => void }): JS
       }}
     >
       <Badge status={job.status} />
-      <span className="jp-JobsRow-name">{job.spec.name || command(job.spec)}</span>
+      <span className="jp-JobsRow-name">{jobName(job)}</span>
       <span className="jp-JobsRow-meta">
         {job.id} · {job.backend} · {job.project} · {duration(job)}
       </span>
+      <ProgressBar value={progress} status={job.status} label={`progress of ${jobName(job)}`} />
       {job.waiting ? <span className="jp-JobsRow-waiting">{job.waiting}</span> : null}
     </li>
   );
@@ -68,7 +73,7 @@ export function JobList({ model }: { model: JobsModel }): JSX.Element {
       ) : null}
       <ul className="jp-JobsRows" aria-label="jobs">
         {model.jobs.map(job => (
-          <JobRow key={job.id} job={job} onOpen={open} />
+          <JobRow key={job.id} job={job} metrics={model.metrics(job.id)} onOpen={open} />
         ))}
       </ul>
       {model.nextCursor ? (
