@@ -83,10 +83,14 @@ def main(argv):
         if cell_index in position:
             print(f"[jupyter_jobs] cell {position[cell_index]}/{len(code)}", flush=True)
 
+    saved = [0.0]
+
     def executed(cell, cell_index, **_):
         if cell_index in position:
             _progress(position[cell_index], len(code))
-            nbformat.write(nb, output)
+            if time.monotonic() - saved[0] >= 0.5:  # the executed copy, kept current without a write per cell
+                nbformat.write(nb, output)
+                saved[0] = time.monotonic()
 
     # ipykernel's own start-up warnings are not the job's output
     quiet = ["--IPKernelApp.log_level=ERROR"] if kernel.startswith("python") else []
