@@ -366,6 +366,8 @@ class Job(BaseModel):
     node: Optional[str] = Field(None, description="its job in the workflow: name, or name[k=v,...] for a matrix")
     after: list[str] = Field(default_factory=list, description="jobs of its run it waits for")
     schedule: Optional[str] = Field(None, description="the schedule that started this job")
+    progress: Optional[float] = Field(None, description="0..1 when the job reports it (a `progress` series, a "
+                                      "fraction or a percentage; or `total_steps`); set while it runs and after")
     origin: Optional[str] = Field(None, description="who submitted it: kernel:<kernel id> or browser:<id> "
                                   "(the panel notifies that browser when it ends)")
     inputs: dict[str, str] = Field(default_factory=dict, exclude=True)  # inputs folder -> job id

@@ -183,6 +183,19 @@ def _summarize(batch: Batch, summary: dict[str, dict[str, Any]]) -> None:
                          max=max(entry["max"], high), count=entry["count"] + len(series.values))
 
 
+def progress(series: dict[str, dict[str, Any]]) -> Optional[float]:
+    """0..1 when the job reports it: a `progress` series (a fraction, or a percentage), or a
+    `total_steps` series (the step of its last point over its value)."""
+    if "progress" in series:
+        value = series["progress"]["last"]
+        fraction = value / 100 if value > 1 else value
+    elif "total_steps" in series and series["total_steps"]["last"]:
+        fraction = series["total_steps"]["step"] / series["total_steps"]["last"]
+    else:
+        return None
+    return min(1.0, max(0.0, fraction))
+
+
 class MetricsReader:
     """Reads jobs' series, and keeps each job's summary (last/min/max/count per series) with
     the cursor it was made at, so that a summary parses only what was added since."""

@@ -29,7 +29,7 @@ from .replies import ArtifactList, BackendInfo, BackendsReply, Capabilities, GPU
 from .replies import MetricsQuery
 from .schedule_rows import Fired
 from .schedules import Schedules
-from .series import Cursor, MetricsReader
+from .series import Cursor, MetricsReader, progress
 from .telemetry import GPUSampler, Telemetry
 from .runs import WorkflowRuns
 from .runner import JobRunner, RunnerEnv, record_end
@@ -325,6 +325,7 @@ class JobService:
         job = await self._job(job_id)
         summary = await asyncio.to_thread(self.metrics_reader.summary, job.id, self.env.job_dir(job),
                                           job.status.is_terminal())
+        job.progress = progress(summary["series"])
         return {**self._public(job), "events": await self.store.events(job_id), "metrics": summary}
 
     async def list(self, **query: Any) -> dict[str, Any]:
@@ -335,6 +336,12 @@ class JobService:
                                              workflow=q.workflow, schedule=q.schedule, origin=q.origin or None,
                                              limit=q.limit,
                                              cursor=q.cursor)
+        running = [j for j in jobs if j.status == JobStatus.RUNNING]
+        if running:  # their progress, from summaries kept up incrementally
+            read = self.metrics_reader.summary
+            for job, summary in zip(running, await asyncio.to_thread(
+                    lambda: [read(j.id, self.env.job_dir(j), False) for j in running])):
+                job.progress = progress(summary["series"])
         return JobPage(jobs=[self._public(j) for j in jobs], next_cursor=cursor).model_dump()
 
     async def backends_info(self) -> dict[str, Any]:

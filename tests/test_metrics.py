@@ -5,7 +5,9 @@ below is a fake (no NVIDIA GPU exists here) behind the same module interface as 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import sys
 import types
 
@@ -192,3 +194,15 @@ async def test_a_backend_that_cannot_tell_says_so_once(api, workspace, monkeypat
     done = await api.wait(job["id"], timeout=30)
     assert done["status"] == "succeeded"
     assert [n for n in done["notes"] if n.startswith("telemetry")] == ["telemetry: no figures here"]
+
+
+async def test_progress_shows_in_the_list_while_a_job_runs(api, workspace):
+    code = ('import json, os, time\nwith open(os.environ["JOB_METRICS_FILE"], "a") as f:\n'
+            '    f.write(json.dumps({"progress": 25}) + "\\n")\ntime.sleep(30)\n')
+    job = await api.submit({"command": ["python3", "-c", code], "workspace": "proj"})
+    deadline = time.monotonic() + 20
+    while (listed := (await api.call("GET", "jobs"))["jobs"][0])["progress"] is None:
+        assert time.monotonic() < deadline, listed
+        await asyncio.sleep(0.1)
+    assert listed["id"] == job["id"] and listed["status"] == "running" and listed["progress"] == 0.25
+    await api.call("POST", "jobs", job["id"], "cancel")

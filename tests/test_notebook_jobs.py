@@ -38,6 +38,7 @@ async def check_parameterised_run(api, job: dict) -> None:
     done = await api.wait(job["id"], timeout=120)
     log = log_text(await api.logs(job["id"]))
     assert done["status"] == "succeeded", (done["message"], log)
+    assert (await api.job(job["id"]))["progress"] == 1.0
     assert log.startswith("[jupyter_jobs] cell 1/5\n") and "[jupyter_jobs] cell 5/5\n" in log  # the injected one too
     assert "lr=0.01 epochs=3\n" in log and "to stderr\n" in log and "0.03" in log
     nb = await executed(api, job["id"])

@@ -112,17 +112,8 @@ def _custom_series(job: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 
 def progress(job: dict[str, Any]) -> Optional[float]:
-    """0..1 when the job reports it: a `progress` series (a fraction, or a percentage), or a
-    `total_steps` series (the step of its last point over its value)."""
-    series = _custom_series(job)
-    if "progress" in series:
-        value = series["progress"]["last"]
-        fraction = value / 100 if value > 1 else value
-    elif "total_steps" in series and series["total_steps"]["last"]:
-        fraction = series["total_steps"]["step"] / series["total_steps"]["last"]
-    else:
-        return None
-    return min(1.0, max(0.0, fraction))
+    """0..1 when the job reports it (the service reads it from the job's series)."""
+    return job.get("progress")
 
 
 def metrics_text(job: dict[str, Any]) -> str:

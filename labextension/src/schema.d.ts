@@ -1513,6 +1513,12 @@ export interface components {
              * @default null
              */
             origin: string | null;
+            /**
+             * Progress
+             * @description 0..1 when the job reports it (a `progress` series, a fraction or a percentage; or `total_steps`); set while it runs and after
+             * @default null
+             */
+            progress: number | null;
             /** Project */
             project: string;
             /** @default null */
