@@ -1,4 +1,4 @@
-"""Schedules at scale: 1,000 schedules due in the same second (a six-field cron expression
+"""Schedules at scale: 1,000 schedules due in the same second of three minutes in a row (a six-field cron expression
 naming that second), each starting a job of `true` on the local backend (4 at once). Counted
 from the history afterwards: every schedule made exactly one job (none twice, none missed), and
 how late each job was recorded after its due time (target: all within 5 s). The baseline, in
@@ -31,34 +31,41 @@ def scheduled_jobs(srv) -> list[dict]:
 
 def main() -> None:
     args = parser(__doc__).parse_args()
-    count = 100 if args.quick else 1000
+    count, rounds = (100, 1) if args.quick else (1000, 3)
     with server(["--LocalBackend.max_running=4"]) as srv:
         (srv.root / "w").mkdir()
         start = time.perf_counter()
         for _ in range(count):
             srv.request("POST", "/jupyter-jobs/jobs", {"command": "true", "workspace": "w"})
         direct = time.perf_counter() - start
-        made_at = time.time()
-        lead = 10 + count * 0.02  # time to create them all before the second comes
-        due = int(made_at + lead)
+        due = int(time.time() + 10 + count * 0.02)  # time to create them all before the second comes
         ids = create(srv, count, due % 60)
         assert time.time() < due, "creating the schedules took longer than the lead time"
-        time.sleep(max(0.0, due - time.time()) + 8)
-        jobs = [j for j in scheduled_jobs(srv) if datetime.fromisoformat(j["created_at"]).timestamp() < due + 30]
-        per_schedule = {s: 0 for s in ids}
-        for job in jobs:
-            per_schedule[job["schedule"]] += 1
-        late = [datetime.fromisoformat(j["created_at"]).timestamp() - due for j in jobs]
-        twice = sum(1 for n in per_schedule.values() if n > 1)
-        missed = sum(1 for n in per_schedule.values() if n == 0)
-        table(f"{count:,} schedules due in the same second",
+        worst, medians, made, twice, missed = [], [], [], 0, 0
+        for n in range(rounds):  # the same second of the next minutes
+            when = due + 60 * n
+            time.sleep(max(0.0, when - time.time()) + 8)
+            jobs = [j for j in scheduled_jobs(srv)
+                    if abs(datetime.fromisoformat(j["created_at"]).timestamp() - when) < 30]
+            per_schedule = {s: 0 for s in ids}
+            for job in jobs:
+                per_schedule[job["schedule"]] += 1
+            late = [datetime.fromisoformat(j["created_at"]).timestamp() - when for j in jobs]
+            twice += sum(1 for v in per_schedule.values() if v > 1)
+            missed += sum(1 for v in per_schedule.values() if v == 0)
+            made.append(len(jobs))
+            worst.append(max(late))
+            medians.append(statistics.median(late))
+        table(f"{count:,} schedules due in the same second, {rounds} round(s) (a minute apart)",
               ["measure", "min", "median", "max", "target", "met"],
-              [["jobs created by the schedules", "", str(len(jobs)), "", f"{count}", "yes" if len(jobs) == count
-                else "NO"],
-               ["schedules that fired twice / never", "", f"{twice} / {missed}", "", "0 / 0",
+              [["jobs created per round", str(min(made)), "", str(max(made)), f"{count}",
+                "yes" if set(made) == {count} else "NO"],
+               ["schedules that fired twice / never, all rounds", "", f"{twice} / {missed}", "", "0 / 0",
                 "yes" if twice == missed == 0 else "NO"],
-               ["job recorded after its due time, s", f"{min(late):.2f}", f"{statistics.median(late):.2f}",
-                f"{max(late):.2f}", "<= 5 s", "yes" if max(late) <= 5 else "NO"],
+               ["median lateness of a round's jobs, s", f"{min(medians):.2f}", f"{statistics.median(medians):.2f}",
+                f"{max(medians):.2f}", "", ""],
+               ["the latest job of a round after its due time, s", f"{min(worst):.2f}",
+                f"{statistics.median(worst):.2f}", f"{max(worst):.2f}", "<= 5 s", "yes" if max(worst) <= 5 else "NO"],
                [f"baseline: {count:,} jobs POSTed back to back by one client, s", "", f"{direct:.2f}", "", "", ""]])
         for s in ids:
             srv.request("DELETE", f"/jupyter-jobs/schedules/{s}")
