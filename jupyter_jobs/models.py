@@ -340,6 +340,23 @@ class JobSpec(_Strict):
         return data
 
 
+    def as_file(self, fmt: str = "yaml") -> tuple[str, list[str]]:
+        """The spec as a job file (YAML or JSON) anyone can submit again: only the fields that
+        differ from the defaults, secret-looking env values left out. Returns (text, left out)."""
+        data = self.model_dump(mode="json", exclude_defaults=True)
+        secret = sorted(k for k in self.env if _SECRET_KEY.search(k))
+        for key in secret:
+            data["env"].pop(key)
+        if "env" in data and not data["env"]:
+            del data["env"]
+        if fmt == "json":
+            return json.dumps(data, indent=2) + "\n", secret
+        import yaml  # the service's own dependency; models stays light for the kernel
+
+        head = "".join(f"# left out: env.{k} (a secret): set it before submitting\n" for k in secret)
+        return head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), secret
+
+
 class Job(BaseModel):
     """A submitted job as the service records it."""
 

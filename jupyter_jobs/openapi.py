@@ -123,6 +123,13 @@ def _paths() -> dict[str, Any]:
         },
         "/jupyter-jobs/jobs/{job_id}/cancel": {"post": _op("Cancel a queued or running job", {
             "200": job, "404": _ERROR, "409": _ERROR}, [_ID])},
+        "/jupyter-jobs/jobs/{job_id}/spec": {"get": _op("The job's spec as a job file anyone can submit again", {
+            "200": {"description": "YAML (default) or JSON; secret env values left out, named in the "
+                    "X-Jupyter-Jobs-Left-Out header",
+                    "content": {"application/yaml": {"schema": {"type": "string"}},
+                                "application/json": {"schema": _ref("JobSpecInput")}}},
+            "400": _ERROR, "404": _ERROR}, [_ID, _query("format", {"type": "string", "enum": ["yaml", "json"]},
+                                                        "yaml (default) or json")])},
         "/jupyter-jobs/jobs/{job_id}/rerun": {"post": _op("Run the same spec on a new snapshot", {
             "201": job, "404": _ERROR}, [_ID])},
         "/jupyter-jobs/jobs/{job_id}/logs": {"get": _op("The job's output as NDJSON", {

@@ -14,7 +14,8 @@ import shutil
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Callable, Optional
+from collections.abc import Awaitable
 
 from .backends.base import Backend, BackendError, Dependency, Execution, JobContext
 from . import notebooks

@@ -162,21 +162,19 @@ class Schedules:
     async def fire_due(self) -> int:
         """Fire every schedule due now, a few at a time; returns how many times were taken."""
         now = time.time()
-        fired, seen = 0, set()
+        fired, seen, gate = 0, set(), asyncio.Semaphore(CONCURRENCY)
         while True:
             rows, _ = await self.service.store.schedules(limit=500, due_by=now)
             rows = [r for r in rows if (r["id"], r["next_at"]) not in seen]  # each due time once per pass
             if not rows:
                 return fired
             seen.update((r["id"], r["next_at"]) for r in rows)
-            gate = asyncio.Semaphore(CONCURRENCY)
-
-            async def one(row: dict[str, Any]) -> None:
-                async with gate:
-                    await self._fire(row, now)
-
-            await asyncio.gather(*(one(r) for r in rows))
+            await asyncio.gather(*(self._gated(gate, r, now) for r in rows))
             fired += len(rows)
+
+    async def _gated(self, gate: asyncio.Semaphore, row: dict[str, Any], now: float) -> None:
+        async with gate:
+            await self._fire(row, now)
 
     async def _fire(self, row: dict[str, Any], now: float) -> None:
         upcoming = next_times(row["cron"], row["timezone"], now)[0]
@@ -195,7 +193,8 @@ class Schedules:
                 spec = spec.model_copy(update={"name": row["name"]})
             job = await self.service.submit_spec(spec, fired)
             if self.service.webhooks.wants("schedule.fired"):
-                self.service.webhooks.emit("schedule.fired", {"schedule": await self.get(row["id"]), "job": job.public()})
+                self.service.webhooks.emit("schedule.fired", {"schedule": await self.get(row["id"]),
+                                                              "job": job.public()})
         except AlreadyFired:
             pass  # another firing of this time got there first
         except Exception as exc:  # the job cannot start (its workspace went, its backend...): say so

@@ -266,9 +266,9 @@ class JobService:
         name = spec.backend or self.default_backend
         workspace = await check(asyncio.to_thread(self.resolve_workspace, spec.workspace))
         backend = await check(self._backend(name)) if with_backend else None
-        if spec.notebook and workspace is not None:
-            if why := await asyncio.to_thread(notebooks.missing, workspace, spec.notebook):
-                errors.append(FieldError(field="notebook", message=why))
+        why = spec.notebook and workspace and await asyncio.to_thread(notebooks.missing, workspace, spec.notebook)
+        if why:
+            errors.append(FieldError(field="notebook", message=why))
         notes: list[str] = []
         if backend is not None:
             await check(backend.validate(spec))
@@ -303,6 +303,12 @@ class JobService:
         if not os.path.isdir(path):
             raise SpecError.one("workspace", f"{workspace!r} is not a folder under the server's root")
         return Path(path)
+
+    async def export(self, job_id: str, fmt: str = "yaml") -> tuple[str, list[str]]:
+        """The job's spec as a job file (`yaml` or `json`), and the secret env keys left out."""
+        if fmt not in ("yaml", "json"):
+            raise SpecError.one("format", "yaml or json")
+        return (await self._job(job_id)).spec.as_file(fmt)
 
     async def rerun(self, job_id: str, origin: Optional[str] = None) -> dict[str, Any]:
         """The same spec again, with a new snapshot of the workspace as it is now."""

@@ -149,7 +149,8 @@ _UPDATABLE = {"reason", "message", "exit_code", "started_at", "finished_at", "gp
 #: words; a notebook job's notebook stands for its command
 _SEARCH = (
     "(id LIKE ? ESCAPE '\\' OR json_extract(spec, '$.name') LIKE ? ESCAPE '\\'"
-    " OR COALESCE((SELECT group_concat(value, ' ') FROM json_each(spec, '$.command')), json_extract(spec, '$.notebook')) LIKE ? ESCAPE '\\'"
+    " OR COALESCE((SELECT group_concat(value, ' ') FROM json_each(spec, '$.command')),"
+    " json_extract(spec, '$.notebook')) LIKE ? ESCAPE '\\'"
     " OR EXISTS (SELECT 1 FROM json_each(spec, '$.tags') WHERE value LIKE ? ESCAPE '\\'))"
 )
 

@@ -471,7 +471,8 @@ async def test_origin_of_a_submission_filters_the_list(api, workspace):
     assert mine["origin"] == "browser:tab-1"
     listed = await api.call("GET", "jobs", params={"origin": "browser:tab-1,kernel:k-2"})
     assert [j["id"] for j in listed["jobs"]] == [mine["id"]]
-    again = await api.call("POST", "jobs", mine["id"], "rerun", expect=201, headers={"X-Jupyter-Jobs-Origin": "kernel:k-2"})
+    again = await api.call("POST", "jobs", mine["id"], "rerun", expect=201,
+                           headers={"X-Jupyter-Jobs-Origin": "kernel:k-2"})
     assert again["origin"] == "kernel:k-2"
     bad = await api.call("POST", "jobs", body={"command": "true", "workspace": "proj"}, expect=400,
                          headers={"X-Jupyter-Jobs-Origin": "elsewhere"})

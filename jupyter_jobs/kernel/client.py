@@ -76,6 +76,20 @@ class JobsService(abc.ABC):
     def logs(self, job_id: str, offset: int = 0, follow: bool = False) -> Iterator[dict[str, Any]]:
         """NDJSON items as the REST API sends them (chunks, then the final status with follow)."""
 
+    @abc.abstractmethod
+    def rerun(self, job_id: str) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def export(self, job_id: str, fmt: str = "yaml") -> str:
+        """The job's spec as a job file."""
+
+    @abc.abstractmethod
+    def workflows(self, **query: Any) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def schedules(self, action: str, schedule_id: Optional[str] = None, body: Any = None) -> Any:
+        """list | create (body) | get | pause | resume | delete."""
+
 
 def kernel_origin() -> Optional[str]:
     """`kernel:<id>` of the kernel this runs in (from its connection file's name), if any."""
@@ -169,6 +183,22 @@ class RestService(JobsService):
             return self._request("POST", f"workflows/{quote(run_id)}/{action}", {})
         return self._request("GET", f"workflows/{quote(run_id)}")
 
+    def rerun(self, job_id: str) -> dict[str, Any]:
+        return self._request("POST", f"jobs/{quote(job_id)}/rerun", {})
+
+    def export(self, job_id: str, fmt: str = "yaml") -> str:
+        return self._request("GET", f"jobs/{quote(job_id)}/spec", query={"format": fmt}, raw=True).decode()
+
+    def workflows(self, **query: Any) -> dict[str, Any]:
+        return self._request("GET", "workflows", query={k: v for k, v in query.items() if v is not None})
+
+    def schedules(self, action: str, schedule_id: Optional[str] = None, body: Any = None) -> Any:
+        path = "schedules" + (f"/{quote(schedule_id)}" if schedule_id else "")
+        if action in ("pause", "resume"):
+            return self._request("POST", f"{path}/{action}", {})
+        method = {"list": "GET", "get": "GET", "create": "POST", "delete": "DELETE"}[action]
+        return self._request(method, path, body)
+
     def logs(self, job_id: str, offset: int = 0, follow: bool = False) -> Iterator[dict[str, Any]]:
         query = {"offset": offset, "follow": "true" if follow else "false"}
         conn, resp = self._request("GET", f"jobs/{quote(job_id)}/logs", query=query, timeout=None, stream=True)
@@ -230,6 +260,23 @@ class EmbeddedService(JobsService):
 
     def submit_workflow(self, spec: Any, workspace: str) -> dict[str, Any]:
         return self._call(self.service.runs.submit({"spec": spec, "workspace": workspace}))
+
+    def rerun(self, job_id: str) -> dict[str, Any]:
+        return self._call(self.service.rerun(job_id))
+
+    def export(self, job_id: str, fmt: str = "yaml") -> str:
+        return self._call(self.service.export(job_id, fmt))[0]
+
+    def workflows(self, **query: Any) -> dict[str, Any]:
+        return self._call(self.service.runs.list(**query))
+
+    def schedules(self, action: str, schedule_id: Optional[str] = None, body: Any = None) -> Any:
+        given = self.service.schedules
+        act = {"list": lambda: given.list(), "create": lambda: given.create(body),
+               "get": lambda: given.get(schedule_id),
+               "pause": lambda: given.pause(schedule_id), "resume": lambda: given.resume(schedule_id),
+               "delete": lambda: given.delete(schedule_id)}[action]
+        return self._call(act())
 
     def workflow(self, run_id: str, action: Optional[str] = None) -> dict[str, Any]:
         runs = self.service.runs

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import html
-import json
 import os
 import shlex
 import sys
@@ -19,17 +18,19 @@ from urllib.parse import quote
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import yaml
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from .client import ENV_URL, JobsService, ServiceError, connect
 from .display import TERMINAL, Job, JobFailed, JobInterrupted, run_and_watch, status_text, stream_output
+from .specs import SPEC_ARGUMENTS, build_spec, describe, notebook_spec, parse_env, workspace_of
+from .specs import SPEC_OPTIONS as SPEC_OPTIONS_SHARED
 from .workflow import Best, Workflow, WorkflowFailed, run_workflow, sweep_matrix, table_text
 
-SPEC_OPTIONS = ("backend", "image", "gpus", "cpus", "memory", "env", "timeout", "name", "project", "workspace",
-                "python")
+SPEC_OPTIONS = (*SPEC_OPTIONS_SHARED, "python")
+#: the magic's options: the shared ones, and the interpreter for a cell's body
+_SPEC_ARGUMENTS = [*SPEC_ARGUMENTS, (("--python",), {"help": "Python interpreter for cell bodies (default: python3)"})]
 
 
 class JobsError(RuntimeError):
@@ -37,21 +38,6 @@ class JobsError(RuntimeError):
 
     def _render_traceback_(self) -> list[str]:
         return [f"\x1b[31mjupyter_jobs\x1b[0m: {self}"]
-
-
-_SPEC_ARGUMENTS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
-    (("-b", "--backend"), {"help": "backend to run on: local, docker, slurm (default: the server's)"}),
-    (("-i", "--image"), {"help": "container image (container backends)"}),
-    (("-g", "--gpus"), {"type": int, "help": "number of GPUs"}),
-    (("--cpus",), {"type": float, "help": "CPUs, e.g. 1.5"}),
-    (("-m", "--memory"), {"help": "memory limit, e.g. 16g"}),
-    (("-e", "--env"), {"action": "append", "metavar": "KEY=VALUE", "help": "environment variable (repeatable)"}),
-    (("-t", "--timeout"), {"help": "maximum run time: seconds, or 30m, 2h"}),
-    (("-n", "--name"), {"help": "job name"}),
-    (("--project",), {"help": "project (default: the workspace folder's name)"}),
-    (("-w", "--workspace"), {"help": "folder to snapshot (default: the notebook's folder)"}),
-    (("--python",), {"help": "Python interpreter for cell bodies (default: python3)"}),
-]
 
 
 def spec_arguments(func: Callable) -> Callable:
@@ -67,37 +53,12 @@ def _add_spec_options(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(*args, **kwargs)
 
 
-def _parameters(pairs: list[str]) -> dict[str, Any]:
-    """NAME=VALUE pairs as a notebook's parameters, each value read as YAML (as papermill's -y)."""
-    out = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.isidentifier():
-            raise UsageError(f"a parameter is NAME=VALUE with NAME an identifier, not {pair!r}")
-        try:
-            out[name] = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
-            out[name] = value
-    return out
-
-
-def describe(spec: dict[str, Any]) -> str:
-    """What a job runs, in one line: its command, or its notebook with its parameters."""
-    if spec.get("notebook"):
-        given = " ".join(f"-p {k}={json.dumps(v)}" for k, v in (spec.get("parameters") or {}).items())
-        return f"notebook: {spec['notebook']}" + (f" {given}" if given else "")
-    command = spec["command"]
-    return "command: " + (command if isinstance(command, str) else shlex.join(command))
-
-
-def _env(pairs: Optional[list[str]]) -> dict[str, str]:
-    env = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--env takes KEY=VALUE, not {pair!r}")
-        env[key] = value
-    return env
+def _usage(call: Callable[[], Any]) -> Any:
+    """A bad option, as IPython shows usage errors: one line."""
+    try:
+        return call()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -122,27 +83,11 @@ class JobMagics(Magics):
 
     # -- building specs ---------------------------------------------------------------------
     def _workspace(self, given: Optional[str]) -> str:
-        root = self.service.root_dir.resolve()
-        folder = (Path.cwd() / given).resolve() if given else Path.cwd().resolve()
-        try:
-            relative = folder.relative_to(root).as_posix()
-        except ValueError:
-            raise UsageError(f"the workspace {folder} is outside the folder the service serves ({root}); "
-                             "pass --workspace with a folder inside it") from None
-        return "" if relative == "." else relative
+        return _usage(lambda: workspace_of(self.service.root_dir, given))
 
     def _spec(self, args: argparse.Namespace, command: Any) -> dict[str, Any]:
-        opts = {k: getattr(args, k, None) for k in SPEC_OPTIONS}
-        merged = {k: (v if v is not None else self.defaults.get(k)) for k, v in opts.items()}
-        env = {**self.defaults.get("env_dict", {}), **_env(opts["env"])}
-        spec: dict[str, Any] = {"command": command, "workspace": self._workspace(merged["workspace"]), "env": env}
-        for key in ("backend", "image", "name", "project", "timeout"):
-            if merged[key] is not None:
-                spec[key] = merged[key]
-        resources = {k: merged[k] for k in ("gpus", "cpus", "memory") if merged[k] is not None}
-        if resources:
-            spec["resources"] = resources
-        return spec
+        options = {k: getattr(args, k, None) for k in SPEC_OPTIONS}
+        return {"command": command, **_usage(lambda: build_spec(options, self.service.root_dir, self.defaults))}
 
     def _submit(self, spec: dict[str, Any], args: argparse.Namespace) -> Job:
         try:
@@ -222,7 +167,7 @@ class JobMagics(Magics):
         run.add_argument("-d", "--detach", action="store_true", help="return at once")
         run.add_argument("--no-raise", action="store_true", help="do not raise when the job fails")
         run.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
-        book = sub.add_parser("notebook", help="run a notebook as a job: %job notebook train.ipynb -p lr=0.01")
+        book = sub.add_parser("notebook", help="run a notebook as a job: %%job notebook train.ipynb -p lr=0.01")
         _add_spec_options(book)
         book.add_argument("-p", "--parameter", action="append", metavar="NAME=VALUE", default=[],
                           help="a parameter (repeatable); the value is read as YAML: 0.01 a number, true a bool, "
@@ -280,16 +225,9 @@ class JobMagics(Magics):
         return self._submit(self._spec(args, shlex.join(args.command)), args)
 
     def _do_notebook(self, args: argparse.Namespace) -> Job:
-        spec = self._spec(args, None)
-        del spec["command"]
-        folder = (self.service.root_dir / spec["workspace"]).resolve()
-        try:
-            spec["notebook"] = (Path.cwd() / args.path).resolve().relative_to(folder).as_posix()
-        except ValueError:
-            raise UsageError(f"the notebook {args.path} is outside the job's workspace ({folder})") from None
-        spec["parameters"] = _parameters(args.parameter)
-        if args.kernel:
-            spec["kernel"] = args.kernel
+        options = {k: getattr(args, k, None) for k in SPEC_OPTIONS}
+        spec = _usage(lambda: notebook_spec(build_spec(options, self.service.root_dir, self.defaults),
+                                            self.service.root_dir, args.path, args.parameter, args.kernel))
         return self._submit(spec, args)
 
     def _do_workflow(self, args: argparse.Namespace) -> Workflow:
@@ -312,7 +250,8 @@ class JobMagics(Magics):
         for key in SPEC_OPTIONS:
             value = getattr(args, key, None)
             if key == "env" and value:
-                self.defaults["env_dict"] = {**self.defaults.get("env_dict", {}), **_env(value)}
+                env = _usage(lambda v=value: parse_env(v))
+                self.defaults["env_dict"] = {**self.defaults.get("env_dict", {}), **env}
             elif value is not None:
                 self.defaults[key] = value
         print("jupyter_jobs defaults:", ", ".join(f"{k}={v}" for k, v in self.defaults.items()) or "none")

@@ -180,6 +180,18 @@ class JobHandler(BaseHandler):
         self.finish()
 
 
+class SpecFileHandler(BaseHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        fmt = self.get_query_argument("format", "yaml")
+        text, left_out = await self.service.export(job_id, fmt)
+        self.set_header("Content-Type", "application/json" if fmt == "json" else "application/yaml")
+        if left_out:
+            self.set_header("X-Jupyter-Jobs-Left-Out", ",".join(f"env.{k}" for k in left_out))
+        self.finish(text)
+
+
 class CancelHandler(BaseHandler):
     @web.authenticated
     @authorized
@@ -330,6 +342,7 @@ handlers = [
     (r"/jupyter-jobs/jobs/?", JobsHandler),
     (rf"/jupyter-jobs/jobs/{_JOB}", JobHandler),
     (rf"/jupyter-jobs/jobs/{_JOB}/cancel", CancelHandler),
+    (rf"/jupyter-jobs/jobs/{_JOB}/spec", SpecFileHandler),
     (rf"/jupyter-jobs/jobs/{_JOB}/rerun", RerunHandler),
     (rf"/jupyter-jobs/jobs/{_JOB}/logs", LogsHandler),
     (rf"/jupyter-jobs/jobs/{_JOB}/metrics", MetricsHandler),

@@ -1,0 +1,98 @@
+"""A job spec from the options every face shares (the magic's `%job`/`%%job` and the `jupyter
+jobs` CLI): one table of options, one way to read KEY=VALUE pairs, one way to turn options
+into a spec. Bad input raises ValueError; each face words it its own way."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+#: (flags, argparse-style settings) of the options that shape a job
+SPEC_ARGUMENTS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("-b", "--backend"), {"help": "backend to run on: local, docker, slurm (default: the server's)"}),
+    (("-i", "--image"), {"help": "container image (container backends)"}),
+    (("-g", "--gpus"), {"type": int, "help": "number of GPUs"}),
+    (("--cpus",), {"type": float, "help": "CPUs, e.g. 1.5"}),
+    (("-m", "--memory"), {"help": "memory limit, e.g. 16g"}),
+    (("-e", "--env"), {"action": "append", "metavar": "KEY=VALUE", "help": "environment variable (repeatable)"}),
+    (("-t", "--timeout"), {"help": "maximum run time: seconds, or 30m, 2h"}),
+    (("-n", "--name"), {"help": "job name"}),
+    (("--project",), {"help": "project (default: the workspace folder's name)"}),
+    (("-w", "--workspace"), {"help": "folder to snapshot (default: the current folder)"}),
+]
+SPEC_OPTIONS = tuple(flags[-1].lstrip("-") for flags, _ in SPEC_ARGUMENTS)
+
+
+def parse_env(pairs: Optional[list[str]]) -> dict[str, str]:
+    env = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--env takes KEY=VALUE, not {pair!r}")
+        env[key] = value
+    return env
+
+
+def parse_parameters(pairs: list[str]) -> dict[str, Any]:
+    """NAME=VALUE pairs as a notebook's parameters, each value read as YAML (as papermill's -y)."""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise ValueError(f"a parameter is NAME=VALUE with NAME an identifier, not {pair!r}")
+        try:
+            out[name] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            out[name] = value
+    return out
+
+
+def workspace_of(root: Path, given: Optional[str]) -> str:
+    """The workspace (relative to the service's root) of a folder given relative to here."""
+    folder = (Path.cwd() / given).resolve() if given else Path.cwd().resolve()
+    try:
+        relative = folder.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise ValueError(f"the workspace {folder} is outside the folder the service serves ({root.resolve()}); "
+                         "pass --workspace with a folder inside it") from None
+    return "" if relative == "." else relative
+
+
+def build_spec(options: dict[str, Any], root: Path, defaults: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """A spec (without command or notebook) from SPEC_OPTIONS values; `defaults` fill the gaps."""
+    defaults = defaults or {}
+    merged = {k: (options.get(k) if options.get(k) not in (None, ()) else defaults.get(k)) for k in SPEC_OPTIONS}
+    spec: dict[str, Any] = {"workspace": workspace_of(root, merged["workspace"]),
+                            "env": {**defaults.get("env_dict", {}), **parse_env(list(options.get("env") or []))}}
+    for key in ("backend", "image", "name", "project", "timeout"):
+        if merged[key] is not None:
+            spec[key] = merged[key]
+    resources = {k: merged[k] for k in ("gpus", "cpus", "memory") if merged[k] is not None}
+    if resources:
+        spec["resources"] = resources
+    return spec
+
+
+def notebook_spec(spec: dict[str, Any], root: Path, path: str, parameters: list[str],
+                  kernel: Optional[str]) -> dict[str, Any]:
+    """`spec` running the notebook at `path` (relative to here, inside its workspace)."""
+    folder = (root / spec["workspace"]).resolve()
+    try:
+        notebook = (Path.cwd() / path).resolve().relative_to(folder).as_posix()
+    except ValueError:
+        raise ValueError(f"the notebook {path} is outside the job's workspace ({folder})") from None
+    return {**spec, "notebook": notebook, "parameters": parse_parameters(parameters),
+            **({"kernel": kernel} if kernel else {})}
+
+
+def describe(spec: dict[str, Any]) -> str:
+    """What a job runs, in one line: its command, or its notebook with its parameters."""
+    if spec.get("notebook"):
+        given = " ".join(f"-p {k}={json.dumps(v)}" for k, v in (spec.get("parameters") or {}).items())
+        return f"notebook: {spec['notebook']}" + (f" {given}" if given else "")
+    command = spec["command"]
+    return "command: " + (command if isinstance(command, str) else shlex.join(command))
