@@ -1,0 +1,364 @@
+"""`jupyter jobs` (the `jupyter-jobs` command): the job service from a terminal.
+
+One more thin face over the service, on the magic's own client (kernel/client.py) and its
+options (kernel/specs.py). It finds a running Jupyter server as `jupyter server list` does
+(the one serving the current folder first), or takes `--url`/`--token`, or runs the service
+embedded in the command when no server runs. Human tables by default, `--json` for scripts.
+
+Exit codes: 0 done (a job that succeeded); for `run`/`notebook` that wait, the job's own exit
+code, or 1 for another failure (timeout, out of memory, lost), 3 cancelled or skipped;
+2 bad usage or a refused request (400); 4 not found (404); 5 a conflict (409); 6 no service.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import click
+import yaml
+
+from .kernel.client import EmbeddedService, JobsService, RestService, ServiceError
+from .kernel.display import status_text, stream_output
+from .kernel.specs import SPEC_ARGUMENTS, build_spec, describe, notebook_spec, workspace_of
+from .kernel.workflow import table_text
+
+_EXIT = {400: 2, 404: 4, 409: 5}
+
+
+def _server() -> Optional[tuple[str, str, Path]]:
+    """(url, token, root) of a running Jupyter server: the one whose root holds this folder."""
+    try:
+        from jupyter_server.serverapp import list_running_servers
+
+        servers = list(list_running_servers())
+    except Exception:
+        return None
+    here = Path.cwd().resolve()
+
+    def holds(info: dict[str, Any]) -> bool:
+        root = Path(info.get("root_dir") or info.get("notebook_dir") or "/").resolve()
+        return here == root or root in here.parents
+
+    for info in sorted(servers, key=lambda i: not holds(i)):
+        return info["url"], info.get("token", ""), Path(info.get("root_dir") or info.get("notebook_dir") or ".")
+    return None
+
+
+class Cli:
+    def __init__(self, url: Optional[str], token: Optional[str], as_json: bool):
+        self.url, self.token, self.as_json = url, token, as_json
+        self._service: Optional[JobsService] = None
+
+    @property
+    def service(self) -> JobsService:
+        if self._service is None:
+            if self.url:
+                self._service = RestService(self.url, self.token or "", Path(os.environ.get("JUPYTER_JOBS_ROOT", ".")))
+            elif found := _server():
+                self._service = RestService(found[0], found[1], found[2])
+            else:
+                click.echo("jupyter jobs: no Jupyter server runs here; the service runs inside this command "
+                           "(its jobs stop when it ends)", err=True)
+                self._service = EmbeddedService(Path.cwd())
+        return self._service
+
+    def show(self, data: Any, text: Callable[[Any], str]) -> None:
+        click.echo(json.dumps(data, indent=2) if self.as_json else text(data))
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
+
+
+def _jobs_table(page: dict[str, Any]) -> str:
+    return _table(["id", "status", "backend", "project", "name", "created", "exit"],
+                  [[j["id"], j["status"], j["backend"], j["project"], j["spec"].get("name") or "",
+                    (j["created_at"] or "")[:19].replace("T", " "), "" if j["exit_code"] is None else str(j["exit_code"])]
+                   for j in page["jobs"]])
+
+
+def _exit_of(job: dict[str, Any]) -> int:
+    if job["status"] == "succeeded":
+        return 0
+    if job["status"] in ("cancelled", "skipped"):
+        return 3
+    code = job.get("exit_code")
+    return code if isinstance(code, int) and 0 < code < 256 else 1
+
+
+def spec_options(func: Callable) -> Callable:
+    """The options every face shares (kernel/specs.py), as click options."""
+    for flags, settings in reversed(SPEC_ARGUMENTS):
+        func = click.option(*flags, type=settings.get("type"), multiple=settings.get("action") == "append",
+                            metavar=settings.get("metavar"), help=settings["help"])(func)
+    return func
+
+
+def _usage(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--url", envvar="JUPYTER_JOBS_URL", help="the Jupyter server (default: a running one, found as "
+              "`jupyter server list` finds it)")
+@click.option("--token", envvar="JUPYTER_JOBS_TOKEN", help="its token")
+@click.option("--json", "as_json", is_flag=True, help="JSON replies, for scripts")
+@click.pass_context
+def main(ctx: click.Context, url: Optional[str], token: Optional[str], as_json: bool) -> None:
+    """Run your folder's code as jobs: local processes, containers, Slurm."""
+    ctx.obj = Cli(url, token, as_json)
+
+
+pass_cli = click.make_pass_decorator(Cli)
+
+
+def _submit_and_follow(cli: Cli, spec: dict[str, Any], detach: bool) -> None:
+    job = cli.service.submit(spec)
+    if detach:
+        cli.show(job, lambda j: f"job {j['id']} {j['status']}")
+        return
+    click.echo(f"job {job['id']} {job['status']} ({describe(job['spec'])})", err=True)
+    stream_output(cli.service, job["id"])
+    final = cli.service.get(job["id"])
+    click.echo(status_text(final), err=True)
+    sys.exit(_exit_of(final))
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@spec_options
+@click.option("-d", "--detach", is_flag=True, help="return at once with the job's id")
+@click.option("-f", "--file", "job_file", type=click.Path(exists=True, dir_okay=False),
+              help="a job file (YAML or JSON, as `jupyter jobs export` writes); options override its fields")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+@pass_cli
+def run(cli: Cli, detach: bool, job_file: Optional[str], command: tuple[str, ...], **options: Any) -> None:
+    """Run COMMAND (after --) or a job file as a job; follow its output and exit with its code."""
+    if bool(job_file) == bool(command):
+        raise click.UsageError("give a command (jupyter jobs run -- python train.py) or a job file (-f job.yaml)")
+    spec: dict[str, Any] = {}
+    if job_file:
+        spec = yaml.safe_load(Path(job_file).read_text()) or {}
+        if not isinstance(spec, dict):
+            raise click.UsageError(f"{job_file} is not a job spec (a mapping of fields)")
+    given = {k: v for k, v in options.items() if v not in (None, ())}
+    built = _usage(lambda: build_spec(given, cli.service.root_dir))
+    if "workspace" in spec and "workspace" not in given:
+        built["workspace"] = spec["workspace"]  # the file's own, relative to the server's root
+    env = {**spec.get("env", {}), **built.pop("env")}
+    resources = {**spec.get("resources", {}), **built.pop("resources", {})}
+    spec = {**spec, **built, **({"env": env} if env else {}), **({"resources": resources} if resources else {})}
+    if command:
+        spec["command"] = list(command)
+    _submit_and_follow(cli, spec, detach)
+
+
+@main.command()
+@spec_options
+@click.option("-p", "--parameter", "parameters", multiple=True, metavar="NAME=VALUE",
+              help="a parameter (repeatable); the value is read as YAML")
+@click.option("-k", "--kernel", help="the kernel that runs it (default: the notebook's own)")
+@click.option("-d", "--detach", is_flag=True, help="return at once with the job's id")
+@click.argument("path")
+@pass_cli
+def notebook(cli: Cli, path: str, parameters: tuple[str, ...], kernel: Optional[str], detach: bool,
+             **options: Any) -> None:
+    """Run the notebook at PATH as a job, with parameters."""
+    spec = _usage(lambda: notebook_spec(build_spec(options, cli.service.root_dir), cli.service.root_dir, path,
+                                        list(parameters), kernel))
+    _submit_and_follow(cli, spec, detach)
+
+
+@main.command("list")
+@click.option("--status", help="comma-separated statuses")
+@click.option("--project")
+@click.option("--workflow", help="only the jobs of this workflow run")
+@click.option("--schedule", help="only the jobs this schedule started")
+@click.option("--limit", type=int, default=20, show_default=True)
+@pass_cli
+def list_(cli: Cli, **query: Any) -> None:
+    """Recent jobs, newest first."""
+    cli.show(cli.service.list(**query), _jobs_table)
+
+
+@main.command()
+@click.argument("job_id")
+@pass_cli
+def show(cli: Cli, job_id: str) -> None:
+    """One job: its status, what it runs, its status changes."""
+    def text(job: dict[str, Any]) -> str:
+        lines = [status_text(job), describe(job["spec"]), f"workspace: {job['spec']['workspace'] or '.'}"]
+        lines += [f"  {e['at'][:19].replace('T', ' ')}  {e['status']}  {e.get('message') or ''}".rstrip()
+                  for e in job.get("events", [])]
+        return "\n".join(lines)
+
+    cli.show(cli.service.get(job_id), text)
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("-f", "--follow", is_flag=True, help="keep streaming until the job ends (resumes after a drop)")
+@pass_cli
+def logs(cli: Cli, job_id: str, follow: bool) -> None:
+    """A job's output (stdout and stderr as they came)."""
+    if follow:
+        stream_output(cli.service, job_id)
+        return
+    for item in cli.service.logs(job_id):
+        if "text" in item:
+            (sys.stderr if item["stream"] == "stderr" else sys.stdout).write(item["text"])
+
+
+@main.command()
+@click.argument("job_id")
+@pass_cli
+def cancel(cli: Cli, job_id: str) -> None:
+    """Cancel a queued or running job."""
+    cli.show(cli.service.cancel(job_id), status_text)
+
+
+@main.command()
+@click.argument("job_id")
+@pass_cli
+def rerun(cli: Cli, job_id: str) -> None:
+    """The same spec again, on a new snapshot of its workspace."""
+    cli.show(cli.service.rerun(job_id), status_text)
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+@pass_cli
+def export(cli: Cli, job_id: str, fmt: str) -> None:
+    """A job's spec as a job file: `jupyter jobs run -f` runs it again."""
+    click.echo(cli.service.export(job_id, fmt), nl=False)
+
+
+@main.command()
+@click.argument("job_id")
+@click.option("--download", type=click.Path(file_okay=False), help="copy them into this folder")
+@pass_cli
+def artifacts(cli: Cli, job_id: str, download: Optional[str]) -> None:
+    """The files a job wrote to its artifacts folder."""
+    listed = cli.service.artifacts(job_id)
+    if download:
+        for item in listed:
+            target = Path(download) / item["path"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(cli.service.download(job_id, item["path"]))
+    cli.show(listed, lambda items: _table(["path", "size"], [[a["path"], str(a["size"])] for a in items]))
+
+
+@main.command()
+@pass_cli
+def backends(cli: Cli) -> None:
+    """The backends, whether each is available, and the GPUs."""
+    cli.show(cli.service.backends(), lambda r: _table(
+        ["backend", "available", "why not / what"],
+        [[b["name"] + (" (default)" if b["default"] else ""), "yes" if b["available"] else "no",
+          b["reason"] or b["description"]] for b in r["backends"]]))
+
+
+@main.group()
+def workflow() -> None:
+    """Workflow runs: run FILE, list, show, cancel, rerun."""
+
+
+@workflow.command("run")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("-w", "--workspace", help="folder every job of the run gets (default: the file's folder)")
+@pass_cli
+def workflow_run(cli: Cli, path: str, workspace: Optional[str]) -> None:
+    """Submit the workflow in PATH (YAML or JSON)."""
+    folder = _usage(lambda: workspace_of(cli.service.root_dir, workspace or str(Path(path).parent)))
+    cli.show(cli.service.submit_workflow(Path(path).read_text(), folder), table_text)
+
+
+@workflow.command("list")
+@click.option("--status", help="comma-separated run statuses")
+@click.option("--limit", type=int, default=20, show_default=True)
+@pass_cli
+def workflow_list(cli: Cli, **query: Any) -> None:
+    """Workflow runs, newest first."""
+    cli.show(cli.service.workflows(**query), lambda p: _table(
+        ["id", "status", "name", "jobs", "created"],
+        [[r["id"], r["status"], r["name"], " ".join(f"{n} {s}" for s, n in r.get("counts", {}).items()),
+          r["created_at"][:19].replace("T", " ")] for r in p["workflows"]]))
+
+
+for _verb, _help in (("show", "One run and its jobs."), ("cancel", "Cancel every job of the run not ended."),
+                     ("rerun", "Run its failed, cancelled and skipped jobs again.")):
+    def _make(verb: str) -> Callable[..., None]:
+        @pass_cli
+        def act(cli: Cli, run_id: str) -> None:
+            cli.show(cli.service.workflow(run_id, None if verb == "show" else verb), table_text)
+        return act
+
+    workflow.command(_verb, help=_help)(click.argument("run_id")(_make(_verb)))
+
+
+@main.group()
+def schedule() -> None:
+    """Schedules: create, list, show, pause, resume, delete."""
+
+
+def _schedules_text(data: Any) -> str:
+    rows = data["schedules"] if "schedules" in data else [data]
+    return _table(["id", "name", "cron", "timezone", "next", "last job", "note"],
+                  [[s["id"], s["name"], s["cron"], s["timezone"], "paused" if s["paused"] else (s["next_at"] or "")[:19],
+                    s["last_job"] or "", s["message"] or ""] for s in rows])
+
+
+@schedule.command("create")
+@click.argument("job_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--cron", required=True, help="five fields (minute hour day month weekday); a sixth for seconds")
+@click.option("--timezone", default="UTC", show_default=True, help="an IANA time zone, e.g. Europe/Berlin")
+@click.option("--name")
+@click.option("--catch-up", is_flag=True, help="after an outage, run a missed time once at start")
+@click.option("--overlap", type=click.Choice(["skip", "allow"]), default="skip", show_default=True)
+@pass_cli
+def schedule_create(cli: Cli, job_file: str, **fields: Any) -> None:
+    """Run the job file JOB_FILE on a cron expression."""
+    body = {"spec": yaml.safe_load(Path(job_file).read_text()), **{k: v for k, v in fields.items() if v is not None}}
+    cli.show(cli.service.schedules("create", body=body), _schedules_text)
+
+
+@schedule.command("list")
+@pass_cli
+def schedule_list(cli: Cli) -> None:
+    """Schedules, newest first."""
+    cli.show(cli.service.schedules("list"), _schedules_text)
+
+
+for _verb in ("show", "pause", "resume", "delete"):
+    def _make_schedule(verb: str) -> Callable[..., None]:
+        @pass_cli
+        def act(cli: Cli, schedule_id: str) -> None:
+            reply = cli.service.schedules("get" if verb == "show" else verb, schedule_id)
+            if verb == "delete":
+                click.echo(f"schedule {schedule_id} deleted")
+            else:
+                cli.show(reply, _schedules_text)
+        return act
+
+    schedule.command(_verb, help=f"{_verb.capitalize()} a schedule.")(click.argument("schedule_id")(
+        _make_schedule(_verb)))
+
+
+def run_main() -> None:
+    """The entry point: service errors as one line and an exit code that says which."""
+    try:
+        main(standalone_mode=True)
+    except ServiceError as exc:
+        click.echo(f"jupyter jobs: {exc}", err=True)
+        if len(exc.errors) > 1:  # one line each, below the joined message
+            for error in exc.errors:
+                click.echo(f"  {error['field']}: {error['message']}", err=True)
+        sys.exit(_EXIT.get(exc.status or 0, 6 if exc.status is None else 1))

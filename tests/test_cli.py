@@ -1,0 +1,142 @@
+"""The `jupyter-jobs` command as a subprocess against a real server (and, with no server, the
+service embedded in the command): runs that exit with the job's code, logs, show/list/cancel/
+rerun, job files (export, then run again), artifacts, workflows, schedules, errors with exit
+codes that say which, and finding a running server as `jupyter server list` does."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+CLI = str(Path(sys.executable).with_name("jupyter-jobs"))
+
+
+@pytest.fixture
+def server(server_process, tmp_path):
+    runtime = tmp_path / "runtime"
+    srv = server_process(env={"JUPYTER_RUNTIME_DIR": str(runtime)}).start()
+    (srv.root / "proj").mkdir()
+    (srv.root / "proj" / "data.txt").write_text("from the workspace\n")
+    srv.runtime = runtime
+    return srv
+
+
+def cli(server, *args: str, cwd: Path | None = None, discover: bool = False, timeout: float = 120,
+        env: dict | None = None) -> subprocess.CompletedProcess:
+    given = [] if discover else ["--url", server.url, "--token", server.token]
+    environment = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1", "JUPYTER_RUNTIME_DIR": str(server.runtime),
+                   "JUPYTER_JOBS_ROOT": str(server.root), **(env or {})}
+    environment.pop("JUPYTER_JOBS_URL", None)
+    return subprocess.run([CLI, *given, *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd or server.root / "proj", env=environment)
+
+
+def test_run_follows_the_output_and_exits_with_the_jobs_code(server):
+    done = cli(server, "run", "--name", "cli-run", "--", "sh", "-c", "cat data.txt; echo oops >&2; exit 3")
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "from the workspace\n"
+    assert "oops\n" in done.stderr and "failed" in done.stderr and "exit 3" in done.stderr
+    listed = json.loads(cli(server, "--json", "list", "--limit", "5").stdout)
+    assert listed["jobs"][0]["spec"]["name"] == "cli-run" and listed["jobs"][0]["spec"]["workspace"] == "proj"
+
+
+def test_detach_then_logs_show_cancel_rerun(server):
+    started = cli(server, "--json", "run", "-d", "--", "sh", "-c", "echo first; sleep 60")
+    job = json.loads(started.stdout)
+    assert started.returncode == 0 and job["status"] == "queued"
+    deadline = time.monotonic() + 30
+    while "first" not in cli(server, "logs", job["id"]).stdout:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    shown = cli(server, "show", job["id"]).stdout
+    assert f"job {job['id']} running" in shown and "command: sh -c" in shown
+    assert "cancelled" in cli(server, "cancel", job["id"]).stdout
+    again = json.loads(cli(server, "--json", "rerun", job["id"]).stdout)
+    assert again["id"] != job["id"] and again["spec"]["command"] == job["spec"]["command"]
+    cli(server, "cancel", again["id"])
+    follow = cli(server, "logs", "-f", job["id"])
+    assert follow.returncode == 0 and follow.stdout == "first\n"
+
+
+def test_a_job_file_round_trip(server):
+    first = json.loads(cli(server, "--json", "run", "-d", "-e", "MODE=fast", "-e", "API_TOKEN=hush", "--gpus", "0",
+                           "--", "sh", "-c", 'echo "$MODE ${API_TOKEN:-none}"').stdout)
+    exported = cli(server, "export", first["id"])
+    assert "# left out: env.API_TOKEN (a secret)" in exported.stdout and "hush" not in exported.stdout
+    path = server.root / "proj" / "job.yaml"
+    path.write_text(exported.stdout)
+    again = cli(server, "run", "-f", str(path), "-e", "MODE=slow")
+    assert again.returncode == 0 and again.stdout == "slow none\n", again.stderr
+    as_json = json.loads(cli(server, "export", first["id"], "--format", "json").stdout)
+    assert as_json["env"] == {"MODE": "fast"} and as_json["workspace"] == "proj"
+
+
+def test_artifacts_are_listed_and_downloaded(server, tmp_path):
+    done = cli(server, "--json", "run", "-d", "--", "sh", "-c", 'mkdir -p "$JOB_ARTIFACTS_DIR/sub" && '
+               'echo weights > "$JOB_ARTIFACTS_DIR/sub/model.txt"')
+    job = json.loads(done.stdout)
+    assert server.wait(job["id"])["status"] == "succeeded"
+    out = tmp_path / "got"
+    listed = cli(server, "artifacts", job["id"], "--download", str(out))
+    assert "sub/model.txt" in listed.stdout and (out / "sub" / "model.txt").read_text() == "weights\n"
+
+
+def test_errors_say_what_and_exit_with_a_code_that_says_which(server):
+    bad = cli(server, "run", "--gpus", "8", "--", "true")
+    assert bad.returncode == 2 and "resources.gpus" in bad.stderr and "asks for 8 GPU(s)" in bad.stderr
+    missing = cli(server, "show", "nope")
+    assert missing.returncode == 4 and "no job 'nope'" in missing.stderr
+    neither = cli(server, "run")
+    assert neither.returncode == 2 and "give a command" in neither.stderr
+    gone = cli(server, "--url", "http://127.0.0.1:9", "list")
+    assert gone.returncode == 6 and "cannot reach" in gone.stderr
+
+
+def test_workflows_and_schedules(server):
+    (server.root / "proj" / "flow.yaml").write_text(
+        "name: cli-flow\njobs:\n  a: {command: echo a}\n  b: {needs: a, command: echo b}\n")
+    made = cli(server, "--json", "workflow", "run", "flow.yaml")
+    run = json.loads(made.stdout)
+    assert made.returncode == 0 and [j["name"] for j in run["jobs"]] == ["a", "b"]
+    deadline = time.monotonic() + 30
+    while "succeeded" not in (shown := cli(server, "workflow", "show", run["id"]).stdout.splitlines()[0]):
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.3)
+    assert run["id"] in cli(server, "workflow", "list").stdout
+    (server.root / "proj" / "tick.yaml").write_text("command: echo tick\nworkspace: proj\n")
+    created = json.loads(cli(server, "--json", "schedule", "create", "tick.yaml", "--cron", "0 3 * * *",
+                             "--timezone", "Europe/Berlin", "--name", "nightly").stdout)
+    assert created["name"] == "nightly" and created["timezone"] == "Europe/Berlin"
+    assert "nightly" in cli(server, "schedule", "list").stdout
+    assert "paused" in cli(server, "schedule", "pause", created["id"]).stdout
+    bad = cli(server, "schedule", "create", "tick.yaml", "--cron", "whenever")
+    assert bad.returncode == 2 and "cron:" in bad.stderr
+    assert cli(server, "schedule", "delete", created["id"]).returncode == 0
+    assert cli(server, "schedule", "show", created["id"]).returncode == 4
+
+
+def test_it_finds_the_running_server_like_jupyter_server_list(server):
+    done = cli(server, "--json", "run", "-d", "--", "true", discover=True)
+    assert done.returncode == 0, done.stderr
+    job = json.loads(done.stdout)
+    assert server.request("GET", f"/jupyter-jobs/jobs/{job['id']}")["spec"]["workspace"] == "proj"
+
+
+def test_with_no_server_the_service_runs_in_the_command(tmp_path):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    env = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1", "JUPYTER_RUNTIME_DIR": str(tmp_path / "empty"),
+           "JUPYTER_DATA_DIR": str(tmp_path / "data")}
+    env.pop("JUPYTER_JOBS_URL", None)
+    done = subprocess.run([CLI, "run", "--", "sh", "-c", "echo embedded"], capture_output=True, text=True,
+                          timeout=120, cwd=folder, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "embedded\n" and "no Jupyter server runs here" in done.stderr
+    assert shutil.which(CLI) or Path(CLI).exists()
