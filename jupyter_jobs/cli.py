@@ -78,8 +78,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def _jobs_table(page: dict[str, Any]) -> str:
     return _table(["id", "status", "backend", "project", "name", "created", "exit"],
                   [[j["id"], j["status"], j["backend"], j["project"], j["spec"].get("name") or "",
-                    (j["created_at"] or "")[:19].replace("T", " "), "" if j["exit_code"] is None else str(j["exit_code"])]
-                   for j in page["jobs"]])
+                    (j["created_at"] or "")[:19].replace("T", " "),
+                    "" if j["exit_code"] is None else str(j["exit_code"])] for j in page["jobs"]])
 
 
 def _exit_of(job: dict[str, Any]) -> int:
@@ -310,10 +310,9 @@ def schedule() -> None:
 
 
 def _schedules_text(data: Any) -> str:
-    rows = data["schedules"] if "schedules" in data else [data]
     return _table(["id", "name", "cron", "timezone", "next", "last job", "note"],
                   [[s["id"], s["name"], s["cron"], s["timezone"], "paused" if s["paused"] else (s["next_at"] or "")[:19],
-                    s["last_job"] or "", s["message"] or ""] for s in rows])
+                    s["last_job"] or "", s["message"] or ""] for s in data.get("schedules", [data])])
 
 
 @schedule.command("create")
