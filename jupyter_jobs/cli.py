@@ -311,8 +311,9 @@ def schedule() -> None:
 
 def _schedules_text(data: Any) -> str:
     return _table(["id", "name", "cron", "timezone", "next", "last job", "note"],
-                  [[s["id"], s["name"], s["cron"], s["timezone"], "paused" if s["paused"] else (s["next_at"] or "")[:19],
-                    s["last_job"] or "", s["message"] or ""] for s in data.get("schedules", [data])])
+                  [[s["id"], s["name"], s["cron"], s["timezone"],
+                    "paused" if s["paused"] else (s["next_at"] or "")[:19], s["last_job"] or "", s["message"] or ""]
+                   for s in data.get("schedules", [data])])
 
 
 @schedule.command("create")
