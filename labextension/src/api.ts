@@ -23,6 +23,8 @@ export type Backend = Schemas['BackendInfo'];
 export type JobEvent = Schemas['JobEvent'];
 export type MetricsPage = Schemas['MetricsPage'];
 export type MetricsSummary = Schemas['MetricsSummary'];
+export type Schedule = Schemas['Schedule'];
+export type ScheduleInput = Schemas['ScheduleInput'];
 
 export const STATUSES: Status[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'skipped'];
 export const TERMINAL: Status[] = ['succeeded', 'failed', 'cancelled', 'skipped'];
@@ -81,6 +83,38 @@ async function json<T>(path: string[], init: RequestInit = {}, query = ''): Prom
   return response.status === 204 ? (undefined as T) : ((await response.json()) as T);
 }
 
+/** Who submits from this browser profile: `browser:<id>`, an id kept in localStorage (one per
+ * profile, shared by its tabs). The server records it with each job this panel starts, and
+ * the notifications (notify.ts) ask for the jobs it started. */
+let origin: string | null = null;
+export function browserOrigin(): string {
+  if (origin) {
+    return origin;
+  }
+  const key = 'jupyter-jobs:browser-id';
+  let id: string | null = null;
+  try {
+    id = localStorage.getItem(key);
+    if (!id || !/^[A-Za-z0-9-]{1,64}$/.test(id)) {
+      id = randomId();
+      localStorage.setItem(key, id);
+    }
+  } catch {
+    id ??= randomId(); // storage refused: an id for this page only
+  }
+  return (origin = `browser:${id}`);
+}
+
+/** 32 random hex digits (getRandomValues works on plain http too, unlike randomUUID). */
+function randomId(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), b => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** A request that starts a job, marked as coming from this browser. */
+function submitting(body: unknown): RequestInit {
+  return { method: 'POST', body: JSON.stringify(body), headers: { 'X-Jupyter-Jobs-Origin': browserOrigin() } };
+}
+
 function search(params: ListQuery): string {
   const query = new URLSearchParams();
   Object.entries(params).forEach(([key, value]) => {
@@ -95,15 +129,20 @@ export const api = {
   backends: () => json<{ backends: Backend[] }>(['backends']),
   list: (params: ListQuery) => json<JobPage>(['jobs'], {}, search(params)),
   get: (id: string) => json<Job>(['jobs', id]),
-  submit: (spec: SpecInput) => json<Job>(['jobs'], { method: 'POST', body: JSON.stringify(spec) }),
+  submit: (spec: SpecInput) => json<Job>(['jobs'], submitting(spec)),
   cancel: (id: string) => json<Job>(['jobs', id, 'cancel'], { method: 'POST', body: '{}' }),
-  rerun: (id: string) => json<Job>(['jobs', id, 'rerun'], { method: 'POST', body: '{}' }),
+  rerun: (id: string) => json<Job>(['jobs', id, 'rerun'], submitting({})),
   remove: (id: string) => json<void>(['jobs', id], { method: 'DELETE' }),
   artifacts: (id: string) => json<Schemas['ArtifactList']>(['jobs', id, 'artifacts']),
   workflow: (id: string) => json<Schemas['WorkflowRun']>(['workflows', id]),
   workflows: () => json<Schemas['WorkflowPage']>(['workflows'], {}, '?limit=100'),
   workflowAction: (id: string, action: 'cancel' | 'rerun') =>
     json<Schemas['WorkflowRun']>(['workflows', id, action], { method: 'POST', body: '{}' }),
+  schedules: () => json<Schemas['SchedulePage']>(['schedules'], {}, '?limit=100'),
+  schedule: (id: string) => json<Schedule>(['schedules', id]),
+  createSchedule: (input: ScheduleInput) => json<Schedule>(['schedules'], { method: 'POST', body: JSON.stringify(input) }),
+  scheduleAction: (id: string, action: 'pause' | 'resume') => json<Schedule>(['schedules', id, action], { method: 'POST', body: '{}' }),
+  removeSchedule: (id: string) => json<void>(['schedules', id], { method: 'DELETE' }),
   /** The first `bytes` of an artifact, for a preview. */
   artifactHead: async (id: string, path: string, bytes: number): Promise<Blob> => {
     const response = await ServerConnection.makeRequest(artifactUrl(id, path), { headers: { Range: `bytes=0-${bytes - 1}` } }, settings);

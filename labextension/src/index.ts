@@ -1,6 +1,7 @@
-// jupyter_jobs in JupyterLab: a sidebar (compact live list, quick form), a main-area jobs page,
-// one tab per job, and a comparison of jobs; all restored after a reload. "Run as Job" (the
-// file browser's menu, a notebook's toolbar) opens the form for a folder, a script or a notebook.
+// jupyter_jobs in JupyterLab: a sidebar (compact live list, quick form, schedules), a main-area
+// jobs page, one tab per job, and a comparison of jobs; all restored after a reload. "Run as
+// Job" (the file browser's menu, a notebook's toolbar) opens the form for a folder, a script or
+// a notebook. Jobs this browser started notify when they end (notify.ts; the plugin's settings).
 import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, ToolbarButton, WidgetTracker } from '@jupyterlab/apputils';
 import { PathExt } from '@jupyterlab/coreutils';
@@ -8,10 +9,13 @@ import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { ILauncher } from '@jupyterlab/launcher';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
 
-import { api, ApiError, Spec } from './api';
+import { api, ApiError, browserOrigin, Spec } from './api';
+import { submission } from './copy';
 import { Draft } from './model';
+import { EndNotifier } from './notify';
 import { detectParameters, NotebookContent } from './parameters';
 import { JobsPanel } from './panel';
 import { metricsRenderer } from './renderer';
@@ -142,6 +146,43 @@ function showForm({ shell, panel }: Pick<Parts, 'shell' | 'panel'>, draft: Draft
   panel.model.open({ kind: 'form', draft });
 }
 
+/** The form of a new schedule of a job's spec, in the sidebar. */
+function showScheduleForm({ shell, panel }: Pick<Parts, 'shell' | 'panel'>, spec: Spec): void {
+  shell.activateById(panel.id);
+  panel.model.open({ kind: 'new-schedule', spec: submission(spec) });
+}
+
+/** A schedule, expanded in the sidebar's Schedules view. */
+function showSchedule({ shell, panel }: Pick<Parts, 'shell' | 'panel'>, id: string): void {
+  shell.activateById(panel.id);
+  panel.model.schedules.expand(id);
+  panel.model.open({ kind: 'schedules' });
+}
+
+/** Notifications of the ends of the jobs this browser and its kernels started, as the
+ * plugin's settings say (notifyAllJobs, browserNotifications). */
+function startNotifier(app: JupyterFrontEnd, settings: ISettingRegistry | null, pluginId: string): EndNotifier {
+  const notifier = new EndNotifier({
+    origins: () => [browserOrigin(), ...Array.from(app.serviceManager.kernels.running(), k => `kernel:${k.id}`)],
+    openJob: id => void app.commands.execute(COMMANDS.job, { id }),
+    openRun: id => void app.commands.execute(COMMANDS.run, { id })
+  });
+  settings
+    ?.load(pluginId)
+    .then(loaded => {
+      const apply = () => {
+        notifier.settings = {
+          notifyAllJobs: loaded.get('notifyAllJobs').composite === true,
+          browserNotifications: loaded.get('browserNotifications').composite === true
+        };
+      };
+      apply();
+      loaded.changed.connect(apply);
+    })
+    .catch(error => console.warn('jupyter-jobs: settings not loaded, notifying with the defaults', error));
+  return notifier;
+}
+
 /** "Run as Job" on every notebook's toolbar: the notebook is saved (the job runs the file), then
  * the form opens for it, with the parameters of its open model. */
 function addNotebookButton(parts: Pick<Parts, 'app' | 'shell' | 'panel'>): void {
@@ -203,7 +244,9 @@ function addCommands({ app, shell, panel, jobs, pages, runs, browser, docs }: Pa
           closed: () => tab?.close(),
           openNotebook: (job, path, folder) => openNotebook(app, docs, job, path, folder),
           showFolder: folder => void app.commands.execute('filebrowser:go-to-path', { path: folder, dontShowBrowser: false }),
-          openRun: runId => void app.commands.execute(COMMANDS.run, { id: runId })
+          openRun: runId => void app.commands.execute(COMMANDS.run, { id: runId }),
+          schedule: spec => showScheduleForm({ shell, panel }, spec),
+          openSchedule: scheduleId => showSchedule({ shell, panel }, scheduleId)
         });
         void jobs.add(tab);
         shell.add(tab, 'main');
@@ -256,12 +299,14 @@ function addCommands({ app, shell, panel, jobs, pages, runs, browser, docs }: Pa
   });
 }
 
+const PLUGIN_ID = 'jupyter-jobs:plugin';
+
 const plugin: JupyterFrontEndPlugin<void> = {
-  id: 'jupyter-jobs:plugin',
+  id: PLUGIN_ID,
   description: 'Build, list, watch, cancel and rerun jupyter_jobs jobs.',
   autoStart: true,
   requires: [ILabShell],
-  optional: [ILayoutRestorer, ICommandPalette, IDefaultFileBrowser, ILauncher, IRenderMimeRegistry, IDocumentManager],
+  optional: [ILayoutRestorer, ICommandPalette, IDefaultFileBrowser, ILauncher, IRenderMimeRegistry, IDocumentManager, ISettingRegistry],
   activate: (
     app: JupyterFrontEnd,
     shell: ILabShell,
@@ -270,7 +315,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     browser: IDefaultFileBrowser | null,
     launcher: ILauncher | null,
     rendermime: IRenderMimeRegistry | null,
-    docs: IDocumentManager | null
+    docs: IDocumentManager | null,
+    settings: ISettingRegistry | null
   ) => {
     rendermime?.addFactory(metricsRenderer); // the live chart of a %%job cell
     const jobs = new WidgetTracker<JobTab>({ namespace: 'jupyter-jobs-job' });
@@ -297,6 +343,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     }
     launcher?.add({ command: COMMANDS.page, category: 'Other', rank: 0 });
     app.contextMenu.addItem({ command: COMMANDS.runItem, selector: '.jp-DirListing-item[data-isdir]', rank: 10 });
+    startNotifier(app, settings, PLUGIN_ID);
   }
 };
 

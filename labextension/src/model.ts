@@ -1,17 +1,32 @@
 // The sidebar's state, out of React: the open view (the compact list of jobs, the list of
-// workflow runs, or the quick form), the lists, and the progress of the running jobs. A job
-// opens in its own main-area tab (jobtab.ts). Models emit `changed`; the views re-render on it
-// (views/common.tsx).
+// workflow runs, the schedules, the quick form, or the form of a new schedule), the lists,
+// and the progress of the running jobs. A job opens in its own main-area tab. Models emit
+// `changed`; the views re-render on it (views/common.tsx).
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { api, errorMessage, Job, MetricsSummary, Schemas, SpecInput } from './api';
+import { SchedulesModel } from './schedules';
 
 /** What a new job's form starts with: a few fields ("Run as Job", "New job") or a whole spec
  * ("Edit and resubmit"). */
 export type Draft = Partial<SpecInput>;
 
-export type View = { kind: 'list' } | { kind: 'runs' } | { kind: 'form'; draft: Draft };
+/** A schedule's job, as a submission body (ScheduleInput.spec). */
+export type ScheduleSpec = Record<string, unknown>;
+
+export type View =
+  | { kind: 'list' }
+  | { kind: 'runs' }
+  | { kind: 'schedules' }
+  | { kind: 'form'; draft: Draft }
+  /** A new schedule of `spec`; Cancel goes `back` (the job form it came from), else to the list. */
+  | { kind: 'new-schedule'; spec: ScheduleSpec; back?: View };
+
+/** The views that are forms: nothing to poll while they are open. */
+function isForm(view: View): boolean {
+  return view.kind === 'form' || view.kind === 'new-schedule';
+}
 
 export type RunSummary = Schemas['WorkflowRunSummary'];
 
@@ -19,10 +34,11 @@ const PAGE = 50;
 /** At most this many running jobs have their progress asked for, each refresh. */
 const PROGRESS_OF = 10;
 
-/** Which view is open, the job list with its filters, and the workflow runs. The open list is
- * polled only while the panel shows it, and polls back off after errors. */
+/** Which view is open, the job list with its filters, the workflow runs and the schedules.
+ * The open list is polled only while the panel shows it, and polls back off after errors. */
 export class JobsModel {
   readonly poll: Poll;
+  readonly schedules = new SchedulesModel();
   private _view: View = { kind: 'list' };
   private _jobs: Job[] = [];
   private _runs: RunSummary[] = [];
@@ -42,9 +58,9 @@ export class JobsModel {
     readonly openRun: (id: string) => void
   ) {
     this.poll = new Poll({
-      factory: () => (this._view.kind === 'runs' ? this.refreshRuns() : this.refresh()),
+      factory: () => this.refreshView(),
       frequency: { interval: 2000, backoff: true, max: 30000 },
-      standby: () => !visible() || this._view.kind === 'form' || 'when-hidden',
+      standby: () => !visible() || isForm(this._view) || 'when-hidden',
       name: 'jupyter-jobs:list'
     });
   }
@@ -89,8 +105,20 @@ export class JobsModel {
   open(view: View): void {
     this._view = view;
     this._changed.emit();
-    if (view.kind !== 'form') {
+    if (!isForm(view)) {
       void this.poll.refresh();
+    }
+  }
+
+  /** The open list, fetched again. */
+  private refreshView(): Promise<void> {
+    switch (this._view.kind) {
+      case 'runs':
+        return this.refreshRuns();
+      case 'schedules':
+        return this.schedules.refresh();
+      default:
+        return this.refresh();
     }
   }
 
@@ -177,6 +205,7 @@ export class JobsModel {
     }
     this._disposed = true;
     this.poll.dispose();
+    this.schedules.dispose();
     Signal.clearData(this);
   }
 }

@@ -1,6 +1,6 @@
-// The sidebar: a header (open the jobs page, new job), a switch between jobs and workflow
-// runs, then the compact live list or the quick form. A job or a run opens in its own
-// main-area tab.
+// The sidebar: a header (open the jobs page, new job), a switch between jobs, workflow runs
+// and schedules, then the compact live list, the quick form or the form of a new schedule. A
+// job or a run opens in its own main-area tab.
 import { ReactWidget } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
@@ -10,11 +10,14 @@ import { useSignal } from './views/common';
 import { JobForm } from './views/form';
 import { JobList } from './views/list';
 import { RunList } from './views/runs';
+import { ScheduleForm } from './views/scheduleform';
+import { ScheduleList } from './views/schedules';
 
 function Switch({ model }: { model: JobsModel }): JSX.Element {
   const kinds = [
     ['list', 'Jobs'],
-    ['runs', 'Workflow runs']
+    ['runs', 'Workflow runs'],
+    ['schedules', 'Schedules']
   ] as const;
   return (
     <div className="jp-JobsSwitch" role="tablist" aria-label="what the list shows">
@@ -49,10 +52,14 @@ function JobsApp({ model, openPage }: { model: JobsModel; openPage: () => void }
           </button>
         </span>
       </div>
-      {view.kind !== 'form' ? <Switch model={model} /> : null}
+      {view.kind !== 'form' && view.kind !== 'new-schedule' ? <Switch model={model} /> : null}
       {view.kind === 'list' ? <JobList model={model} /> : null}
       {view.kind === 'runs' ? <RunList model={model} /> : null}
+      {view.kind === 'schedules' ? <ScheduleList model={model} /> : null}
       {view.kind === 'form' ? <JobForm key={JSON.stringify(view.draft)} model={model} draft={view.draft} /> : null}
+      {view.kind === 'new-schedule' ? (
+        <ScheduleForm key={JSON.stringify(view.spec)} model={model} spec={view.spec} back={view.back} />
+      ) : null}
     </div>
   );
 }

@@ -7,6 +7,7 @@ import { api, ApiError, Backend, errorMessage, SpecInput } from '../api';
 import { Draft, JobsModel } from '../model';
 import { parametersText, parseParameters } from '../parameters';
 import { ErrorNote } from './common';
+import { describe, Field } from './fields';
 
 type Key =
   | 'name' | 'backend' | 'image' | 'command' | 'notebook' | 'parameters' | 'kernel' | 'workspace'
@@ -96,34 +97,6 @@ function notebookSpec(values: Values): Partial<SpecInput> {
   return { notebook: values.notebook, parameters, ...(values.kernel.trim() ? { kernel: values.kernel.trim() } : {}) };
 }
 
-/** The service's complaint as a message, and each bad field's problem by field name; the
- * problems of fields the form does not show (a draft's tags...) are in the message. */
-function describe(error: ApiError, shown: (field: string) => boolean): { message: string; byField: Record<string, string> } {
-  const byField: Record<string, string> = {};
-  (error.errors || []).forEach(fe => (byField[fe.field] = fe.message));
-  const count = Object.keys(byField).length;
-  const unshown = Object.entries(byField)
-    .filter(([field]) => !shown(field))
-    .map(([field, message]) => ` ${field}: ${message}`);
-  return {
-    message: count ? `The job was not submitted: ${count} field${count > 1 ? 's' : ''} to fix.${unshown.join('')}` : error.message,
-    byField
-  };
-}
-
-function Field(props: { label: string; field: string; error?: string; ignored?: string; children: React.ReactNode }): JSX.Element {
-  return (
-    <label className={`jp-JobsField${props.ignored ? ' jp-mod-ignored' : ''}`} data-field={props.field} title={props.ignored}>
-      <span>
-        {props.label}
-        {props.ignored ? <span className="jp-JobsMuted"> (not applied by this backend)</span> : null}
-      </span>
-      {props.children}
-      {props.error ? <span className="jp-JobsField-error">{props.error}</span> : null}
-    </label>
-  );
-}
-
 function BackendField({ backends, bind, error }: { backends: Backend[]; bind: Bind; error?: string }): JSX.Element {
   return (
     <Field label="Backend" field="backend" error={error}>
@@ -205,28 +178,44 @@ function useBackends(setValues: React.Dispatch<React.SetStateAction<Values>>, se
   return backends;
 }
 
-/** Submitting: on success the job opens; on failure each bad field's problem is shown. */
+/** Submitting: on success the job opens; on failure each bad field's problem is shown.
+ * Scheduling: the form's job goes to the form of a new schedule (Cancel there comes back). */
 function useSubmit(model: JobsModel, spec: () => SpecInput, shown: (field: string) => boolean) {
   const [errors, setErrors] = React.useState<Record<string, string>>({});
   const [error, setError] = React.useState<string | null>(null);
   const [busy, setBusy] = React.useState(false);
+  const start = () => {
+    setErrors({});
+    setError(null);
+  };
+  const fail = (err: unknown, what: string) => {
+    const { message, byField } = describe(err as ApiError, shown, what);
+    setErrors(byField);
+    setError(message);
+    setBusy(false);
+  };
   const submit = async (e: React.FormEvent) => {
     e.preventDefault();
     setBusy(true);
-    setErrors({});
-    setError(null);
+    start();
     try {
       const job = await api.submit(spec()); // spec() throws for parameters the form cannot read
       model.open({ kind: 'list' });
       model.openJob(job.id);
     } catch (err) {
-      const { message, byField } = describe(err as ApiError, shown);
-      setErrors(byField);
-      setError(message);
-      setBusy(false);
+      fail(err, 'The job was not submitted');
     }
   };
-  return { submit, errors, error, setError, busy };
+  const schedule = () => {
+    start();
+    try {
+      const job = spec();
+      model.open({ kind: 'new-schedule', spec: job, back: { kind: 'form', draft: job } });
+    } catch (err) {
+      fail(err, 'The job cannot be scheduled');
+    }
+  };
+  return { submit, schedule, errors, error, setError, busy };
 }
 
 /** Command or notebook, as a radio group. */
@@ -279,7 +268,7 @@ export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): J
   const backend = backends.find(b => b.name === values.backend);
   const shown = (field: string) =>
     (FIELDS.includes(field) || /^resources\.(gpus|cpus|memory)$/.test(field)) && !HIDDEN[runs].includes(field);
-  const { submit, errors, error, busy } = useSubmit(model, () => toSpec(values, env, draft, runs, backend), shown);
+  const { submit, schedule, errors, error, busy } = useSubmit(model, () => toSpec(values, env, draft, runs, backend), shown);
   const imageIgnored = ignoredBy(backend, 'image');
   const bind: Bind = key => ({
     name: key,
@@ -321,6 +310,9 @@ export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): J
       <div className="jp-JobsButtons">
         <button type="submit" className="jp-mod-styled jp-mod-accept" disabled={busy}>
           Submit
+        </button>
+        <button type="button" className="jp-mod-styled" onClick={schedule} title="Run this job on a cron schedule">
+          Schedule…
         </button>
         <button type="button" className="jp-mod-styled" onClick={() => model.open({ kind: 'list' })}>
           Cancel

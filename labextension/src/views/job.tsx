@@ -21,6 +21,10 @@ export interface JobActions {
   openNotebook: (id: string, path: string, folder: string | null) => Promise<void>;
   showFolder: (folder: string) => void;
   openRun: (runId: string) => void;
+  /** The form of a new schedule of this spec, in the sidebar. */
+  schedule: (spec: Spec) => void;
+  /** A schedule, expanded in the sidebar's Schedules view. */
+  openSchedule: (scheduleId: string) => void;
 }
 
 type TabName = 'log' | 'metrics' | 'artifacts' | 'details';
@@ -98,6 +102,9 @@ function Actions(props: { detail: JobModel; job: Job; actions: JobActions; onErr
       </button>
       <button className="jp-mod-styled" onClick={() => actions.edit(job.spec)}>
         Edit and resubmit
+      </button>
+      <button className="jp-mod-styled" onClick={() => actions.schedule(job.spec)} title="Run this job on a cron schedule">
+        Schedule this
       </button>
       {terminal ? (
         <button className="jp-mod-styled" onClick={() => act(async () => (await api.remove(job.id), actions.closed()))}>
@@ -279,6 +286,14 @@ export function JobView({ detail, actions }: { detail: JobModel; actions: JobAct
             <code>{job.node}</code> of workflow run{' '}
             <button className="jp-JobsLink" onClick={() => actions.openRun(job.workflow!)}>
               {job.workflow}
+            </button>
+          </div>
+        ) : null}
+        {job.schedule ? (
+          <div className="jp-JobsMuted">
+            started by schedule{' '}
+            <button className="jp-JobsLink" onClick={() => actions.openSchedule(job.schedule!)}>
+              {job.schedule}
             </button>
           </div>
         ) : null}

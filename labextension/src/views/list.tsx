@@ -31,7 +31,7 @@ function Filters({ model }: { model: JobsModel }): JSX.Element {
   );
 }
 
-function JobRow(props: { job: Job; metrics?: MetricsSummary; onOpen: (id: string) => void }): JSX.Element {
+export function JobRow(props: { job: Job; metrics?: MetricsSummary; onOpen: (id: string) => void }): JSX.Element {
   const { job, metrics, onOpen } = props;
   const progress = job.status === 'running' ? progressOf(metrics) : null;
   return (

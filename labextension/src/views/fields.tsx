@@ -1,0 +1,38 @@
+// What the sidebar's forms (a new job, a new schedule) share: a labelled field with its error
+// beside it, and the service's 400 read as a message plus each bad field's problem.
+import * as React from 'react';
+
+import { ApiError } from '../api';
+
+/** The service's complaint as a message, and each bad field's problem by field name; the
+ * problems of fields the form does not show (a draft's tags...) are in the message, after
+ * `what` ("The job was not submitted"). */
+export function describe(
+  error: ApiError,
+  shown: (field: string) => boolean,
+  what: string
+): { message: string; byField: Record<string, string> } {
+  const byField: Record<string, string> = {};
+  (error.errors || []).forEach(fe => (byField[fe.field] = fe.message));
+  const count = Object.keys(byField).length;
+  const unshown = Object.entries(byField)
+    .filter(([field]) => !shown(field))
+    .map(([field, message]) => ` ${field}: ${message}`);
+  return {
+    message: count ? `${what}: ${count} field${count > 1 ? 's' : ''} to fix.${unshown.join('')}` : error.message,
+    byField
+  };
+}
+
+export function Field(props: { label: string; field: string; error?: string; ignored?: string; children: React.ReactNode }): JSX.Element {
+  return (
+    <label className={`jp-JobsField${props.ignored ? ' jp-mod-ignored' : ''}`} data-field={props.field} title={props.ignored}>
+      <span>
+        {props.label}
+        {props.ignored ? <span className="jp-JobsMuted"> (not applied by this backend)</span> : null}
+      </span>
+      {props.children}
+      {props.error ? <span className="jp-JobsField-error">{props.error}</span> : null}
+    </label>
+  );
+}
