@@ -56,7 +56,8 @@ def check_prefilled_form(page) -> None:
 
 
 def test_a_notebook_runs_as_a_job_from_its_toolbar(page, lab):
-    from jupyter_jobs.kernel.magics import JobMagics, _parameters
+    from jupyter_jobs.kernel.magics import JobMagics
+    from jupyter_jobs.kernel.specs import parse_parameters
 
     write_notebook(lab.root / "proj" / "train.ipynb")
     browse_proj(page)
@@ -97,7 +98,7 @@ def test_a_notebook_runs_as_a_job_from_its_toolbar(page, lab):
     assert words[:2] == ["%job", "notebook"], magic
     args = JobMagics._parser(None).parse_args(words[1:])
     assert (args.path, args.workspace, args.name) == ("proj/train.ipynb", "proj", "train")
-    assert _parameters(args.parameter) == spec["parameters"]
+    assert parse_parameters(args.parameter) == spec["parameters"]
 
     page.click(f"{view} button:has-text('Open executed notebook')")
     copy = f"job-outputs/{job_id}/train.ipynb"
