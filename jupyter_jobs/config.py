@@ -15,6 +15,7 @@ from traitlets.config import LoggingConfigurable
 from .backends import BUILTIN_BACKENDS, Backend
 from .files import private_dir
 from .gpus import GPU, GPUAllocator, discover
+from .instance_types import InstanceTypes
 from .notify import Webhooks
 from .service import JobService
 from .store import Store
@@ -95,6 +96,12 @@ class JobsConfig(LoggingConfigurable):
     webhook_backoff = Float(1.0, help="Seconds before a webhook delivery's first retry; doubled each time.").tag(
         config=True)
 
+    instance_types = Dict(
+        help="Machine shapes a spec can name as instance_type: {'gpu-small': {'gpus': 1, 'cpus': 8, 'memory': "
+        "'32g', 'backend': 'docker', 'image': '...'}}. A type sets gpus, cpus, memory, nodes, backend, image, slurm, "
+        "env and timeout; a spec's own fields win."
+    ).tag(config=True)
+
     def _inventory(self) -> list[GPU]:
         if isinstance(self.gpus, int):
             if self.gpus < 0:
@@ -132,4 +139,5 @@ class JobsConfig(LoggingConfigurable):
             metrics_interval=self.metrics_interval,
             max_metrics_size=self.max_metrics_size,
             webhooks=Webhooks(self.webhooks, attempts=self.webhook_attempts, backoff=self.webhook_backoff),
+            instance_types=InstanceTypes(self.instance_types),
         )

@@ -206,6 +206,9 @@ class JobSpec(_Strict):
                                        "values), injected after its cell tagged `parameters`, as papermill does")
     kernel: Optional[str] = Field(None, max_length=200, description="the kernel that runs the notebook "
                                   "(default: the one the notebook names)")
+    instance_type: Optional[str] = Field(None, max_length=100, description="a machine shape the admin named "
+                                         "(GET /backends lists them): its resources, backend and image, where "
+                                         "this spec sets none")
     workspace: str = Field("", max_length=4096)
     backend: Optional[str] = Field(None, max_length=100)
     image: Optional[str] = Field(None, max_length=1000)

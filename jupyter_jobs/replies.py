@@ -60,10 +60,21 @@ class WebhookStatus(_Reply):
     last_delivered_at: Optional[str] = None
 
 
+class InstanceTypeInfo(_Reply):
+    """A machine shape the admin named: `"instance_type": name` in a spec."""
+
+    name: str
+    spec: dict[str, Any] = Field(description="the fields it sets (resources, backend, image, ...)")
+    backend: str
+    available: bool = Field(description="a job of this type could start now (its backend is up, its GPUs free)")
+    reason: Optional[str] = None
+
+
 class BackendsReply(_Reply):
     backends: list[BackendInfo]
     gpus: list[GPUInfo]
     webhooks: list[WebhookStatus] = Field(default_factory=list)
+    instance_types: list[InstanceTypeInfo] = Field(default_factory=list)
 
 
 class JobEvent(_Reply):

@@ -98,11 +98,13 @@ class WorkflowRuns:
         out, errors, seen = [], [], {}
         for node in nodes:
             spec = JobSpec.model_validate({**node.spec, "workspace": workspace})  # plan() checked it
-            if node.name not in seen:
-                try:
+            try:
+                spec = self.service.instance_types.apply(spec)
+                if node.name not in seen:
                     name, _, notes = await self.service.validate(spec)
                     seen[node.name] = (name, notes)
-                except SpecError as exc:
+            except SpecError as exc:
+                if node.name not in seen:
                     errors += [e.model_copy(update={"field": f"jobs.{node.name}.{e.field}"}) for e in exc.errors]
                     seen[node.name] = ("", [])
             out.append((spec, *seen[node.name]))

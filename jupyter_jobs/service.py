@@ -20,12 +20,14 @@ from .backends.base import Backend
 from .files import private_dir, remove_tree
 from .gpus import GPUAllocator
 from .housekeeping import Housekeeper, Retention
+from .instance_types import InstanceTypes
 from .logs import LogRegistry, follow
 from .notify import Webhooks
 from .models import FailureReason, FieldError, Job, JobConflict, JobNotFound, JobSpec, JobStatus, Outcome, SpecError
 from .models import read_spec, utcnow
 from .queue import JobQueue
-from .replies import ArtifactList, BackendInfo, BackendsReply, Capabilities, GPUInfo, JobPage, ListQuery, LogEnd
+from .replies import ArtifactList, BackendInfo, BackendsReply, Capabilities, GPUInfo, InstanceTypeInfo, JobPage
+from .replies import ListQuery, LogEnd
 from .replies import MetricsQuery
 from .schedule_rows import Fired
 from .schedules import Schedules
@@ -72,7 +74,8 @@ class JobService:
                  backends: dict[str, Backend], default_backend: str, gpus: GPUAllocator, kill_grace: float = 10.0,
                  max_running: int = 0, max_log_size: int = 0, retention: Optional[dict[str, Any]] = None,
                  housekeeping_interval: float = 3600.0, strict_specs: bool = False, metrics_interval: float = 2.0,
-                 max_metrics_size: int = 1 << 30, nvml: Any = None, webhooks: Optional[Webhooks] = None):
+                 max_metrics_size: int = 1 << 30, nvml: Any = None, webhooks: Optional[Webhooks] = None,
+                 instance_types: Optional[InstanceTypes] = None):
         if default_backend not in backends:
             raise ValueError(f"default backend {default_backend!r} is not a configured backend")
         self.store, self.snapshots, self.root_dir = store, snapshots, Path(root_dir)
@@ -90,6 +93,7 @@ class JobService:
         self.runs = WorkflowRuns(self)
         self.schedules = Schedules(self)
         self.webhooks = webhooks or Webhooks([])
+        self.instance_types = instance_types or InstanceTypes({})
         self.env.ended, self.env.launched, self.env.depends = self._ended, self.runs.launched, self.runs.depends
         self.env.started = lambda job: self.notify("job.started", job.id)
         self.telemetry = Telemetry(self._sampled, metrics_interval, GPUSampler(nvml), self.store.add_note)
@@ -196,6 +200,7 @@ class JobService:
         """Check, snapshot and record a job; `fired`: a schedule's due time it is recorded with
         (AlreadyFired if that time was taken meanwhile)."""
         name, workspace, notes = await self._validate(spec)
+        spec = self.instance_types.apply(spec)  # recorded as it runs: the type's fields filled in
         try:
             snap = await asyncio.to_thread(self.snapshots.snapshot, workspace)
         except SnapshotError as exc:
@@ -262,6 +267,11 @@ class JobService:
             except SpecError as exc:
                 errors.extend(exc.errors)
                 return None
+
+        try:
+            spec = self.instance_types.apply(spec)
+        except SpecError as exc:  # the other checks go on, on the spec as given
+            errors.extend(exc.errors)
 
         name = spec.backend or self.default_backend
         workspace = await check(asyncio.to_thread(self.resolve_workspace, spec.workspace))
@@ -359,7 +369,21 @@ class JobService:
 
         infos = await asyncio.gather(*(one(n, b) for n, b in self.backends.items()))
         gpus = [GPUInfo(**g) for g in self.gpus.describe()]
-        return BackendsReply(backends=list(infos), gpus=gpus, webhooks=self.webhooks.status()).model_dump(mode="json")
+        up = {i.name: i for i in infos}
+        types = [self._instance_type(n, f, up) for n, f in self.instance_types.types.items()]
+        return BackendsReply(backends=list(infos), gpus=gpus, webhooks=self.webhooks.status(),
+                             instance_types=types).model_dump(mode="json")
+
+    def _instance_type(self, name: str, fields: dict[str, Any], up: dict[str, BackendInfo]) -> InstanceTypeInfo:
+        """A type as the form offers it: what it sets, and whether a job of it could start now."""
+        backend = fields.get("backend") or self.default_backend
+        gpus = int(fields.get("resources", {}).get("gpus", 0))
+        info, reason = up.get(backend), None
+        if info is None or not info.available:
+            reason = f"backend {backend} is not available" + (f": {info.reason}" if info and info.reason else "")
+        elif self.backends[backend].host_gpus and gpus > self.gpus.free():
+            reason = f"{self.gpus.free()} of the {gpus} GPU(s) it needs are free now"
+        return InstanceTypeInfo(name=name, spec=fields, backend=backend, available=reason is None, reason=reason)
 
     # -- cancel / delete --------------------------------------------------------------------
     async def cancel(self, job_id: str, wait: float = 1.0) -> dict[str, Any]:

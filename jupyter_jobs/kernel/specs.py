@@ -23,6 +23,8 @@ SPEC_ARGUMENTS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("-n", "--name"), {"help": "job name"}),
     (("--project",), {"help": "project (default: the workspace folder's name)"}),
     (("-w", "--workspace"), {"help": "folder to snapshot (default: the current folder)"}),
+    (("--instance",), {"help": "an instance type the admin named (its resources, backend, image); "
+                       "other options override its fields"}),
 ]
 SPEC_OPTIONS = tuple(flags[-1].lstrip("-") for flags, _ in SPEC_ARGUMENTS)
 
@@ -71,6 +73,8 @@ def build_spec(options: dict[str, Any], root: Path, defaults: Optional[dict[str,
     for key in ("backend", "image", "name", "project", "timeout"):
         if merged[key] is not None:
             spec[key] = merged[key]
+    if merged["instance"] is not None:
+        spec["instance_type"] = merged["instance"]
     resources = {k: merged[k] for k in ("gpus", "cpus", "memory") if merged[k] is not None}
     if resources:
         spec["resources"] = resources

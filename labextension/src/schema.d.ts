@@ -1420,6 +1420,8 @@ export interface components {
             backends: components["schemas"]["BackendInfo"][];
             /** Gpus */
             gpus: components["schemas"]["GPUInfo"][];
+            /** Instance Types */
+            instance_types: components["schemas"]["InstanceTypeInfo"][];
             /** Webhooks */
             webhooks: components["schemas"]["WebhookStatus"][];
         };
@@ -1513,6 +1515,33 @@ export interface components {
             memory: number | null;
             /** Name */
             name: string;
+        };
+        /**
+         * InstanceTypeInfo
+         * @description A machine shape the admin named: `"instance_type": name` in a spec.
+         */
+        InstanceTypeInfo: {
+            /**
+             * Available
+             * @description a job of this type could start now (its backend is up, its GPUs free)
+             */
+            available: boolean;
+            /** Backend */
+            backend: string;
+            /** Name */
+            name: string;
+            /**
+             * Reason
+             * @default null
+             */
+            reason: string | null;
+            /**
+             * Spec
+             * @description the fields it sets (resources, backend, image, ...)
+             */
+            spec: {
+                [key: string]: unknown;
+            };
         };
         /**
          * Job
@@ -1676,6 +1705,12 @@ export interface components {
              */
             image?: string | null;
             /**
+             * Instance Type
+             * @description a machine shape the admin named (GET /backends lists them): its resources, backend and image, where this spec sets none
+             * @default null
+             */
+            instance_type?: string | null;
+            /**
              * Kernel
              * @description the kernel that runs the notebook (default: the one the notebook names)
              * @default null
@@ -1766,6 +1801,12 @@ export interface components {
              * @default null
              */
             image?: string | null;
+            /**
+             * Instance Type
+             * @description a machine shape the admin named (GET /backends lists them): its resources, backend and image, where this spec sets none
+             * @default null
+             */
+            instance_type?: string | null;
             /**
              * Kernel
              * @description the kernel that runs the notebook (default: the one the notebook names)
