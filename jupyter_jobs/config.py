@@ -15,6 +15,7 @@ from traitlets.config import LoggingConfigurable
 from .backends import BUILTIN_BACKENDS, Backend
 from .files import private_dir
 from .gpus import GPU, GPUAllocator, discover
+from .gitsource import GitSources
 from .instance_types import InstanceTypes
 from .notify import Webhooks
 from .service import JobService
@@ -102,6 +103,9 @@ class JobsConfig(LoggingConfigurable):
         "env and timeout; a spec's own fields win."
     ).tag(config=True)
 
+    git_timeout = Float(120.0, help="Seconds any one git command (clone, fetch, archive) may take for a git "
+                        "workspace before the submission fails with git's message.").tag(config=True)
+
     def _inventory(self) -> list[GPU]:
         if isinstance(self.gpus, int):
             if self.gpus < 0:
@@ -140,4 +144,5 @@ class JobsConfig(LoggingConfigurable):
             max_metrics_size=self.max_metrics_size,
             webhooks=Webhooks(self.webhooks, attempts=self.webhook_attempts, backoff=self.webhook_backoff),
             instance_types=InstanceTypes(self.instance_types),
+            git=GitSources(data / "git", timeout=self.git_timeout),
         )

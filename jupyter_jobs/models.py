@@ -196,6 +196,31 @@ class SlurmOptions(_Strict):
         return value
 
 
+class GitSource(_Strict):
+    """A workspace taken from git: `"workspace": {"git": URL, "ref": ..., "subdir": ...}`."""
+
+    url: str = Field(min_length=1, max_length=2000, description="the repository (https, ssh, git://, or a path)")
+    ref: str = Field("HEAD", min_length=1, max_length=250, description="a branch, tag or commit")
+    subdir: str = Field("", max_length=1000, description="a folder of the repository to use as the workspace")
+    commit: Optional[str] = Field(None, pattern=r"^[0-9a-f]{40}$", description="the commit it ran at (the "
+                                  "service resolves the ref at submit time; a rerun uses the same)")
+
+    @field_validator("url", "ref")
+    @classmethod
+    def _no_option(cls, value: str) -> str:
+        if value.startswith("-") or any(c in value for c in "\x00\n\r"):
+            raise ValueError("must not start with '-' or hold control characters")
+        return value
+
+    @field_validator("subdir")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        value = value.strip("/")
+        if ".." in value.split("/") or "\x00" in value:
+            raise ValueError("must be a folder inside the repository, without '..'")
+        return value
+
+
 class JobSpec(_Strict):
     """A job as a user asks for it: files + container + command (or notebook) + resources."""
 
@@ -206,6 +231,8 @@ class JobSpec(_Strict):
                                        "values), injected after its cell tagged `parameters`, as papermill does")
     kernel: Optional[str] = Field(None, max_length=200, description="the kernel that runs the notebook "
                                   "(default: the one the notebook names)")
+    git: Optional[GitSource] = Field(None, description="the workspace from a git repository (given as "
+                                     "`workspace: {git, ref, subdir}`)")
     instance_type: Optional[str] = Field(None, max_length=100, description="a machine shape the admin named "
                                          "(GET /backends lists them): its resources, backend and image, where "
                                          "this spec sets none")
@@ -265,6 +292,15 @@ class JobSpec(_Strict):
         if value.startswith("/") or ".." in value.split("/") or "\x00" in value:
             raise ValueError("must be a path inside the workspace, without '..'")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _git_workspace(cls, data: Any) -> Any:
+        """`"workspace": {"git": URL, "ref": ..., "subdir": ...}` is recorded as `git`."""
+        if isinstance(data, dict) and isinstance(data.get("workspace"), dict):
+            given = dict(data["workspace"])
+            data = {**data, "workspace": "", "git": {"url": given.pop("git", None), **given}}
+        return data
 
     @field_validator("parameters")
     @classmethod

@@ -20,6 +20,7 @@ from .backends.base import Backend
 from .files import private_dir, remove_tree
 from .gpus import GPUAllocator
 from .housekeeping import Housekeeper, Retention
+from .gitsource import GitError, GitSources
 from .instance_types import InstanceTypes
 from .logs import LogRegistry, follow
 from .notify import Webhooks
@@ -75,7 +76,7 @@ class JobService:
                  max_running: int = 0, max_log_size: int = 0, retention: Optional[dict[str, Any]] = None,
                  housekeeping_interval: float = 3600.0, strict_specs: bool = False, metrics_interval: float = 2.0,
                  max_metrics_size: int = 1 << 30, nvml: Any = None, webhooks: Optional[Webhooks] = None,
-                 instance_types: Optional[InstanceTypes] = None):
+                 instance_types: Optional[InstanceTypes] = None, git: Optional[GitSources] = None):
         if default_backend not in backends:
             raise ValueError(f"default backend {default_backend!r} is not a configured backend")
         self.store, self.snapshots, self.root_dir = store, snapshots, Path(root_dir)
@@ -94,6 +95,7 @@ class JobService:
         self.schedules = Schedules(self)
         self.webhooks = webhooks or Webhooks([])
         self.instance_types = instance_types or InstanceTypes({})
+        self.git = git or GitSources(Path(jobs_dir).parent / "git")
         self.env.ended, self.env.launched, self.env.depends = self._ended, self.runs.launched, self.runs.depends
         self.env.started = lambda job: self.notify("job.started", job.id)
         self.telemetry = Telemetry(self._sampled, metrics_interval, GPUSampler(nvml), self.store.add_note)
@@ -199,7 +201,8 @@ class JobService:
     async def submit_spec(self, spec: JobSpec, fired: Optional[Fired] = None, origin: Optional[str] = None) -> Job:
         """Check, snapshot and record a job; `fired`: a schedule's due time it is recorded with
         (AlreadyFired if that time was taken meanwhile)."""
-        name, workspace, notes = await self._validate(spec)
+        spec, folder = await self._checkout(spec)
+        name, workspace, notes = await self._validate(spec, folder=folder)
         spec = self.instance_types.apply(spec)  # recorded as it runs: the type's fields filled in
         try:
             snap = await asyncio.to_thread(self.snapshots.snapshot, workspace)
@@ -223,7 +226,8 @@ class JobService:
         job_dir = (self.backends[backend].jobs_root() or self.env.jobs_dir) / job_id
         return Job(
             id=job_id, dir=str(job_dir), spec=spec, backend=backend, snapshot=snapshot,
-            project=spec.project or (workspace.name if spec.workspace else self.root_dir.resolve().name) or "default",
+            project=spec.project or (_repository(spec.git.url) if spec.git else workspace.name if spec.workspace
+                                     else self.root_dir.resolve().name) or "default",
             notes=notes or [],
         )
 
@@ -254,9 +258,23 @@ class JobService:
     async def validate(self, spec: JobSpec) -> tuple[str, Path, list[str]]:
         """The backend a spec runs on, its workspace folder and notes for the job; SpecError
         names every problem."""
-        return await self._validate(spec)
+        spec, folder = await self._checkout(spec)
+        return await self._validate(spec, folder=folder)
 
-    async def _validate(self, spec: JobSpec, with_backend: bool = True) -> tuple[str, Path, list[str]]:
+    async def _checkout(self, spec: JobSpec) -> tuple[JobSpec, Optional[Path]]:
+        """A git workspace's commit (recorded on the spec) and the folder of its files."""
+        if spec.git is None:
+            return spec, None
+        given = spec.git
+        try:
+            commit, folder = await asyncio.to_thread(self.git.checkout, given.url, given.ref, given.subdir,
+                                                     given.commit)
+        except GitError as exc:
+            raise SpecError.one(exc.field, str(exc)) from None
+        return spec.model_copy(update={"git": given.model_copy(update={"commit": commit})}), folder
+
+    async def _validate(self, spec: JobSpec, with_backend: bool = True,
+                        folder: Optional[Path] = None) -> tuple[str, Path, list[str]]:
         """Everything that can be known before a snapshot is taken: the backend's name, the
         workspace, and notes for the job. Raises one SpecError naming every bad field, not the first."""
         errors: list[FieldError] = []
@@ -274,7 +292,7 @@ class JobService:
             errors.extend(exc.errors)
 
         name = spec.backend or self.default_backend
-        workspace = await check(asyncio.to_thread(self.resolve_workspace, spec.workspace))
+        workspace = folder or await check(asyncio.to_thread(self.resolve_workspace, spec.workspace))
         backend = await check(self._backend(name)) if with_backend else None
         why = spec.notebook and workspace and await asyncio.to_thread(notebooks.missing, workspace, spec.notebook)
         if why:
@@ -487,3 +505,8 @@ class JobService:
             return await asyncio.to_thread(open_artifact, root, path)
         except ArtifactMissing:
             raise JobNotFound(f"no artifact {path!r}") from None
+
+
+def _repository(url: str) -> str:
+    """A repository's name from its URL: `.../team/mnist.git` -> `mnist`."""
+    return url.rstrip("/").rsplit("/", 1)[-1].rsplit(":", 1)[-1].removesuffix(".git")

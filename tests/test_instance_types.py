@@ -34,7 +34,7 @@ async def test_a_spec_names_a_type_and_its_own_fields_win(api, workspace):
 def test_a_type_that_cannot_work_stops_the_service():
     with pytest.raises(ValueError, match="unknown \\['color'\\]"):
         InstanceTypes({"bad": {"color": "red"}})
-    with pytest.raises(ValueError, match="resources.gpus"):
+    with pytest.raises(ValueError, match=r"resources\.gpus"):
         InstanceTypes({"bad": {"gpus": -1}})
 
 

@@ -23,6 +23,8 @@ SPEC_ARGUMENTS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("-n", "--name"), {"help": "job name"}),
     (("--project",), {"help": "project (default: the workspace folder's name)"}),
     (("-w", "--workspace"), {"help": "folder to snapshot (default: the current folder)"}),
+    (("--git",), {"metavar": "URL[@REF]", "help": "a git repository (at a branch, tag or commit) as the "
+                  "workspace instead of a folder"}),
     (("--instance",), {"help": "an instance type the admin named (its resources, backend, image); "
                        "other options override its fields"}),
 ]
@@ -53,6 +55,12 @@ def parse_parameters(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def git_ref(given: str) -> tuple[str, str]:
+    """`URL@REF` as (URL, REF); an `@` before a host (`git@host:repo`) is part of the URL."""
+    url, sep, ref = given.rpartition("@")
+    return (url, ref) if sep and url and ":" not in ref else (given, "")
+
+
 def workspace_of(root: Path, given: Optional[str]) -> str:
     """The workspace (relative to the service's root) of a folder given relative to here."""
     folder = (Path.cwd() / given).resolve() if given else Path.cwd().resolve()
@@ -73,6 +81,9 @@ def build_spec(options: dict[str, Any], root: Path, defaults: Optional[dict[str,
     for key in ("backend", "image", "name", "project", "timeout"):
         if merged[key] is not None:
             spec[key] = merged[key]
+    if merged["git"]:
+        url, ref = git_ref(merged["git"])
+        spec["workspace"] = {"git": url, **({"ref": ref} if ref else {})}
     if merged["instance"] is not None:
         spec["instance_type"] = merged["instance"]
     resources = {k: merged[k] for k in ("gpus", "cpus", "memory") if merged[k] is not None}

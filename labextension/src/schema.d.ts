@@ -1517,6 +1517,64 @@ export interface components {
             name: string;
         };
         /**
+         * GitSource
+         * @description A workspace taken from git: `"workspace": {"git": URL, "ref": ..., "subdir": ...}`.
+         */
+        GitSource: {
+            /**
+             * Commit
+             * @description the commit it ran at (the service resolves the ref at submit time; a rerun uses the same)
+             * @default null
+             */
+            commit?: string | null;
+            /**
+             * Ref
+             * @description a branch, tag or commit
+             * @default HEAD
+             */
+            ref?: string;
+            /**
+             * Subdir
+             * @description a folder of the repository to use as the workspace
+             * @default
+             */
+            subdir?: string;
+            /**
+             * Url
+             * @description the repository (https, ssh, git://, or a path)
+             */
+            url: string;
+        };
+        /**
+         * GitSource
+         * @description A workspace taken from git: `"workspace": {"git": URL, "ref": ..., "subdir": ...}`.
+         */
+        GitSourceInput: {
+            /**
+             * Commit
+             * @description the commit it ran at (the service resolves the ref at submit time; a rerun uses the same)
+             * @default null
+             */
+            commit?: string | null;
+            /**
+             * Ref
+             * @description a branch, tag or commit
+             * @default HEAD
+             */
+            ref?: string;
+            /**
+             * Subdir
+             * @description a folder of the repository to use as the workspace
+             * @default
+             */
+            subdir?: string;
+            /**
+             * Url
+             * @description the repository (https, ssh, git://, or a path)
+             */
+            url: string;
+        };
+        /**
          * InstanceTypeInfo
          * @description A machine shape the admin named: `"instance_type": name` in a spec.
          */
@@ -1700,6 +1758,11 @@ export interface components {
                 [key: string]: string;
             };
             /**
+             * @description the workspace from a git repository (given as `workspace: {git, ref, subdir}`)
+             * @default null
+             */
+            git?: components["schemas"]["GitSource"] | null;
+            /**
              * Image
              * @default null
              */
@@ -1796,6 +1859,11 @@ export interface components {
             env?: {
                 [key: string]: string;
             };
+            /**
+             * @description the workspace from a git repository (given as `workspace: {git, ref, subdir}`)
+             * @default null
+             */
+            git?: components["schemas"]["GitSourceInput"] | null;
             /**
              * Image
              * @default null

@@ -136,7 +136,8 @@ def toast(page, text, kind="success"):
 
 def test_a_job_from_this_browser_notifies_when_it_ends(page, lab):
     open_panel(page)
-    quiet = lab.request("POST", "/jupyter-jobs/jobs", {"command": "echo quiet", "workspace": "proj", "name": "from-rest"})
+    quiet = lab.request("POST", "/jupyter-jobs/jobs",
+                        {"command": "echo quiet", "workspace": "proj", "name": "from-rest"})
     assert quiet["origin"] is None
     page.click("text=New job")
     page.fill(f"{PANEL} [name='name']", "notify-me")
