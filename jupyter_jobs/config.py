@@ -15,6 +15,7 @@ from traitlets.config import LoggingConfigurable
 from .backends import BUILTIN_BACKENDS, Backend
 from .files import private_dir
 from .gpus import GPU, GPUAllocator, discover
+from .environments import Environments
 from .gitsource import GitSources
 from .instance_types import InstanceTypes
 from .notify import Webhooks
@@ -106,6 +107,16 @@ class JobsConfig(LoggingConfigurable):
     git_timeout = Float(120.0, help="Seconds any one git command (clone, fetch, archive) may take for a git "
                         "workspace before the submission fails with git's message.").tag(config=True)
 
+    pip_index_url = Unicode(
+        "", help="The package index environments install from (empty: uv's default, or the server's pip/uv "
+        "configuration; 'none': no index, only pip_find_links)."
+    ).tag(config=True)
+    pip_find_links = List(Unicode(), help="Folders or URLs of wheels environments may install from.").tag(config=True)
+    default_requirements = Unicode(
+        "", help="What a spec that names no requirements gets: '' nothing, 'auto' the requirements.txt at its "
+        "workspace's top if there is one."
+    ).tag(config=True)
+
     def _inventory(self) -> list[GPU]:
         if isinstance(self.gpus, int):
             if self.gpus < 0:
@@ -145,4 +156,6 @@ class JobsConfig(LoggingConfigurable):
             webhooks=Webhooks(self.webhooks, attempts=self.webhook_attempts, backoff=self.webhook_backoff),
             instance_types=InstanceTypes(self.instance_types),
             git=GitSources(data / "git", timeout=self.git_timeout),
+            environments=Environments(data / "envs", index_url=self.pip_index_url, find_links=self.pip_find_links),
+            default_requirements=self.default_requirements,
         )

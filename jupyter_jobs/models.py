@@ -97,6 +97,7 @@ class FailureReason(str, Enum):
     OOM = "oom"
     BACKEND_ERROR = "backend_error"
     LOST = "lost"
+    ENVIRONMENT = "environment"  # its packages could not be installed
 
 
 #: why the service stopped a running job (kept across restarts, so a restart finishes the stop)
@@ -231,6 +232,9 @@ class JobSpec(_Strict):
                                        "values), injected after its cell tagged `parameters`, as papermill does")
     kernel: Optional[str] = Field(None, max_length=200, description="the kernel that runs the notebook "
                                   "(default: the one the notebook names)")
+    requirements: Optional[Union[str, list[str]]] = Field(None, description="packages to run with: a requirements "
+                                                         "file in the workspace, a list of requirements, or 'auto' "
+                                                         "(its requirements.txt if there is one)")
     git: Optional[GitSource] = Field(None, description="the workspace from a git repository (given as "
                                      "`workspace: {git, ref, subdir}`)")
     instance_type: Optional[str] = Field(None, max_length=100, description="a machine shape the admin named "
@@ -301,6 +305,25 @@ class JobSpec(_Strict):
             given = dict(data["workspace"])
             data = {**data, "workspace": "", "git": {"url": given.pop("git", None), **given}}
         return data
+
+    @field_validator("requirements", mode="before")
+    @classmethod
+    def _check_requirements(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        if isinstance(value, str):
+            path = value.replace("\\", "/").strip()
+            if path.startswith("/") or ".." in path.split("/") or "\x00" in path:
+                raise ValueError("must be a file inside the workspace, 'auto', or a list of requirements")
+            return path
+        if isinstance(value, list) and all(isinstance(v, str) for v in value) and len(value) <= 500:
+            if any(not v.strip() for v in value):
+                raise ValueError("each requirement must be a non-empty string")
+            if any("\n" in v or "\r" in v for v in value):
+                raise ValueError("a requirement must not hold line breaks")
+            return value
+        raise ValueError("must be a file in the workspace (e.g. requirements.txt), 'auto', or a list of "
+                         "requirement strings (at most 500)")
 
     @field_validator("parameters")
     @classmethod

@@ -14,7 +14,8 @@ from pydantic import BaseModel
 from . import __version__
 from .models import FieldError, Job, JobSpec, JobStatus
 from .replies import ArtifactList, BackendsReply, JobEvent, JobPage, LogChunk, LogEnd, MetricsPage, MetricsSummary
-from .replies import Schedule, ScheduleInput, SchedulePage, WorkflowPage, WorkflowRun, WorkflowSubmission
+from .replies import EnvironmentList, Schedule, ScheduleInput, SchedulePage, WorkflowPage, WorkflowRun
+from .replies import WorkflowSubmission
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -57,7 +58,7 @@ def _add(schemas: dict[str, Any], model: type[BaseModel], mode: str = "serializa
 def _schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for model in (Job, FieldError, BackendsReply, JobEvent, ArtifactList, LogChunk, LogEnd, JobPage, MetricsPage,
-                  MetricsSummary, WorkflowRun, WorkflowPage, Schedule, SchedulePage):
+                  MetricsSummary, WorkflowRun, WorkflowPage, Schedule, SchedulePage, EnvironmentList):
         _add(schemas, model)
     _add(schemas, WorkflowSubmission, "validation")
     _add(schemas, ScheduleInput, "validation")
@@ -100,6 +101,8 @@ def _paths() -> dict[str, Any]:
     return {
         "/jupyter-jobs/backends": {"get": _op("Backends, their availability and capabilities", {
             "200": _json(_ref("BackendsReply"), "backends and the GPU inventory")})},
+        "/jupyter-jobs/environments": {"get": _op("Environments built from requirements", {
+            "200": _json(_ref("EnvironmentList"), "each with its size and last use")})},
         "/jupyter-jobs/jobs": {
             "get": _op("Jobs, newest first", {"200": _json(_ref("JobPage"), "a page of jobs"), "400": _ERROR}, [
                 _query("status", {"type": "string"}, f"comma-separated: {', '.join(statuses)}"),

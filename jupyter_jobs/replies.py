@@ -28,6 +28,7 @@ class Capabilities(_Reply):
     storage: bool = True
     reattach: bool = True
     dependencies: bool = Field(False, description="runs a workflow's graph itself, even while the server is down")
+    environments: bool = Field(False, description="builds environments from a spec's requirements")
 
 
 class BackendInfo(_Reply):
@@ -68,6 +69,20 @@ class InstanceTypeInfo(_Reply):
     backend: str
     available: bool = Field(description="a job of this type could start now (its backend is up, its GPUs free)")
     reason: Optional[str] = None
+
+
+class EnvironmentInfo(_Reply):
+    id: str
+    kind: str = Field(description="venv: a virtual environment on the host (local, Slurm)")
+    base: Optional[str] = Field(None, description="the interpreter it is built on")
+    requirements: str
+    size: int = Field(description="bytes")
+    built_at: Optional[float] = None
+    last_used_at: Optional[float] = None
+
+
+class EnvironmentList(_Reply):
+    environments: list[EnvironmentInfo]
 
 
 class BackendsReply(_Reply):

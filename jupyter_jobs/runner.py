@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from datetime import timedelta
@@ -19,6 +20,7 @@ from collections.abc import Awaitable
 
 from .backends.base import Backend, BackendError, Dependency, Execution, JobContext
 from . import notebooks
+from .environments import Environments, EnvironmentFailed, requirements_text
 from .logs import LogRegistry
 from .models import FailureReason, Job, JobStatus, Outcome, StopReason, utcnow, verdict
 from .series import METRICS_DIR
@@ -51,6 +53,9 @@ class RunnerEnv:
     started: Callable[[Job], None] = lambda job: None
     #: told of every job its backend took (a run the cluster orders hands it the next ones)
     launched: Callable[[Job], None] = lambda job: None
+    #: environments built from requirements, and what applies when a spec names none ("" or "auto")
+    environments: Optional[Environments] = None
+    default_requirements: str = ""
     #: what a job must wait for on its engine (for backends that order jobs themselves)
     depends: Callable[[Job], Awaitable[list[Dependency]]] = _no_dependencies
 
@@ -142,6 +147,7 @@ class JobRunner:
         try:
             ctx = await self.context()
             await asyncio.to_thread(self._prepare, ctx)
+            await self._environment(ctx)
             ctx.log_base = ctx.log.stream_sizes()
             current = await self.env.store.get(self.id)
             if current is None or current.status != JobStatus.QUEUED or stopping():
@@ -162,7 +168,29 @@ class JobRunner:
             launched.set_result(None)
         await self.watch()
 
+    async def _environment(self, ctx: JobContext) -> None:
+        """The environment its requirements name (built once, its output in the job's log)."""
+        spec, envs = self.job.spec, self.env.environments
+        if envs is None or not self.backend.capabilities().environments or spec.image:
+            return
+        text = await asyncio.to_thread(requirements_text, spec.requirements, ctx.workspace,
+                                       self.env.default_requirements)
+        if not text.strip():
+            return
+        loop = asyncio.get_running_loop()
+        shared = self.backend.jobs_root()
+        venv = await asyncio.to_thread(
+            envs.venv, self.backend.python(spec), text,
+            lambda data: loop.call_soon_threadsafe(ctx.log.append, "stderr", data),
+            shared.parent / "envs" if shared else None)
+        ctx.extra_env = {"VIRTUAL_ENV": str(venv), "PATH": f"{venv}/bin:{os.environ.get('PATH', os.defpath)}"}
+
     async def _not_started(self, exc: Exception) -> None:
+        if isinstance(exc, EnvironmentFailed):
+            await record_end(self.env, self.job, Outcome(None, FailureReason.ENVIRONMENT,
+                                                         f"the environment could not be built: {exc}"))
+            self.recorded.set()
+            return
         if isinstance(exc, BackendError):
             message = str(exc)
         else:

@@ -20,6 +20,7 @@ from .backends.base import Backend
 from .files import private_dir, remove_tree
 from .gpus import GPUAllocator
 from .housekeeping import Housekeeper, Retention
+from .environments import Environments
 from .gitsource import GitError, GitSources
 from .instance_types import InstanceTypes
 from .logs import LogRegistry, follow
@@ -28,7 +29,7 @@ from .models import FailureReason, FieldError, Job, JobConflict, JobNotFound, Jo
 from .models import read_spec, utcnow
 from .queue import JobQueue
 from .replies import ArtifactList, BackendInfo, BackendsReply, Capabilities, GPUInfo, InstanceTypeInfo, JobPage
-from .replies import ListQuery, LogEnd
+from .replies import EnvironmentInfo, EnvironmentList, ListQuery, LogEnd
 from .replies import MetricsQuery
 from .schedule_rows import Fired
 from .schedules import Schedules
@@ -57,6 +58,8 @@ def _unhonoured(spec: JobSpec, capabilities: Capabilities, backend: str) -> dict
         ("resources.memory", res.memory, capabilities.memory, "does not limit memory here"),
         ("resources.nodes", res.nodes if res.nodes > 1 else None, capabilities.nodes, "runs a job on one machine"),
         ("resources.gpus", res.gpus or None, capabilities.gpus, "gives jobs no GPUs"),
+        ("requirements", spec.requirements, capabilities.environments, "builds no environments yet (use an image "
+         "with the packages)"),
     ]
     return {field: f"{value!r} is not applied: the {backend} backend {why}"
             for field, value, honoured, why in asked if value is not None and not honoured}
@@ -76,7 +79,8 @@ class JobService:
                  max_running: int = 0, max_log_size: int = 0, retention: Optional[dict[str, Any]] = None,
                  housekeeping_interval: float = 3600.0, strict_specs: bool = False, metrics_interval: float = 2.0,
                  max_metrics_size: int = 1 << 30, nvml: Any = None, webhooks: Optional[Webhooks] = None,
-                 instance_types: Optional[InstanceTypes] = None, git: Optional[GitSources] = None):
+                 instance_types: Optional[InstanceTypes] = None, git: Optional[GitSources] = None,
+                 environments: Optional[Environments] = None, default_requirements: str = ""):
         if default_backend not in backends:
             raise ValueError(f"default backend {default_backend!r} is not a configured backend")
         self.store, self.snapshots, self.root_dir = store, snapshots, Path(root_dir)
@@ -86,7 +90,9 @@ class JobService:
         self.log_files = LogRegistry(max_log_size)
         self.env = RunnerEnv(store=store, snapshots=snapshots, logs=self.log_files, jobs_dir=Path(jobs_dir),
                              storage_dir=Path(storage_dir), kill_grace=kill_grace, spawn=self.tasks.spawn,
-                             gpu_inventory=gpus.total > 0)
+                             gpu_inventory=gpus.total > 0,
+                             environments=environments or Environments(Path(jobs_dir).parent / "envs"),
+                             default_requirements=default_requirements)
         self.queue = JobQueue(store=store, backends=backends, gpus=gpus, max_running=max_running, tasks=self.tasks,
                               launch=self._launch, reject=self._reject, hold=lambda job: self.runs.hold(job))
         self.housekeeper = Housekeeper(store=store, snapshots=snapshots, retention=Retention(retention or {}),
@@ -297,6 +303,9 @@ class JobService:
         why = spec.notebook and workspace and await asyncio.to_thread(notebooks.missing, workspace, spec.notebook)
         if why:
             errors.append(FieldError(field="notebook", message=why))
+        given = spec.requirements
+        if isinstance(given, str) and given != "auto" and workspace and not (workspace / given).is_file():
+            errors.append(FieldError(field="requirements", message=f"no file {given!r} in the workspace"))
         notes: list[str] = []
         if backend is not None:
             await check(backend.validate(spec))
@@ -331,6 +340,11 @@ class JobService:
         if not os.path.isdir(path):
             raise SpecError.one("workspace", f"{workspace!r} is not a folder under the server's root")
         return Path(path)
+
+    async def environments_info(self) -> dict[str, Any]:
+        """The environments built from requirements, with their sizes and last use."""
+        found = await asyncio.to_thread(self.env.environments.listing)
+        return EnvironmentList(environments=[EnvironmentInfo(**e) for e in found]).model_dump(mode="json")
 
     async def export(self, job_id: str, fmt: str = "yaml") -> tuple[str, list[str]]:
         """The job's spec as a job file (`yaml` or `json`), and the secret env keys left out."""

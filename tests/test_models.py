@@ -28,7 +28,8 @@ def test_full_spec_round_trip():
     assert spec.model_dump() == {**data, "resources": {"gpus": 2, "cpus": 1.5, "nodes": 1, "memory": "2g"},
                                  "timeout": 3600.0, "slurm": None, "retries": 0,
                                  "retry_on": ["lost", "backend_error"], "retry_backoff": 10.0,
-                                 "notebook": None, "parameters": {}, "kernel": None, "instance_type": None}
+                                 "notebook": None, "parameters": {}, "kernel": None, "instance_type": None,
+                                 "git": None, "requirements": None}
     assert spec.resources.memory_bytes == 2 * 1024**3
 
 

@@ -51,6 +51,8 @@ class JobContext:
     log_base: Optional[dict[str, int]] = None
     #: a workflow job's inputs: the artifacts folders of the jobs it needs, by their folder name
     inputs: dict[str, Path] = field(default_factory=dict)
+    #: variables the service adds (an environment's PATH and VIRTUAL_ENV), under the spec's own
+    extra_env: dict[str, str] = field(default_factory=dict)
     #: jobs the engine itself must see end first (a backend whose capabilities say `dependencies`)
     depends: list[Dependency] = field(default_factory=list)
 
@@ -72,6 +74,7 @@ class JobContext:
             env["JOB_WORKFLOW_RUN"] = self.job.workflow
         if self.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.gpus))
+        env.update(self.extra_env)
         env.update(self.job.spec.env)
         return env
 

@@ -208,7 +208,7 @@ class LocalBackend(Backend):
 
     def capabilities(self) -> Capabilities:
         contained = self.cgroups and cgroups.version() is not None and os.geteuid() == 0
-        return Capabilities(gpus=True, cpus=contained, memory=contained)
+        return Capabilities(gpus=True, cpus=contained, memory=contained, environments=True)
 
     def _environment(self, ctx: JobContext) -> dict[str, str]:
         env = self.host_environment()

@@ -278,7 +278,7 @@ class SlurmBackend(Backend):
 
     def capabilities(self) -> Capabilities:
         return Capabilities(containers=bool(self.container_template), gpus=True, cpus=True, memory=True, nodes=True,
-                            dependencies=True)
+                            dependencies=True, environments=True)
 
     def jobs_root(self) -> Optional[Path]:
         return Path(self.shared_dir) / "jobs" if self.shared_dir else None

@@ -192,6 +192,13 @@ class SpecFileHandler(BaseHandler):
         self.finish(text)
 
 
+class EnvironmentsHandler(BaseHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply(await self.service.environments_info())
+
+
 class CancelHandler(BaseHandler):
     @web.authenticated
     @authorized
@@ -338,6 +345,7 @@ class OpenAPIHandler(BaseHandler):
 _JOB = r"(?P<job_id>[^/]+)"  # any id gets a JSON 404 from the service, never an HTML page
 handlers = [
     (r"/jupyter-jobs/backends", BackendsHandler),
+    (r"/jupyter-jobs/environments", EnvironmentsHandler),
     (r"/jupyter-jobs/openapi.json", OpenAPIHandler),
     (r"/jupyter-jobs/jobs/?", JobsHandler),
     (rf"/jupyter-jobs/jobs/{_JOB}", JobHandler),

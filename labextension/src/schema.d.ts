@@ -49,6 +49,51 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/jupyter-jobs/environments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Environments built from requirements */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description each with its size and last use */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["EnvironmentList"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/jupyter-jobs/jobs": {
         parameters: {
             query?: never;
@@ -1452,6 +1497,12 @@ export interface components {
              */
             dependencies: boolean;
             /**
+             * Environments
+             * @description builds environments from a spec's requirements
+             * @default false
+             */
+            environments: boolean;
+            /**
              * Gpus
              * @default false
              */
@@ -1477,6 +1528,44 @@ export interface components {
              */
             storage: boolean;
         };
+        /** EnvironmentInfo */
+        EnvironmentInfo: {
+            /**
+             * Base
+             * @description the interpreter it is built on
+             * @default null
+             */
+            base: string | null;
+            /**
+             * Built At
+             * @default null
+             */
+            built_at: number | null;
+            /** Id */
+            id: string;
+            /**
+             * Kind
+             * @description venv: a virtual environment on the host (local, Slurm)
+             */
+            kind: string;
+            /**
+             * Last Used At
+             * @default null
+             */
+            last_used_at: number | null;
+            /** Requirements */
+            requirements: string;
+            /**
+             * Size
+             * @description bytes
+             */
+            size: number;
+        };
+        /** EnvironmentList */
+        EnvironmentList: {
+            /** Environments */
+            environments: components["schemas"]["EnvironmentInfo"][];
+        };
         Error: {
             errors?: components["schemas"]["FieldError"][];
             message: string;
@@ -1485,12 +1574,12 @@ export interface components {
          * FailureReason
          * @enum {string}
          */
-        FailureReason: "exit_code" | "timeout" | "oom" | "backend_error" | "lost";
+        FailureReason: "exit_code" | "timeout" | "oom" | "backend_error" | "lost" | "environment";
         /**
          * FailureReason
          * @enum {string}
          */
-        FailureReasonInput: "exit_code" | "timeout" | "oom" | "backend_error" | "lost";
+        FailureReasonInput: "exit_code" | "timeout" | "oom" | "backend_error" | "lost" | "environment";
         /** FieldError */
         FieldError: {
             /** Field */
@@ -1802,6 +1891,12 @@ export interface components {
              * @default null
              */
             project?: string | null;
+            /**
+             * Requirements
+             * @description packages to run with: a requirements file in the workspace, a list of requirements, or 'auto' (its requirements.txt if there is one)
+             * @default null
+             */
+            requirements?: string | string[] | null;
             resources?: components["schemas"]["Resources"];
             /**
              * Retries
@@ -1904,6 +1999,12 @@ export interface components {
              * @default null
              */
             project?: string | null;
+            /**
+             * Requirements
+             * @description packages to run with: a requirements file in the workspace, a list of requirements, or 'auto' (its requirements.txt if there is one)
+             * @default null
+             */
+            requirements?: string | string[] | null;
             resources?: components["schemas"]["ResourcesInput"];
             /**
              * Retries

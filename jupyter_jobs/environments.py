@@ -1,0 +1,123 @@
+"""Environments from requirements: a job names its packages (a requirements file in its
+workspace, or a list), and runs in an environment built once for them and cached.
+
+For jobs on the host (local, and Slurm without an image) it is a virtual environment made by
+uv on top of the job's Python (its packages stay visible: `--system-site-packages`), under the
+data folder (Slurm: the shared folder), keyed by the interpreter, the requirements' text and
+the package index settings. The first job builds it, holding a lock so that concurrent jobs
+of the same requirements wait for that one build; its output streams into the job's log; the
+next job finds it ready and installs nothing. The index is the admin's (`pip_index_url`,
+`pip_find_links`) and whatever uv/pip configuration the server has. Blocking: call from a thread.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, Optional
+from collections.abc import Sequence
+
+READY = ".jupyter-jobs-env.json"  # written last: an environment without it is a broken build
+
+
+class EnvironmentFailed(RuntimeError):
+    """The packages could not be installed; the message is the installer's own last words."""
+
+
+def requirements_text(given: str | list[str] | None, workspace: Path, default: str = "") -> str:
+    """What to install: the spec's list, its file's text, or (`auto`) the workspace's
+    requirements.txt if there is one; `default` stands in when the spec says nothing."""
+    given = given if given is not None else (default or None)
+    if given is None:
+        return ""
+    if isinstance(given, list):
+        return "\n".join(given)
+    path = workspace / ("requirements.txt" if given == "auto" else given)
+    if given == "auto" and not path.is_file():
+        return ""
+    return path.read_text()
+
+
+def _uv() -> str:
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except Exception:
+        return shutil.which("uv") or "uv"
+
+
+class Environments:
+    def __init__(self, root: Path, *, index_url: str = "", find_links: Sequence[str] = (), timeout: float = 1800):
+        self.root, self.index_url, self.find_links, self.timeout = Path(root), index_url, list(find_links), timeout
+
+    def key(self, base: str, requirements: str) -> str:
+        given = json.dumps([base, requirements.strip(), self.index_url, self.find_links])
+        return hashlib.sha256(given.encode()).hexdigest()[:20]
+
+    def _index(self) -> list[str]:
+        args = ["--no-index"] if self.index_url == "none" else ["--index-url", self.index_url] if self.index_url else []
+        for link in self.find_links:
+            args += ["--find-links", link]
+        return args
+
+    def venv(self, python: str, requirements: str, log: Callable[[bytes], None],
+             root: Optional[Path] = None) -> Path:
+        """The virtual environment for `requirements` on top of `python`, built once."""
+        base = root or self.root
+        folder = base / "venv" / self.key(os.path.realpath(python), requirements)
+        if (folder / READY).exists():
+            os.utime(folder / READY)  # last used, for garbage collection
+            return folder
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with open(folder.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one build; the others wait for it and use it
+            if (folder / READY).exists():
+                return folder
+            shutil.rmtree(folder, ignore_errors=True)  # a build that died half way
+            started = time.monotonic()
+            log(b"[jupyter_jobs] environment: building it (once for these requirements)\n")
+            self._run([_uv(), "venv", "--quiet", "--system-site-packages", "--python", python, str(folder)], log)
+            listing = folder / "requirements.txt"
+            listing.write_text(requirements.strip() + "\n")
+            self._run([_uv(), "pip", "install", "--python", str(folder / "bin" / "python"), *self._index(),
+                       "-r", str(listing)], log)
+            (folder / READY).write_text(json.dumps({"python": python, "requirements": requirements.strip(),
+                                                     "built_at": time.time(),
+                                                     "build_seconds": round(time.monotonic() - started, 3)}))
+            log(f"[jupyter_jobs] environment: ready in {time.monotonic() - started:.1f} s\n".encode())
+        return folder
+
+    def _run(self, argv: list[str], log: Callable[[bytes], None]) -> None:
+        env = {**os.environ, "UV_NO_PROGRESS": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+        try:
+            proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        except FileNotFoundError:
+            raise EnvironmentFailed("uv is not installed on the server (pip install uv)") from None
+        tail: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log(b"[jupyter_jobs] environment: " + line)
+            tail = (tail + [line.decode(errors="replace").strip()])[-3:]
+        if proc.wait(self.timeout) != 0:
+            raise EnvironmentFailed("; ".join(t for t in tail if t) or f"{argv[1]} exited with {proc.returncode}")
+
+    def listing(self, root: Optional[Path] = None) -> list[dict]:
+        """The environments built, with their size and when each was last used."""
+        out = []
+        for folder in sorted(((root or self.root) / "venv").glob("*")):
+            ready = folder / READY
+            if not folder.is_dir() or not ready.exists():
+                continue
+            meta = json.loads(ready.read_text())
+            size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+            out.append({"id": folder.name, "kind": "venv", "base": meta.get("python"),
+                        "requirements": meta.get("requirements", ""), "size": size,
+                        "built_at": meta.get("built_at"), "last_used_at": ready.stat().st_mtime})
+        return out
