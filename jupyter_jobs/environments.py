@@ -44,7 +44,7 @@ def requirements_text(given: str | list[str] | None, workspace: Path, default: s
     return path.read_text()
 
 
-def _uv() -> str:
+def uv_binary() -> str:
     try:
         from uv import find_uv_bin
 
@@ -83,10 +83,10 @@ class Environments:
             shutil.rmtree(folder, ignore_errors=True)  # a build that died half way
             started = time.monotonic()
             log(b"[jupyter_jobs] environment: building it (once for these requirements)\n")
-            self._run([_uv(), "venv", "--quiet", "--system-site-packages", "--python", python, str(folder)], log)
+            self._run([uv_binary(), "venv", "--quiet", "--system-site-packages", "--python", python, str(folder)], log)
             listing = folder / "requirements.txt"
             listing.write_text(requirements.strip() + "\n")
-            self._run([_uv(), "pip", "install", "--python", str(folder / "bin" / "python"), *self._index(),
+            self._run([uv_binary(), "pip", "install", "--python", str(folder / "bin" / "python"), *self._index(),
                        "-r", str(listing)], log)
             (folder / READY).write_text(json.dumps({"python": python, "requirements": requirements.strip(),
                                                      "built_at": time.time(),

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from datetime import timedelta
@@ -171,19 +170,15 @@ class JobRunner:
     async def _environment(self, ctx: JobContext) -> None:
         """The environment its requirements name (built once, its output in the job's log)."""
         spec, envs = self.job.spec, self.env.environments
-        if envs is None or not self.backend.capabilities().environments or spec.image:
+        if envs is None or not self.backend.capabilities().environments:
             return
         text = await asyncio.to_thread(requirements_text, spec.requirements, ctx.workspace,
                                        self.env.default_requirements)
         if not text.strip():
             return
         loop = asyncio.get_running_loop()
-        shared = self.backend.jobs_root()
-        venv = await asyncio.to_thread(
-            envs.venv, self.backend.python(spec), text,
-            lambda data: loop.call_soon_threadsafe(ctx.log.append, "stderr", data),
-            shared.parent / "envs" if shared else None)
-        ctx.extra_env = {"VIRTUAL_ENV": str(venv), "PATH": f"{venv}/bin:{os.environ.get('PATH', os.defpath)}"}
+        await self.backend.environment(ctx, text, envs,
+                                       lambda data: loop.call_soon_threadsafe(ctx.log.append, "stderr", data))
 
     async def _not_started(self, exc: Exception) -> None:
         if isinstance(exc, EnvironmentFailed):

@@ -343,7 +343,10 @@ class JobService:
 
     async def environments_info(self) -> dict[str, Any]:
         """The environments built from requirements, with their sizes and last use."""
-        found = await asyncio.to_thread(self.env.environments.listing)
+        def gather() -> list[dict[str, Any]]:
+            return self.env.environments.listing() + [e for b in self.backends.values() for e in b.environment_list()]
+
+        found = await asyncio.to_thread(gather)
         return EnvironmentList(environments=[EnvironmentInfo(**e) for e in found]).model_dump(mode="json")
 
     async def export(self, job_id: str, fmt: str = "yaml") -> tuple[str, list[str]]:

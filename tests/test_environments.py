@@ -92,3 +92,26 @@ async def test_a_failing_install_fails_the_job_with_the_installers_message(api, 
 async def test_bad_requirements_are_400(api, workspace, requirements, words):
     reply = await api.submit({"command": "true", "workspace": "proj", "requirements": requirements}, expect=400)
     assert reply["errors"][0]["field"] == "requirements" and words in reply["message"], reply
+
+
+async def test_a_container_job_gets_an_image_built_once(api, workspace):
+    from support import docker_problem, require
+
+    require("docker", docker_problem())
+    spec = {"command": ["python3", "-c", CODE], "workspace": "proj", "backend": "docker",
+            "image": "jupyter-jobs/python:test", "requirements": ["tinypkg==2.0"]}
+    first = await api.submit(spec)
+    done = await api.wait(first["id"], timeout=300)
+    log = log_text(await api.logs(first["id"]))
+    assert done["status"] == "succeeded", (done["message"], log)
+    assert "building an image" in log and log.endswith("tiny 2.0\n")
+    second = await api.submit(spec)
+    assert (await api.wait(second["id"], timeout=120))["status"] == "succeeded"
+    assert log_text(await api.logs(second["id"])) == "tiny 2.0\n"  # the image is there: no build
+    images = [e for e in (await api.call("GET", "environments"))["environments"] if e["kind"] == "image"]
+    assert any(e["base"] == "jupyter-jobs/python:test" and e["requirements"] == "tinypkg==2.0" and e["size"] > 0
+               for e in images)
+    import docker
+
+    for image in images:  # the engine outlives the test
+        docker.from_env().images.remove(image["id"], force=True)

@@ -13,11 +13,12 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Optional
+from typing import Any, Callable, ClassVar, Optional
 
 from traitlets import Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
+from ..environments import Environments
 from ..logs import JobLog
 from ..models import Job, JobSpec, Outcome
 from ..replies import Capabilities
@@ -51,6 +52,8 @@ class JobContext:
     log_base: Optional[dict[str, int]] = None
     #: a workflow job's inputs: the artifacts folders of the jobs it needs, by their folder name
     inputs: dict[str, Path] = field(default_factory=dict)
+    #: the image to run instead of the spec's (its environment's image)
+    image: Optional[str] = None
     #: variables the service adds (an environment's PATH and VIRTUAL_ENV), under the spec's own
     extra_env: dict[str, str] = field(default_factory=dict)
     #: jobs the engine itself must see end first (a backend whose capabilities say `dependencies`)
@@ -204,6 +207,19 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
     def python(self, spec: JobSpec) -> str:
         """The interpreter that runs a notebook job's runner."""
         return "python3" if spec.image else (self.notebook_python or sys.executable)
+
+    async def environment(self, ctx: JobContext, requirements: str, envs: Environments,
+                          log: Callable[[bytes], None]) -> None:
+        """Make the job run with these packages: by default a virtual environment on the host
+        (in the shared folder, for a backend that has one)."""
+        shared = self.jobs_root()
+        venv = await asyncio.to_thread(envs.venv, self.python(ctx.job.spec), requirements, log,
+                                       shared.parent / "envs" if shared else None)
+        ctx.extra_env = {"VIRTUAL_ENV": str(venv), "PATH": f"{venv}/bin:{os.environ.get('PATH', os.defpath)}"}
+
+    def environment_list(self) -> list[dict[str, Any]]:
+        """Environments this backend keeps apart from the host's (a container engine's images)."""
+        return []
 
     def host_environment(self) -> dict[str, str]:
         """The server's environment without its credentials: what a host process may inherit."""

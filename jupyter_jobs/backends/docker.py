@@ -14,14 +14,16 @@ import io
 import tarfile
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from traitlets import Bool, Dict, Enum, Float, Int, Unicode
 
+from ..environments import EnvironmentFailed, Environments
 from ..models import FailureReason, JobSpec, SpecError
 from ..replies import Capabilities
 from .base import Availability, Backend, BackendError, EndedExecution, Execution, JobContext, Outcome, Usage
 from .container import container_settings, workspace_tar
+from .docker_env import derived_image, image_environments
 from .docker_stream import Demux, upgraded
 from .tail import ThreadedExecution
 
@@ -203,7 +205,23 @@ class DockerBackend(Backend):
         return await asyncio.to_thread(ping)
 
     def capabilities(self) -> Capabilities:
-        return Capabilities(containers=True, gpus=True, cpus=True, memory=True)
+        return Capabilities(containers=True, gpus=True, cpus=True, memory=True, environments=True)
+
+    async def environment(self, ctx: JobContext, requirements: str, envs: Environments,
+                          log: Callable[[bytes], None]) -> None:
+        """The job's image plus its requirements, as an image built once (docker_env.py)."""
+        base = ctx.job.spec.image or self.default_image
+        await asyncio.to_thread(self._image, base)
+        try:
+            ctx.image = await asyncio.to_thread(derived_image, self.client(), base, requirements, envs, log)
+        except _docker().errors.APIError as exc:
+            raise EnvironmentFailed(str(exc)) from None
+
+    def environment_list(self) -> list[dict[str, Any]]:
+        try:
+            return image_environments(self.client())
+        except Exception:  # no engine now: nothing to list
+            return []
 
     async def validate(self, spec: JobSpec) -> None:
         if not spec.image and not self.default_image:
@@ -240,7 +258,8 @@ class DockerBackend(Backend):
         except docker.errors.NotFound:
             pass
         container = client.api.create_container(
-            ctx.job.spec.image or self.default_image, command=ctx.job.spec.argv(), working_dir="/workspace",
+            ctx.image or ctx.job.spec.image or self.default_image, command=ctx.job.spec.argv(),
+            working_dir="/workspace",
             environment=env, labels={LABEL_JOB: ctx.job.id, LABEL_INSTANCE: self.instance}, name=name,
             user=self.user or None, stdin_open=False, tty=False, host_config=client.api.create_host_config(**host),
         )
@@ -268,7 +287,7 @@ class DockerBackend(Backend):
         """Create the container and attach to it; it is started by `DockerExecution.release`."""
         docker = _docker()
         try:
-            self._image(ctx.job.spec.image or self.default_image)
+            self._image(ctx.image or ctx.job.spec.image or self.default_image)
             cid = self._create(ctx)
             return cid, self._attach(cid, logs=False)
         except BackendError:

@@ -1,0 +1,75 @@
+"""Environments for container jobs: the job's image plus its requirements, as an image built
+once by the engine and tagged by their hash (`jupyter-jobs-env:<key>`). The build copies a uv
+binary, the requirements and the admin's wheel folders into the build context, so the base
+image needs no pip and the build needs no network when the wheels are local. The build's
+output streams into the job's log; a failed install is the job's failure, with its message."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+from typing import Any, Callable
+
+from ..environments import EnvironmentFailed, Environments, uv_binary
+
+LABEL = "jupyter-jobs.environment"
+STAGE = "/tmp/jupyter-jobs-env"
+
+
+def _context(base: str, requirements: str, envs: Environments) -> tuple[io.BytesIO, list[str]]:
+    """The build context: Dockerfile, uv, requirements.txt, wheels/<n>/ for each local find-links folder."""
+    index = ["--no-index"] if envs.index_url == "none" else ["--index-url", envs.index_url] if envs.index_url else []
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        tar.add(uv_binary(), arcname="uv")
+        for n, link in enumerate(envs.find_links):
+            if Path(link).is_dir():
+                tar.add(link, arcname=f"wheels/{n}")
+                index += ["--find-links", f"{STAGE}/wheels/{n}"]
+            else:
+                index += ["--find-links", link]
+        for name, text in (("requirements.txt", requirements.strip() + "\n"), ("Dockerfile", (
+                f"FROM {base}\nCOPY . {STAGE}/\n"
+                f"RUN {STAGE}/uv pip install --system --break-system-packages --python python3 "
+                f"{' '.join(index)} -r {STAGE}/requirements.txt && rm -rf {STAGE}\n"))):
+            raw = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+    data.seek(0)
+    return data, index
+
+
+def derived_image(client: Any, base: str, requirements: str, envs: Environments,
+                  log: Callable[[bytes], None]) -> str:
+    """The tag of `base` + `requirements`, built now if the engine does not have it (blocking)."""
+    tag = f"jupyter-jobs-env:{envs.key('docker:' + base, requirements)}"
+    try:
+        client.images.get(tag)
+        return tag
+    except Exception:
+        pass
+    log(b"[jupyter_jobs] environment: building an image (once for this image and these requirements)\n")
+    context, _ = _context(base, requirements, envs)
+    labels = {LABEL: "1", f"{LABEL}.base": base, f"{LABEL}.requirements": requirements.strip()[:4000]}
+    last = ""
+    for chunk in client.api.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,
+                                  pull=False, decode=True, labels=labels):
+        if "stream" in chunk and chunk["stream"].strip():
+            last = chunk["stream"].strip()
+            log(b"[jupyter_jobs] environment: " + chunk["stream"].encode())
+        if "error" in chunk:
+            raise EnvironmentFailed(chunk["error"].strip() or last)
+    return tag
+
+
+def image_environments(client: Any) -> list[dict[str, Any]]:
+    """The environment images on the engine, as GET /environments lists them."""
+    out = []
+    for image in client.images.list(filters={"label": LABEL}):
+        labels = image.labels or {}
+        out.append({"id": (image.tags or [image.id])[0], "kind": "image", "base": labels.get(f"{LABEL}.base"),
+                    "requirements": labels.get(f"{LABEL}.requirements", ""), "size": image.attrs.get("Size", 0),
+                    "built_at": None, "last_used_at": None})
+    return out
