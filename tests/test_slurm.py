@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -267,3 +268,24 @@ def test_a_failure_in_a_slurm_dag_skips_what_needs_it(server_process, tmp_path):
     assert [j["status"] for j in done["jobs"]] == ["failed"] + ["skipped"] * 5
     skipped = server.request("GET", f"/jupyter-jobs/jobs/{done['jobs'][1]['job_id']}")
     assert "DependencyNeverSatisfied" in skipped["message"] and skipped["started_at"] is None
+
+
+WHEELS = Path(__file__).resolve().parent / "data" / "wheels-for-slurm"
+
+
+@pytest.fixture(scope="module", autouse=False)
+def slurm_wheels():
+    from test_environments import make_wheel
+
+    make_wheel(WHEELS, "tinypkg", "3.0", "VALUE = 'tiny 3.0'\n")
+    yield WHEELS
+    shutil.rmtree(WHEELS, ignore_errors=True)
+
+
+@pytest.mark.parametrize("jobs_config", [{"pip_index_url": "none", "pip_find_links": [str(WHEELS)]}])
+async def test_an_environment_in_the_shared_folder(api, workspace, slurm_wheels, tmp_path):
+    code = "import tinypkg, sys; print(tinypkg.VALUE, sys.prefix.startswith(%r))" % str(tmp_path / "shared")
+    job = await api.submit(slurm_job(command=["python3", "-c", code], requirements=["tinypkg==3.0"]))
+    done = await api.wait(job["id"], timeout=120)
+    assert done["status"] == "succeeded", done["message"]
+    assert log_text(await api.logs(job["id"]), "stdout") == "tiny 3.0 True\n"  # built where every node sees it
