@@ -108,6 +108,25 @@ class Environments:
         if proc.wait(self.timeout) != 0:
             raise EnvironmentFailed("; ".join(t for t in tail if t) or f"{argv[1]} exited with {proc.returncode}")
 
+    def collect(self, max_age: Optional[float], max_size: Optional[int], keep_recent: float = 3600) -> dict:
+        """Remove environments not used for `max_age` seconds, then the least recently used ones
+        while all of them take more than `max_size` bytes (never one used in the last
+        `keep_recent` seconds: a job may be running in it). Each under its build lock."""
+        found = sorted(self.listing(), key=lambda e: e["last_used_at"])
+        total, removed, freed, now = sum(e["size"] for e in found), 0, 0, time.time()
+        for env in found:
+            idle = now - env["last_used_at"]
+            too_old = max_age is not None and idle > max_age
+            too_big = max_size is not None and total > max_size and idle > keep_recent
+            if not (too_old or too_big):
+                continue
+            folder = self.root / "venv" / env["id"]
+            with open(folder.with_suffix(".lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                shutil.rmtree(folder, ignore_errors=True)
+            total, removed, freed = total - env["size"], removed + 1, freed + env["size"]
+        return {"environments_removed": removed, "environment_bytes_freed": freed}
+
     def listing(self, root: Optional[Path] = None) -> list[dict]:
         """The environments built, with their size and when each was last used."""
         out = []

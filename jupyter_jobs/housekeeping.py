@@ -10,7 +10,8 @@ from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any, Callable, Optional
 
-from .models import parse_duration, utcnow
+from .environments import Environments
+from .models import parse_duration, parse_memory, utcnow
 from .snapshots import SnapshotStore
 from .store import Store
 
@@ -18,10 +19,11 @@ log = logging.getLogger(__name__)
 
 
 class Retention:
-    """`c.JobsApp.retention`: {"max_age": "30d" or seconds, "max_jobs": N}; either may be left out."""
+    """`c.JobsApp.retention`: {"max_age": "30d" or seconds, "max_jobs": N, "environments_max_age":
+    "30d", "environments_max_size": "50g"}; any may be left out."""
 
     def __init__(self, settings: dict[str, Any]):
-        unknown = set(settings) - {"max_age", "max_jobs"}
+        unknown = set(settings) - {"max_age", "max_jobs", "environments_max_age", "environments_max_size"}
         if unknown:
             raise ValueError(f"JobsApp.retention: unknown key(s) {', '.join(sorted(unknown))}; use max_age, max_jobs")
         age = settings.get("max_age")
@@ -29,6 +31,9 @@ class Retention:
         self.max_jobs = int(settings.get("max_jobs") or 0)
         if self.max_jobs < 0:
             raise ValueError("JobsApp.retention: max_jobs must be 0 (no limit) or more")
+        env_age, env_size = settings.get("environments_max_age"), settings.get("environments_max_size")
+        self.environments_max_age = parse_duration(env_age) if env_age not in (None, "", 0) else None
+        self.environments_max_size = parse_memory(env_size) if env_size not in (None, "", 0) else None
 
     def __bool__(self) -> bool:
         return bool(self.max_age or self.max_jobs)
@@ -36,8 +41,8 @@ class Retention:
 
 class Housekeeper:
     def __init__(self, *, store: Store, snapshots: SnapshotStore, retention: Retention, interval: float,
-                 delete: Callable[[str], Awaitable[None]]):
-        self.store, self.snapshots, self.retention = store, snapshots, retention
+                 delete: Callable[[str], Awaitable[None]], environments: Optional[Environments] = None):
+        self.store, self.snapshots, self.retention, self.environments = store, snapshots, retention, environments
         self.interval, self.delete = interval, delete
         self.last: dict[str, Any] = {}
 
@@ -68,6 +73,10 @@ class Housekeeper:
         since = self.snapshots.mark()
         live = await self.store.snapshot_ids()
         freed = await asyncio.to_thread(self.snapshots.collect, live, since)
+        r = self.retention
+        if self.environments is not None and (r.environments_max_age or r.environments_max_size):
+            freed.update(await asyncio.to_thread(self.environments.collect, r.environments_max_age,
+                                                 r.environments_max_size))
         self.last = {"deleted_jobs": deleted, "kept": kept, **freed}
         if deleted or freed["blobs"]:
             log.info("housekeeping: %s", self.last)

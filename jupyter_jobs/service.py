@@ -96,7 +96,8 @@ class JobService:
         self.queue = JobQueue(store=store, backends=backends, gpus=gpus, max_running=max_running, tasks=self.tasks,
                               launch=self._launch, reject=self._reject, hold=lambda job: self.runs.hold(job))
         self.housekeeper = Housekeeper(store=store, snapshots=snapshots, retention=Retention(retention or {}),
-                                       interval=housekeeping_interval, delete=self.delete)
+                                       interval=housekeeping_interval, delete=self.delete,
+                                       environments=self.env.environments)
         self.runs = WorkflowRuns(self)
         self.schedules = Schedules(self)
         self.webhooks = webhooks or Webhooks([])

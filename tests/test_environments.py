@@ -115,3 +115,26 @@ async def test_a_container_job_gets_an_image_built_once(api, workspace):
 
     for image in images:  # the engine outlives the test
         docker.from_env().images.remove(image["id"], force=True)
+
+
+def test_unused_environments_are_collected_by_age_then_size(wheels, tmp_path):
+    import os
+    import time
+
+    from jupyter_jobs.environments import READY, Environments
+    from jupyter_jobs.housekeeping import Retention
+
+    envs = Environments(tmp_path / "envs", index_url="none", find_links=[str(wheels)])
+    logged: list[bytes] = []
+    old = envs.venv("python3", "tinypkg==1.0", logged.append)
+    new = envs.venv("python3", "tinypkg==2.0", logged.append)
+    assert envs.venv("python3", "tinypkg==1.0", logged.append) == old  # cached: no second build
+    assert sum(b"building it" in line for line in logged) == 2
+    os.utime(old / READY, (time.time() - 7200, time.time() - 7200))
+    assert envs.collect(max_age=3600, max_size=None)["environments_removed"] == 1
+    assert not old.exists() and new.exists()
+    assert envs.collect(max_age=None, max_size=1, keep_recent=3600)["environments_removed"] == 0  # in use lately
+    assert envs.collect(max_age=None, max_size=1, keep_recent=0)["environments_removed"] == 1
+    assert envs.listing() == []
+    retention = Retention({"environments_max_age": "30d", "environments_max_size": "50g"})
+    assert retention.environments_max_age == 30 * 86400 and retention.environments_max_size == 50 << 30
