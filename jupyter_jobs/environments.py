@@ -108,23 +108,45 @@ class Environments:
         if proc.wait(self.timeout) != 0:
             raise EnvironmentFailed("; ".join(t for t in tail if t) or f"{argv[1]} exited with {proc.returncode}")
 
+    def used(self, name: str) -> None:
+        """Note that an environment kept elsewhere (an engine's image) was used now."""
+        path = self.root / "used.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            seen = json.loads(path.read_text()) if path.exists() else {}
+            seen[name] = time.time()
+            path.write_text(json.dumps(seen))
+
+    def last_used(self, name: str) -> Optional[float]:
+        path = self.root / "used.json"
+        return json.loads(path.read_text()).get(name) if path.exists() else None
+
+    @staticmethod
+    def doomed(found: list[dict], max_age: Optional[float], max_size: Optional[int], keep_recent: float) -> list[dict]:
+        """Which of `found` (with size and last_used_at) go: unused past `max_age`, then the least
+        recently used while all take more than `max_size` (none used in the last `keep_recent` s)."""
+        found = sorted(found, key=lambda e: e["last_used_at"] or 0)
+        total, now, out = sum(e["size"] for e in found), time.time(), []
+        for env in found:
+            idle = now - (env["last_used_at"] or 0)
+            if (max_age is not None and idle > max_age) or (max_size is not None and total > max_size
+                                                            and idle > keep_recent):
+                out.append(env)
+                total -= env["size"]
+        return out
+
     def collect(self, max_age: Optional[float], max_size: Optional[int], keep_recent: float = 3600) -> dict:
         """Remove environments not used for `max_age` seconds, then the least recently used ones
         while all of them take more than `max_size` bytes (never one used in the last
         `keep_recent` seconds: a job may be running in it). Each under its build lock."""
-        found = sorted(self.listing(), key=lambda e: e["last_used_at"])
-        total, removed, freed, now = sum(e["size"] for e in found), 0, 0, time.time()
-        for env in found:
-            idle = now - env["last_used_at"]
-            too_old = max_age is not None and idle > max_age
-            too_big = max_size is not None and total > max_size and idle > keep_recent
-            if not (too_old or too_big):
-                continue
+        removed, freed = 0, 0
+        for env in self.doomed(self.listing(), max_age, max_size, keep_recent):
             folder = self.root / "venv" / env["id"]
             with open(folder.with_suffix(".lock"), "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 shutil.rmtree(folder, ignore_errors=True)
-            total, removed, freed = total - env["size"], removed + 1, freed + env["size"]
+            removed, freed = removed + 1, freed + env["size"]
         return {"environments_removed": removed, "environment_bytes_freed": freed}
 
     def listing(self, root: Optional[Path] = None) -> list[dict]:

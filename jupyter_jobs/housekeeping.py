@@ -10,7 +10,6 @@ from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any, Callable, Optional
 
-from .environments import Environments
 from .models import parse_duration, parse_memory, utcnow
 from .snapshots import SnapshotStore
 from .store import Store
@@ -41,7 +40,8 @@ class Retention:
 
 class Housekeeper:
     def __init__(self, *, store: Store, snapshots: SnapshotStore, retention: Retention, interval: float,
-                 delete: Callable[[str], Awaitable[None]], environments: Optional[Environments] = None):
+                 delete: Callable[[str], Awaitable[None]],
+                 environments: Optional[Callable[[Optional[float], Optional[int]], dict[str, int]]] = None):
         self.store, self.snapshots, self.retention, self.environments = store, snapshots, retention, environments
         self.interval, self.delete = interval, delete
         self.last: dict[str, Any] = {}
@@ -75,7 +75,7 @@ class Housekeeper:
         freed = await asyncio.to_thread(self.snapshots.collect, live, since)
         r = self.retention
         if self.environments is not None and (r.environments_max_age or r.environments_max_size):
-            freed.update(await asyncio.to_thread(self.environments.collect, r.environments_max_age,
+            freed.update(await asyncio.to_thread(self.environments, r.environments_max_age,
                                                  r.environments_max_size))
         self.last = {"deleted_jobs": deleted, "kept": kept, **freed}
         if deleted or freed["blobs"]:

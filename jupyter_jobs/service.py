@@ -97,7 +97,7 @@ class JobService:
                               launch=self._launch, reject=self._reject, hold=lambda job: self.runs.hold(job))
         self.housekeeper = Housekeeper(store=store, snapshots=snapshots, retention=Retention(retention or {}),
                                        interval=housekeeping_interval, delete=self.delete,
-                                       environments=self.env.environments)
+                                       environments=self._collect_environments)
         self.runs = WorkflowRuns(self)
         self.schedules = Schedules(self)
         self.webhooks = webhooks or Webhooks([])
@@ -342,10 +342,19 @@ class JobService:
             raise SpecError.one("workspace", f"{workspace!r} is not a folder under the server's root")
         return Path(path)
 
+    def _collect_environments(self, max_age: Optional[float], max_size: Optional[int]) -> dict[str, int]:
+        """Housekeeping's part for environments: the host's venvs, then each backend's own."""
+        envs = self.env.environments
+        done = envs.collect(max_age, max_size)
+        for backend in self.backends.values():
+            done.update(backend.collect_environments(envs, max_age, max_size))
+        return done
+
     async def environments_info(self) -> dict[str, Any]:
         """The environments built from requirements, with their sizes and last use."""
         def gather() -> list[dict[str, Any]]:
-            return self.env.environments.listing() + [e for b in self.backends.values() for e in b.environment_list()]
+            envs = self.env.environments
+            return envs.listing() + [e for b in self.backends.values() for e in b.environment_list(envs)]
 
         found = await asyncio.to_thread(gather)
         return EnvironmentList(environments=[EnvironmentInfo(**e) for e in found]).model_dump(mode="json")

@@ -94,7 +94,7 @@ async def test_bad_requirements_are_400(api, workspace, requirements, words):
     assert reply["errors"][0]["field"] == "requirements" and words in reply["message"], reply
 
 
-async def test_a_container_job_gets_an_image_built_once(api, workspace):
+async def test_a_container_job_gets_an_image_built_once(api, workspace, tmp_path):
     from support import docker_problem, require
 
     require("docker", docker_problem())
@@ -111,10 +111,17 @@ async def test_a_container_job_gets_an_image_built_once(api, workspace):
     images = [e for e in (await api.call("GET", "environments"))["environments"] if e["kind"] == "image"]
     assert any(e["base"] == "jupyter-jobs/python:test" and e["requirements"] == "tinypkg==2.0" and e["size"] > 0
                for e in images)
+    assert all(e["last_used_at"] for e in images)
     import docker
 
-    for image in images:  # the engine outlives the test
-        docker.from_env().images.remove(image["id"], force=True)
+    from jupyter_jobs.backends.docker_env import collect_images
+    from jupyter_jobs.environments import Environments
+
+    client = docker.from_env()
+    idle = Environments(tmp_path / "no-uses")  # no use recorded: every image counts as long unused
+    removed = collect_images(client, idle, max_age=None, max_size=1, keep_recent=0)  # housekeeping's way
+    assert removed["images_removed"] >= 1 and removed["image_bytes_freed"] > 0
+    assert not [e for e in (await api.call("GET", "environments"))["environments"] if e["kind"] == "image"]
 
 
 def test_unused_environments_are_collected_by_age_then_size(wheels, tmp_path):

@@ -217,9 +217,14 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
                                        shared.parent / "envs" if shared else None)
         ctx.extra_env = {"VIRTUAL_ENV": str(venv), "PATH": f"{venv}/bin:{os.environ.get('PATH', os.defpath)}"}
 
-    def environment_list(self) -> list[dict[str, Any]]:
+    def environment_list(self, envs: Environments) -> list[dict[str, Any]]:
         """Environments this backend keeps apart from the host's (a container engine's images)."""
         return []
+
+    def collect_environments(self, envs: Environments, max_age: Optional[float],
+                             max_size: Optional[int]) -> dict[str, int]:
+        """Remove those of them unused past `max_age`, then beyond `max_size` (blocking)."""
+        return {}
 
     def host_environment(self) -> dict[str, str]:
         """The server's environment without its credentials: what a host process may inherit."""

@@ -23,7 +23,7 @@ from ..models import FailureReason, JobSpec, SpecError
 from ..replies import Capabilities
 from .base import Availability, Backend, BackendError, EndedExecution, Execution, JobContext, Outcome, Usage
 from .container import container_settings, workspace_tar
-from .docker_env import derived_image, image_environments
+from .docker_env import collect_images, derived_image, image_environments
 from .docker_stream import Demux, upgraded
 from .tail import ThreadedExecution
 
@@ -217,11 +217,18 @@ class DockerBackend(Backend):
         except _docker().errors.APIError as exc:
             raise EnvironmentFailed(str(exc)) from None
 
-    def environment_list(self) -> list[dict[str, Any]]:
+    def environment_list(self, envs: Environments) -> list[dict[str, Any]]:
         try:
-            return image_environments(self.client())
+            return image_environments(self.client(), envs)
         except Exception:  # no engine now: nothing to list
             return []
+
+    def collect_environments(self, envs: Environments, max_age: Optional[float],
+                             max_size: Optional[int]) -> dict[str, int]:
+        try:
+            return collect_images(self.client(), envs, max_age, max_size)
+        except Exception:  # no engine now: next time
+            return {}
 
     async def validate(self, spec: JobSpec) -> None:
         if not spec.image and not self.default_image:

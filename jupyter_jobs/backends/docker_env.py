@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import tarfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from ..environments import EnvironmentFailed, Environments, uv_binary
 
@@ -45,6 +45,7 @@ def derived_image(client: Any, base: str, requirements: str, envs: Environments,
                   log: Callable[[bytes], None]) -> str:
     """The tag of `base` + `requirements`, built now if the engine does not have it (blocking)."""
     tag = f"jupyter-jobs-env:{envs.key('docker:' + base, requirements)}"
+    envs.used(tag)
     try:
         client.images.get(tag)
         return tag
@@ -64,12 +65,25 @@ def derived_image(client: Any, base: str, requirements: str, envs: Environments,
     return tag
 
 
-def image_environments(client: Any) -> list[dict[str, Any]]:
+def image_environments(client: Any, envs: Environments) -> list[dict[str, Any]]:
     """The environment images on the engine, as GET /environments lists them."""
     out = []
     for image in client.images.list(filters={"label": LABEL}):
-        labels = image.labels or {}
-        out.append({"id": (image.tags or [image.id])[0], "kind": "image", "base": labels.get(f"{LABEL}.base"),
+        labels, tag = image.labels or {}, (image.tags or [image.id])[0]
+        out.append({"id": tag, "kind": "image", "base": labels.get(f"{LABEL}.base"),
                     "requirements": labels.get(f"{LABEL}.requirements", ""), "size": image.attrs.get("Size", 0),
-                    "built_at": None, "last_used_at": None})
+                    "built_at": None, "last_used_at": envs.last_used(tag)})
     return out
+
+
+def collect_images(client: Any, envs: Environments, max_age: Optional[float], max_size: Optional[int],
+                   keep_recent: float = 3600) -> dict[str, int]:
+    """Environment images unused past `max_age`, then the least recently used beyond `max_size`."""
+    removed = freed = 0
+    for env in Environments.doomed(image_environments(client, envs), max_age, max_size, keep_recent):
+        try:
+            client.images.remove(env["id"], force=False)
+        except Exception:  # a container still uses it: next time
+            continue
+        removed, freed = removed + 1, freed + env["size"]
+    return {"images_removed": removed, "image_bytes_freed": freed}
