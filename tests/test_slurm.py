@@ -284,7 +284,7 @@ def slurm_wheels():
 
 @pytest.mark.parametrize("jobs_config", [{"pip_index_url": "none", "pip_find_links": [str(WHEELS)]}])
 async def test_an_environment_in_the_shared_folder(api, workspace, slurm_wheels, tmp_path):
-    code = "import tinypkg, sys; print(tinypkg.VALUE, sys.prefix.startswith(%r))" % str(tmp_path / "shared")
+    code = f"import tinypkg, sys; print(tinypkg.VALUE, sys.prefix.startswith({str(tmp_path / 'shared')!r}))"
     job = await api.submit(slurm_job(command=["python3", "-c", code], requirements=["tinypkg==3.0"]))
     done = await api.wait(job["id"], timeout=120)
     assert done["status"] == "succeeded", done["message"]

@@ -16,8 +16,8 @@ from pathlib import Path
 from common import parser, server, table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_environments import make_wheel  # noqa: E402
-from support import docker_problem  # noqa: E402
+from test_environments import make_wheel
+from support import docker_problem
 
 
 def timed(srv, spec: dict) -> float:
