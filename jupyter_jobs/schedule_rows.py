@@ -29,6 +29,16 @@ class Fired:
     message: Optional[str] = None
 
 
+def newest_first(db: sqlite3.Connection, table: str, where: list[str], args: list[Any], limit: int,
+                 cursor: Optional[int]) -> tuple[list[sqlite3.Row], Optional[int]]:
+    """A page of a table's rows, newest first (keyset pagination on `seq`), and the next cursor."""
+    if cursor is not None:
+        where, args = [*where, "seq < ?"], [*args, cursor]
+    sql = f"SELECT * FROM {table}" + (" WHERE " + " AND ".join(where) if where else "")
+    rows = db.execute(sql + " ORDER BY seq DESC LIMIT ?", [*args, limit + 1]).fetchall()
+    return rows[:limit], (rows[limit - 1]["seq"] if len(rows) > limit else None)
+
+
 def _schedule_row(row: sqlite3.Row) -> dict[str, Any]:
     return {"id": row["id"], "name": row["name"], "spec": json.loads(row["spec"]), "cron": row["cron"],
             "timezone": row["timezone"], "catch_up": bool(row["catch_up"]), "overlap": row["overlap"],
@@ -76,17 +86,10 @@ class ScheduleRows:
                         due_by: Optional[float] = None) -> tuple[list[dict[str, Any]], Optional[int]]:
         """Newest first (keyset pagination on `seq`); `due_by`: the active ones due by then."""
         def _list() -> tuple[list[dict[str, Any]], Optional[int]]:
-            where, args = [], []
-            if due_by is not None:
-                where.append("paused = 0 AND next_at <= ?")
-                args.append(due_by)
-            if cursor is not None:
-                where.append("seq < ?")
-                args.append(cursor)
-            sql = "SELECT * FROM schedules" + (" WHERE " + " AND ".join(where) if where else "")
-            rows = self.db.execute(sql + " ORDER BY seq DESC LIMIT ?", [*args, limit + 1]).fetchall()
-            more = len(rows) > limit
-            return [_schedule_row(r) for r in rows[:limit]], (rows[limit - 1]["seq"] if more else None)
+            due = due_by is not None
+            rows, after = newest_first(self.db, "schedules", ["paused = 0 AND next_at <= ?"] * due,
+                                       [due_by] * due, limit, cursor)
+            return [_schedule_row(r) for r in rows], after
 
         return await self._run(_list)
 

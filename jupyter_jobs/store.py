@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, NamedTuple, Optional, TypeVar
 
 from .models import Job, JobSpec, JobStatus, TERMINAL_STATUSES
-from .schedule_rows import AlreadyFired, Fired, ScheduleRows
+from .schedule_rows import AlreadyFired, Fired, ScheduleRows, newest_first
 
 T = TypeVar("T")
 
@@ -397,21 +397,13 @@ class Store(ScheduleRows):
                         cursor: Optional[int] = None) -> tuple[list[dict[str, Any]], Optional[int]]:
         """Workflow runs newest first (keyset pagination on `seq`)."""
         def _list() -> tuple[list[dict[str, Any]], Optional[int]]:
-            where, args = [], []
-            if status:
-                where.append(f"status IN ({', '.join('?' * len(status))})")
-                args += status
-            if cursor is not None:
-                where.append("seq < ?")
-                args.append(cursor)
-            sql = "SELECT * FROM workflows" + (" WHERE " + " AND ".join(where) if where else "")
-            rows = self.db.execute(sql + " ORDER BY seq DESC LIMIT ?", [*args, limit + 1]).fetchall()
-            more = len(rows) > limit
-            runs = [_run_row(r) for r in rows[:limit]]
+            where = [f"status IN ({', '.join('?' * len(status))})"] if status else []
+            rows, after = newest_first(self.db, "workflows", where, list(status or []), limit, cursor)
+            runs = [_run_row(r) for r in rows]
             counts = self._counts([r["id"] for r in runs])
             for run in runs:
                 run["counts"] = counts.get(run["id"], {})
-            return runs, (rows[limit - 1]["seq"] if more else None)
+            return runs, after
 
         return await self._run(_list)
 
