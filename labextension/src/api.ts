@@ -25,6 +25,7 @@ export type MetricsPage = Schemas['MetricsPage'];
 export type MetricsSummary = Schemas['MetricsSummary'];
 export type Schedule = Schemas['Schedule'];
 export type ScheduleInput = Schemas['ScheduleInput'];
+export type InstanceType = Schemas['InstanceTypeInfo'];
 
 export const STATUSES: Status[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'skipped'];
 export const TERMINAL: Status[] = ['succeeded', 'failed', 'cancelled', 'skipped'];
@@ -126,7 +127,7 @@ function search(params: ListQuery): string {
 }
 
 export const api = {
-  backends: () => json<{ backends: Backend[] }>(['backends']),
+  backends: () => json<Schemas['BackendsReply']>(['backends']),
   list: (params: ListQuery) => json<JobPage>(['jobs'], {}, search(params)),
   get: (id: string) => json<Job>(['jobs', id]),
   submit: (spec: SpecInput) => json<Job>(['jobs'], submitting(spec)),
@@ -143,6 +144,12 @@ export const api = {
   createSchedule: (input: ScheduleInput) => json<Schedule>(['schedules'], { method: 'POST', body: JSON.stringify(input) }),
   scheduleAction: (id: string, action: 'pause' | 'resume') => json<Schedule>(['schedules', id, action], { method: 'POST', body: '{}' }),
   removeSchedule: (id: string) => json<void>(['schedules', id], { method: 'DELETE' }),
+  /** The job's spec as a file to submit again, and the secret values left out of it (`env.KEY`). */
+  specFile: async (id: string, format: 'yaml' | 'json' = 'yaml'): Promise<{ text: string; leftOut: string[] }> => {
+    const response = await send(['jobs', id, 'spec'], {}, `?format=${format}`);
+    const leftOut = response.headers.get('X-Jupyter-Jobs-Left-Out');
+    return { text: await response.text(), leftOut: leftOut ? leftOut.split(',').filter(Boolean) : [] };
+  },
   /** The first `bytes` of an artifact, for a preview. */
   artifactHead: async (id: string, path: string, bytes: number): Promise<Blob> => {
     const response = await ServerConnection.makeRequest(artifactUrl(id, path), { headers: { Range: `bytes=0-${bytes - 1}` } }, settings);

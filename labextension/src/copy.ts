@@ -1,4 +1,5 @@
-// A job's spec written out as something a user can paste: the %job magic, or curl.
+// A job's spec written out as something a user can paste: the %job magic, or curl (the job
+// file comes from the server: api.specFile).
 import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 
 import { Spec } from './api';
@@ -44,6 +45,10 @@ export function asMagic(spec: Spec): string {
   add('--timeout', spec.timeout);
   add('--project', spec.project);
   add('--workspace', spec.workspace);
+  if (spec.git) {
+    add('--git', `${spec.git.url}${spec.git.ref && spec.git.ref !== 'HEAD' ? `@${spec.git.ref}` : ''}`);
+  }
+  add('--instance', spec.instance_type);
   Object.entries(spec.env || {}).forEach(([key, value]) => add('--env', `${key}=${value}`));
   if (spec.notebook) {
     add('--kernel', spec.kernel);

@@ -36,3 +36,38 @@ export function Field(props: { label: string; field: string; error?: string; ign
     </label>
   );
 }
+
+/** The props that tie an input to one of a form's values: its name, value and change handler. */
+export type Input = HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement;
+export type Bind<K extends string = string> = (key: K) => {
+  name: string;
+  value: string;
+  onChange: (e: React.ChangeEvent<Input>) => void;
+};
+
+/** One of a few choices, as a radio group named `field`. */
+export function Choice<T extends string>(props: {
+  legend: string;
+  field: string;
+  choices: [T, string][];
+  value: T;
+  onChange: (value: T) => void;
+}): JSX.Element {
+  const { legend, field, choices, value, onChange } = props;
+  return (
+    <fieldset className="jp-JobsChoice" data-field={field}>
+      <legend>{legend}</legend>
+      {choices.map(([choice, label]) => (
+        <label key={choice}>
+          <input type="radio" name={field} value={choice} checked={value === choice} onChange={() => onChange(choice)} /> {label}
+        </label>
+      ))}
+    </fieldset>
+  );
+}
+
+/** The first problem the service named for `field` or one of its parts (`requirements.2`). */
+export function errorOf(errors: Record<string, string>, field: string): string | undefined {
+  const key = Object.keys(errors).find(k => k === field || k.startsWith(`${field}.`));
+  return key === undefined ? undefined : errors[key];
+}

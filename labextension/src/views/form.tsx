@@ -1,23 +1,24 @@
 // The new-job form: a job runs a command, or a notebook (its path, its parameters as
-// NAME=VALUE lines, a kernel). Every state update is functional (`set(v => ...)`), so updates
+// NAME=VALUE lines, a kernel), from a folder or a git repository (sources.tsx). Every state update is functional (`set(v => ...)`), so updates
 // that arrive together (typing while the backends load) cannot overwrite each other.
 import * as React from 'react';
 
-import { api, ApiError, Backend, errorMessage, SpecInput } from '../api';
+import { api, ApiError, Backend, errorMessage, Schemas, SpecInput } from '../api';
 import { Draft, JobsModel } from '../model';
 import { parametersText, parseParameters } from '../parameters';
 import { ErrorNote } from './common';
-import { describe, Field } from './fields';
+import { Bind as BindOf, Choice, describe, Field } from './fields';
+import {
+  hiddenBySource, InstanceType, InstanceTypeField, RequirementsField, SOURCE_FIELDS, SourceFields, SourceKey, sourceSpec, sourceValues
+} from './sources';
 
 type Key =
-  | 'name' | 'backend' | 'image' | 'command' | 'notebook' | 'parameters' | 'kernel' | 'workspace'
-  | 'gpus' | 'cpus' | 'memory' | 'timeout' | 'retries';
+  | 'name' | 'backend' | 'image' | 'command' | 'notebook' | 'parameters' | 'kernel'
+  | 'gpus' | 'cpus' | 'memory' | 'timeout' | 'retries' | SourceKey;
 /** What the job runs: a command, or a notebook. */
 type Runs = 'command' | 'notebook';
 type Values = Record<Key, string>;
-type Input = HTMLInputElement | HTMLSelectElement | HTMLTextAreaElement;
-/** The props that tie an input to one value: its name, value and change handler. */
-type Bind = (key: Key) => { name: Key; value: string; onChange: (e: React.ChangeEvent<Input>) => void };
+type Bind = BindOf<Key>;
 
 interface EnvRow {
   key: string;
@@ -35,7 +36,7 @@ function initial(draft: Draft): Values {
   return {
     name: text(draft.name), backend: text(draft.backend), image: text(draft.image), command: text(command),
     notebook: text(draft.notebook), parameters: parametersText(draft.parameters), kernel: text(draft.kernel),
-    workspace: text(draft.workspace), gpus: text(r.gpus ?? 0), cpus: text(r.cpus), memory: text(r.memory),
+    ...sourceValues(draft), gpus: text(r.gpus ?? (draft.instance_type ? '' : 0)), cpus: text(r.cpus), memory: text(r.memory),
     timeout: text(draft.timeout), retries: draft.retries ? text(draft.retries) : ''
   };
 }
@@ -63,16 +64,17 @@ function toSpec(values: Values, env: EnvRow[], draft: Draft, runs: Runs, backend
   }
   const {
     resources: _resources, env: _env, image: _image, timeout: _timeout, retries: _retries, name: _name,
-    command: _command, notebook: _notebook, parameters: _parameters, kernel: _kernel, ...kept
+    command: _command, notebook: _notebook, parameters: _parameters, kernel: _kernel, workspace: _workspace,
+    git: _git, requirements: _requirements, instance_type: _type, ...kept
   } = draft;
   const spec: SpecInput = {
     ...kept,
     ...(runs === 'command' ? { command: values.command } : notebookSpec(values)),
-    workspace: values.workspace,
-    backend: values.backend || undefined,
+    ...sourceSpec(values),
+    backend: values.backend || undefined, // none with an instance type: the type's
     env: Object.fromEntries(env.filter(r => r.key).map(r => [r.key, r.value])),
     resources: {
-      gpus: values.gpus === '' ? 0 : Number(values.gpus),
+      ...(values.gpus === '' ? {} : { gpus: Number(values.gpus) }),
       ...(values.cpus ? { cpus: Number(values.cpus) } : {}),
       ...(values.memory ? { memory: values.memory } : {})
     }
@@ -97,10 +99,12 @@ function notebookSpec(values: Values): Partial<SpecInput> {
   return { notebook: values.notebook, parameters, ...(values.kernel.trim() ? { kernel: values.kernel.trim() } : {}) };
 }
 
-function BackendField({ backends, bind, error }: { backends: Backend[]; bind: Bind; error?: string }): JSX.Element {
+function BackendField(props: { backends: Backend[]; bind: Bind; type?: InstanceType; error?: string }): JSX.Element {
+  const { backends, bind, type, error } = props;
   return (
     <Field label="Backend" field="backend" error={error}>
       <select {...bind('backend')}>
+        {type ? <option value="">the instance type's ({type.backend})</option> : null}
         {backends.map(b => (
           <option key={b.name} value={b.name} disabled={!b.available} title={b.reason || b.description}>
             {b.name}
@@ -112,18 +116,21 @@ function BackendField({ backends, bind, error }: { backends: Backend[]; bind: Bi
   );
 }
 
-function ResourceFields({ bind, errors, backend }: { bind: Bind; errors: Record<string, string>; backend?: Backend }): JSX.Element {
+function ResourceFields(props: { bind: Bind; errors: Record<string, string>; backend?: Backend; type?: InstanceType }): JSX.Element {
+  const { bind, errors, backend, type } = props;
   const ignored = (key: Key) => ignoredBy(backend, key);
+  const typed = (type?.spec.resources || {}) as Record<string, unknown>;
+  const hint = (key: string, example: string) => (typed[key] !== undefined ? `the type's: ${typed[key]}` : example);
   return (
     <div className="jp-JobsRowFields">
       <Field label="GPUs" field="resources.gpus" error={errors['resources.gpus']} ignored={ignored('gpus')}>
-        <input type="number" min={0} {...bind('gpus')} disabled={!!ignored('gpus')} />
+        <input type="number" min={0} {...bind('gpus')} placeholder={hint('gpus', '0')} disabled={!!ignored('gpus')} />
       </Field>
       <Field label="CPUs" field="resources.cpus" error={errors['resources.cpus']} ignored={ignored('cpus')}>
-        <input {...bind('cpus')} placeholder="e.g. 1.5" disabled={!!ignored('cpus')} />
+        <input {...bind('cpus')} placeholder={hint('cpus', 'e.g. 1.5')} disabled={!!ignored('cpus')} />
       </Field>
       <Field label="Memory" field="resources.memory" error={errors['resources.memory']} ignored={ignored('memory')}>
-        <input {...bind('memory')} placeholder="e.g. 2g" disabled={!!ignored('memory')} />
+        <input {...bind('memory')} placeholder={hint('memory', 'e.g. 2g')} disabled={!!ignored('memory')} />
       </Field>
     </div>
   );
@@ -155,9 +162,12 @@ function EnvEditor(props: { rows: EnvRow[]; setRows: React.Dispatch<React.SetSta
   );
 }
 
-/** The backends to offer; picks the default (or first available) one unless one is chosen. */
-function useBackends(setValues: React.Dispatch<React.SetStateAction<Values>>, setError: (error: string) => void): Backend[] {
-  const [backends, setBackends] = React.useState<Backend[]>([]);
+type Offered = { backends: Backend[]; types: InstanceType[]; gpus: Schemas['GPUInfo'][]; preferred: string };
+
+/** The backends and instance types to offer; picks the default (or first available) backend
+ * unless one is chosen or an instance type names its own. */
+function useBackends(setValues: React.Dispatch<React.SetStateAction<Values>>, setError: (error: string) => void): Offered {
+  const [offered, setOffered] = React.useState<Offered>({ backends: [], types: [], gpus: [], preferred: '' });
   React.useEffect(() => {
     let live = true;
     api
@@ -166,16 +176,16 @@ function useBackends(setValues: React.Dispatch<React.SetStateAction<Values>>, se
         if (!live) {
           return;
         }
-        setBackends(reply.backends);
         const preferred = reply.backends.find(b => b.default && b.available) || reply.backends.find(b => b.available);
-        setValues(v => ({ ...v, backend: v.backend || preferred?.name || '' }));
+        setOffered({ backends: reply.backends, types: reply.instance_types || [], gpus: reply.gpus || [], preferred: preferred?.name || '' });
+        setValues(v => ({ ...v, backend: v.backend || (v.instanceType ? '' : preferred?.name || '') }));
       })
       .catch(e => live && setError(errorMessage(e)));
     return () => {
       live = false;
     };
   }, []);
-  return backends;
+  return offered;
 }
 
 /** Submitting: on success the job opens; on failure each bad field's problem is shown.
@@ -218,23 +228,10 @@ function useSubmit(model: JobsModel, spec: () => SpecInput, shown: (field: strin
   return { submit, schedule, errors, error, setError, busy };
 }
 
-/** Command or notebook, as a radio group. */
-function RunsChoice({ runs, setRuns }: { runs: Runs; setRuns: (runs: Runs) => void }): JSX.Element {
-  const choices: [Runs, string][] = [
-    ['command', 'A command'],
-    ['notebook', 'A notebook']
-  ];
-  return (
-    <fieldset className="jp-JobsChoice" data-field="runs">
-      <legend>Runs</legend>
-      {choices.map(([value, label]) => (
-        <label key={value}>
-          <input type="radio" name="runs" value={value} checked={runs === value} onChange={() => setRuns(value)} /> {label}
-        </label>
-      ))}
-    </fieldset>
-  );
-}
+const RUNS: [Runs, string][] = [
+  ['command', 'A command'],
+  ['notebook', 'A notebook']
+];
 
 /** A notebook job's fields: the notebook, its parameters, its kernel. */
 function NotebookFields({ bind, errors }: { bind: Bind; errors: Record<string, string> }): JSX.Element {
@@ -257,17 +254,19 @@ function NotebookFields({ bind, errors }: { bind: Bind; errors: Record<string, s
 
 /** The fields a runs choice hides. */
 const HIDDEN: Record<Runs, string[]> = { command: ['notebook', 'parameters', 'kernel'], notebook: ['command'] };
-const FIELDS = ['name', 'backend', 'image', 'command', 'notebook', 'parameters', 'kernel', 'workspace', 'timeout', 'retries', 'env'];
+const FIELDS = ['name', 'backend', 'image', 'command', 'notebook', 'parameters', 'kernel', 'timeout', 'retries', 'env', ...SOURCE_FIELDS];
 
 export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): JSX.Element {
   const [values, setValues] = React.useState(() => initial(draft));
   const [runs, setRuns] = React.useState<Runs>(draft.notebook ? 'notebook' : 'command');
   const [env, setEnv] = React.useState<EnvRow[]>(() => initialEnv(draft));
   const [loadError, setLoadError] = React.useState<string | null>(null);
-  const backends = useBackends(setValues, setLoadError);
-  const backend = backends.find(b => b.name === values.backend);
+  const { backends, types, gpus, preferred } = useBackends(setValues, setLoadError);
+  const type = types.find(t => t.name === values.instanceType);
+  const backend = backends.find(b => b.name === (values.backend || type?.backend));
   const shown = (field: string) =>
-    (FIELDS.includes(field) || /^resources\.(gpus|cpus|memory)$/.test(field)) && !HIDDEN[runs].includes(field);
+    (FIELDS.includes(field) || /^(resources\.(gpus|cpus|memory)|requirements\.\d+)$/.test(field)) &&
+    !HIDDEN[runs].includes(field) && !hiddenBySource(values.source).includes(field);
   const { submit, schedule, errors, error, busy } = useSubmit(model, () => toSpec(values, env, draft, runs, backend), shown);
   const imageIgnored = ignoredBy(backend, 'image');
   const bind: Bind = key => ({
@@ -278,16 +277,24 @@ export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): J
       setValues(v => ({ ...v, [key]: value }));
     }
   });
+  // a type's backend and GPUs apply unless set here; none again: the default backend
+  const chooseType = (name: string) =>
+    setValues(v => ({
+      ...v,
+      instanceType: name,
+      ...(name ? { backend: '', gpus: v.gpus === '0' ? '' : v.gpus } : { backend: v.backend || preferred, gpus: v.gpus || '0' })
+    }));
   return (
     <form className="jp-JobsForm" onSubmit={e => void submit(e)}>
       <Field label="Name" field="name" error={errors.name}>
         <input {...bind('name')} placeholder="e.g. train-small" />
       </Field>
-      <BackendField backends={backends} bind={bind} error={errors.backend} />
+      <InstanceTypeField types={types} gpus={gpus} bind={bind} onChange={chooseType} error={errors.instance_type} />
+      <BackendField backends={backends} bind={bind} type={type} error={errors.backend} />
       <Field label="Image" field="image" error={errors.image} ignored={imageIgnored}>
         <input {...bind('image')} placeholder="e.g. python:3.11" disabled={!!imageIgnored} />
       </Field>
-      <RunsChoice runs={runs} setRuns={setRuns} />
+      <Choice legend="Runs" field="runs" choices={RUNS} value={runs} onChange={setRuns} />
       {runs === 'command' ? (
         <Field label="Command" field="command" error={errors.command}>
           <textarea {...bind('command')} placeholder="e.g. python train.py --epochs 3" rows={2} />
@@ -295,10 +302,9 @@ export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): J
       ) : (
         <NotebookFields bind={bind} errors={errors} />
       )}
-      <Field label="Workspace" field="workspace" error={errors.workspace}>
-        <input {...bind('workspace')} placeholder="a folder under the server root; empty: the root" />
-      </Field>
-      <ResourceFields bind={bind} errors={errors} backend={backend} />
+      <SourceFields bind={bind} errors={errors} setSource={source => setValues(v => ({ ...v, source }))} />
+      <RequirementsField bind={bind} errors={errors} />
+      <ResourceFields bind={bind} errors={errors} backend={backend} type={type} />
       <Field label="Timeout" field="timeout" error={errors.timeout}>
         <input {...bind('timeout')} placeholder="none; e.g. 3600, 30m, 2h" />
       </Field>

@@ -35,14 +35,20 @@ const TABS: { name: TabName; label: string }[] = [
   { name: 'details', label: 'Details' }
 ];
 
-function Copy({ spec }: { spec: Spec }): JSX.Element {
+function Copy({ id, spec }: { id: string; spec: Spec }): JSX.Element {
   const [copied, setCopied] = React.useState('');
-  const copy = (label: string, text: string) => {
+  const copy = (label: string, text: string, note = hasRedacted(spec) ? ' (secret values are ******** : type them in)' : '') => {
     void navigator.clipboard.writeText(text).then(
-      () => setCopied(`Copied as ${label}${hasRedacted(spec) ? ' (secret values are ******** : type them in)' : ''}.`),
+      () => setCopied(`Copied as ${label}${note}.`),
       () => setCopied(`Could not copy: ${text}`)
     );
   };
+  // the server writes the file (only what differs from the defaults) and names the secrets it left out
+  const copyFile = () =>
+    api.specFile(id).then(
+      ({ text, leftOut }) => copy('job file', text, leftOut.length ? ` (left out, to fill in: ${leftOut.join(', ')})` : ''),
+      error => setCopied(`Could not copy: ${errorMessage(error)}`)
+    );
   return (
     <>
       <button className="jp-mod-styled" onClick={() => copy('magic', asMagic(spec))}>
@@ -50,6 +56,9 @@ function Copy({ spec }: { spec: Spec }): JSX.Element {
       </button>
       <button className="jp-mod-styled" onClick={() => copy('curl', asCurl(spec))}>
         Copy as curl
+      </button>
+      <button className="jp-mod-styled" onClick={() => void copyFile()} title="YAML that jupyter jobs run -f (or POST /jobs) takes">
+        Copy as job file
       </button>
       {copied ? (
         <span className="jp-JobsMuted" role="status">
@@ -111,7 +120,7 @@ function Actions(props: { detail: JobModel; job: Job; actions: JobActions; onErr
           Delete
         </button>
       ) : null}
-      <Copy spec={job.spec} />
+      <Copy id={job.id} spec={job.spec} />
     </div>
   );
 }
@@ -129,7 +138,11 @@ function Facts({ job }: { job: Job }): JSX.Element {
     ['id', job.id],
     ...runs,
     ['backend', `${job.backend}${job.spec.image ? ` · ${job.spec.image}` : ''}`],
-    ['workspace', `${job.spec.workspace || '(root)'} · project ${job.project}`],
+    job.spec.git
+      ? ['repository', <><GitSource git={job.spec.git} /> · project {job.project}</>]
+      : ['workspace', `${job.spec.workspace || '(root)'} · project ${job.project}`],
+    ['packages', requirementsText(job.spec)],
+    ...(job.spec.instance_type ? ([['instance type', job.spec.instance_type]] as [string, string][]) : []),
     ['resources', `${r?.gpus ?? 0} GPU · ${r?.cpus ?? '—'} CPU · ${r?.memory ?? '—'} memory`],
     ['GPUs held', job.gpus?.length ? job.gpus.join(', ') : '—'],
     ['created', when(job.created_at)],
@@ -151,6 +164,38 @@ function Facts({ job }: { job: Job }): JSX.Element {
       </tbody>
     </table>
   );
+}
+
+/** A git workspace: the repository, the ref, the commit it ran at (short), the folder in it. */
+function GitSource({ git }: { git: NonNullable<Spec['git']> }): JSX.Element {
+  return (
+    <span className="jp-JobsGit">
+      <code>{git.url}</code> @ <code>{git.ref || 'HEAD'}</code>
+      {git.commit ? (
+        <>
+          {' '}
+          <code title={git.commit} data-commit={git.commit}>
+            {git.commit.slice(0, 7)}
+          </code>
+        </>
+      ) : null}
+      {git.subdir ? (
+        <>
+          {' '}
+          in <code>{git.subdir}</code>
+        </>
+      ) : null}
+    </span>
+  );
+}
+
+/** What the job installs: nothing, auto, a requirements file, or the list. */
+function requirementsText(spec: Spec): string {
+  const r = spec.requirements;
+  if (!r || (Array.isArray(r) && !r.length)) {
+    return "none (the job's Python as it is)";
+  }
+  return Array.isArray(r) ? r.join(', ') : r === 'auto' ? "auto (the workspace's requirements.txt, if any)" : `from ${r}`;
 }
 
 /** A notebook job's parameters, NAME = VALUE (JSON) each; none said when it has none. */
@@ -279,6 +324,11 @@ export function JobView({ detail, actions }: { detail: JobModel; actions: JobAct
                 {name}={JSON.stringify(value)}
               </code>
             ))}
+          </div>
+        ) : null}
+        {job.spec.git ? (
+          <div className="jp-JobsRuns jp-JobsSource">
+            git <GitSource git={job.spec.git} />
           </div>
         ) : null}
         {job.workflow ? (

@@ -38,8 +38,8 @@ function JobSummary({ spec, errors }: { spec: ScheduleSpec; errors: [string, str
         {whatItRuns(job) || '(nothing to run)'}
       </code>
       <span className="jp-JobsMuted">
-        {job.workspace ? `in ${job.workspace}` : 'in the server root'}
-        {job.backend ? ` · ${job.backend}` : ''}
+        {job.git ? `from ${job.git.url} @ ${job.git.ref || 'HEAD'}` : job.workspace ? `in ${job.workspace}` : 'in the server root'}
+        {job.backend ? ` · ${job.backend}` : job.instance_type ? ` · ${job.instance_type}` : ''}
       </span>
       {hasRedacted(job) ? (
         <span className="jp-JobsField-error">
