@@ -343,7 +343,7 @@ for _verb in ("show", "pause", "resume", "delete"):
         def act(cli: Cli, schedule_id: str) -> None:
             reply = cli.service.schedules("get" if verb == "show" else verb, schedule_id)
             if verb == "delete":
-                click.echo(f"schedule {schedule_id} deleted")
+                cli.show({"id": schedule_id, "deleted": True}, lambda d: f"schedule {d['id']} deleted")
             else:
                 cli.show(reply, _schedules_text)
         return act
