@@ -276,17 +276,21 @@ class SchedulePage(_Reply):
     next_cursor: Optional[int] = None
 
 
-class SchedulesQuery(_Query):
+class _PageQuery(_Query):
+    """A listing's page: its size and where the previous page ended (keyset pagination)."""
+
     limit: int = Field(50, ge=1, le=500)
     cursor: Optional[int] = Field(None, ge=0, le=2**62)
 
 
-class WorkflowQuery(_Query):
+class SchedulesQuery(_PageQuery):
+    """The page of a listing of schedules."""
+
+
+class WorkflowQuery(_PageQuery):
     """The filters of a listing of workflow runs."""
 
     status: list[Literal["queued", "running", "succeeded", "failed", "cancelled"]] = Field(default_factory=list)
-    limit: int = Field(50, ge=1, le=500)
-    cursor: Optional[int] = Field(None, ge=0, le=2**62)
 
     @field_validator("status", mode="before")
     @classmethod
@@ -309,7 +313,7 @@ class JobPage(_Reply):
     next_cursor: Optional[int] = Field(None, description="pass as cursor for the next page")
 
 
-class ListQuery(_Query):
+class ListQuery(_PageQuery):
     """The filters of a job listing."""
 
     status: list[JobStatus] = Field(default_factory=list)
@@ -320,8 +324,6 @@ class ListQuery(_Query):
     schedule: Optional[str] = Field(None, max_length=100, description="only the jobs this schedule started")
     origin: list[str] = Field(default_factory=list, max_length=100,
                               description="only the jobs these submitters started (comma-separated)")
-    limit: int = Field(50, ge=1, le=500)
-    cursor: Optional[int] = Field(None, ge=0, le=2**62)
 
     @field_validator("origin", mode="before")
     @classmethod
