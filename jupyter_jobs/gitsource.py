@@ -104,7 +104,7 @@ class GitSources:
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **_ENV}) as proc:
                 assert proc.stdout is not None
                 with tarfile.open(fileobj=proc.stdout, mode="r|") as tar:
-                    tar.extractall(partial, filter="data")  # nothing outside, no devices
+                    _extract(tar, partial)
                 if proc.wait(self.timeout) != 0:
                     raise GitError("git.url", (proc.stderr.read() if proc.stderr else b"").decode().strip()
                                    or "git archive failed")
@@ -120,3 +120,15 @@ class GitSources:
         done = subprocess.run(["git", "cat-file", "-t", target], cwd=mirror, capture_output=True, text=True,
                               env={**os.environ, **_ENV})
         return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def _extract(tar: tarfile.TarFile, folder: Path) -> None:
+    """Everything inside `folder`, no devices: tarfile's `data` filter where this Python has it;
+    before it (3.9-3.11 without the 2023 backport), only files and folders inside, links left out."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(folder, filter="data")
+        return
+    for member in tar:
+        name = os.path.normpath(member.name)
+        if (member.isfile() or member.isdir()) and not name.startswith(("/", "..")):
+            tar.extract(member, folder)
