@@ -222,6 +222,41 @@ class GitSource(_Strict):
         return value
 
 
+_ENDPOINT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+MAX_EXPOSE = 16
+
+
+class Expose(_Strict):
+    """A port the job serves, reached through the Jupyter server at
+    `/jupyter-jobs/jobs/{id}/endpoints/{name}/` (the job listens on `$PORT_<NAME>`)."""
+
+    port: int = Field(ge=1, le=65535, strict=True, description="the port the job listens on (the local backend "
+                      "picks a free one instead: the job must read $PORT_<NAME>)")
+    name: str = Field(description="a-z, 0-9 and -, starting with a letter; the URL's and the variable's name")
+    health: Optional[str] = Field(None, max_length=1000, description="a path answering 2xx once the service is "
+                                  "ready (default: ready once the port accepts connections)")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _ENDPOINT_NAME.fullmatch(value):
+            raise ValueError("an endpoint name is a-z, 0-9 and -, starting with a letter, at most 40 characters")
+        return value
+
+    @field_validator("health")
+    @classmethod
+    def _check_health(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and (not value.startswith("/") or value.startswith("//") or any(
+                c in value for c in "\\\r\n\x00 ")):
+            raise ValueError("health must be a path on the endpoint, such as /healthz")
+        return value
+
+    @property
+    def variable(self) -> str:
+        """The environment variable that tells the job its port."""
+        return "PORT_" + self.name.upper().replace("-", "_")
+
+
 class JobSpec(_Strict):
     """A job as a user asks for it: files + container + command (or notebook) + resources."""
 
@@ -257,6 +292,18 @@ class JobSpec(_Strict):
     )
     retry_backoff: float = Field(10.0, description="seconds before the first retry; doubled for each next one")
     slurm: Optional[SlurmOptions] = None
+    expose: list[Expose] = Field(default_factory=list, max_length=MAX_EXPOSE, description="ports the job serves, "
+                                 "reached through the Jupyter server (its auth) at /jupyter-jobs/jobs/{id}/endpoints/"
+                                 "{name}/")
+
+    @field_validator("expose")
+    @classmethod
+    def _check_expose(cls, value: list[Expose]) -> list[Expose]:
+        for what, keys in (("name", [e.name for e in value]), ("port", [e.port for e in value])):
+            twice = sorted({str(k) for k in keys if keys.count(k) > 1})
+            if twice:
+                raise ValueError(f"each endpoint needs its own {what}; {', '.join(twice)} is given twice")
+        return value
 
     @field_validator("command", mode="before")
     @classmethod
@@ -419,6 +466,17 @@ class JobSpec(_Strict):
         return head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), secret
 
 
+class Endpoint(BaseModel):
+    """One of a job's exposed ports as clients see it."""
+
+    name: str
+    port: int = Field(description="the port the job listens on ($PORT_<NAME>)")
+    path: str = Field(description="where to reach it, relative to the server's base URL")
+    state: Literal["waiting", "ready", "gone"] = Field(description="waiting: the job or its port is not up yet; "
+                                                      "ready: the port answers (or its health path returns 2xx); "
+                                                      "gone: the job ended")
+
+
 class Job(BaseModel):
     """A submitted job as the service records it."""
 
@@ -449,6 +507,7 @@ class Job(BaseModel):
                                       "fraction or a percentage; or `total_steps`); set while it runs and after")
     origin: Optional[str] = Field(None, description="who submitted it: kernel:<kernel id> or browser:<id> "
                                   "(the panel notifies that browser when it ends)")
+    endpoints: list[Endpoint] = Field(default_factory=list, description="the ports it serves, with their state")
     inputs: dict[str, str] = Field(default_factory=dict, exclude=True)  # inputs folder -> job id
     dir: Optional[str] = Field(None, exclude=True)  # the job's folder: log, artifacts, workspace copy
     backend_state: dict[str, Any] = Field(default_factory=dict, exclude=True)

@@ -109,6 +109,11 @@ class JobRunner:
     def id(self) -> str:
         return self.job.id
 
+    @property
+    def ports(self) -> dict[str, int]:
+        """Where its endpoints listen (chosen at its start), by name."""
+        return dict(self.execution.state.get("ports") or {}) if self.execution is not None else {}
+
     async def context(self) -> JobContext:
         job_dir = self.env.job_dir(self.job)
         dirs = await self.env.store.job_dirs(list(self.job.inputs.values())) if self.job.inputs else {}
@@ -154,7 +159,10 @@ class JobRunner:
             if self.backend.capabilities().dependencies:
                 ctx.depends = await self.env.depends(self.job)
             self.launching = launched
+            ctx.ports = await self.backend.listen_ports(self.job.spec)
             self.execution = await self.backend.start(ctx)
+            if ctx.ports:  # saved with how to find the job: the proxy's only targets
+                self.execution.state["ports"] = ctx.ports
         except Exception as exc:
             await self._not_started(exc)
             return
@@ -209,7 +217,11 @@ class JobRunner:
     async def reattach(self) -> None:
         """Find a job launched before the restart, finish a stop under way, watch it."""
         try:
-            self.execution = await self.backend.reattach(await self.context(), self.job.backend_state)
+            ctx = await self.context()
+            ctx.ports = dict(self.job.backend_state.get("ports") or {})
+            self.execution = await self.backend.reattach(ctx, self.job.backend_state)
+            if ctx.ports:
+                self.execution.state["ports"] = ctx.ports
         except Exception as exc:
             log.exception("reattaching job %s failed", self.id)
             await self.end(Outcome(None, FailureReason.LOST, f"could not find the job again: {exc}"))

@@ -20,6 +20,7 @@ from .backends.base import Backend
 from .files import private_dir, remove_tree
 from .gpus import GPUAllocator
 from .housekeeping import Housekeeper, Retention
+from .endpoints import Endpoints
 from .environments import Environments
 from .gitsource import GitError, GitSources
 from .instance_types import InstanceTypes
@@ -107,6 +108,7 @@ class JobService:
         self.env.started = lambda job: self.notify("job.started", job.id)
         self.telemetry = Telemetry(self._sampled, metrics_interval, GPUSampler(nvml), self.store.add_note)
         self.metrics_reader = MetricsReader(max_metrics_size)
+        self.endpoints = Endpoints(lambda: self.queue.active)
         self._started: Optional[asyncio.Future] = None
         self._stopping = self._closed = False
 
@@ -145,6 +147,7 @@ class JobService:
         self.tasks.spawn(self.schedules.run_forever())
         if self.telemetry.interval > 0:
             self.tasks.spawn(self.telemetry.run())
+        self.tasks.spawn(self.endpoints.run())
 
     def _sampled(self) -> list[tuple[str, Path, list[int], Any]]:
         """The jobs telemetry samples: those whose command runs now."""
@@ -163,6 +166,7 @@ class JobService:
         await self.tasks.cancel_all()
         for backend in self.backends.values():
             await backend.close()
+        await self.endpoints.close()
 
     async def close(self) -> None:
         """Stop, then release the history and the snapshot store (this service owns them)."""
@@ -379,6 +383,8 @@ class JobService:
     def _public(self, job: Job) -> dict[str, Any]:
         if job.status == JobStatus.QUEUED:
             job.waiting = self.queue.why_waiting(job)
+        if job.spec.expose:
+            job.endpoints = self.endpoints.describe(job)
         return job.public()
 
     async def get(self, job_id: str) -> dict[str, Any]:

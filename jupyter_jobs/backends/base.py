@@ -58,6 +58,8 @@ class JobContext:
     extra_env: dict[str, str] = field(default_factory=dict)
     #: jobs the engine itself must see end first (a backend whose capabilities say `dependencies`)
     depends: list[Dependency] = field(default_factory=list)
+    #: the port each exposed endpoint listens on, by name (`Backend.listen_ports`)
+    ports: dict[str, int] = field(default_factory=dict)
 
     def env(self, *, artifacts: Optional[str] = None, storage: Optional[str] = None,
             metrics: Optional[str] = None, inputs: Optional[str] = None) -> dict[str, str]:
@@ -79,6 +81,8 @@ class JobContext:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.gpus))
         env.update(self.extra_env)
         env.update(self.job.spec.env)
+        for expose in self.job.spec.expose:  # the service's choice: the proxy reaches only that port
+            env[expose.variable] = str(self.ports.get(expose.name, expose.port))
         return env
 
 
@@ -125,6 +129,11 @@ class Execution(abc.ABC):
 
     def waiting(self) -> Optional[str]:
         """Why the backend holds a released job back (e.g. Slurm's pending reason), or None."""
+        return None
+
+    async def address(self, port: int) -> Optional[tuple[str, int]]:
+        """Where the Jupyter host reaches the job's `port` (host, port), or None while it cannot
+        (not running yet, or the backend serves no ports)."""
         return None
 
     def usage(self) -> Usage:
@@ -241,6 +250,11 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
 
     async def validate(self, spec: JobSpec) -> None:
         """Raise SpecError for what this backend cannot run, before anything is recorded."""
+
+    async def listen_ports(self, spec: JobSpec) -> dict[str, int]:
+        """The port each of the spec's endpoints listens on: the declared ones, where every job
+        has its own address (a container, a node); a backend sharing the host picks free ones."""
+        return {expose.name: expose.port for expose in spec.expose}
 
     def jobs_root(self) -> Optional[Path]:
         """Where this backend's job folders must live (e.g. storage every node sees); None:

@@ -56,6 +56,8 @@ def _host(settings: ContainerSettings, ctx: JobContext, local: bool) -> dict[str
         host["nano_cpus"] = int(resources.cpus * 1e9)
     if resources.memory_bytes:
         host["mem_limit"] = host["memswap_limit"] = resources.memory_bytes
+    if ctx.ports:  # published on the host's loopback only, on a port the engine picks
+        host["port_bindings"] = {port: ("127.0.0.1", None) for port in ctx.ports.values()}
     if ctx.gpus and settings.gpu_request == "device_requests":
         host["device_requests"] = [DeviceRequest(device_ids=[str(i) for i in ctx.gpus], capabilities=[["gpu"]])]
     if settings.shm_size:

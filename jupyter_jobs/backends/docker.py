@@ -55,6 +55,7 @@ class DockerExecution(ThreadedExecution):
         self.container_id = container_id
         self._stream = stream  # an attached response, or None when the container had ended
         self._held = held
+        self._published: dict[int, int] = {}  # container port -> host port
         if not held:
             self.begin()
 
@@ -69,6 +70,25 @@ class DockerExecution(ThreadedExecution):
             self._done.set_result(Outcome(None, FailureReason.BACKEND_ERROR, str(exc)))
             return
         self.begin()
+
+    async def address(self, port: int) -> Optional[tuple[str, int]]:
+        """The port the engine published for it on 127.0.0.1 (asked once, while it runs)."""
+        if self._held or self.done():
+            return None
+        if port not in self._published:
+            def ask() -> Optional[int]:
+                ports = self.backend.client().api.inspect_container(self.container_id)["NetworkSettings"]["Ports"]
+                bound = [b for b in (ports or {}).get(f"{port}/tcp") or [] if b.get("HostIp") == "127.0.0.1"]
+                return int(bound[0]["HostPort"]) if bound else None
+
+            try:
+                found = await asyncio.to_thread(ask)
+            except Exception:  # the engine is away or the container just went
+                return None
+            if found is None:
+                return None
+            self._published[port] = found
+        return "127.0.0.1", self._published[port]
 
     def terminate(self) -> None:
         if self._held:  # never started: it never will
@@ -234,6 +254,12 @@ class DockerBackend(Backend):
         if not spec.image and not self.default_image:
             raise SpecError.one("image", "the docker backend needs an image, e.g. 'python:3.11' "
                                 "(or an admin-set c.DockerBackend.default_image)")
+        if spec.expose and self.network_mode in ("none", "host"):
+            raise SpecError.one("expose", f"this server's containers run with network mode {self.network_mode!r}, "
+                                "so their ports cannot be published (c.DockerBackend.network_mode)")
+        if spec.expose and not await asyncio.to_thread(self._local):
+            raise SpecError.one("expose", "endpoints need a Docker engine on the Jupyter host (its ports are "
+                                "published on 127.0.0.1)")
 
     # -- starting ---------------------------------------------------------------------------
     def _image(self, image: str) -> None:
@@ -268,6 +294,7 @@ class DockerBackend(Backend):
             ctx.image or ctx.job.spec.image or self.default_image, command=ctx.job.spec.argv(),
             working_dir="/workspace",
             environment=env, labels={LABEL_JOB: ctx.job.id, LABEL_INSTANCE: self.instance}, name=name,
+            ports=list(ctx.ports.values()) or None,
             user=self.user or None, stdin_open=False, tty=False, host_config=client.api.create_host_config(**host),
         )
         cid = container["Id"]

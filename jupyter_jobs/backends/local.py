@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -26,7 +27,7 @@ from typing import Any, Callable, Optional
 
 from traitlets import Bool, Unicode, default
 
-from ..models import FailureReason
+from ..models import FailureReason, JobSpec
 from ..replies import Capabilities
 from . import cgroups
 from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome, Usage
@@ -139,6 +140,9 @@ class LocalExecution(FileTailExecution):
                        "and left no exit code")
 
     # -- Execution --------------------------------------------------------------------------
+    async def address(self, port: int) -> Optional[tuple[str, int]]:
+        return None if self.done() else ("127.0.0.1", port)
+
     def usage(self) -> Usage:
         if self.cgroup is not None:
             return Usage(*self.cgroup.usage())
@@ -198,6 +202,7 @@ class LocalBackend(Backend):
         self._spare: Optional[tuple[subprocess.Popen, int]] = None
         self._spare_lock = threading.Lock()
         self._closed = False
+        self._handed: dict[int, None] = {}  # ports given to jobs, oldest first
 
     @default("max_running")
     def _default_max_running(self) -> int:
@@ -216,6 +221,23 @@ class LocalBackend(Backend):
         env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", os.defpath)])
         env.update(ctx.env())
         return env
+
+    async def listen_ports(self, spec: JobSpec) -> dict[str, int]:
+        """Jobs share the host's ports: each endpoint gets one the kernel says is free (and that
+        this server has not handed out lately), on 127.0.0.1."""
+        ports = {}
+        for expose in spec.expose:
+            while True:
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", 0))
+                    port = probe.getsockname()[1]
+                if port not in self._handed:
+                    break
+            self._handed[port] = None
+            ports[expose.name] = port
+        while len(self._handed) > 4096:
+            del self._handed[next(iter(self._handed))]
+        return ports
 
     async def start(self, ctx: JobContext) -> Execution:
         relay = await asyncio.to_thread(self._hand_over, ctx)

@@ -106,6 +106,7 @@ class SlurmExecution(FileTailExecution):
         self._checked = 0.0
         self._state: dict[str, str] = {"JobState": "PENDING"}
         self._unreachable_since: Optional[float] = None
+        self._node: Optional[str] = None  # the address of the node it runs on
         self._ran: asyncio.Future[None] = self._loop.create_future()
 
     def _sources(self) -> list[tuple[str, int, Callable[[bytes], None]]]:
@@ -130,6 +131,17 @@ class SlurmExecution(FileTailExecution):
     async def running(self) -> bool:
         await asyncio.wait([self._ran, self._done], return_when=asyncio.FIRST_COMPLETED)
         return self._ran.done()
+
+    async def address(self, port: int) -> Optional[tuple[str, int]]:
+        """The address of the node running its batch script (the node must be reachable from
+        the Jupyter host), asked of Slurm once."""
+        if self.done() or self._state.get("JobState") != "RUNNING" or not self._state.get("BatchHost"):
+            return None
+        if self._node is None:
+            node = self._state["BatchHost"]
+            shown = await asyncio.to_thread(self.backend.run, "scontrol", "show", "node", "-o", node, timeout=10)
+            self._node = _fields(shown.stdout).get("NodeAddr") or node if shown.returncode == 0 else node
+        return self._node, port
 
     def waiting(self) -> Optional[str]:
         if self._ran.done() or self._state.get("JobState") != "PENDING":

@@ -12,6 +12,7 @@ from jupyter_server.extension.application import ExtensionApp
 from ..config import ENV_ROOT, ENV_TOKEN, ENV_URL, JobsConfig
 from . import provisioner
 from .handlers import handlers
+from .proxy import handlers as proxy_handlers
 from .schedules import handlers as schedule_handlers
 
 
@@ -42,7 +43,7 @@ class JobsApp(JobsConfig, ExtensionApp):
             factory.default_provisioner_name = provisioner.NAME
 
     def initialize_handlers(self) -> None:
-        self.handlers.extend(handlers + schedule_handlers)
+        self.handlers.extend(handlers + schedule_handlers + proxy_handlers)
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         self._export_for_kernels()  # the port is final now

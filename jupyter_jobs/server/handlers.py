@@ -41,8 +41,9 @@ class _KernelAuthorizer(Authorizer):
 _KERNEL_AUTHORIZER = _KernelAuthorizer()
 
 
-class BaseHandler(ExtensionHandlerMixin, APIHandler):
-    """JSON in and out; domain errors become 400/404/409 with a message, never a traceback."""
+class JobsHandlerMixin:
+    """What every jupyter_jobs handler shares: the service, the kernel-secret path into Jupyter's
+    auth, and errors as JSON (domain errors become 400/404/409 with a message, never a traceback)."""
 
     auth_resource = "jupyter_jobs"
 
@@ -73,6 +74,29 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
     @property
     def authorizer(self) -> Any:  # type: ignore[override]
         return _KERNEL_AUTHORIZER if self._kernel_client else super().authorizer
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if not isinstance(value, JobsError):
+            super().log_exception(typ, value, tb)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        reply: dict[str, Any] = {}
+        if isinstance(exc, JobsError):
+            self.set_status(exc.status)
+            reply = exc.public()
+        elif isinstance(exc, web.HTTPError):
+            reply["message"] = exc.log_message or exc.reason or self._reason
+        elif exc is not None:
+            reply["message"] = "internal error in jupyter_jobs; the server log has the details"
+        else:
+            reply["message"] = self._reason
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(reply))
+
+
+class BaseHandler(JobsHandlerMixin, ExtensionHandlerMixin, APIHandler):
+    """JSON in and out."""
 
     def origin(self) -> Optional[str]:
         """Who submits: `X-Jupyter-Jobs-Origin: kernel:<id>` or `browser:<id>` (for notifications)."""
@@ -114,26 +138,6 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(data))
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if not isinstance(value, JobsError):
-            super().log_exception(typ, value, tb)
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        reply: dict[str, Any] = {}
-        if isinstance(exc, JobsError):
-            self.set_status(exc.status)
-            reply = exc.public()
-        elif isinstance(exc, web.HTTPError):
-            reply["message"] = exc.log_message or exc.reason or self._reason
-        elif exc is not None:
-            reply["message"] = "internal error in jupyter_jobs; the server log has the details"
-        else:
-            reply["message"] = self._reason
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(reply))
-
 
 class BackendsHandler(BaseHandler):
     @web.authenticated

@@ -1528,6 +1528,30 @@ export interface components {
              */
             storage: boolean;
         };
+        /**
+         * Endpoint
+         * @description One of a job's exposed ports as clients see it.
+         */
+        Endpoint: {
+            /** Name */
+            name: string;
+            /**
+             * Path
+             * @description where to reach it, relative to the server's base URL
+             */
+            path: string;
+            /**
+             * Port
+             * @description the port the job listens on ($PORT_<NAME>)
+             */
+            port: number;
+            /**
+             * State
+             * @description waiting: the job or its port is not up yet; ready: the port answers (or its health path returns 2xx); gone: the job ended
+             * @enum {string}
+             */
+            state: "waiting" | "ready" | "gone";
+        };
         /** EnvironmentInfo */
         EnvironmentInfo: {
             /**
@@ -1569,6 +1593,52 @@ export interface components {
         Error: {
             errors?: components["schemas"]["FieldError"][];
             message: string;
+        };
+        /**
+         * Expose
+         * @description A port the job serves, reached through the Jupyter server at
+         *     `/jupyter-jobs/jobs/{id}/endpoints/{name}/` (the job listens on `$PORT_<NAME>`).
+         */
+        Expose: {
+            /**
+             * Health
+             * @description a path answering 2xx once the service is ready (default: ready once the port accepts connections)
+             * @default null
+             */
+            health?: string | null;
+            /**
+             * Name
+             * @description a-z, 0-9 and -, starting with a letter; the URL's and the variable's name
+             */
+            name: string;
+            /**
+             * Port
+             * @description the port the job listens on (the local backend picks a free one instead: the job must read $PORT_<NAME>)
+             */
+            port: number;
+        };
+        /**
+         * Expose
+         * @description A port the job serves, reached through the Jupyter server at
+         *     `/jupyter-jobs/jobs/{id}/endpoints/{name}/` (the job listens on `$PORT_<NAME>`).
+         */
+        ExposeInput: {
+            /**
+             * Health
+             * @description a path answering 2xx once the service is ready (default: ready once the port accepts connections)
+             * @default null
+             */
+            health?: string | null;
+            /**
+             * Name
+             * @description a-z, 0-9 and -, starting with a letter; the URL's and the variable's name
+             */
+            name: string;
+            /**
+             * Port
+             * @description the port the job listens on (the local backend picks a free one instead: the job must read $PORT_<NAME>)
+             */
+            port: number;
         };
         /**
          * FailureReason
@@ -1713,6 +1783,11 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /**
+             * Endpoints
+             * @description the ports it serves, with their state
+             */
+            endpoints: components["schemas"]["Endpoint"][];
             /** @description status changes (GET /jobs/{id} only) */
             events?: components["schemas"]["JobEvent"][];
             /**
@@ -1847,6 +1922,11 @@ export interface components {
                 [key: string]: string;
             };
             /**
+             * Expose
+             * @description ports the job serves, reached through the Jupyter server (its auth) at /jupyter-jobs/jobs/{id}/endpoints/{name}/
+             */
+            expose?: components["schemas"]["Expose"][];
+            /**
              * @description the workspace from a git repository (given as `workspace: {git, ref, subdir}`)
              * @default null
              */
@@ -1954,6 +2034,11 @@ export interface components {
             env?: {
                 [key: string]: string;
             };
+            /**
+             * Expose
+             * @description ports the job serves, reached through the Jupyter server (its auth) at /jupyter-jobs/jobs/{id}/endpoints/{name}/
+             */
+            expose?: components["schemas"]["ExposeInput"][];
             /**
              * @description the workspace from a git repository (given as `workspace: {git, ref, subdir}`)
              * @default null

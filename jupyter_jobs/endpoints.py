@@ -1,0 +1,158 @@
+"""Job endpoints: where each exposed port of a running job is reached, and whether it answers.
+
+The proxy (server/proxy.py) asks `target()` for every request: the answer comes only from the
+job's own record (its declared `expose` and the ports chosen at its start) and its backend's
+execution, never from the request, so no URL, Host header or redirect can point it elsewhere.
+Everything here is in memory: a proxied request costs no database read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from .models import Endpoint, Job, JobNotFound, JobStatus, JobsError
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from .runner import JobRunner
+
+log = logging.getLogger(__name__)
+
+#: seconds between probes of an endpoint that is not ready yet, and of one that is
+PROBE_WAITING, PROBE_READY = 0.5, 5.0
+
+
+class EndpointUnavailable(JobsError):
+    """The job runs, but its backend cannot say yet where the port is."""
+
+    status = 503
+
+
+def endpoint_path(job_id: str, name: str) -> str:
+    """The endpoint's URL path, relative to the server's base URL."""
+    return f"jupyter-jobs/jobs/{job_id}/endpoints/{name}/"
+
+
+class Endpoints:
+    """Targets and readiness of the endpoints of the jobs `runners()` returns (those launched)."""
+
+    def __init__(self, runners: Callable[[], dict[str, JobRunner]]):
+        self._runners = runners
+        self._ready: dict[tuple[str, str], bool] = {}
+        self._probed: dict[tuple[str, str], float] = {}
+        self._session: Optional[aiohttp.ClientSession] = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """One pooled HTTP client (keep-alive connections to the jobs) for the proxy and the probes."""
+        if self._session is None or self._session.closed:
+            import aiohttp
+
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=30,
+                                               enable_cleanup_closed=True),
+                auto_decompress=False, timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+                cookie_jar=aiohttp.DummyCookieJar(), read_bufsize=1 << 20,
+                skip_auto_headers=("User-Agent", "Accept-Encoding"),
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def _running(self, job_id: str) -> Optional[JobRunner]:
+        runner = self._runners().get(job_id)
+        if runner is None or runner.execution is None or runner.job.status != JobStatus.RUNNING:
+            return None
+        return runner if not runner.execution.done() else None
+
+    async def target(self, job_id: str, name: str) -> tuple[str, int]:
+        """(host, port) of a running job's endpoint; 404 for anything else, at once."""
+        runner = self._running(job_id)
+        if runner is None:
+            raise JobNotFound(f"job {job_id!r} is not running: it has no endpoints now")
+        port = runner.ports.get(name)
+        if port is None or name not in {e.name for e in runner.job.spec.expose}:
+            raise JobNotFound(f"job {job_id!r} exposes no endpoint {name!r}")
+        assert runner.execution is not None
+        address = await runner.execution.address(port)
+        if address is None:
+            raise EndpointUnavailable(f"the backend cannot say yet where job {job_id!r} serves {name!r}")
+        return address
+
+    def describe(self, job: Job) -> list[Endpoint]:
+        """The job's endpoints as clients see them: port, path and state."""
+        runner = self._running(job.id) if job.status == JobStatus.RUNNING else None
+        ports = runner.ports if runner else {}
+        out = []
+        for expose in job.spec.expose:
+            if job.status.is_terminal():
+                state = "gone"
+            else:
+                state = "ready" if runner and self._ready.get((job.id, expose.name)) else "waiting"
+            out.append(Endpoint(name=expose.name, port=ports.get(expose.name, expose.port),
+                                path=endpoint_path(job.id, expose.name), state=state))
+        return out
+
+    # -- readiness --------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Probe the endpoints of running jobs: a connection (or the health path's 2xx) makes
+        one ready; one that stops answering is waiting again."""
+        while True:
+            await asyncio.sleep(PROBE_WAITING)
+            try:
+                await self.probe_once()
+            except Exception:  # a probe's failure must not end the loop
+                log.exception("probing job endpoints failed")
+
+    async def probe_once(self) -> None:
+        now = time.monotonic()
+        due = []
+        live = set()
+        for runner in list(self._runners().values()):
+            if not runner.job.spec.expose or self._running(runner.id) is None:
+                continue
+            for expose in runner.job.spec.expose:
+                key = (runner.id, expose.name)
+                live.add(key)
+                wait = PROBE_READY if self._ready.get(key) else PROBE_WAITING
+                if now - self._probed.get(key, 0.0) >= wait:
+                    self._probed[key] = now
+                    due.append((key, expose.health))
+        for key in [k for k in self._ready if k not in live]:
+            self._ready.pop(key, None), self._probed.pop(key, None)
+        if due:
+            results = await asyncio.gather(*(self._probe(key, health) for key, health in due))
+            for (key, _), ready in zip(due, results):
+                self._ready[key] = ready
+
+    async def _probe(self, key: tuple[str, str], health: Optional[str]) -> bool:
+        try:
+            host, port = await self.target(*key)
+        except JobsError:
+            return False
+        try:
+            if health is None:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+                writer.close()
+                return True
+            async with self.session.get(f"http://{_host(host)}:{port}{health}", allow_redirects=False,
+                                        timeout=_timeout(2)) as response:
+                return 200 <= response.status < 300
+        except Exception:  # refused, reset, timed out: not ready
+            return False
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _timeout(seconds: float) -> Any:
+    import aiohttp
+
+    return aiohttp.ClientTimeout(total=seconds)
