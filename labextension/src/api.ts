@@ -26,6 +26,10 @@ export type MetricsSummary = Schemas['MetricsSummary'];
 export type Schedule = Schemas['Schedule'];
 export type ScheduleInput = Schemas['ScheduleInput'];
 export type InstanceType = Schemas['InstanceTypeInfo'];
+/** One of a job's exposed ports as the server reports it (its state: waiting, ready, gone). */
+export type Endpoint = Schemas['Endpoint'];
+/** A port a spec exposes: `{port, name, health?}`. */
+export type Expose = Schemas['ExposeInput'];
 
 export const STATUSES: Status[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'skipped'];
 export const TERMINAL: Status[] = ['succeeded', 'failed', 'cancelled', 'skipped'];

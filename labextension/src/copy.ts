@@ -3,6 +3,7 @@
 import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 
 import { Spec } from './api';
+import { exposeEntry } from './endpoints';
 import { literal } from './parameters';
 
 const REDACTED = '********';
@@ -28,7 +29,8 @@ export function whatItRuns(spec: Pick<Spec, 'command' | 'notebook' | 'parameters
  * magic's own options, so it runs the same job. The magic reads a parameter's VALUE as YAML:
  * each is written as JSON that YAML reads back the same. Like --workspace, the notebook's
  * path is from the server's root (where a notebook's magic there resolves it). Secret values
- * the server never echoes stay as a placeholder for the user to fill in. */
+ * the server never echoes stay as a placeholder for the user to fill in. An exposed port is
+ * `--expose PORT:NAME` (or `PORT:NAME:/health`), one per endpoint. */
 export function asMagic(spec: Spec): string {
   const options: string[] = [];
   const add = (flag: string, value: unknown) => {
@@ -50,6 +52,7 @@ export function asMagic(spec: Spec): string {
   }
   add('--instance', spec.instance_type);
   Object.entries(spec.env || {}).forEach(([key, value]) => add('--env', `${key}=${value}`));
+  (spec.expose || []).forEach(expose => add('--expose', exposeEntry(expose)));
   if (spec.notebook) {
     add('--kernel', spec.kernel);
     Object.entries(spec.parameters || {}).forEach(([name, value]) => add('-p', `${name}=${literal(value)}`));

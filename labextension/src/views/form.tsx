@@ -1,9 +1,11 @@
 // The new-job form: a job runs a command, or a notebook (its path, its parameters as
-// NAME=VALUE lines, a kernel), from a folder or a git repository (sources.tsx). Every state update is functional (`set(v => ...)`), so updates
+// NAME=VALUE lines, a kernel), from a folder or a git repository (sources.tsx), and may expose
+// ports (PORT:NAME[:/health] entries). Every state update is functional (`set(v => ...)`), so updates
 // that arrive together (typing while the backends load) cannot overwrite each other.
 import * as React from 'react';
 
 import { api, ApiError, Backend, errorMessage, Schemas, SpecInput } from '../api';
+import { exposeSpec, exposeText } from '../endpoints';
 import { Draft, JobsModel } from '../model';
 import { parametersText, parseParameters } from '../parameters';
 import { ErrorNote } from './common';
@@ -14,7 +16,7 @@ import {
 
 type Key =
   | 'name' | 'backend' | 'image' | 'command' | 'notebook' | 'parameters' | 'kernel'
-  | 'gpus' | 'cpus' | 'memory' | 'timeout' | 'retries' | SourceKey;
+  | 'gpus' | 'cpus' | 'memory' | 'timeout' | 'retries' | 'expose' | SourceKey;
 /** What the job runs: a command, or a notebook. */
 type Runs = 'command' | 'notebook';
 type Values = Record<Key, string>;
@@ -37,7 +39,7 @@ function initial(draft: Draft): Values {
     name: text(draft.name), backend: text(draft.backend), image: text(draft.image), command: text(command),
     notebook: text(draft.notebook), parameters: parametersText(draft.parameters), kernel: text(draft.kernel),
     ...sourceValues(draft), gpus: text(r.gpus ?? (draft.instance_type ? '' : 0)), cpus: text(r.cpus), memory: text(r.memory),
-    timeout: text(draft.timeout), retries: draft.retries ? text(draft.retries) : ''
+    timeout: text(draft.timeout), retries: draft.retries ? text(draft.retries) : '', expose: exposeText(draft.expose)
   };
 }
 
@@ -53,7 +55,8 @@ function ignoredBy(backend: Backend | undefined, key: Key): string | undefined {
 }
 
 /** The spec the form describes: empty optional fields are left to the server's defaults.
- * Parameters that are not NAME=VALUE lines throw, as the server's 400 would, for that field. */
+ * Parameters that are not NAME=VALUE lines, and exposed ports that are not PORT:NAME[:/health],
+ * throw, as the server's 400 would, for that field. */
 function toSpec(values: Values, env: EnvRow[], draft: Draft, runs: Runs, backend?: Backend): SpecInput {
   // what the form does not show (tags, project, retry_on...) is kept from the draft; what the
   // backend does not apply is left out
@@ -65,8 +68,9 @@ function toSpec(values: Values, env: EnvRow[], draft: Draft, runs: Runs, backend
   const {
     resources: _resources, env: _env, image: _image, timeout: _timeout, retries: _retries, name: _name,
     command: _command, notebook: _notebook, parameters: _parameters, kernel: _kernel, workspace: _workspace,
-    git: _git, requirements: _requirements, instance_type: _type, ...kept
+    git: _git, requirements: _requirements, instance_type: _type, expose: _expose, ...kept
   } = draft;
+  const expose = exposeSpec(values.expose);
   const spec: SpecInput = {
     ...kept,
     ...(runs === 'command' ? { command: values.command } : notebookSpec(values)),
@@ -86,6 +90,9 @@ function toSpec(values: Values, env: EnvRow[], draft: Draft, runs: Runs, backend
   }
   if (values.retries) {
     spec.retries = Number(values.retries);
+  }
+  if (expose.length) {
+    spec.expose = expose;
   }
   return spec;
 }
@@ -252,9 +259,27 @@ function NotebookFields({ bind, errors }: { bind: Bind; errors: Record<string, s
   );
 }
 
+/** Ports the job serves, reached through this server: PORT:NAME or PORT:NAME:/health entries,
+ * by commas or lines. The server names a bad entry's part (`expose.1.name`): shown here with
+ * the entry's number. */
+function ExposeField({ bind, errors }: { bind: Bind; errors: Record<string, string> }): JSX.Element {
+  const lines = bind('expose').value.split('\n').length;
+  const key = Object.keys(errors).find(k => k === 'expose' || k.startsWith('expose.'));
+  const entry = key ? /^expose\.(\d+)/.exec(key) : null;
+  const error = key === undefined ? undefined : `${entry ? `entry ${Number(entry[1]) + 1}: ` : ''}${errors[key]}`;
+  return (
+    <Field label="Expose ports" field="expose" error={error}>
+      <textarea {...bind('expose')} placeholder="none; e.g. 8000:web or 6006:board:/healthz" rows={Math.min(6, Math.max(1, lines))} spellCheck={false} />
+      <span className="jp-JobsMuted jp-JobsHint">
+        PORT:NAME or PORT:NAME:/health, by commas or lines; the job listens on $PORT_&lt;NAME&gt; and opens from its tab.
+      </span>
+    </Field>
+  );
+}
+
 /** The fields a runs choice hides. */
 const HIDDEN: Record<Runs, string[]> = { command: ['notebook', 'parameters', 'kernel'], notebook: ['command'] };
-const FIELDS = ['name', 'backend', 'image', 'command', 'notebook', 'parameters', 'kernel', 'timeout', 'retries', 'env', ...SOURCE_FIELDS];
+const FIELDS = ['name', 'backend', 'image', 'command', 'notebook', 'parameters', 'kernel', 'timeout', 'retries', 'env', 'expose', ...SOURCE_FIELDS];
 
 export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): JSX.Element {
   const [values, setValues] = React.useState(() => initial(draft));
@@ -265,7 +290,7 @@ export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): J
   const type = types.find(t => t.name === values.instanceType);
   const backend = backends.find(b => b.name === (values.backend || type?.backend));
   const shown = (field: string) =>
-    (FIELDS.includes(field) || /^(resources\.(gpus|cpus|memory)|requirements\.\d+)$/.test(field)) &&
+    (FIELDS.includes(field) || /^(resources\.(gpus|cpus|memory)|requirements\.\d+|expose\.\d+(\.\w+)?)$/.test(field)) &&
     !HIDDEN[runs].includes(field) && !hiddenBySource(values.source).includes(field);
   const { submit, schedule, errors, error, busy } = useSubmit(model, () => toSpec(values, env, draft, runs, backend), shown);
   const imageIgnored = ignoredBy(backend, 'image');
@@ -311,6 +336,7 @@ export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): J
       <Field label="Retries" field="retries" error={errors.retries}>
         <input type="number" min={0} max={10} {...bind('retries')} placeholder="none; e.g. 2" />
       </Field>
+      <ExposeField bind={bind} errors={errors} />
       <EnvEditor rows={env} setRows={setEnv} error={errors.env} />
       <ErrorNote error={error ?? loadError} />
       <div className="jp-JobsButtons">

@@ -1,10 +1,12 @@
 // One job in its own main-area tab: a header (status, progress, what it runs, why it waits or
 // failed, actions) and tabs for the log, the artifacts and the details (spec, events, GPUs).
-// A notebook job opens its executed notebook (the artifact named as the notebook) from here.
+// A notebook job opens its executed notebook (the artifact named as the notebook) from here;
+// a job that exposes ports lists its endpoints (their state, a link, the URL to copy).
 import * as React from 'react';
 
-import { api, ApiError, errorMessage, isTerminal, Job, Spec, Status } from '../api';
+import { api, ApiError, Endpoint, errorMessage, isTerminal, Job, Spec, Status } from '../api';
 import { asCurl, asMagic, hasRedacted, whatItRuns } from '../copy';
+import { endpointUrl } from '../endpoints';
 import { JobModel } from '../jobmodel';
 import { jobName } from '../table';
 import { Artifacts } from './artifacts';
@@ -35,14 +37,23 @@ const TABS: { name: TabName; label: string }[] = [
   { name: 'details', label: 'Details' }
 ];
 
-function Copy({ id, spec }: { id: string; spec: Spec }): JSX.Element {
+/** Copying text to the clipboard, and what came of it: `done` once copied, else the text to
+ * copy by hand (a line to show, as a live status). */
+function useCopied(): [string, (text: string, done: string) => void, (message: string) => void] {
   const [copied, setCopied] = React.useState('');
-  const copy = (label: string, text: string, note = hasRedacted(spec) ? ' (secret values are ******** : type them in)' : '') => {
+  const copy = (text: string, done: string) => {
     void navigator.clipboard.writeText(text).then(
-      () => setCopied(`Copied as ${label}${note}.`),
+      () => setCopied(done),
       () => setCopied(`Could not copy: ${text}`)
     );
   };
+  return [copied, copy, setCopied];
+}
+
+function Copy({ id, spec }: { id: string; spec: Spec }): JSX.Element {
+  const [copied, copyText, setCopied] = useCopied();
+  const copy = (label: string, text: string, note = hasRedacted(spec) ? ' (secret values are ******** : type them in)' : '') =>
+    copyText(text, `Copied as ${label}${note}.`);
   // the server writes the file (only what differs from the defaults) and names the secrets it left out
   const copyFile = () =>
     api.specFile(id).then(
@@ -66,6 +77,64 @@ function Copy({ id, spec }: { id: string; spec: Spec }): JSX.Element {
         </span>
       ) : null}
     </>
+  );
+}
+
+const ENDPOINT_STATES: Record<Endpoint['state'], string> = {
+  waiting: 'not answering yet: the job has not started, or its port is not up (or its health path not 2xx)',
+  ready: 'answering: open it',
+  gone: 'the job ended'
+};
+
+/** The ports the job serves, reached through this server (behind its login): a row each with
+ * its state (waiting, ready, gone: it follows the polled record), a link to open it once it
+ * answers, and its URL to copy. */
+function Endpoints({ job }: { job: Job }): JSX.Element | null {
+  const [copied, copy] = useCopied();
+  const endpoints = job.endpoints || [];
+  if (!endpoints.length) {
+    return null;
+  }
+  const health = (name: string) => job.spec.expose?.find(e => e.name === name)?.health;
+  return (
+    <div className="jp-JobsEndpoints">
+      <span className="jp-JobsEndpoints-title">Endpoints</span>
+      <ul className="jp-JobsEndpoints-list" aria-label="endpoints">
+        {endpoints.map(e => {
+          const href = endpointUrl(e);
+          const ready = e.state === 'ready';
+          return (
+            <li key={e.name} className="jp-JobsEndpoint" data-endpoint={e.name} data-state={e.state}>
+              <code className="jp-JobsEndpoint-name">{e.name}</code>
+              <span className="jp-JobsMuted jp-JobsEndpoint-port">
+                port {e.port}
+                {health(e.name) ? ` · health ${health(e.name)}` : ''}
+              </span>
+              <span className={`jp-JobsBadge jp-JobsEndpoint-state jp-mod-${e.state}`} data-state={e.state} title={ENDPOINT_STATES[e.state]}>
+                {e.state}
+              </span>
+              {ready ? (
+                <a className="jp-mod-styled jp-JobsButtonLink jp-JobsEndpoint-open" href={href} target="_blank" rel="noopener" title={href}>
+                  Open
+                </a>
+              ) : (
+                <a className="jp-mod-styled jp-JobsButtonLink jp-JobsEndpoint-open jp-mod-disabled" role="link" aria-disabled="true" title={`${e.name} is ${e.state}: ${ENDPOINT_STATES[e.state]}`}>
+                  Open
+                </a>
+              )}
+              <button className="jp-mod-styled jp-JobsEndpoint-copy" onClick={() => copy(href, `Copied the URL of ${e.name}.`)} disabled={e.state === 'gone'} title={href}>
+                Copy URL
+              </button>
+            </li>
+          );
+        })}
+      </ul>
+      {copied ? (
+        <span className="jp-JobsMuted" role="status">
+          {copied}
+        </span>
+      ) : null}
+    </div>
   );
 }
 
@@ -354,6 +423,7 @@ export function JobView({ detail, actions }: { detail: JobModel; actions: JobAct
             {job.message}
           </div>
         ) : null}
+        <Endpoints job={job} />
         <ErrorNote error={error} />
         <Actions detail={detail} job={job} actions={actions} onError={setActionError} />
         <Tabs tab={tab} setTab={setTab} counts={{ artifacts: detail.artifacts.length }} />

@@ -1,8 +1,10 @@
 // The job list: filters, one row per job (newest first, with its progress while it runs and
-// reports it), older pages on demand.
+// reports it, and a link mark when it serves endpoints that answer), older pages on demand.
+import { linkIcon } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
 import { Job, MetricsSummary, STATUSES } from '../api';
+import { readyEndpoints } from '../endpoints';
 import { JobsModel } from '../model';
 import { jobName } from '../table';
 import { Badge, duration, ErrorNote, ProgressBar, progressOf } from './common';
@@ -34,6 +36,8 @@ function Filters({ model }: { model: JobsModel }): JSX.Element {
 export function JobRow(props: { job: Job; metrics?: MetricsSummary; onOpen: (id: string) => void }): JSX.Element {
   const { job, metrics, onOpen } = props;
   const progress = job.status === 'running' ? progressOf(metrics) : null;
+  const ready = readyEndpoints(job).length;
+  const serves = ready ? `serves ${ready} endpoint${ready > 1 ? 's' : ''}` : '';
   return (
     <li
       className="jp-JobsRow"
@@ -41,7 +45,7 @@ export function JobRow(props: { job: Job; metrics?: MetricsSummary; onOpen: (id:
       data-status={job.status}
       title={job.waiting ? `Waiting: ${job.waiting}` : undefined}
       tabIndex={0}
-      aria-label={`${jobName(job)}, ${job.status}${progress === null ? '' : `, ${Math.round(progress * 100)}%`}`}
+      aria-label={`${jobName(job)}, ${job.status}${progress === null ? '' : `, ${Math.round(progress * 100)}%`}${serves ? `, ${serves}` : ''}`}
       onClick={() => onOpen(job.id)}
       onKeyDown={e => {
         if (e.key === 'Enter' || e.key === ' ') {
@@ -54,6 +58,13 @@ export function JobRow(props: { job: Job; metrics?: MetricsSummary; onOpen: (id:
       <span className="jp-JobsRow-name">{jobName(job)}</span>
       <span className="jp-JobsRow-meta">
         {job.id} · {job.backend} · {job.project} · {duration(job)}
+        {ready ? (
+          <span className="jp-JobsRow-endpoints" title={serves} data-endpoints={ready}>
+            {' · '}
+            <linkIcon.react tag="span" className="jp-JobsRow-endpointsIcon" />
+            {ready}
+          </span>
+        ) : null}
       </span>
       <ProgressBar value={progress} status={job.status} label={`progress of ${jobName(job)}`} />
       {job.waiting ? <span className="jp-JobsRow-waiting">{job.waiting}</span> : null}
