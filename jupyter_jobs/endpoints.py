@@ -88,7 +88,7 @@ class Endpoints:
     def describe(self, job: Job) -> list[Endpoint]:
         """The job's endpoints as clients see them: port, path and state."""
         runner = self._running(job.id) if job.status == JobStatus.RUNNING else None
-        ports = runner.ports if runner else {}
+        ports = runner.ports if runner else dict(job.backend_state.get("ports") or {})  # chosen at its start
         out = []
         for expose in job.spec.expose:
             if job.status.is_terminal():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from support import SLURM_CONF, docker_problem, log_text, require, slurm_problem
+from support import SLURM_CONF, docker_problem, free_port, log_text, require, slurm_problem
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "slurm-cluster"
 DOCKER_TEMPLATE = ("docker run --rm --init --network=none -v {workspace}:/workspace -w /workspace "
@@ -289,3 +289,19 @@ async def test_an_environment_in_the_shared_folder(api, workspace, slurm_wheels,
     done = await api.wait(job["id"], timeout=120)
     assert done["status"] == "succeeded", done["message"]
     assert log_text(await api.logs(job["id"]), "stdout") == "tiny 3.0 True\n"  # built where every node sees it
+
+
+async def test_a_slurm_job_serves_a_port_on_its_node(api, workspace):
+    """The endpoint is the node's address (NodeAddr, from Slurm) and the declared port."""
+    port = free_port()
+    job = await api.submit(slurm_job(command="exec python3 -m http.server $PORT_WEB",
+                                     expose=[{"port": port, "name": "web"}]))
+    deadline = asyncio.get_running_loop().time() + 60
+    while (info := await api.job(job["id"]))["endpoints"][0]["state"] != "ready":
+        assert asyncio.get_running_loop().time() < deadline and info["status"] in ("queued", "running"), info
+        await asyncio.sleep(0.2)
+    assert info["endpoints"][0]["port"] == port
+    served = await api.call("GET", "jobs", job["id"], "endpoints", "web", "hello.py")
+    assert served.body == (workspace / "hello.py").read_bytes()
+    await api.call("POST", "jobs", job["id"], "cancel")
+    assert (await api.wait(job["id"], timeout=30))["endpoints"][0]["state"] == "gone"

@@ -90,6 +90,11 @@ class JobsService(abc.ABC):
     def schedules(self, action: str, schedule_id: Optional[str] = None, body: Any = None) -> Any:
         """list | create (body) | get | pause | resume | delete."""
 
+    @abc.abstractmethod
+    def endpoint_url(self, job: dict[str, Any], name: str, path: str = "", credential: bool = True) -> str:
+        """Where this process reaches a job's endpoint: with its credential in the URL (for a
+        plain GET), or without (for a browser, whose cookie of this server authenticates it)."""
+
 
 def kernel_origin() -> Optional[str]:
     """`kernel:<id>` of the kernel this runs in (from its connection file's name), if any."""
@@ -199,6 +204,13 @@ class RestService(JobsService):
         method = {"list": "GET", "get": "GET", "create": "POST", "delete": "DELETE"}[action]
         return self._request(method, path, body)
 
+    def endpoint_url(self, job: dict[str, Any], name: str, path: str = "", credential: bool = True) -> str:
+        found = next((e for e in job.get("endpoints") or [] if e["name"] == name), None)
+        if found is None:
+            raise ServiceError(f"job {job['id']} exposes no endpoint {name!r}", 404)
+        url = self.url + found["path"] + path.lstrip("/")
+        return f"{url}?{urlencode({'token': self._headers['Authorization'][6:]})}" if credential else url
+
     def logs(self, job_id: str, offset: int = 0, follow: bool = False) -> Iterator[dict[str, Any]]:
         query = {"offset": offset, "follow": "true" if follow else "false"}
         conn, resp = self._request("GET", f"jobs/{quote(job_id)}/logs", query=query, timeout=None, stream=True)
@@ -277,6 +289,11 @@ class EmbeddedService(JobsService):
                "pause": lambda: given.pause(schedule_id), "resume": lambda: given.resume(schedule_id),
                "delete": lambda: given.delete(schedule_id)}[action]
         return self._call(act())
+
+    def endpoint_url(self, job: dict[str, Any], name: str, path: str = "", credential: bool = True) -> str:
+        """No Jupyter server here: the job's own address (it runs where this process does)."""
+        host, port = self._call(self.service.endpoints.target(job["id"], name))
+        return f"http://{host}:{port}/{path.lstrip('/')}"
 
     def workflow(self, run_id: str, action: Optional[str] = None) -> dict[str, Any]:
         runs = self.service.runs

@@ -15,9 +15,10 @@ import http.client
 import sys
 import threading
 import time
+from urllib.parse import urlsplit
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from .client import JobsService, ServiceError
 
@@ -90,6 +91,8 @@ def status_text(job: dict[str, Any], artifacts: Optional[list[dict]] = None) -> 
         parts.append(f"exit {job['exit_code']}")
     if job.get("message") and status != "succeeded":
         parts.append(job["message"])
+    if job.get("endpoints") and status not in TERMINAL:
+        parts.append("endpoints: " + ", ".join(f"{e['name']} {e['state']}" for e in job["endpoints"]))
     if artifacts:
         parts.append("artifacts: " + ", ".join(a["path"] for a in artifacts[:10])
                      + (f" (+{len(artifacts) - 10})" if len(artifacts) > 10 else ""))
@@ -162,6 +165,8 @@ class _StatusLine:
 
     def __init__(self) -> None:
         self.handle: Any = None
+        #: (job, endpoint name) -> the URL a browser opens; set by whoever knows the service
+        self.browser_url: Optional[Callable[[dict[str, Any], str], str]] = None
         self.widget = _StatusWidget.create()
         self._status: Optional[str] = None
         self._text = ""
@@ -172,7 +177,7 @@ class _StatusLine:
         styled = f'<pre class="jupyter-jobs-status" style="margin:0;opacity:.8">{html.escape(text)}</pre>'
         status = job["status"] if job else None
         if self.widget is not None:
-            self.widget.set(styled, job)
+            self.widget.set(styled + self._links(job), job)
             settled = status == self._status and (status not in TERMINAL or text == self._text)
             if self.handle is not None and settled:
                 return
@@ -184,6 +189,16 @@ class _StatusLine:
             self.handle = display(bundle, raw=True, display_id=True)
         else:
             self.handle.update(bundle, raw=True)
+
+
+    def _links(self, job: Optional[dict[str, Any]]) -> str:
+        """An Open link per ready endpoint (the browser's cookie authenticates it)."""
+        if not job or not self.browser_url:
+            return ""
+        links = [f'<a class="jupyter-jobs-endpoint" href="{html.escape(self.browser_url(job, e["name"]))}" '
+                 f'target="_blank" rel="noopener">Open {html.escape(e["name"])} \u2197</a>'
+                 for e in job.get("endpoints") or [] if e["state"] == "ready"]
+        return f'<div style="display:flex;gap:1em">{"".join(links)}</div>' if links else ""
 
 
 class _MetricsDisplay:
@@ -278,6 +293,12 @@ class Job(Handle):
     def cancel(self) -> Job:
         self._data = self._service.cancel(self.id)
         return self
+
+    def endpoint(self, name: str, path: str = "") -> str:
+        """The URL of the job's endpoint `name` (and `path` under it) with this kernel's
+        credential in it: `requests.get(job.endpoint("api", "predict"))` just works. Its state
+        is in `job.info["endpoints"]` (waiting, ready, gone)."""
+        return self._service.endpoint_url(self.refresh(), name, path)
 
     def metrics(self, *names: str, as_frame: bool = False) -> Any:
         """The job's series so far, {name: {"steps", "values", "times"}} (only `names` if given);
@@ -395,6 +416,9 @@ def run_and_watch(service: JobsService, spec: dict[str, Any], *, detach: bool, r
     job and says so in one line."""
     job = Job(service, service.submit(spec))
     line = _StatusLine()
+    if spec.get("expose"):
+        # a path on the page's own server: the kernel may know it by another host name
+        line.browser_url = lambda data, name: urlsplit(service.endpoint_url(data, name, credential=False)).path
     line.show(status_text(job._data), job._data)
     chart = _MetricsDisplay(job.id)
     ticker = _Ticker(service, job.id, line, chart)

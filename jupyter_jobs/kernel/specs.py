@@ -27,6 +27,8 @@ SPEC_ARGUMENTS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
                   "workspace instead of a folder"}),
     (("--instance",), {"help": "an instance type the admin named (its resources, backend, image); "
                        "other options override its fields"}),
+    (("--expose",), {"action": "append", "metavar": "PORT:NAME[:/HEALTH]", "help": "a port the job serves, "
+                     "reached through Jupyter at its endpoint NAME; the job listens on $PORT_<NAME> (repeatable)"}),
 ]
 SPEC_OPTIONS = tuple(flags[-1].lstrip("-") for flags, _ in SPEC_ARGUMENTS)
 
@@ -39,6 +41,18 @@ def parse_env(pairs: Optional[list[str]]) -> dict[str, str]:
             raise ValueError(f"--env takes KEY=VALUE, not {pair!r}")
         env[key] = value
     return env
+
+
+def parse_expose(given: Optional[list[str]]) -> list[dict[str, Any]]:
+    """`6006:tensorboard` or `8000:api:/healthz` as the spec's `expose` entries."""
+    out = []
+    for item in given or []:
+        port, sep, rest = item.partition(":")
+        name, _, health = rest.partition(":")
+        if not sep or not port.isdigit() or not name:
+            raise ValueError(f"--expose takes PORT:NAME or PORT:NAME:/HEALTH, not {item!r}")
+        out.append({"port": int(port), "name": name, **({"health": health} if health else {})})
+    return out
 
 
 def parse_parameters(pairs: list[str]) -> dict[str, Any]:
@@ -86,6 +100,8 @@ def build_spec(options: dict[str, Any], root: Path, defaults: Optional[dict[str,
         spec["workspace"] = {"git": url, **({"ref": ref} if ref else {})}
     if merged["instance"] is not None:
         spec["instance_type"] = merged["instance"]
+    if merged["expose"]:
+        spec["expose"] = parse_expose(list(merged["expose"]))
     resources = {k: merged[k] for k in ("gpus", "cpus", "memory") if merged[k] is not None}
     if resources:
         spec["resources"] = resources

@@ -53,6 +53,7 @@ def _upstream_path(raw: str) -> Optional[str]:
 @web.stream_request_body
 class EndpointHandler(JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSocketHandler, JupyterHandler):
     SUPPORTED_METHODS = ("GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS")  # type: ignore[assignment]
+    _kernel_secret_in_url = True  # job.endpoint(name) in a kernel: a URL any HTTP client can GET
 
     _up_body: Optional[asyncio.Queue[bytes]] = None
     _up_task: Optional[asyncio.Task] = None
@@ -65,8 +66,9 @@ class EndpointHandler(JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSock
         instead: a request authenticated by cookie must come from a page of this server."""
         if not hasattr(self, "_jupyter_current_user") or self.token_authenticated or self._kernel_client:
             return
-        sent = self.request.headers.get("Origin") or self.request.headers.get("Referer")
-        if not sent or not self.check_origin() or not self.check_referer():
+        headers = self.request.headers
+        same = self.check_origin() if "Origin" in headers else "Referer" in headers and self.check_referer()
+        if not same:
             raise web.HTTPError(403, "a cross-site request to a job endpoint (no Origin or Referer of this server)")
 
     def set_secure_cookie(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
@@ -162,8 +164,11 @@ class EndpointHandler(JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSock
             jar.load(raw)
         except Exception:
             return ""
-        own = {self.cookie_name, "_xsrf"}
-        return "; ".join(f"{k}={m.coded_value}" for k, m in jar.items() if k not in own)
+        return "; ".join(f"{k}={m.coded_value}" for k, m in jar.items() if not self._jupyters(k))
+
+    def _jupyters(self, cookie: str) -> bool:
+        """Jupyter's login cookie (named after the host it was set for) and its `_xsrf`."""
+        return cookie in (self.cookie_name, "_xsrf") or cookie.startswith("username-")
 
     # -- HTTP -------------------------------------------------------------------------------
     async def data_received(self, chunk: bytes) -> None:
@@ -239,8 +244,7 @@ class EndpointHandler(JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSock
         return value
 
     def _cookie_allowed(self, value: str) -> bool:
-        name = value.split("=", 1)[0].strip()
-        return name not in (self.cookie_name, "_xsrf")
+        return not self._jupyters(value.split("=", 1)[0].strip())
 
     async def get(self, *args: Any, **kwargs: Any) -> None:
         if self._is_ws:
