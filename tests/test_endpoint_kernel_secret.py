@@ -8,7 +8,8 @@ import asyncio
 from tornado.httpclient import AsyncHTTPClient
 
 
-async def test_the_kernel_secret_in_the_url_reaches_an_endpoint(api, workspace, jp_serverapp, jp_http_port, jp_base_url):
+async def test_the_kernel_secret_in_the_url_reaches_an_endpoint(api, workspace, jp_serverapp, jp_http_port,
+                                                              jp_base_url):
     secret = jp_serverapp.web_app.settings["jupyter_jobs_kernel_token"]
     job = await api.submit({"command": "exec python3 -m http.server $PORT_WEB --bind 127.0.0.1",
                             "workspace": "proj", "expose": [{"port": 8000, "name": "web"}]})

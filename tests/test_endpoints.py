@@ -69,10 +69,9 @@ def auth(srv: ServerProcess) -> dict:
 
 
 async def fetch(method: str, target: str, **kwargs) -> tuple[int, dict, bytes]:
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
-        async with session.request(method, aiohttp.client.URL(target, encoded=True), allow_redirects=False,
-                                   **kwargs) as resp:
-            return resp.status, dict(resp.headers), await resp.read()
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session, session.request(
+            method, aiohttp.client.URL(target, encoded=True), allow_redirects=False, **kwargs) as resp:
+        return resp.status, dict(resp.headers), await resp.read()
 
 
 class Canary:
@@ -166,11 +165,12 @@ def test_all_methods_and_headers_pass_without_jupyters_credentials(srv, app):
 
 def test_the_job_cannot_set_jupyters_cookies(srv, app):
     cookie_name = f"username-127-0-0-1-{srv.port}"
-    _, headers, _ = asyncio.run(fetch("GET", url(srv, app, f"cookie?name={cookie_name}"), headers=auth(srv)))
+
     async def cookies() -> list[str]:
-        async with aiohttp.ClientSession() as session:
-            async with session.get(url(srv, app, f"cookie?name={cookie_name}"), headers=auth(srv)) as resp:
-                return resp.headers.getall("Set-Cookie")
+        async with aiohttp.ClientSession() as session, session.get(
+                url(srv, app, f"cookie?name={cookie_name}"), headers=auth(srv)) as resp:
+            return resp.headers.getall("Set-Cookie")
+
     set_cookies = asyncio.run(cookies())
     assert any(c.startswith("app=1") for c in set_cookies)
     assert not any(c.startswith(cookie_name) for c in set_cookies), set_cookies
@@ -244,15 +244,15 @@ def test_a_100_mb_upload_and_download_stream_through(srv, app):
 
 def test_websocket_echo_of_10000_messages(srv, app):
     async def main() -> tuple[int, str, bytes]:
-        async with aiohttp.ClientSession(headers=auth(srv)) as session:
-            async with session.ws_connect("ws" + url(srv, app, "ws")[4:], protocols=("chat",)) as ws:
-                for i in range(10_000):
-                    await ws.send_str(f"message {i}")
-                    msg = await ws.receive()
-                    assert msg.data == f"message {i}", msg
-                await ws.send_bytes(b"\x00\x01binary")
-                binary = (await ws.receive()).data
-                return i + 1, ws.protocol, binary
+        async with aiohttp.ClientSession(headers=auth(srv)) as session, session.ws_connect(
+                "ws" + url(srv, app, "ws")[4:], protocols=("chat",)) as ws:
+            for i in range(10_000):
+                await ws.send_str(f"message {i}")
+                msg = await ws.receive()
+                assert msg.data == f"message {i}", msg
+            await ws.send_bytes(b"\x00\x01binary")
+            binary = (await ws.receive()).data
+            return i + 1, ws.protocol, binary
 
     assert asyncio.run(main()) == (10_000, "chat", b"\x00\x01binary")
 
