@@ -14,6 +14,7 @@ from traitlets.config import LoggingConfigurable
 
 from .backends import BUILTIN_BACKENDS, Backend
 from .files import private_dir
+from .gpupool import DEFAULT_FOLDER, HostGPUPool, PoolError
 from .gpus import GPU, GPUAllocator, discover
 from .environments import Environments
 from .gitsource import GitSources
@@ -64,6 +65,13 @@ class JobsConfig(LoggingConfigurable):
         "a list of {'index': i, 'name': ...} declares them one by one.",
     ).tag(config=True)
     gpu_share = Int(1, help="How many jobs may use one GPU at once.").tag(config=True)
+    gpu_pool_dir = Unicode(
+        DEFAULT_FOLDER, help="The host-wide folder every jupyter_jobs service on this machine allocates GPUs "
+        "from (one Jupyter server per JupyterHub user, the CLI's embedded service), so two jobs never share a "
+        "device; sticky and writable by every user, as /tmp. Empty: this server allocates on its own."
+    ).tag(config=True)
+    gpus_per_user = Int(0, help="Most GPUs one user's jobs hold at once on this host (with the host-wide "
+                        "pool); 0: no limit.").tag(config=True)
     retention = Dict(
         help="How long finished jobs (with their logs and artifacts) are kept: {'max_age': '30d', 'max_jobs': "
         "10000}; either key may be left out. Default: kept until deleted.",
@@ -125,6 +133,17 @@ class JobsConfig(LoggingConfigurable):
         return [GPU(index=int(g["index"]), name=str(g.get("name", "configured GPU")), memory=g.get("memory"))
                 for g in self.gpus]
 
+    def _gpus(self, data: Path) -> GPUAllocator:
+        inventory = self._inventory()
+        pool = None
+        if inventory and self.gpu_pool_dir:
+            try:
+                pool = HostGPUPool(Path(self.gpu_pool_dir), [g.index for g in inventory], self.gpu_share,
+                                   service_id=str(data.resolve()), per_user=self.gpus_per_user)
+            except PoolError as exc:
+                raise ValueError(str(exc)) from None
+        return GPUAllocator(inventory, share=self.gpu_share, pool=pool)
+
     def _make_backends(self) -> dict[str, Backend]:
         paths = {n: p for n, p in BUILTIN_BACKENDS.items() if n not in self.disabled_backends}
         paths.update(self.backends)
@@ -144,7 +163,7 @@ class JobsConfig(LoggingConfigurable):
             storage_dir=Path(self.storage_dir) if self.storage_dir else data / "storage",
             backends=backends,
             default_backend=self.default_backend,
-            gpus=GPUAllocator(self._inventory(), share=self.gpu_share),
+            gpus=self._gpus(data),
             kill_grace=self.kill_grace,
             max_running=self.max_running,
             max_log_size=self.max_log_size,

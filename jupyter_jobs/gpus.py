@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from .gpupool import HostGPUPool
 
 log = logging.getLogger(__name__)
 
@@ -51,25 +54,43 @@ def discover() -> list[GPU]:
 
 
 class GPUAllocator:
-    """Hands out distinct GPU indices; `share` lets up to that many jobs use one device."""
+    """Hands out distinct GPU indices; `share` lets up to that many jobs use one device. With a
+    host-wide `pool` (gpupool.py) every service on the host allocates from the same devices;
+    its calls then touch files: call them from a thread."""
 
-    def __init__(self, gpus: list[GPU], share: int = 1):
+    def __init__(self, gpus: list[GPU], share: int = 1, pool: Optional[HostGPUPool] = None):
         self.gpus = gpus
         self.share = max(1, share)
+        self.pool = pool
         self._used: dict[int, int] = {g.index: 0 for g in gpus}
+        self.last_free = self.total * self.share  # as of the last allocation (for messages)
 
     @property
     def total(self) -> int:
         return len(self.gpus)
 
-    def free(self) -> int:
-        return sum(self.share - n for n in self._used.values())
+    @property
+    def shared(self) -> bool:
+        """Whether allocations go through the host-wide pool (blocking calls)."""
+        return self.pool is not None
 
-    def allocate(self, count: int) -> Optional[list[int]]:
-        """`count` distinct indices, least used first, or None if they are not free now."""
+    def usage(self) -> dict[int, int]:
+        """Jobs on each device now (of every service on the host, with a pool)."""
+        return self.pool.usage() if self.pool is not None else dict(self._used)
+
+    def free(self) -> int:
+        return sum(self.share - n for n in self.usage().values())
+
+    def allocate(self, count: int, owner: str = "", since: float = 0.0) -> Optional[list[int]]:
+        """`count` distinct indices for job `owner` (queued at `since`), least used first, or
+        None if they are not free now."""
         if count == 0:
             return []
+        if self.pool is not None:
+            chosen, self.last_free = self.pool.allocate(count, owner, since)
+            return chosen
         candidates = sorted((n, i) for i, n in self._used.items() if n < self.share)
+        self.last_free = len(candidates)
         if len(candidates) < count:
             return None
         chosen = sorted(i for _, i in candidates[:count])
@@ -77,19 +98,32 @@ class GPUAllocator:
             self._used[i] += 1
         return chosen
 
-    def claim(self, indices: list[int]) -> None:
+    def claim(self, indices: list[int], owner: str = "") -> None:
         """Mark indices as used by a job found running at start-up."""
+        if self.pool is not None:
+            if indices:
+                self.pool.claim(owner, indices)
+            return
         for i in indices:
             if i in self._used:
                 self._used[i] += 1
 
-    def release(self, indices: list[int]) -> None:
+    def held(self, owner: str, indices: list[int], holder: Optional[dict]) -> None:
+        """The job's own process holds its devices from now on (with a pool; else nothing to do)."""
+        if self.pool is not None and indices:
+            self.pool.held(owner, indices, holder)
+
+    def release(self, indices: list[int], owner: str = "") -> None:
+        if self.pool is not None:
+            self.pool.release(owner)
+            return
         for i in indices:
             if self._used.get(i, 0) > 0:
                 self._used[i] -= 1
 
-    def describe(self) -> list[dict]:
+    def describe(self, usage: Optional[dict[int, int]] = None) -> list[dict]:
+        used = usage if usage is not None else self.usage()
         return [
-            {"index": g.index, "name": g.name, "memory": g.memory, "in_use": self._used[g.index]}
+            {"index": g.index, "name": g.name, "memory": g.memory, "in_use": used.get(g.index, 0)}
             for g in self.gpus
         ]

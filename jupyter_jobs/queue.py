@@ -1,23 +1,27 @@
 """The queue: which queued job starts next, and the jobs under way.
 
 Oldest first; a job starts when its backend is under its limit of jobs at once and the GPUs it
-asks for are free. The queue itself lives in the store (status `queued`), so it survives
-restarts; this object holds what is under way in memory and decides, one pass at a time.
+asks for are free. The queue lives in the store (status `queued`), so it survives restarts;
+this object keeps the queued jobs in order in memory (loaded at start, then told of every job
+that enters or leaves the queue), so a pass costs what it starts, not the backlog: it stops
+as soon as every backend with jobs waiting is full. Why a job waits, and its place, are worked
+out when someone asks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
-from collections.abc import Awaitable
+from collections import Counter
+from collections.abc import Awaitable, Iterable
 from datetime import datetime
 from typing import Callable, Optional
 
 from .backends.base import Backend
 from .gpus import GPUAllocator
-from .models import Job, JobStatus, utcnow
+from .models import Job, JobSpec, utcnow
 from .runner import JobRunner
-from .store import Store
 from .tasks import TaskSet
 
 log = logging.getLogger(__name__)
@@ -29,14 +33,17 @@ Reject = Callable[[Job, str], Awaitable[None]]
 
 
 class JobQueue:
-    def __init__(self, *, store: Store, backends: dict[str, Backend], gpus: GPUAllocator, max_running: int,
+    def __init__(self, *, backends: dict[str, Backend], gpus: GPUAllocator, max_running: int,
                  tasks: TaskSet, launch: Launch, reject: Reject,
                  hold: Callable[[Job], Optional[str]] = lambda job: None):
-        self.store, self.backends, self.gpus, self.max_running = store, backends, gpus, max_running
+        self.backends, self.gpus, self.max_running = backends, gpus, max_running
         self.tasks, self.launch, self.reject = tasks, launch, reject
         self.hold = hold  # why a job must wait for a reason of its own (a workflow's max_parallel)
         self.active: dict[str, JobRunner] = {}  # dequeued, until its end is recorded
-        self.waiting: dict[str, str] = {}  # why each queued job did not start at the last pass
+        self.waiting: dict[str, str] = {}  # why a queued job did not start when it was last looked at
+        self._queued: dict[str, Job] = {}  # the jobs waiting to start, by id
+        self._order: list[tuple[datetime, str]] = []  # their (created_at, id), oldest first
+        self._open: Counter[str] = Counter()  # queued jobs per backend that wait for no other job
         self._timer: Optional[asyncio.TimerHandle] = None  # the next retry's backoff ends
         self._wanted = False
         self._pass: Optional[asyncio.Task] = None
@@ -58,58 +65,130 @@ class JobQueue:
         finally:
             self._pass = None
 
-    async def _one_pass(self) -> None:
-        cursor, waiting, position = None, {}, 0
-        while True:
-            # a workflow job waiting for jobs it needs is not looked at: its run lets it go
-            queued, cursor = await self.store.list(status=[JobStatus.QUEUED], limit=200, cursor=cursor,
-                                                   oldest_first=True, unblocked=True)
-            for job in queued:
-                if job.id not in self.active and (why := await self._consider(job)):
-                    position += 1
-                    waiting[job.id] = f"{why}; #{position} in the queue"
-            if cursor is None:
-                break
-        self.waiting = waiting
+    # -- what is queued -----------------------------------------------------------------------
+    def add(self, jobs: Iterable[Job]) -> None:
+        """Jobs (newly recorded, or back in the queue: a retry, an interrupted launch) to start."""
+        for job in jobs:
+            self._take(job.id)
+            self._queued[job.id] = job
+            bisect.insort(self._order, (job.created_at, job.id))
+            if not job.after:
+                self._open[job.backend] += 1
+        self.kick()
 
-    async def _consider(self, job: Job) -> Optional[str]:
-        """Start the job if it can start now; otherwise say why it waits."""
+    def discard(self, job_id: str) -> Optional[Job]:
+        """A job left the queue without starting (it ended, was cancelled or skipped)."""
+        job = self._take(job_id)
+        if job is not None and job.spec.resources.gpus and self.gpus.shared:
+            self._gpus(self.gpus.release, [], job_id)  # its place in the host's GPU queue
+        return job
+
+    def _take(self, job_id: str) -> Optional[Job]:
+        job = self._queued.pop(job_id, None)
+        self.waiting.pop(job_id, None)
+        if job is not None:
+            i = bisect.bisect_left(self._order, (job.created_at, job.id))
+            if i < len(self._order) and self._order[i][1] == job_id:
+                del self._order[i]
+            if not job.after:
+                self._open[job.backend] -= 1
+        return job
+
+    def release(self, job_ids: Iterable[str], spec: Optional[JobSpec] = None) -> None:
+        """Workflow jobs that no longer wait for others (with their outputs filled in: `spec`)."""
+        for job_id in job_ids:
+            job = self._queued.get(job_id)
+            if job is not None and job.after:
+                job.after = []
+                self._open[job.backend] += 1
+            if job is not None and spec is not None:
+                job.spec = spec
+        self.kick()
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    async def _one_pass(self) -> None:
+        open_ = {backend for backend, n in self._open.items() if n > 0}
+        full: set[str] = set()
+        for _, job_id in list(self._order):
+            if open_ <= full:
+                break  # every backend with jobs waiting is busy: nothing behind can start
+            job = self._queued.get(job_id)
+            if job is None or job.after or job.id in self.active or job.backend in full:
+                continue
+            why, backend_full = await self._consider(job)
+            if backend_full:
+                full.add(job.backend)
+            if why:
+                self.waiting[job.id] = why
+
+    async def _consider(self, job: Job) -> tuple[Optional[str], bool]:
+        """Start the job if it can start now; otherwise say why it waits (and whether its
+        backend is full, so nothing else of it can start either)."""
         backend = self.backends.get(job.backend)
         if backend is None:
+            self._take(job.id)
             await self.reject(job, f"backend {job.backend!r} is no longer configured")
-            return None
+            return None, False
+        why, full = self._reason(job, backend)
+        if why:
+            return why, full
+        count = job.spec.resources.gpus if backend.host_gpus else 0
+        gpus: Optional[list[int]] = []
+        if count and self.gpus.shared:  # the host's pool: files under a lock, off the event loop
+            gpus = await asyncio.to_thread(self.gpus.allocate, count, job.id, job.created_at.timestamp())
+        elif count:
+            gpus = self.gpus.allocate(count)
+        if gpus is None:
+            if self.gpus.shared:  # other servers free devices without telling: look again soon
+                self._wake_in(0.5)
+            return f"needs {count} GPU(s), {self.gpus.last_free} of {self.gpus.total} free", False
+        self._take(job.id)
+        self.active[job.id] = self.launch(job, backend, gpus)
+        return None, False
+
+    def _reason(self, job: Job, backend: Backend) -> tuple[Optional[str], bool]:
+        """Why a job cannot start now, short of asking for GPUs (None if it may), and whether
+        that is its backend being full."""
         if job.not_before and job.not_before > utcnow():
             self._wake_at(job.not_before)
-            return f"retrying: attempt {job.attempt} starts at {job.not_before:%H:%M:%S} UTC"
+            return f"retrying: attempt {job.attempt} starts at {job.not_before:%H:%M:%S} UTC", False
         if why := self.hold(job):
-            return why
+            return why, False
         limit = backend.max_running or self.max_running
         if limit and self.count(job.backend) >= limit:
-            return f"the {job.backend} backend runs {limit} job(s) at once, all busy"
-        gpus = self.gpus.allocate(job.spec.resources.gpus) if backend.host_gpus else []
-        if gpus is None:
-            return f"needs {job.spec.resources.gpus} GPU(s), {self.gpus.free()} of {self.gpus.total} free"
-        self.active[job.id] = self.launch(job, backend, gpus)
-        return None
+            return f"the {job.backend} backend runs {limit} job(s) at once, all busy", True
+        return None, False
 
     def why_waiting(self, job: Job) -> Optional[str]:
         """Why a queued job has not started: the queue's reason, or its backend's (e.g. Slurm's)."""
         if job.after:
             return f"waiting for {len(job.after)} job(s) of its workflow it needs"
         runner = self.active.get(job.id)
-        if runner is None:
-            return self.waiting.get(job.id, "waiting for the scheduler")
-        if runner.execution is None:
-            return "starting: preparing its workspace"
-        return runner.execution.waiting() or "starting"
+        if runner is not None:
+            if runner.execution is None:
+                return "starting: preparing its workspace"
+            return runner.execution.waiting() or "starting"
+        queued = self._queued.get(job.id)
+        backend = self.backends.get(job.backend)
+        if queued is None or backend is None:
+            return "waiting for the scheduler"
+        why = self.waiting.get(job.id) or self._reason(queued, backend)[0]
+        if not why:
+            return "waiting for the scheduler"
+        return f"{why}; #{bisect.bisect_left(self._order, (queued.created_at, queued.id)) + 1} in the queue"
 
     def _wake_at(self, when: datetime) -> None:
         """Look again when a retry's backoff is over."""
-        delay = max(0.0, (when - utcnow()).total_seconds())
-        if self._timer is None or self._timer.when() > asyncio.get_running_loop().time() + delay:
+        self._wake_in(max(0.0, (when - utcnow()).total_seconds()) + 0.01)
+
+    def _wake_in(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        if self._timer is None or self._timer.when() > loop.time() + seconds:
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = asyncio.get_running_loop().call_later(delay + 0.01, self._woken)
+            self._timer = loop.call_later(seconds, self._woken)
 
     def _woken(self) -> None:
         self._timer = None
@@ -124,7 +203,7 @@ class JobQueue:
 
     def adopt(self, runner: JobRunner) -> None:
         """A job found running at start-up: its GPUs are taken, it counts against its limit."""
-        self.gpus.claim(runner.gpus)
+        self._gpus(self.gpus.claim, runner.gpus, runner.id)
         self.active[runner.id] = runner
 
     def done(self, runner: JobRunner) -> None:
@@ -133,5 +212,12 @@ class JobQueue:
             return
         if self.active.get(runner.id) is runner:
             del self.active[runner.id]
-        self.gpus.release(runner.gpus)
+        self._gpus(self.gpus.release, runner.gpus, runner.id)
         self.kick()
+
+    def _gpus(self, call: Callable[[list[int], str], None], gpus: list[int], owner: str) -> None:
+        """Claim or release a job's GPUs: at once in memory, in a thread for the host's pool."""
+        if self.gpus.shared:
+            self.tasks.spawn(asyncio.to_thread(call, gpus, owner))
+        else:
+            call(gpus, owner)

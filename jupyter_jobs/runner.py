@@ -20,6 +20,8 @@ from collections.abc import Awaitable
 from .backends.base import Backend, BackendError, Dependency, Execution, JobContext
 from . import notebooks
 from .environments import Environments, EnvironmentFailed, requirements_text
+from .gpupool import start_time
+from .gpus import GPUAllocator
 from .logs import LogRegistry
 from .models import FailureReason, Job, JobStatus, Outcome, StopReason, utcnow, verdict
 from .series import METRICS_DIR
@@ -44,14 +46,17 @@ class RunnerEnv:
     storage_dir: Path
     kill_grace: float
     spawn: Callable[[Any], asyncio.Task]
-    #: whether the service hands out GPU indices (a GPU inventory is known)
+    #: whether the service hands out GPU indices (a GPU inventory is known), and who hands them out
     gpu_inventory: bool = False
+    gpus: Optional[GPUAllocator] = None
     #: told of every job that reached a terminal status (a workflow run moves on)
     ended: Callable[[Job], None] = lambda job: None
     #: told of every job whose command started running
     started: Callable[[Job], None] = lambda job: None
     #: told of every job its backend took (a run the cluster orders hands it the next ones)
     launched: Callable[[Job], None] = lambda job: None
+    #: told of every job that is back in the queue (by id: a retry, an interrupted launch)
+    requeued: Callable[[str], Any] = lambda job_id: None
     #: environments built from requirements, and what applies when a spec names none ("" or "auto")
     environments: Optional[Environments] = None
     default_requirements: str = ""
@@ -90,6 +95,7 @@ async def _retry(env: RunnerEnv, job: Job, why: str) -> None:
     await env.store.transition(job.id, JobStatus.QUEUED, at, message=message, attempt=job.attempt + 1,
                                not_before=at + timedelta(seconds=delay), backend_state={}, gpus=[],
                                started_at=None, exit_code=None, reason=None)
+    env.requeued(job.id)
 
 
 class JobRunner:
@@ -211,8 +217,24 @@ class JobRunner:
             self.stop_reason = "cancel"
             await execution.stop(self.env.kill_grace)
             return
+        held = await self._hold_gpus(execution)  # before it runs, where the backend knows its process
         await execution.release()
+        if not held:
+            await self._hold_gpus(execution)
         self.env.launched(self.job)
+
+    async def _hold_gpus(self, execution: Execution) -> bool:
+        """With the host's GPU pool: the job's own process holds its devices from now on, so
+        they stay held if this server dies, and are free once the job is gone."""
+        allocator = self.env.gpus
+        if not self.gpus or allocator is None or not allocator.shared:
+            return True
+        pid = await execution.process()
+        if pid is None:
+            return False
+        holder = {"pid": pid, "start": start_time(pid)}
+        await asyncio.to_thread(allocator.held, self.id, self.gpus, holder)
+        return True
 
     async def reattach(self) -> None:
         """Find a job launched before the restart, finish a stop under way, watch it."""
@@ -279,6 +301,7 @@ class JobRunner:
         await self.env.store.transition(self.id, JobStatus.QUEUED, utcnow(), backend_state={}, gpus=[],
                                         started_at=None, message="its launch was interrupted before it ran: "
                                         "queued again")
+        self.env.requeued(self.id)
 
     async def end(self, outcome: Outcome) -> None:
         await record_end(self.env, self.job, outcome, self.stop_reason)

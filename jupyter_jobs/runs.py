@@ -226,6 +226,7 @@ class WorkflowRuns:
                         job_id, JobStatus.SKIPPED, utcnow(), only_from=JobStatus.QUEUED, finished_at=utcnow(),
                         message=f"skipped: a job it needs did not succeed ({what})"):
                     skipped, now[job_id] = True, (JobStatus.SKIPPED, after)
+                    self.service.queue.discard(job_id)
                 continue
             if self._takes_outputs(run_id, _node):
                 await self._fill_outputs(job_id, [(i, n) for i, n, _ in needed])
@@ -234,6 +235,7 @@ class WorkflowRuns:
             now[job_id] = (status, [])
         if release:
             await self.service.store.release(release)
+            self.service.queue.release(release)
         newest: dict[str, tuple[JobStatus, list[str]]] = {}
         for job_id, node, status, after, _ in states:
             newest[node or job_id] = now.get(job_id, (status, after))
@@ -257,9 +259,9 @@ class WorkflowRuns:
         """Let the job go with what the jobs it needs wrote to $JOB_OUTPUTS_FILE filled in."""
         job = await self.service.store.get(job_id)
         if job is not None:
-            spec = fill_outputs(job.spec.model_dump(mode="json"), await self._outputs(needed))
-            await self.service.store.update(job_id, only_in=JobStatus.QUEUED, after=[],
-                                            spec=JobSpec.model_validate(spec))
+            spec = JobSpec.model_validate(fill_outputs(job.spec.model_dump(mode="json"), await self._outputs(needed)))
+            await self.service.store.update(job_id, only_in=JobStatus.QUEUED, after=[], spec=spec)
+            self.service.queue.release([job_id], spec)
 
     def _forgiving(self, run_id: str) -> set[str]:
         """The run's jobs with continue_on_error: their failure fails nothing."""
@@ -329,6 +331,7 @@ class WorkflowRuns:
             raise JobConflict(f"workflow run {run_id} is already {run['status']}")
         for job_id in await self.service.store.cancel_queued(run_id, utcnow(), "cancelled with its workflow run"):
             self.service.log_files.close(job_id)  # one being prepared notices and does not start
+            self.service.queue.discard(job_id)
         for job in run["jobs"]:  # those under way (running, or launched and pending in their backend)
             if (runner := self.service.queue.active.get(job["job_id"])) is not None:
                 await runner.cancel(0)

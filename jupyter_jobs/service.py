@@ -91,10 +91,10 @@ class JobService:
         self.log_files = LogRegistry(max_log_size)
         self.env = RunnerEnv(store=store, snapshots=snapshots, logs=self.log_files, jobs_dir=Path(jobs_dir),
                              storage_dir=Path(storage_dir), kill_grace=kill_grace, spawn=self.tasks.spawn,
-                             gpu_inventory=gpus.total > 0,
+                             gpu_inventory=gpus.total > 0, gpus=gpus,
                              environments=environments or Environments(Path(jobs_dir).parent / "envs"),
                              default_requirements=default_requirements)
-        self.queue = JobQueue(store=store, backends=backends, gpus=gpus, max_running=max_running, tasks=self.tasks,
+        self.queue = JobQueue(backends=backends, gpus=gpus, max_running=max_running, tasks=self.tasks,
                               launch=self._launch, reject=self._reject, hold=lambda job: self.runs.hold(job))
         self.housekeeper = Housekeeper(store=store, snapshots=snapshots, retention=Retention(retention or {}),
                                        interval=housekeeping_interval, delete=self.delete,
@@ -106,6 +106,7 @@ class JobService:
         self.git = git or GitSources(Path(jobs_dir).parent / "git")
         self.env.ended, self.env.launched, self.env.depends = self._ended, self.runs.launched, self.runs.depends
         self.env.started = lambda job: self.notify("job.started", job.id)
+        self.env.requeued = lambda job_id: self.tasks.spawn(self._requeued(job_id))
         self.telemetry = Telemetry(self._sampled, metrics_interval, GPUSampler(nvml), self.store.add_note)
         self.metrics_reader = MetricsReader(max_metrics_size)
         self.endpoints = Endpoints(lambda: self.queue.active)
@@ -125,6 +126,7 @@ class JobService:
         while True:  # running jobs, and queued ones whose launch was recorded (held, or pending)
             jobs, cursor = await self.store.list(status=[JobStatus.RUNNING, JobStatus.QUEUED], limit=500,
                                                  cursor=cursor)
+            self.queue.add(j for j in jobs if j.status == JobStatus.QUEUED and not j.backend_state)
             for job in jobs:
                 if job.status == JobStatus.QUEUED and not job.backend_state:
                     continue  # never launched: the queue starts it
@@ -250,11 +252,18 @@ class JobService:
         if self.webhooks.wants("job.queued"):
             for job in jobs:
                 self.webhooks.emit("job.queued", {"job": job.public()})
-        self.queue.kick()
+        self.queue.add(jobs)
 
     def _ended(self, job: Job) -> None:
+        self.queue.discard(job.id)
         self.runs.moved(job)
         self.notify("job.ended", job.id)
+
+    async def _requeued(self, job_id: str) -> None:
+        """A job back in the queue (a retry, a launch a restart interrupted)."""
+        job = await self.store.get(job_id)
+        if job is not None and job.status == JobStatus.QUEUED:
+            self.queue.add([job])
 
     def notify(self, event: str, job_id: str) -> None:
         """Tell the webhooks about a job as it is now (read in a task: never holds the caller)."""
@@ -419,21 +428,24 @@ class JobService:
                                capabilities=backend.capabilities(), details=availability.details)
 
         infos = await asyncio.gather(*(one(n, b) for n, b in self.backends.items()))
-        gpus = [GPUInfo(**g) for g in self.gpus.describe()]
+        usage = await asyncio.to_thread(self.gpus.usage)  # the host's pool: read off the event loop
+        gpus = [GPUInfo(**g) for g in self.gpus.describe(usage)]
+        free = sum(self.gpus.share - n for n in usage.values())
         up = {i.name: i for i in infos}
-        types = [self._instance_type(n, f, up) for n, f in self.instance_types.types.items()]
+        types = [self._instance_type(n, f, up, free) for n, f in self.instance_types.types.items()]
         return BackendsReply(backends=list(infos), gpus=gpus, webhooks=self.webhooks.status(),
                              instance_types=types).model_dump(mode="json")
 
-    def _instance_type(self, name: str, fields: dict[str, Any], up: dict[str, BackendInfo]) -> InstanceTypeInfo:
+    def _instance_type(self, name: str, fields: dict[str, Any], up: dict[str, BackendInfo],
+                       free: int) -> InstanceTypeInfo:
         """A type as the form offers it: what it sets, and whether a job of it could start now."""
         backend = fields.get("backend") or self.default_backend
         gpus = int(fields.get("resources", {}).get("gpus", 0))
         info, reason = up.get(backend), None
         if info is None or not info.available:
             reason = f"backend {backend} is not available" + (f": {info.reason}" if info and info.reason else "")
-        elif self.backends[backend].host_gpus and gpus > self.gpus.free():
-            reason = f"{self.gpus.free()} of the {gpus} GPU(s) it needs are free now"
+        elif self.backends[backend].host_gpus and gpus > free:
+            reason = f"{free} of the {gpus} GPU(s) it needs are free now"
         return InstanceTypeInfo(name=name, spec=fields, backend=backend, available=reason is None, reason=reason)
 
     # -- cancel / delete --------------------------------------------------------------------

@@ -131,6 +131,11 @@ class Execution(abc.ABC):
         """Why the backend holds a released job back (e.g. Slurm's pending reason), or None."""
         return None
 
+    async def process(self) -> Optional[int]:
+        """The pid on this host whose life is the job's (its supervisor, its container's init),
+        or None where there is none (a job on another machine)."""
+        return None
+
     async def address(self, port: int) -> Optional[tuple[str, int]]:
         """Where the Jupyter host reaches the job's `port` (host, port), or None while it cannot
         (not running yet, or the backend serves no ports)."""

@@ -71,6 +71,17 @@ class DockerExecution(ThreadedExecution):
             return
         self.begin()
 
+    async def process(self) -> Optional[int]:
+        """The container's init as this host sees it (an engine on this host; once started)."""
+        if self._held or self.done():
+            return None
+        try:
+            pid = await asyncio.to_thread(
+                lambda: self.backend.client().api.inspect_container(self.container_id)["State"]["Pid"])
+        except Exception:
+            return None
+        return int(pid) or None
+
     async def address(self, port: int) -> Optional[tuple[str, int]]:
         """The port the engine published for it on 127.0.0.1 (asked once, while it runs)."""
         if self._held or self.done():

@@ -27,6 +27,7 @@ from typing import Any, Callable, Optional
 
 from traitlets import Bool, Unicode, default
 
+from ..gpupool import start_time
 from ..models import FailureReason, JobSpec
 from ..replies import Capabilities
 from . import cgroups
@@ -37,18 +38,6 @@ from .tail import FileTailExecution
 
 RELAY = str(Path(__file__).with_name("relay.py"))
 HELD = "held"
-
-
-def _start_time(pid: int) -> Optional[int]:
-    """The process's start time in clock ticks since boot (guards against pid reuse)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return None
-    if fields[0] == b"Z":
-        return None
-    return int(fields[19])
 
 
 def _tree_usage(pid: int) -> Usage:
@@ -100,7 +89,7 @@ class LocalExecution(FileTailExecution):
     def _alive(self) -> bool:
         if self.proc is not None:
             return self.proc.poll() is None
-        return self.state["start_time"] is not None and _start_time(self.pid) == self.state["start_time"]
+        return self.state["start_time"] is not None and start_time(self.pid) == self.state["start_time"]
 
     def _ended(self) -> None:
         # as in a container: when the main process ends, what it left behind goes too
@@ -142,6 +131,9 @@ class LocalExecution(FileTailExecution):
     # -- Execution --------------------------------------------------------------------------
     async def address(self, port: int) -> Optional[tuple[str, int]]:
         return None if self.done() else ("127.0.0.1", port)
+
+    async def process(self) -> Optional[int]:
+        return int(self.state["pid"]) if self.state.get("pid") else None
 
     def usage(self) -> Usage:
         if self.cgroup is not None:
@@ -241,7 +233,7 @@ class LocalBackend(Backend):
 
     async def start(self, ctx: JobContext) -> Execution:
         relay = await asyncio.to_thread(self._hand_over, ctx)
-        state = {"pid": relay.proc.pid, "start_time": _start_time(relay.proc.pid),
+        state = {"pid": relay.proc.pid, "start_time": start_time(relay.proc.pid),
                  "cgroup": relay.group.leaf if relay.group else None}
         return LocalExecution(ctx, state, relay.proc, relay.group, relay.gate).begin()
 
@@ -314,7 +306,7 @@ class LocalBackend(Backend):
         pid = int(state.get("pid") or 0)
         started = state.get("start_time")
         # a pid now held by another process (its start time differs) means the job is gone
-        alive = pid > 0 and started is not None and _start_time(pid) == started
+        alive = pid > 0 and started is not None and start_time(pid) == started
         leaf = state.get("cgroup")
         group = JobCgroup.find(self.cgroup_parent, leaf) if self.cgroups and leaf else None
         return LocalExecution(ctx, {"pid": pid, "start_time": started if alive else None}, None, group).begin()

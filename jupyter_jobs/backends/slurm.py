@@ -14,6 +14,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -96,6 +97,50 @@ def _size(text: str) -> float:
         return 0.0
 
 
+class _ClusterView:
+    """What Slurm says about all of a backend's jobs, asked once per interval for all of them,
+    whatever their number (sites forbid a call per job): each execution reads from here."""
+
+    def __init__(self, backend: SlurmBackend):
+        self.backend = backend
+        self._lock = threading.Lock()
+        self._ids: set[str] = set()
+        self._states: dict[str, dict[str, str]] = {}
+        self._usage: dict[str, Usage] = {}
+        self._asked = self._sampled = -math.inf
+
+    def watch(self, slurm_id: str) -> None:
+        with self._lock:
+            self._ids.add(slurm_id)
+
+    def forget(self, slurm_id: str) -> None:
+        with self._lock:
+            self._ids.discard(slurm_id)
+            self._states.pop(slurm_id, None)
+            self._usage.pop(slurm_id, None)
+
+    def state(self, slurm_id: str, soon: bool = False) -> Optional[dict[str, str]]:
+        """The job's state as of the last round (a new round if one is due, or `soon` after a
+        release); blocking: called from the executions' threads."""
+        with self._lock:
+            now = time.monotonic()
+            due = self.backend.poll_interval if not soon else min(self.backend.poll_interval, 0.25)
+            if now - self._asked >= due:
+                self._asked = now
+                self._states.update(self.backend.job_states(sorted(self._ids)))
+            return self._states.get(slurm_id)
+
+    def usage(self, slurm_id: str) -> Optional[Usage]:
+        """The job's steps' figures from one `sstat` for all running jobs per telemetry round."""
+        with self._lock:
+            now = time.monotonic()
+            if now - self._sampled >= max(self.backend.poll_interval, 1.0):
+                self._sampled = now
+                running = sorted(i for i in self._ids if self._states.get(i, {}).get("JobState") == "RUNNING")
+                self._usage = self.backend.job_usage(running)
+            return self._usage.get(slurm_id)
+
+
 class SlurmExecution(FileTailExecution):
     """A Slurm job followed through its output files and `scontrol`."""
 
@@ -103,10 +148,12 @@ class SlurmExecution(FileTailExecution):
         super().__init__(ctx, {"slurm_job_id": slurm_id})
         self.backend = backend
         self.slurm_id = slurm_id
-        self._checked = 0.0
+        backend.cluster.watch(slurm_id)
+        self._checked = -math.inf
         self._state: dict[str, str] = {"JobState": "PENDING"}
         self._unreachable_since: Optional[float] = None
         self._node: Optional[str] = None  # the address of the node it runs on
+        self._soon = False  # released: ask Slurm again without waiting a whole interval
         self._ran: asyncio.Future[None] = self._loop.create_future()
 
     def _sources(self) -> list[tuple[str, int, Callable[[bytes], None]]]:
@@ -125,7 +172,7 @@ class SlurmExecution(FileTailExecution):
     async def release(self) -> None:
         # a job that is not held (a reattached one, mostly) makes scontrol complain: harmless
         await asyncio.to_thread(self.backend.run, "scontrol", "release", self.slurm_id, timeout=10)
-        self._checked = 0.0  # look again soon
+        self._soon = True  # look again soon
         self.poke()
 
     async def running(self) -> bool:
@@ -151,9 +198,10 @@ class SlurmExecution(FileTailExecution):
 
     def _alive(self) -> bool:
         now = time.monotonic()
-        if now - self._checked >= self.backend.poll_interval:
+        if now - self._checked >= min(self.backend.poll_interval, 0.05):  # the view asks Slurm when due
             self._checked = now
-            self._state = self.backend.job_state(self.slurm_id) or self._state
+            self._state = self.backend.cluster.state(self.slurm_id, self._soon) or self._state
+            self._soon = False
         state = self._state.get("JobState", "")
         if state not in _NOT_RUN:
             self._mark_ran()
@@ -186,19 +234,10 @@ class SlurmExecution(FileTailExecution):
         """What `sstat` reports for the job's steps: their CPU time and peak resident memory."""
         if not self._ran.done():
             return Usage()
-        shown = self.backend.run("sstat", "-a", "-n", "-P", "-j", self.slurm_id, "--format=AveCPU,NTasks,MaxRSS",
-                                 timeout=10)
-        if shown.returncode != 0 or not shown.stdout.strip():
-            why = (shown.stderr.strip().splitlines() or ["no figures"])[-1]
-            if "no steps running" in why.lower():
-                return Usage()  # between the batch step starting and its first task: ask again
-            return Usage(note=f"Slurm's sstat gave no figures ({why}); the cluster may gather no job accounting")
-        cpu = rss = 0.0
-        for line in shown.stdout.splitlines():
-            ave, tasks, peak = (line.split("|") + ["", "", ""])[:3]
-            cpu += _clock(ave) * (int(tasks) if tasks.isdigit() else 1)
-            rss += _size(peak)
-        return Usage(cpu, int(rss))
+        return self.backend.cluster.usage(self.slurm_id) or Usage()
+
+    def _ended(self) -> None:
+        self.backend.cluster.forget(self.slurm_id)
 
     def terminate(self) -> None:
         self.backend.cancel(self.slurm_id, "TERM")
@@ -234,8 +273,13 @@ class SlurmBackend(Backend):
         "when the template binds it).",
     ).tag(config=True)
     master_port = Unicode("29500", help="MASTER_PORT for multi-node jobs.").tag(config=True)
-    poll_interval = Float(0.5, help="Seconds between status checks of a running job.").tag(config=True)
+    poll_interval = Float(0.5, help="Seconds between asking Slurm about the server's jobs (one squeue for all "
+                          "of them).").tag(config=True)
     ctld_wait = Float(600.0, help="Seconds a job waits for an unreachable slurmctld before it fails.").tag(config=True)
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.cluster = _ClusterView(self)
 
     # -- running the client tools -------------------------------------------------------------
     def _env(self) -> dict[str, str]:
@@ -258,20 +302,59 @@ class SlurmBackend(Backend):
         except subprocess.TimeoutExpired:
             return subprocess.CompletedProcess(args, 124, "", f"{args[0]} did not answer in {timeout:g} s")
 
-    def job_state(self, slurm_id: str) -> Optional[dict[str, str]]:
-        """Slurm's view of a job; JobState UNREACHABLE (controller down) or GONE (forgotten)."""
-        shown = self.run("scontrol", "show", "job", "-o", slurm_id, timeout=10)
-        if shown.returncode == 0 and "JobState=" in shown.stdout:
-            return _fields(shown.stdout)
-        if "Invalid job id" not in shown.stderr:
-            return {"JobState": "UNREACHABLE"}
-        for source in ("-X", "-c"):  # accounting, then the job completion log
-            done = self.run("sacct", source, "-n", "-P", "-j", slurm_id, "-o", "JobID,State,ExitCode", timeout=10)
+    def job_states(self, ids: list[str]) -> dict[str, dict[str, str]]:
+        """Slurm's view of these jobs in one `squeue` (a job that just ended is asked about once
+        more, for its exit code; those it no longer lists are looked up in the accounting or the
+        job completion log): JobState, Reason, BatchHost, ExitCode; UNREACHABLE (controller
+        down) or GONE (forgotten)."""
+        if not ids:
+            return {}
+        shown = self.run("squeue", "--states=all", "-h", "-j", ",".join(ids), "-o", "%i|%T|%r|%B", timeout=10)
+        if shown.returncode != 0 and "Invalid job id" not in shown.stderr:
+            return {key: {"JobState": "UNREACHABLE"} for key in ids}
+        out: dict[str, dict[str, str]] = {}
+        for line in shown.stdout.splitlines():
+            job, state, reason, host = (line.split("|") + ["", "", "", ""])[:4]
+            if job in ids and state:
+                out[job] = {"JobState": state.split()[0], "Reason": reason, "BatchHost": host}
+        for job in [i for i, state in out.items() if state["JobState"] not in ALIVE]:
+            shown = self.run("scontrol", "show", "job", "-o", job, timeout=10)  # once, as it ends: its exit code
+            if shown.returncode == 0 and "JobState=" in shown.stdout:
+                out[job] = _fields(shown.stdout)
+        missing = [i for i in ids if i not in out]
+        for source in ("-X", "-c"):  # forgotten by the controller: accounting, then the job completion log
+            if not missing:
+                break
+            done = self.run("sacct", source, "-n", "-P", "-j", ",".join(missing), "-o", "JobID,State,ExitCode",
+                            timeout=10)
             for line in done.stdout.splitlines():
                 job, state, code = (line.split("|") + ["", "", ""])[:3]
-                if job == slurm_id and state:
-                    return {"JobState": state.split()[0], "ExitCode": code}
-        return {"JobState": "GONE"}
+                if job in missing and state:
+                    out[job] = {"JobState": state.split()[0], "ExitCode": code}
+            missing = [i for i in missing if i not in out]
+        out.update({job: {"JobState": "GONE"} for job in missing})
+        return out
+
+    def job_usage(self, ids: list[str]) -> dict[str, Usage]:
+        """What `sstat` reports for these jobs' steps, in one call: CPU time and peak memory."""
+        if not ids:
+            return {}
+        shown = self.run("sstat", "-a", "-n", "-P", "-j", ",".join(ids), "--format=JobID,AveCPU,NTasks,MaxRSS",
+                         timeout=10)
+        if shown.returncode != 0 and not shown.stdout.strip():
+            why = (shown.stderr.strip().splitlines() or ["no figures"])[-1]
+            if "no steps running" in why.lower():
+                return {}  # between the batch step starting and its first task: ask again
+            note = f"Slurm's sstat gave no figures ({why}); the cluster may gather no job accounting"
+            return {i: Usage(note=note) for i in ids}
+        cpu: dict[str, float] = {}
+        rss: dict[str, float] = {}
+        for line in shown.stdout.splitlines():
+            step, ave, tasks, peak = (line.split("|") + ["", "", "", ""])[:4]
+            job = step.split(".")[0]
+            cpu[job] = cpu.get(job, 0.0) + _clock(ave) * (int(tasks) if tasks.isdigit() else 1)
+            rss[job] = rss.get(job, 0.0) + _size(peak)
+        return {job: Usage(cpu[job], int(rss[job])) for job in cpu}
 
     def cancel(self, slurm_id: str, signal: str) -> None:
         """TERM: scancel (Slurm sends SIGTERM, then SIGKILL after its KillWait). KILL: also

@@ -1,4 +1,5 @@
-"""Executions followed by a thread of their own, and the file tailing local and Slurm jobs share.
+"""Executions followed off the event loop: by a thread of their own (a container's attached
+stream), or by one shared loop per kind of job that tails output files (local and Slurm jobs).
 
 The thread does all blocking work (reading output, asking the engine) and hands the outcome
 to the event loop; `detach()` (server shutdown) stops following without touching the job.
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
+import logging
 import threading
 import time
 from typing import Any, BinaryIO, Callable, Optional
@@ -15,6 +18,8 @@ from typing import Any, BinaryIO, Callable, Optional
 from ..logs import STREAMS
 from ..models import FailureReason
 from .base import Execution, JobContext, Outcome
+
+log = logging.getLogger(__name__)
 
 _READ = 1 << 20
 _MIN_IDLE, _MAX_IDLE = 0.001, 0.025
@@ -83,7 +88,11 @@ class ThreadedExecution(Execution):
 class FileTailExecution(ThreadedExecution):
     """A job writing its output to files in its folder: tailed into the job's log from where
     the log stands (so a restart resumes with nothing lost or repeated) until the job is over
-    and the files are drained."""
+    and the files are drained. All such jobs of one kind are followed by one thread (a
+    `Follower`), not a thread each: a server watching hundreds of jobs runs one loop."""
+
+    _followers: dict[type, Follower] = {}
+    _followers_lock = threading.Lock()
 
     @abc.abstractmethod
     def _alive(self) -> bool:
@@ -100,34 +109,60 @@ class FileTailExecution(ThreadedExecution):
     def _ended(self) -> None:
         """Called once the job is no longer alive, before its files are drained."""
 
-    def _follow(self) -> Optional[Outcome]:
-        files: list[tuple[BinaryIO, Callable[[bytes], None]]] = []
+    def begin(self) -> FileTailExecution:
+        self._files: Optional[list[tuple[BinaryIO, Callable[[bytes], None]]]] = None
+        with FileTailExecution._followers_lock:
+            follower = self._followers.get(type(self))
+            if follower is None:
+                follower = self._followers[type(self)] = Follower(type(self).__name__)
+        self._follower = follower
+        follower.add(self)
+        return self
+
+    def poke(self) -> None:
+        super().poke()
+        self._follower.wake()
+
+    def detach(self) -> None:
+        super().detach()
+        self._follower.wake()
+
+    def _step(self) -> tuple[bool, bool]:
+        """One look at the job (in the follower's thread): (over, got output). Once over, its
+        outcome is handed to the event loop (none when detached)."""
         try:
-            for name, offset, feed in self._sources():
-                (self.ctx.dir / name).touch()
-                fh = open(self.ctx.dir / name, "rb")
-                fh.seek(offset)
-                files.append((fh, feed))
-            idle = _MIN_IDLE
-            while True:
-                alive = self._alive()
-                got = self._drain(files)
-                if not alive:
-                    self._ended()
-                    self._drain(files)
-                    return self._outcome()
-                if got:
-                    idle = _MIN_IDLE
-                elif self._wake.wait(idle):
-                    if self._detached.is_set():
-                        return None
-                    self._wake.clear()
-                    idle = _MIN_IDLE
-                else:
-                    idle = min(idle * 2, _EAGER_IDLE if time.monotonic() < self._eager_until else _MAX_IDLE)
-        finally:
-            for fh, _ in files:
-                fh.close()
+            if self._detached.is_set():
+                self._finish(None)
+                return True, False
+            if self._files is None:
+                self._files = []
+                for name, offset, feed in self._sources():
+                    (self.ctx.dir / name).touch()
+                    fh = open(self.ctx.dir / name, "rb")
+                    fh.seek(offset)
+                    self._files.append((fh, feed))
+            alive = self._alive()
+            got = self._drain(self._files)
+            if alive:
+                return False, got
+            self._ended()
+            self._drain(self._files)
+            self._finish(self._outcome())
+        except Exception as exc:  # never leave a job running forever in the service's eyes
+            self._on_error()
+            self._finish(Outcome(None, FailureReason.BACKEND_ERROR, f"following the job failed: {exc}"))
+        return True, True
+
+    def _finish(self, outcome: Optional[Outcome]) -> None:
+        for fh, _ in self._files or []:
+            fh.close()
+        self._files = []
+        self.ctx.log.close()
+        if outcome is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(lambda: self._done.done() or self._done.set_result(outcome))
+
+    def _follow(self) -> Optional[Outcome]:  # pragma: no cover - the follower steps these jobs
+        raise NotImplementedError
 
     @staticmethod
     def _drain(files: list[tuple[BinaryIO, Callable[[bytes], None]]]) -> bool:
@@ -137,3 +172,55 @@ class FileTailExecution(ThreadedExecution):
                 feed(data)
                 got = True
         return got
+
+
+class Follower:
+    """One daemon thread that steps every job it follows: reads their new output, asks whether
+    they are alive, hands over their outcomes. It looks often while output comes (or just
+    after a job was released) and backs off to every 25 ms when all is quiet."""
+
+    def __init__(self, name: str):
+        self._jobs: list[FileTailExecution] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"jobs-follower-{name}", daemon=True)
+        self._thread.start()
+
+    def add(self, execution: FileTailExecution) -> None:
+        with self._lock:
+            self._jobs.append(execution)
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        idle = _MIN_IDLE
+        while True:
+            with self._lock:
+                jobs = list(self._jobs)
+            got, over = False, []
+            for execution in jobs:
+                try:
+                    done, output = execution._step()
+                except Exception as exc:  # its own clean-up failed: it is over; the others go on
+                    log.exception("following job %s failed", execution.ctx.job.id)
+                    with contextlib.suppress(Exception):
+                        execution._finish(Outcome(None, FailureReason.BACKEND_ERROR,
+                                                  f"following the job failed: {exc}"))
+                    done, output = True, False
+                got = got or output
+                if done:
+                    over.append(execution)
+            if over:
+                with self._lock:
+                    self._jobs = [j for j in self._jobs if j not in over]
+            if got:
+                idle = _MIN_IDLE
+                continue
+            if self._wake.wait(idle if jobs else None):
+                self._wake.clear()
+                idle = _MIN_IDLE
+            else:
+                eager = any(time.monotonic() < j._eager_until for j in jobs)
+                idle = min(idle * 2, _EAGER_IDLE if eager else _MAX_IDLE)

@@ -1,0 +1,92 @@
+"""A backlog of queued jobs on one slot: per-job overhead as the queue grows. 10, 1,000 and
+10,000 jobs of `true` are put in the history as queued (one shared snapshot, the server down),
+then the server is started with one local job at a time and the drain is timed until the last
+one succeeded. Baseline in the same run: `true` run that many times by bare `subprocess`, one
+after the other. Target: the overhead per job with 10,000 queued within 10 % of that with 10."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from common import parser, table
+from support import ServerProcess
+
+
+async def fill(data: Path, root: Path, count: int) -> None:
+    from jupyter_jobs.models import Job, JobSpec
+    from jupyter_jobs.snapshots import SnapshotStore
+    from jupyter_jobs.store import Store
+
+    snapshots = SnapshotStore(data)
+    snap = snapshots.snapshot(root / "w")
+    snapshots.close()
+    store = Store(data / "jobs.db")
+    for start in range(0, count, 5000):
+        jobs = [Job(id=f"{i:012x}", spec=JobSpec(command=["true"], workspace="w"), backend="local", project="w",
+                    snapshot=snap.id) for i in range(start, min(count, start + 5000))]
+        await store.insert_many([(job, data / "jobs" / job.id) for job in jobs])
+    store.close()
+
+
+def drain(count: int) -> float:
+    """Seconds from the server's start until the last of `count` queued jobs succeeded."""
+    with tempfile.TemporaryDirectory(prefix="jobs-bench-queue-") as tmp:
+        root, data = Path(tmp) / "root", Path(tmp) / "data"
+        (root / "w").mkdir(parents=True)
+        data.mkdir()
+        asyncio.run(fill(data, root, count))
+        srv = ServerProcess(root, data, extra=["--LocalBackend.max_running=1", "--JobsApp.metrics_interval=0"])
+        start = time.perf_counter()
+        srv.start()
+        try:
+            db = sqlite3.connect(f"file:{data / 'jobs.db'}?mode=ro", uri=True)
+            while db.execute("SELECT COUNT(*) FROM jobs WHERE status = 'succeeded'").fetchone()[0] < count:
+                failed = db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('failed', 'cancelled')").fetchone()[0]
+                assert not failed, f"{failed} jobs did not succeed"
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - start
+            db.close()
+            return elapsed
+        finally:
+            srv.stop()
+
+
+def bare(count: int) -> float:
+    start = time.perf_counter()
+    for _ in range(count):
+        subprocess.run(["true"], check=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    args = parser(__doc__).parse_args()
+    sizes, runs = ((10, 100), 1) if args.quick else ((10, 1000, 10000), 3)
+    startup: list[float] = []
+    for _ in range(2 if not args.quick else 1):  # the server's own start, with nothing queued
+        startup.append(drain(0))
+    start_s = statistics.median(startup)
+    rows, overheads = [], {}
+    for size in sizes:
+        per_job = []
+        for _ in range(runs if size < 10000 else max(1, runs - 1)):
+            took, base = drain(size), bare(size)
+            per_job.append(((took - start_s) - base) / size * 1000)
+        overheads[size] = per_job
+        rows.append([size, *(f"{f(per_job):.2f}" for f in (min, statistics.median, max)),
+                     f"{base / size * 1000:.2f}", f"{size / max(took - start_s, 1e-9):.0f}"])
+    small = statistics.median(overheads[sizes[0]])
+    for row, size in zip(rows, sizes):
+        row.append(f"{statistics.median(overheads[size]) / small:.2f}x" if size != sizes[0] else "1.00x")
+    table(f"Draining a backlog on one slot: overhead per job over bare subprocess ({runs} runs; server start "
+          f"{start_s:.2f} s taken off)",
+          ["queued jobs", "overhead ms/job min", "median", "max", "bare ms/job", "jobs/s", "vs 10 queued"], rows)
+
+
+if __name__ == "__main__":
+    main()

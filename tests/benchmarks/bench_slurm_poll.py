@@ -1,0 +1,83 @@
+"""Cluster-friendly polling: how often the server calls slurmctld while N Slurm jobs run, read
+from `sdiag` (its RPC counts by user), and the server's CPU, for 20 and then 200 running jobs
+(`sleep` on the test cluster's `many` partition, oversubscribed). Baseline in the same run: the
+controller's RPC rate over the same window with the server stopped (what else calls it).
+Target: <= 5 RPCs per second from the service, whatever the job count."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from common import parser, require_part, table
+from support import SLURM_CONF, ServerProcess, slurm_problem
+
+ENV = {**os.environ, "SLURM_CONF": SLURM_CONF}
+
+
+def rpc_count() -> int:
+    """All RPCs slurmctld served (by user), from sdiag; sdiag's own call is counted too."""
+    out = subprocess.run(["sdiag"], env=ENV, capture_output=True, text=True, check=True).stdout
+    block = out.split("Remote Procedure Call statistics by user", 1)[1]
+    return sum(int(n) for n in re.findall(r"count:\s*(\d+)", block.split("Pending RPC", 1)[0]))
+
+
+def rate(seconds: float, proc: psutil.Process | None = None) -> tuple[float, float]:
+    """RPCs per second over `seconds` (less sdiag's own two), and the server's CPU share."""
+    cpu0 = sum(proc.cpu_times()[:2]) if proc else 0.0
+    first = rpc_count()
+    time.sleep(seconds)
+    last = rpc_count()
+    cpu = (sum(proc.cpu_times()[:2]) - cpu0) / seconds if proc else 0.0
+    return max(0, last - first - 1) / seconds, cpu
+
+
+def running(srv: ServerProcess, n: int) -> None:
+    deadline = time.monotonic() + 300
+    while len(srv.request("GET", "/jupyter-jobs/jobs?status=running&limit=500")["jobs"]) < n:
+        assert time.monotonic() < deadline, "the Slurm jobs did not all start"
+        time.sleep(1)
+
+
+def main() -> None:
+    args = parser(__doc__).parse_args()
+    require_part(slurm_problem(), "bench_slurm_poll")
+    sizes, window = ((5, 10), 5.0) if args.quick else ((20, 200), 20.0)
+    subprocess.run(["scancel", "--partition=many"], env=ENV, capture_output=True)
+    rows = []
+    base, _ = rate(window)
+    rows.append(["no server (baseline)", 0, f"{base:.2f}", ""])
+    with tempfile.TemporaryDirectory(prefix="jobs-bench-slurm-poll-") as tmp:
+        root = Path(tmp) / "root"
+        (root / "w").mkdir(parents=True)
+        srv = ServerProcess(root, Path(tmp) / "data", extra=[
+            f"--SlurmBackend.slurm_conf={SLURM_CONF}", "--SlurmBackend.poll_interval=0.5",
+            f"--SlurmBackend.shared_dir={tmp}/shared", "--JobsApp.metrics_interval=2"]).start()
+        try:
+            spec = {"backend": "slurm", "workspace": "w", "command": "sleep 3600",
+                    "slurm": {"partition": "many", "sbatch_args": ["--mem=1M", "--oversubscribe"]}}
+            submitted = 0
+            for size in sizes:
+                for _ in range(size - submitted):
+                    srv.request("POST", "/jupyter-jobs/jobs", spec)
+                submitted = size
+                running(srv, size)
+                time.sleep(3)  # the launches' own calls (sbatch, release) are over
+                rpcs, cpu = rate(window, psutil.Process(srv.proc.pid))
+                rows.append([f"server watching {size} running jobs", size, f"{max(0.0, rpcs - base):.2f}",
+                             f"{cpu * 100:.1f} %"])
+        finally:
+            srv.stop()
+            subprocess.run(["scancel", "--partition=many"], env=ENV, capture_output=True)
+    table(f"slurmctld RPCs per second from the service ({window:g} s windows; target <= 5, whatever the count)",
+          ["what", "running jobs", "RPC/s (less the baseline)", "server CPU"], rows)
+
+
+if __name__ == "__main__":
+    main()
