@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator
 STREAMS = ("stdout", "stderr")
 _RECORD = struct.Struct("<QB")
 READ_SIZE = 1 << 20
+#: bytes of a log's newest output kept in memory: followers at the end read them from there
+TAIL = 1 << 18
 
 
 @dataclass
@@ -72,6 +74,8 @@ class JobLog:
         self.size = 0
         self.finished = False
         self._load()
+        self._tail = bytearray()  # the newest output, from offset _tail_start (written here)
+        self._tail_start = self.size
 
     def _load(self) -> None:
         try:
@@ -123,6 +127,10 @@ class JobLog:
             written = os.write(self._fd, view)
             view = view[written:]
         self.size += len(data)
+        self._tail += data
+        if len(self._tail) > 2 * TAIL:
+            del self._tail[: len(self._tail) - TAIL]
+        self._tail_start = self.size - len(self._tail)
         if self.cap and self.size - self.cut > self.cap:
             self._drop_head()
 
@@ -223,6 +231,21 @@ class JobLog:
             data = fh.read(min(limit, size - offset))
         if offset < self.cut:  # dropped while being read
             return [self._cut_note(offset)]
+        return self._chunks(offset, data, size, final)
+
+    def read_recent(self, offset: int, final: bool = False) -> Optional[list[Chunk]]:
+        """The same as `read`, from the newest output kept in memory (no file I/O: safe on the
+        loop); None when `offset` is older than that."""
+        with self._lock:
+            size = self.size
+            if offset >= size:
+                return []
+            if offset < self._tail_start or offset < self.cut:
+                return None
+            data = bytes(self._tail[offset - self._tail_start: offset - self._tail_start + READ_SIZE])
+            return self._chunks(offset, data, size, final)
+
+    def _chunks(self, offset: int, data: bytes, size: int, final: bool) -> list[Chunk]:
         if not final:
             cut = data.rfind(b"\n") + 1 if offset + len(data) < size else 0
             data = data[: cut or _complete(data)]
@@ -253,7 +276,9 @@ async def follow(
     offset = await asyncio.to_thread(log.align, offset)
     while True:
         seen, final = log.size, log.finished  # finished: the size is final, send every byte
-        chunks = await asyncio.to_thread(log.read, offset, READ_SIZE, final)
+        chunks = log.read_recent(offset, final)  # a follower at the end: from memory, at once
+        if chunks is None:
+            chunks = await asyncio.to_thread(log.read, offset, READ_SIZE, final)
         for chunk in chunks:
             yield chunk
             offset = chunk.end
