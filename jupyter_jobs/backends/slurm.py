@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from traitlets import Float, List, Unicode
+from traitlets import Float, Int, List, Unicode
 
 from ..models import FailureReason, JobSpec, SpecError
 from ..replies import Capabilities
@@ -99,7 +99,8 @@ def _size(text: str) -> float:
 
 class _ClusterView:
     """What Slurm says about all of a backend's jobs, asked once per interval for all of them,
-    whatever their number (sites forbid a call per job): each execution reads from here."""
+    whatever their number (sites forbid a call per job): each execution reads from here. The
+    lock guards the tables only, never a call to Slurm (the event loop takes it too)."""
 
     def __init__(self, backend: SlurmBackend):
         self.backend = backend
@@ -108,6 +109,8 @@ class _ClusterView:
         self._states: dict[str, dict[str, str]] = {}
         self._usage: dict[str, Usage] = {}
         self._asked = self._sampled = -math.inf
+        self._turn = 0
+        self._asking = threading.Lock()  # one round at a time; others read the last one meanwhile
 
     def watch(self, slurm_id: str) -> None:
         with self._lock:
@@ -122,22 +125,39 @@ class _ClusterView:
     def state(self, slurm_id: str, soon: bool = False) -> Optional[dict[str, str]]:
         """The job's state as of the last round (a new round if one is due, or `soon` after a
         release); blocking: called from the executions' threads."""
+        due = self.backend.poll_interval if not soon else min(self.backend.poll_interval, 0.25)
+        if time.monotonic() - self._asked >= due and self._asking.acquire(blocking=False):
+            try:
+                with self._lock:
+                    ids = sorted(self._ids)
+                self._asked = time.monotonic()
+                found = self.backend.job_states(ids)
+                with self._lock:
+                    self._states.update({i: v for i, v in found.items() if i in self._ids})
+            finally:
+                self._asking.release()
         with self._lock:
-            now = time.monotonic()
-            due = self.backend.poll_interval if not soon else min(self.backend.poll_interval, 0.25)
-            if now - self._asked >= due:
-                self._asked = now
-                self._states.update(self.backend.job_states(sorted(self._ids)))
             return self._states.get(slurm_id)
 
     def usage(self, slurm_id: str) -> Optional[Usage]:
-        """The job's steps' figures from one `sstat` for all running jobs per telemetry round."""
+        """The job's steps' figures as last sampled. `sstat` costs the controller about three
+        calls per job, so each round asks about `sstat_jobs` running jobs only, taking turns."""
+        if time.monotonic() - self._sampled >= max(self.backend.poll_interval, 2.0) and \
+                self._asking.acquire(blocking=False):
+            try:
+                self._sampled = time.monotonic()
+                with self._lock:
+                    running = sorted(i for i in self._ids if self._states.get(i, {}).get("JobState") == "RUNNING")
+                if running:
+                    start = self._turn % len(running)
+                    turn = (running + running)[start:start + min(self.backend.sstat_jobs, len(running))]
+                    self._turn += len(turn)
+                    sampled = self.backend.job_usage(turn)
+                    with self._lock:
+                        self._usage.update(sampled)
+            finally:
+                self._asking.release()
         with self._lock:
-            now = time.monotonic()
-            if now - self._sampled >= max(self.backend.poll_interval, 1.0):
-                self._sampled = now
-                running = sorted(i for i in self._ids if self._states.get(i, {}).get("JobState") == "RUNNING")
-                self._usage = self.backend.job_usage(running)
             return self._usage.get(slurm_id)
 
 
@@ -273,8 +293,10 @@ class SlurmBackend(Backend):
         "when the template binds it).",
     ).tag(config=True)
     master_port = Unicode("29500", help="MASTER_PORT for multi-node jobs.").tag(config=True)
-    poll_interval = Float(0.5, help="Seconds between asking Slurm about the server's jobs (one squeue for all "
-                          "of them).").tag(config=True)
+    poll_interval = Float(1.0, help="Seconds between asking Slurm about the server's jobs (one squeue for all "
+                          "of them, two controller calls).").tag(config=True)
+    sstat_jobs = Int(1, help="Running jobs whose CPU and memory are asked of sstat per telemetry round (each "
+                     "costs the controller about three calls); the jobs take turns.").tag(config=True)
     ctld_wait = Float(600.0, help="Seconds a job waits for an unreachable slurmctld before it fails.").tag(config=True)
 
     def __init__(self, **kwargs: Any):
