@@ -82,8 +82,9 @@ def main() -> None:
         (srv.root / "w").mkdir()
         shutil.copy(APP, srv.root / "w" / "app.py")
         (srv.root / "w" / "small.txt").write_text("ok\n" * 10)
-        app = serve(srv, "exec python3 app.py")["endpoints"][0]
-        files = serve(srv, "exec python3 -m http.server $PORT_API --bind 127.0.0.1")["endpoints"][0]
+        app_job, files_job = serve(srv, "exec python3 app.py"), serve(srv, "exec python3 -m http.server $PORT_API "
+                                                                      "--bind 127.0.0.1")
+        app, files = app_job["endpoints"][0], files_job["endpoints"][0]
         paths = {"direct": (f"http://127.0.0.1:{app['port']}/", {}), "proxy": (f"{srv.url}/{app['path']}", auth)}
         small = {  # (label, url, headers): the two servers, straight and through the proxy; Jupyter's own
             "app direct": (f"http://127.0.0.1:{app['port']}/small", {}),
@@ -101,6 +102,8 @@ def main() -> None:
             for name, (base, headers) in paths.items():
                 mbps[name].append(asyncio.run(megabytes_per_second(base, headers, mb)))
                 rtt[name].append(statistics.median(asyncio.run(websocket_rtts(base, headers, echoes))) * 1000)
+        for job in (app_job, files_job):  # jobs outlive their server: end them
+            srv.request("POST", f"/jupyter-jobs/jobs/{job['id']}/cancel")
 
     def ratios(ours: list[float], base: list[float]) -> list[float]:
         return [o / b for o, b in zip(ours, base)]
