@@ -41,8 +41,21 @@ def start_time(pid: int) -> Optional[int]:
     return None if fields[0] == b"Z" else int(fields[19])
 
 
-def _alive(proc: Optional[dict[str, Any]]) -> bool:
-    return bool(proc) and start_time(int(proc.get("pid") or 0)) == proc.get("start")  # type: ignore[union-attr]
+def _alive(proc: Any) -> bool:
+    """Whether the process a record names still runs (the same one: pid and start time)."""
+    if not isinstance(proc, dict) or not isinstance(proc.get("pid"), int) or proc["pid"] <= 0:
+        return False
+    return start_time(proc["pid"]) == proc.get("start")
+
+
+def _valid(data: Any, ticket: bool) -> bool:
+    """A record anyone could have written: only well-formed ones count."""
+    if not isinstance(data, dict):
+        return False
+    if ticket:
+        return isinstance(data.get("count"), int) and isinstance(data.get("since"), (int, float)) \
+            and isinstance(data.get("at"), (int, float))
+    return isinstance(data.get("gpus"), list) and all(isinstance(i, int) for i in data["gpus"])
 
 
 class PoolError(ValueError):
@@ -97,6 +110,9 @@ class HostGPUPool:
                     data = json.load(fh)
             except (OSError, ValueError):
                 continue
+            ticket = path.name.startswith("wait-")
+            if not _valid(data, ticket):
+                continue
             held = data.get("holder")
             live = _alive(held) if held else _alive(data.get("server"))
             if not live:
@@ -105,7 +121,7 @@ class HostGPUPool:
                         path.unlink()
                 continue
             data["_path"] = path
-            (tickets if path.name.startswith("wait-") else records).append(data)
+            (tickets if ticket else records).append(data)
         return records, tickets
 
     def _write(self, path: Path, data: dict) -> None:
@@ -135,7 +151,7 @@ class HostGPUPool:
             mine = self._name(owner)
             now = time.time()
             older = [t for t in tickets if t["since"] < since and t["count"] <= free
-                     and now - t.get("at", 0) < TICKET_LIFE and t["_path"] != self._name(owner, "wait")]
+                     and now - t["at"] < TICKET_LIFE and t["_path"] != self._name(owner, "wait")]
             uid = os.geteuid()
             over = self.per_user and sum(len(r["gpus"]) for r in records if r.get("user") == uid) + count \
                 > self.per_user

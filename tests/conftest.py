@@ -46,7 +46,9 @@ def extra_config() -> dict[str, Any]:
 def jp_server_config(jobs_data: Path, jobs_config: dict[str, Any], extra_config: dict[str, Any]) -> dict[str, Any]:
     return {
         "ServerApp": {"jpserver_extensions": {"jupyter_jobs": True}},
-        "JobsApp": {"data_dir": str(jobs_data), "kill_grace": 2.0, **jobs_config},
+        # a GPU pool of the test's own: tests never share devices with each other or the host
+        "JobsApp": {"data_dir": str(jobs_data), "kill_grace": 2.0, "gpu_pool_dir": str(jobs_data.parent / "gpu-pool"),
+                    **jobs_config},
         **extra_config,
     }
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -90,3 +91,28 @@ def test_a_killed_servers_running_jobs_keep_their_devices_until_they_end(two_ser
     assert queued_behind not in {job for *_, job in held}
     records = [json.loads(p.read_text()) for p in pool.glob("gpu-*.json")]
     assert all(r["user"] == os.geteuid() for r in records)
+
+
+def test_the_pool_serves_the_host_oldest_first_and_ignores_what_does_not_hold(tmp_path):
+    """The pool's own rules, on real files and processes (three services in one process)."""
+    from jupyter_jobs.gpupool import HostGPUPool, PoolError
+
+    folder = tmp_path / "pool"
+    alice, bob, carol = (HostGPUPool(folder, [0, 1], 1, name) for name in ("alice", "bob", "carol"))
+    (folder / "gpu-junk.json").write_text("{not json")
+    (folder / "gpu-odd.json").write_text(json.dumps({"gpus": "all", "holder": None}))
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    (folder / "gpu-gone.json").write_text(json.dumps({"gpus": [0, 1], "holder": {"pid": ended.pid, "start": 1}}))
+    assert alice.allocate(2, "a1", since=1.0)[0] == [0, 1]  # junk, odd and a gone holder hold nothing
+    assert bob.allocate(1, "b1", since=2.0) == (None, 0)  # waits, with a ticket
+    assert carol.allocate(1, "c1", since=3.0)[0] is None
+    alice.release("a1")
+    assert carol.allocate(1, "c1", since=3.0)[0] is None, "an older ticket that fits goes first"
+    assert bob.allocate(1, "b1", since=2.0)[0] == [0]
+    assert carol.allocate(1, "c1", since=3.0)[0] == [1]
+    assert oct(folder.stat().st_mode & 0o7777) == "0o1777"
+    link = tmp_path / "link"
+    link.symlink_to(folder)
+    with pytest.raises(PoolError):
+        HostGPUPool(link, [0], 1, "dave")
