@@ -141,15 +141,16 @@ class Endpoints:
                 _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
                 writer.close()
                 return True
-            async with self.session.get(f"http://{_host(host)}:{port}{health}", allow_redirects=False,
+            async with self.session.get(f"http://{netloc(host, port)}{health}", allow_redirects=False,
                                         timeout=_timeout(2)) as response:
                 return 200 <= response.status < 300
         except Exception:  # refused, reset, timed out: not ready
             return False
 
 
-def _host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
+def netloc(host: str, port: int) -> str:
+    """`host:port` for a URL (an IPv6 address in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _timeout(seconds: float) -> Any:

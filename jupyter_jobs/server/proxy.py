@@ -26,7 +26,7 @@ from tornado import web, websocket
 from tornado.iostream import StreamClosedError
 from yarl import URL
 
-from ..endpoints import endpoint_path
+from ..endpoints import endpoint_path, netloc
 from .handlers import JobsHandlerMixin
 
 #: headers that describe one connection, not the message (RFC 9110 7.6.1), never passed on
@@ -114,7 +114,7 @@ class EndpointHandler(JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSock
             return
         host, port = await self.service.endpoints.target(job_id, name)
         query = urlencode([(k, v) for k, v in parse_qsl(self.request.query, keep_blank_values=True) if k != "token"])
-        self._up_target = f"{'[' + host + ']' if ':' in host else host}:{port}"
+        self._up_target = netloc(host, port)
         self._up_url = f"http://{self._up_target}{path}" + (f"?{query}" if query else "")
         if self._is_ws:
             return
