@@ -9,9 +9,11 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any, Optional
 
@@ -164,7 +166,9 @@ class Kernel:
     def __init__(self, cwd: Path, env: dict[str, str]):
         from jupyter_client import KernelManager
 
-        self.km = KernelManager(kernel_name="python3")
+        # named as Jupyter's servers name it (kernel-<uuid>.json): the magic takes its origin from it
+        connection = Path(tempfile.gettempdir()) / f"kernel-{uuid.uuid4()}.json"
+        self.km = KernelManager(kernel_name="python3", connection_file=str(connection))
         self.km.start_kernel(cwd=str(cwd), env=env)
         self.kc = self.km.client()
         self.kc.start_channels()
