@@ -90,6 +90,31 @@ async def test_cancel_stops_the_container(api, workspace, docker_client):
     assert containers(docker_client, job["id"]) == []
 
 
+@pytest.mark.parametrize("extra_config", [{"DockerBackend": {"max_running": 12}}])
+async def test_many_containers_are_followed_by_two_threads(api, workspace, docker_client, extra_config):
+    """12 containers at once: one reader thread and one event stream follow them all (no thread
+    per container); a container killed outside the service ends its job through that stream."""
+    import threading
+
+    def followers() -> list[str]:
+        return sorted(t.name for t in threading.enumerate() if t.name.startswith(("jobs-docker-", "job-")))
+
+    jobs = [await api.submit(docker_job(command=f"echo begin {i}; sleep 30; echo never")) for i in range(12)]
+    for job in jobs:
+        await api.wait_for_output(job["id"], "begin", timeout=60)
+    assert followers() == ["jobs-docker-events", "jobs-docker-reader"]
+    for job in jobs[1:]:
+        await api.call("POST", "jobs", job["id"], "cancel")
+    victim = jobs[0]
+    docker_client.api.kill(containers(docker_client, victim["id"])[0].id, signal="SIGKILL")
+    done = await api.wait(victim["id"], timeout=20)
+    assert done["status"] == "failed" and done["exit_code"] == 137
+    assert log_text(await api.logs(victim["id"])) == "begin 0\n"
+    for job in jobs[1:]:
+        assert (await api.wait(job["id"], timeout=20))["status"] == "cancelled"
+    assert followers() == ["jobs-docker-events", "jobs-docker-reader"]
+
+
 async def test_timeout(api, workspace):
     job = await api.submit(docker_job(command="echo go; sleep 60", timeout=1))
     done = await api.wait(job["id"], timeout=20)

@@ -3,7 +3,8 @@
 Output is read by attaching to the container *before* it starts (complete and fast; `logs
 --follow` is slower and lost lines in measurements). Containers carry labels, so after a
 server restart they are found again and their output resumes at the byte where the job's
-log stopped. Every SDK call blocks, so each runs in a worker thread.
+log stopped. Every SDK call blocks, so each runs in a worker thread; the output and the
+ends of all containers are followed by two threads in all (docker_watch.py).
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from ..replies import Capabilities
 from .base import Availability, Backend, BackendError, EndedExecution, Execution, JobContext, Outcome, Usage
 from .container import container_settings, workspace_tar
 from .docker_env import collect_images, derived_image, image_environments
-from .docker_stream import Demux, upgraded
-from .tail import ThreadedExecution
+from .docker_stream import Demux
+from .docker_watch import DockerWatch
+from .tail import FollowedExecution
 
 LABEL_JOB = "jupyter_jobs.job"
 LABEL_INSTANCE = "jupyter_jobs.instance"
@@ -46,18 +48,32 @@ def _container_usage(stats: dict[str, Any]) -> Usage:
     return Usage(cpu / 1e9 if cpu is not None else None, rss)
 
 
-class DockerExecution(ThreadedExecution):
-    """A container being followed: output, exit code, artifacts, removal."""
+class DockerExecution(FollowedExecution):
+    """A container being followed (docker_watch.py reads its output and learns of its end);
+    once over, its exit status, artifacts and removal are concluded in a worker thread."""
 
     def __init__(self, backend: DockerBackend, ctx: JobContext, container_id: str, stream: Any, held: bool):
         super().__init__(ctx, {"container": container_id})
         self.backend = backend
         self.container_id = container_id
+        self.engine_gone = False  # the engine stopped or restarted while it ran
         self._stream = stream  # an attached response, or None when the container had ended
         self._held = held
         self._published: dict[int, int] = {}  # container port -> host port
+        self._demux = Demux(ctx.log.append, self.unseen())
+        self._lock = threading.Lock()
+        self._stream_over = stream is None
+        self._dead = stream is None  # no stream: it ended while no server watched
+        self._concluding = False
+        backend.watch().watch(self)
         if not held:
-            self.begin()
+            self._follow()
+
+    def _follow(self) -> None:
+        if self._stream is not None:
+            self.backend.watch().read(self, self._stream)
+        else:
+            self._maybe_conclude()
 
     async def release(self) -> None:
         if not self._held:
@@ -66,10 +82,50 @@ class DockerExecution(ThreadedExecution):
         try:
             await asyncio.to_thread(self.backend._start_container, self.container_id)
         except BackendError as exc:
-            self._stream.close()
-            self._done.set_result(Outcome(None, FailureReason.BACKEND_ERROR, str(exc)))
+            self.backend.watch().forget(self, self._stream)
+            self._finish(Outcome(None, FailureReason.BACKEND_ERROR, str(exc)))
             return
-        self.begin()
+        self.engine_gone = False  # an engine restart before it started is none of its business
+        self._follow()
+
+    # -- called by the watch's threads ------------------------------------------------------
+    def _output(self, data: bytes) -> None:
+        self._demux.feed(data)
+
+    def _stream_ended(self) -> None:
+        with self._lock:
+            self._stream_over = True
+        self._maybe_conclude()
+
+    def _died(self, give_up: bool = False) -> None:
+        with self._lock:
+            self._dead = True
+            if give_up and not self._stream_over:  # the engine is gone for good: stop reading
+                self._stream_over = True
+                self.backend.watch().forget(self, self._stream)
+        self._maybe_conclude()
+
+    def _maybe_conclude(self) -> None:
+        with self._lock:
+            if not (self._dead and self._stream_over) or self._concluding or self._detached.is_set():
+                return
+            self._concluding = True
+        self.backend.watch().forget(self)
+        if not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(lambda: self._loop.run_in_executor(None, self._conclude))
+
+    def _conclude(self) -> None:
+        """Its exit status, what the engine logged while no server watched, its artifacts."""
+        try:
+            outcome = self.backend._wait_exit(self.container_id, self.engine_gone)
+            if outcome.exit_code is not None:  # the container is there, and over
+                if self._stream is None:
+                    self.backend._replay_logs(self.container_id, self._demux)
+                self.backend._collect(self.ctx, self.container_id)
+                self.backend._remove(self.container_id)
+        except Exception as exc:  # never leave a job running forever in the service's eyes
+            outcome = Outcome(None, FailureReason.BACKEND_ERROR, f"following the job failed: {exc}")
+        self._finish(outcome)
 
     async def process(self) -> Optional[int]:
         """The container's init as this host sees it (an engine on this host; once started)."""
@@ -104,9 +160,9 @@ class DockerExecution(ThreadedExecution):
     def terminate(self) -> None:
         if self._held:  # never started: it never will
             self._held = False
-            self._stream.close()
+            self.backend.watch().forget(self, self._stream)
             self.backend._remove(self.container_id, force=True)
-            self._loop.call_soon_threadsafe(self._end_unstarted)
+            self._end_unstarted()
             return
         self.backend._signal(self.container_id, "SIGTERM")  # init=True: tini passes it on
 
@@ -120,38 +176,18 @@ class DockerExecution(ThreadedExecution):
         return _container_usage(stats)
 
     def _end_unstarted(self) -> None:
-        if not self._done.done():
-            self._done.set_result(Outcome(None, not_started=True))
-
-    def _follow(self) -> Optional[Outcome]:
-        demux = Demux(self.ctx.log.append, self.unseen())
-        if self._stream is not None:
-            try:
-                while data := upgraded(self._stream).read1(1 << 18):
-                    demux.feed(data)
-            except (OSError, ValueError, AttributeError):
-                pass  # the engine went away: the exit status below says what became of the job
-            finally:
-                self._stream.close()
-        if self._detached.is_set():
-            return None
-        outcome = self.backend._wait_exit(self.container_id)
-        if outcome.exit_code is not None:  # the container is there, and over
-            if self._stream is None:  # it ended while no server watched: read what it logged
-                self.backend._replay_logs(self.container_id, demux)
-            self.backend._collect(self.ctx, self.container_id)
-            self.backend._remove(self.container_id)
-        return outcome
+        self._finish(Outcome(None, not_started=True))
 
     def kill(self) -> None:
         self.backend._signal(self.container_id, "SIGKILL")
 
     def detach(self) -> None:
         super().detach()
-        try:
-            self._stream and self._stream.close()
-        except Exception:
-            pass
+        self.backend.watch().forget(self, self._stream)
+        with self._lock:
+            concluding = self._concluding
+        if not concluding:  # a conclusion under way finishes on its own
+            self._finish(None)
 
 
 class DockerBackend(Backend):
@@ -199,6 +235,7 @@ class DockerBackend(Backend):
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
         self._client: Any = None
+        self._watch: Optional[DockerWatch] = None
         self._lock = threading.Lock()
         if not self.instance:
             data_dir = getattr(self.parent, "data_dir", "") or ""
@@ -214,6 +251,19 @@ class DockerBackend(Backend):
                 else:
                     self._client = docker.from_env(timeout=30)
             return self._client
+
+    def watch(self) -> DockerWatch:
+        """The reader and event stream that follow all of this service's containers."""
+        with self._lock:
+            if self._watch is None:
+                self._watch = DockerWatch(self.client, f"{LABEL_INSTANCE}={self.instance}", lambda: self.engine_wait)
+            return self._watch
+
+    async def close(self) -> None:
+        with self._lock:
+            watch, self._watch = self._watch, None
+        if watch is not None:
+            watch.close()
 
     def _local(self) -> bool:
         if self.workspace_mode != "auto":
@@ -373,11 +423,11 @@ class DockerBackend(Backend):
             return EndedExecution(Outcome(None, FailureReason.LOST, "its container no longer exists"))
         return DockerExecution(self, ctx, cid, stream, held=held)
 
-    # -- following (pump thread) ------------------------------------------------------------
-    def _wait_exit(self, cid: str) -> Outcome:
+    # -- concluding (a worker thread) ------------------------------------------------------------
+    def _wait_exit(self, cid: str, engine_gone: bool) -> Outcome:
+        """How the (ended) container ended, waiting up to `engine_wait` for an engine that is away."""
         docker = _docker()
         deadline = time.monotonic() + self.engine_wait
-        engine_gone = False
         while True:
             try:
                 code = self.client().api.wait(cid)["StatusCode"]

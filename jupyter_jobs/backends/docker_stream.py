@@ -3,6 +3,7 @@ SDK's per-frame generators are ~9x slower than this loop)."""
 
 from __future__ import annotations
 
+import socket
 import struct
 from typing import Any, Callable
 
@@ -61,11 +62,15 @@ class Demux:
         del self.buf[:pos]
 
 
-def upgraded(response: Any) -> Any:
-    """The buffered socket under an HTTP 101 (upgraded) response.
+def upgraded(response: Any) -> tuple[bytes, socket.socket]:
+    """The socket under an HTTP 101 (upgraded) response, made non-blocking, with the bytes that
+    arrived with the headers (read them first).
 
     No public call reaches it: http.client treats a 101 reply as bodiless (length 0), so
     requests' and urllib3's read methods return nothing; the SDK's own `attach_socket` takes
     the same private path (`raw._fp.fp`) but then drops the reader's buffer, which can hold
     the first frames. This is the one place that knows; the SDK pins urllib3 and requests."""
-    return response.raw._fp.fp
+    reader = response.raw._fp.fp
+    sock = reader.raw._sock
+    sock.setblocking(False)
+    return reader.read1(1 << 18) or b"", sock  # what is buffered (or ready); b"" also when nothing is

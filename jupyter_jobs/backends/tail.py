@@ -1,7 +1,8 @@
-"""Executions followed off the event loop: by a thread of their own (a container's attached
-stream), or by one shared loop per kind of job that tails output files (local and Slurm jobs).
+"""Executions followed off the event loop by a few shared threads, never one per job: one loop
+per kind of job that tails output files (local and Slurm jobs; `Follower` below), and for
+containers one socket reader and one event stream per engine (docker_watch.py).
 
-The thread does all blocking work (reading output, asking the engine) and hands the outcome
+Those threads do the blocking work (reading output, asking the engine) and hand the outcome
 to the event loop; `detach()` (server shutdown) stops following without touching the job.
 """
 
@@ -26,8 +27,8 @@ _MIN_IDLE, _MAX_IDLE = 0.001, 0.025
 _EAGER, _EAGER_IDLE = 2.0, 0.002  # after a poke: seconds of looking at most every 2 ms
 
 
-class ThreadedExecution(Execution):
-    """Runs `_follow()` in a daemon thread; its result is the outcome `wait()` returns."""
+class FollowedExecution(Execution):
+    """An execution whose outcome a shared thread hands over (`_finish`); `wait()` returns it."""
 
     def __init__(self, ctx: JobContext, state: dict[str, Any]):
         self.ctx = ctx
@@ -37,32 +38,15 @@ class ThreadedExecution(Execution):
         self._loop = asyncio.get_running_loop()
         self._done: asyncio.Future[Outcome] = self._loop.create_future()
         self._detached = threading.Event()
-        self._wake = threading.Event()  # look at the job now (it was released, or is detached)
-        self._eager_until = 0.0
-        self._thread = threading.Thread(target=self._pump, name=f"job-{ctx.job.id}", daemon=True)
 
     def unseen(self) -> dict[str, int]:
         """Bytes of this execution's own output already in the log, per stream: skip them."""
         sizes, base = self.ctx.log.stream_sizes(), self.state["log_base"]
         return {s: max(0, n - base.get(s, 0)) for s, n in sizes.items()}
 
-    def begin(self) -> ThreadedExecution:
-        self._thread.start()
-        return self
-
-    @abc.abstractmethod
-    def _follow(self) -> Optional[Outcome]:
-        """Follow the job to its end (None: detached meanwhile)."""
-
-    def _on_error(self) -> None:
-        """The job's output could no longer be followed: make sure it does not run on unseen."""
-
-    def _pump(self) -> None:
-        try:
-            outcome = self._follow()
-        except Exception as exc:  # never leave a job running forever in the service's eyes
-            self._on_error()
-            outcome = Outcome(None, FailureReason.BACKEND_ERROR, f"following the job failed: {exc}")
+    def _finish(self, outcome: Optional[Outcome]) -> None:
+        """The job is over (or no longer followed, with None): close its log, hand the outcome
+        to the event loop. Called from any thread."""
         self.ctx.log.close()
         if outcome is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(lambda: self._done.done() or self._done.set_result(outcome))
@@ -70,13 +54,6 @@ class ThreadedExecution(Execution):
     def detach(self) -> None:
         super().detach()
         self._detached.set()
-        self._wake.set()
-
-    def poke(self) -> None:
-        """Output is about to come (e.g. the job was released): stop idling, and look often for
-        a little while (the first line's latency is what a user sees)."""
-        self._eager_until = time.monotonic() + _EAGER
-        self._wake.set()
 
     def done(self) -> bool:
         return self._done.done()
@@ -85,7 +62,7 @@ class ThreadedExecution(Execution):
         return await asyncio.shield(self._done)
 
 
-class FileTailExecution(ThreadedExecution):
+class FileTailExecution(FollowedExecution):
     """A job writing its output to files in its folder: tailed into the job's log from where
     the log stands (so a restart resumes with nothing lost or repeated) until the job is over
     and the files are drained. All such jobs of one kind are followed by one thread (a
@@ -109,7 +86,11 @@ class FileTailExecution(ThreadedExecution):
     def _ended(self) -> None:
         """Called once the job is no longer alive, before its files are drained."""
 
+    def _on_error(self) -> None:
+        """The job's output could no longer be followed: make sure it does not run on unseen."""
+
     def begin(self) -> FileTailExecution:
+        self._eager_until = 0.0
         self._files: Optional[list[tuple[BinaryIO, Callable[[bytes], None]]]] = None
         with FileTailExecution._followers_lock:
             follower = self._followers.get(type(self))
@@ -120,7 +101,9 @@ class FileTailExecution(ThreadedExecution):
         return self
 
     def poke(self) -> None:
-        super().poke()
+        """Output is about to come (e.g. the job was released): stop idling, and look often for
+        a little while (the first line's latency is what a user sees)."""
+        self._eager_until = time.monotonic() + _EAGER
         self._follower.wake()
 
     def detach(self) -> None:
@@ -157,12 +140,7 @@ class FileTailExecution(ThreadedExecution):
         for fh, _ in self._files or []:
             fh.close()
         self._files = []
-        self.ctx.log.close()
-        if outcome is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(lambda: self._done.done() or self._done.set_result(outcome))
-
-    def _follow(self) -> Optional[Outcome]:  # pragma: no cover - the follower steps these jobs
-        raise NotImplementedError
+        super()._finish(outcome)
 
     @staticmethod
     def _drain(files: list[tuple[BinaryIO, Callable[[bytes], None]]]) -> bool:
