@@ -78,7 +78,14 @@ class DockerWatch:
         first, sock = upgraded(response)
         if first:
             execution._output(first)
-        self._change(lambda: self._selector.register(sock, selectors.EVENT_READ, (execution, response, sock)))
+
+        def register() -> None:
+            with self._lock:
+                forgotten = self._watched.get(execution.container_id) is not execution
+            if not forgotten:  # (a detach may have come first)
+                self._selector.register(sock, selectors.EVENT_READ, (execution, response, sock))
+
+        self._change(register)
 
     def forget(self, execution: Watched, response: Any = None) -> None:
         """Stop following it (it ended, was never started, or the server goes): its stream is closed."""
@@ -127,7 +134,14 @@ class DockerWatch:
         view = memoryview(buf)
         while not self._closed:
             most = 0
-            for key, _ in self._selector.select():
+            try:
+                ready = self._selector.select()
+            except (OSError, ValueError):  # a socket closed under it: drop those, go on
+                for key in list(self._selector.get_map().values()):
+                    if key.data is not None and key.fileobj.fileno() < 0:
+                        self._selector.unregister(key.fileobj)
+                continue
+            for key, _ in ready:
                 if key.data is None:  # woken: registrations, or close
                     with contextlib.suppress(BlockingIOError):
                         self._wake_r.recv(4096)

@@ -44,7 +44,7 @@ def rest(srv) -> float:
 
 def main() -> None:
     args = parser(__doc__).parse_args()
-    runs, lines, rounds = (3, 20_000, 1) if args.quick else (25, 1_000_000, 3)
+    runs, lines, rounds = (3, 20_000, 1) if args.quick else (25, 1_000_000, 5)
     with server() as srv:
         for _ in range(2):
             docker_run(), rest(srv)
