@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import parser, table
+from common import parser, settle_disk, table
 
 
 
@@ -30,24 +30,11 @@ def make_tree(root: Path, files: int, total: int) -> None:
 
 def settle(src: Path) -> None:
     """Read the folder (every step starts with it in the page cache, as a workspace just
-    worked on is), flush, then wait until the disks have been idle for a second (at most 30 s): deleted files
-    are discarded (TRIM) and written back after `sync` returns on some machines (this one mounts
-    its root with `discard`), and whichever step runs next would pay for the last one's."""
+    worked on is), then let the disk settle (see `settle_disk`)."""
     for path in src.rglob("*"):
         if path.is_file():
             path.read_bytes()
-    subprocess.run(["sync"], check=True)
-
-    def io() -> list[str]:
-        with open("/proc/diskstats") as fh:
-            return [" ".join(line.split()[3:]) for line in fh]  # counters; in-flight included
-
-    deadline, last, since = time.monotonic() + 30, io(), time.monotonic()
-    while time.monotonic() < deadline and time.monotonic() - since < 1.0:
-        time.sleep(0.1)
-        now = io()
-        if now != last:
-            last, since = now, time.monotonic()
+    settle_disk()
 
 
 def timed(fn) -> float:
@@ -105,7 +92,7 @@ def main() -> None:
         subprocess.run(["sync"], check=True)
         tar_file = Path(tmp) / "snapshot.tar"
         tars, firsts, agains, rests = [], [], [], []
-        for _ in range(1 if args.quick else 3):  # interleaved: each round's baseline sees the same machine
+        for _ in range(1 if args.quick else 5):  # interleaved: each round's baseline sees the same machine
             tar_file.unlink(missing_ok=True)
             settle(src)  # no write-back or discard of the last step in this one
             tars.append(timed(lambda: subprocess.run(["tar", "-cf", str(tar_file), "-C", str(src), "."], check=True)))

@@ -6,8 +6,9 @@ import argparse
 import http.client
 import json
 import statistics
-import time
+import subprocess
 import sys
+import time
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -99,6 +100,24 @@ def require_part(problem: Optional[str], script: str) -> None:
     """Stop a benchmark whose part (browser, Slurm) is missing, saying what to run."""
     if problem:
         sys.exit(f"{script}: {problem}")
+
+
+def settle_disk() -> None:
+    """Flush, then wait until the disks have been idle for a second (at most 30 s): deleted files
+    are discarded (TRIM) and written back after `sync` returns on some machines (the test machine
+    mounts its root with `discard`), and whichever step runs next would pay for the last one's."""
+    subprocess.run(["sync"], check=True)
+
+    def io() -> list[str]:
+        with open("/proc/diskstats") as fh:
+            return [" ".join(line.split()[3:]) for line in fh]  # counters; in-flight included
+
+    deadline, last, since = time.monotonic() + 30, io(), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < 1.0:
+        time.sleep(0.1)
+        now = io()
+        if now != last:
+            last, since = now, time.monotonic()
 
 
 def ms(seconds: float) -> float:
