@@ -164,8 +164,19 @@ class _PackWriter:
                 lane.path.unlink()
         if self.records:
             raw = b"".join(_INDEX.pack(bytes.fromhex(d), bytes.fromhex(p), o, n) for d, p, o, n in self.records)
-            with open(self.store.index_path, "ab") as index:
-                index.write(raw)
+            fd = os.open(self.store.index_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                done = 0
+                while done < len(raw):
+                    done += os.write(fd, memoryview(raw)[done:])
+                end, inode = os.lseek(fd, 0, os.SEEK_CUR), os.fstat(fd).st_ino
+            finally:
+                os.close(fd)
+            store = self.store  # its lock is held: nothing but another process appends meanwhile
+            # records nobody else wrote in between are in its index already: not read back (an
+            # unknown inode: this made the file)
+            if store._index_inode in (inode, 0) and end - len(raw) == store._index_read:
+                store._index_read, store._index_inode = end, inode
 
 
 class SnapshotStore:

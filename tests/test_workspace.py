@@ -167,3 +167,26 @@ def test_files_that_vanish_during_a_snapshot_are_left_out(store, src, monkeypatc
     info = store.snapshot(src)
     assert ("train.py", "unreadable: No such file or directory") in info.skipped
     assert "train.py" not in files_of(store, info.id) and "pkg/model.py" in files_of(store, info.id)
+
+
+def test_stores_of_two_processes_share_one_index(tmp_path, src):
+    """Two stores on one folder (two servers' processes) append to one index: each finds the
+    other's blobs, and its own appends are not lost when it skips reading them back."""
+    first, second = SnapshotStore(tmp_path / "shared"), SnapshotStore(tmp_path / "shared")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "b.txt").write_text("only in the second store's snapshot")
+    try:
+        a = first.snapshot(src)
+        b = second.snapshot(other)  # appends after the first's records, which it has not read yet
+        (src / "new.txt").write_text("a new file, stored by the first store again")
+        c = first.snapshot(src)  # reads the second's records, then appends its own
+        # 7 contents of `src` kept by its ignore rules, b.txt, new.txt
+        assert first.blob_count() == second.blob_count() == SnapshotStore(tmp_path / "shared").blob_count() == 9
+        for store, snap in ((second, a), (second, c), (first, b)):
+            out = tmp_path / f"out-{snap.id}-{id(store)}"
+            store.materialize(snap.id, out)
+            assert sorted(p.name for p in out.rglob("*") if p.is_file())
+    finally:
+        first.close()
+        second.close()

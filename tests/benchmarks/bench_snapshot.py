@@ -6,6 +6,7 @@ Targets: first snapshot >= 0.7 x tar's throughput; unchanged re-snapshot <= 5 % 
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -13,8 +14,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
-from common import parser, settle_disk, table
+from common import parser, settle_disk, table, warm_memory
 
 
 
@@ -30,11 +32,13 @@ def make_tree(root: Path, files: int, total: int) -> None:
 
 def settle(src: Path) -> None:
     """Read the folder (every step starts with it in the page cache, as a workspace just
-    worked on is), then let the disk settle (see `settle_disk`)."""
+    worked on is), let the disk settle and the memory be the guest's (see `settle_disk`,
+    `warm_memory`)."""
     for path in src.rglob("*"):
         if path.is_file():
             path.read_bytes()
     settle_disk()
+    warm_memory()
 
 
 def timed(fn) -> float:
@@ -43,19 +47,28 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def snapshot_twice(store_dir: Path, src: Path) -> tuple[float, float]:
+def snapshot_twice(store_dir: Path, src: Path) -> tuple[float, float, float]:
     """A first and an unchanged snapshot, timed inside a fresh process (as a server's would be:
-    the same store code, no interpreter start counted; this process has read and written GiBs)."""
+    the same store code, no interpreter start counted; this process has read and written GiBs);
+    also the CPU seconds (all threads, user + system) the first one took."""
     code = ("import sys, time; from pathlib import Path; from jupyter_jobs.snapshots import SnapshotStore\n"
             "store = SnapshotStore(Path(sys.argv[1]), max_bytes=2 << 30)\n"
             "times = []\n"
             "for _ in range(2):\n"
-            "    start = time.perf_counter(); store.snapshot(Path(sys.argv[2]))\n"
-            "    times.append(time.perf_counter() - start)\n"
+            "    cpu, start = time.process_time(), time.perf_counter(); store.snapshot(Path(sys.argv[2]))\n"
+            "    times += [time.perf_counter() - start, time.process_time() - cpu]\n"
             "print(*times)\n")
     out = subprocess.run([sys.executable, "-c", code, str(store_dir), str(src)], capture_output=True, text=True,
                          check=True).stdout.split()
-    return float(out[0]), float(out[1])
+    return float(out[0]), float(out[2]), float(out[1])
+
+
+def tar_cpu(run: Callable[[], None]) -> float:
+    """CPU seconds (user + system) of the child processes `run` waits for."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def rest_submit(tmp: Path, src: Path) -> float:
@@ -91,17 +104,19 @@ def main() -> None:
         make_tree(src, files, total)
         subprocess.run(["sync"], check=True)
         tar_file = Path(tmp) / "snapshot.tar"
-        tars, firsts, agains, rests = [], [], [], []
+        tars, firsts, agains, rests, tar_cpus, first_cpus = [], [], [], [], [], []
         for _ in range(1 if args.quick else 5):  # interleaved: each round's baseline sees the same machine
             tar_file.unlink(missing_ok=True)
             settle(src)  # no write-back or discard of the last step in this one
-            tars.append(timed(lambda: subprocess.run(["tar", "-cf", str(tar_file), "-C", str(src), "."], check=True)))
+            tar_cpus.append(tar_cpu(lambda: tars.append(timed(lambda: subprocess.run(
+                ["tar", "-cf", str(tar_file), "-C", str(src), "."], check=True)))))
             store_dir = Path(tmp) / "store"
             shutil.rmtree(store_dir, ignore_errors=True)
             settle(src)
-            first, again = snapshot_twice(store_dir, src)
+            first, again, cpu = snapshot_twice(store_dir, src)
             firsts.append(first)
             agains.append(again)
+            first_cpus.append(cpu)
             shutil.rmtree(store_dir, ignore_errors=True)
             rests.append(rest_submit(Path(tmp), src))
     first_ratio = [t / f for t, f in zip(tars, firsts)]
@@ -121,6 +136,10 @@ def main() -> None:
              "yes" if statistics.median(rest_ratio) >= 0.7 else "NO"],
         ],
     )
+    table("Where the time went, per round (CPU seconds, all threads, user + system; wall seconds)",
+          ["round", "tar -cf CPU / wall", "first snapshot CPU / wall"],
+          [[i + 1, f"{tc:.2f} / {t:.2f}", f"{fc:.2f} / {f:.2f}"]
+           for i, (tc, t, fc, f) in enumerate(zip(tar_cpus, tars, first_cpus, firsts))])
 
 
 if __name__ == "__main__":
