@@ -10,7 +10,7 @@ import subprocess
 import time
 
 from bench_logs import follow
-from common import parser, ratio_table, rest_first_line, server, settle_disk, table
+from common import parser, ratio_table, rest_first_line, server, settle_disk, table, warm_memory
 
 IMAGE = "jupyter-jobs/python:test"
 WRITER = "import sys\nw = sys.stdout.write\nfor i in range({n}):\n    w(f'line {{i}}\\n')\n"
@@ -54,12 +54,14 @@ def main() -> None:
             ours.append(rest(srv))
         live, done, raw = [], [], []
         for _ in range(rounds):  # interleaved: the baseline and the follower see the same machine
-            settle_disk()  # each starts with the last one's 80 MB of container log written back and trimmed
+            settle_disk()  # each starts with the last one's 80 MB of container log written back and trimmed,
+            warm_memory()  # and with memory the guest holds (see common.warm_memory)
             job = srv.request("POST", "/jupyter-jobs/jobs", {"backend": "docker", "image": IMAGE,
                                                              "command": ["python3", "-c", WRITER.format(n=lines)]})
             live.append(follow(srv, job["id"], lines))
             done.append(follow(srv, job["id"], lines))
             settle_disk()
+            warm_memory()
             raw.append(docker_run_lines(lines))
     ratio_table(f"Docker: submit to first log line, python3 -c 'print(1)', {runs} runs each",
                 ("docker run --rm (baseline, whole process)", base), ("REST submit + follow (docker backend)", ours),
