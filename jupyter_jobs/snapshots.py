@@ -96,8 +96,9 @@ class _PackWriter:
     def unreserve(self, digest: str) -> None:
         """Forget a blob whose bytes did not make it into the pack intact."""
         with self._lock:
+            mine = {p for d, p, _, _ in self.records if d == digest}
             self.records = [r for r in self.records if r[0] != digest]
-            if any(self.store._index.get(digest, ("",))[0] == lane.name for lane in self.lanes.values()):
+            if self.store._index.get(digest, ("",))[0] in mine:
                 del self.store._index[digest]
 
     def store_file(self, path: str, expected: _File) -> Optional[str]:

@@ -89,7 +89,7 @@ class DockerExecution(FollowedExecution):
         self._follow()
 
     # -- called by the watch's threads ------------------------------------------------------
-    def _output(self, data: bytes) -> None:
+    def _output(self, data: bytes | memoryview) -> None:
         self._demux.feed(data)
 
     def _stream_ended(self) -> None:

@@ -20,7 +20,7 @@ class Demux:
         self.skip = dict(skip)
         self.buf = bytearray()
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
         self.buf += data
         if any(self.skip.values()):
             self._feed_skipping()

@@ -35,7 +35,7 @@ class Watched(Protocol):
     container_id: str
     engine_gone: bool
 
-    def _output(self, data: bytes) -> None: ...
+    def _output(self, data: bytes | memoryview) -> None: ...
 
     def _stream_ended(self) -> None: ...
 
@@ -157,7 +157,7 @@ class DockerWatch:
                 if n:
                     most = max(most, n)
                     try:
-                        execution._output(bytes(view[:n]))
+                        execution._output(view[:n])  # copied into its demux's buffer at once
                     except Exception:
                         log.exception("keeping the output of container %s", execution.container_id)
                     continue
