@@ -11,7 +11,7 @@ import asyncio
 from typing import Any, Optional
 
 from jupyter_jobs.backends.base import Availability, Backend, BackendError, Execution, JobContext
-from jupyter_jobs.models import Outcome
+from jupyter_jobs.domain.job import Outcome
 
 
 class FakeExecution(Execution):

@@ -12,7 +12,7 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from support import log_text
-from jupyter_jobs.openapi import render
+from jupyter_jobs.server.openapi import render
 
 
 def alive(pid: int) -> bool:
@@ -425,7 +425,7 @@ async def test_hundred_concurrent_submissions_are_all_recorded(api, workspace):
 async def test_openapi_is_shipped_and_served(api):
     served = await api.call("GET", "openapi.json")
     shipped = (Path(__file__).parent.parent / "jupyter_jobs" / "openapi.json").read_text()
-    assert shipped == render(), "run: python -m jupyter_jobs.openapi > jupyter_jobs/openapi.json"
+    assert shipped == render(), "run: python -m jupyter_jobs.server.openapi > jupyter_jobs/openapi.json"
     assert served == json.loads(shipped)
     assert "/jupyter-jobs/jobs/{job_id}/logs" in served["paths"]
 

@@ -115,7 +115,7 @@ async def test_a_container_job_gets_an_image_built_once(api, workspace, tmp_path
     import docker
 
     from jupyter_jobs.backends.docker_env import collect_images
-    from jupyter_jobs.environments import Environments
+    from jupyter_jobs.environments.venvs import Environments
 
     client = docker.from_env()
     idle = Environments(tmp_path / "no-uses")  # no use recorded: every image counts as long unused
@@ -128,8 +128,8 @@ def test_unused_environments_are_collected_by_age_then_size(wheels, tmp_path):
     import os
     import time
 
-    from jupyter_jobs.environments import READY, Environments
-    from jupyter_jobs.housekeeping import Retention
+    from jupyter_jobs.environments.venvs import READY, Environments
+    from jupyter_jobs.jobs.housekeeping import Retention
 
     envs = Environments(tmp_path / "envs", index_url="none", find_links=[str(wheels)])
     logged: list[bytes] = []

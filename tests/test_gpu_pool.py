@@ -95,7 +95,7 @@ def test_a_killed_servers_running_jobs_keep_their_devices_until_they_end(two_ser
 
 def test_the_pool_serves_the_host_oldest_first_and_ignores_what_does_not_hold(tmp_path):
     """The pool's own rules, on real files and processes (three services in one process)."""
-    from jupyter_jobs.gpupool import HostGPUPool, PoolError
+    from jupyter_jobs.jobs.gpupool import HostGPUPool, PoolError
 
     folder = tmp_path / "pool"
     alice, bob, carol = (HostGPUPool(folder, [0, 1], 1, name) for name in ("alice", "bob", "carol"))

@@ -10,7 +10,7 @@ import ctypes.util
 
 import pytest
 
-from jupyter_jobs.gpus import GPU, GPUAllocator, discover
+from jupyter_jobs.jobs.gpus import GPU, GPUAllocator, discover
 from support import log_text
 
 WAIT_FOR_FILE = "while [ ! -e \"$JOB_STORAGE_DIR/go\" ]; do sleep 0.05; done; echo \"gpus=$CUDA_VISIBLE_DEVICES\""

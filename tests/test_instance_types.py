@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from jupyter_jobs.instance_types import InstanceTypes
+from jupyter_jobs.domain.instance_types import InstanceTypes
 
 TYPES = {"small": {"cpus": 1, "memory": "1g", "env": {"TIER": "small", "KEEP": "yes"}},
          "gpu-box": {"gpus": 2, "cpus": 4, "backend": "local"}}

@@ -2,7 +2,9 @@
 
 import pytest
 
-from jupyter_jobs.models import REDACTED, FieldError, JobSpec, JobStatus, SpecError, parse_memory, parse_spec, read_spec
+from jupyter_jobs.domain.spec import REDACTED, JobSpec, parse_memory, parse_spec, read_spec
+from jupyter_jobs.domain.errors import FieldError, SpecError
+from jupyter_jobs.domain.status import JobStatus
 
 
 def fields(data) -> dict[str, str]:

@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 
 from fakes import FakeBackend
-from jupyter_jobs.gpus import GPU, GPUAllocator
-from jupyter_jobs.housekeeping import Retention
-from jupyter_jobs.models import FailureReason, JobStatus, Outcome, verdict
-from jupyter_jobs.models import utcnow as store_now
-from jupyter_jobs.service import JobService
-from jupyter_jobs.store import Store
-from jupyter_jobs.snapshots import SnapshotStore
+from jupyter_jobs.jobs.gpus import GPU, GPUAllocator
+from jupyter_jobs.jobs.housekeeping import Retention
+from jupyter_jobs.domain.status import FailureReason, JobStatus
+from jupyter_jobs.domain.job import Outcome, verdict
+from jupyter_jobs.domain.job import utcnow as store_now
+from jupyter_jobs.jobs.service import JobService
+from jupyter_jobs.storage.store import Store
+from jupyter_jobs.storage.snapshots import SnapshotStore
 
 SPEC = {"command": "train", "backend": "fake"}
 
@@ -244,7 +245,7 @@ async def test_a_missing_backend_at_restart_marks_the_job_lost(tmp_path):
 
 
 async def test_list_queries_are_checked_the_same_way_for_every_face(tmp_path):
-    from jupyter_jobs.models import SpecError
+    from jupyter_jobs.domain.errors import SpecError
 
     async with harness(tmp_path) as h:
         for query, field in [({"status": "bogus"}, "status"), ({"limit": "x"}, "limit"), ({"limit": 0}, "limit"),

@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from jupyter_jobs.schedules import next_times
+from jupyter_jobs.schedules.schedules import next_times
 
 
 async def schedule_jobs(api, schedule_id: str) -> list[dict]:

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_jobs.logs import JobLog
-from jupyter_jobs.models import Job, JobSpec, JobStatus, utcnow
-from jupyter_jobs.store import Store
+from jupyter_jobs.storage.logs import JobLog
+from jupyter_jobs.domain.job import Job, utcnow
+from jupyter_jobs.domain.status import JobStatus
+from jupyter_jobs.domain.spec import JobSpec
+from jupyter_jobs.storage.store import Store
 
 
 @pytest.fixture
@@ -89,7 +91,7 @@ def test_bytes_are_never_dropped_at_stream_switches(tmp_path):
 
 
 async def test_follow_waits_on_a_held_back_character_without_spinning(tmp_path):
-    from jupyter_jobs.logs import follow
+    from jupyter_jobs.storage.logs import follow
 
     log = JobLog(tmp_path, asyncio.get_running_loop())
     log.append("stdout", "done \u20ac".encode()[:-1])  # the euro sign's last byte is still to come
@@ -119,7 +121,7 @@ async def test_follow_waits_on_a_held_back_character_without_spinning(tmp_path):
 
 
 async def test_non_follow_read_of_a_finished_log_includes_the_tail(tmp_path):
-    from jupyter_jobs.logs import follow
+    from jupyter_jobs.storage.logs import follow
 
     log = JobLog(tmp_path)
     log.append("stdout", b"ok \xe2")  # ends inside a character (e.g. the job was killed)
@@ -135,7 +137,7 @@ async def test_a_history_written_by_the_previous_release_opens_and_upgrades(tmp_
     import shutil
     import sqlite3
 
-    from jupyter_jobs.store import SCHEMA_VERSION
+    from jupyter_jobs.storage.store import SCHEMA_VERSION
 
     path = tmp_path / "jobs.db"
     shutil.copy(Path(__file__).parent / "data" / "history-0.1.0.db", path)
@@ -160,7 +162,7 @@ async def test_a_history_written_by_the_previous_release_opens_and_upgrades(tmp_
 async def test_a_history_from_a_newer_release_is_refused_with_a_reason(tmp_path):
     import sqlite3
 
-    from jupyter_jobs.store import SCHEMA_VERSION, StoreError
+    from jupyter_jobs.storage.store import SCHEMA_VERSION, StoreError
 
     path = tmp_path / "jobs.db"
     Store(path).close()

@@ -140,7 +140,7 @@ async def test_workflow_and_schedule_events_only_when_asked(api, workspace, rece
 
 
 def test_a_bad_webhook_setting_stops_the_server_with_a_reason():
-    from jupyter_jobs.notify import Webhooks
+    from jupyter_jobs.telemetry.webhooks import Webhooks
 
     for bad, words in [([{"url": "ftp://x"}], "http(s) URL"), ([{"url": "http://x", "events": ["job.exploded"]}],
                                                                 "unknown ['job.exploded']"),

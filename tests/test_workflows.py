@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from jupyter_jobs.models import SpecError
-from jupyter_jobs.workflows import fill_outputs, plan
+from jupyter_jobs.domain.errors import SpecError
+from jupyter_jobs.workflows.spec import fill_outputs, plan
 
 MNIST = """\
 name: mnist

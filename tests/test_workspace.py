@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyter_jobs.snapshots import SnapshotError, SnapshotStore
+from jupyter_jobs.storage.snapshots import SnapshotError, SnapshotStore
 
 
 @pytest.fixture
@@ -154,7 +154,7 @@ def test_missing_folder(store, tmp_path):
 
 
 def test_files_that_vanish_during_a_snapshot_are_left_out(store, src, monkeypatch):
-    from jupyter_jobs import workspace
+    from jupyter_jobs.storage import workspace
 
     real_scan = workspace.scan
 

@@ -18,11 +18,12 @@ from typing import Any, Callable, ClassVar, Optional
 from traitlets import Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
-from ..environments import Environments
-from ..logs import JobLog
-from ..models import Job, JobSpec, Outcome
-from ..replies import Capabilities
-from ..series import METRICS_FILE
+from ..environments.venvs import Environments
+from ..storage.logs import JobLog
+from ..domain.job import Job, Outcome
+from ..domain.spec import JobSpec
+from ..domain.replies import Capabilities
+from ..storage.series import METRICS_FILE
 
 #: variables of the server's environment that carry its credentials; jobs never inherit them
 CREDENTIALS = ("JUPYTER_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_API_TOKEN", "JUPYTER_JOBS_TOKEN", "JPY_SESSION_NAME")
@@ -282,3 +283,13 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
 
 class BackendError(RuntimeError):
     """A backend could not do what was asked; the message is meant for the user."""
+
+
+def start_time(pid: int) -> Optional[int]:
+    """A process's start time in clock ticks since boot (tells a reused pid apart); None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == b"Z" else int(fields[19])

@@ -19,9 +19,12 @@ from typing import Any, Callable, Optional
 
 from traitlets import Bool, Dict, Enum, Float, Int, Unicode
 
-from ..environments import EnvironmentFailed, Environments
-from ..models import FailureReason, JobSpec, SpecError
-from ..replies import Capabilities
+from ..environments.venvs import EnvironmentFailed, Environments
+from ..domain.status import FailureReason
+from ..domain.spec import JobSpec
+from ..domain.errors import SpecError
+from ..domain.replies import Capabilities
+from .notebooks import runner_source
 from .base import Availability, Backend, BackendError, EndedExecution, Execution, JobContext, Outcome, Usage
 from .container import container_settings, workspace_tar
 from .docker_env import collect_images, derived_image, image_environments
@@ -352,7 +355,8 @@ class DockerBackend(Backend):
         except docker.errors.NotFound:
             pass
         container = client.api.create_container(
-            ctx.image or ctx.job.spec.image or self.default_image, command=ctx.job.spec.argv(),
+            ctx.image or ctx.job.spec.image or self.default_image,
+            command=ctx.job.spec.argv(notebook_runner=runner_source()),
             working_dir="/workspace",
             environment=env, labels={LABEL_JOB: ctx.job.id, LABEL_INSTANCE: self.instance}, name=name,
             ports=list(ctx.ports.values()) or None,

@@ -11,7 +11,7 @@ import tarfile
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..environments import EnvironmentFailed, Environments, uv_binary
+from ..environments.venvs import EnvironmentFailed, Environments, uv_binary
 
 LABEL = "jupyter-jobs.environment"
 STAGE = "/tmp/jupyter-jobs-env"

@@ -27,9 +27,11 @@ from typing import Any, Callable, Optional
 
 from traitlets import Bool, Unicode, default
 
-from ..gpupool import start_time
-from ..models import FailureReason, JobSpec
-from ..replies import Capabilities
+from .notebooks import runner_source
+from .base import start_time
+from ..domain.status import FailureReason
+from ..domain.spec import JobSpec
+from ..domain.replies import Capabilities
 from . import cgroups
 from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome, Usage
 from .cgroups import JobCgroup
@@ -273,7 +275,7 @@ class LocalBackend(Backend):
             self._spare = None
         threading.Thread(target=self._replenish, name="jobs-relay-spare", daemon=True).start()
         res = ctx.job.spec.resources
-        argv = ctx.job.spec.argv(self.python(ctx.job.spec))
+        argv = ctx.job.spec.argv(self.python(ctx.job.spec), runner_source())
         if isinstance(ctx.job.spec.command, str):
             argv = [self.shell, *argv[1:]]
         job = {"argv": argv, "cwd": str(ctx.workspace), "env": self._environment(ctx), "dir": str(ctx.dir),

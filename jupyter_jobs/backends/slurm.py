@@ -21,9 +21,12 @@ from typing import Any, Callable, Optional
 
 from traitlets import Float, Int, List, Unicode
 
-from ..models import FailureReason, JobSpec, SpecError
-from ..replies import Capabilities
-from ..files import write_private
+from ..domain.status import FailureReason
+from ..domain.spec import JobSpec
+from ..domain.errors import SpecError
+from ..domain.replies import Capabilities
+from ..storage.files import write_private
+from .notebooks import runner_source
 from .base import Availability, Backend, BackendError, Dependency, Execution, JobContext, Outcome, Usage
 from .tail import FileTailExecution
 
@@ -439,7 +442,7 @@ class SlurmBackend(Backend):
 
     def _script(self, ctx: JobContext) -> str:
         spec = ctx.job.spec
-        argv = spec.argv(self.python(spec))
+        argv = spec.argv(self.python(spec), runner_source())
         if spec.image:
             env_file = ctx.dir / "container.env"
             # the metrics folder is mounted where the template says so ({metrics}), else seen as on the host

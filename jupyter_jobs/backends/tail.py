@@ -16,8 +16,8 @@ import threading
 import time
 from typing import Any, BinaryIO, Callable, Optional
 
-from ..logs import STREAMS
-from ..models import FailureReason
+from ..storage.logs import STREAMS
+from ..domain.status import FailureReason
 from .base import Execution, JobContext, Outcome
 
 log = logging.getLogger(__name__)

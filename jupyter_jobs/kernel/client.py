@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import quote, urlencode, urlsplit
 
-from ..config import ENV_ROOT, ENV_TOKEN, ENV_URL, JobsConfig
-from ..models import JobsError
+from ..app.config import ENV_ROOT, ENV_TOKEN, ENV_URL, JobsConfig
+from ..domain.errors import JobsError
 
 
 class ServiceError(RuntimeError):

@@ -9,7 +9,7 @@ from typing import Any
 from jupyter_client.provisioning import KernelProvisionerFactory
 from jupyter_server.extension.application import ExtensionApp
 
-from ..config import ENV_ROOT, ENV_TOKEN, ENV_URL, JobsConfig
+from ..app.config import ENV_ROOT, ENV_TOKEN, ENV_URL, JobsConfig
 from . import provisioner
 from .handlers import handlers
 from .proxy import handlers as proxy_handlers

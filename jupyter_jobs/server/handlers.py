@@ -19,8 +19,8 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from ..models import JobsError, SpecError
-from ..service import JobService
+from ..domain.errors import JobsError, SpecError
+from ..jobs.service import JobService
 
 OPENAPI = Path(__file__).resolve().parent.parent / "openapi.json"
 #: the largest request body (a spec is a few KiB; its fields have their own limits)

@@ -26,7 +26,7 @@ from tornado import web, websocket
 from tornado.iostream import StreamClosedError
 from yarl import URL
 
-from ..endpoints import endpoint_path, netloc
+from ..endpoints.endpoints import endpoint_path, netloc
 from .handlers import JobsHandlerMixin
 
 #: headers that describe one connection, not the message (RFC 9110 7.6.1), never passed on

@@ -20,7 +20,9 @@ from pathlib import Path
 from common import fill_history, lab_page, lab_server, parser, require_part, table
 from support import browser_problem
 
-from jupyter_jobs.models import Job, JobSpec, JobStatus
+from jupyter_jobs.domain.job import Job
+from jupyter_jobs.domain.status import JobStatus
+from jupyter_jobs.domain.spec import JobSpec
 
 KINDS = ["train", "eval", "sweep", "finetune", "preprocess", "export", "benchmark", "distill"]
 MODELS = ["resnet50", "bert-base", "gpt2", "vit-b16", "unet", "llama-7b", "whisper-small"]

@@ -15,7 +15,7 @@ from pathlib import Path
 from common import fill_history, ms, parser, percentile, table
 from support import ServerProcess
 
-from jupyter_jobs.store import Store
+from jupyter_jobs.storage.store import Store
 
 def timed_pages(srv: ServerProcess, query: str, runs: int) -> list[float]:
     conn = http.client.HTTPConnection("127.0.0.1", srv.port)

@@ -20,9 +20,10 @@ from support import ServerProcess
 
 
 async def fill(data: Path, root: Path, count: int) -> None:
-    from jupyter_jobs.models import Job, JobSpec
-    from jupyter_jobs.snapshots import SnapshotStore
-    from jupyter_jobs.store import Store
+    from jupyter_jobs.domain.job import Job
+    from jupyter_jobs.domain.spec import JobSpec
+    from jupyter_jobs.storage.snapshots import SnapshotStore
+    from jupyter_jobs.storage.store import Store
 
     snapshots = SnapshotStore(data)
     snap = snapshots.snapshot(root / "w")

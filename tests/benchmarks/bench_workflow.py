@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from common import parser, server, table
 
-from jupyter_jobs.workflows import plan
+from jupyter_jobs.workflows.spec import plan
 
 
 def chain(stages: int, width: int) -> dict:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from support import ServerProcess
 
 if TYPE_CHECKING:
-    from jupyter_jobs.models import Job
+    from jupyter_jobs.domain.job import Job
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -42,7 +42,9 @@ def table(title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -
 
 def plain_job(i: int, count: int, now: datetime) -> Job:
     """Job `i` of a history of `count`: alike but for the seed; 6 in 10 succeeded, 3 failed, 1 cancelled."""
-    from jupyter_jobs.models import Job, JobSpec, JobStatus
+    from jupyter_jobs.domain.job import Job
+    from jupyter_jobs.domain.status import JobStatus
+    from jupyter_jobs.domain.spec import JobSpec
 
     statuses = [JobStatus.SUCCEEDED] * 6 + [JobStatus.FAILED] * 3 + [JobStatus.CANCELLED]
     spec = JobSpec(command=["python", "train.py", f"--seed={i}"], name=f"run-{i}", tags=["bench"])
@@ -53,8 +55,8 @@ def plain_job(i: int, count: int, now: datetime) -> Job:
 async def fill_history(db: Path, count: int, make: Callable[[int, int, datetime], Job] = plain_job) -> None:
     """Put `count` finished jobs, `make(i, count, now)`, straight into the store at `db` (the
     server is not running yet): a history of 100,000 takes seconds, not a POST each."""
-    from jupyter_jobs.models import utcnow
-    from jupyter_jobs.store import Store
+    from jupyter_jobs.domain.job import utcnow
+    from jupyter_jobs.storage.store import Store
 
     store = Store(db)
     now = utcnow()

@@ -20,12 +20,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
 
-from .models import FieldError, JobConflict, JobNotFound, SpecError, read_spec, utcnow
-from .replies import Schedule, ScheduleInput, SchedulePage, SchedulesQuery
-from .schedule_rows import AlreadyFired, Fired
+from ..domain.errors import FieldError, JobConflict, JobNotFound, SpecError
+from ..domain.spec import read_spec
+from ..domain.job import utcnow
+from ..domain.replies import Schedule, ScheduleInput, SchedulePage, SchedulesQuery
+from ..storage.schedules import AlreadyFired, Fired
 
 if TYPE_CHECKING:
-    from .service import JobService
+    from ..jobs.service import JobService
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from .files import open_regular
+from ..storage.files import open_regular
 
 STATUS_FILE = "notebook.json"  # beside the job's metrics file, written by the runner
 

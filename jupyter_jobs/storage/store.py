@@ -15,8 +15,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Optional, TypeVar
 
-from .models import Job, JobSpec, JobStatus, TERMINAL_STATUSES
-from .schedule_rows import AlreadyFired, Fired, ScheduleRows, newest_first
+from ..domain.job import Job
+from ..domain.status import JobStatus, TERMINAL_STATUSES
+from ..domain.spec import JobSpec
+from .schedules import AlreadyFired, Fired, ScheduleRows, newest_first
 
 T = TypeVar("T")
 

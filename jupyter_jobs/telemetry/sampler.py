@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 from collections.abc import Awaitable
 
-from .series import TELEMETRY_FILE
+from ..storage.series import TELEMETRY_FILE
 
 log = logging.getLogger(__name__)
 

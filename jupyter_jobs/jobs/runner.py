@@ -17,16 +17,17 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 from collections.abc import Awaitable
 
-from .backends.base import Backend, BackendError, Dependency, Execution, JobContext
-from . import notebooks
-from .environments import Environments, EnvironmentFailed, requirements_text
-from .gpupool import start_time
+from ..backends.base import Backend, BackendError, Dependency, Execution, JobContext
+from ..backends import notebooks
+from ..environments.venvs import Environments, EnvironmentFailed, requirements_text
+from ..backends.base import start_time
 from .gpus import GPUAllocator
-from .logs import LogRegistry
-from .models import FailureReason, Job, JobStatus, Outcome, StopReason, utcnow, verdict
-from .series import METRICS_DIR
-from .store import Store
-from .snapshots import SnapshotStore
+from ..storage.logs import LogRegistry
+from ..domain.status import FailureReason, JobStatus, StopReason
+from ..domain.job import Job, Outcome, utcnow, verdict
+from ..storage.series import METRICS_DIR
+from ..storage.store import Store
+from ..storage.snapshots import SnapshotStore
 
 log = logging.getLogger(__name__)
 

@@ -13,12 +13,14 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from .models import Endpoint, Job, JobNotFound, JobStatus, JobsError
+from ..domain.job import Endpoint, Job
+from ..domain.status import JobStatus
+from ..domain.errors import JobNotFound, JobsError
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from .runner import JobRunner
+    from ..jobs.runner import JobRunner
 
 log = logging.getLogger(__name__)
 

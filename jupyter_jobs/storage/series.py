@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .files import open_regular
-from .models import SpecError
+from ..domain.errors import SpecError
 
 METRICS_DIR = "metrics"  # <job dir>/metrics/, writable by the job (mounted in containers)
 METRICS_FILE = "metrics.jsonl"

@@ -21,10 +21,10 @@ from typing import Any, Callable, Optional
 import click
 import yaml
 
-from .kernel.client import EmbeddedService, JobsService, RestService, ServiceError
-from .kernel.display import status_text, stream_output
-from .kernel.specs import SPEC_ARGUMENTS, build_spec, describe, notebook_spec, workspace_of
-from .kernel.workflow import table_text
+from ..kernel.client import EmbeddedService, JobsService, RestService, ServiceError
+from ..kernel.display import status_text, stream_output
+from ..kernel.specs import SPEC_ARGUMENTS, build_spec, describe, notebook_spec, workspace_of
+from ..kernel.workflow import table_text
 
 _EXIT = {400: 2, 404: 4, 409: 5}
 

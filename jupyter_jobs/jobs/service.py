@@ -14,33 +14,45 @@ from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Optional, TypeVar
 
-from .artifacts import ArtifactMissing, list_artifacts, open_artifact
-from . import notebooks
-from .backends.base import Backend
-from .files import private_dir, remove_tree
+from ..storage.artifacts import ArtifactMissing, list_artifacts, open_artifact
+from ..backends import notebooks
+from ..backends.base import Backend
+from ..storage.files import private_dir, remove_tree
 from .gpus import GPUAllocator
 from .housekeeping import Housekeeper, Retention
-from .endpoints import Endpoints
-from .environments import Environments
-from .gitsource import GitError, GitSources
-from .instance_types import InstanceTypes
-from .logs import LogRegistry, follow
-from .notify import Webhooks
-from .models import FailureReason, FieldError, Job, JobConflict, JobNotFound, JobSpec, JobStatus, Outcome, SpecError
-from .models import read_spec, utcnow
+from ..endpoints.endpoints import Endpoints
+from ..environments.venvs import Environments
+from ..environments.git import GitError, GitSources
+from ..domain.instance_types import InstanceTypes
+from ..storage.logs import LogRegistry, follow
+from ..telemetry.webhooks import Webhooks
+from ..domain.status import FailureReason, JobStatus
+from ..domain.job import Job, Outcome
+from ..domain.errors import FieldError, JobConflict, JobNotFound, SpecError
+from ..domain.spec import JobSpec
+from ..domain.spec import read_spec
+from ..domain.job import utcnow
 from .queue import JobQueue
-from .replies import ArtifactList, BackendInfo, BackendsReply, Capabilities, GPUInfo, InstanceTypeInfo, JobPage
-from .replies import EnvironmentInfo, EnvironmentList, ListQuery, LogEnd
-from .replies import MetricsQuery
-from .schedule_rows import Fired
-from .schedules import Schedules
-from .series import Cursor, MetricsReader, progress
-from .telemetry import GPUSampler, Telemetry
-from .runs import WorkflowRuns
+from ..domain.replies import (
+    ArtifactList,
+    BackendInfo,
+    BackendsReply,
+    Capabilities,
+    GPUInfo,
+    InstanceTypeInfo,
+    JobPage,
+)
+from ..domain.replies import EnvironmentInfo, EnvironmentList, ListQuery, LogEnd
+from ..domain.replies import MetricsQuery
+from ..storage.schedules import Fired
+from ..schedules.schedules import Schedules
+from ..storage.series import Cursor, MetricsReader, progress
+from ..telemetry.sampler import GPUSampler, Telemetry
+from ..workflows.runs import WorkflowRuns
 from .runner import JobRunner, RunnerEnv, record_end
-from .store import Store
+from ..storage.store import Store
 from .tasks import TaskSet
-from .snapshots import SnapshotError, SnapshotStore
+from ..storage.snapshots import SnapshotError, SnapshotStore
 
 
 T = TypeVar("T")

@@ -20,13 +20,16 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from .backends.base import Dependency
-from .models import Job, JobNotFound, JobConflict, JobSpec, JobStatus, SpecError, utcnow
-from .replies import WorkflowJob, WorkflowPage, WorkflowQuery, WorkflowRun, WorkflowRunSummary
-from .workflows import Node, fill_outputs, load, plan
+from ..backends.base import Dependency
+from ..domain.job import Job, utcnow
+from ..domain.status import JobStatus
+from ..domain.errors import JobNotFound, JobConflict, SpecError
+from ..domain.spec import JobSpec
+from ..domain.replies import WorkflowJob, WorkflowPage, WorkflowQuery, WorkflowRun, WorkflowRunSummary
+from .spec import Node, fill_outputs, load, plan
 
 if TYPE_CHECKING:
-    from .service import JobService
+    from ..jobs.service import JobService
 
 OUTPUTS_FILE = "outputs.json"  # in the job's artifacts: $JOB_OUTPUTS_FILE
 

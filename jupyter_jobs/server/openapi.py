@@ -1,6 +1,6 @@
 """The OpenAPI document of the REST API, built from the models so it cannot drift.
 
-`python -m jupyter_jobs.openapi > jupyter_jobs/openapi.json` writes the copy that ships in
+`python -m jupyter_jobs.server.openapi > jupyter_jobs/openapi.json` writes the copy that ships in
 the package and is served at /jupyter-jobs/openapi.json; a test checks the two agree.
 """
 
@@ -11,11 +11,23 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from . import __version__
-from .models import FieldError, Job, JobSpec, JobStatus
-from .replies import ArtifactList, BackendsReply, JobEvent, JobPage, LogChunk, LogEnd, MetricsPage, MetricsSummary
-from .replies import EnvironmentList, Schedule, ScheduleInput, SchedulePage, WorkflowPage, WorkflowRun
-from .replies import WorkflowSubmission
+from .. import __version__
+from ..domain.errors import FieldError
+from ..domain.job import Job
+from ..domain.status import JobStatus
+from ..domain.spec import JobSpec
+from ..domain.replies import (
+    ArtifactList,
+    BackendsReply,
+    JobEvent,
+    JobPage,
+    LogChunk,
+    LogEnd,
+    MetricsPage,
+    MetricsSummary,
+)
+from ..domain.replies import EnvironmentList, Schedule, ScheduleInput, SchedulePage, WorkflowPage, WorkflowRun
+from ..domain.replies import WorkflowSubmission
 
 
 def _ref(name: str) -> dict[str, str]:

@@ -10,9 +10,10 @@ from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any, Callable, Optional
 
-from .models import parse_duration, parse_memory, utcnow
-from .snapshots import SnapshotStore
-from .store import Store
+from ..domain.spec import parse_duration, parse_memory
+from ..domain.job import utcnow
+from ..storage.snapshots import SnapshotStore
+from ..storage.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ from typing import Any, Optional
 
 from pydantic import ValidationError
 
-from .models import FieldError, JobSpec, SpecError
+from ..domain.errors import FieldError, SpecError
+from ..domain.spec import JobSpec
 
 MAX_COMBINATIONS = 1000
 MAX_JOBS = 5000

@@ -18,9 +18,10 @@ from collections.abc import Awaitable, Iterable
 from datetime import datetime
 from typing import Callable, Optional
 
-from .backends.base import Backend
+from ..backends.base import Backend
 from .gpus import GPUAllocator
-from .models import Job, JobSpec, utcnow
+from ..domain.job import Job, utcnow
+from ..domain.spec import JobSpec
 from .runner import JobRunner
 from .tasks import TaskSet
 

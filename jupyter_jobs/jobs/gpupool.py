@@ -26,19 +26,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
+from ..backends.base import start_time
+
 DEFAULT_FOLDER = "/tmp/jupyter-jobs-gpus"
 #: seconds a waiting job's ticket counts without being renewed (its server asks every half second)
 TICKET_LIFE = 10.0
 
 
-def start_time(pid: int) -> Optional[int]:
-    """A process's start time in clock ticks since boot (tells a reused pid apart); None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-    except OSError:
-        return None
-    return None if fields[0] == b"Z" else int(fields[19])
 
 
 def _alive(proc: Any) -> bool:

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
-from .models import utcnow
-from .replies import WebhookStatus
+from ..domain.job import utcnow
+from ..domain.replies import WebhookStatus
 
 log = logging.getLogger(__name__)
 

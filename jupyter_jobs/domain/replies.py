@@ -8,7 +8,8 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .models import JobStatus, SpecError
+from .status import JobStatus
+from .errors import SpecError
 
 
 class _Reply(BaseModel):

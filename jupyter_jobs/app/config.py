@@ -12,17 +12,17 @@ from jupyter_core.paths import jupyter_data_dir
 from traitlets import Bool, Dict, Float, Int, List, Unicode, Union, default, import_item
 from traitlets.config import LoggingConfigurable
 
-from .backends import BUILTIN_BACKENDS, Backend
-from .files import private_dir
-from .gpupool import DEFAULT_FOLDER, HostGPUPool, PoolError
-from .gpus import GPU, GPUAllocator, discover
-from .environments import Environments
-from .gitsource import GitSources
-from .instance_types import InstanceTypes
-from .notify import Webhooks
-from .service import JobService
-from .store import Store
-from .snapshots import SnapshotStore
+from ..backends import BUILTIN_BACKENDS, Backend
+from ..storage.files import private_dir
+from ..jobs.gpupool import DEFAULT_FOLDER, HostGPUPool, PoolError
+from ..jobs.gpus import GPU, GPUAllocator, discover
+from ..environments.venvs import Environments
+from ..environments.git import GitSources
+from ..domain.instance_types import InstanceTypes
+from ..telemetry.webhooks import Webhooks
+from ..jobs.service import JobService
+from ..storage.store import Store
+from ..storage.snapshots import SnapshotStore
 
 #: where a kernel started by the server finds the service (the server puts these in its env)
 ENV_URL = "JUPYTER_JOBS_URL"

@@ -1,21 +1,17 @@
-"""The job's data types: what a user asks for (JobSpec) and what the service reports (Job).
-
-Everything that crosses the REST API, the store or a backend is defined here, once.
-"""
+"""What a user asks for: JobSpec and its parts, checked field by field (a bad field is a 400
+naming it, never a 500). Pure: no I/O."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from enum import Enum
-from typing import Any, Literal, Optional, Union
+from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .notebooks import runner_source
+from .errors import SpecError
+from .status import FailureReason
 
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRET_KEY = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|API_?KEY|PRIVATE", re.I)
@@ -24,13 +20,6 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d)?\s*$", re.I)
 _MEMORY_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _DURATION_UNITS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
 REDACTED = "********"
-
-_TYPE_TAG = re.compile(r"^(str|int|float|bool|constrained-\w+|.*\[.*\])$")
-_NAMED = re.compile(r"^(\w+): (.+)$", re.S)
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _number(value: Any, what: str) -> None:
@@ -74,77 +63,6 @@ def parse_duration(value: Union[str, int, float]) -> float:
     if not 0 < seconds <= 366 * 86400:
         raise ValueError("must be greater than 0 and at most a year")
     return seconds
-
-
-class JobStatus(str, Enum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    SKIPPED = "skipped"  # a workflow job that never ran: a job it needed did not succeed
-
-    def is_terminal(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.SKIPPED)
-
-
-TERMINAL_STATUSES = tuple(s for s in JobStatus if s.is_terminal())
-
-
-class FailureReason(str, Enum):
-    EXIT_CODE = "exit_code"
-    TIMEOUT = "timeout"
-    OOM = "oom"
-    BACKEND_ERROR = "backend_error"
-    LOST = "lost"
-    ENVIRONMENT = "environment"  # its packages could not be installed
-
-
-#: why the service stopped a running job (kept across restarts, so a restart finishes the stop)
-StopReason = Literal["cancel", "timeout"]
-
-
-@dataclass
-class Outcome:
-    """How an execution ended. `reason` is set only by what the backend itself detected."""
-
-    exit_code: Optional[int]
-    reason: Optional[FailureReason] = None
-    message: Optional[str] = None
-    #: the command never ran (its launch was never released): the job may start again
-    not_started: bool = False
-    #: the engine dropped it unrun because a job it depends on did not succeed (Slurm's own DAG)
-    skipped: bool = False
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The terminal status an outcome means, with the fields recorded beside it."""
-
-    status: JobStatus
-    reason: Optional[FailureReason] = None
-    message: Optional[str] = None
-
-
-def verdict(outcome: Outcome, stop_reason: Optional[StopReason], timeout: Optional[float] = None) -> Verdict:
-    """Outcome + why the service stopped the job (if it did) -> its terminal status.
-
-    A job that exited 0 on its own before a stop reached it succeeded; a stop the service
-    asked for wins over the exit code the stop caused; otherwise the backend's own finding
-    (timeout, OOM, lost...) wins over the exit code."""
-    if outcome.exit_code == 0 and outcome.reason is None:
-        return Verdict(JobStatus.SUCCEEDED)
-    if outcome.skipped and stop_reason is None:
-        return Verdict(JobStatus.SKIPPED, message=outcome.message)
-    if stop_reason == "cancel":
-        return Verdict(JobStatus.CANCELLED, message="cancelled by the user")
-    if stop_reason == "timeout":
-        limit = f" of {timeout:g} s" if timeout else ""
-        return Verdict(JobStatus.FAILED, FailureReason.TIMEOUT, f"stopped after exceeding its time limit{limit}")
-    if outcome.reason is not None:
-        return Verdict(JobStatus.FAILED, outcome.reason, outcome.message)
-    return Verdict(JobStatus.FAILED, FailureReason.EXIT_CODE,
-                   outcome.message or f"the command exited with code {outcome.exit_code}")
 
 
 #: the most a spec may carry: it is stored with every job and sent in every listing
@@ -433,12 +351,14 @@ class JobSpec(_Strict):
     def _check_backoff(cls, value: Any) -> float:
         return min(parse_duration(value), 86400.0) if value not in (0, "0") else 0.0
 
-    def argv(self, python: str = "python3") -> list[str]:
+    def argv(self, python: str = "python3", notebook_runner: Optional[str] = None) -> list[str]:
         """The command as an argv: a string runs through the shell, a list runs as is; a notebook
-        runs through the notebook runner (its source, so the job needs nothing of this package)
-        with `python`."""
+        runs through the notebook runner (its source, handed over by the backend, so the job needs
+        nothing of this package) with `python`."""
         if self.notebook is not None:
-            return [python, "-c", runner_source(), self.notebook, f"{self.notebook.rsplit('/', 1)[-1]}",
+            if notebook_runner is None:
+                raise ValueError("a notebook job's argv needs the notebook runner's source")
+            return [python, "-c", notebook_runner, self.notebook, f"{self.notebook.rsplit('/', 1)[-1]}",
                     json.dumps(self.parameters), self.kernel or ""]
         return ["/bin/sh", "-c", self.command] if isinstance(self.command, str) else list(self.command)
 
@@ -464,116 +384,6 @@ class JobSpec(_Strict):
 
         head = "".join(f"# left out: env.{k} (a secret): set it before submitting\n" for k in secret)
         return head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), secret
-
-
-class Endpoint(BaseModel):
-    """One of a job's exposed ports as clients see it."""
-
-    name: str
-    port: int = Field(description="the port the job listens on ($PORT_<NAME>)")
-    path: str = Field(description="where to reach it, relative to the server's base URL")
-    state: Literal["waiting", "ready", "gone"] = Field(description="waiting: the job or its port is not up yet; "
-                                                      "ready: the port answers (or its health path returns 2xx); "
-                                                      "gone: the job ended")
-
-
-class Job(BaseModel):
-    """A submitted job as the service records it."""
-
-    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
-
-    id: str
-    status: JobStatus = JobStatus.QUEUED
-    reason: Optional[FailureReason] = None
-    message: Optional[str] = None
-    exit_code: Optional[int] = None
-    spec: JobSpec
-    backend: str
-    project: str
-    created_at: datetime = Field(default_factory=utcnow)
-    started_at: Optional[datetime] = None
-    finished_at: Optional[datetime] = None
-    gpus: list[int] = Field(default_factory=list)
-    snapshot: Optional[str] = None
-    notes: list[str] = Field(default_factory=list)
-    waiting: Optional[str] = Field(None, description="why a queued job has not started yet")
-    attempt: int = Field(1, description="1 for the first run; more after retries")
-    not_before: Optional[datetime] = Field(None, description="a retry waits until then")
-    workflow: Optional[str] = Field(None, description="the workflow run this job belongs to")
-    node: Optional[str] = Field(None, description="its job in the workflow: name, or name[k=v,...] for a matrix")
-    after: list[str] = Field(default_factory=list, description="jobs of its run it waits for")
-    schedule: Optional[str] = Field(None, description="the schedule that started this job")
-    progress: Optional[float] = Field(None, description="0..1 when the job reports it (a `progress` series, a "
-                                      "fraction or a percentage; or `total_steps`); set while it runs and after")
-    origin: Optional[str] = Field(None, description="who submitted it: kernel:<kernel id> or browser:<id> "
-                                  "(the panel notifies that browser when it ends)")
-    endpoints: list[Endpoint] = Field(default_factory=list, description="the ports it serves, with their state")
-    inputs: dict[str, str] = Field(default_factory=dict, exclude=True)  # inputs folder -> job id
-    dir: Optional[str] = Field(None, exclude=True)  # the job's folder: log, artifacts, workspace copy
-    backend_state: dict[str, Any] = Field(default_factory=dict, exclude=True)
-
-    def public(self) -> dict[str, Any]:
-        """The job as the REST API returns it."""
-        data = self.model_dump(mode="json")
-        data["spec"] = self.spec.public()
-        data["name"] = self.spec.name
-        return data
-
-
-class FieldError(BaseModel):
-    field: str
-    message: str
-
-
-class JobsError(Exception):
-    """A domain error every face reports the same way: `status` is its HTTP status."""
-
-    status: int = 500
-
-    def public(self) -> dict[str, Any]:
-        return {"message": str(self)}
-
-
-class SpecError(JobsError, ValueError):
-    """A submitted spec (or query) that cannot be served; each bad field is named once (its
-    messages joined), so a form can show every error beside its field."""
-
-    status = 400
-
-    def __init__(self, errors: list[FieldError]):
-        by_field: dict[str, list[str]] = {}
-        for err in errors:
-            messages = by_field.setdefault(err.field, [])
-            if err.message not in messages:
-                messages.append(err.message)
-        self.errors = [FieldError(field=f, message="; ".join(m)) for f, m in by_field.items()]
-        super().__init__("; ".join(f"{e.field}: {e.message}" for e in self.errors))
-
-    def public(self) -> dict[str, Any]:
-        return {"message": str(self), "errors": [e.model_dump() for e in self.errors]}
-
-    def names(self, field: str) -> bool:
-        return any(e.field == field for e in self.errors)
-
-    def plus(self, more: SpecError) -> SpecError:
-        """These errors and those of `more` on other fields (a field keeps the error it has)."""
-        return SpecError(self.errors + [e for e in more.errors if not self.names(e.field)])
-
-    @classmethod
-    def one(cls, field: str, message: str) -> SpecError:
-        return cls([FieldError(field=field, message=message)])
-
-    @classmethod
-    def from_validation(cls, exc: ValidationError) -> SpecError:
-        errors = []
-        for err in exc.errors():
-            # Union members add their type to the location ("command.list[str]"): drop them.
-            parts = [str(p) for p in err["loc"] if not _TYPE_TAG.match(str(p))]
-            message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-            if not parts and (named := _NAMED.match(message)):  # a rule over several fields names one
-                parts, message = [named.group(1)], named.group(2)
-            errors.append(FieldError(field=".".join(parts) or "body", message=message))
-        return cls(errors)
 
 
 def parse_spec(data: Any) -> JobSpec:
@@ -617,16 +427,4 @@ def _without(data: dict[str, Any], loc: tuple[Any, ...]) -> dict[str, Any]:
     if len(loc) > 1 and isinstance(inner, dict) and loc[1] in inner:
         return {**data, loc[0]: _without(inner, loc[1:])}
     return {k: v for k, v in data.items() if k != loc[0]}
-
-
-class JobNotFound(JobsError, LookupError):
-    """No job (or artifact) by that name."""
-
-    status = 404
-
-
-class JobConflict(JobsError, RuntimeError):
-    """The job is in a state that does not allow this."""
-
-    status = 409
 

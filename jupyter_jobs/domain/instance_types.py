@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .models import JobSpec, SpecError
+from .spec import JobSpec
+from .errors import SpecError
 
 #: what a type may set: the fields that describe a machine
 FIELDS = {"resources", "backend", "image", "slurm", "env", "timeout"}
