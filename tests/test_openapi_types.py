@@ -1,4 +1,4 @@
-"""The panel's TypeScript types (labextension/src/schema.d.ts) are generated from the served
+"""The panel's TypeScript types (labextension/src/api/schema.d.ts) are generated from the served
 OpenAPI document (jupyter_jobs/openapi.json) by openapi-typescript: they must be current."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from support import require
 ROOT = Path(__file__).resolve().parents[1]
 GENERATOR = ROOT / "node_modules" / ".bin" / "openapi-typescript"
 DOCUMENT = "jupyter_jobs/openapi.json"
-TYPES = "labextension/src/schema.d.ts"
+TYPES = "labextension/src/api/schema.d.ts"
 
 
 def generator_problem() -> Optional[str]:

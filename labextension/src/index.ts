@@ -1,10 +1,12 @@
 // jupyter_jobs in JupyterLab: a sidebar (compact live list, quick form, schedules), a main-area
 // jobs page, one tab per job, and a comparison of jobs; all restored after a reload. "Run as
 // Job" (the file browser's menu, a notebook's toolbar) opens the form for a folder, a script or
-// a notebook. Jobs this browser started notify when they end (notify.ts; the plugin's settings).
+// a notebook. Jobs this browser started notify when they end (notifications/notify.ts; the
+// plugin's settings). This file only wires the plugin: each feature lives in its folder (api/,
+// common/, sidebar/, jobs/, logs/, metrics/, artifacts/, workflows/, schedules/, endpoints/,
+// notifications/).
 import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, ToolbarButton, WidgetTracker } from '@jupyterlab/apputils';
-import { PathExt } from '@jupyterlab/coreutils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { ILauncher } from '@jupyterlab/launcher';
@@ -12,14 +14,17 @@ import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
 
-import { api, ApiError, browserOrigin, Spec } from './api';
-import { submission } from './copy';
-import { Draft } from './model';
-import { EndNotifier } from './notify';
-import { detectParameters, NotebookContent } from './parameters';
-import { JobsPanel } from './panel';
-import { metricsRenderer } from './renderer';
-import { CompareTab, JobsPage, JobTab, RunTab } from './widgets';
+import { browserOrigin, Spec } from './api';
+import { openNotebook } from './artifacts/notebook';
+import { submission } from './jobs/copy';
+import { draftFor, notebookDraft, runnable } from './jobs/drafts';
+import { NotebookContent } from './jobs/parameters';
+import { CompareTab, JobsPage, JobTab } from './jobs/widgets';
+import { metricsRenderer } from './metrics/renderer';
+import { EndNotifier } from './notifications/notify';
+import { Draft } from './sidebar/model';
+import { JobsPanel } from './sidebar/panel';
+import { RunTab } from './workflows/widgets';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16">
   <g class="jp-icon3" fill="#616161">
@@ -40,94 +45,6 @@ const COMMANDS = {
   edit: 'jupyter-jobs:edit',
   runItem: 'jupyter-jobs:run-item'
 };
-
-interface Item {
-  path: string;
-  type: string;
-}
-
-/** The file browser's first selected item when it can run as a job: a folder, a Python file
- * or a notebook. */
-function runnable(browser: IDefaultFileBrowser | null): Item | null {
-  const item = browser?.selectedItems().next();
-  const value = item && !item.done ? item.value : null;
-  const ok = value && (value.type === 'directory' || value.path.endsWith('.py') || value.path.endsWith('.ipynb'));
-  return ok ? value : null;
-}
-
-/** A notebook as a draft job: its folder is the workspace, and the parameters its cell tagged
- * `parameters` declares are filled in. */
-function notebookDraft(path: string, content: NotebookContent | null): Draft {
-  return {
-    workspace: PathExt.dirname(path),
-    notebook: PathExt.basename(path),
-    name: PathExt.basename(path, '.ipynb'),
-    parameters: detectParameters(content)
-  };
-}
-
-/** An item as a draft job: a folder is the workspace; a Python file runs in its folder; a
- * notebook is read (for its parameters) through the contents manager. */
-async function draftFor(app: JupyterFrontEnd, item: Item): Promise<Draft> {
-  if (item.type === 'directory') {
-    return { workspace: item.path, name: PathExt.basename(item.path) };
-  }
-  if (item.path.endsWith('.ipynb')) {
-    let content: NotebookContent | null = null;
-    try {
-      content = (await app.serviceManager.contents.get(item.path, { type: 'notebook', content: true })).content;
-    } catch {
-      // unreadable here: the form still opens, without parameters
-    }
-    return notebookDraft(item.path, content);
-  }
-  return {
-    workspace: PathExt.dirname(item.path),
-    command: `python ${PathExt.basename(item.path)}`,
-    name: PathExt.basename(item.path, '.py')
-  };
-}
-
-/** A notebook artifact opened in JupyterLab: where it is when the file browser reaches the
- * artifacts, else a copy saved under job-outputs/<job id>/ (a copy already open is reloaded,
- * unless it has unsaved edits: a running notebook job rewrites its notebook after each cell).
- * A notebook that is not there is an ApiError 404. */
-async function openNotebook(
-  app: JupyterFrontEnd,
-  docs: IDocumentManager | null,
-  id: string,
-  path: string,
-  folder: string | null
-): Promise<void> {
-  if (folder !== null) {
-    const where = folder ? `${folder}/${path}` : path;
-    try {
-      await app.serviceManager.contents.get(where, { content: false });
-    } catch {
-      throw new ApiError(`${path}: not found`, 404);
-    }
-    await app.commands.execute('docmanager:open', { path: where });
-    return;
-  }
-  const content = JSON.parse(await (await api.artifactHead(id, path, 512 * 1024 * 1024)).text());
-  const contents = app.serviceManager.contents;
-  let outputs = '';
-  for (const part of ['job-outputs', id]) {
-    outputs = outputs ? `${outputs}/${part}` : part;
-    try {
-      await contents.get(outputs, { content: false });
-    } catch {
-      await contents.save(outputs, { type: 'directory' });
-    }
-  }
-  const copy = `${outputs}/${PathExt.basename(path)}`;
-  await contents.save(copy, { type: 'notebook', format: 'json', content });
-  const open = docs?.findWidget(copy);
-  if (open && !open.context.model.dirty) {
-    await open.context.revert();
-  }
-  await app.commands.execute('docmanager:open', { path: copy });
-}
 
 interface Parts {
   app: JupyterFrontEnd;

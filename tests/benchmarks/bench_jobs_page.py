@@ -43,7 +43,7 @@ def varied_job(i: int, count: int, now: datetime) -> Job:
 
 
 def haystack(job: Job) -> str:
-    """What the page searches in (labextension/src/table.ts): id, name, command, tags."""
+    """What the page searches in (labextension/src/jobs/table.ts): id, name, command, tags."""
     return "\n".join([job.id, job.spec.name or "", " ".join(job.spec.command), *job.spec.tags]).lower()
 
 

@@ -1,0 +1,36 @@
+// The service's types, as aliases of the generated schema (schema.d.ts, from the served
+// OpenAPI document), and the job statuses.
+import type { components, paths } from './schema';
+
+export type Schemas = components['schemas'];
+
+export type Status = Schemas['JobStatus'];
+export type Job = Schemas['Job'];
+export type Spec = Schemas['JobSpec'];
+export type Resources = Schemas['Resources'];
+export type FieldError = Schemas['FieldError'];
+/** A spec as a user submits it (the server fills defaults and takes durations such as "30m"). */
+export type SpecInput = Schemas['JobSpecInput'];
+export type ListQuery = NonNullable<paths['/jupyter-jobs/jobs']['get']['parameters']['query']> & { q?: string };
+export type JobPage = Schemas['JobPage'];
+export type Artifact = Schemas['Artifact'];
+export type LogChunk = Schemas['LogChunk'];
+export type LogEnd = Schemas['LogEnd'];
+export type Backend = Schemas['BackendInfo'];
+export type JobEvent = Schemas['JobEvent'];
+export type MetricsPage = Schemas['MetricsPage'];
+export type MetricsSummary = Schemas['MetricsSummary'];
+export type Schedule = Schemas['Schedule'];
+export type ScheduleInput = Schemas['ScheduleInput'];
+export type InstanceType = Schemas['InstanceTypeInfo'];
+/** One of a job's exposed ports as the server reports it (its state: waiting, ready, gone). */
+export type Endpoint = Schemas['Endpoint'];
+/** A port a spec exposes: `{port, name, health?}`. */
+export type Expose = Schemas['ExposeInput'];
+
+export const STATUSES: Status[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'skipped'];
+export const TERMINAL: Status[] = ['succeeded', 'failed', 'cancelled', 'skipped'];
+
+export function isTerminal(status: Status): boolean {
+  return TERMINAL.includes(status);
+}

@@ -1,0 +1,102 @@
+// common/: what every feature's views share: these small pieces (common.tsx), the form field
+// pieces (fields.tsx) and the base of the stream followers (follow.ts).
+//
+// Small pieces the views share: formatting, the status badge, the progress bar, the error
+// note, and the hook that re-renders a component when a model emits its `changed` signal.
+import { ISignal } from '@lumino/signaling';
+import * as React from 'react';
+
+import { Job, MetricsSummary, Status } from '../api';
+import { seconds } from '../jobs/table';
+
+/** Re-render whenever `signal` is emitted (connected while mounted). */
+export function useSignal(signal: ISignal<unknown, unknown> | null | undefined): void {
+  const [, setTick] = React.useState(0);
+  React.useEffect(() => {
+    if (!signal) {
+      return;
+    }
+    const slot = () => setTick(t => t + 1);
+    signal.connect(slot);
+    return () => {
+      signal.disconnect(slot);
+    };
+  }, [signal]);
+}
+
+export function when(iso: string | null | undefined): string {
+  return iso ? new Date(iso).toLocaleString() : '—';
+}
+
+/** Seconds as the cell shows them too: m:ss under an hour, XhYYm above (truncated). */
+export function clock(seconds: number): string {
+  return seconds >= 3600
+    ? `${Math.floor(seconds / 3600)}h${String(Math.floor(seconds / 60) % 60).padStart(2, '0')}m`
+    : `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}`;
+}
+
+/** How long the job ran, or has been running ("running 0:05"); '—' before it started. */
+export function duration(job: Job): string {
+  const secs = seconds(job);
+  if (secs === null) {
+    return '—';
+  }
+  return job.finished_at ? clock(secs) : `running ${clock(secs)}`;
+}
+
+export function Badge({ status }: { status: Status }): JSX.Element {
+  return <span className={`jp-JobsBadge jp-mod-${status}`}>{status}</span>;
+}
+
+/** How far the job says it is, 0..1, or null when it does not say (the cell's rule, in
+ * kernel/display.py): its `progress` series (a fraction, or a percentage when above 1), else
+ * its `total_steps` series (the last point's step over its value). */
+export function progressOf(metrics: MetricsSummary | null | undefined): number | null {
+  const series = metrics?.series ?? {};
+  let fraction: number;
+  if (series.progress) {
+    const value = series.progress.last;
+    fraction = value > 1 ? value / 100 : value;
+  } else if (series.total_steps?.last) {
+    fraction = series.total_steps.step / series.total_steps.last;
+  } else {
+    return null;
+  }
+  return Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : null;
+}
+
+/** A job's progress as a bar with its percentage (a progressbar for assistive technology);
+ * nothing when the job does not report it. */
+export function ProgressBar(props: { value: number | null; status: Status; label: string }): JSX.Element | null {
+  const { value, status, label } = props;
+  if (value === null) {
+    return null;
+  }
+  const percent = Math.round(value * 100);
+  return (
+    <div
+      className={`jp-JobsProgress jp-mod-${status}`}
+      role="progressbar"
+      aria-label={label}
+      aria-valuemin={0}
+      aria-valuemax={100}
+      aria-valuenow={percent}
+      aria-valuetext={`${percent}%`}
+    >
+      <span className="jp-JobsProgress-track">
+        <span className="jp-JobsProgress-fill" style={{ width: `${percent}%` }} />
+      </span>
+      <span className="jp-JobsProgress-text" aria-hidden="true">
+        {percent}%
+      </span>
+    </div>
+  );
+}
+
+export function ErrorNote({ error }: { error: string | null }): JSX.Element | null {
+  return error ? (
+    <div className="jp-JobsError" role="alert">
+      {error}
+    </div>
+  ) : null;
+}

@@ -1,0 +1,356 @@
+// The new-job form: a job runs a command, or a notebook (its path, its parameters as
+// NAME=VALUE lines, a kernel), from a folder or a git repository (sources.tsx), and may expose
+// ports (PORT:NAME[:/health] entries). Every state update is functional (`set(v => ...)`), so updates
+// that arrive together (typing while the backends load) cannot overwrite each other.
+import * as React from 'react';
+
+import { ApiError, Backend, errorMessage, Schemas, SpecInput } from '../api';
+import { ErrorNote } from '../common/common';
+import { Bind as BindOf, Choice, describe, Field } from '../common/fields';
+import { exposeSpec, exposeText } from '../endpoints/endpoints';
+import { Draft, JobsModel } from '../sidebar/model';
+import { jobsApi } from './api';
+import { parametersText, parseParameters } from './parameters';
+import {
+  hiddenBySource, InstanceType, InstanceTypeField, RequirementsField, SOURCE_FIELDS, SourceFields, SourceKey, sourceSpec, sourceValues
+} from './sources';
+
+type Key =
+  | 'name' | 'backend' | 'image' | 'command' | 'notebook' | 'parameters' | 'kernel'
+  | 'gpus' | 'cpus' | 'memory' | 'timeout' | 'retries' | 'expose' | SourceKey;
+/** What the job runs: a command, or a notebook. */
+type Runs = 'command' | 'notebook';
+type Values = Record<Key, string>;
+type Bind = BindOf<Key>;
+
+interface EnvRow {
+  key: string;
+  value: string;
+}
+
+function text(value: unknown): string {
+  return value === undefined || value === null ? '' : String(value);
+}
+
+/** The form's values for a draft: a few fields, or a whole spec to edit and resubmit. */
+function initial(draft: Draft): Values {
+  const r = draft.resources || {};
+  const command = Array.isArray(draft.command) ? draft.command.join(' ') : draft.command;
+  return {
+    name: text(draft.name), backend: text(draft.backend), image: text(draft.image), command: text(command),
+    notebook: text(draft.notebook), parameters: parametersText(draft.parameters), kernel: text(draft.kernel),
+    ...sourceValues(draft), gpus: text(r.gpus ?? (draft.instance_type ? '' : 0)), cpus: text(r.cpus), memory: text(r.memory),
+    timeout: text(draft.timeout), retries: draft.retries ? text(draft.retries) : '', expose: exposeText(draft.expose)
+  };
+}
+
+function initialEnv(draft: Draft): EnvRow[] {
+  return Object.entries(draft.env || {}).map(([key, value]) => ({ key, value: String(value) }));
+}
+
+/** Why a field is greyed out: the chosen backend does not apply it. */
+function ignoredBy(backend: Backend | undefined, key: Key): string | undefined {
+  const caps = backend?.capabilities;
+  const applies = { image: caps?.containers, gpus: caps?.gpus, cpus: caps?.cpus, memory: caps?.memory }[key as string];
+  return caps && applies === false ? `the ${backend!.name} backend does not apply this` : undefined;
+}
+
+/** The spec the form describes: empty optional fields are left to the server's defaults.
+ * Parameters that are not NAME=VALUE lines, and exposed ports that are not PORT:NAME[:/health],
+ * throw, as the server's 400 would, for that field. */
+function toSpec(values: Values, env: EnvRow[], draft: Draft, runs: Runs, backend?: Backend): SpecInput {
+  // what the form does not show (tags, project, retry_on...) is kept from the draft; what the
+  // backend does not apply is left out
+  for (const key of ['image', 'gpus', 'cpus', 'memory'] as const) {
+    if (ignoredBy(backend, key)) {
+      values = { ...values, [key]: key === 'gpus' ? '0' : '' };
+    }
+  }
+  const {
+    resources: _resources, env: _env, image: _image, timeout: _timeout, retries: _retries, name: _name,
+    command: _command, notebook: _notebook, parameters: _parameters, kernel: _kernel, workspace: _workspace,
+    git: _git, requirements: _requirements, instance_type: _type, expose: _expose, ...kept
+  } = draft;
+  const expose = exposeSpec(values.expose);
+  const spec: SpecInput = {
+    ...kept,
+    ...(runs === 'command' ? { command: values.command } : notebookSpec(values)),
+    ...sourceSpec(values),
+    backend: values.backend || undefined, // none with an instance type: the type's
+    env: Object.fromEntries(env.filter(r => r.key).map(r => [r.key, r.value])),
+    resources: {
+      ...(values.gpus === '' ? {} : { gpus: Number(values.gpus) }),
+      ...(values.cpus ? { cpus: Number(values.cpus) } : {}),
+      ...(values.memory ? { memory: values.memory } : {})
+    }
+  };
+  for (const key of ['name', 'image', 'timeout'] as const) {
+    if (values[key]) {
+      spec[key] = values[key];
+    }
+  }
+  if (values.retries) {
+    spec.retries = Number(values.retries);
+  }
+  if (expose.length) {
+    spec.expose = expose;
+  }
+  return spec;
+}
+
+/** A notebook job's part of the spec: the notebook, its parameters, its kernel if given. */
+function notebookSpec(values: Values): Partial<SpecInput> {
+  const { parameters, error } = parseParameters(values.parameters);
+  if (error) {
+    throw new ApiError(error, 400, [{ field: 'parameters', message: error }]);
+  }
+  return { notebook: values.notebook, parameters, ...(values.kernel.trim() ? { kernel: values.kernel.trim() } : {}) };
+}
+
+function BackendField(props: { backends: Backend[]; bind: Bind; type?: InstanceType; error?: string }): JSX.Element {
+  const { backends, bind, type, error } = props;
+  return (
+    <Field label="Backend" field="backend" error={error}>
+      <select {...bind('backend')}>
+        {type ? <option value="">the instance type's ({type.backend})</option> : null}
+        {backends.map(b => (
+          <option key={b.name} value={b.name} disabled={!b.available} title={b.reason || b.description}>
+            {b.name}
+            {b.available ? '' : ` (unavailable: ${b.reason})`}
+          </option>
+        ))}
+      </select>
+    </Field>
+  );
+}
+
+function ResourceFields(props: { bind: Bind; errors: Record<string, string>; backend?: Backend; type?: InstanceType }): JSX.Element {
+  const { bind, errors, backend, type } = props;
+  const ignored = (key: Key) => ignoredBy(backend, key);
+  const typed = (type?.spec.resources || {}) as Record<string, unknown>;
+  const hint = (key: string, example: string) => (typed[key] !== undefined ? `the type's: ${typed[key]}` : example);
+  return (
+    <div className="jp-JobsRowFields">
+      <Field label="GPUs" field="resources.gpus" error={errors['resources.gpus']} ignored={ignored('gpus')}>
+        <input type="number" min={0} {...bind('gpus')} placeholder={hint('gpus', '0')} disabled={!!ignored('gpus')} />
+      </Field>
+      <Field label="CPUs" field="resources.cpus" error={errors['resources.cpus']} ignored={ignored('cpus')}>
+        <input {...bind('cpus')} placeholder={hint('cpus', 'e.g. 1.5')} disabled={!!ignored('cpus')} />
+      </Field>
+      <Field label="Memory" field="resources.memory" error={errors['resources.memory']} ignored={ignored('memory')}>
+        <input {...bind('memory')} placeholder={hint('memory', 'e.g. 2g')} disabled={!!ignored('memory')} />
+      </Field>
+    </div>
+  );
+}
+
+function EnvEditor(props: { rows: EnvRow[]; setRows: React.Dispatch<React.SetStateAction<EnvRow[]>>; error?: string }): JSX.Element {
+  const { rows, setRows, error } = props;
+  const edit = (i: number, part: keyof EnvRow) => (e: React.ChangeEvent<HTMLInputElement>) => {
+    const text = e.target.value;
+    setRows(current => current.map((r, j) => (j === i ? { ...r, [part]: text } : r)));
+  };
+  return (
+    <div className="jp-JobsField" data-field="env">
+      <span>Environment</span>
+      {rows.map((row, i) => (
+        <div className="jp-JobsEnvRow" key={i}>
+          <input aria-label="variable" value={row.key} placeholder="KEY" onChange={edit(i, 'key')} />
+          <input aria-label="value" value={row.value} placeholder="value" onChange={edit(i, 'value')} />
+          <button type="button" title="remove" onClick={() => setRows(current => current.filter((_, j) => j !== i))}>
+            ×
+          </button>
+        </div>
+      ))}
+      <button type="button" className="jp-JobsLink" onClick={() => setRows(current => [...current, { key: '', value: '' }])}>
+        + variable
+      </button>
+      {error ? <span className="jp-JobsField-error">{error}</span> : null}
+    </div>
+  );
+}
+
+type Offered = { backends: Backend[]; types: InstanceType[]; gpus: Schemas['GPUInfo'][]; preferred: string };
+
+/** The backends and instance types to offer; picks the default (or first available) backend
+ * unless one is chosen or an instance type names its own. */
+function useBackends(setValues: React.Dispatch<React.SetStateAction<Values>>, setError: (error: string) => void): Offered {
+  const [offered, setOffered] = React.useState<Offered>({ backends: [], types: [], gpus: [], preferred: '' });
+  React.useEffect(() => {
+    let live = true;
+    jobsApi
+      .backends()
+      .then(reply => {
+        if (!live) {
+          return;
+        }
+        const preferred = reply.backends.find(b => b.default && b.available) || reply.backends.find(b => b.available);
+        setOffered({ backends: reply.backends, types: reply.instance_types || [], gpus: reply.gpus || [], preferred: preferred?.name || '' });
+        setValues(v => ({ ...v, backend: v.backend || (v.instanceType ? '' : preferred?.name || '') }));
+      })
+      .catch(e => live && setError(errorMessage(e)));
+    return () => {
+      live = false;
+    };
+  }, []);
+  return offered;
+}
+
+/** Submitting: on success the job opens; on failure each bad field's problem is shown.
+ * Scheduling: the form's job goes to the form of a new schedule (Cancel there comes back). */
+function useSubmit(model: JobsModel, spec: () => SpecInput, shown: (field: string) => boolean) {
+  const [errors, setErrors] = React.useState<Record<string, string>>({});
+  const [error, setError] = React.useState<string | null>(null);
+  const [busy, setBusy] = React.useState(false);
+  const start = () => {
+    setErrors({});
+    setError(null);
+  };
+  const fail = (err: unknown, what: string) => {
+    const { message, byField } = describe(err as ApiError, shown, what);
+    setErrors(byField);
+    setError(message);
+    setBusy(false);
+  };
+  const submit = async (e: React.FormEvent) => {
+    e.preventDefault();
+    setBusy(true);
+    start();
+    try {
+      const job = await jobsApi.submit(spec()); // spec() throws for parameters the form cannot read
+      model.open({ kind: 'list' });
+      model.openJob(job.id);
+    } catch (err) {
+      fail(err, 'The job was not submitted');
+    }
+  };
+  const schedule = () => {
+    start();
+    try {
+      const job = spec();
+      model.open({ kind: 'new-schedule', spec: job, back: { kind: 'form', draft: job } });
+    } catch (err) {
+      fail(err, 'The job cannot be scheduled');
+    }
+  };
+  return { submit, schedule, errors, error, setError, busy };
+}
+
+const RUNS: [Runs, string][] = [
+  ['command', 'A command'],
+  ['notebook', 'A notebook']
+];
+
+/** A notebook job's fields: the notebook, its parameters, its kernel. */
+function NotebookFields({ bind, errors }: { bind: Bind; errors: Record<string, string> }): JSX.Element {
+  const lines = bind('parameters').value.split('\n').length;
+  return (
+    <>
+      <Field label="Notebook" field="notebook" error={errors.notebook}>
+        <input {...bind('notebook')} placeholder="a notebook in the workspace, e.g. train.ipynb" />
+      </Field>
+      <Field label="Parameters" field="parameters" error={errors.parameters}>
+        <textarea {...bind('parameters')} placeholder={'e.g. lr=0.01\nlayers=[64, 32]'} rows={Math.min(12, Math.max(3, lines + 1))} spellCheck={false} />
+        <span className="jp-JobsMuted jp-JobsHint">One NAME=VALUE a line; a VALUE that reads as JSON is JSON, else text.</span>
+      </Field>
+      <Field label="Kernel" field="kernel" error={errors.kernel}>
+        <input {...bind('kernel')} placeholder="the notebook's own; e.g. python3" />
+      </Field>
+    </>
+  );
+}
+
+/** Ports the job serves, reached through this server: PORT:NAME or PORT:NAME:/health entries,
+ * by commas or lines. The server names a bad entry's part (`expose.1.name`): shown here with
+ * the entry's number. */
+function ExposeField({ bind, errors }: { bind: Bind; errors: Record<string, string> }): JSX.Element {
+  const lines = bind('expose').value.split('\n').length;
+  const key = Object.keys(errors).find(k => k === 'expose' || k.startsWith('expose.'));
+  const entry = key ? /^expose\.(\d+)/.exec(key) : null;
+  const error = key === undefined ? undefined : `${entry ? `entry ${Number(entry[1]) + 1}: ` : ''}${errors[key]}`;
+  return (
+    <Field label="Expose ports" field="expose" error={error}>
+      <textarea {...bind('expose')} placeholder="none; e.g. 8000:web or 6006:board:/healthz" rows={Math.min(6, Math.max(1, lines))} spellCheck={false} />
+      <span className="jp-JobsMuted jp-JobsHint">
+        PORT:NAME or PORT:NAME:/health, by commas or lines; the job listens on $PORT_&lt;NAME&gt; and opens from its tab.
+      </span>
+    </Field>
+  );
+}
+
+/** The fields a runs choice hides. */
+const HIDDEN: Record<Runs, string[]> = { command: ['notebook', 'parameters', 'kernel'], notebook: ['command'] };
+const FIELDS = ['name', 'backend', 'image', 'command', 'notebook', 'parameters', 'kernel', 'timeout', 'retries', 'env', 'expose', ...SOURCE_FIELDS];
+
+export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): JSX.Element {
+  const [values, setValues] = React.useState(() => initial(draft));
+  const [runs, setRuns] = React.useState<Runs>(draft.notebook ? 'notebook' : 'command');
+  const [env, setEnv] = React.useState<EnvRow[]>(() => initialEnv(draft));
+  const [loadError, setLoadError] = React.useState<string | null>(null);
+  const { backends, types, gpus, preferred } = useBackends(setValues, setLoadError);
+  const type = types.find(t => t.name === values.instanceType);
+  const backend = backends.find(b => b.name === (values.backend || type?.backend));
+  const shown = (field: string) =>
+    (FIELDS.includes(field) || /^(resources\.(gpus|cpus|memory)|requirements\.\d+|expose\.\d+(\.\w+)?)$/.test(field)) &&
+    !HIDDEN[runs].includes(field) && !hiddenBySource(values.source).includes(field);
+  const { submit, schedule, errors, error, busy } = useSubmit(model, () => toSpec(values, env, draft, runs, backend), shown);
+  const imageIgnored = ignoredBy(backend, 'image');
+  const bind: Bind = key => ({
+    name: key,
+    value: values[key],
+    onChange: e => {
+      const value = e.target.value;
+      setValues(v => ({ ...v, [key]: value }));
+    }
+  });
+  // a type's backend and GPUs apply unless set here; none again: the default backend
+  const chooseType = (name: string) =>
+    setValues(v => ({
+      ...v,
+      instanceType: name,
+      ...(name ? { backend: '', gpus: v.gpus === '0' ? '' : v.gpus } : { backend: v.backend || preferred, gpus: v.gpus || '0' })
+    }));
+  return (
+    <form className="jp-JobsForm" onSubmit={e => void submit(e)}>
+      <Field label="Name" field="name" error={errors.name}>
+        <input {...bind('name')} placeholder="e.g. train-small" />
+      </Field>
+      <InstanceTypeField types={types} gpus={gpus} bind={bind} onChange={chooseType} error={errors.instance_type} />
+      <BackendField backends={backends} bind={bind} type={type} error={errors.backend} />
+      <Field label="Image" field="image" error={errors.image} ignored={imageIgnored}>
+        <input {...bind('image')} placeholder="e.g. python:3.11" disabled={!!imageIgnored} />
+      </Field>
+      <Choice legend="Runs" field="runs" choices={RUNS} value={runs} onChange={setRuns} />
+      {runs === 'command' ? (
+        <Field label="Command" field="command" error={errors.command}>
+          <textarea {...bind('command')} placeholder="e.g. python train.py --epochs 3" rows={2} />
+        </Field>
+      ) : (
+        <NotebookFields bind={bind} errors={errors} />
+      )}
+      <SourceFields bind={bind} errors={errors} setSource={source => setValues(v => ({ ...v, source }))} />
+      <RequirementsField bind={bind} errors={errors} />
+      <ResourceFields bind={bind} errors={errors} backend={backend} type={type} />
+      <Field label="Timeout" field="timeout" error={errors.timeout}>
+        <input {...bind('timeout')} placeholder="none; e.g. 3600, 30m, 2h" />
+      </Field>
+      <Field label="Retries" field="retries" error={errors.retries}>
+        <input type="number" min={0} max={10} {...bind('retries')} placeholder="none; e.g. 2" />
+      </Field>
+      <ExposeField bind={bind} errors={errors} />
+      <EnvEditor rows={env} setRows={setEnv} error={errors.env} />
+      <ErrorNote error={error ?? loadError} />
+      <div className="jp-JobsButtons">
+        <button type="submit" className="jp-mod-styled jp-mod-accept" disabled={busy}>
+          Submit
+        </button>
+        <button type="button" className="jp-mod-styled" onClick={schedule} title="Run this job on a cron schedule">
+          Schedule…
+        </button>
+        <button type="button" className="jp-mod-styled" onClick={() => model.open({ kind: 'list' })}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}

@@ -1,0 +1,213 @@
+// The sidebar's state, out of React: the open view (the compact list of jobs, the list of
+// workflow runs, the schedules, the quick form, or the form of a new schedule), the lists,
+// and the progress of the running jobs. A job opens in its own main-area tab. Models emit
+// `changed`; the views re-render on it (common/common.tsx).
+import { Poll } from '@lumino/polling';
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { errorMessage, Job, MetricsSummary, Schemas, SpecInput } from '../api';
+import { jobsApi } from '../jobs/api';
+import { SchedulesModel } from '../schedules/model';
+import { workflowsApi } from '../workflows/api';
+
+/** What a new job's form starts with: a few fields ("Run as Job", "New job") or a whole spec
+ * ("Edit and resubmit"). */
+export type Draft = Partial<SpecInput>;
+
+/** A schedule's job, as a submission body (ScheduleInput.spec). */
+export type ScheduleSpec = Record<string, unknown>;
+
+export type View =
+  | { kind: 'list' }
+  | { kind: 'runs' }
+  | { kind: 'schedules' }
+  | { kind: 'form'; draft: Draft }
+  /** A new schedule of `spec`; Cancel goes `back` (the job form it came from), else to the list. */
+  | { kind: 'new-schedule'; spec: ScheduleSpec; back?: View };
+
+/** The views that are forms: nothing to poll while they are open. */
+function isForm(view: View): boolean {
+  return view.kind === 'form' || view.kind === 'new-schedule';
+}
+
+export type RunSummary = Schemas['WorkflowRunSummary'];
+
+const PAGE = 50;
+/** At most this many running jobs have their progress asked for, each refresh. */
+const PROGRESS_OF = 10;
+
+/** Which view is open, the job list with its filters, the workflow runs and the schedules.
+ * The open list is polled only while the panel shows it, and polls back off after errors. */
+export class JobsModel {
+  readonly poll: Poll;
+  readonly schedules = new SchedulesModel();
+  private _view: View = { kind: 'list' };
+  private _jobs: Job[] = [];
+  private _runs: RunSummary[] = [];
+  private _metrics = new Map<string, MetricsSummary>();
+  private _nextCursor: number | null = null;
+  private _status = '';
+  private _project = '';
+  private _error: string | null = null;
+  private _generation = 0;
+  private _disposed = false;
+  private readonly _changed = new Signal<JobsModel, void>(this);
+
+  /** `visible` says whether the panel is on screen; `openJob` and `openRun` open tabs. */
+  constructor(
+    visible: () => boolean,
+    readonly openJob: (id: string) => void,
+    readonly openRun: (id: string) => void
+  ) {
+    this.poll = new Poll({
+      factory: () => this.refreshView(),
+      frequency: { interval: 2000, backoff: true, max: 30000 },
+      standby: () => !visible() || isForm(this._view) || 'when-hidden',
+      name: 'jupyter-jobs:list'
+    });
+  }
+
+  get changed(): ISignal<JobsModel, void> {
+    return this._changed;
+  }
+  get view(): View {
+    return this._view;
+  }
+  get jobs(): readonly Job[] {
+    return this._jobs;
+  }
+  get runs(): readonly RunSummary[] {
+    return this._runs;
+  }
+  get nextCursor(): number | null {
+    return this._nextCursor;
+  }
+  get status(): string {
+    return this._status;
+  }
+  get project(): string {
+    return this._project;
+  }
+  get error(): string | null {
+    return this._error;
+  }
+  get isDisposed(): boolean {
+    return this._disposed;
+  }
+
+  /** The metric summary of a running job (for its progress), when it was asked for. */
+  metrics(id: string): MetricsSummary | undefined {
+    return this._metrics.get(id);
+  }
+
+  get filtered(): boolean {
+    return !!(this._status || this._project);
+  }
+
+  open(view: View): void {
+    this._view = view;
+    this._changed.emit();
+    if (!isForm(view)) {
+      void this.poll.refresh();
+    }
+  }
+
+  /** The open list, fetched again. */
+  private refreshView(): Promise<void> {
+    switch (this._view.kind) {
+      case 'runs':
+        return this.refreshRuns();
+      case 'schedules':
+        return this.schedules.refresh();
+      default:
+        return this.refresh();
+    }
+  }
+
+  /** The first page again (newest first), keeping older pages already loaded. A failure is
+   * shown and rethrown, so the poll backs off. */
+  async refresh(): Promise<void> {
+    const generation = ++this._generation;
+    try {
+      const page = await jobsApi.list({ status: this._status, project: this._project, limit: PAGE });
+      if (generation !== this._generation) {
+        return; // the filters changed meanwhile: a newer request answers
+      }
+      const oldest = page.jobs.length ? page.jobs[page.jobs.length - 1].created_at ?? '' : null;
+      const seen = new Set(page.jobs.map(j => j.id));
+      const older = oldest === null ? [] : this._jobs.filter(j => !seen.has(j.id) && (j.created_at ?? '') < oldest);
+      this._jobs = [...page.jobs, ...older];
+      if (!older.length) {
+        this._nextCursor = page.next_cursor;
+      }
+      this._error = null;
+      await this.refreshMetrics();
+    } catch (error) {
+      this._error = errorMessage(error);
+      throw error;
+    } finally {
+      this._changed.emit();
+    }
+  }
+
+  /** The newest workflow runs (their statuses and counts move while they run). */
+  async refreshRuns(): Promise<void> {
+    try {
+      this._runs = (await workflowsApi.workflows()).workflows;
+      this._error = null;
+    } catch (error) {
+      this._error = errorMessage(error);
+      throw error;
+    } finally {
+      this._changed.emit();
+    }
+  }
+
+  /** The metric summaries of the newest running jobs: a page of jobs has none, only a job's
+   * own record does. A job that fails to answer keeps its last summary. */
+  private async refreshMetrics(): Promise<void> {
+    const running = this._jobs.filter(j => j.status === 'running').slice(0, PROGRESS_OF);
+    const replies = await Promise.allSettled(running.map(j => jobsApi.get(j.id)));
+    const metrics = new Map<string, MetricsSummary>();
+    replies.forEach((reply, i) => {
+      const summary = reply.status === 'fulfilled' ? reply.value.metrics : this._metrics.get(running[i].id);
+      if (summary) {
+        metrics.set(running[i].id, summary);
+      }
+    });
+    this._metrics = metrics;
+  }
+
+  async more(): Promise<void> {
+    if (!this._nextCursor) {
+      return;
+    }
+    try {
+      const page = await jobsApi.list({ status: this._status, project: this._project, limit: PAGE, cursor: this._nextCursor });
+      this._jobs = [...this._jobs, ...page.jobs];
+      this._nextCursor = page.next_cursor;
+      this._error = null;
+    } catch (error) {
+      this._error = errorMessage(error);
+    }
+    this._changed.emit();
+  }
+
+  setFilter(status: string, project: string): void {
+    this._status = status;
+    this._project = project;
+    this._jobs = [];
+    this._changed.emit();
+    void this.poll.refresh();
+  }
+
+  dispose(): void {
+    if (this._disposed) {
+      return;
+    }
+    this._disposed = true;
+    this.poll.dispose();
+    this.schedules.dispose();
+    Signal.clearData(this);
+  }
+}

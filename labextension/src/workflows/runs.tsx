@@ -1,0 +1,60 @@
+// The workflow runs in the sidebar: one row per run (newest first) with its status, how many
+// of its jobs are in each status, and who orders them; a row opens the run's graph.
+import * as React from 'react';
+
+import { Status } from '../api';
+import { Badge, ErrorNote, when } from '../common/common';
+import { JobsModel, RunSummary } from '../sidebar/model';
+
+/** "4 succeeded · 1 failed · 1 skipped", busiest statuses first. */
+export function countsText(counts: RunSummary['counts']): string {
+  const entries = Object.entries(counts ?? {}).sort((a, b) => b[1] - a[1]);
+  return entries.map(([status, n]) => `${n} ${status}`).join(' · ');
+}
+
+function RunRow({ run, onOpen }: { run: RunSummary; onOpen: (id: string) => void }): JSX.Element {
+  const total = Object.values(run.counts ?? {}).reduce((a, b) => a + b, 0);
+  const done = run.counts?.succeeded ?? 0;
+  return (
+    <li
+      className="jp-JobsRow jp-JobsRunRow"
+      data-run-id={run.id}
+      data-status={run.status}
+      tabIndex={0}
+      title={run.message ?? undefined}
+      aria-label={`workflow run ${run.name}, ${run.status}, ${done} of ${total} jobs succeeded`}
+      onClick={() => onOpen(run.id)}
+      onKeyDown={e => {
+        if (e.key === 'Enter' || e.key === ' ') {
+          e.preventDefault();
+          onOpen(run.id);
+        }
+      }}
+    >
+      <Badge status={run.status as Status} />
+      <span className="jp-JobsRow-name">{run.name}</span>
+      <span className="jp-JobsRow-meta">
+        {run.id} · {total} jobs{run.scheduler !== 'service' ? ` · ordered by ${run.scheduler}` : ''} · {when(run.created_at)}
+      </span>
+      <progress className="jp-JobsRunRow-progress" max={total || 1} value={done} aria-hidden="true" />
+      <span className="jp-JobsRow-waiting jp-JobsRunRow-counts">{countsText(run.counts)}</span>
+    </li>
+  );
+}
+
+/** The runs view; it re-renders with its model (see JobsApp). */
+export function RunList({ model }: { model: JobsModel }): JSX.Element {
+  return (
+    <div className="jp-JobsList">
+      <ErrorNote error={model.error} />
+      {model.runs.length === 0 && !model.error ? (
+        <p className="jp-JobsEmpty">No workflow runs yet. Start one with %%workflow, %job workflow run, or POST /jupyter-jobs/workflows.</p>
+      ) : null}
+      <ul className="jp-JobsRows" aria-label="workflow runs">
+        {model.runs.map(run => (
+          <RunRow key={run.id} run={run} onOpen={model.openRun} />
+        ))}
+      </ul>
+    </div>
+  );
+}
