@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from ._version import __version__
+
+__all__ = ["__version__"]
 
 
 def load_ipython_extension(ipython: Any) -> None:

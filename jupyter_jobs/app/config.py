@@ -1,4 +1,4 @@
-"""The service's settings (`c.JobsApp...`) and how a configured JobService is made.
+"""The service's settings (`c.JobsApp...`), traitlets only; `compose` builds from them.
 
 Neutral ground: the server extension and the kernel's embedded service both build their
 service here, so neither imports the other.
@@ -7,22 +7,16 @@ service here, so neither imports the other.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Bool, Dict, Float, Int, List, Unicode, Union, default, import_item
+from traitlets import Bool, Dict, Float, Int, List, Unicode, Union, default
 from traitlets.config import LoggingConfigurable
 
-from ..backends import BUILTIN_BACKENDS, Backend
-from ..storage.files import private_dir
-from ..jobs.gpupool import DEFAULT_FOLDER, HostGPUPool, PoolError
-from ..jobs.gpus import GPU, GPUAllocator, discover
-from ..environments.venvs import Environments
-from ..environments.git import GitSources
-from ..domain.instance_types import InstanceTypes
-from ..telemetry.webhooks import Webhooks
-from ..jobs.service import JobService
-from ..storage.store import Store
-from ..storage.snapshots import SnapshotStore
+from ..jobs.gpupool import DEFAULT_FOLDER
+
+if TYPE_CHECKING:
+    from .compose import Platform
 
 #: where a kernel started by the server finds the service (the server puts these in its env)
 ENV_URL = "JUPYTER_JOBS_URL"
@@ -125,56 +119,8 @@ class JobsConfig(LoggingConfigurable):
         "workspace's top if there is one."
     ).tag(config=True)
 
-    def _inventory(self) -> list[GPU]:
-        if isinstance(self.gpus, int):
-            if self.gpus < 0:
-                return discover()
-            return [GPU(index=i, name="configured GPU") for i in range(self.gpus)]
-        return [GPU(index=int(g["index"]), name=str(g.get("name", "configured GPU")), memory=g.get("memory"))
-                for g in self.gpus]
+    def make_platform(self, root_dir: Path) -> Platform:
+        """The job core with every feature, as configured, for workspaces under `root_dir`."""
+        from .compose import build
 
-    def _gpus(self, data: Path) -> GPUAllocator:
-        inventory = self._inventory()
-        pool = None
-        if inventory and self.gpu_pool_dir:
-            try:
-                pool = HostGPUPool(Path(self.gpu_pool_dir), [g.index for g in inventory], self.gpu_share,
-                                   service_id=str(data.resolve()), per_user=self.gpus_per_user)
-            except PoolError as exc:
-                raise ValueError(str(exc)) from None
-        return GPUAllocator(inventory, share=self.gpu_share, pool=pool)
-
-    def _make_backends(self) -> dict[str, Backend]:
-        paths = {n: p for n, p in BUILTIN_BACKENDS.items() if n not in self.disabled_backends}
-        paths.update(self.backends)
-        return {name: import_item(path)(parent=self, log=self.log) for name, path in paths.items()}
-
-    def make_service(self, root_dir: Path) -> JobService:
-        """The job service as configured, for jobs whose workspaces lie under `root_dir`."""
-        data = private_dir(Path(self.data_dir))  # history and logs may hold secrets
-        backends = self._make_backends()
-        if self.default_backend not in backends:
-            raise ValueError(f"JobsApp.default_backend {self.default_backend!r} is not a configured backend")
-        return JobService(
-            store=Store(data / "jobs.db"),
-            snapshots=SnapshotStore(data, max_bytes=self.max_snapshot_size),
-            root_dir=root_dir,
-            jobs_dir=data / "jobs",
-            storage_dir=Path(self.storage_dir) if self.storage_dir else data / "storage",
-            backends=backends,
-            default_backend=self.default_backend,
-            gpus=self._gpus(data),
-            kill_grace=self.kill_grace,
-            max_running=self.max_running,
-            max_log_size=self.max_log_size,
-            retention=self.retention,
-            housekeeping_interval=self.housekeeping_interval,
-            strict_specs=self.strict_specs,
-            metrics_interval=self.metrics_interval,
-            max_metrics_size=self.max_metrics_size,
-            webhooks=Webhooks(self.webhooks, attempts=self.webhook_attempts, backoff=self.webhook_backoff),
-            instance_types=InstanceTypes(self.instance_types),
-            git=GitSources(data / "git", timeout=self.git_timeout),
-            environments=Environments(data / "envs", index_url=self.pip_index_url, find_links=self.pip_find_links),
-            default_requirements=self.default_requirements,
-        )
+        return build(self, root_dir)

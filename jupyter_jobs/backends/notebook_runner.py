@@ -32,39 +32,16 @@ def _progress(done, total):
             fh.write(json.dumps({"time": round(time.time(), 3), "step": done, "progress": done / max(total, 1)}) + "\n")
 
 
-def main(argv):
-    source, output, parameters, kernel = argv[:4]
-    output = os.path.join(os.environ.get("JOB_ARTIFACTS_DIR", "."), output)
-    try:
-        import nbformat
-        from nbclient import NotebookClient
-        from nbclient.exceptions import CellExecutionError
-        from papermill.iorw import load_notebook_node
-        from papermill.parameterize import parameterize_notebook
-    except ImportError as exc:
-        message = (f"this environment cannot run notebooks: {exc}. The image (or the Python that runs "
-                   "the job) needs papermill, nbclient and ipykernel: pip install papermill ipykernel")
-        print("[jupyter_jobs] " + message, file=sys.stderr)
-        _status(status="failed", message=message)
-        return MISSING
+def _fail(message, code=1, **fields):
+    print(f"[jupyter_jobs] {message}", file=sys.stderr)
+    _status(status="failed", message=message, **fields)
+    return code
 
-    try:
-        nb = load_notebook_node(source)  # with the metadata papermill keeps (tags, parameters)
-        kernel = kernel or nb.metadata.get("kernelspec", {}).get("name") or "python3"
-        values = json.loads(parameters)
-        if values:
-            nb = parameterize_notebook(nb, values, kernel_name=kernel)
-    except Exception as exc:
-        message = f"the notebook could not be read or parameterised: {type(exc).__name__}: {exc}"
-        print(f"[jupyter_jobs] {message}", file=sys.stderr)
-        _status(status="failed", message=message)
-        return 1
-    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-    position = {index: n for n, index in enumerate(code, 1)}
 
-    class Client(NotebookClient):
-        """Echoes each cell's start and its stream and text outputs as they arrive."""
+def _echoing(base):
+    """A NotebookClient that echoes each cell's stream and text outputs as they arrive."""
 
+    class Client(base):
         def output(self, outs, msg, display_id, cell_index):
             content, kind = msg["content"], msg["msg_type"]
             if kind == "stream":
@@ -79,11 +56,18 @@ def main(argv):
                 stream.flush()
             return super().output(outs, msg, display_id, cell_index)
 
+    return Client
+
+
+def _client(nbformat, base, nb, kernel, output):
+    """The client, with hooks that say which cell runs and keep the executed copy current."""
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    position = {index: n for n, index in enumerate(code, 1)}
+    saved = [0.0]
+
     def started(cell, cell_index, **_):
         if cell_index in position:
             print(f"[jupyter_jobs] cell {position[cell_index]}/{len(code)}", flush=True)
-
-    saved = [0.0]
 
     def executed(cell, cell_index, **_):
         if cell_index in position:
@@ -94,8 +78,32 @@ def main(argv):
 
     # ipykernel's own start-up warnings are not the job's output
     quiet = ["--IPKernelApp.log_level=ERROR"] if kernel.startswith("python") else []
-    client = Client(nb, kernel_name=kernel, resources={"metadata": {"path": os.getcwd()}},
-                    extra_arguments=quiet, on_cell_start=started, on_cell_executed=executed)
+    client = _echoing(base)(nb, kernel_name=kernel, resources={"metadata": {"path": os.getcwd()}},
+                            extra_arguments=quiet, on_cell_start=started, on_cell_executed=executed)
+    return client, code, position
+
+
+def main(argv):
+    source, output, parameters, kernel = argv[:4]
+    output = os.path.join(os.environ.get("JOB_ARTIFACTS_DIR", "."), output)
+    try:
+        import nbformat
+        from nbclient import NotebookClient
+        from nbclient.exceptions import CellExecutionError
+        from papermill.iorw import load_notebook_node
+        from papermill.parameterize import parameterize_notebook
+    except ImportError as exc:
+        return _fail(f"this environment cannot run notebooks: {exc}. The image (or the Python that runs "
+                     "the job) needs papermill, nbclient and ipykernel: pip install papermill ipykernel", MISSING)
+    try:
+        nb = load_notebook_node(source)  # with the metadata papermill keeps (tags, parameters)
+        kernel = kernel or nb.metadata.get("kernelspec", {}).get("name") or "python3"
+        values = json.loads(parameters)
+        if values:
+            nb = parameterize_notebook(nb, values, kernel_name=kernel)
+    except Exception as exc:
+        return _fail(f"the notebook could not be read or parameterised: {type(exc).__name__}: {exc}")
+    client, code, position = _client(nbformat, NotebookClient, nb, kernel, output)
     _progress(0, len(code))
     try:
         client.execute()
@@ -104,16 +112,10 @@ def main(argv):
         failed = next((i for i in code if any(o.get("output_type") == "error" for o in nb.cells[i].get("outputs", []))),
                       None)
         where = f"cell {position[failed]} of {len(code)}" if failed is not None else "a cell"
-        message = f"the notebook failed: {where} raised {exc.ename}: {exc.evalue}"
-        print(f"[jupyter_jobs] {message}", file=sys.stderr)
-        _status(status="failed", message=message, cell=position.get(failed))
-        return 1
+        return _fail(f"the notebook failed: {where} raised {exc.ename}: {exc.evalue}", cell=position.get(failed))
     except Exception as exc:  # the kernel died, or could not start
         nbformat.write(nb, output)
-        message = f"the notebook could not run: {type(exc).__name__}: {exc}"
-        print(f"[jupyter_jobs] {message}", file=sys.stderr)
-        _status(status="failed", message=message)
-        return 1
+        return _fail(f"the notebook could not run: {type(exc).__name__}: {exc}")
     nbformat.write(nb, output)
     _status(status="succeeded")
     return 0

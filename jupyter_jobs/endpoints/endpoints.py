@@ -42,8 +42,8 @@ def endpoint_path(job_id: str, name: str) -> str:
 class Endpoints:
     """Targets and readiness of the endpoints of the jobs `runners()` returns (those launched)."""
 
-    def __init__(self, runners: Callable[[], dict[str, JobRunner]]):
-        self._runners = runners
+    def __init__(self, runners: Callable[[], dict[str, JobRunner]], spawn: Callable[[Any], Any]):
+        self._runners, self._spawn = runners, spawn
         self._ready: dict[tuple[str, str], bool] = {}
         self._probed: dict[tuple[str, str], float] = {}
         self._session: Optional[aiohttp.ClientSession] = None
@@ -63,9 +63,20 @@ class Endpoints:
             )
         return self._session
 
+    async def start(self) -> None:
+        self._spawn(self.run())
+
+    async def stop(self) -> None:
+        await self.close()
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+    def view(self, job: Job) -> None:
+        """A job's public view shows its endpoints and their state."""
+        if job.spec.expose:
+            job.endpoints = self.describe(job)
 
     def _running(self, job_id: str) -> Optional[JobRunner]:
         runner = self._runners().get(job_id)

@@ -239,9 +239,10 @@ class EmbeddedService(JobsService):
         if data_dir:
             config.JobsConfig.data_dir = str(data_dir)
         settings = JobsConfig(config=config)
-        self.service = settings.make_service(self.root_dir)
+        self.platform = settings.make_platform(self.root_dir)
+        self.service = self.platform.jobs
         self.where = f"the service embedded in this kernel (history in {settings.data_dir})"
-        self._call(self.service.start())
+        self._call(self.platform.start())
 
     def _call(self, coro: Any) -> Any:
         try:
@@ -271,7 +272,7 @@ class EmbeddedService(JobsService):
         return self._call(self.service.metrics(job_id, names=names, since=since))
 
     def submit_workflow(self, spec: Any, workspace: str) -> dict[str, Any]:
-        return self._call(self.service.runs.submit({"spec": spec, "workspace": workspace}))
+        return self._call(self.platform.runs.submit({"spec": spec, "workspace": workspace}))
 
     def rerun(self, job_id: str) -> dict[str, Any]:
         return self._call(self.service.rerun(job_id))
@@ -280,10 +281,10 @@ class EmbeddedService(JobsService):
         return self._call(self.service.export(job_id, fmt))[0]
 
     def workflows(self, **query: Any) -> dict[str, Any]:
-        return self._call(self.service.runs.list(**query))
+        return self._call(self.platform.runs.list(**query))
 
     def schedules(self, action: str, schedule_id: Optional[str] = None, body: Any = None) -> Any:
-        given = self.service.schedules
+        given = self.platform.schedules
         act = {"list": lambda: given.list(), "create": lambda: given.create(body),
                "get": lambda: given.get(schedule_id),
                "pause": lambda: given.pause(schedule_id), "resume": lambda: given.resume(schedule_id),
@@ -292,11 +293,11 @@ class EmbeddedService(JobsService):
 
     def endpoint_url(self, job: dict[str, Any], name: str, path: str = "", credential: bool = True) -> str:
         """No Jupyter server here: the job's own address (it runs where this process does)."""
-        host, port = self._call(self.service.endpoints.target(job["id"], name))
+        host, port = self._call(self.platform.endpoints.target(job["id"], name))
         return f"http://{host}:{port}/{path.lstrip('/')}"
 
     def workflow(self, run_id: str, action: Optional[str] = None) -> dict[str, Any]:
-        runs = self.service.runs
+        runs = self.platform.runs
         return self._call(getattr(runs, action)(run_id) if action else runs.get(run_id))
 
     def download(self, job_id: str, path: str) -> bytes:

@@ -15,7 +15,7 @@ import logging
 import secrets
 import time
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterError, croniter
@@ -25,9 +25,9 @@ from ..domain.spec import read_spec
 from ..domain.job import utcnow
 from ..domain.replies import Schedule, ScheduleInput, SchedulePage, SchedulesQuery
 from ..storage.schedules import AlreadyFired, Fired
-
-if TYPE_CHECKING:
-    from ..jobs.service import JobService
+from ..domain.job import Job
+from ..jobs.plugins import Event, JobCore
+from ..storage.db import Write
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ def _iso(epoch: Optional[float]) -> Optional[str]:
 class Schedules:
     """Create, list, pause, resume and delete schedules; fire them when due."""
 
-    def __init__(self, service: JobService):
-        self.service = service
+    def __init__(self, core: JobCore):
+        self.core, self.store = core, core.store
         self._changed = asyncio.Event()
 
     # -- the faces ----------------------------------------------------------------------------
@@ -71,7 +71,7 @@ class Schedules:
             errors += [e.model_copy(update={"field": f"spec.{e.field}"}) for e in error.errors]
         elif spec is not None:
             try:
-                await self.service.validate(spec)
+                await self.core.check(spec)
             except SpecError as exc:
                 errors += [e.model_copy(update={"field": f"spec.{e.field}"}) for e in exc.errors]
         if errors:
@@ -82,42 +82,42 @@ class Schedules:
                "timezone": given.timezone, "catch_up": given.catch_up, "overlap": given.overlap,
                "paused": False, "next_at": next_times(given.cron, given.timezone, time.time())[0],
                "created_at": utcnow().isoformat()}
-        await self.service.store.insert_schedule(row)
+        await self.store.insert_schedule(row)
         self._changed.set()
         return await self.get(row["id"])
 
     async def get(self, schedule_id: str) -> dict[str, Any]:
-        row = await self.service.store.schedule(schedule_id)
+        row = await self.store.schedule(schedule_id)
         if row is None:
             raise JobNotFound(f"no schedule {schedule_id!r}")
         return self._public(row)
 
     async def list(self, **query: Any) -> dict[str, Any]:
         q = SchedulesQuery.parse(**query)
-        rows, cursor = await self.service.store.schedules(limit=q.limit, cursor=q.cursor)
+        rows, cursor = await self.store.schedules(limit=q.limit, cursor=q.cursor)
         return SchedulePage(schedules=[Schedule(**self._public(r)) for r in rows], next_cursor=cursor).model_dump(
             mode="json")
 
     async def pause(self, schedule_id: str) -> dict[str, Any]:
         await self.get(schedule_id)
-        await self.service.store.update_schedule(schedule_id, paused=True)
+        await self.store.update_schedule(schedule_id, paused=True)
         return await self.get(schedule_id)
 
     async def resume(self, schedule_id: str) -> dict[str, Any]:
         """Back on: its next time is the next one from now (nothing missed while paused runs)."""
-        row = await self.service.store.schedule(schedule_id)
+        row = await self.store.schedule(schedule_id)
         if row is None:
             raise JobNotFound(f"no schedule {schedule_id!r}")
         if not row["paused"]:
             raise JobConflict(f"schedule {schedule_id} is not paused")
-        await self.service.store.update_schedule(
+        await self.store.update_schedule(
             schedule_id, paused=False, next_at=next_times(row["cron"], row["timezone"], time.time())[0])
         self._changed.set()
         return await self.get(schedule_id)
 
     async def delete(self, schedule_id: str) -> None:
         """The schedule goes; the jobs it started stay in the history."""
-        if not await self.service.store.delete_schedule(schedule_id):
+        if not await self.store.delete_schedule(schedule_id):
             raise JobNotFound(f"no schedule {schedule_id!r}")
 
     def _public(self, row: dict[str, Any]) -> dict[str, Any]:
@@ -128,18 +128,31 @@ class Schedules:
             mode="json")
 
     # -- firing -------------------------------------------------------------------------------
+    def _firing(self, job: Job, fired: Fired) -> Write:
+        """The job is this schedule's, recorded in the transaction that takes its due time."""
+        job.schedule = fired.schedule
+        return self.store.firing(dataclasses.replace(fired, job=job.id))
+
+    async def start(self) -> None:
+        """Catch up with the times missed while down, then fire as times come (a core task)."""
+        await self.recover()
+        self.core.spawn(self.run_forever())
+
+    async def stop(self) -> None:
+        """Nothing of its own to let go: its loop runs as the core's task."""
+
     async def recover(self) -> None:
         """At start: times missed while the server was down fire once now (catch_up) or are
         skipped to the next time from now; either way the schedule says so."""
         now = time.time()
         cursor = None
         while True:
-            rows, cursor = await self.service.store.schedules(limit=500, cursor=cursor, due_by=now)
+            rows, cursor = await self.store.schedules(limit=500, cursor=cursor, due_by=now)
             for row in rows:
                 if row["catch_up"]:
                     continue  # due: the loop fires it once
                 upcoming = next_times(row["cron"], row["timezone"], now)[0]
-                await self.service.store.advance_schedule(Fired(
+                await self.store.advance_schedule(Fired(
                     row["id"], row["next_at"], upcoming, now,
                     message=f"skipped the time(s) missed while the server was down (since {_iso(row['next_at'])}); "
                     "catch_up is off"))
@@ -150,7 +163,7 @@ class Schedules:
         while True:
             try:
                 await self.fire_due()
-                soonest = await self.service.store.next_due()
+                soonest = await self.store.next_due()
             except Exception:
                 log.exception("firing schedules failed")
                 soonest = time.time() + 5
@@ -166,7 +179,7 @@ class Schedules:
         now = time.time()
         fired, seen, gate = 0, set(), asyncio.Semaphore(CONCURRENCY)
         while True:
-            rows, _ = await self.service.store.schedules(limit=500, due_by=now)
+            rows, _ = await self.store.schedules(limit=500, due_by=now)
             rows = [r for r in rows if (r["id"], r["next_at"]) not in seen]  # each due time once per pass
             if not rows:
                 return fired
@@ -182,9 +195,9 @@ class Schedules:
         upcoming = next_times(row["cron"], row["timezone"], now)[0]
         fired = Fired(row["id"], row["next_at"], upcoming, now)
         if row["overlap"] == "skip" and row["last_job"]:
-            last = await self.service.store.get(row["last_job"])
+            last = await self.store.get(row["last_job"])
             if last is not None and not last.status.is_terminal():
-                await self.service.store.advance_schedule(dataclasses.replace(
+                await self.store.advance_schedule(dataclasses.replace(
                     fired, message=f"skipped {_iso(row['next_at'])}: job {last.id} had not ended (overlap: skip)"))
                 return
         spec, error = read_spec(row["spec"])
@@ -193,14 +206,14 @@ class Schedules:
                 raise error or SpecError.one("spec", "no spec")
             if not spec.name:
                 spec = spec.model_copy(update={"name": row["name"]})
-            job = await self.service.submit_spec(spec, fired)
-            if self.service.webhooks.wants("schedule.fired"):
-                self.service.webhooks.emit("schedule.fired", {"schedule": await self.get(row["id"]),
-                                                              "job": job.public()})
+            job = await self.core.submit_spec(spec, with_job=lambda job: self._firing(job, fired))
+            if self.core.events.wants("schedule.fired"):
+                self.core.events.publish(Event("schedule.fired", job, {"schedule": await self.get(row["id"]),
+                                                                       "job": job.public()}))
         except AlreadyFired:
             pass  # another firing of this time got there first
         except Exception as exc:  # the job cannot start (its workspace went, its backend...): say so
-            await self.service.store.advance_schedule(dataclasses.replace(
+            await self.store.advance_schedule(dataclasses.replace(
                 fired, message=f"could not start a job at {_iso(now)}: {exc}"))
 
 

@@ -24,8 +24,9 @@ class JobsApp(JobsConfig, ExtensionApp):
     load_other_extensions = True
 
     def initialize_settings(self) -> None:
-        self.service = self.make_service(Path(self.serverapp.root_dir).expanduser())
-        self.settings["jupyter_jobs_service"] = self.service
+        self.platform = self.make_platform(Path(self.serverapp.root_dir).expanduser())
+        self.service = self.platform.jobs
+        self.settings["jupyter_jobs_platform"] = self.platform
         # kernels this server starts inherit these and find the service with no set-up
         self.settings["jupyter_jobs_kernel_token"] = self.kernel_token = secrets.token_urlsafe(32)
         self._export_for_kernels()
@@ -47,11 +48,11 @@ class JobsApp(JobsConfig, ExtensionApp):
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         self._export_for_kernels()  # the port is final now
-        await self.service.start()
+        await self.platform.start()
 
     async def stop_extension(self) -> None:
         provisioner.KERNEL_ENV.clear()
         factory = KernelProvisionerFactory.instance()
         if factory.default_provisioner_name == provisioner.NAME:
             factory.default_provisioner_name = "local-provisioner"
-        await self.service.close()
+        await self.platform.close()

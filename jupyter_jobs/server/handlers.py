@@ -20,6 +20,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from ..domain.errors import JobsError, SpecError
+from ..app.compose import Platform
 from ..jobs.service import JobService
 
 OPENAPI = Path(__file__).resolve().parent.parent / "openapi.json"
@@ -48,8 +49,13 @@ class JobsHandlerMixin:
     auth_resource = "jupyter_jobs"
 
     @property
+    def platform(self) -> Platform:
+        """The job core and its features (the composition root built them)."""
+        return self.settings["jupyter_jobs_platform"]
+
+    @property
     def service(self) -> JobService:
-        return self.settings["jupyter_jobs_service"]
+        return self.platform.jobs
 
     _kernel_client = False
     #: whether `?token=<the kernel secret>` also counts (a URL the kernel hands to plain HTTP clients)
@@ -309,14 +315,14 @@ class WorkflowsHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.reply(await self.service.runs.list(limit=self.get_query_argument("limit", None),
+        self.reply(await self.platform.runs.list(limit=self.get_query_argument("limit", None),
                                                 cursor=self.get_query_argument("cursor", None),
                                                 status=",".join(self.get_query_arguments("status"))))
 
     @web.authenticated
     @authorized("execute")
     async def post(self) -> None:
-        run = await self.service.runs.submit(self.body_json())
+        run = await self.platform.runs.submit(self.body_json())
         self.set_header("Location", self.request.path.rstrip("/") + "/" + run["id"])
         self.reply(run, 201)
 
@@ -325,21 +331,21 @@ class WorkflowHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def get(self, run_id: str) -> None:
-        self.reply(await self.service.runs.get(run_id))
+        self.reply(await self.platform.runs.get(run_id))
 
 
 class WorkflowCancelHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def post(self, run_id: str) -> None:
-        self.reply(await self.service.runs.cancel(run_id))
+        self.reply(await self.platform.runs.cancel(run_id))
 
 
 class WorkflowRerunHandler(BaseHandler):
     @web.authenticated
     @authorized("execute")
     async def post(self, run_id: str) -> None:
-        self.reply(await self.service.runs.rerun(run_id))
+        self.reply(await self.platform.runs.rerun(run_id))
 
 
 class OpenAPIHandler(BaseHandler):

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .. import __version__
+from .._version import __version__
 from ..domain.errors import FieldError
 from ..domain.job import Job
 from ..domain.status import JobStatus
@@ -108,13 +108,25 @@ def build() -> dict[str, Any]:
 
 
 def _paths() -> dict[str, Any]:
-    statuses = [s.value for s in JobStatus]
-    job = _json(_ref("Job"), "the job")
+    """Every path, by feature (one function each)."""
+    return {**_service_paths(), **_job_paths(), **_job_output_paths(), **_workflow_paths(), **_schedule_paths()}
+
+
+def _service_paths() -> dict[str, Any]:
     return {
+        "/jupyter-jobs/openapi.json": {"get": _op("This document", {"200": _json({"type": "object"},
+                                                                                "OpenAPI 3.1")})},
         "/jupyter-jobs/backends": {"get": _op("Backends, their availability and capabilities", {
             "200": _json(_ref("BackendsReply"), "backends and the GPU inventory")})},
         "/jupyter-jobs/environments": {"get": _op("Environments built from requirements", {
             "200": _json(_ref("EnvironmentList"), "each with its size and last use")})},
+    }
+
+
+def _job_paths() -> dict[str, Any]:
+    statuses = [s.value for s in JobStatus]
+    job = _json(_ref("Job"), "the job")
+    return {
         "/jupyter-jobs/jobs": {
             "get": _op("Jobs, newest first", {"200": _json(_ref("JobPage"), "a page of jobs"), "400": _ERROR}, [
                 _query("status", {"type": "string"}, f"comma-separated: {', '.join(statuses)}"),
@@ -147,6 +159,12 @@ def _paths() -> dict[str, Any]:
                                                         "yaml (default) or json")])},
         "/jupyter-jobs/jobs/{job_id}/rerun": {"post": _op("Run the same spec on a new snapshot", {
             "201": job, "404": _ERROR}, [_ID])},
+    }
+
+
+def _job_output_paths() -> dict[str, Any]:
+    """What a job leaves: its log, its metrics, its artifacts."""
+    return {
         "/jupyter-jobs/jobs/{job_id}/logs": {"get": _op("The job's output as NDJSON", {
             "200": {"description": "log chunks; with follow=true the last line is a LogEnd",
                     "content": {"application/x-ndjson": {"schema": {"anyOf": [_ref("LogChunk"),
@@ -170,6 +188,11 @@ def _paths() -> dict[str, Any]:
             "200": {"description": "the file", "content": {"application/octet-stream": {}}},
             "404": _ERROR}, [_ID, {"name": "path", "in": "path", "required": True,
                                    "schema": {"type": "string"}}])},
+    }
+
+
+def _workflow_paths() -> dict[str, Any]:
+    return {
         "/jupyter-jobs/workflows": {
             "get": _op("Workflow runs, newest first", {"200": _json(_ref("WorkflowPage"), "a page of runs"),
                                                        "400": _ERROR}, [
@@ -186,6 +209,11 @@ def _paths() -> dict[str, Any]:
             "200": _json(_ref("WorkflowRun"), "the run"), "404": _ERROR, "409": _ERROR}, [_RUN])},
         "/jupyter-jobs/workflows/{run_id}/rerun": {"post": _op("Run its failed, cancelled and skipped jobs again", {
             "200": _json(_ref("WorkflowRun"), "the run"), "404": _ERROR, "409": _ERROR}, [_RUN])},
+    }
+
+
+def _schedule_paths() -> dict[str, Any]:
+    return {
         "/jupyter-jobs/schedules": {
             "get": _op("Schedules, newest first", {"200": _json(_ref("SchedulePage"), "a page of schedules"),
                                                    "400": _ERROR}, [
@@ -204,8 +232,6 @@ def _paths() -> dict[str, Any]:
             "200": _json(_ref("Schedule"), "the schedule"), "404": _ERROR}, [_SCHEDULE])},
         "/jupyter-jobs/schedules/{schedule_id}/resume": {"post": _op("Fire again, from the next time on", {
             "200": _json(_ref("Schedule"), "the schedule"), "404": _ERROR, "409": _ERROR}, [_SCHEDULE])},
-        "/jupyter-jobs/openapi.json": {"get": _op("This document", {"200": _json({"type": "object"},
-                                                                                "OpenAPI 3.1")})},
     }
 
 

@@ -112,7 +112,7 @@ class EndpointHandler(JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSock
             # relative links of the app's pages resolve under the endpoint only with the slash
             self.redirect(self._up_prefix + "/" + (f"?{self.request.query}" if self.request.query else ""))
             return
-        host, port = await self.service.endpoints.target(job_id, name)
+        host, port = await self.platform.endpoints.target(job_id, name)
         query = urlencode([(k, v) for k, v in parse_qsl(self.request.query, keep_blank_values=True) if k != "token"])
         self._up_target = netloc(host, port)
         self._up_url = f"http://{self._up_target}{path}" + (f"?{query}" if query else "")
@@ -187,7 +187,7 @@ class EndpointHandler(JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSock
             data = self._chunks()
         else:
             headers.pop("Content-Length", None)
-        return await self.service.endpoints.session.request(
+        return await self.platform.endpoints.session.request(
             self.request.method, URL(self._up_url, encoded=True), headers=headers, data=data, allow_redirects=False,
             skip_auto_headers=("Content-Type",))
 
@@ -268,7 +268,7 @@ class EndpointHandler(JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSock
     async def _open_upstream_ws(self) -> None:
         offered = [p.strip() for p in self.request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
         try:
-            self._up_ws = await self.service.endpoints.session.ws_connect(
+            self._up_ws = await self.platform.endpoints.session.ws_connect(
                 "ws" + self._up_url[4:], headers=self._up_headers(), protocols=offered, max_msg_size=0,
                 autoping=True, autoclose=True, compress=0)
         except aiohttp.WSServerHandshakeError as exc:

@@ -12,13 +12,13 @@ class SchedulesHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.reply(await self.service.schedules.list(limit=self.get_query_argument("limit", None),
+        self.reply(await self.platform.schedules.list(limit=self.get_query_argument("limit", None),
                                                      cursor=self.get_query_argument("cursor", None)))
 
     @web.authenticated
     @authorized("execute")
     async def post(self) -> None:
-        schedule = await self.service.schedules.create(self.body_json())
+        schedule = await self.platform.schedules.create(self.body_json())
         self.set_header("Location", self.request.path.rstrip("/") + "/" + schedule["id"])
         self.reply(schedule, 201)
 
@@ -27,12 +27,12 @@ class ScheduleHandler(BaseHandler):
     @web.authenticated
     @authorized
     async def get(self, schedule_id: str) -> None:
-        self.reply(await self.service.schedules.get(schedule_id))
+        self.reply(await self.platform.schedules.get(schedule_id))
 
     @web.authenticated
     @authorized("execute")
     async def delete(self, schedule_id: str) -> None:
-        await self.service.schedules.delete(schedule_id)
+        await self.platform.schedules.delete(schedule_id)
         self.set_status(204)
         self.finish()
 
@@ -41,7 +41,7 @@ class ScheduleActionHandler(BaseHandler):
     @web.authenticated
     @authorized("execute")
     async def post(self, schedule_id: str, action: str) -> None:
-        act = self.service.schedules.pause if action == "pause" else self.service.schedules.resume
+        act = self.platform.schedules.pause if action == "pause" else self.platform.schedules.resume
         self.reply(await act(schedule_id))
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Optional, TypeVar
+
+from .db import Database, Write
 
 T = TypeVar("T")
 
@@ -46,11 +48,16 @@ def _schedule_row(row: sqlite3.Row) -> dict[str, Any]:
             "last_job": row["last_job"], "message": row["message"], "created_at": row["created_at"]}
 
 
-class ScheduleRows:
-    db: sqlite3.Connection
+class ScheduleRows(Database):
+    """Schedules in the history."""
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:  # Store's
-        raise NotImplementedError
+    def firing(self, fired: Fired) -> Write:
+        """The write that takes a due time for the job recorded with it (AlreadyFired if taken)."""
+        def write(db: sqlite3.Connection) -> None:
+            if not self._advance(fired):
+                raise AlreadyFired(fired.schedule)
+
+        return write
 
     def _advance(self, fired: Fired) -> bool:
         """In the caller's transaction: move the schedule on from `due`, once."""

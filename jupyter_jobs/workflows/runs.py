@@ -14,55 +14,45 @@ the service only follows."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from ..backends.base import Dependency
+from ..domain.errors import JobConflict, JobNotFound, SpecError
 from ..domain.job import Job, utcnow
-from ..domain.status import JobStatus
-from ..domain.errors import JobNotFound, JobConflict, SpecError
-from ..domain.spec import JobSpec
 from ..domain.replies import WorkflowJob, WorkflowPage, WorkflowQuery, WorkflowRun, WorkflowRunSummary
+from ..domain.spec import JobSpec
+from ..domain.status import JobStatus
+from ..jobs.plugins import Event, JobCore
+from .dag import latest, matrix_of, name_of, step
 from .spec import Node, fill_outputs, load, plan
 
-if TYPE_CHECKING:
-    from ..jobs.service import JobService
-
 OUTPUTS_FILE = "outputs.json"  # in the job's artifacts: $JOB_OUTPUTS_FILE
-
-
-def _status(newest: dict[str, tuple[JobStatus, list[str]]], continue_on_error: set[str]) -> Optional[str]:
-    """A run's status from the newest job of each node: (status, after) by node key."""
-    if any(not s.is_terminal() for s, _ in newest.values()):
-        return "running" if any(s != JobStatus.QUEUED or not after for s, after in newest.values()) else "queued"
-    if any(s == JobStatus.CANCELLED for s, _ in newest.values()):
-        return "cancelled"
-    failed = [n for n, (s, _) in newest.items() if s == JobStatus.SKIPPED
-              or (s == JobStatus.FAILED and n.split("[")[0] not in continue_on_error)]
-    return "failed" if failed else "succeeded"
-
-
-def latest(jobs: list[Job]) -> list[Job]:
-    """The newest job of each node (a rerun makes new ones), in the run's order."""
-    by_node: dict[str, Job] = {}
-    for job in jobs:
-        by_node[job.node or job.id] = job
-    return list(by_node.values())
 
 
 class WorkflowRuns:
     """Submit, follow, cancel and rerun workflow runs, over the job service's pieces."""
 
-    def __init__(self, service: JobService):
-        self.service = service
+    def __init__(self, core: JobCore):
+        self.core, self.store = core, core.store
         self._locks: dict[str, asyncio.Lock] = {}
         self._pending: set[str] = set()  # runs with a drain under way
         self._again: set[str] = set()  # ... and asked for once more meanwhile
         self._specs: dict[str, dict[str, dict]] = {}  # run id -> its parsed jobs (a run's spec never changes)
         self._native: set[str] = set()  # runs their backend orders (a scheduler other than the service)
+        core.events.subscribe(self._on_event, ("job.ended", "job.launched"))
+
+    def _on_event(self, event: Event) -> None:
+        assert event.job is not None
+        if event.kind == "job.ended":
+            self.moved(event.job)
+        else:
+            self.launched(event.job)
+
+    async def stop(self) -> None:
+        """Nothing of its own to let go: its passes run as the core's tasks."""
 
     def hold(self, job: Job) -> Optional[str]:
         """Why the queue must not start a workflow job yet: its matrix's max_parallel is reached."""
@@ -70,7 +60,7 @@ class WorkflowRuns:
         limit = limit if isinstance(limit, int) and not isinstance(limit, bool) else None
         if not limit:
             return None
-        running = sum(1 for r in self.service.queue.active.values()
+        running = sum(1 for r in self.core.runners().values()
                       if r.job.workflow == job.workflow and _name(r.job) == _name(job))
         return f"max_parallel: {running} of {limit} of {_name(job)} running" if running >= limit else None
 
@@ -88,12 +78,9 @@ class WorkflowRuns:
             raise SpecError.one("workspace", "must be a folder relative to the server's root")
         graph = plan(body["spec"])
         checked = await self._check(graph.nodes, workspace)
-        folder = await asyncio.to_thread(self.service.resolve_workspace, workspace)
-        snap = await asyncio.to_thread(self.service.snapshots.snapshot, folder)
-        try:
+        folder = await asyncio.to_thread(self.core.resolve_workspace, workspace)
+        async with self.core.pinned_snapshot(folder) as snap:
             return await self._record(graph.name, body["spec"], workspace, folder, graph.nodes, checked, snap.id)
-        finally:
-            self.service.snapshots.unpin(snap.id)
 
     async def _check(self, nodes: list[Node], workspace: str) -> list[tuple[JobSpec, str, list[str]]]:
         """Each job's spec with the run's workspace, its backend and notes; the backend's checks
@@ -102,10 +89,10 @@ class WorkflowRuns:
         for node in nodes:
             spec = JobSpec.model_validate({**node.spec, "workspace": workspace})  # plan() checked it
             try:
-                spec = self.service.instance_types.apply(spec)
+                spec = self.core.apply_instance_type(spec)
                 if node.name not in seen:
-                    name, _, notes = await self.service.validate(spec)
-                    seen[node.name] = (name, notes)
+                    checked = await self.core.check(spec)
+                    seen[node.name] = (checked.backend, checked.notes)
             except SpecError as exc:
                 if node.name not in seen:
                     errors += [e.model_copy(update={"field": f"jobs.{node.name}.{e.field}"}) for e in exc.errors]
@@ -125,16 +112,16 @@ class WorkflowRuns:
         jobs = []
         for node, (spec, backend, notes) in zip(nodes, checked):
             needed = [n for need in node.needs for n in by_name[need]]
-            job = self.service.new_job(spec, backend, snapshot, folder, job_id=ids[node.key], notes=notes)
+            job = self.core.new_job(spec, backend, snapshot, folder, job_id=ids[node.key], notes=notes)
             job.workflow, job.node = run_id, node.key
             job.after = [ids[n.key] for n in needed]
             job.inputs = {n.folder: ids[n.key] for n in needed}
             jobs.append(job)
         self._jobs(run_id, raw)  # before the queue sees its jobs: max_parallel holds from the start
         scheduler, message = self._scheduler(run_id, checked)
-        await self.service.record_many(jobs, {
+        await self.core.record(jobs, self.store.new_run({
             "id": run_id, "name": name, "status": "queued", "spec": raw, "workspace": workspace,
-            "created_at": utcnow().isoformat(), "scheduler": scheduler, "message": message})
+            "created_at": utcnow().isoformat(), "scheduler": scheduler, "message": message}))
         await self.advance(run_id)
         return await self.get(run_id)
 
@@ -143,7 +130,7 @@ class WorkflowRuns:
         asks nothing only the service can do), else the service. A message says why not."""
         backends = {backend for _, backend, _ in checked}
         name = next(iter(backends))
-        if len(backends) > 1 or not self.service.backends[name].capabilities().dependencies:
+        if len(backends) > 1 or not self.core.orders_dependencies(name):
             return "service", None
         if any("${{" in spec.model_dump_json() for spec, _, _ in checked):
             why = "its jobs pass outputs (${{ needs.<job>.outputs }}), which need the service between jobs"
@@ -168,7 +155,7 @@ class WorkflowRuns:
         forgiving = self._forgiving(job.workflow)
         out = []
         for need_id in dict.fromkeys(job.inputs.values()):
-            need = await self.service.store.get(need_id)
+            need = await self.store.get(need_id)
             if need is not None and need.backend_state and need.status != JobStatus.SUCCEEDED:
                 out.append(Dependency(need.backend_state, any_end=_name(need) in forgiving))
         return out
@@ -181,7 +168,7 @@ class WorkflowRuns:
             self._again.add(job.workflow)
             return
         self._pending.add(job.workflow)
-        self.service.tasks.spawn(self._drain(job.workflow))
+        self.core.spawn(self._drain(job.workflow))
 
     async def _drain(self, run_id: str) -> None:
         try:
@@ -200,71 +187,49 @@ class WorkflowRuns:
         async with lock:
             while await self._step(run_id):
                 pass
-            self.service.queue.kick()
+            self.core.kick()
 
     async def _step(self, run_id: str) -> bool:
-        """One pass over the run's jobs; True if it skipped some (their dependents may follow)."""
-        run = await self.service.store.workflow(run_id)
+        """One pass over the run's jobs (decided by `dag.step`, done here); True if it skipped
+        some (their dependents may follow)."""
+        run = await self.store.workflow(run_id)
         if run is None:
             return False
         native = run["scheduler"] != "service"
         if native:
             self._native.add(run_id)
-        states = await self.service.store.run_states(run_id)
-        status_of = {state.id: state for state in states}
         self._jobs(run_id, run["spec"])
-        forgiving = self._forgiving(run_id)
-        skipped, release, now = False, [], {}  # what this pass changed, by job id
-        for job_id, _node, status, after, _ in states:
-            if status != JobStatus.QUEUED or not after:
-                continue
-            needed = [(i, status_of[i].node, status_of[i].status) for i in after if i in status_of]
-            if any(not s.is_terminal() and not (native and status_of[i].launched) for i, _, s in needed):
-                continue
-            broken = [(n, s) for _, n, s in needed if s.is_terminal() and s != JobStatus.SUCCEEDED
-                      and not (s == JobStatus.FAILED and n.split("[")[0] in forgiving)]
-            if broken:
-                what = ", ".join(f"{n} {s.value}" for n, s in broken[:3])
-                if await self.service.store.transition(
-                        job_id, JobStatus.SKIPPED, utcnow(), only_from=JobStatus.QUEUED, finished_at=utcnow(),
-                        message=f"skipped: a job it needs did not succeed ({what})"):
-                    skipped, now[job_id] = True, (JobStatus.SKIPPED, after)
-                    self.service.queue.discard(job_id)
-                continue
-            if self._takes_outputs(run_id, _node):
-                await self._fill_outputs(job_id, [(i, n) for i, n, _ in needed])
-            else:
-                release.append(job_id)
-            now[job_id] = (status, [])
-        if release:
-            await self.service.store.release(release)
-            self.service.queue.release(release)
-        newest: dict[str, tuple[JobStatus, list[str]]] = {}
-        for job_id, node, status, after, _ in states:
-            newest[node or job_id] = now.get(job_id, (status, after))
-        status = _status(newest, forgiving)
+        decided = step(await self.store.run_states(run_id), native=native, forgiving=self._forgiving(run_id),
+                       takes_outputs=lambda node: self._takes_outputs(run_id, node))
+        skipped = [await self.core.skip(job_id, why) for job_id, why in decided.skip.items()]
+        for job_id, needed in decided.fill:
+            await self._fill_outputs(job_id, needed)
+        if decided.release:
+            await self.store.release(decided.release)
+            self.core.release(decided.release)
+        status = decided.status if all(skipped) else None  # a skip lost to a cancel: the next pass sees it
         if status is not None and status != run["status"]:
             fields: dict[str, Any] = {"status": status}
             if status in ("succeeded", "failed", "cancelled"):
                 fields["finished_at"] = utcnow().isoformat()
-            await self.service.store.update_workflow(run_id, **fields)
-            if "finished_at" in fields and self.service.webhooks.wants("workflow.ended"):
-                self.service.webhooks.emit("workflow.ended", {"workflow": await self.get(run_id)})
-        return skipped
+            await self.store.update_workflow(run_id, **fields)
+            if "finished_at" in fields and self.core.events.wants("workflow.ended"):
+                self.core.events.publish(Event("workflow.ended", data={"workflow": await self.get(run_id)}))
+        return any(skipped)
 
     def _takes_outputs(self, run_id: str, node: str) -> bool:
         """Whether the node's spec refers to outputs of the jobs it needs (`${{ needs.* }}`)."""
-        raw = self._specs.get(run_id, {}).get(node.split("[")[0], {})
+        raw = self._specs.get(run_id, {}).get(name_of(node), {})
         text = json.dumps(raw)
         return "${{" in text and "needs." in text
 
     async def _fill_outputs(self, job_id: str, needed: list[tuple[str, str]]) -> None:
         """Let the job go with what the jobs it needs wrote to $JOB_OUTPUTS_FILE filled in."""
-        job = await self.service.store.get(job_id)
+        job = await self.store.get(job_id)
         if job is not None:
             spec = JobSpec.model_validate(fill_outputs(job.spec.model_dump(mode="json"), await self._outputs(needed)))
-            await self.service.store.update(job_id, only_in=JobStatus.QUEUED, after=[], spec=spec)
-            self.service.queue.release([job_id], spec)
+            await self.store.update(job_id, only_in=JobStatus.QUEUED, after=[], spec=spec)
+            self.core.release([job_id], spec)
 
     def _forgiving(self, run_id: str) -> set[str]:
         """The run's jobs with continue_on_error: their failure fails nothing."""
@@ -278,38 +243,17 @@ class WorkflowRuns:
         return self._specs[run_id]
 
     async def _outputs(self, needed: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
-        """What the needed jobs (id, node) wrote to $JOB_OUTPUTS_FILE, by workflow job name; a
-        matrix job's keys hold the list of its combinations' values."""
-        folders = await self.service.store.job_dirs([job_id for job_id, _ in needed])
-
-        def read() -> dict[str, dict[str, Any]]:
-            out: dict[str, dict[str, Any]] = {}
-            for job_id, node in needed:
-                folder = folders.get(job_id)
-                path = (folder or self.service.env.jobs_dir / job_id) / "artifacts" / OUTPUTS_FILE
-                try:
-                    values = json.loads(path.read_text()) if path.is_file() and not path.is_symlink() else {}
-                except (OSError, ValueError):
-                    values = {}
-                if not isinstance(values, dict):
-                    continue
-                name = node.split("[")[0]
-                if "[" in node:
-                    for key, value in values.items():
-                        out.setdefault(name, {}).setdefault(key, []).append(value)
-                else:
-                    out.setdefault(name, {}).update(values)
-            return out
-
-        return await asyncio.to_thread(read)
+        """What the needed jobs (id, node) wrote to $JOB_OUTPUTS_FILE, by workflow job name."""
+        folders = await self.store.job_dirs([job_id for job_id, _ in needed])
+        return await asyncio.to_thread(read_outputs, folders, needed)
 
     # -- reading, cancelling, rerunning -----------------------------------------------------
     async def get(self, run_id: str) -> dict[str, Any]:
-        run = await self.service.store.workflow(run_id)
+        run = await self.store.workflow(run_id)
         if run is None:
             raise JobNotFound(f"no workflow run {run_id!r}")
         newest: dict[str, tuple[str, JobStatus]] = {}  # node -> its newest job (a rerun makes new ones)
-        for job_id, node, status, _, _ in await self.service.store.run_states(run_id):
+        for job_id, node, status, _, _ in await self.store.run_states(run_id):
             newest[node or job_id] = (job_id, status)
         needs = {n: ([j["needs"]] if isinstance(j.get("needs"), str) else list(j.get("needs") or []))
                  for n, j in self._jobs(run_id, run["spec"]).items()}
@@ -317,14 +261,14 @@ class WorkflowRuns:
         for _, status in newest.values():
             counts[status.value] = counts.get(status.value, 0) + 1
         return WorkflowRun(**{**run, "counts": counts}, jobs=[
-            WorkflowJob(name=key.split("[")[0], key=key, matrix=_matrix_of(key), job_id=job_id, status=status,
-                        needs=needs.get(key.split("[")[0], [])) for key, (job_id, status) in newest.items()
+            WorkflowJob(name=name_of(key), key=key, matrix=matrix_of(key), job_id=job_id, status=status,
+                        needs=needs.get(name_of(key), [])) for key, (job_id, status) in newest.items()
         ]).model_dump(mode="json")
 
     async def list(self, **query: Any) -> dict[str, Any]:
         """Runs newest first: status (comma-separated), limit, cursor."""
         q = WorkflowQuery.parse(**query)
-        runs, next_cursor = await self.service.store.workflows(status=q.status or None, limit=q.limit,
+        runs, next_cursor = await self.store.workflows(status=q.status or None, limit=q.limit,
                                                                cursor=q.cursor)
         return WorkflowPage(workflows=[WorkflowRunSummary(**r) for r in runs], next_cursor=next_cursor).model_dump()
 
@@ -332,12 +276,10 @@ class WorkflowRuns:
         run = await self.get(run_id)
         if run["status"] in ("succeeded", "failed", "cancelled"):
             raise JobConflict(f"workflow run {run_id} is already {run['status']}")
-        for job_id in await self.service.store.cancel_queued(run_id, utcnow(), "cancelled with its workflow run"):
-            self.service.log_files.close(job_id)  # one being prepared notices and does not start
-            self.service.queue.discard(job_id)
+        for job_id in await self.store.cancel_queued(run_id, utcnow(), "cancelled with its workflow run"):
+            self.core.dropped(job_id)
         for job in run["jobs"]:  # those under way (running, or launched and pending in their backend)
-            if (runner := self.service.queue.active.get(job["job_id"])) is not None:
-                await runner.cancel(0)
+            await self.core.stop_job(job["job_id"])
         await self.advance(run_id)
         return await self.get(run_id)
 
@@ -347,7 +289,7 @@ class WorkflowRuns:
         run = await self.get(run_id)
         if run["status"] in ("queued", "running"):
             raise JobConflict(f"workflow run {run_id} is {run['status']}: cancel it before rerunning")
-        jobs = latest(await self.service.store.run_jobs(run_id))
+        jobs = latest(await self.store.run_jobs(run_id))
         again = {j.id for j in jobs if j.status != JobStatus.SUCCEEDED}
         if not again:
             raise JobConflict(f"every job of workflow run {run_id} succeeded: nothing to rerun")
@@ -356,22 +298,22 @@ class WorkflowRuns:
         for job in jobs:
             if job.id not in again:
                 continue
-            new = self.service.new_job(job.spec, job.backend, job.snapshot, Path(run["workspace"]),
+            new = self.core.new_job(job.spec, job.backend, job.snapshot, Path(run["workspace"]),
                                        job_id=fresh[job.id])
             new.workflow, new.node = run_id, job.node
             new.after = [fresh.get(i, i) for i in job.after if fresh.get(i, i) in fresh.values()]
             new.inputs = {k: fresh.get(v, v) for k, v in job.inputs.items()}
             made.append(new)
-        await self.service.record_many(made, None)
-        await self.service.store.update_workflow(run_id, status="queued", finished_at=None)
+        await self.core.record(made)
+        await self.store.update_workflow(run_id, status="queued", finished_at=None)
         await self.advance(run_id)
         return await self.get(run_id)
 
-    async def recover(self) -> None:
+    async def start(self) -> None:
         """At start: move on every run that is not over (jobs may have ended while down)."""
         cursor = None
         while True:
-            runs, cursor = await self.service.store.workflows(status=["queued", "running"], limit=200, cursor=cursor)
+            runs, cursor = await self.store.workflows(status=["queued", "running"], limit=200, cursor=cursor)
             for run in runs:
                 await self.advance(run["id"])
             if cursor is None:
@@ -379,12 +321,27 @@ class WorkflowRuns:
 
 
 def _name(job: Job) -> str:
-    return (job.node or job.id).split("[")[0]
+    return name_of(job.node or job.id)
 
 
-@functools.lru_cache(maxsize=4096)
-def _matrix_of(key: Optional[str]) -> dict[str, str]:
-    if not key or "[" not in key:
-        return {}
-    return dict(part.split("=", 1) for part in key[key.index("[") + 1:-1].split(",") if "=" in part)
-
+def read_outputs(folders: dict[str, Path], needed: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
+    """The outputs files of the needed jobs (id, node) in their folders, by workflow job name; a
+    matrix job's keys hold the list of its combinations' values. The files are the jobs': a link
+    or a bad file counts as no outputs."""
+    out: dict[str, dict[str, Any]] = {}
+    for job_id, node in needed:
+        folder = folders.get(job_id)
+        path = folder / "artifacts" / OUTPUTS_FILE if folder is not None else None
+        try:
+            values = json.loads(path.read_text()) if path and path.is_file() and not path.is_symlink() else {}
+        except (OSError, ValueError):
+            values = {}
+        if not isinstance(values, dict):
+            continue
+        name = name_of(node)
+        if "[" in node:
+            for key, value in values.items():
+                out.setdefault(name, {}).setdefault(key, []).append(value)
+        else:
+            out.setdefault(name, {}).update(values)
+    return out
