@@ -27,6 +27,7 @@ class JobsApp(JobsConfig, ExtensionApp):
         self.platform = self.make_platform(Path(self.serverapp.root_dir).expanduser())
         self.service = self.platform.jobs
         self.settings["jupyter_jobs_platform"] = self.platform
+        self.settings["jupyter_jobs_service"] = self.service  # the core alone, for code that wants only jobs
         # kernels this server starts inherit these and find the service with no set-up
         self.settings["jupyter_jobs_kernel_token"] = self.kernel_token = secrets.token_urlsafe(32)
         self._export_for_kernels()
