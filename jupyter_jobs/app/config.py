@@ -1,22 +1,17 @@
-"""The service's settings (`c.JobsApp...`), traitlets only; `compose` builds from them.
-
-Neutral ground: the server extension and the kernel's embedded service both build their
-service here, so neither imports the other.
+"""The service's settings (`c.JobsApp...`), traitlets only; `compose.build` makes the
+platform from them. Neutral ground: the server extension and the kernel's embedded service
+both build theirs through `app`, so neither imports the other.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from jupyter_core.paths import jupyter_data_dir
 from traitlets import Bool, Dict, Float, Int, List, Unicode, Union, default
 from traitlets.config import LoggingConfigurable
 
 from ..jobs.gpupool import DEFAULT_FOLDER
-
-if TYPE_CHECKING:
-    from .compose import Platform
 
 #: where a kernel started by the server finds the service (the server puts these in its env)
 ENV_URL = "JUPYTER_JOBS_URL"
@@ -118,9 +113,3 @@ class JobsConfig(LoggingConfigurable):
         "", help="What a spec that names no requirements gets: '' nothing, 'auto' the requirements.txt at its "
         "workspace's top if there is one."
     ).tag(config=True)
-
-    def make_platform(self, root_dir: Path) -> Platform:
-        """The job core with every feature, as configured, for workspaces under `root_dir`."""
-        from .compose import build
-
-        return build(self, root_dir)

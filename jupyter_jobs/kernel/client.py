@@ -239,7 +239,9 @@ class EmbeddedService(JobsService):
         if data_dir:
             config.JobsConfig.data_dir = str(data_dir)
         settings = JobsConfig(config=config)
-        self.platform = settings.make_platform(self.root_dir)
+        from ..app.compose import build  # the service's own modules, only when embedded
+
+        self.platform = build(settings, self.root_dir)
         self.service = self.platform.jobs
         self.where = f"the service embedded in this kernel (history in {settings.data_dir})"
         self._call(self.platform.start())

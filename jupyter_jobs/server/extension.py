@@ -9,6 +9,7 @@ from typing import Any
 from jupyter_client.provisioning import KernelProvisionerFactory
 from jupyter_server.extension.application import ExtensionApp
 
+from ..app.compose import build
 from ..app.config import ENV_ROOT, ENV_TOKEN, ENV_URL, JobsConfig
 from . import provisioner
 from .handlers import handlers
@@ -24,7 +25,7 @@ class JobsApp(JobsConfig, ExtensionApp):
     load_other_extensions = True
 
     def initialize_settings(self) -> None:
-        self.platform = self.make_platform(Path(self.serverapp.root_dir).expanduser())
+        self.platform = build(self, Path(self.serverapp.root_dir).expanduser())
         self.service = self.platform.jobs
         self.settings["jupyter_jobs_platform"] = self.platform
         self.settings["jupyter_jobs_service"] = self.service  # the core alone, for code that wants only jobs
