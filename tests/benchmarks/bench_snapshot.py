@@ -51,7 +51,7 @@ def snapshot_twice(store_dir: Path, src: Path) -> tuple[float, float, float]:
     """A first and an unchanged snapshot, timed inside a fresh process (as a server's would be:
     the same store code, no interpreter start counted; this process has read and written GiBs);
     also the CPU seconds (all threads, user + system) the first one took."""
-    code = ("import sys, time; from pathlib import Path; from jupyter_jobs.snapshots import SnapshotStore\n"
+    code = ("import sys, time; from pathlib import Path; from jupyter_jobs.storage.snapshots import SnapshotStore\n"
             "store = SnapshotStore(Path(sys.argv[1]), max_bytes=2 << 30)\n"
             "times = []\n"
             "for _ in range(2):\n"
