@@ -83,7 +83,8 @@ class SpecChecks:
         name = spec.backend or self.default_backend
         workspace = folder or await check(asyncio.to_thread(self.resolve_workspace, spec.workspace))
         backend = await check(self.backend(name)) if with_backend else None
-        errors += await asyncio.to_thread(self._files, spec, workspace)
+        if spec.notebook or (isinstance(spec.requirements, str) and spec.requirements != "auto"):
+            errors += await asyncio.to_thread(self._files, spec, workspace)  # only a spec naming files waits
         notes: list[str] = []
         if backend is not None:
             await check(backend.validate(spec))

@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional, Protocol, runtime_checkable
 from ..backends.base import Dependency
 from ..domain.job import Job
 from ..domain.spec import JobSpec
-from ..storage.store import Store
+from ..storage.store import Store, Write
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,9 @@ class Policies:
         """Take each of the policies `policy` implements; one that implements none is a mistake."""
         kinds = [(QueuePolicy, self.queue), (DependencyPolicy, self.dependencies), (ViewPolicy, self.views),
                  (InfoPolicy, self.infos)]
-        taken = [into.append(policy) for kind, into in kinds if isinstance(policy, kind)]
+        taken = [into for kind, into in kinds if isinstance(policy, kind)]
+        for into in taken:
+            into.append(policy)
         if not taken:
             raise TypeError(f"{policy!r} implements no policy (hold, depends, view, info)")
 
@@ -150,9 +152,9 @@ class JobCore(Protocol):
     def pinned_snapshot(self, folder: Path) -> Any: ...
     def new_job(self, spec: JobSpec, backend: str, snapshot: Optional[str], workspace: Path, *,
                 job_id: Optional[str] = None, notes: Optional[list[str]] = None) -> Job: ...
-    async def record(self, jobs: list[Job], also: Optional[Callable[[Any], None]] = None) -> None: ...
+    async def record(self, jobs: list[Job], also: Optional[Write] = None) -> None: ...
     async def submit_spec(self, spec: JobSpec, *, origin: Optional[str] = None,
-                          also: Optional[Callable[[Any], None]] = None) -> Job: ...
+                          with_job: Optional[Callable[[Job], Optional[Write]]] = None) -> Job: ...
     # -- jobs held back by a feature, and stopping
     def release(self, job_ids: list[str], spec: Optional[JobSpec] = None) -> None: ...
     async def skip(self, job_id: str, message: str) -> bool: ...

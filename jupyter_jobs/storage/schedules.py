@@ -8,11 +8,9 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional
 
 from .db import Database, Write
-
-T = TypeVar("T")
 
 
 class AlreadyFired(RuntimeError):
