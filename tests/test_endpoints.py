@@ -142,6 +142,24 @@ def test_the_ready_state_follows_the_port_and_the_health_path(srv):
     srv.request("POST", f"/jupyter-jobs/jobs/{job['id']}/cancel")
 
 
+def test_a_port_that_drops_every_connection_is_not_ready(srv):
+    """Accepting is not answering: Docker's proxy accepts on a published port while nothing
+    listens in the container, and drops the connection; such a port stays waiting."""
+    dropper = ("import os, socket\ns = socket.socket()\ns.bind(('127.0.0.1', int(os.environ['PORT_WEB'])))\n"
+               "s.listen()\nwhile True:\n    s.accept()[0].close()\n")
+    job = srv.request("POST", "/jupyter-jobs/jobs", {"command": ["python3", "-c", dropper], "workspace": "w",
+                                                     "expose": [{"port": 8002, "name": "web"}]})
+    deadline = time.monotonic() + 30
+    while srv.request("GET", f"/jupyter-jobs/jobs/{job['id']}")["status"] != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(3)  # six probes of a port that accepts (and drops) connections
+    info = srv.request("GET", f"/jupyter-jobs/jobs/{job['id']}")
+    assert info["status"] == "running"
+    assert info["endpoints"][0]["state"] == "waiting"
+    srv.request("POST", f"/jupyter-jobs/jobs/{job['id']}/cancel")
+
+
 def test_all_methods_and_headers_pass_without_jupyters_credentials(srv, app):
     cookie_name = f"username-127-0-0-1-{srv.port}"
     headers = {**auth(srv), "Cookie": f"{cookie_name}=secret-login; _xsrf=secret-xsrf; app=1",

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: seconds between probes of an endpoint that is not ready yet, and of one that is
 PROBE_WAITING, PROBE_READY = 0.5, 5.0
+#: seconds a probed connection must stay open (without a health path) for the port to count as ready
+HELD = 0.25
 
 
 class EndpointUnavailable(JobsError):
@@ -151,14 +153,25 @@ class Endpoints:
             return False
         try:
             if health is None:
-                _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
-                writer.close()
-                return True
+                return await _holds_a_connection(host, port)
             async with self.session.get(f"http://{netloc(host, port)}{health}", allow_redirects=False,
                                         timeout=_timeout(2)) as response:
                 return 200 <= response.status < 300
         except Exception:  # refused, reset, timed out: not ready
             return False
+
+
+async def _holds_a_connection(host: str, port: int) -> bool:
+    """A connection is accepted and kept open a moment. Accepting alone is not enough: Docker's
+    proxy accepts on a published port whether or not anything listens in the container, and
+    closes the connection at once when nothing does (a request then would get a 502)."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 2)
+    try:
+        return await asyncio.wait_for(reader.read(1), HELD) != b""  # bytes first: a server that speaks first
+    except asyncio.TimeoutError:
+        return True  # still open, waiting for a request: it is there
+    finally:
+        writer.close()
 
 
 def netloc(host: str, port: int) -> str:
