@@ -10,7 +10,7 @@ from typing import Any, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import SpecError
+from .errors import FieldError, SpecError
 from .status import FailureReason
 
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -145,7 +145,8 @@ MAX_EXPOSE = 16
 
 
 class Expose(_Strict):
-    """A port the job serves, reached through the Jupyter server at
+    """A port the job serves, reached through the Jupyter server at the endpoint's own address
+    (`/jupyter-jobs/ep/{key}/`, in the job's `endpoints`) or by name behind Jupyter's login,
     `/jupyter-jobs/jobs/{id}/endpoints/{name}/` (the job listens on `$PORT_<NAME>`)."""
 
     port: int = Field(ge=1, le=65535, strict=True, description="the port the job listens on (the local backend "
@@ -211,8 +212,9 @@ class JobSpec(_Strict):
     retry_backoff: float = Field(10.0, description="seconds before the first retry; doubled for each next one")
     slurm: Optional[SlurmOptions] = None
     expose: list[Expose] = Field(default_factory=list, max_length=MAX_EXPOSE, description="ports the job serves, "
-                                 "reached through the Jupyter server (its auth) at /jupyter-jobs/jobs/{id}/endpoints/"
-                                 "{name}/")
+                                 "reached through the Jupyter server at each endpoint's own address (the job's "
+                                 "`endpoints`), or by name behind Jupyter's login at "
+                                 "/jupyter-jobs/jobs/{id}/endpoints/{name}/")
 
     @field_validator("expose")
     @classmethod
@@ -386,6 +388,43 @@ class JobSpec(_Strict):
         return head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True), secret
 
 
+def unstorable(data: Any, prefix: str = "", limit: int = 20) -> list[FieldError]:
+    """The values in parsed JSON that could not be stored or sent back as given, each named by
+    its path (`env.A`, `command.1`, `parameters.lr`): a lone surrogate (no UTF-8 for it, so
+    SQLite and every reply would fail) and a number that is not finite (`1e999`, `NaN`: JSON
+    has no such number, it would come back as something else). Iterative: bodies nest deeply."""
+    found: list[FieldError] = []
+    stack: list[tuple[str, Any]] = [(prefix, data)]
+    while stack and len(found) < limit:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii() and _has_surrogate(value):
+                found.append(FieldError(field=path or "body", message="holds a lone surrogate (e.g. \\ud800): "
+                                        "not text that can be stored; send valid Unicode"))
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                found.append(FieldError(field=path or "body", message=f"must be a finite number, not {value}"))
+        elif isinstance(value, dict):
+            for key, inner in value.items():
+                name = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str) and not key.isascii() and _has_surrogate(key):
+                    found.append(FieldError(field=path or "body", message="a key holds a lone surrogate: not text "
+                                            "that can be stored; send valid Unicode"))
+                    continue
+                stack.append((name, inner))
+        elif isinstance(value, list):
+            stack.extend((f"{path}.{i}" if path else str(i), inner) for i, inner in enumerate(value))
+    return sorted(found, key=lambda e: e.field)
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def parse_spec(data: Any) -> JobSpec:
     """Validate a request body into a JobSpec, or raise SpecError naming each bad field."""
     spec, error = read_spec(data)
@@ -400,10 +439,14 @@ def read_spec(data: Any) -> tuple[Optional[JobSpec], Optional[SpecError]]:
     None if even that fails. The service checks the rest too, to report every error at once."""
     if not isinstance(data, dict):
         return None, SpecError.one("body", "the job spec must be a JSON object")
+    unfit = unstorable(data)
+    for err in unfit:  # the rest is checked without them (a bad key's whole object goes)
+        data = _without(data, tuple(err.field.split(".")))
     try:
-        return JobSpec.model_validate(data), None
+        spec = JobSpec.model_validate(data)
+        return (spec, None) if not unfit else (spec, SpecError(unfit))
     except ValidationError as exc:
-        error, failed = SpecError.from_validation(exc), exc
+        error, failed = SpecError(unfit).plus(SpecError.from_validation(exc)), exc
     if data.get("command") is None and data.get("notebook") is None:  # beside other errors, said too
         error = error.plus(SpecError.one("command", "a job needs a command (or a notebook)"))
     rest: dict[str, Any] = data

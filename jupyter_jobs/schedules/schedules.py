@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterError, croniter
+from croniter import CroniterBadDateError, CroniterError, croniter
 
 from ..domain.errors import FieldError, JobConflict, JobNotFound, SpecError
 from ..domain.spec import read_spec
@@ -35,11 +35,47 @@ log = logging.getLogger(__name__)
 CONCURRENCY = 16
 
 
+#: how far ahead a next time is looked for: `0 0 29 2 *` skips at most 8 years; a search for an
+#: expression that never matches (`0 0 31 2 *`) ends here rather than scanning the calendar
+MAX_YEARS_AHEAD = 50
+
+
 def next_times(cron: str, zone: str, after: float, count: int = 1) -> list[float]:
     """The next `count` times (epoch seconds) the expression matches after `after`, in `zone`
-    (daylight saving time as croniter applies it)."""
-    it = croniter(cron, datetime.fromtimestamp(after, ZoneInfo(zone)))
-    return [it.get_next(datetime).timestamp() for _ in range(count)]
+    (daylight saving time as croniter applies it); fewer, or none, where it matches no more
+    (`0 0 31 2 *`, a year that has passed, the last time of `0 0 29 2 * 0 2028`)."""
+    it = croniter(cron, datetime.fromtimestamp(after, ZoneInfo(zone)), max_years_between_matches=MAX_YEARS_AHEAD)
+    times: list[float] = []
+    try:
+        while len(times) < count:
+            times.append(it.get_next(datetime).timestamp())
+    except CroniterBadDateError:
+        pass
+    return times
+
+
+def next_time(cron: str, zone: str, after: float) -> Optional[float]:
+    """The next time after `after`, or None once the expression matches no more."""
+    return (next_times(cron, zone, after) or [None])[0]
+
+
+#: what computing a stored row's times may raise (an expression or zone it no longer reads)
+UNREADABLE = (CroniterError, ValueError, KeyError, ZoneInfoNotFoundError)
+
+
+def _next_or_none(row: dict[str, Any], after: float) -> Optional[float]:
+    """A stored schedule's next time; None if it has none, or its times cannot be computed (it
+    stops firing, and its listing says why)."""
+    try:
+        return next_time(row["cron"], row["timezone"], after)
+    except UNREADABLE:
+        return None
+
+
+def never(cron: str) -> str:
+    """Why an expression has no next time."""
+    return (f"{cron!r} matches no time from now on (a day the month never has, such as 31 February, "
+            f"or a year that has passed; looked {MAX_YEARS_AHEAD} years ahead)")
 
 
 def _iso(epoch: Optional[float]) -> Optional[str]:
@@ -64,8 +100,11 @@ class Schedules:
         except (ZoneInfoNotFoundError, ValueError):
             errors.append(FieldError(field="timezone", message=f"unknown time zone {given.timezone!r} "
                                      "(an IANA name such as Europe/Berlin, or UTC)"))
+        first: Optional[float] = None  # its first time, computed (and bounded) as a check
         if not croniter.is_valid(given.cron):
             errors.append(FieldError(field="cron", message=_cron_problem(given.cron)))
+        elif not errors and (first := next_time(given.cron, given.timezone, time.time())) is None:
+            errors.append(FieldError(field="cron", message=never(given.cron)))
         spec, error = read_spec(given.spec)
         if error is not None:
             errors += [e.model_copy(update={"field": f"spec.{e.field}"}) for e in error.errors]
@@ -80,7 +119,7 @@ class Schedules:
         row = {"id": "s" + secrets.token_hex(6), "name": given.name or spec.name or "schedule",
                "spec": spec.model_dump(mode="json", exclude_defaults=True), "cron": given.cron,
                "timezone": given.timezone, "catch_up": given.catch_up, "overlap": given.overlap,
-               "paused": False, "next_at": next_times(given.cron, given.timezone, time.time())[0],
+               "paused": False, "next_at": first,
                "created_at": utcnow().isoformat()}
         await self.store.insert_schedule(row)
         self._changed.set()
@@ -110,8 +149,13 @@ class Schedules:
             raise JobNotFound(f"no schedule {schedule_id!r}")
         if not row["paused"]:
             raise JobConflict(f"schedule {schedule_id} is not paused")
-        await self.store.update_schedule(
-            schedule_id, paused=False, next_at=next_times(row["cron"], row["timezone"], time.time())[0])
+        try:
+            upcoming = next_time(row["cron"], row["timezone"], time.time())
+        except UNREADABLE as exc:
+            raise SpecError.one("cron", f"cannot resume: its times cannot be computed: {exc}") from None
+        if upcoming is None:
+            raise SpecError.one("cron", f"cannot resume: {never(row['cron'])}")
+        await self.store.update_schedule(schedule_id, paused=False, next_at=upcoming)
         self._changed.set()
         return await self.get(schedule_id)
 
@@ -121,9 +165,20 @@ class Schedules:
             raise JobNotFound(f"no schedule {schedule_id!r}")
 
     def _public(self, row: dict[str, Any]) -> dict[str, Any]:
-        upcoming = [] if row["paused"] or row["next_at"] is None else [row["next_at"]] + next_times(
-            row["cron"], row["timezone"], row["next_at"], 4)
-        return Schedule(**{**row, "next_at": _iso(None if row["paused"] else row["next_at"]),
+        """A row as shown; one without a next time (its last has fired), or whose times cannot
+        be computed (stored by an older version, say), is shown without them and says why."""
+        upcoming: list[float] = []
+        message = row["message"]
+        if row["paused"]:
+            pass
+        elif row["next_at"] is None:
+            message = message or never(row["cron"])
+        else:
+            try:
+                upcoming = [row["next_at"]] + next_times(row["cron"], row["timezone"], row["next_at"], 4)
+            except UNREADABLE as exc:
+                message = f"its times cannot be computed: {exc}"
+        return Schedule(**{**row, "next_at": _iso(upcoming[0] if upcoming else None), "message": message,
                            "last_at": _iso(row["last_at"]), "next_runs": [_iso(t) for t in upcoming]}).model_dump(
             mode="json")
 
@@ -151,7 +206,7 @@ class Schedules:
             for row in rows:
                 if row["catch_up"]:
                     continue  # due: the loop fires it once
-                upcoming = next_times(row["cron"], row["timezone"], now)[0]
+                upcoming = _next_or_none(row, now)
                 await self.store.advance_schedule(Fired(
                     row["id"], row["next_at"], upcoming, now,
                     message=f"skipped the time(s) missed while the server was down (since {_iso(row['next_at'])}); "
@@ -192,7 +247,7 @@ class Schedules:
             await self._fire(row, now)
 
     async def _fire(self, row: dict[str, Any], now: float) -> None:
-        upcoming = next_times(row["cron"], row["timezone"], now)[0]
+        upcoming = _next_or_none(row, now)  # None: this was its last time
         fired = Fired(row["id"], row["next_at"], upcoming, now)
         if row["overlap"] == "skip" and row["last_job"]:
             last = await self.store.get(row["last_job"])

@@ -24,7 +24,7 @@ from typing import Any, Optional
 from pydantic import ValidationError
 
 from ..domain.errors import FieldError, SpecError
-from ..domain.spec import JobSpec
+from ..domain.spec import JobSpec, unstorable
 
 MAX_COMBINATIONS = 1000
 MAX_JOBS = 5000
@@ -301,6 +301,9 @@ def plan(spec: Any) -> Plan:
 
 def _spec_errors(spec: dict[str, Any]) -> list[FieldError]:
     """What the API would say of `spec` (references stand in as placeholders)."""
+    unfit = unstorable(spec)
+    if unfit:
+        return unfit
     try:
         JobSpec.model_validate(json.loads(_REF.sub("x", json.dumps(spec))))
     except ValidationError as exc:

@@ -1,0 +1,74 @@
+"""Bad input against a real server: each is a 4xx naming the field (never a 500, never stored
+half-checked, never silently changed), and what a user configured as a secret never leaks."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+
+# -- cron expressions that never (or no longer) fire -------------------------------------------
+@pytest.mark.parametrize("cron", ["0 0 31 2 *", "0 0 30 2 * 0", "0 0 1 1 * 0 2001"])
+async def test_a_cron_expression_that_never_fires_is_a_400(api, workspace, cron):
+    body = {"spec": {"command": "true", "workspace": "proj"}, "cron": cron}
+    reply = await api.call("POST", "schedules", body=body, expect=400)
+    assert [e["field"] for e in reply["errors"]] == ["cron"] and "matches no time" in reply["message"], reply
+    assert (await api.call("GET", "schedules"))["schedules"] == []
+
+
+async def test_a_schedule_without_more_times_is_listed_not_a_500(api, workspace, jobs_data: Path):
+    once = await api.call("POST", "schedules", body={
+        "spec": {"command": "true", "workspace": "proj"}, "cron": "0 0 29 2 * 0 2028"}, expect=201)
+    assert datetime.fromisoformat(once["next_at"]).date().isoformat() == "2028-02-29"
+    assert once["next_runs"] == [once["next_at"]]  # its one time, nothing after it
+    over, broken = [(await api.call("POST", "schedules", body={
+        "spec": {"command": "true", "workspace": "proj"}, "cron": "0 3 * * *"}, expect=201))["id"] for _ in "ab"]
+    with sqlite3.connect(jobs_data / "jobs.db") as db:  # rows as an older version could leave them
+        db.execute("UPDATE schedules SET cron = '0 0 31 2 *', next_at = NULL WHERE id = ?", (over,))
+        db.execute("UPDATE schedules SET timezone = 'Mars/Olympus' WHERE id = ?", (broken,))
+    listed = {s["id"]: s for s in (await api.call("GET", "schedules"))["schedules"]}
+    assert listed[once["id"]]["next_runs"] == [once["next_at"]]
+    for schedule_id, said in ((over, "matches no time"), (broken, "cannot be computed")):
+        shown = listed[schedule_id]
+        assert shown["next_at"] is None and shown["next_runs"] == [] and said in shown["message"], shown
+        await api.call("POST", "schedules", schedule_id, "pause")
+        reply = await api.call("POST", "schedules", schedule_id, "resume", expect=400)
+        assert reply["errors"][0]["field"] == "cron"
+
+
+# -- strings that cannot be stored, numbers JSON cannot carry ----------------------------------
+@pytest.mark.parametrize(("body", "field"), [
+    ({"command": "echo \ud800"}, "command"),
+    ({"command": ["echo", "ok\udfff"]}, "command.1"),
+    ({"command": "true", "env": {"A": "\ud800"}}, "env.A"),
+    ({"command": "true", "name": "x\ud800"}, "name"),
+])
+async def test_a_lone_surrogate_is_a_400_naming_the_field(api, body, field):
+    reply = await api.submit(body, expect=400)
+    assert field in [e["field"] for e in reply["errors"]] and "surrogate" in reply["message"], reply
+    assert (await api.call("GET", "jobs"))["jobs"] == []
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"spec": {"command": "echo \ud800", "workspace": "proj"}}, "spec.command"),
+    ({"name": "\ud800"}, "name"),
+])
+async def test_a_lone_surrogate_in_a_schedule_is_a_400(api, workspace, change, field):
+    body = {"spec": {"command": "true", "workspace": "proj"}, "cron": "0 3 * * *", **change}
+    reply = await api.call("POST", "schedules", body=body, expect=400)
+    assert field in [e["field"] for e in reply["errors"]], reply
+    assert (await api.call("GET", "schedules"))["schedules"] == []
+
+
+@pytest.mark.parametrize("number", ["1e999", "-1e999", "NaN", "Infinity", "-Infinity"])
+async def test_a_parameter_json_cannot_carry_is_a_400_naming_it(api, workspace, number):
+    (workspace / "nb.ipynb").write_text(json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    raw = json.dumps({"notebook": "nb.ipynb", "workspace": "proj", "parameters": {"ok": 1, "lr": 0}}).replace(
+        '"lr": 0', f'"lr": {number}')
+    reply = await api.submit(raw, expect=400)
+    assert [e["field"] for e in reply["errors"]] == ["parameters.lr"], reply
+    assert "finite" in reply["message"]
