@@ -15,7 +15,7 @@ from ..backends.base import Backend
 from ..domain.errors import FieldError, SpecError
 from ..domain.instance_types import InstanceTypes
 from ..domain.replies import Capabilities
-from ..domain.spec import JobSpec
+from ..domain.spec import JobSpec, pip_option
 from ..environments.git import GitError, GitSources
 from .gpus import GPUAllocator
 from .plugins import Checked
@@ -83,9 +83,9 @@ class SpecChecks:
         name = spec.backend or self.default_backend
         workspace = folder or await check(asyncio.to_thread(self.resolve_workspace, spec.workspace))
         backend = await check(self.backend(name)) if with_backend else None
-        if spec.notebook or (isinstance(spec.requirements, str) and spec.requirements != "auto"):
+        if spec.notebook or isinstance(spec.requirements, str):
             errors += await asyncio.to_thread(self._files, spec, workspace)  # only a spec naming files waits
-        notes: list[str] = []
+        notes = self.git.left_out(folder) if folder else []  # a git tree's symlinks out of it
         if backend is not None:
             await check(backend.validate(spec))
             if backend.host_gpus and spec.resources.gpus > self.gpus.total:
@@ -95,7 +95,7 @@ class SpecChecks:
             if self.strict:
                 errors += [FieldError(field=field, message=why) for field, why in ignored.items()]
             else:
-                notes = [f"{field} {why}" for field, why in ignored.items()]
+                notes += [f"{field} {why}" for field, why in ignored.items()]
         if errors:
             raise SpecError(errors)
         assert workspace is not None
@@ -103,7 +103,8 @@ class SpecChecks:
 
     @staticmethod
     def _files(spec: JobSpec, workspace: Optional[Path]) -> list[FieldError]:
-        """The files a spec names in its workspace (a notebook, a requirements file) are there."""
+        """The files a spec names in its workspace (a notebook, a requirements file) are there, and
+        its requirements file holds packages, not installer options."""
         if workspace is None:
             return []
         errors = []
@@ -111,8 +112,13 @@ class SpecChecks:
         if why:
             errors.append(FieldError(field="notebook", message=why))
         given = spec.requirements
-        if isinstance(given, str) and given != "auto" and not (workspace / given).is_file():
-            errors.append(FieldError(field="requirements", message=f"no file {given!r} in the workspace"))
+        if isinstance(given, str):
+            path = workspace / ("requirements.txt" if given == "auto" else given)
+            if not path.is_file():
+                if given != "auto":
+                    errors.append(FieldError(field="requirements", message=f"no file {given!r} in the workspace"))
+            elif why := pip_option(path.read_text(errors="replace").splitlines()):
+                errors.append(FieldError(field="requirements", message=f"{path.name}: {why}"))
         return errors
 
     async def backend(self, name: str) -> Backend:

@@ -64,9 +64,10 @@ class JobService(JobReads):
         self.store, self.snapshots, self.root_dir = store, snapshots, Path(root_dir)
         self.backends, self.default_backend, self.gpus = backends, default_backend, gpus
         self.instance_types = instance_types or InstanceTypes({})
+        git = git or GitSources(Path(jobs_dir).parent / "git")
+        git.max_bytes = snapshots.max_bytes  # a git tree is refused over this before it is written out
         self.checks = SpecChecks(root_dir=self.root_dir, backends=backends, default_backend=default_backend, gpus=gpus,
-                                 instance_types=self.instance_types, strict=conf.strict_specs,
-                                 git=git or GitSources(Path(jobs_dir).parent / "git"))
+                                 instance_types=self.instance_types, strict=conf.strict_specs, git=git)
         self.events, self.policies = Events(), Policies()
         self.features: list[Feature] = []
         self.tasks = TaskSet()
