@@ -72,3 +72,23 @@ async def test_a_parameter_json_cannot_carry_is_a_400_naming_it(api, workspace, 
     reply = await api.submit(raw, expect=400)
     assert [e["field"] for e in reply["errors"]] == ["parameters.lr"], reply
     assert "finite" in reply["message"]
+
+
+# -- requirements that are pip options --------------------------------------------------------
+@pytest.mark.parametrize("lines", [
+    ["-e file:///tmp/evil"], ["ok==1", "-r /etc/passwd"], ["--config-settings foo=bar"], ["  -c /etc/x"],
+    ["--index-url=http://example.invalid/simple"],
+])
+async def test_a_requirement_that_is_a_pip_option_is_a_400_naming_the_line(api, workspace, lines):
+    reply = await api.submit({"command": "true", "workspace": "proj", "requirements": lines}, expect=400)
+    assert reply["errors"][0]["field"] == "requirements" and lines[-1].strip() in reply["message"], reply
+    assert (await api.call("GET", "jobs"))["jobs"] == []
+
+
+@pytest.mark.parametrize("given", ["reqs.txt", "auto"])
+async def test_a_requirements_file_with_a_pip_option_is_a_400_naming_the_line(api, workspace, given):
+    (workspace / ("requirements.txt" if given == "auto" else given)).write_text(
+        "# pinned\nok==1\n\n--extra-index-url http://example.invalid/simple\n")
+    reply = await api.submit({"command": "true", "workspace": "proj", "requirements": given}, expect=400)
+    assert reply["errors"][0]["field"] == "requirements", reply
+    assert "line 4" in reply["message"] and "--extra-index-url" in reply["message"], reply

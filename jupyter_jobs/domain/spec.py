@@ -65,6 +65,18 @@ def parse_duration(value: Union[str, int, float]) -> float:
     return seconds
 
 
+def pip_option(lines: list[str]) -> Optional[str]:
+    """Why these requirement lines are refused, or None: a line starting with `-` is an
+    installer option (`-r /etc/...`, `-e file://...`, `--index-url`, `--config-settings`), which
+    would read files outside the workspace, run a local project's build, or swap the admin's
+    index. Packages only; the index is the admin's setting."""
+    for number, line in enumerate(lines, 1):
+        if line.strip().startswith("-"):
+            return (f"line {number}, {line.strip()[:200]!r}, is an installer option, not a requirement: "
+                    "give package requirements only (such as 'numpy>=2'); the package index is the admin's")
+    return None
+
+
 #: the most a spec may carry: it is stored with every job and sent in every listing
 MAX_COMMAND = 64 << 10
 MAX_ARGS = 4096
@@ -288,6 +300,8 @@ class JobSpec(_Strict):
                 raise ValueError("each requirement must be a non-empty string")
             if any("\n" in v or "\r" in v for v in value):
                 raise ValueError("a requirement must not hold line breaks")
+            if why := pip_option(value):
+                raise ValueError(why)
             return value
         raise ValueError("must be a file in the workspace (e.g. requirements.txt), 'auto', or a list of "
                          "requirement strings (at most 500)")
