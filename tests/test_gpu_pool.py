@@ -65,7 +65,9 @@ def test_two_servers_never_share_a_device_and_all_jobs_run(two_servers, tmp_path
                 assert a[1] <= b[0] or b[1] <= a[0], f"device {a[2]} held by {a[3]} and {b[3]} at once"
     # with four devices and twenty jobs of 0.6 s, both servers' jobs ran side by side
     assert max(len([h for h in held if h[0] <= t < h[1]]) for t, *_ in held) >= 3
-    assert not [p for p in pool.glob("*.json")], "every record is released when its job ends"
+    assert len(list(pool.glob("*/service.json"))) == 2, "each server writes in a folder of its own"
+    assert not [p for p in pool.glob("*/*.json") if p.name != "service.json"], \
+        "every record is released when its job ends"
 
 
 def test_a_killed_servers_running_jobs_keep_their_devices_until_they_end(two_servers, tmp_path):
@@ -89,8 +91,7 @@ def test_a_killed_servers_running_jobs_keep_their_devices_until_they_end(two_ser
     (started,) = [start for start, _, _, job in held if job == mine]
     assert len(ends) == 4 and started >= max(ends), "a device was handed out while its job still ran"
     assert queued_behind not in {job for *_, job in held}
-    records = [json.loads(p.read_text()) for p in pool.glob("gpu-*.json")]
-    assert all(r["user"] == os.geteuid() for r in records)
+    assert all(p.stat().st_uid == os.geteuid() for p in pool.glob("*/gpu-*.json"))
 
 
 def test_the_pool_serves_the_host_oldest_first_and_ignores_what_does_not_hold(tmp_path):

@@ -1,28 +1,55 @@
 """One GPU pool per host, whoever asks: every jupyter_jobs service on the machine (one Jupyter
 server per JupyterHub user, the CLI's embedded service) allocates from the same folder.
 
-Why lock files with owner records: they need nothing running (no daemon to crash, no Docker
-engine for `local` jobs, no root), they work for every backend that uses the host's GPUs, and
-what they say can be checked against the kernel: each record names the process that holds
-the devices (a local job's supervisor, a container's init), by pid and start time, so a
-record whose process is gone is free again, whoever wrote it, and one whose server died is
-still held while its job runs. An allocation is a file written under `flock` on the folder's
-lock; a job that must wait leaves a ticket, so servers serve the host's queue oldest first.
+Why records in files: they need nothing running (no daemon to crash, no Docker engine for
+`local` jobs, no root), they work for every backend that uses the host's GPUs, and what they
+say can be checked against the kernel: each record names the process that holds the devices
+(a local job's supervisor, a container's init), by pid and start time, so a record whose
+process is gone is free again, and one whose server died is still held while its job runs.
 
-The folder is sticky and world-writable (as /tmp): anyone may add a record, only its owner
-(or root) may remove it; a stale record of someone else is ignored, and removed by its owner.
+Every other local user may be hostile, so the folder is read as a set of claims, each
+believed only as far as the kernel vouches for it, and nothing in it is ever waited on:
+
+- No lock. A global `flock` lets anyone who can open the file stop every server on the host.
+  Instead each service writes only inside its own folder in the pool (sticky and
+  world-writable, as /tmp), made with a random name (mkdtemp: nobody can make it first),
+  mode 0755; its temporary files live there too, so no one can plant one in its way.
+- Who says it: a record or ticket belongs to the uid that owns both the file and its folder
+  (a folder others may write in counts for no one), never to a uid written in it. Files are
+  opened O_NOFOLLOW|O_NONBLOCK and checked with fstat: regular files of a capped size only
+  (a FIFO, a link, a device or a huge file is skipped, never read or waited on).
+- Whose process: the holder (or, before the job runs, the server) must be alive, have the
+  recorded start time and belong to that same uid; root's records may name any process. A
+  non-root user's container may run as root on the host: its record then names a small
+  keeper process the user owns that lives exactly as long as the container's init.
+- Allocation without a lock: write the claim, then read everyone's records; if another claim
+  or hold on a chosen device leaves more than `share` jobs on it, or the user goes over
+  `gpus_per_user`, withdraw and retry (after a random pause, and on the queue's next pass).
+  Of two racing claims the later writer reads after the earlier one was written, so at most
+  `share` of them proceed. Records are replaced by writing a new name before removing the
+  old, so a reader never misses a live claim.
+- Fairness: a job that must wait leaves a ticket, and younger jobs do not take devices an
+  older ticket could use. A ticket counts only while fresh (its inode's ctime, which its
+  owner cannot set) and only until it has fitted the free devices for TICKET_PATIENCE
+  seconds without being taken: a ticket that never takes what it waits for holds no one back.
+
+All calls block briefly on the file system and never on anyone else: the allocator still
+runs them on its own thread, off the event loop and the default executor.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
+import random
+import secrets
 import stat
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -31,25 +58,90 @@ from ..backends.base import start_time
 DEFAULT_FOLDER = "/tmp/jupyter-jobs-gpus"
 #: seconds a waiting job's ticket counts without being renewed (its server asks every half second)
 TICKET_LIFE = 10.0
+#: seconds an older ticket may fit the free devices without taking them before it is ignored
+TICKET_PATIENCE = 3.0
+#: the largest record or ticket read (bytes); anything bigger is skipped
+MAX_RECORD = 16 * 1024
+#: tries to claim within one call when a racing claim was seen (the queue retries anyway)
+TRIES = 3
+MARKER = "service.json"
+_READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+#: a process the user owns that lives as long as another (a container's init run as root)
+KEEPER = """
+import os, select, sys, time
+pid, start = int(sys.argv[1]), int(sys.argv[2])
+def started():
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == b"Z" else int(fields[19])
+try:
+    fd = os.pidfd_open(pid)
+except (OSError, AttributeError):
+    fd = None
+if fd is not None and started() == start:
+    select.select([fd], [], [])
+while started() == start:
+    time.sleep(1)
+"""
 
 
+def _process(pid: Any) -> Optional[tuple[int, int]]:
+    """(start time, real uid) of a live process, both read through one handle on it."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return None
+    try:
+        dfd = os.open(f"/proc/{pid}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        parts = []
+        for name in ("stat", "status"):
+            fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=dfd)
+            try:
+                parts.append(os.read(fd, 1 << 16))
+            finally:
+                os.close(fd)
+    except OSError:  # gone (ESRCH through the handle): not some later process of that pid
+        return None
+    finally:
+        os.close(dfd)
+    fields = parts[0].rsplit(b")", 1)[-1].split()
+    uid = [line.split()[1] for line in parts[1].splitlines() if line.startswith(b"Uid:")]
+    if len(fields) < 20 or fields[0] in (b"Z", b"X") or not uid:
+        return None
+    return int(fields[19]), int(uid[0])
 
 
-def _alive(proc: Any) -> bool:
-    """Whether the process a record names still runs (the same one: pid and start time)."""
-    if not isinstance(proc, dict) or not isinstance(proc.get("pid"), int) or proc["pid"] <= 0:
+def _alive(proc: Any, uid: int) -> bool:
+    """Whether the process a record names still runs (the same one: pid and start time) and is
+    the record owner's (root's records may name anyone's)."""
+    if not isinstance(proc, dict):
         return False
-    return start_time(proc["pid"]) == proc.get("start")
+    found = _process(proc.get("pid"))
+    return found is not None and found[0] == proc.get("start") and (uid == 0 or found[1] == uid)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _valid(data: Any, ticket: bool) -> bool:
     """A record anyone could have written: only well-formed ones count."""
-    if not isinstance(data, dict):
+    if not isinstance(data, dict) or not isinstance(data.get("job"), str):
         return False
     if ticket:
-        return isinstance(data.get("count"), int) and isinstance(data.get("since"), (int, float)) \
-            and isinstance(data.get("at"), (int, float))
-    return isinstance(data.get("gpus"), list) and all(isinstance(i, int) for i in data["gpus"])
+        return isinstance(data.get("count"), int) and data["count"] > 0 and _number(data.get("since"))
+    return isinstance(data.get("gpus"), list) and all(isinstance(i, int) and not isinstance(i, bool)
+                                                      for i in data["gpus"])
+
+
+def _key(owner: str) -> str:
+    return hashlib.sha256(owner.encode()).hexdigest()[:16]
 
 
 class PoolError(ValueError):
@@ -59,13 +151,21 @@ class PoolError(ValueError):
 class HostGPUPool:
     """GPU indices handed out across every service on this host; `share` jobs per device."""
 
+    #: the interpreter that runs keepers (one the server's user can run)
+    python = sys.executable
+
     def __init__(self, folder: Path, devices: list[int], share: int, service_id: str, per_user: int = 0):
         self.folder, self.devices, self.share, self.per_user = Path(folder), devices, max(1, share), per_user
-        self.prefix = hashlib.sha256(service_id.encode()).hexdigest()[:12]  # this service's records
+        self.prefix = hashlib.sha256(service_id.encode()).hexdigest()[:12]  # this service's own folder
+        self.uid = os.geteuid()
         me = os.getpid()
         self.server = {"pid": me, "start": start_time(me)}
+        self._fitting: dict[tuple[str, str], float] = {}  # tickets that fit the free devices, since when
+        self._keepers: list[subprocess.Popen] = []
+        self.own = ""  # the name of this service's folder in the pool
         self._prepare()
 
+    # -- folders --------------------------------------------------------------------------
     def _prepare(self) -> None:
         try:
             self.folder.mkdir(mode=0o1777, parents=True, exist_ok=True)
@@ -74,115 +174,278 @@ class HostGPUPool:
             raise PoolError(f"the GPU pool folder {self.folder} cannot be made: {exc}") from None
         if not stat.S_ISDIR(info.st_mode):
             raise PoolError(f"the GPU pool folder {self.folder} is not a folder (a link or a file)")
-        if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != 0o1777:
-            os.chmod(self.folder, 0o1777)  # sticky: every user adds records, each removes only its own
-        elif info.st_uid not in (0, os.geteuid()) or not info.st_mode & stat.S_ISVTX:
+        if info.st_uid == self.uid and stat.S_IMODE(info.st_mode) != 0o1777:
+            os.chmod(self.folder, 0o1777)  # sticky: every user adds a folder, each removes only its own
+        elif info.st_uid not in (0, self.uid) or not info.st_mode & stat.S_ISVTX:
             raise PoolError(f"the GPU pool folder {self.folder} must be sticky and owned by root or you "
                             "(c.JobsApp.gpu_pool_dir)")
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        fd = os.open(self.folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
         try:
-            with contextlib.suppress(OSError):
-                os.fchmod(fd, 0o666)  # the first user's umask must not lock the others out
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            self._own_fd().close()
+        except OSError as exc:
+            raise PoolError(f"the GPU pool folder {self.folder} cannot be used: {exc}") from None
+
+    def _own_fd(self) -> _Fd:
+        """This service's folder, found again (by its marker) or made anew."""
+        top = _Fd(os.open(self.folder, _DIR))
+        try:
+            if self.own:
+                with contextlib.suppress(OSError):
+                    fd = _Fd(os.open(self.own, _DIR, dir_fd=top.fd))
+                    if self._mine(fd):
+                        return fd
+                    fd.close()
+            for name in os.listdir(top.fd):
+                try:
+                    fd = _Fd(os.open(name, _DIR, dir_fd=top.fd))
+                except OSError:
+                    continue
+                marker = _load(fd.fd, MARKER, self.uid) if self._mine(fd) else None
+                if isinstance(marker, dict) and marker.get("service") == self.prefix:
+                    self.own = name
+                    return fd
+                fd.close()
+            made = tempfile.mkdtemp(prefix="service-", dir=self.folder)  # a name no one could take first
+            os.chmod(made, 0o755)
+            fd = _Fd(os.open(Path(made).name, _DIR, dir_fd=top.fd))
+            self.own = Path(made).name
+            self._write(fd.fd, MARKER, {"service": self.prefix, "server": self.server})
+            return fd
+        finally:
+            top.close()
+
+    def _mine(self, fd: _Fd) -> bool:
+        info = os.fstat(fd.fd)
+        return stat.S_ISDIR(info.st_mode) and info.st_uid == self.uid and not info.st_mode & 0o022
+
+    @staticmethod
+    def _write(dfd: int, name: str, data: dict) -> None:
+        """Written whole under a temporary name in our own folder, then given its name."""
+        tmp = f".tmp-{secrets.token_hex(8)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dfd)
+        try:
+            os.fchmod(fd, 0o644)  # readable by every server, whatever the umask
+            os.write(fd, json.dumps(data).encode())
         finally:
             os.close(fd)
+        os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
 
-    def _name(self, owner: str, kind: str = "gpu") -> Path:
-        return self.folder / f"{kind}-{self.prefix}-{owner}.json"
-
+    # -- reading everyone's records -------------------------------------------------------
     def _read(self) -> tuple[list[dict], list[dict]]:
-        """Live records and tickets; stale ones of this user are removed, others' ignored."""
-        records, tickets = [], []
-        for path in self.folder.glob("*.json"):
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-                with os.fdopen(fd) as fh:
-                    data = json.load(fh)
-            except (OSError, ValueError):
+        """Live records and tickets of every service, each with its owner's uid (`_uid`), its
+        folder (`_folder`); stale ones of this service are removed, others' ignored."""
+        self._keepers = [k for k in self._keepers if k.poll() is None]
+        records: dict[tuple[str, str], dict] = {}
+        tickets: list[dict] = []
+        now = time.time()
+        top = _Fd(os.open(self.folder, _DIR))
+        try:
+            for folder in os.listdir(top.fd):
+                try:
+                    dfd = _Fd(os.open(folder, _DIR, dir_fd=top.fd))
+                except OSError:
+                    continue  # not a folder, a link, gone
+                try:
+                    info = os.fstat(dfd.fd)
+                    if not stat.S_ISDIR(info.st_mode) or info.st_mode & 0o022:
+                        continue  # a folder others may write in is nobody's word
+                    self._read_folder(dfd.fd, folder, info.st_uid, now, records, tickets)
+                except OSError:
+                    continue
+                finally:
+                    dfd.close()
+        finally:
+            top.close()
+        return list(records.values()), tickets
+
+    def _read_folder(self, dfd: int, folder: str, uid: int, now: float, records: dict, tickets: list) -> None:
+        mine = folder == self.own and uid == self.uid
+        for name in os.listdir(dfd):
+            ticket = name.startswith("wait-")
+            if not (ticket or name.startswith("gpu-")) or not name.endswith(".json"):
                 continue
-            ticket = path.name.startswith("wait-")
+            found = _load(dfd, name, uid, with_stat=True)
+            if found is None:
+                continue
+            data, info = found
             if not _valid(data, ticket):
                 continue
             held = data.get("holder")
-            live = _alive(held) if held else _alive(data.get("server"))
+            live = _alive(held, uid) if held else _alive(data.get("server"), uid)
+            if ticket and now - info.st_ctime >= TICKET_LIFE:
+                live = False
             if not live:
-                if os.stat(path, follow_symlinks=False).st_uid == os.geteuid():
+                if mine:
                     with contextlib.suppress(OSError):
-                        path.unlink()
+                        os.unlink(name, dir_fd=dfd)
                 continue
-            data["_path"] = path
-            (tickets if ticket else records).append(data)
-        return records, tickets
-
-    def _write(self, path: Path, data: dict) -> None:
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh)
-        os.replace(tmp, path)
+            data.update(_uid=uid, _folder=folder, _name=name)
+            if ticket:
+                tickets.append(data)
+                continue
+            key = (folder, data["job"])  # a job's old and new record, both there for a moment
+            if key in records:
+                records[key]["gpus"] = sorted(set(records[key]["gpus"]) | set(data["gpus"]))
+            else:
+                records[key] = data
 
     def _used(self, records: list[dict]) -> dict[int, int]:
         used = dict.fromkeys(self.devices, 0)
         for record in records:
-            for i in record.get("gpus", []):
+            for i in set(record.get("gpus", [])):
                 if i in used:
                     used[i] += 1
         return used
 
-    # -- the allocator's interface (blocking: call from a thread) ----------------------------
+    def _is_me(self, entry: dict, owner: str) -> bool:
+        return entry["_folder"] == self.own and entry["_uid"] == self.uid and entry["job"] == owner
+
+    def _older(self, tickets: list[dict], owner: str, since: float, free: int) -> list[dict]:
+        """Older tickets that could take free devices and still may (see TICKET_PATIENCE)."""
+        now, seen, older = time.monotonic(), set(), []
+        for t in tickets:
+            key = (t["_folder"], t["job"])
+            seen.add(key)
+            if self._is_me(t, owner) or t["count"] > free:
+                self._fitting.pop(key, None)
+                continue
+            if now - self._fitting.setdefault(key, now) < TICKET_PATIENCE and t["since"] < since:
+                older.append(t)
+        for key in set(self._fitting) - seen:
+            del self._fitting[key]
+        return older
+
+    def _over(self, records: list[dict], owner: str, count: int) -> bool:
+        """Whether `count` more devices take this user over `gpus_per_user` (by the files'
+        owners, never by what a file says)."""
+        return bool(self.per_user) and sum(len(set(r["gpus"])) for r in records
+                                           if r["_uid"] == self.uid and not self._is_me(r, owner)) + count \
+            > self.per_user
+
+    # -- this service's records ----------------------------------------------------------
+    def _record(self, owner: str, indices: list[int], holder: Optional[dict]) -> None:
+        """A new record for the job, then its older ones gone (never a moment without one)."""
+        key = _key(owner)
+        fd = self._own_fd()
+        try:
+            name = f"gpu-{key}-{time.time_ns():x}{secrets.token_hex(2)}.json"
+            self._write(fd.fd, name, {"gpus": indices, "server": self.server, "holder": holder, "job": owner,
+                                      "since": time.time()})
+            for old in os.listdir(fd.fd):
+                if old.startswith(f"gpu-{key}-") and old != name:
+                    with contextlib.suppress(OSError):
+                        os.unlink(old, dir_fd=fd.fd)
+        finally:
+            fd.close()
+
+    def _remove(self, owner: str, kinds: tuple[str, ...] = ("gpu", "wait")) -> None:
+        key = _key(owner)
+        fd = self._own_fd()
+        try:
+            for name in os.listdir(fd.fd):
+                if any(name.startswith(f"{kind}-{key}") for kind in kinds):
+                    with contextlib.suppress(OSError):
+                        os.unlink(name, dir_fd=fd.fd)
+        finally:
+            fd.close()
+
+    def _ticket(self, owner: str, count: int, since: float) -> None:
+        fd = self._own_fd()
+        try:
+            self._write(fd.fd, f"wait-{_key(owner)}.json", {"count": count, "since": since, "server": self.server,
+                                                            "job": owner})
+        finally:
+            fd.close()
+
+    def _keeper(self, holder: dict) -> dict:
+        """A process of ours that lives as long as `holder` (a container's init run as root)."""
+        keeper = subprocess.Popen([self.python, "-I", "-c", KEEPER, str(holder["pid"]), str(holder["start"])],
+                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  start_new_session=True, close_fds=True, cwd="/")
+        self._keepers.append(keeper)
+        return {"pid": keeper.pid, "start": start_time(keeper.pid), "for": holder}
+
+    # -- the allocator's interface (blocking briefly: call from the allocator's thread) ---------
     def allocate(self, count: int, owner: str, since: float) -> tuple[Optional[list[int]], int]:
         """`count` devices for job `owner` (queued at `since`), least used first, or None: then
         it holds a ticket, and no younger job of any service takes devices it could use. Also
         returns how many device slots were free."""
-        with self._locked():
+        free = 0
+        for attempt in range(TRIES):
             records, tickets = self._read()
-            used = self._used(records)
-            free = sum(self.share - n for n in used.values())
-            mine = self._name(owner)
-            now = time.time()
-            older = [t for t in tickets if t["since"] < since and t["count"] <= free
-                     and now - t["at"] < TICKET_LIFE and t["_path"] != self._name(owner, "wait")]
-            uid = os.geteuid()
-            over = self.per_user and sum(len(r["gpus"]) for r in records if r.get("user") == uid) + count \
-                > self.per_user
-            candidates = sorted((n, i) for i, n in used.items() if n < self.share)
-            if older or over or len(candidates) < count:
-                self._write(self._name(owner, "wait"), {"count": count, "since": since, "user": uid, "at": now,
-                                                       "server": self.server, "job": owner})
+            others = [r for r in records if not self._is_me(r, owner)]
+            used = self._used(others)
+            free = sum(max(0, self.share - n) for n in used.values())
+            if self._over(others, owner, count):  # waits for this user's own jobs: holds no one back
+                self._remove(owner)
                 return None, free
+            candidates = sorted((n, i) for i, n in used.items() if n < self.share)
+            if self._older(tickets, owner, since, free) or len(candidates) < count:
+                break
             chosen = sorted(i for _, i in candidates[:count])
-            self._write(mine, {"gpus": chosen, "user": uid, "server": self.server, "holder": None, "job": owner,
-                               "since": time.time()})
-            with contextlib.suppress(FileNotFoundError):
-                self._name(owner, "wait").unlink()
-            return chosen, free - count
+            self._record(owner, chosen, None)
+            # every claim written before ours is seen now; one written after sees ours
+            after = [r for r in self._read()[0] if not self._is_me(r, owner)]
+            crowded = self._used(after)
+            if all(crowded.get(i, 0) < self.share for i in chosen) and not self._over(after, owner, count):
+                self._remove(owner, ("wait",))
+                return chosen, free - count
+            self._remove(owner, ("gpu",))  # a racing claim: withdraw, try again a moment later
+            if attempt + 1 < TRIES:
+                time.sleep(random.uniform(0.005, 0.05))
+        self._ticket(owner, count, since)
+        return None, free
 
     def held(self, owner: str, indices: list[int], holder: Optional[dict[str, Any]]) -> None:
         """The job runs: its devices are held by its own process from now on (also if this
         server goes away), or by this server again (a job found at start-up)."""
-        with self._locked():
-            self._write(self._name(owner), {"gpus": indices, "user": os.geteuid(), "server": self.server,
-                                            "holder": holder, "job": owner, "since": time.time()})
+        if holder and self.uid != 0:
+            found = _process(holder.get("pid"))
+            if found is not None and found[0] == holder.get("start") and found[1] != self.uid:
+                holder = self._keeper(holder)  # not ours (a container's root init): a keeper of ours
+        self._record(owner, indices, holder)
 
     def claim(self, owner: str, indices: list[int]) -> None:
         """A job this service found running at start-up: its record stays as it is (held by the
-        job's process); one that went missing is written again, held by this server."""
-        with self._locked():
-            if not self._name(owner).exists():
-                self._write(self._name(owner), {"gpus": indices, "user": os.geteuid(), "server": self.server,
-                                                "holder": None, "job": owner, "since": time.time()})
+        job's process); one that went missing or names no live process is written again, held
+        by this server."""
+        if not any(self._is_me(r, owner) for r in self._read()[0]):
+            self._record(owner, indices, None)
 
     def release(self, owner: str) -> None:
-        with self._locked():
-            for kind in ("gpu", "wait"):
-                with contextlib.suppress(FileNotFoundError):
-                    self._name(owner, kind).unlink()
+        self._remove(owner)
 
     def usage(self) -> dict[int, int]:
         """Jobs (of any service) on each device now."""
-        with self._locked():
-            return self._used(self._read()[0])
+        return self._used(self._read()[0])
+
+
+class _Fd:
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _load(dfd: int, name: str, uid: int, with_stat: bool = False) -> Any:
+    """A small regular file of `uid` in folder `dfd`, parsed as JSON, or None: never follows
+    a link, never waits (a FIFO, a device), never reads much."""
+    try:
+        if not stat.S_ISREG(os.stat(name, dir_fd=dfd, follow_symlinks=False).st_mode):
+            return None
+        fd = os.open(name, _READ, dir_fd=dfd)
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != uid or info.st_size > MAX_RECORD:
+                return None
+            raw = os.read(fd, MAX_RECORD + 1)
+        finally:
+            os.close(fd)
+        if len(raw) > MAX_RECORD:
+            return None
+        data = json.loads(raw)
+    except (OSError, ValueError):
+        return None
+    return (data, info) if with_stat else data

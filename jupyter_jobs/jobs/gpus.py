@@ -6,14 +6,17 @@ waits in the queue. Backends only apply the indices they are given.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 if TYPE_CHECKING:
     from .gpupool import HostGPUPool
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,8 @@ def discover() -> list[GPU]:
 class GPUAllocator:
     """Hands out distinct GPU indices; `share` lets up to that many jobs use one device. With a
     host-wide `pool` (gpupool.py) every service on the host allocates from the same devices;
-    its calls then touch files: call them from a thread."""
+    its calls then touch files: call them through `run`, on the allocator's own thread (never
+    the event loop's default executor, which the server's other work needs)."""
 
     def __init__(self, gpus: list[GPU], share: int = 1, pool: Optional[HostGPUPool] = None):
         self.gpus = gpus
@@ -64,6 +68,13 @@ class GPUAllocator:
         self.pool = pool
         self._used: dict[int, int] = {g.index: 0 for g in gpus}
         self.last_free = self.total * self.share  # as of the last allocation (for messages)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="jupyter-jobs-gpu-pool") if pool else None
+
+    async def run(self, call: Callable[..., T], *args: Any) -> T:
+        """`call(*args)`: on the pool's own thread with a host-wide pool, else at once."""
+        if self._thread is None:
+            return call(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, call, *args)
 
     @property
     def total(self) -> int:

@@ -137,8 +137,8 @@ class JobQueue:
             return why, full
         count = job.spec.resources.gpus if backend.host_gpus else 0
         gpus: Optional[list[int]] = []
-        if count and self.gpus.shared:  # the host's pool: files under a lock, off the event loop
-            gpus = await asyncio.to_thread(self.gpus.allocate, count, job.id, job.created_at.timestamp())
+        if count and self.gpus.shared:  # the host's pool: files, on the allocator's own thread
+            gpus = await self.gpus.run(self.gpus.allocate, count, job.id, job.created_at.timestamp())
         elif count:
             gpus = self.gpus.allocate(count)
         if gpus is None:
@@ -217,8 +217,8 @@ class JobQueue:
         self.kick()
 
     def _gpus(self, call: Callable[[list[int], str], None], gpus: list[int], owner: str) -> None:
-        """Claim or release a job's GPUs: at once in memory, in a thread for the host's pool."""
+        """Claim or release a job's GPUs: at once in memory, on the allocator's thread for the host's pool."""
         if self.gpus.shared:
-            self.tasks.spawn(asyncio.to_thread(call, gpus, owner))
+            self.tasks.spawn(self.gpus.run(call, gpus, owner))
         else:
             call(gpus, owner)

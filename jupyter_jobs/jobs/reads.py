@@ -125,7 +125,7 @@ class JobReads:
                                capabilities=backend.capabilities(), details=availability.details)
 
         infos = await asyncio.gather(*(one(n, b) for n, b in self.backends.items()))
-        usage = await asyncio.to_thread(self.gpus.usage)  # the host's pool: read off the event loop
+        usage = await self.gpus.run(self.gpus.usage)  # the host's pool: on the allocator's own thread
         gpus = [GPUInfo(**g) for g in self.gpus.describe(usage)]
         free = sum(self.gpus.share - n for n in usage.values())
         up = {i.name: i for i in infos}

@@ -234,7 +234,7 @@ class JobRunner:
         if pid is None:
             return False
         holder = {"pid": pid, "start": start_time(pid)}
-        await asyncio.to_thread(allocator.held, self.id, self.gpus, holder)
+        await allocator.run(allocator.held, self.id, self.gpus, holder)
         return True
 
     async def reattach(self) -> None:
