@@ -112,7 +112,9 @@ async def test_a_remote_that_never_answers_leaves_no_git_process_behind(api, sil
             os.kill(pid, 9)
 
 
-async def test_a_tree_over_the_limit_is_refused_before_it_is_written(api, tmp_path, jobs_data):
+@pytest.fixture
+def big_repo(tmp_path) -> Path:
+    """A repository of a few KiB whose tree holds 200 MiB of zeros (one blob, ten paths)."""
     work = tmp_path / "big"
     work.mkdir()
     git("init", "-q", "-b", "main", cwd=work)
@@ -125,6 +127,11 @@ async def test_a_tree_over_the_limit_is_refused_before_it_is_written(api, tmp_pa
     (work / "train.py").write_text("print('hi')\n")
     git("add", "train.py", cwd=work)
     git("commit", "-q", "-m", "big", cwd=work)
+    return work
+
+
+async def test_a_tree_over_the_limit_is_refused_before_it_is_written(api, big_repo, jobs_data):
+    work = big_repo
     out = await api.submit({"command": "true", "workspace": {"git": str(work)}}, expect=400)
     assert out["errors"][0]["field"] == "git.ref", out
     assert "200.0 MiB" in out["message"] and "50.0 MiB" in out["message"] and "data/part" in out["message"]
@@ -133,3 +140,15 @@ async def test_a_tree_over_the_limit_is_refused_before_it_is_written(api, tmp_pa
     small = await api.submit({"command": "cat train.py", "workspace": {"git": str(work), "subdir": "data"}},
                              expect=400)  # a folder of it: the same check
     assert small["errors"][0]["field"] == "git.subdir"
+
+
+def test_a_tree_found_over_the_limit_while_written_is_removed(big_repo, tmp_path, monkeypatch):
+    """Past the listing (were it wrong), writing stops at the limit and the partial folder goes."""
+    from jupyter_jobs.environments.git import GitError, GitSources
+
+    sources = GitSources(tmp_path / "git", timeout=30, max_bytes=LIMIT)
+    monkeypatch.setattr(sources, "_check_size", lambda *args: None)
+    with pytest.raises(GitError, match=r"more than 50\.0 MiB") as refused:
+        sources.checkout(str(big_repo), "main")
+    assert refused.value.field == "git.ref"
+    assert list((tmp_path / "git" / "trees").iterdir()) == []

@@ -176,12 +176,13 @@ class GitSources:
             timer.start()
             try:
                 assert proc.stdout is not None and proc.stderr is not None
+                left_out: list[tuple[str, str]] = []
                 try:
                     left_out = _extract(proc.stdout, folder, self.max_bytes)
-                except tarfile.TarError as exc:
-                    if proc.wait() == 0:
+                except tarfile.TarError as exc:  # a member refused, or the stream cut short by git failing
+                    proc.stdout.close()  # git, if still writing, stops on the broken pipe
+                    if proc.wait() in (0, -signal.SIGPIPE):
                         raise GitError("git.ref", f"the files of {target[:12]} cannot be written: {exc}") from None
-                    left_out = []
                 if proc.wait() != 0:
                     if not timer.is_alive():
                         raise GitError("git.url", f"git did not answer within {self.timeout:g} s (archive)")
