@@ -3,8 +3,12 @@ half-checked, never silently changed), and what a user configured as a secret ne
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import socket
 import sqlite3
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -92,3 +96,33 @@ async def test_a_requirements_file_with_a_pip_option_is_a_400_naming_the_line(ap
     reply = await api.submit({"command": "true", "workspace": "proj", "requirements": given}, expect=400)
     assert reply["errors"][0]["field"] == "requirements", reply
     assert "line 4" in reply["message"] and "--extra-index-url" in reply["message"], reply
+
+
+# -- a webhook URL's credentials --------------------------------------------------------------
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again: deliveries to it are refused
+
+
+HOOK = (f"http://alice:pa55word@127.0.0.1:{_closed_port()}/hooks/jobs?key=k3y-value&x=1&access_token=t0ken-value"
+        "&Signature=s1g-value")
+LEAKS = ("alice", "pa55word", "k3y-value", "t0ken-value", "s1g-value")
+
+
+@pytest.mark.parametrize("jobs_config", [{"webhooks": [{"url": HOOK}], "webhook_attempts": 1,
+                                          "webhook_backoff": 0.01}])
+async def test_a_webhook_urls_credentials_are_never_shown_or_logged(api, workspace, caplog):
+    caplog.set_level(logging.WARNING, logger="jupyter_jobs")
+    shown = (await api.call("GET", "backends"))["webhooks"][0]["url"]
+    assert shown.startswith("http://***@127.0.0.1:") and "/hooks/jobs?key=***&x=1&access_token=***" in shown, shown
+    job = await api.submit({"command": "true", "workspace": "proj"})
+    await api.wait(job["id"])
+    deadline = time.monotonic() + 20
+    while (hooks := (await api.call("GET", "backends"))["webhooks"])[0]["failed"] < 1:
+        assert time.monotonic() < deadline, hooks
+        await asyncio.sleep(0.05)
+    gave_up = [r.getMessage() for r in caplog.records if "gave up" in r.getMessage()]
+    assert gave_up and "127.0.0.1" in gave_up[0], caplog.text
+    said = caplog.text + json.dumps(hooks)
+    assert not [leak for leak in LEAKS if leak in said], said

@@ -15,11 +15,12 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Optional
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
@@ -29,6 +30,26 @@ from ..domain.replies import WebhookStatus
 log = logging.getLogger(__name__)
 
 EVENTS = ("job.queued", "job.started", "job.ended", "workflow.ended", "schedule.fired")
+
+
+#: query keys whose values are credentials (`?key=`, `token=`, `access_token=`, `sig=`...)
+_SECRET_QUERY = re.compile(r"key|token|secret|pass|pwd|sig|auth|cred|session|code", re.I)
+
+
+def redact_url(url: str) -> str:
+    """`url` as it may be shown or logged: scheme, host, port and path kept (which receiver it
+    is), the user info and secret-looking query values replaced by `***`, since a receiver's
+    URL often carries its credentials and `GET /backends` and the server log are widely read."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        netloc = ("***@" if "@" in parts.netloc else "") + (f"[{host}]" if ":" in host else host) + (
+            f":{parts.port}" if parts.port is not None else "")
+    except ValueError:  # a port that is no number: nothing of it is safe to show
+        return "***"
+    query = urlencode([(k, "***" if _SECRET_QUERY.search(k) else v)
+                       for k, v in parse_qsl(parts.query, keep_blank_values=True)], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 @dataclass
@@ -43,6 +64,10 @@ class _Hook:
     dropped: int = 0
     last_error: Optional[str] = None
     last_delivered_at: Optional[str] = None
+    shown: str = field(init=False)  # the URL as status and logs show it
+
+    def __post_init__(self) -> None:
+        self.shown = redact_url(self.url)
 
 
 def check(configs: list[Any]) -> None:
@@ -53,7 +78,7 @@ def check(configs: list[Any]) -> None:
             raise ValueError(f"{where} must be {{'url': ..., 'secret': ..., 'events': [...]}}")
         url = urlsplit(str(config.get("url", "")))
         if url.scheme not in ("http", "https") or not url.netloc:
-            raise ValueError(f"{where}.url must be an http(s) URL, not {config.get('url')!r}")
+            raise ValueError(f"{where}.url must be an http(s) URL, not {redact_url(str(config.get('url')))!r}")
         unknown = set(config.get("events") or []) - set(EVENTS)
         if unknown:
             raise ValueError(f"{where}.events: unknown {sorted(unknown)}; known: {', '.join(EVENTS)}")
@@ -103,7 +128,7 @@ class Webhooks:
                 await asyncio.sleep(min(300.0, self.backoff * 2 ** attempt))
             else:
                 hook.failed += 1
-                log.warning("webhook %s: gave up on %s %s after %d attempts (%s)", hook.url, event, delivery,
+                log.warning("webhook %s: gave up on %s %s after %d attempts (%s)", hook.shown, event, delivery,
                             self.attempts, hook.last_error)
             if hook.pending and hook.pending[0][0] == delivery:
                 hook.pending.popleft()
@@ -119,7 +144,7 @@ class Webhooks:
                                                    request_timeout=self.timeout, follow_redirects=False),
                                        raise_error=False)
         except Exception as exc:  # refused, unreachable, timed out
-            hook.last_error = f"{type(exc).__name__}: {exc}"
+            hook.last_error = f"{type(exc).__name__}: {exc}".replace(hook.url, hook.shown)
             return False
         if 200 <= reply.code < 300:
             return True
@@ -127,6 +152,6 @@ class Webhooks:
         return False
 
     def status(self) -> list[WebhookStatus]:
-        return [WebhookStatus(url=h.url, events=sorted(h.events), delivered=h.delivered, failed=h.failed,
+        return [WebhookStatus(url=h.shown, events=sorted(h.events), delivered=h.delivered, failed=h.failed,
                               pending=len(h.pending), dropped=h.dropped, last_error=h.last_error,
                               last_delivered_at=h.last_delivered_at) for h in self.hooks]
