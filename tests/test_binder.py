@@ -63,3 +63,21 @@ def test_demo_notebook_runs(binder_env, tmp_path, notebook):
         assert jobs, "the notebook's jobs ran on the server"
     finally:
         server.stop()
+
+
+def test_the_cli_demo_runs_from_a_venv_that_is_not_activated(tmp_path):
+    """Jupyter started as `.venv/bin/jupyter lab` without activating the venv: its `bin` is not
+    on PATH, so the demo must run the CLI through the kernel's own interpreter, not by name."""
+    bin_dir = str(Path(sys.executable).parent)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p and p != bin_dir)
+    env = {**os.environ, "PATH": path}
+    env.pop("VIRTUAL_ENV", None)
+    server = ServerProcess(DEMOS, tmp_path / "data", env=env).start()
+    try:
+        kernel_env = {**env, "JUPYTER_JOBS_URL": server.url + "/", "JUPYTER_JOBS_TOKEN": server.token,
+                      "JUPYTER_JOBS_ROOT": str(DEMOS)}
+        notebook = DEMOS / "04-workflows-and-schedules.ipynb"
+        out = run([sys.executable, "-c", RUNNER, str(notebook), str(DEMOS)], kernel_env, timeout=300)
+        assert f"executed {notebook}" in out
+    finally:
+        server.stop()
