@@ -126,3 +126,40 @@ async def test_a_webhook_urls_credentials_are_never_shown_or_logged(api, workspa
     assert gave_up and "127.0.0.1" in gave_up[0], caplog.text
     said = caplog.text + json.dumps(hooks)
     assert not [leak for leak in LEAKS if leak in said], said
+
+
+# -- environments whose build failed ----------------------------------------------------------
+OLD = time.time() - 3600
+
+
+@pytest.fixture
+def leftovers(jobs_data: Path):
+    """Before the server starts: a build folder left by a crashed build an hour ago (no
+    completion marker), a fresh one, and an old one whose build still holds its lock."""
+    import fcntl
+    import os
+
+    venvs = jobs_data / "envs" / "venv"
+    venvs.mkdir(parents=True)
+    for name in ("crashed", "fresh", "building"):
+        (venvs / name / "lib").mkdir(parents=True)
+        (venvs / name / "lib" / "half.py").write_text("x = 1\n")
+        if name != "fresh":
+            os.utime(venvs / name, (OLD, OLD))
+    with open(venvs / "building.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield venvs
+
+
+@pytest.mark.parametrize("jobs_config", [{"pip_index_url": "none"}])
+async def test_failed_builds_leave_no_folder_and_leftovers_are_collected(leftovers, api, workspace):
+    await api.call("GET", "backends")  # the service starts (housekeeping first of all)
+    deadline = time.monotonic() + 20
+    while (leftovers / "crashed").exists():
+        assert time.monotonic() < deadline, "housekeeping left a crashed build's folder"
+        await asyncio.sleep(0.05)
+    assert (leftovers / "fresh").is_dir() and (leftovers / "building").is_dir()  # maybe being built now
+    job = await api.submit({"command": "true", "workspace": "proj", "requirements": ["no-such-package-xyz==1.0"]})
+    done = await api.wait(job["id"], timeout=120)
+    assert done["status"] == "failed" and done["reason"] == "environment", done
+    assert sorted(p.name for p in leftovers.iterdir() if p.is_dir()) == ["building", "fresh"]

@@ -24,6 +24,8 @@ from typing import Callable, Optional
 from collections.abc import Sequence
 
 READY = ".jupyter-jobs-env.json"  # written last: an environment without it is a broken build
+#: a build folder without its marker, untouched this long and unlocked, is a dead build's
+LEFTOVER_AGE = 600.0
 
 
 class EnvironmentFailed(RuntimeError):
@@ -83,14 +85,19 @@ class Environments:
             shutil.rmtree(folder, ignore_errors=True)  # a build that died half way
             started = time.monotonic()
             log(b"[jupyter_jobs] environment: building it (once for these requirements)\n")
-            self._run([uv_binary(), "venv", "--quiet", "--system-site-packages", "--python", python, str(folder)], log)
-            listing = folder / "requirements.txt"
-            listing.write_text(requirements.strip() + "\n")
-            self._run([uv_binary(), "pip", "install", "--python", str(folder / "bin" / "python"), *self._index(),
-                       "-r", str(listing)], log)
-            (folder / READY).write_text(json.dumps({"python": python, "requirements": requirements.strip(),
-                                                     "built_at": time.time(),
-                                                     "build_seconds": round(time.monotonic() - started, 3)}))
+            try:
+                self._run([uv_binary(), "venv", "--quiet", "--system-site-packages", "--python", python,
+                           str(folder)], log)
+                listing = folder / "requirements.txt"
+                listing.write_text(requirements.strip() + "\n")
+                self._run([uv_binary(), "pip", "install", "--python", str(folder / "bin" / "python"),
+                           *self._index(), "-r", str(listing)], log)
+                (folder / READY).write_text(json.dumps({"python": python, "requirements": requirements.strip(),
+                                                         "built_at": time.time(),
+                                                         "build_seconds": round(time.monotonic() - started, 3)}))
+            except BaseException:  # a failed build is retried from scratch: nothing of it is kept
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
             log(f"[jupyter_jobs] environment: ready in {time.monotonic() - started:.1f} s\n".encode())
         return folder
 
@@ -148,6 +155,25 @@ class Environments:
                 shutil.rmtree(folder, ignore_errors=True)
             removed, freed = removed + 1, freed + env["size"]
         return {"environments_removed": removed, "environment_bytes_freed": freed}
+
+    def remove_leftovers(self, older_than: float = LEFTOVER_AGE) -> dict[str, int]:
+        """Remove the folders of builds that died (the server killed mid-build): no completion
+        marker, untouched for `older_than` seconds, and no build holding their lock now."""
+        removed = 0
+        for folder in sorted((self.root / "venv").glob("*")):
+            if folder.suffix == ".lock" or not folder.is_dir() or (folder / READY).exists():
+                continue
+            if time.time() - folder.stat().st_mtime < older_than:
+                continue
+            with open(folder.with_suffix(".lock"), "w") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # being built now
+                if not (folder / READY).exists():
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed += 1
+        return {"environment_leftovers_removed": removed}
 
     def listing(self, root: Optional[Path] = None) -> list[dict]:
         """The environments built, with their size and when each was last used."""

@@ -1,6 +1,6 @@
-"""Disk housekeeping: finished jobs past retention are deleted, and snapshot blobs no job
-refers to any more are collected. Runs at start-up, then every `interval` seconds, off the
-event loop where it blocks."""
+"""Disk housekeeping: finished jobs past retention are deleted, snapshot blobs no job refers
+to any more are collected, and so are the folders of environment builds that died. Runs at
+start-up, then every `interval` seconds, off the event loop where it blocks."""
 
 from __future__ import annotations
 
@@ -42,8 +42,10 @@ class Retention:
 class Housekeeper:
     def __init__(self, *, store: Store, snapshots: SnapshotStore, retention: Retention, interval: float,
                  delete: Callable[[str], Awaitable[None]],
-                 environments: Optional[Callable[[Optional[float], Optional[int]], dict[str, int]]] = None):
+                 environments: Optional[Callable[[Optional[float], Optional[int]], dict[str, int]]] = None,
+                 leftovers: Optional[Callable[[], dict[str, int]]] = None):
         self.store, self.snapshots, self.retention, self.environments = store, snapshots, retention, environments
+        self.leftovers = leftovers  # always collected: a dead build's folder is never of use
         self.interval, self.delete = interval, delete
         self.last: dict[str, Any] = {}
 
@@ -74,11 +76,13 @@ class Housekeeper:
         since = self.snapshots.mark()
         live = await self.store.snapshot_ids()
         freed = await asyncio.to_thread(self.snapshots.collect, live, since)
+        if self.leftovers is not None:
+            freed.update(await asyncio.to_thread(self.leftovers))
         r = self.retention
         if self.environments is not None and (r.environments_max_age or r.environments_max_size):
             freed.update(await asyncio.to_thread(self.environments, r.environments_max_age,
                                                  r.environments_max_size))
         self.last = {"deleted_jobs": deleted, "kept": kept, **freed}
-        if deleted or freed["blobs"]:
+        if deleted or freed["blobs"] or freed.get("environment_leftovers_removed"):
             log.info("housekeeping: %s", self.last)
         return self.last

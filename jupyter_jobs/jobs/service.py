@@ -85,7 +85,8 @@ class JobService(JobReads):
                               launch=self._launch, reject=self._reject, hold=self.policies.hold)
         self.housekeeper = Housekeeper(store=store, snapshots=snapshots, retention=Retention(conf.retention or {}),
                                        interval=conf.housekeeping_interval, delete=self.delete,
-                                       environments=self._collect_environments)
+                                       environments=self._collect_environments,
+                                       leftovers=self.env.environments and self.env.environments.remove_leftovers)
         self._started: Optional[asyncio.Future] = None
         self._stopping = self._closed = False
 
