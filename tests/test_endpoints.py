@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -96,30 +97,42 @@ class Canary:
 
 
 # -- reaching a job's port --------------------------------------------------------------------
-def test_a_job_serving_files_is_reached_with_a_token_and_refused_without(srv):
+def named(srv: ServerProcess, job: dict, name: str, rest: str = "") -> str:
+    return f"{srv.url}/jupyter-jobs/jobs/{job['id']}/endpoints/{name}/{rest}"
+
+
+def test_a_job_serving_files_is_reached_at_its_keyed_address_and_by_name_after_login(srv):
     job = srv.request("POST", "/jupyter-jobs/jobs", {
         "command": "exec python3 -m http.server $PORT_WEB --bind 127.0.0.1", "workspace": "w",
         "expose": [{"port": 8000, "name": "web"}]})
-    assert job["endpoints"] == [{"name": "web", "port": 8000, "state": "waiting",
-                                 "path": f"jupyter-jobs/jobs/{job['id']}/endpoints/web/"}]
+    (endpoint,) = job["endpoints"]
+    assert re.fullmatch(r"jupyter-jobs/ep/[a-z2-7]{32}/", endpoint["path"]), endpoint
+    assert endpoint == {"name": "web", "port": 8000, "state": "waiting", "path": endpoint["path"], "url": None}
     job = wait_state(srv, job["id"], "ready")
     port = job["endpoints"][0]["port"]
     assert port != 8000, "the local backend gives each job a free port of its own"
-    status, headers, body = asyncio.run(fetch("GET", url(srv, job, "index.html", "web"), headers=auth(srv)))
+    # the key in the address is the credential: no Jupyter login, no token
+    status, headers, body = asyncio.run(fetch("GET", url(srv, job, "index.html", "web")))
     assert status == 200 and body == b"<h1>served by the job</h1>\n" and headers["Content-Type"] == "text/html"
-    status, _, body = asyncio.run(fetch("GET", url(srv, job, "index.html?token=" + srv.token, "web")))
-    assert status == 200 and b"served by the job" in body
-    status, headers, _ = asyncio.run(fetch("GET", url(srv, job, "index.html", "web")))
-    assert status == 302 and headers["Location"].startswith("/login?next=")  # a browser logs in first
-    status, _, _ = asyncio.run(fetch("POST", url(srv, job, "index.html", "web"), data=b"x"))
-    assert status == 403
-    status, _, _ = asyncio.run(fetch("GET", url(srv, job, "", "web")[:-1] + f"?token={srv.token}"))
-    assert status == 302  # .../endpoints/web -> .../endpoints/web/ (relative links need the slash)
+    assert headers["Content-Security-Policy"].startswith("sandbox ") and "allow-same-origin" not in \
+        headers["Content-Security-Policy"], "under Jupyter's origin the page runs in an opaque origin"
+    other_key = url(srv, job, "index.html", "web").replace(endpoint["path"][16:48], "a" * 32)
+    assert asyncio.run(fetch("GET", other_key))[0] == 404
+    # by name: Jupyter's login (and authorizer) first, then on to the keyed address, any method
+    status, headers, _ = asyncio.run(fetch("GET", named(srv, job, "web", "index.html?a=1")))
+    assert status == 302 and headers["Location"].startswith("/login?next=")
+    assert asyncio.run(fetch("POST", named(srv, job, "web", "index.html"), data=b"x"))[0] == 403
+    status, headers, _ = asyncio.run(fetch("POST", named(srv, job, "web", f"index.html?a=1&token={srv.token}")))
+    assert status == 307 and headers["Location"] == f"/{job['endpoints'][0]['path']}index.html?a=1"
+    status, _, _ = asyncio.run(fetch("GET", url(srv, job, "", "web")[:-1]))
+    assert status == 302  # .../ep/<key> -> .../ep/<key>/ (relative links need the slash)
     srv.request("POST", f"/jupyter-jobs/jobs/{job['id']}/cancel")
     srv.wait(job["id"])
     start = time.monotonic()
-    status, _, body = asyncio.run(fetch("GET", url(srv, job, "index.html", "web"), headers=auth(srv)))
-    assert status == 404 and time.monotonic() - start < 1 and b"not running" in body
+    status, _, body = asyncio.run(fetch("GET", url(srv, job, "index.html", "web")))
+    assert status == 404 and time.monotonic() - start < 1 and b"no running job" in body
+    status, _, body = asyncio.run(fetch("GET", named(srv, job, "web"), headers=auth(srv)))
+    assert status == 404 and b"not running" in body
     assert srv.request("GET", f"/jupyter-jobs/jobs/{job['id']}")["endpoints"][0]["state"] == "gone"
 
 
@@ -194,22 +207,22 @@ def test_the_job_cannot_set_jupyters_cookies(srv, app):
     assert not any(c.startswith(cookie_name) for c in set_cookies), set_cookies
 
 
-def test_a_cross_site_request_with_the_login_cookie_is_refused(srv, app):
-    async def main() -> tuple[int, int, int]:
+def test_a_jupyter_login_alone_reaches_no_endpoint(srv, app):
+    async def main() -> tuple[int, int]:
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),  # as a browser
                                          connector=aiohttp.TCPConnector(force_close=True)) as session:
-            async with session.get(url(srv, app, f"hello?token={srv.token}")) as resp:
+            async with session.get(f"{srv.url}/api/status?token={srv.token}") as resp:
                 assert resp.status == 200
             assert any(c.key.startswith("username-") for c in session.cookie_jar)
-            async with session.post(url(srv, app, "headers"), headers={"Origin": "http://evil.example"}) as resp:
-                cross = resp.status
-            async with session.post(url(srv, app, "headers"), data=b"x", headers={"Origin": srv.url}) as resp:
-                same = resp.status
-            async with session.get(url(srv, app, "hello")) as resp:
-                plain = resp.status
-            return cross, same, plain
+            wrong = url(srv, app, "headers").replace(app["endpoints"][0]["path"][16:48], "a" * 32)
+            async with session.post(wrong, data=b"x", headers={"Origin": srv.url}) as resp:
+                logged_in_wrong_key = resp.status
+            async with session.post(url(srv, app, "headers"), data=b"x", headers={"Origin": "null"}) as resp:
+                keyed_from_the_sandbox = resp.status
+                assert resp.headers["Access-Control-Allow-Origin"] == "*"
+            return logged_in_wrong_key, keyed_from_the_sandbox
 
-    assert asyncio.run(main()) == (403, 200, 200)
+    assert asyncio.run(main()) == (404, 200)
 
 
 # -- streaming ---------------------------------------------------------------------------------
@@ -275,16 +288,18 @@ def test_websocket_echo_of_10000_messages(srv, app):
     assert asyncio.run(main()) == (10_000, "chat", b"\x00\x01binary")
 
 
-def test_a_websocket_without_credentials_is_refused(srv, app):
-    async def main() -> int:
-        async with aiohttp.ClientSession() as session:
+def test_a_websocket_needs_the_key_not_a_login(srv, app):
+    async def main(target: str) -> int:
+        async with aiohttp.ClientSession(headers=auth(srv)) as session:
             try:
-                async with session.ws_connect("ws" + url(srv, app, "ws")[4:]):
-                    return 101
+                async with session.ws_connect("ws" + target[4:], origin="null") as ws:
+                    await ws.send_str("hi")
+                    return 101 if (await ws.receive()).data == "hi" else 0
             except aiohttp.WSServerHandshakeError as exc:
                 return exc.status
 
-    assert asyncio.run(main()) == 403
+    assert asyncio.run(main(url(srv, app, "ws").replace(app["endpoints"][0]["path"][16:48], "a" * 32))) == 404
+    assert asyncio.run(main(url(srv, app, "ws"))) == 101
 
 
 # -- nothing else is reachable ------------------------------------------------------------------
@@ -310,8 +325,8 @@ def test_paths_hosts_and_redirects_cannot_leave_the_job(srv, app):
                                            headers=auth(srv)))
     assert headers["Location"] == f"/{app['endpoints'][0]['path']}p"
     # another name, another (finished or unknown) job: 404, whatever the path
-    for target in (url(srv, app, "x", "api").replace("/api/", "/other/"),
-                   url(srv, app, "x").replace(app["id"], "000000000000")):
+    for target in (url(srv, app, "x").replace(app["endpoints"][0]["path"][16:48], "b" * 32),
+                   named(srv, app, "other", "x"), named(srv, app, "api", "x").replace(app["id"], "000000000000")):
         status, _, _ = asyncio.run(fetch("GET", target, headers=auth(srv)))
         assert status == 404, target
     time.sleep(0.5)
@@ -388,7 +403,8 @@ def test_the_cli_runs_a_job_with_an_endpoint_and_shows_where_it_is(srv):
     assert job["spec"]["expose"] == [{"port": 8000, "name": "web", "health": None}]
     wait_state(srv, job["id"], "ready")
     shown = subprocess.run([cli, *given, "show", job["id"]], capture_output=True, text=True, env=env, timeout=60)
-    assert f"endpoint web (ready): {srv.url}/jupyter-jobs/jobs/{job['id']}/endpoints/web/" in shown.stdout
+    job = srv.request("GET", f"/jupyter-jobs/jobs/{job['id']}")
+    assert f"endpoint web (ready): {srv.url}/{job['endpoints'][0]['path']}" in shown.stdout
     bad = subprocess.run([cli, *given, "run", "--detach", "--expose", "web", "--", "true"], capture_output=True,
                          text=True, cwd=srv.root / "w", env=env, timeout=60)
     assert bad.returncode == 2 and "--expose takes PORT:NAME" in bad.stderr

@@ -19,7 +19,7 @@ from ..jobs.gpupool import HostGPUPool, PoolError
 from ..jobs.gpus import GPU, GPUAllocator, discover
 from ..jobs.service import JobService
 from ..schedules.schedules import Schedules
-from ..storage.files import private_dir
+from ..storage.files import private_dir, secret_file
 from ..storage.snapshots import SnapshotStore
 from ..storage.store import Store
 from ..telemetry.features import JobSampling, WebhookEvents
@@ -46,11 +46,12 @@ class Platform:
         await self.jobs.close()
 
 
-def plug_features(core: JobService, *, webhooks: Webhooks, metrics_interval: float, nvml: Any = None) -> Platform:
+def plug_features(core: JobService, *, webhooks: Webhooks, metrics_interval: float, endpoint_secret: bytes,
+                  endpoint_url: str = "", nvml: Any = None) -> Platform:
     """Plug each feature into `core`: its policies, then its life (started in this order)."""
     runs = WorkflowRuns(core)  # first: its max_parallel holds before the queue's first pass
     schedules = Schedules(core)
-    endpoints = Endpoints(core.runners, core.spawn)
+    endpoints = Endpoints(core.runners, core.spawn, endpoint_secret, endpoint_url)
     hooks = WebhookEvents(core, webhooks)
     sampling = JobSampling(core, metrics_interval, nvml)
     for policy in (runs, endpoints, hooks):
@@ -79,7 +80,8 @@ def build(config: JobsConfig, root_dir: Path) -> Platform:
         default_requirements=config.default_requirements,
     )
     webhooks = Webhooks(config.webhooks, attempts=config.webhook_attempts, backoff=config.webhook_backoff)
-    return plug_features(core, webhooks=webhooks, metrics_interval=config.metrics_interval)
+    return plug_features(core, webhooks=webhooks, metrics_interval=config.metrics_interval,
+                         endpoint_secret=secret_file(data / "endpoints.key"), endpoint_url=config.endpoint_url)
 
 
 def _inventory(config: JobsConfig) -> list[GPU]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Bool, Dict, Float, Int, List, Unicode, Union, default
+from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, Union, default, validate
 from traitlets.config import LoggingConfigurable
 
 from ..jobs.gpupool import DEFAULT_FOLDER
@@ -61,6 +61,26 @@ class JobsConfig(LoggingConfigurable):
     ).tag(config=True)
     gpus_per_user = Int(0, help="Most GPUs one user's jobs hold at once on this host (with the host-wide "
                         "pool); 0: no limit.").tag(config=True)
+    endpoint_url = Unicode(
+        "", help="Give each job endpoint its own origin: a URL template with {key}, such as "
+        "'https://{key}.jobs.example.com/' (a wildcard DNS name and certificate routed to this server) or "
+        "'http://{key}.localhost:8888/' (browsers resolve *.localhost to this machine). A page served by a job "
+        "then runs as a full web app (cookies, storage, service workers) on an origin of its own. Empty (the "
+        "default): endpoints are served under this server's URL, sandboxed (see the README's security model)."
+    ).tag(config=True)
+
+    @validate("endpoint_url")
+    def _check_endpoint_url(self, proposal: dict) -> str:
+        from urllib.parse import urlsplit
+
+        value = proposal["value"]
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.hostname
+                      or not parts.hostname.startswith("{key}.") or value.count("{key}") != 1):
+            raise TraitError("JobsApp.endpoint_url must be http(s)://{key}.<host>[:port]/ (the key as the "
+                             f"first label of the host), not {value!r}")
+        return value
+
     retention = Dict(
         help="How long finished jobs (with their logs and artifacts) are kept: {'max_age': '30d', 'max_jobs': "
         "10000}; either key may be left out. Default: kept until deleted.",

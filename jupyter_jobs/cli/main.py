@@ -195,7 +195,7 @@ def show(cli: Cli, job_id: str) -> None:
     """One job: its status, what it runs, its status changes."""
     def text(job: dict[str, Any]) -> str:
         lines = [status_text(job), describe(job["spec"]), f"workspace: {job['spec']['workspace'] or '.'}"]
-        lines += [f"endpoint {e['name']} ({e['state']}): {cli.service.endpoint_url(job, e['name'], credential=False)}"
+        lines += [f"endpoint {e['name']} ({e['state']}): {cli.service.endpoint_url(job, e['name'])}"
                   for e in job.get("endpoints") or [] if e["state"] != "gone"]
         lines += [f"  {e['at'][:19].replace('T', ' ')}  {e['status']}  {e.get('message') or ''}".rstrip()
                   for e in job.get("events", [])]

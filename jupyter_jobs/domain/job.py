@@ -66,7 +66,9 @@ class Endpoint(BaseModel):
 
     name: str
     port: int = Field(description="the port the job listens on ($PORT_<NAME>)")
-    path: str = Field(description="where to reach it, relative to the server's base URL")
+    path: str = Field(description="where to reach it, relative to the server's base URL (its key is its credential)")
+    url: Optional[str] = Field(None, description="its own origin, where the server is configured with one "
+                                                 "(JobsApp.endpoint_url); open this rather than `path` then")
     state: Literal["waiting", "ready", "gone"] = Field(description="waiting: the job or its port is not up yet; "
                                                       "ready: the port answers (or its health path returns 2xx); "
                                                       "gone: the job ended")

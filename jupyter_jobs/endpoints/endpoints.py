@@ -9,7 +9,11 @@ Everything here is in memory: a proxied request costs no database read.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import logging
+import re
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -36,16 +40,33 @@ class EndpointUnavailable(JobsError):
     status = 503
 
 
-def endpoint_path(job_id: str, name: str) -> str:
-    """The endpoint's URL path, relative to the server's base URL."""
+#: an endpoint's key: 160 bits of an HMAC in lower-case base32 (a DNS label, a path segment)
+KEY = re.compile(r"[a-z2-7]{32}")
+
+
+def named_path(job_id: str, name: str) -> str:
+    """The endpoint's address by name (behind Jupyter's login; it sends the browser on to the
+    endpoint's own address), relative to the server's base URL."""
     return f"jupyter-jobs/jobs/{job_id}/endpoints/{name}/"
 
 
-class Endpoints:
-    """Targets and readiness of the endpoints of the jobs `runners()` returns (those launched)."""
+def key_path(key: str) -> str:
+    """The endpoint's own address, relative to the server's base URL: the key is its credential."""
+    return f"jupyter-jobs/ep/{key}/"
 
-    def __init__(self, runners: Callable[[], dict[str, JobRunner]], spawn: Callable[[Any], Any]):
+
+class Endpoints:
+    """Targets and readiness of the endpoints of the jobs `runners()` returns (those launched).
+
+    Each endpoint has a key, `HMAC(secret, job id, name)`: its address holds it, so whoever
+    was handed the address (only through Jupyter's authenticated API) reaches the app, and
+    nothing else of the server; a key names a running job's endpoint or nothing. `url`, a
+    template such as `https://{key}.jobs.example.com/`, gives each endpoint its own origin."""
+
+    def __init__(self, runners: Callable[[], dict[str, JobRunner]], spawn: Callable[[Any], Any],
+                 secret: bytes, url: str = ""):
         self._runners, self._spawn = runners, spawn
+        self._secret, self.url = secret, url
         self._ready: dict[tuple[str, str], bool] = {}
         self._probed: dict[tuple[str, str], float] = {}
         self._session: Optional[aiohttp.ClientSession] = None
@@ -100,6 +121,19 @@ class Endpoints:
             raise EndpointUnavailable(f"the backend cannot say yet where job {job_id!r} serves {name!r}")
         return address
 
+    def key(self, job_id: str, name: str) -> str:
+        digest = hmac.new(self._secret, f"{job_id}\0{name}".encode(), hashlib.sha256).digest()[:20]
+        return base64.b32encode(digest).decode().lower()
+
+    def find(self, key: str) -> tuple[str, str]:
+        """(job id, name) of the running job's endpoint whose key this is; 404 for any other."""
+        if KEY.fullmatch(key):
+            for runner in list(self._runners().values()):
+                for expose in runner.job.spec.expose:
+                    if hmac.compare_digest(self.key(runner.id, expose.name), key) and self._running(runner.id):
+                        return runner.id, expose.name
+        raise JobNotFound("no running job serves an endpoint at this address")
+
     def describe(self, job: Job) -> list[Endpoint]:
         """The job's endpoints as clients see them: port, path and state."""
         runner = self._running(job.id) if job.status == JobStatus.RUNNING else None
@@ -110,8 +144,9 @@ class Endpoints:
                 state = "gone"
             else:
                 state = "ready" if runner and self._ready.get((job.id, expose.name)) else "waiting"
-            out.append(Endpoint(name=expose.name, port=ports.get(expose.name, expose.port),
-                                path=endpoint_path(job.id, expose.name), state=state))
+            key = self.key(job.id, expose.name)
+            out.append(Endpoint(name=expose.name, port=ports.get(expose.name, expose.port), path=key_path(key),
+                                url=self.url.format(key=key) if self.url else None, state=state))
         return out
 
     # -- readiness --------------------------------------------------------------------------

@@ -91,9 +91,9 @@ class JobsService(abc.ABC):
         """list | create (body) | get | pause | resume | delete."""
 
     @abc.abstractmethod
-    def endpoint_url(self, job: dict[str, Any], name: str, path: str = "", credential: bool = True) -> str:
-        """Where this process reaches a job's endpoint: with its credential in the URL (for a
-        plain GET), or without (for a browser, whose cookie of this server authenticates it)."""
+    def endpoint_url(self, job: dict[str, Any], name: str, path: str = "") -> str:
+        """Where a job's endpoint is reached, from this process or a browser: its address holds
+        its key, so a plain GET needs no other credential."""
 
 
 def kernel_origin() -> Optional[str]:
@@ -204,12 +204,11 @@ class RestService(JobsService):
         method = {"list": "GET", "get": "GET", "create": "POST", "delete": "DELETE"}[action]
         return self._request(method, path, body)
 
-    def endpoint_url(self, job: dict[str, Any], name: str, path: str = "", credential: bool = True) -> str:
+    def endpoint_url(self, job: dict[str, Any], name: str, path: str = "") -> str:
         found = next((e for e in job.get("endpoints") or [] if e["name"] == name), None)
         if found is None:
             raise ServiceError(f"job {job['id']} exposes no endpoint {name!r}", 404)
-        url = self.url + found["path"] + path.lstrip("/")
-        return f"{url}?{urlencode({'token': self._headers['Authorization'][6:]})}" if credential else url
+        return (found.get("url") or self.url + found["path"]) + path.lstrip("/")
 
     def logs(self, job_id: str, offset: int = 0, follow: bool = False) -> Iterator[dict[str, Any]]:
         query = {"offset": offset, "follow": "true" if follow else "false"}
@@ -293,7 +292,7 @@ class EmbeddedService(JobsService):
                "delete": lambda: given.delete(schedule_id)}[action]
         return self._call(act())
 
-    def endpoint_url(self, job: dict[str, Any], name: str, path: str = "", credential: bool = True) -> str:
+    def endpoint_url(self, job: dict[str, Any], name: str, path: str = "") -> str:
         """No Jupyter server here: the job's own address (it runs where this process does)."""
         host, port = self._call(self.platform.endpoints.target(job["id"], name))
         return f"http://{host}:{port}/{path.lstrip('/')}"

@@ -410,6 +410,14 @@ def _cancel_interrupted(job: Job, patience: float = 10) -> dict[str, Any]:
     return job.refresh()
 
 
+def _browser_url(service: JobsService, job: dict[str, Any], name: str) -> str:
+    """The endpoint's own origin where it has one; else a path on the page's own server (the
+    kernel may know that server by another host name)."""
+    url = service.endpoint_url(job, name)
+    own = any(e.get("url") for e in job.get("endpoints") or [] if e["name"] == name)
+    return url if own else urlsplit(url).path
+
+
 def run_and_watch(service: JobsService, spec: dict[str, Any], *, detach: bool, raise_on_failure: bool) -> Job:
     """Submit a job, show its status line, then either stream its output below that line until
     it ends or return at once (the line keeps updating). Interrupting the kernel cancels the
@@ -417,8 +425,7 @@ def run_and_watch(service: JobsService, spec: dict[str, Any], *, detach: bool, r
     job = Job(service, service.submit(spec))
     line = _StatusLine()
     if spec.get("expose"):
-        # a path on the page's own server: the kernel may know it by another host name
-        line.browser_url = lambda data, name: urlsplit(service.endpoint_url(data, name, credential=False)).path
+        line.browser_url = lambda data, name: _browser_url(service, data, name)
     line.show(status_text(job._data), job._data)
     chart = _MetricsDisplay(job.id)
     ticker = _Ticker(service, job.id, line, chart)

@@ -13,6 +13,7 @@ from ..app.compose import build
 from ..app.config import ENV_ROOT, ENV_TOKEN, ENV_URL, JobsConfig
 from . import provisioner
 from .handlers import handlers
+from .proxy import EndpointHandler, own_origins
 from .proxy import handlers as proxy_handlers
 from .schedules import handlers as schedule_handlers
 
@@ -47,6 +48,12 @@ class JobsApp(JobsConfig, ExtensionApp):
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(handlers + schedule_handlers + proxy_handlers)
+        if self.endpoint_url:  # each endpoint on its own origin: requests for `{key}.<host>` are its alone
+            hosts = own_origins(self.endpoint_url)
+            web_app = self.serverapp.web_app
+            web_app.add_handlers(hosts.pattern, [(r"/.*", EndpointHandler, {"name": self.name, "host": hosts})])
+            rules = web_app.default_router.rules
+            rules.insert(0, rules.pop(-2))  # before Jupyter's own rules, which match any host and any path
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         self._export_for_kernels()  # the port is final now

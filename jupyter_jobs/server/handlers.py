@@ -58,15 +58,11 @@ class JobsHandlerMixin:
         return self.platform.jobs
 
     _kernel_client = False
-    #: whether `?token=<the kernel secret>` also counts (a URL the kernel hands to plain HTTP clients)
-    _kernel_secret_in_url = False
 
     async def prepare(self) -> None:  # type: ignore[override]
         secret = self.settings.get("jupyter_jobs_kernel_token")
         sent = self.request.headers.get("Authorization", "")
-        if secret and (hmac.compare_digest(sent.encode(), f"token {secret}".encode()) or (
-                self._kernel_secret_in_url and hmac.compare_digest(
-                    (self.get_query_argument("token", "") or "").encode(), secret.encode()))):
+        if secret and hmac.compare_digest(sent.encode(), f"token {secret}".encode()):
             # a kernel of this server (it was given the secret): it acts as the server's owner,
             # under the checks Jupyter makes of any token-authenticated request (a header token
             # needs no XSRF cookie: browsers cannot send one cross-site)

@@ -1,10 +1,21 @@
-"""A job's endpoints through the Jupyter server: `/jupyter-jobs/jobs/{id}/endpoints/{name}/...`.
+"""A job's endpoints through the Jupyter server: `/jupyter-jobs/ep/{key}/...` (or an origin of
+their own, `JobsApp.endpoint_url`), and by name, `/jupyter-jobs/jobs/{id}/endpoints/{name}/`.
 
-HTTP (every method, streamed both ways, with backpressure) and websockets on the same route,
-behind Jupyter's authentication and the `jupyter_jobs` authorizer check like every other
-handler. The upstream is aiohttp's pooled client (keep-alive connections to the job): a
-proxied request costs one pass through this handler, not a new connection. The target comes
-from the job's record only (endpoints.py); the request's path is checked, never trusted.
+HTTP (every method, streamed both ways, with backpressure) and websockets on the same route.
+The upstream is aiohttp's pooled client (keep-alive connections to the job): a proxied
+request costs one pass through this handler, not a new connection. The target comes from the
+job's record only (endpoints.py); the request's path is checked, never trusted.
+
+A job's page is the job's code running in the user's browser: it must not act as the user on
+this server. The endpoint's key (in its address) is its only credential, handed out by the
+authenticated API and by the named address (behind Jupyter's login and authorizer), so the
+proxy never needs Jupyter's cookie or token, and strips them from whatever it passes on. Under
+this server's own origin, every response carries `Content-Security-Policy: sandbox` (without
+`allow-same-origin`): the page runs in an opaque origin of its own, so it cannot read
+Jupyter's cookies or storage, register a service worker, or call Jupyter's API with the user's
+session (cross-origin: no cookie, and Jupyter refuses `Origin: null`). Its own calls to its own
+address are cross-origin too: the proxy answers them with CORS for `Origin: null`. With
+`endpoint_url`, each endpoint has an origin of its own instead, and needs no sandbox.
 
 Not jupyter-server-proxy: it buffers request bodies (and responses, except event streams),
 forwards the user's Jupyter cookie and token to the proxied process, and asks no authorizer.
@@ -13,21 +24,21 @@ forwards the user's Jupyter cookie and token to the proxied process, and asks no
 from __future__ import annotations
 
 import asyncio
-import hmac
 import re
-from http.cookies import SimpleCookie
 from typing import Any, Optional
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import aiohttp
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web, websocket
 from tornado.iostream import StreamClosedError
 from yarl import URL
 
-from ..endpoints.endpoints import endpoint_path, netloc
+from ..endpoints.endpoints import key_path, netloc
 from .handlers import JobsHandlerMixin
+from .sandbox import ORIGIN_WIDE, SANDBOX, SHIM_WINDOW, own_cookie, split_cookies, with_shim
 
 #: headers that describe one connection, not the message (RFC 9110 7.6.1), never passed on
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
@@ -50,33 +61,60 @@ def _upstream_path(raw: str) -> Optional[str]:
     return raw or "/"
 
 
+def _without_token(query: str) -> str:
+    return urlencode([(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "token"])
+
+
+class EndpointEntry(JobsHandlerMixin, ExtensionHandlerMixin, JupyterHandler):
+    """The endpoint by name, behind Jupyter's login and the `jupyter_jobs` authorizer: it sends
+    the caller on (307, any method) to the endpoint's own address, which holds its key."""
+
+    @web.authenticated  # a browser that is not logged in is sent to the login page first
+    @authorized("execute")
+    async def _entry(self, job_id: str, name: str, rest: Optional[str] = None) -> None:
+        await self.platform.endpoints.target(job_id, name)  # a 404 naming why, for one not running
+        endpoints = self.platform.endpoints
+        key = endpoints.key(job_id, name)
+        base = endpoints.url.format(key=key).rstrip("/") if endpoints.url else self.base_url + key_path(key)[:-1]
+        query = _without_token(self.request.query)
+        self.redirect(base + (rest or "/") + (f"?{query}" if query else ""), status=307)
+
+    get = head = post = put = patch = delete = options = _entry  # type: ignore[assignment]
+
+
 @web.stream_request_body
 class EndpointHandler(JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSocketHandler, JupyterHandler):
+    """An endpoint at its own address: `/jupyter-jobs/ep/{key}/...` here, or `/...` on the
+    endpoint's own origin (`host`: the pattern its Host matches, with the key as a group)."""
+
     SUPPORTED_METHODS = ("GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "OPTIONS")  # type: ignore[assignment]
-    _kernel_secret_in_url = True  # job.endpoint(name) in a kernel: a URL any HTTP client can GET
 
     _up_body: Optional[asyncio.Queue[bytes]] = None
     _up_task: Optional[asyncio.Task] = None
     _up_ws: Any = None
     _up_relay: Optional[asyncio.Task] = None
+    _preflight = False
+    _shim = False
+    _own_origin: Optional[re.Pattern] = None
+
+    def initialize(self, *args: Any, host: Optional[re.Pattern] = None, **kwargs: Any) -> None:
+        super().initialize(*args, **kwargs)
+        self._own_origin = host
+        if host is not None:
+            self.clear_header("Content-Security-Policy")  # set before this was known: no sandbox needed
 
     # -- who may, and where to --------------------------------------------------------------
     def check_xsrf_cookie(self) -> None:
-        """Jupyter's `_xsrf` is not something a proxied app can send; it gets a same-origin check
-        instead: a request authenticated by cookie must come from a page of this server."""
-        if not hasattr(self, "_jupyter_current_user") or self.token_authenticated or self._kernel_client:
-            return
-        headers = self.request.headers
-        same = self.check_origin() if "Origin" in headers else "Referer" in headers and self.check_referer()
-        if not same:
-            raise web.HTTPError(403, "a cross-site request to a job endpoint (no Origin or Referer of this server)")
+        """No cookie authenticates a request here (the key in the address does): nothing to forge."""
 
-    def set_secure_cookie(self, name: str, value: Any, *args: Any, **kwargs: Any) -> None:
-        """A client sending Jupyter's token in a header sends it every time: no login cookie
-        for it (signing one is a third of what a proxied request costs)."""
-        if name == self.cookie_name and self.request.headers.get("Authorization"):
-            return
-        super().set_secure_cookie(name, value, *args, **kwargs)
+    def check_origin(self, origin: str = "") -> bool:
+        return True  # the key authenticates a websocket too, whatever page opened it
+
+    def set_default_headers(self) -> None:
+        super().set_default_headers()
+        self.clear_header("Content-Security-Policy")  # Jupyter's own is for its pages
+        if self._own_origin is None:
+            self.set_header("Content-Security-Policy", SANDBOX)  # also on this proxy's own errors
 
     def _log(self) -> None:
         """Failures are logged as everywhere; each proxied success is not (a page load is tens
@@ -87,60 +125,86 @@ class EndpointHandler(JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSock
     def compute_etag(self) -> None:
         return None  # the app's own ETag, or none
 
-    def check_origin(self, origin: str = "") -> bool:
-        return JupyterHandler.check_origin(self, origin)
-
     async def prepare(self) -> None:  # type: ignore[override]
-        self._is_ws = self.request.headers.get("Upgrade", "").lower() == "websocket"
-        await super().prepare()
-        if self._finished:  # Jupyter answered already (a redirect to its login page)
-            return
-        if self.current_user is None:
-            if self.request.method in ("GET", "HEAD") and not self._is_ws:
-                self.redirect(self.get_login_url() + "?" + urlencode({"next": self.request.uri}))
-                return
-            raise web.HTTPError(403)
-        if not self.authorizer.is_authorized(self, self.current_user, "execute", "jupyter_jobs"):
-            raise web.HTTPError(403, "not allowed to reach job endpoints")
-        job_id, name, rest = self.path_kwargs["job_id"], self.path_kwargs["name"], self.path_kwargs["rest"] or ""
-        self._up_prefix = self.base_url + endpoint_path(job_id, name).rstrip("/")
-        raw = self.request.path[len(self._up_prefix):] if self.request.path.startswith(self._up_prefix) else rest
+        """Not Jupyter's login: the key in the address says which endpoint, and that the caller
+        was handed it."""
+        self.current_user = self._jupyter_current_user = None
+        await self.service.start()
+        method, headers = self.request.method, self.request.headers
+        self._is_ws = method == "GET" and headers.get("Upgrade", "").lower() == "websocket"
+        if self._own_origin is None:
+            key = self.path_kwargs["key"]
+            self._up_prefix = self.base_url + key_path(key)[:-1]
+            raw = self.path_kwargs["rest"] or ""
+            if headers.get("Service-Worker") == "script":  # not over this server's paths, whatever the job says
+                raise web.HTTPError(403, "job endpoints under the Jupyter server's origin cannot install "
+                                         "service workers (JobsApp.endpoint_url gives them an origin of their own)")
+        else:
+            match = self._own_origin.fullmatch(self.request.host_name)
+            key, self._up_prefix, raw = match["key"] if match else "", "", self.request.path
+        job_id, name = self.platform.endpoints.find(key)
         path = _upstream_path(raw)
         if path is None:
             raise web.HTTPError(400, "this path leaves the endpoint")
-        if not raw and self.request.method in ("GET", "HEAD") and not self._is_ws:
+        if not raw and method in ("GET", "HEAD") and not self._is_ws:
             # relative links of the app's pages resolve under the endpoint only with the slash
             self.redirect(self._up_prefix + "/" + (f"?{self.request.query}" if self.request.query else ""))
             return
+        if self._cross_origin_call():
+            self.set_header("Access-Control-Allow-Origin", "*")
+            self.set_header("Access-Control-Expose-Headers", "*")
+            if method == "OPTIONS" and "Access-Control-Request-Method" in headers:
+                self._preflight = True  # the browser asks whether the page may call its own app
+                return
         host, port = await self.platform.endpoints.target(job_id, name)
-        query = urlencode([(k, v) for k, v in parse_qsl(self.request.query, keep_blank_values=True) if k != "token"])
+        query = _without_token(self.request.query)
         self._up_target = netloc(host, port)
         self._up_url = f"http://{self._up_target}{path}" + (f"?{query}" if query else "")
         if self._is_ws:
             return
         self.request.connection.set_max_body_size(self.settings.get("jupyter_jobs_endpoint_max_body", 1 << 40))
-        if self.request.method in ("POST", "PUT", "PATCH", "DELETE", "OPTIONS") and self._has_body():
+        if method in ("POST", "PUT", "PATCH", "DELETE", "OPTIONS") and self._has_body():
             self._up_body = asyncio.Queue(maxsize=4)
         self._up_task = asyncio.ensure_future(self._send())
+
+    def _cross_origin_call(self) -> bool:
+        """A sandboxed page's call to its own address: its origin is opaque (`null`)."""
+        return self._own_origin is None and self.request.headers.get("Origin") == "null"
+
+    def _answer_preflight(self) -> None:
+        headers = self.request.headers
+        self.set_header("Access-Control-Allow-Methods", headers.get("Access-Control-Request-Method", ""))
+        if "Access-Control-Request-Headers" in headers:
+            self.set_header("Access-Control-Allow-Headers", headers["Access-Control-Request-Headers"])
+        self.set_header("Access-Control-Max-Age", "600")
+        self.set_status(204)
+        self.finish()
 
     def _has_body(self) -> bool:
         headers = self.request.headers
         return headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in headers
 
     def _up_headers(self) -> dict[str, str]:
-        """The client's headers minus Jupyter's credentials and the hop-by-hop ones."""
+        """The client's headers minus Jupyter's credentials (wherever they are) and the hop-by-hop ones."""
         named = {v.strip().lower() for v in self.request.headers.get("Connection", "").split(",")}
-        # Origin: Jupyter checked it; the app would compare it with its own address and refuse
+        # Origin: the app would compare it with its own address (or `null`) and refuse
         drop = HOP_BY_HOP | named | {"host", "cookie", "origin", "x-xsrftoken", "x-jupyter-jobs-origin"}
         if self._is_ws:
             drop |= WS_HANDSHAKE
+        secrets = self._secrets()
         out: dict[str, str] = {}
         for key, value in self.request.headers.get_all():
             low = key.lower()
-            if low in drop or (low == "authorization" and self._jupyter_credential(value)):
+            if low in drop or any(s in value for s in secrets):
                 continue
+            if low == "referer" and not (value := self._referer(value)):
+                continue
+            if low == "accept-encoding" and self._own_origin is None and self.request.headers.get(
+                    "Sec-Fetch-Dest") in ("document", "iframe", "frame"):
+                continue  # a page comes plain, so the shim can go in
             out[key] = f"{out[key]}, {value}" if key in out else value
-        cookies = self._app_cookies()
+        cookies = "; ".join(f"{k}={v}" for k, v in self._cookies() if not self._jupyters(k)
+                            and not any(s in v for s in secrets))
         if cookies:
             out["Cookie"] = cookies
         out["X-Forwarded-Proto"] = self.request.protocol
@@ -148,23 +212,25 @@ class EndpointHandler(JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSock
         out["X-Forwarded-Prefix"] = self._up_prefix
         return out
 
-    def _jupyter_credential(self, value: str) -> bool:
-        scheme, _, sent = value.strip().partition(" ")
-        secrets = [self.settings.get("jupyter_jobs_kernel_token"), getattr(self.identity_provider, "token", None)]
-        return scheme.lower() in ("token", "bearer") and any(
-            s and hmac.compare_digest(sent.strip().encode(), s.encode()) for s in secrets)
+    def _cookies(self) -> list[tuple[str, str]]:
+        return split_cookies(self.request.headers.get_list("Cookie"))
 
-    def _app_cookies(self) -> str:
-        """The cookies the app set for itself, without Jupyter's login and `_xsrf` cookies."""
-        raw = self.request.headers.get("Cookie")
-        if not raw:
+    def _secrets(self) -> list[str]:
+        """What would let the job act as the user: Jupyter's token, the kernels' secret, and
+        the values of Jupyter's cookies this request carries. A header holding one anywhere
+        (`Authorization: token<TAB>...`, a copied URL) is not passed on."""
+        found = [self.settings.get("jupyter_jobs_kernel_token"), getattr(self.identity_provider, "token", None)]
+        found += [v.strip('"') for k, v in self._cookies() if self._jupyters(k)]
+        return [s for s in found if s and len(s) >= 8]
+
+    def _referer(self, value: str) -> str:
+        """The referring page if it is one of the endpoint's own (without a `token`); else nothing:
+        a Jupyter page's URL may hold Jupyter's token."""
+        parts = urlsplit(value)
+        if parts.netloc != self.request.host or not (parts.path + "/").startswith(self._up_prefix + "/"):
             return ""
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(raw)
-        except Exception:
-            return ""
-        return "; ".join(f"{k}={m.coded_value}" for k, m in jar.items() if not self._jupyters(k))
+        query = _without_token(parts.query)
+        return parts._replace(query=query, fragment="").geturl()
 
     def _jupyters(self, cookie: str) -> bool:
         """Jupyter's login cookie (named after the host it was set for) and its `_xsrf`."""
@@ -205,6 +271,12 @@ class EndpointHandler(JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSock
             if self.request.method == "HEAD" or response.status in (204, 304):
                 return self.finish()
             sending: Optional[asyncio.Future] = None
+            if self._shim:  # the page's first bytes, with the shim in, before any of its scripts
+                start = b""
+                while len(start) < SHIM_WINDOW and (data := await response.content.readany()):
+                    start += data
+                self.write(with_shim(start))
+                sending = self.flush()
             while data := await response.content.readany():
                 if sending is not None:
                     await sending  # at most one chunk in flight: a slow client holds the job back
@@ -219,17 +291,20 @@ class EndpointHandler(JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSock
             response.release()
 
     def _respond(self, response: Any) -> None:
+        self._shim = self._own_origin is None and response.content_type == "text/html" and \
+            response.headers.get("Content-Encoding", "identity") == "identity"
         self.set_status(response.status, response.reason or "Unknown")
         self.clear_header("Content-Type")  # the app's own, or none
         self.clear_header("Server")
         named = {v.strip().lower() for v in response.headers.get("Connection", "").split(",")}
         for key, value in response.headers.items():
             low = key.lower()
-            if low in HOP_BY_HOP or low in named:
-                continue
+            if low in HOP_BY_HOP or low in named or low == "clear-site-data" or (self._shim and low == "content-length") or (
+                    self._own_origin is None and low in ORIGIN_WIDE):
+                continue  # Clear-Site-Data: "cookies" wipes the whole site's, Jupyter's among them
             if low == "location":
                 value = self._location(value)
-            elif low == "set-cookie" and not self._cookie_allowed(value):
+            elif low == "set-cookie" and (value := own_cookie(value, self._up_prefix, self._jupyters)) is None:
                 continue
             self.add_header(key, value)
 
@@ -243,18 +318,22 @@ class EndpointHandler(JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSock
             return self._up_prefix + (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         return value
 
-    def _cookie_allowed(self, value: str) -> bool:
-        return not self._jupyters(value.split("=", 1)[0].strip())
-
     async def get(self, *args: Any, **kwargs: Any) -> None:
         if self._is_ws:
             await self._open_upstream_ws()
-            await websocket.WebSocketHandler.get(self, *args, **kwargs)
+            try:
+                await websocket.WebSocketHandler.get(self, *args, **kwargs)
+            finally:
+                if self.get_status() != 101:  # Tornado refused the handshake: the job's side goes too
+                    await self._up_ws.close()
         else:
-            await self._proxy()
+            await self.head()
 
     async def head(self, *args: Any, **kwargs: Any) -> None:
-        await self._proxy()
+        if self._preflight:
+            self._answer_preflight()
+        else:
+            await self._proxy()
 
     post = put = patch = delete = options = head  # type: ignore[assignment]
 
@@ -323,5 +402,12 @@ class EndpointHandler(JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSock
 
 
 handlers = [
-    (r"/jupyter-jobs/jobs/(?P<job_id>[^/]+)/endpoints/(?P<name>[^/]+)(?P<rest>/.*)?", EndpointHandler),
+    (r"/jupyter-jobs/ep/(?P<key>[^/]+)(?P<rest>/.*)?", EndpointHandler),
+    (r"/jupyter-jobs/jobs/(?P<job_id>[^/]+)/endpoints/(?P<name>[^/]+)(?P<rest>/.*)?", EndpointEntry),
 ]
+
+
+def own_origins(url: str) -> re.Pattern:
+    """The Host pattern of `JobsApp.endpoint_url` (`{key}.<host>`), with the key as a group."""
+    host = urlsplit(url).hostname or ""
+    return re.compile(re.escape(host).replace(re.escape("{key}"), r"(?P<key>[a-z2-7]{32})"))

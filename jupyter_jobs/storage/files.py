@@ -38,6 +38,26 @@ def write_private(path: Path, text: str) -> None:
         fh.write(text)
 
 
+def secret_file(path: Path, size: int = 32) -> bytes:
+    """The random secret kept in `path` (0600, made on first use): it outlives restarts, so
+    what was derived from it (an endpoint's address) stays valid while its job runs."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        fd = open_regular(path)  # type: ignore[assignment]
+        if fd is None:
+            raise OSError(f"{path} is not a regular file") from None
+        with os.fdopen(fd, "rb") as fh:
+            secret = fh.read(size + 1)
+        if len(secret) == size:
+            return secret
+        raise OSError(f"{path} does not hold a {size}-byte secret: remove it to make a new one") from None
+    secret = os.urandom(size)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(secret)
+    return secret
+
+
 def remove_tree(path: Path) -> list[str]:
     """Remove a folder and everything in it; returns what could not be removed, and why."""
     left: list[str] = []

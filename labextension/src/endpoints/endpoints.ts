@@ -6,10 +6,11 @@ import { PageConfig } from '@jupyterlab/coreutils';
 
 import { ApiError, Endpoint, Expose, Job } from '../api';
 
-/** The endpoint's address in the browser: the server's base URL and the endpoint's path
- * (`jupyter-jobs/jobs/<id>/endpoints/<name>/`, kept with its trailing slash). */
-export function endpointUrl(endpoint: Pick<Endpoint, 'path'>, baseUrl = PageConfig.getBaseUrl()): string {
-  return baseUrl.replace(/\/*$/, '/') + endpoint.path.replace(/^\/+/, '');
+/** The endpoint's address in the browser: its own origin where the server gives it one
+ * (`url`), else the server's base URL and the endpoint's path (`jupyter-jobs/ep/<key>/`, kept
+ * with its trailing slash; the key in it is its credential). */
+export function endpointUrl(endpoint: Pick<Endpoint, 'path' | 'url'>, baseUrl = PageConfig.getBaseUrl()): string {
+  return endpoint.url || baseUrl.replace(/\/*$/, '/') + endpoint.path.replace(/^\/+/, '');
 }
 
 /** The endpoints of a running job that answer now. */

@@ -115,7 +115,7 @@ function Endpoints({ job }: { job: Job }): JSX.Element | null {
                 {e.state}
               </span>
               {ready ? (
-                <a className="jp-mod-styled jp-JobsButtonLink jp-JobsEndpoint-open" href={href} target="_blank" rel="noopener" title={href}>
+                <a className="jp-mod-styled jp-JobsButtonLink jp-JobsEndpoint-open" href={href} target="_blank" rel="noopener noreferrer" title={href}>
                   Open
                 </a>
               ) : (
