@@ -239,8 +239,8 @@ def run_jobs(servers: list[ServerProcess], log: Path, per_server: int, sleep: fl
     ids = {}
     for _ in range(per_server):
         for server in servers:
-            ids[server.request("POST", "/jupyter-jobs/jobs", {
-                "command": JOB.format(log=log, sleep=sleep), "workspace": "w", "resources": {"gpus": 1}})["id"]] = server
+            spec = {"command": JOB.format(log=log, sleep=sleep), "workspace": "w", "resources": {"gpus": 1}}
+            ids[server.request("POST", "/jupyter-jobs/jobs", spec)["id"]] = server
     answers(servers)  # while jobs wait for devices too
     for job_id, server in ids.items():
         done = server.wait(job_id, timeout=timeout)

@@ -57,7 +57,9 @@ class JobsConfig(LoggingConfigurable):
     gpu_pool_dir = Unicode(
         DEFAULT_FOLDER, help="The host-wide folder every jupyter_jobs service on this machine allocates GPUs "
         "from (one Jupyter server per JupyterHub user, the CLI's embedded service), so two jobs never share a "
-        "device; sticky and writable by every user, as /tmp. Empty: this server allocates on its own."
+        "device; sticky and writable by every user, as /tmp (each service writes only in a folder of its own "
+        "there, and believes a record only for the user owning it and naming that user's live process). "
+        "Empty: this server allocates on its own."
     ).tag(config=True)
     gpus_per_user = Int(0, help="Most GPUs one user's jobs hold at once on this host (with the host-wide "
                         "pool); 0: no limit.").tag(config=True)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import random
 import secrets
@@ -54,6 +55,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..backends.base import start_time
+
+log = logging.getLogger(__name__)
 
 DEFAULT_FOLDER = "/tmp/jupyter-jobs-gpus"
 #: seconds a waiting job's ticket counts without being renewed (its server asks every half second)
@@ -401,7 +404,11 @@ class HostGPUPool:
         if holder and self.uid != 0:
             found = _process(holder.get("pid"))
             if found is not None and found[0] == holder.get("start") and found[1] != self.uid:
-                holder = self._keeper(holder)  # not ours (a container's root init): a keeper of ours
+                try:  # not ours (a container's root init): a keeper of ours stands in for it
+                    holder = self._keeper(holder)
+                except OSError as exc:
+                    log.warning("no keeper for job %s's devices (%s): this server holds them", owner, exc)
+                    holder = None
         self._record(owner, indices, holder)
 
     def claim(self, owner: str, indices: list[int]) -> None:
