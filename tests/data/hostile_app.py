@@ -12,6 +12,7 @@ from aiohttp import WSMsgType, web
 
 PAGE = """<!doctype html><title>hostile</title><body><script>
 const results = {};
+const J = new URLSearchParams(location.search).get('jupyter') || '';  // Jupyter's origin, if not this one
 async function attempt(name, fn) {
   try { results[name] = await fn(); } catch (e) { results[name] = 'error: ' + e.name; }
 }
@@ -23,16 +24,16 @@ function post(url, body) {
 (async () => {
   await attempt('cookie', () => document.cookie);
   await attempt('storage', () => { localStorage.setItem('x', '1'); return 'ok'; });
-  await attempt('contents', () => fetch('/api/contents', {credentials: 'include'}).then(r => r.status));
-  await attempt('kernel', () => post('/api/kernels', {}));
-  await attempt('kernel_no_cors', () => fetch('/api/kernels', {method: 'POST', mode: 'no-cors',
+  await attempt('contents', () => fetch(J + '/api/contents', {credentials: 'include'}).then(r => r.status));
+  await attempt('kernel', () => post(J + '/api/kernels', {}));
+  await attempt('kernel_no_cors', () => fetch(J + '/api/kernels', {method: 'POST', mode: 'no-cors',
     credentials: 'include', body: '{}'}).then(r => r.type));
-  await attempt('job', () => post('/jupyter-jobs/jobs', {command: 'touch hostile-was-here', workspace: 'w'}));
+  await attempt('job', () => post(J + '/jupyter-jobs/jobs', {command: 'touch hostile-was-here', workspace: 'w'}));
   await attempt('sw_root', () => navigator.serviceWorker.register('sw.js', {scope: '/'}).then(() => 'registered'));
   await attempt('sw_own', () => navigator.serviceWorker.register('sw.js').then(() => 'registered'));
   await attempt('frame', () => new Promise(resolve => {
     const frame = document.createElement('iframe');
-    frame.src = '/api/status';
+    frame.src = J + '/api/status';
     frame.onload = () => { try { resolve('read: ' + frame.contentDocument.body.innerText); }
                            catch (e) { resolve('error: ' + e.name); } };
     document.body.appendChild(frame);
@@ -40,7 +41,9 @@ function post(url, body) {
   await attempt('own_call', () => fetch('echo', {method: 'POST', headers: {'Content-Type': 'application/json'},
     body: '{"n": 41}'}).then(r => r.json()).then(j => j.n + 1));
   await attempt('own_ws', () => new Promise((resolve, reject) => {
-    const ws = new WebSocket(location.href.replace(/^http/, 'ws').replace(/page[^/]*$/, 'ws'));
+    const url = new URL('ws', location.href);
+    url.protocol = url.protocol.replace('http', 'ws');
+    const ws = new WebSocket(url.href);
     ws.onopen = () => ws.send('ping');
     ws.onmessage = e => { resolve(e.data); ws.close(); };
     ws.onerror = () => reject(new Error('websocket'));
