@@ -136,7 +136,7 @@ def test_a_jobs_page_cannot_act_as_the_user_on_the_jupyter_server(srv, hostile, 
     prefix = "/" + hostile["endpoints"][0]["path"].rstrip("/")
     assert {n: c["path"] for n, c in jar.items() if n in ("aaa", "zzz")} == {"aaa": prefix + "/", "zzz": prefix + "/"}
     # and nothing the job was sent holds the login cookie or the token
-    seen = json.dumps(json.loads((_get(address(srv, hostile, "seen"))))["seen"])
+    seen = json.dumps(json.loads(_get(address(srv, hostile, "seen")))["seen"])
     assert login not in seen and srv.token not in seen
     context.close()
 
@@ -218,7 +218,7 @@ def test_cookie_token_and_header_tricks_reach_no_job(srv, hostile):
                     assert resp.status == 200
 
     asyncio.run(main())
-    seen = json.loads((_get(address(srv, hostile, "seen"))))["seen"]
+    seen = json.loads(_get(address(srv, hostile, "seen")))["seen"]
     sent = json.dumps([s for s in seen if s["path"] == "/trick"])
     for secret in ("LOGIN-SECRET-1", "LOGIN-SECRET-2", "XSRF-SECRET-1", srv.token):
         assert secret not in sent, (secret, sent)
@@ -256,11 +256,12 @@ def test_a_refused_websocket_handshake_closes_the_jobs_side(srv, hostile):
     for _ in range(40):  # a version Tornado refuses (426), after the proxy opened the job's side
         with socket.create_connection(("127.0.0.1", srv.port)) as conn:
             conn.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\nUpgrade: websocket\r\n"
-                          f"Authorization: token {srv.token}\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          f"Authorization: token {srv.token}\r\nConnection: Upgrade\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                           "Sec-WebSocket-Version: 99\r\n\r\n").encode())
             assert conn.recv(64).startswith(b"HTTP/1.1 426"), "Tornado refuses the handshake"
     deadline = time.monotonic() + 10
-    while (count := json.loads((_get(address(srv, hostile, "seen"))))["wscount"]) != 0:
+    while (count := json.loads(_get(address(srv, hostile, "seen")))["wscount"]) != 0:
         assert time.monotonic() < deadline, f"{count} websockets of the job stayed open"
         time.sleep(0.2)
 

@@ -82,8 +82,74 @@ class EndpointEntry(JobsHandlerMixin, ExtensionHandlerMixin, JupyterHandler):
     get = head = post = put = patch = delete = options = _entry  # type: ignore[assignment]
 
 
+class _WebSocketRelay:
+    """The websocket half of the endpoint handler: one upstream websocket per client, messages
+    relayed both ways, each side's close passed on to the other."""
+
+    _up_ws: Any = None
+    _up_relay: Optional[asyncio.Task] = None
+
+    async def _open_upstream_ws(self) -> None:
+        offered = [p.strip() for p in self.request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+        try:
+            self._up_ws = await self.platform.endpoints.session.ws_connect(
+                "ws" + self._up_url[4:], headers=self._up_headers(), protocols=offered, max_msg_size=0,
+                autoping=True, autoclose=True, compress=0)
+        except aiohttp.WSServerHandshakeError as exc:
+            raise web.HTTPError(exc.status if 400 <= exc.status < 600 else 502,
+                                f"the job endpoint refused the websocket ({exc.status})") from None
+        except Exception as exc:
+            raise web.HTTPError(502, f"job endpoint at {self._up_target} did not answer: {exc.__class__.__name__}") \
+                from None
+
+    def select_subprotocol(self, subprotocols: list[str]) -> Optional[str]:
+        return self._up_ws.protocol if self._up_ws is not None else None
+
+    def get_compression_options(self) -> None:
+        return None
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        self._up_relay = asyncio.ensure_future(self._from_up_task())
+
+    async def _from_up_task(self) -> None:
+        import aiohttp
+
+        code, reason = 1000, None
+        try:
+            async for message in self._up_ws:
+                if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
+                    await self.write_message(message.data, binary=message.type == aiohttp.WSMsgType.BINARY)
+                elif message.type == aiohttp.WSMsgType.ERROR:
+                    code = 1011
+                    break
+            code = self._up_ws.close_code or code
+        except websocket.WebSocketClosedError:
+            return
+        finally:
+            await self._up_ws.close()
+        self.close(code if 1000 <= code < 5000 and code not in (1005, 1006, 1015) else 1011, reason)
+
+    async def on_message(self, message: Any) -> None:
+        if self._up_ws is None or self._up_ws.closed:
+            return
+        try:
+            if isinstance(message, bytes):
+                await self._up_ws.send_bytes(message)
+            else:
+                await self._up_ws.send_str(message)
+        except ConnectionError:
+            self.close(1011)
+
+    def on_close(self) -> None:
+        if self._up_ws is not None and not self._up_ws.closed:
+            code = self.close_code if self.close_code and 1000 <= self.close_code < 5000 else 1000
+            self._up_closing = asyncio.ensure_future(self._up_ws.close(code=code))
+
+
+
 @web.stream_request_body
-class EndpointHandler(JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSocketHandler, JupyterHandler):
+class EndpointHandler(_WebSocketRelay, JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSocketHandler,
+                      JupyterHandler):
     """An endpoint at its own address: `/jupyter-jobs/ep/{key}/...` here, or `/...` on the
     endpoint's own origin (`host`: the pattern its Host matches, with the key as a group)."""
 
@@ -91,8 +157,6 @@ class EndpointHandler(JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSock
 
     _up_body: Optional[asyncio.Queue[bytes]] = None
     _up_task: Optional[asyncio.Task] = None
-    _up_ws: Any = None
-    _up_relay: Optional[asyncio.Task] = None
     _preflight = False
     _shim = False
     _own_origin: Optional[re.Pattern] = None
@@ -299,8 +363,8 @@ class EndpointHandler(JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSock
         named = {v.strip().lower() for v in response.headers.get("Connection", "").split(",")}
         for key, value in response.headers.items():
             low = key.lower()
-            if low in HOP_BY_HOP or low in named or low == "clear-site-data" or (self._shim and low == "content-length") or (
-                    self._own_origin is None and low in ORIGIN_WIDE):
+            if low in HOP_BY_HOP or low in named or low == "clear-site-data" or (
+                    self._own_origin is None and low in ORIGIN_WIDE) or (self._shim and low == "content-length"):
                 continue  # Clear-Site-Data: "cookies" wipes the whole site's, Jupyter's among them
             if low == "location":
                 value = self._location(value)
@@ -342,64 +406,6 @@ class EndpointHandler(JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSock
             websocket.WebSocketHandler.on_connection_close(self)
         elif self._up_task is not None and not self._up_task.done():
             self._up_task.cancel()
-
-    # -- websockets ---------------------------------------------------------------------------
-    async def _open_upstream_ws(self) -> None:
-        offered = [p.strip() for p in self.request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
-        try:
-            self._up_ws = await self.platform.endpoints.session.ws_connect(
-                "ws" + self._up_url[4:], headers=self._up_headers(), protocols=offered, max_msg_size=0,
-                autoping=True, autoclose=True, compress=0)
-        except aiohttp.WSServerHandshakeError as exc:
-            raise web.HTTPError(exc.status if 400 <= exc.status < 600 else 502,
-                                f"the job endpoint refused the websocket ({exc.status})") from None
-        except Exception as exc:
-            raise web.HTTPError(502, f"job endpoint at {self._up_target} did not answer: {exc.__class__.__name__}") \
-                from None
-
-    def select_subprotocol(self, subprotocols: list[str]) -> Optional[str]:
-        return self._up_ws.protocol if self._up_ws is not None else None
-
-    def get_compression_options(self) -> None:
-        return None
-
-    def open(self, *args: Any, **kwargs: Any) -> None:
-        self._up_relay = asyncio.ensure_future(self._from_up_task())
-
-    async def _from_up_task(self) -> None:
-        import aiohttp
-
-        code, reason = 1000, None
-        try:
-            async for message in self._up_ws:
-                if message.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
-                    await self.write_message(message.data, binary=message.type == aiohttp.WSMsgType.BINARY)
-                elif message.type == aiohttp.WSMsgType.ERROR:
-                    code = 1011
-                    break
-            code = self._up_ws.close_code or code
-        except websocket.WebSocketClosedError:
-            return
-        finally:
-            await self._up_ws.close()
-        self.close(code if 1000 <= code < 5000 and code not in (1005, 1006, 1015) else 1011, reason)
-
-    async def on_message(self, message: Any) -> None:
-        if self._up_ws is None or self._up_ws.closed:
-            return
-        try:
-            if isinstance(message, bytes):
-                await self._up_ws.send_bytes(message)
-            else:
-                await self._up_ws.send_str(message)
-        except ConnectionError:
-            self.close(1011)
-
-    def on_close(self) -> None:
-        if self._up_ws is not None and not self._up_ws.closed:
-            code = self.close_code if self.close_code and 1000 <= self.close_code < 5000 else 1000
-            self._up_closing = asyncio.ensure_future(self._up_ws.close(code=code))
-
 
 handlers = [
     (r"/jupyter-jobs/ep/(?P<key>[^/]+)(?P<rest>/.*)?", EndpointHandler),

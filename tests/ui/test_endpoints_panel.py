@@ -36,10 +36,11 @@ def test_an_endpoint_opens_from_the_job_tab_and_is_gone_when_the_job_ends(page, 
     page.wait_for_selector(f"{row}[data-state='ready']", timeout=30_000)  # followed live, no reload
     pill = page.locator(f"{row} .jp-JobsEndpoint-state")
     assert pill.inner_text() == "ready" and pill.get_attribute("data-state") == "ready"
-    path = f"/jupyter-jobs/jobs/{job_id}/endpoints/web/"
+    path = "/" + lab.request("GET", f"/jupyter-jobs/jobs/{job_id}")["endpoints"][0]["path"]
+    assert path.startswith("/jupyter-jobs/ep/")  # its own address: the key in it is its credential
     link = page.locator(f"{row} a.jp-JobsEndpoint-open")
     assert link.get_attribute("href") == lab.url + path
-    assert link.get_attribute("target") == "_blank" and "noopener" in link.get_attribute("rel")
+    assert link.get_attribute("target") == "_blank" and link.get_attribute("rel") == "noopener noreferrer"
     port = lab.request("GET", f"/jupyter-jobs/jobs/{job_id}")["endpoints"][0]["port"]
     assert f"port {port}" in page.inner_text(row)  # the port the local backend chose ($PORT_WEB)
 
@@ -61,8 +62,9 @@ def test_an_endpoint_opens_from_the_job_tab_and_is_gone_when_the_job_ends(page, 
         page.click(f"{row} a:has-text('Open')")
     app = opened.value
     app.wait_for_load_state()
-    assert marker in app.inner_text("body")  # through the proxy, with the browser's Jupyter login
+    assert marker in app.inner_text("body")  # through the proxy, sandboxed
     assert app.url == lab.url + path
+    assert app.evaluate("window.origin") == "null", "the job's page runs in an opaque origin, not Jupyter's"
     app.close()
 
     page.click(f".jp-JobsView[data-job-id='{job_id}'] button:has-text('Cancel')")
