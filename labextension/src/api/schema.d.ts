@@ -1537,7 +1537,7 @@ export interface components {
             name: string;
             /**
              * Path
-             * @description where to reach it, relative to the server's base URL
+             * @description where to reach it, relative to the server's base URL (its key is its credential)
              */
             path: string;
             /**
@@ -1551,6 +1551,12 @@ export interface components {
              * @enum {string}
              */
             state: "waiting" | "ready" | "gone";
+            /**
+             * Url
+             * @description its own origin, where the server is configured with one (JobsApp.endpoint_url); open this rather than `path` then
+             * @default null
+             */
+            url?: string | null;
         };
         /** EnvironmentInfo */
         EnvironmentInfo: {
@@ -1596,7 +1602,8 @@ export interface components {
         };
         /**
          * Expose
-         * @description A port the job serves, reached through the Jupyter server at
+         * @description A port the job serves, reached through the Jupyter server at the endpoint's own address
+         *     (`/jupyter-jobs/ep/{key}/`, in the job's `endpoints`) or by name behind Jupyter's login,
          *     `/jupyter-jobs/jobs/{id}/endpoints/{name}/` (the job listens on `$PORT_<NAME>`).
          */
         Expose: {
@@ -1619,7 +1626,8 @@ export interface components {
         };
         /**
          * Expose
-         * @description A port the job serves, reached through the Jupyter server at
+         * @description A port the job serves, reached through the Jupyter server at the endpoint's own address
+         *     (`/jupyter-jobs/ep/{key}/`, in the job's `endpoints`) or by name behind Jupyter's login,
          *     `/jupyter-jobs/jobs/{id}/endpoints/{name}/` (the job listens on `$PORT_<NAME>`).
          */
         ExposeInput: {
@@ -1923,7 +1931,7 @@ export interface components {
             };
             /**
              * Expose
-             * @description ports the job serves, reached through the Jupyter server (its auth) at /jupyter-jobs/jobs/{id}/endpoints/{name}/
+             * @description ports the job serves, reached through the Jupyter server at each endpoint's own address (the job's `endpoints`), or by name behind Jupyter's login at /jupyter-jobs/jobs/{id}/endpoints/{name}/
              */
             expose?: components["schemas"]["Expose"][];
             /**
@@ -2036,7 +2044,7 @@ export interface components {
             };
             /**
              * Expose
-             * @description ports the job serves, reached through the Jupyter server (its auth) at /jupyter-jobs/jobs/{id}/endpoints/{name}/
+             * @description ports the job serves, reached through the Jupyter server at each endpoint's own address (the job's `endpoints`), or by name behind Jupyter's login at /jupyter-jobs/jobs/{id}/endpoints/{name}/
              */
             expose?: components["schemas"]["ExposeInput"][];
             /**
