@@ -301,7 +301,8 @@ async def test_a_slurm_job_serves_a_port_on_its_node(api, workspace):
         assert asyncio.get_running_loop().time() < deadline and info["status"] in ("queued", "running"), info
         await asyncio.sleep(0.2)
     assert info["endpoints"][0]["port"] == port
-    served = await api.call("GET", "jobs", job["id"], "endpoints", "web", "hello.py")
+    keyed = info["endpoints"][0]["path"].removeprefix("jupyter-jobs/") + "hello.py"  # ep/<key>/hello.py
+    served = await api.call("GET", *keyed.split("/"))
     assert served.body == (workspace / "hello.py").read_bytes()
     await api.call("POST", "jobs", job["id"], "cancel")
     assert (await api.wait(job["id"], timeout=30))["endpoints"][0]["state"] == "gone"

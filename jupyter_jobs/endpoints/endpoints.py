@@ -67,6 +67,7 @@ class Endpoints:
                  secret: bytes, url: str = ""):
         self._runners, self._spawn = runners, spawn
         self._secret, self.url = secret, url
+        self._keys: dict[str, tuple[str, str]] = {}  # the running jobs' endpoints by key
         self._ready: dict[tuple[str, str], bool] = {}
         self._probed: dict[tuple[str, str], float] = {}
         self._session: Optional[aiohttp.ClientSession] = None
@@ -126,13 +127,17 @@ class Endpoints:
         return base64.b32encode(digest).decode().lower()
 
     def find(self, key: str) -> tuple[str, str]:
-        """(job id, name) of the running job's endpoint whose key this is; 404 for any other."""
-        if KEY.fullmatch(key):
-            for runner in list(self._runners().values()):
-                for expose in runner.job.spec.expose:
-                    if hmac.compare_digest(self.key(runner.id, expose.name), key) and self._running(runner.id):
-                        return runner.id, expose.name
-        raise JobNotFound("no running job serves an endpoint at this address")
+        """(job id, name) of the running job's endpoint whose key this is; 404 for any other.
+        A dict lookup; on a miss the dict is made afresh from the running jobs (so it holds
+        theirs only)."""
+        found = self._keys.get(key)
+        if found is None and KEY.fullmatch(key):
+            self._keys = {self.key(runner.id, expose.name): (runner.id, expose.name)
+                          for runner in list(self._runners().values()) for expose in runner.job.spec.expose}
+            found = self._keys.get(key)
+        if found is None or self._running(found[0]) is None:
+            raise JobNotFound("no running job serves an endpoint at this address")
+        return found
 
     def describe(self, job: Job) -> list[Endpoint]:
         """The job's endpoints as clients see them: port, path and state."""

@@ -146,7 +146,6 @@ class _WebSocketRelay:
             self._up_closing = asyncio.ensure_future(self._up_ws.close(code=code))
 
 
-
 @web.stream_request_body
 class EndpointHandler(_WebSocketRelay, JobsHandlerMixin, ExtensionHandlerMixin, websocket.WebSocketHandler,
                       JupyterHandler):
