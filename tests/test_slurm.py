@@ -21,9 +21,22 @@ DOCKER_TEMPLATE = ("docker run --rm --init --network=none -v {workspace}:/worksp
                    "-e RANK -e NODE_RANK -e LOCAL_RANK -e WORLD_SIZE -e MASTER_ADDR -e MASTER_PORT {image}")
 
 
+def _slurm_jobs() -> set[str]:
+    out = subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True,
+                         env={**os.environ, "SLURM_CONF": SLURM_CONF}, timeout=30)
+    return set(out.stdout.split())
+
+
 @pytest.fixture(autouse=True)
 def _cluster():
+    """The cluster is there; a test that fails midway leaves no job holding its nodes for the
+    tests after it (a job serving a port runs until cancelled)."""
     require("slurm", slurm_problem())
+    before = _slurm_jobs()
+    yield
+    left = _slurm_jobs() - before
+    if left:
+        subprocess.run(["scancel", *sorted(left)], env={**os.environ, "SLURM_CONF": SLURM_CONF}, timeout=30)
 
 
 def slurm_config(shared: Path) -> dict:
