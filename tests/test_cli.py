@@ -1,7 +1,8 @@
 """The `jupyter-jobs` command as a subprocess against a real server (and, with no server, the
 service embedded in the command): runs that exit with the job's code, logs, show/list/cancel/
 rerun, job files (export, then run again), artifacts, workflows, schedules, errors with exit
-codes that say which, and finding a running server as `jupyter server list` does."""
+codes that say which, and finding a running server as `jupyter server list` does. The current
+folder is the workspace however the server was named."""
 
 from __future__ import annotations
 
@@ -28,14 +29,18 @@ def server(server_process, tmp_path):
     return srv
 
 
+def environment(server, env: dict | None = None) -> dict[str, str]:
+    """The CLI's environment: the server's runtime folder, and no service settings but `env`'s."""
+    left_out = ("JUPYTER_JOBS_URL", "JUPYTER_JOBS_TOKEN", "JUPYTER_JOBS_ROOT", "COLUMNS")
+    base = {k: v for k, v in os.environ.items() if k not in left_out}
+    return {**base, "JUPYTER_PLATFORM_DIRS": "1", "JUPYTER_RUNTIME_DIR": str(server.runtime), **(env or {})}
+
+
 def cli(server, *args: str, cwd: Path | None = None, discover: bool = False, timeout: float = 120,
-        env: dict | None = None) -> subprocess.CompletedProcess:
+        env: dict | None = None, program: tuple[str, ...] = (CLI,)) -> subprocess.CompletedProcess:
     given = [] if discover else ["--url", server.url, "--token", server.token]
-    environment = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1", "JUPYTER_RUNTIME_DIR": str(server.runtime),
-                   "JUPYTER_JOBS_ROOT": str(server.root), **(env or {})}
-    environment.pop("JUPYTER_JOBS_URL", None)
-    return subprocess.run([CLI, *given, *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd or server.root / "proj", env=environment)
+    return subprocess.run([*program, *given, *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd or server.root / "proj", env=environment(server, env))
 
 
 def test_run_follows_the_output_and_exits_with_the_jobs_code(server):
@@ -140,3 +145,30 @@ def test_with_no_server_the_service_runs_in_the_command(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout == "embedded\n" and "no Jupyter server runs here" in done.stderr
     assert shutil.which(CLI) or Path(CLI).exists()
+
+
+# -- the folder a command runs in is the job's workspace, wherever the server came from ------
+def test_with_url_and_token_the_workspace_is_the_current_folder(server, tmp_path):
+    done = cli(server, "run", "--", "cat", "data.txt")
+    assert done.returncode == 0 and done.stdout == "from the workspace\n", done.stderr
+    (server.root / "proj" / "sub").mkdir()
+    deeper = json.loads(cli(server, "--json", "run", "-d", "--", "true", cwd=server.root / "proj" / "sub").stdout)
+    assert deeper["spec"]["workspace"] == "proj/sub"
+    by_env = cli(server, "--json", "run", "-d", "--", "true", discover=True,
+                 env={"JUPYTER_JOBS_URL": server.url, "JUPYTER_JOBS_TOKEN": server.token})
+    assert json.loads(by_env.stdout)["spec"]["workspace"] == "proj", by_env.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    outside = cli(server, "run", "--", "true", cwd=elsewhere)
+    assert outside.returncode == 2, outside.stderr
+    assert f"{elsewhere.resolve()} is not under {server.root.resolve()}" in outside.stderr
+    assert len(server.request("GET", "/jupyter-jobs/jobs")["jobs"]) == 3  # nothing ran for the refused one
+
+
+def test_a_server_this_machine_does_not_list_needs_its_root_named(server, tmp_path):
+    unlisted = {"JUPYTER_RUNTIME_DIR": str(tmp_path / "another-runtime")}
+    refused = cli(server, "run", "--", "true", env=unlisted)
+    assert refused.returncode == 2 and "JUPYTER_JOBS_ROOT" in refused.stderr, refused.stderr
+    assert cli(server, "list", env=unlisted).returncode == 0  # listing needs no folder
+    named = cli(server, "run", "--", "cat", "data.txt", env={**unlisted, "JUPYTER_JOBS_ROOT": str(server.root)})
+    assert named.returncode == 0 and named.stdout == "from the workspace\n", named.stderr

@@ -1,9 +1,10 @@
 """`jupyter jobs` (the `jupyter-jobs` command): the job service from a terminal.
 
 One more thin face over the service, on the magic's own client (kernel/client.py) and its
-options (kernel/specs.py). It finds a running Jupyter server as `jupyter server list` does
-(the one serving the current folder first), or takes `--url`/`--token`, or runs the service
-embedded in the command when no server runs. Human tables by default, `--json` for scripts.
+options (kernel/specs.py). It talks to `--url`/`--token` (or `JUPYTER_JOBS_URL`), else to the
+running Jupyter server whose root holds the current folder (servers.py), else to a service
+embedded in the command. Either way the current folder is the job's workspace, relative to
+the server's root. Human tables by default, `--json` for scripts.
 
 Exit codes: 0 done (a job that succeeded); for `run`/`notebook` that wait, the job's own exit
 code, or 1 for another failure (timeout, out of memory, lost), 3 cancelled or skipped;
@@ -25,46 +26,69 @@ from ..kernel.client import EmbeddedService, JobsService, RestService, ServiceEr
 from ..kernel.display import status_text, stream_output
 from ..kernel.specs import SPEC_ARGUMENTS, build_spec, describe, notebook_spec, workspace_of
 from ..kernel.workflow import table_text
+from . import servers
 
 _EXIT = {400: 2, 404: 4, 409: 5}
-
-
-def _server() -> Optional[tuple[str, str, Path]]:
-    """(url, token, root) of a running Jupyter server: the one whose root holds this folder."""
-    try:
-        from jupyter_server.serverapp import list_running_servers
-
-        servers = list(list_running_servers())
-    except Exception:
-        return None
-    here = Path.cwd().resolve()
-
-    def holds(info: dict[str, Any]) -> bool:
-        root = Path(info.get("root_dir") or info.get("notebook_dir") or "/").resolve()
-        return here == root or root in here.parents
-
-    for info in sorted(servers, key=lambda i: not holds(i)):
-        return info["url"], info.get("token", ""), Path(info.get("root_dir") or info.get("notebook_dir") or ".")
-    return None
+#: the names app/config.py gives them; importing that module would load the whole service
+ENV_URL, ENV_TOKEN, ENV_ROOT = "JUPYTER_JOBS_URL", "JUPYTER_JOBS_TOKEN", "JUPYTER_JOBS_ROOT"
 
 
 class Cli:
+    """What every command shares: the global options and the service they lead to, reached on
+    first use so `--help` and usage errors cost nothing."""
+
     def __init__(self, url: Optional[str], token: Optional[str], as_json: bool):
         self.url, self.token, self.as_json = url, token, as_json
         self._service: Optional[JobsService] = None
+        self._root: Optional[Path] = None  # the server's root, where this machine knows it
 
     @property
     def service(self) -> JobsService:
         if self._service is None:
-            if self.url:
-                self._service = RestService(self.url, self.token or "", Path(os.environ.get("JUPYTER_JOBS_ROOT", ".")))
-            elif found := _server():
-                self._service = RestService(found[0], found[1], found[2])
-            else:
-                click.echo("jupyter jobs: no Jupyter server runs here; the service runs inside this command "
-                           "(its jobs stop when it ends)", err=True)
-                self._service = EmbeddedService(Path.cwd())
+            self._service = self._connect()
         return self._service
+
+    def _connect(self) -> JobsService:
+        here = Path.cwd().resolve()
+        if self.url:  # its root from its runtime file (a server of this machine), else from the env
+            found = servers.matching(self.url)
+            named = os.environ.get(ENV_ROOT)
+            self._root = found.root if found else Path(named).resolve() if named else None
+            token = self.token if self.token is not None else found.token if found else ""
+            return RestService(self.url, token, self._root or here)
+        if found := servers.serving(here):
+            self._root = found.root
+            return RestService(found.url, found.token, found.root)
+        click.echo("jupyter jobs: no Jupyter server runs here; the service runs inside this command "
+                   "(its jobs stop when it ends)", err=True)
+        self._root = here
+        return EmbeddedService(here)
+
+    @property
+    def root(self) -> Path:
+        """The folder the server serves, as this machine sees it: workspaces are folders under it."""
+        self.service  # noqa: B018 (connecting learns the root)
+        if self._root is None:
+            raise click.UsageError(
+                f"the Jupyter server at {self.url} is not listed in this machine's Jupyter runtime folder "
+                f"({servers.runtime_dir()}), so which folder it serves is unknown and the current folder cannot "
+                f"be the job's workspace: set {ENV_ROOT} to the server's root folder if it shares this file "
+                "system, or use --git URL (or a job file's own workspace)")
+        return self._root
+
+    def spec(self, options: dict[str, Any], folder: bool = True) -> dict[str, Any]:
+        """A spec from the shared options, its workspace the current folder (or --workspace)
+        under the server's root. `folder=False`, or --git: the workspace comes from elsewhere,
+        so no root is needed (a remote server works)."""
+        if options.get("git") or not folder:
+            return _usage(lambda: build_spec(options, Path.cwd()))  # its folder is replaced: any root does
+        root, here = self.root, Path.cwd().resolve()
+        if not options.get("workspace") and not servers.under(here, root):
+            raise click.UsageError(
+                f"the current folder {here} is not under {root}, the folder the Jupyter server at "
+                f"{self.service.where} serves, so it cannot be the job's workspace: run the command from a "
+                "folder under it, pass --workspace FOLDER (a folder under it), or use --git URL")
+        return _usage(lambda: build_spec(options, root))
 
     def show(self, data: Any, text: Callable[[Any], str]) -> None:
         click.echo(json.dumps(data, indent=2) if self.as_json else text(data))
@@ -107,13 +131,18 @@ def _usage(call: Callable[[], Any]) -> Any:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--url", envvar="JUPYTER_JOBS_URL", help="the Jupyter server (default: a running one, found as "
-              "`jupyter server list` finds it)")
-@click.option("--token", envvar="JUPYTER_JOBS_TOKEN", help="its token")
+@click.option("--url", envvar=ENV_URL, help="the Jupyter server (default: the running one whose root holds this "
+              "folder, as `jupyter server list` lists them)")
+@click.option("--token", envvar=ENV_TOKEN, help="its token (default: from its runtime file)")
 @click.option("--json", "as_json", is_flag=True, help="JSON replies, for scripts")
 @click.pass_context
 def main(ctx: click.Context, url: Optional[str], token: Optional[str], as_json: bool) -> None:
-    """Run your folder's code as jobs: local processes, containers, Slurm."""
+    """Run your folder's code as jobs: local processes, containers, Slurm.
+
+    The current folder is the job's workspace. Commands talk to --url/--token (or
+    JUPYTER_JOBS_URL), else to the running Jupyter server whose root holds this folder, else
+    to a service inside the command.
+    """
     ctx.obj = Cli(url, token, as_json)
 
 
@@ -140,7 +169,8 @@ def _submit_and_follow(cli: Cli, spec: dict[str, Any], detach: bool) -> None:
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @pass_cli
 def run(cli: Cli, detach: bool, job_file: Optional[str], command: tuple[str, ...], **options: Any) -> None:
-    """Run COMMAND (after --) or a job file as a job; follow its output and exit with its code."""
+    """Run COMMAND (after --) or a job file as a job, on a snapshot of the current folder;
+    follow its output and exit with its code."""
     if bool(job_file) == bool(command):
         raise click.UsageError("give a command (jupyter jobs run -- python train.py) or a job file (-f job.yaml)")
     spec: dict[str, Any] = {}
@@ -149,8 +179,9 @@ def run(cli: Cli, detach: bool, job_file: Optional[str], command: tuple[str, ...
         if not isinstance(spec, dict):
             raise click.UsageError(f"{job_file} is not a job spec (a mapping of fields)")
     given = {k: v for k, v in options.items() if v not in (None, ())}
-    built = _usage(lambda: build_spec(given, cli.service.root_dir))
-    if "workspace" in spec and "workspace" not in given:
+    own_workspace = "workspace" in spec and "workspace" not in given
+    built = cli.spec(given, folder=not own_workspace)
+    if own_workspace:
         built["workspace"] = spec["workspace"]  # the file's own, relative to the server's root
     env = {**spec.get("env", {}), **built.pop("env")}
     resources = {**spec.get("resources", {}), **built.pop("resources", {})}
@@ -171,8 +202,7 @@ def run(cli: Cli, detach: bool, job_file: Optional[str], command: tuple[str, ...
 def notebook(cli: Cli, path: str, parameters: tuple[str, ...], kernel: Optional[str], detach: bool,
              **options: Any) -> None:
     """Run the notebook at PATH as a job, with parameters."""
-    spec = _usage(lambda: notebook_spec(build_spec(options, cli.service.root_dir), cli.service.root_dir, path,
-                                        list(parameters), kernel))
+    spec = _usage(lambda: notebook_spec(cli.spec(options), cli.root, path, list(parameters), kernel))
     _submit_and_follow(cli, spec, detach)
 
 
@@ -279,7 +309,7 @@ def workflow() -> None:
 @pass_cli
 def workflow_run(cli: Cli, path: str, workspace: Optional[str]) -> None:
     """Submit the workflow in PATH (YAML or JSON)."""
-    folder = _usage(lambda: workspace_of(cli.service.root_dir, workspace or str(Path(path).parent)))
+    folder = _usage(lambda: workspace_of(cli.root, workspace or str(Path(path).parent)))
     cli.show(cli.service.submit_workflow(Path(path).read_text(), folder), table_text)
 
 
