@@ -2,7 +2,8 @@
 service embedded in the command): runs that exit with the job's code, logs, show/list/cancel/
 rerun, job files (export, then run again), artifacts, workflows, schedules, errors with exit
 codes that say which, and finding a running server as `jupyter server list` does. The current
-folder is the workspace however the server was named."""
+folder is the workspace however the server was named; global options work after the
+subcommand."""
 
 from __future__ import annotations
 
@@ -172,3 +173,18 @@ def test_a_server_this_machine_does_not_list_needs_its_root_named(server, tmp_pa
     assert cli(server, "list", env=unlisted).returncode == 0  # listing needs no folder
     named = cli(server, "run", "--", "cat", "data.txt", env={**unlisted, "JUPYTER_JOBS_ROOT": str(server.root)})
     assert named.returncode == 0 and named.stdout == "from the workspace\n", named.stderr
+
+
+# -- options where people type them ----------------------------------------------------------
+def test_global_options_work_after_the_subcommand(server, tmp_path):
+    credentials = ["--url", server.url, "--token", server.token]
+    started = cli(server, "run", "-d", "--json", *credentials, "--", "true", discover=True)
+    job = json.loads(started.stdout)
+    unlisted = {"JUPYTER_RUNTIME_DIR": str(tmp_path / "none")}  # only --url can lead to the server
+    listed = cli(server, "list", "--limit", "5", "--json", *credentials, discover=True, env=unlisted)
+    assert json.loads(listed.stdout)["jobs"][0]["id"] == job["id"], listed.stderr
+    assert json.loads(cli(server, "show", job["id"], "--json").stdout)["id"] == job["id"]
+    assert json.loads(cli(server, "workflow", "list", "--json").stdout)["workflows"] == []
+    assert json.loads(cli(server, "schedule", "list", "--json").stdout)["schedules"] == []
+    wrong = cli(server, "list", "--url", "http://127.0.0.1:9")  # after the subcommand, it wins
+    assert wrong.returncode == 6 and "cannot reach" in wrong.stderr

@@ -4,7 +4,8 @@ One more thin face over the service, on the magic's own client (kernel/client.py
 options (kernel/specs.py). It talks to `--url`/`--token` (or `JUPYTER_JOBS_URL`), else to the
 running Jupyter server whose root holds the current folder (servers.py), else to a service
 embedded in the command. Either way the current folder is the job's workspace, relative to
-the server's root. Human tables by default, `--json` for scripts.
+the server's root. Human tables by default, `--json` for scripts; these global options work
+before or after the subcommand.
 
 Exit codes: 0 done (a job that succeeded); for `run`/`notebook` that wait, the job's own exit
 code, or 1 for another failure (timeout, out of memory, lost), 3 cancelled or skipped;
@@ -21,6 +22,7 @@ from typing import Any, Callable, Optional
 
 import click
 import yaml
+from click.core import ParameterSource
 
 from ..kernel.client import EmbeddedService, JobsService, RestService, ServiceError
 from ..kernel.display import status_text, stream_output
@@ -34,11 +36,13 @@ ENV_URL, ENV_TOKEN, ENV_ROOT = "JUPYTER_JOBS_URL", "JUPYTER_JOBS_TOKEN", "JUPYTE
 
 
 class Cli:
-    """What every command shares: the global options and the service they lead to, reached on
-    first use so `--help` and usage errors cost nothing."""
+    """What every command shares: the global options (given before or after the subcommand)
+    and the service they lead to, reached on first use so `--help` and usage errors cost nothing."""
 
-    def __init__(self, url: Optional[str], token: Optional[str], as_json: bool):
-        self.url, self.token, self.as_json = url, token, as_json
+    def __init__(self) -> None:
+        self.url: Optional[str] = None
+        self.token: Optional[str] = None
+        self.as_json = False
         self._service: Optional[JobsService] = None
         self._root: Optional[Path] = None  # the server's root, where this machine knows it
 
@@ -130,20 +134,53 @@ def _usage(call: Callable[[], Any]) -> Any:
         raise click.UsageError(str(exc)) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--url", envvar=ENV_URL, help="the Jupyter server (default: the running one whose root holds this "
-              "folder, as `jupyter server list` lists them)")
-@click.option("--token", envvar=ENV_TOKEN, help="its token (default: from its runtime file)")
-@click.option("--json", "as_json", is_flag=True, help="JSON replies, for scripts")
+def _set_global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """A global option lands on the one Cli wherever it was typed; on the command line the
+    later one wins, from the environment it only fills a gap."""
+    name = param.name or ""
+    if value in (None, False):
+        return
+    cli = ctx.ensure_object(Cli)
+    if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE or not getattr(cli, name):
+        setattr(cli, name, value)
+
+
+def _global_options() -> list[click.Option]:
+    """The options of `jupyter jobs` itself, which each command takes too (`list --json`)."""
+    given = {"expose_value": False, "callback": _set_global}
+    return [click.Option(["--url"], envvar=ENV_URL, help="the Jupyter server (default: the running one whose root "
+                         "holds this folder, as `jupyter server list` lists them)", **given),
+            click.Option(["--token"], envvar=ENV_TOKEN, help="its token (default: from its runtime file)", **given),
+            click.Option(["--json", "as_json"], is_flag=True, help="JSON replies, for scripts", **given)]
+
+
+class _Group(click.Group):
+    """A group whose commands and sub-groups all take the global options, so they work where
+    people type them: before the subcommand or after it."""
+
+    group_class = type
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(_global_options())
+
+    def add_command(self, cmd: click.Command, name: Optional[str] = None) -> None:
+        if not isinstance(cmd, _Group):
+            cmd.params.extend(_global_options())
+        super().add_command(cmd, name)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_context
-def main(ctx: click.Context, url: Optional[str], token: Optional[str], as_json: bool) -> None:
+def main(ctx: click.Context) -> None:
     """Run your folder's code as jobs: local processes, containers, Slurm.
 
     The current folder is the job's workspace. Commands talk to --url/--token (or
     JUPYTER_JOBS_URL), else to the running Jupyter server whose root holds this folder, else
-    to a service inside the command.
+    to a service inside the command. --url, --token and --json work before or after the
+    subcommand.
     """
-    ctx.obj = Cli(url, token, as_json)
+    ctx.ensure_object(Cli)
 
 
 pass_cli = click.make_pass_decorator(Cli)
