@@ -81,3 +81,20 @@ def test_the_cli_demo_runs_from_a_venv_that_is_not_activated(tmp_path):
         assert f"executed {notebook}" in out
     finally:
         server.stop()
+
+
+def test_the_lab_script_runs_the_demos_in_a_copy_git_ignores():
+    """`bash scripts/lab` opens JupyterLab on a copy of the demos: running them (outputs saved,
+    files the jobs write) never changes the repository's tracked files."""
+    import pwd
+
+    # the user's own HOME (pytest-jupyter points it at a temporary folder): pip reads its settings there
+    env = {**os.environ, "JUPYTER_JOBS_LAB_DRY_RUN": "1", "HOME": pwd.getpwuid(os.getuid()).pw_dir}
+    out = run(["bash", "scripts/lab"], env, timeout=300)
+    root = REPO / next(a.split("=", 1)[1] for a in out.split() if a.startswith("--ServerApp.root_dir="))
+    demos = sorted(p.name for p in DEMOS.glob("*.ipynb"))
+    assert demos and sorted(p.name for p in root.glob("*.ipynb")) == demos
+    tracked = subprocess.run(["git", "ls-files", str(root)], cwd=REPO, capture_output=True, text=True)
+    assert tracked.returncode == 0 and tracked.stdout == "", f"{root} holds tracked files"
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(root / demos[0])], cwd=REPO)
+    assert ignored.returncode == 0, "the copy is ignored by git: saving a demo shows no change"
