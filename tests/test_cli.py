@@ -3,7 +3,7 @@ service embedded in the command): runs that exit with the job's code, logs, show
 rerun, job files (export, then run again), artifacts, workflows, schedules, errors with exit
 codes that say which, and finding a running server as `jupyter server list` does. The current
 folder is the workspace however the server was named; global options work after the
-subcommand."""
+subcommand; a command imports nothing of the server side."""
 
 from __future__ import annotations
 
@@ -188,3 +188,18 @@ def test_global_options_work_after_the_subcommand(server, tmp_path):
     assert json.loads(cli(server, "schedule", "list", "--json").stdout)["schedules"] == []
     wrong = cli(server, "list", "--url", "http://127.0.0.1:9")  # after the subcommand, it wins
     assert wrong.returncode == 6 and "cannot reach" in wrong.stderr
+
+
+# -- speed -------------------------------------------------------------------------------------
+HEAVY = ("jupyter_server", "tornado", "pydantic", "traitlets", "ipykernel", "IPython", "jupyter_client",
+         "jupyter_jobs.app", "jupyter_jobs.domain")
+
+
+def test_a_command_imports_nothing_of_the_server_side(server):
+    """Finding the server imported jupyter_server's ServerApp, the client the service's settings
+    (pydantic, traitlets) and ipykernel (to ask which kernel it runs in): ~2.7 s of a `jupyter
+    jobs list` that now takes ~0.3."""
+    done = cli(server, "list", discover=True, program=(sys.executable, "-X", "importtime", "-m", "jupyter_jobs.cli"))
+    assert done.returncode == 0 and done.stdout.startswith("id"), done.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert not sorted(m for m in imported if m.startswith(HEAVY))

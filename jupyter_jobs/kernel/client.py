@@ -4,6 +4,10 @@ A kernel started by a Jupyter server with the extension finds `JUPYTER_JOBS_URL`
 `JUPYTER_JOBS_TOKEN` in its environment (the extension puts them there), so nothing needs
 configuring. Anywhere else (plain IPython), an in-process service on the same history runs
 the jobs instead. Both speak the same small interface, in plain dicts as the REST API does.
+
+Only the standard library is imported up front: the `jupyter jobs` CLI imports this module on
+every command, and the service's own modules (settings, errors, pydantic) cost it most of a
+second; EmbeddedService imports them when one is made.
 """
 
 from __future__ import annotations
@@ -14,14 +18,27 @@ import http.client
 import json
 import os
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 from urllib.parse import quote, urlencode, urlsplit
 
-from ..app.config import ENV_ROOT, ENV_TOKEN, ENV_URL, JobsConfig
-from ..domain.errors import JobsError
+if TYPE_CHECKING:
+    from ..domain.errors import JobsError
+
+#: names this module offers from the service's settings, imported when first asked for
+_FROM_CONFIG = ("ENV_ROOT", "ENV_TOKEN", "ENV_URL", "JobsConfig")
+
+
+def __getattr__(name: str) -> Any:
+    """`from .client import ENV_URL` (the magic does) without importing the settings up front."""
+    if name in _FROM_CONFIG:
+        from ..app import config
+
+        return getattr(config, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ServiceError(RuntimeError):
@@ -98,6 +115,8 @@ class JobsService(abc.ABC):
 
 def kernel_origin() -> Optional[str]:
     """`kernel:<id>` of the kernel this runs in (from its connection file's name), if any."""
+    if "ipykernel" not in sys.modules:  # no kernel runs this (the CLI): importing it costs ~0.3 s
+        return None
     try:
         from ipykernel.connect import get_connection_file
 
@@ -121,7 +140,11 @@ class RestService(JobsService):
         self._headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
         if origin := kernel_origin():  # the browser showing this kernel's notebook is told when jobs end
             self._headers["X-Jupyter-Jobs-Origin"] = origin
-        self.root_dir = root_dir or Path(os.environ.get(ENV_ROOT, os.getcwd()))
+        if root_dir is None:
+            from ..app.config import ENV_ROOT
+
+            root_dir = Path(os.environ.get(ENV_ROOT, os.getcwd()))
+        self.root_dir = root_dir
 
     def _connection(self, timeout: Optional[float]) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
@@ -231,6 +254,8 @@ class EmbeddedService(JobsService):
     def __init__(self, root_dir: Optional[Path] = None, data_dir: Optional[Path] = None):
         from traitlets.config import Config
 
+        from ..app.config import JobsConfig
+
         self.root_dir = Path(root_dir or os.getcwd())
         self._loop = asyncio.new_event_loop()
         threading.Thread(target=self._loop.run_forever, name="jupyter-jobs-embedded", daemon=True).start()
@@ -246,6 +271,8 @@ class EmbeddedService(JobsService):
         self._call(self.platform.start())
 
     def _call(self, coro: Any) -> Any:
+        from ..domain.errors import JobsError
+
         try:
             return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
         except JobsError as exc:
@@ -320,6 +347,8 @@ class EmbeddedService(JobsService):
                 items.append(item)
                 ready.notify()
 
+        from ..domain.errors import JobsError
+
         async def pump() -> None:
             try:
                 async for item in self.service.logs(job_id, offset, follow_=follow, gone=gone.is_set):
@@ -357,6 +386,8 @@ def connect() -> JobsService:
     """The service this kernel uses: its server's, when it has one, else an embedded one."""
     global _service
     if _service is None:
+        from ..app.config import ENV_TOKEN, ENV_URL
+
         url, token = os.environ.get(ENV_URL), os.environ.get(ENV_TOKEN)
         _service = RestService(url, token or "") if url else EmbeddedService()
     return _service
