@@ -28,8 +28,9 @@ from ..domain.replies import (
     MetricsQuery,
 )
 from ..domain.status import JobStatus
-from ..storage.artifacts import ArtifactMissing, list_artifacts, open_artifact
+from ..storage.artifacts import ArtifactMissing, list_artifacts, open_artifact, write_zip
 from ..storage.logs import follow
+from ..storage.pipe import stream_from_thread
 from ..storage.series import Cursor, progress
 from ..domain.instance_types import InstanceTypes
 from ..storage.logs import LogRegistry
@@ -211,6 +212,12 @@ class JobReads:
         """`path` relative to the server's root, when it is a real folder under it."""
         root, real = os.path.realpath(self.root_dir), os.path.realpath(path)
         return os.path.relpath(real, root).replace(os.sep, "/") if inside(real, root) and os.path.isdir(real) else None
+
+    async def artifacts_zip(self, job_id: str, prefix: str = "") -> AsyncIterator[bytes]:
+        """All the job's artifacts (those under `prefix`) as one zip, streamed as it is written:
+        nothing is staged on disk or held in memory, whatever their number and size."""
+        root = self.env.job_dir(await self._job(job_id)) / "artifacts"  # a 404 before any byte
+        return stream_from_thread(lambda out: write_zip(root, out, prefix))
 
     async def open_artifact(self, job_id: str, path: str) -> tuple[BinaryIO, int]:
         """One artifact, opened (never through a link), and its size at opening."""

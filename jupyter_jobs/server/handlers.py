@@ -307,6 +307,25 @@ class ArtifactHandler(BaseHandler):
         self.finish()
 
 
+class ArtifactsZipHandler(BaseHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        prefix = self.get_query_argument("prefix", "")
+        chunks = await self.service.artifacts_zip(job_id, prefix)
+        self.set_header("Content-Type", "application/zip")
+        self.set_header("Content-Disposition", f"attachment; filename=\"{job_id}-artifacts.zip\"")
+        try:
+            async for chunk in chunks:
+                self.write(chunk)
+                await self.flush()  # the client's pace holds the writer back
+        except StreamClosedError:
+            return
+        finally:
+            await chunks.aclose()  # a client that went away stops the writer now
+        self.finish()
+
+
 class WorkflowsHandler(BaseHandler):
     @web.authenticated
     @authorized
@@ -365,6 +384,7 @@ handlers = [
     (rf"/jupyter-jobs/jobs/{_JOB}/logs", LogsHandler),
     (rf"/jupyter-jobs/jobs/{_JOB}/metrics", MetricsHandler),
     (rf"/jupyter-jobs/jobs/{_JOB}/artifacts", ArtifactsHandler),
+    (rf"/jupyter-jobs/jobs/{_JOB}/artifacts\.zip", ArtifactsZipHandler),
     (rf"/jupyter-jobs/jobs/{_JOB}/artifacts/(?P<path>.+)", ArtifactHandler),
     (r"/jupyter-jobs/workflows/?", WorkflowsHandler),
     (r"/jupyter-jobs/workflows/(?P<run_id>[^/]+)", WorkflowHandler),

@@ -188,6 +188,11 @@ def _job_output_paths() -> dict[str, Any]:
             "200": {"description": "the file", "content": {"application/octet-stream": {}}},
             "404": _ERROR}, [_ID, {"name": "path", "in": "path", "required": True,
                                    "schema": {"type": "string"}}])},
+        "/jupyter-jobs/jobs/{job_id}/artifacts.zip": {"get": _op("All artifacts as one zip, streamed", {
+            "200": {"description": "a zip of the artifacts (those under `prefix`)",
+                    "content": {"application/zip": {}}},
+            "404": _ERROR}, [_ID, {"name": "prefix", "in": "query", "required": False,
+                                   "schema": {"type": "string"}}])},
     }
 
 
