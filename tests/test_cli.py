@@ -3,13 +3,16 @@ service embedded in the command): runs that exit with the job's code, logs, show
 rerun, job files (export, then run again), artifacts, workflows, schedules, errors with exit
 codes that say which, and finding a running server as `jupyter server list` does. The current
 folder is the workspace however the server was named; global options work after the
-subcommand; a command imports nothing of the server side."""
+subcommand; a command imports nothing of the server side; Ctrl-C, `logs -f`, `workflow run
+--wait`, tables as wide as the terminal, examples in `--help`."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -68,7 +71,7 @@ def test_detach_then_logs_show_cancel_rerun(server):
     assert again["id"] != job["id"] and again["spec"]["command"] == job["spec"]["command"]
     cli(server, "cancel", again["id"])
     follow = cli(server, "logs", "-f", job["id"])
-    assert follow.returncode == 0 and follow.stdout == "first\n"
+    assert follow.returncode == 3 and follow.stdout == "first\n" and "cancelled" in follow.stderr
 
 
 def test_a_job_file_round_trip(server):
@@ -203,3 +206,61 @@ def test_a_command_imports_nothing_of_the_server_side(server):
     assert done.returncode == 0 and done.stdout.startswith("id"), done.stderr[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert not sorted(m for m in imported if m.startswith(HEAVY))
+
+
+# -- following, waiting, terminals ---------------------------------------------------------------
+def test_ctrl_c_detaches_from_a_followed_run_and_says_how_to_follow_or_cancel(server):
+    proc = subprocess.Popen([CLI, "--url", server.url, "--token", server.token, "run", "--", "sh", "-c",
+                             "echo started; sleep 60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=server.root / "proj", env=environment(server))
+    try:
+        assert proc.stdout.readline() == "started\n"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    job_id = re.search(r"^job (\w+) ", err, re.M).group(1)
+    assert proc.returncode == 130, err
+    assert f"jupyter jobs logs -f {job_id}" in err and f"jupyter jobs cancel {job_id}" in err
+    assert server.request("GET", f"/jupyter-jobs/jobs/{job_id}")["status"] == "running"
+    assert cli(server, "cancel", job_id).returncode == 0
+
+
+def test_logs_follow_exits_with_the_jobs_code_and_says_how_it_ended(server):
+    job = json.loads(cli(server, "--json", "run", "-d", "--", "sh", "-c", "echo bye; exit 4").stdout)
+    follow = cli(server, "logs", "-f", job["id"])
+    assert follow.returncode == 4 and follow.stdout == "bye\n", follow.stderr
+    assert f"job {job['id']} failed" in follow.stderr and "exit 4" in follow.stderr
+
+
+def test_workflow_run_wait_waits_and_exits_non_zero_when_the_run_failed(server):
+    (server.root / "proj" / "ok.yaml").write_text("name: ok\njobs:\n  a: {command: echo a}\n"
+                                                  "  b: {needs: a, command: echo b}\n")
+    (server.root / "proj" / "bad.yaml").write_text("name: bad\njobs:\n  a: {command: exit 1}\n"
+                                                   "  b: {needs: a, command: echo b}\n")
+    ok = cli(server, "workflow", "run", "--wait", "ok.yaml")
+    assert ok.returncode == 0 and ": succeeded" in ok.stdout.splitlines()[0], ok.stdout + ok.stderr
+    bad = cli(server, "workflow", "run", "bad.yaml", "--wait", "--json")
+    run = json.loads(bad.stdout)
+    assert bad.returncode == 1 and run["status"] == "failed", bad.stderr
+    assert {j["name"]: j["status"] for j in run["jobs"]} == {"a": "failed", "b": "skipped"}
+
+
+def test_list_fits_the_terminal_width(server):
+    job = json.loads(cli(server, "--json", "run", "-d", "--name", "n" * 80, "--", "true").stdout)
+    narrow = cli(server, "list", env={"COLUMNS": "80"})
+    assert narrow.returncode == 0 and max(map(len, narrow.stdout.splitlines())) <= 80, narrow.stdout
+    assert job["id"] in narrow.stdout and "…" in narrow.stdout  # ids stay whole; long names are cut
+    assert "n" * 80 in cli(server, "list", env={"COLUMNS": "200"}).stdout
+
+
+@pytest.mark.parametrize("command, example", [
+    ((), "jupyter jobs run -- python train.py"),
+    (("run",), "jupyter jobs run --gpus 1 -- python train.py"),
+    (("list",), "jupyter jobs list --status running,queued"),
+    (("logs",), "jupyter jobs logs -f"),
+    (("workflow", "run"), "jupyter jobs workflow run --wait"),
+])
+def test_help_shows_examples(command, example):
+    shown = subprocess.run([CLI, *command, "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "Examples:" in shown.stdout and example in shown.stdout, shown.stdout

@@ -7,18 +7,21 @@ embedded in the command. Either way the current folder is the job's workspace, r
 the server's root. Human tables by default, `--json` for scripts; these global options work
 before or after the subcommand.
 
-Exit codes: 0 done (a job that succeeded); for `run`/`notebook` that wait, the job's own exit
-code, or 1 for another failure (timeout, out of memory, lost), 3 cancelled or skipped;
-2 bad usage or a refused request (400); 4 not found (404); 5 a conflict (409); 6 no service.
+Exit codes: 0 done (a job that succeeded); for `run`/`notebook` that wait, `logs -f` and
+`workflow run --wait`, the job's own exit code, or 1 for another failure (timeout, out of
+memory, lost), 3 cancelled or skipped; 2 bad usage or a refused request (400); 4 not found
+(404); 5 a conflict (409); 6 no service; 130 stopped following with Ctrl-C (the job goes on).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NoReturn, Optional
 
 import click
 import yaml
@@ -27,7 +30,7 @@ from click.core import ParameterSource
 from ..kernel.client import EmbeddedService, JobsService, RestService, ServiceError
 from ..kernel.display import status_text, stream_output
 from ..kernel.specs import SPEC_ARGUMENTS, build_spec, describe, notebook_spec, workspace_of
-from ..kernel.workflow import table_text
+from ..kernel.workflow import RUN_OVER, table_text
 from . import servers
 
 _EXIT = {400: 2, 404: 4, 409: 5}
@@ -94,20 +97,48 @@ class Cli:
                 "folder under it, pass --workspace FOLDER (a folder under it), or use --git URL")
         return _usage(lambda: build_spec(options, root))
 
+    def again(self, command: str) -> str:
+        """`jupyter jobs COMMAND` as the user can type it later, reaching this same server."""
+        url = f" --url {self.url}" if self.url and self.url != os.environ.get(ENV_URL) else ""
+        return f"jupyter jobs {command}{url}"
+
     def show(self, data: Any, text: Callable[[Any], str]) -> None:
         click.echo(json.dumps(data, indent=2) if self.as_json else text(data))
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
+def _columns() -> Optional[int]:
+    """How wide a table may be: $COLUMNS, else the terminal's width; None when stdout is not a
+    terminal (a pipe or a file gets whole lines, for grep)."""
+    given = os.environ.get("COLUMNS", "")
+    if given.isdigit():
+        return int(given)
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+
+
+def _table(header: list[str], rows: list[list[str]], keep: tuple[str, ...] = ("id", "status")) -> str:
+    """Columns as wide as their widest cell. Where that overflows the terminal, the widest
+    columns not in `keep` lose a character at a time, their cells cut with "…": ids stay
+    whole, since they are what the next command needs."""
+    cells = [[str(c) for c in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    limit = _columns()
+    excess = sum(widths) + 2 * (len(widths) - 1) - limit if limit else 0
+    while excess > 0:
+        cuttable = [i for i, name in enumerate(header) if name not in keep and widths[i] > 3]
+        if not cuttable:
+            break
+        widths[max(cuttable, key=lambda i: widths[i])] -= 1
+        excess -= 1
+    return "\n".join("  ".join((c if len(c) <= w else c[:w - 1] + "…").ljust(w) for c, w in zip(row, widths))
+                     .rstrip() for row in cells)
 
 
 def _jobs_table(page: dict[str, Any]) -> str:
     return _table(["id", "status", "backend", "project", "name", "created", "exit"],
                   [[j["id"], j["status"], j["backend"], j["project"], j["spec"].get("name") or "",
                     (j["created_at"] or "")[:19].replace("T", " "),
-                    "" if j["exit_code"] is None else str(j["exit_code"])] for j in page["jobs"]])
+                    "" if j["exit_code"] is None else str(j["exit_code"])] for j in page["jobs"]],
+                  keep=("id", "status", "created", "exit"))
 
 
 def _exit_of(job: dict[str, Any]) -> int:
@@ -179,11 +210,41 @@ def main(ctx: click.Context) -> None:
     JUPYTER_JOBS_URL), else to the running Jupyter server whose root holds this folder, else
     to a service inside the command. --url, --token and --json work before or after the
     subcommand.
+
+    \b
+    Examples:
+      jupyter jobs run -- python train.py            # follow its output, exit with its code
+      jupyter jobs run -d --gpus 1 -- python train.py
+      jupyter jobs list --status running,queued
+      jupyter jobs logs -f ID ; jupyter jobs cancel ID
+      jupyter jobs workflow run --wait flow.yaml
     """
     ctx.ensure_object(Cli)
 
 
 pass_cli = click.make_pass_decorator(Cli)
+
+
+def _stop_waiting(cli: Cli, what: str, follow: str, cancel: str) -> NoReturn:
+    """Ctrl-C while following: only the following stops (the server runs the job on), so say
+    how to come back to it or end it."""
+    click.echo(f"\nstopped following {what}; it goes on.\n  follow it: {cli.again(follow)}\n"
+               f"  cancel it: {cli.again(cancel)}", err=True)
+    sys.exit(130)
+
+
+def _follow(cli: Cli, job_id: str) -> NoReturn:
+    """Stream the job's output until it ends, say how it ended, exit with its code."""
+    try:
+        stream_output(cli.service, job_id)
+        final = cli.service.get(job_id)
+    except KeyboardInterrupt:
+        if not isinstance(cli.service, EmbeddedService):
+            _stop_waiting(cli, f"job {job_id}", f"logs -f {job_id}", f"cancel {job_id}")
+        final = cli.service.cancel(job_id)  # it would die with this process anyway: end it cleanly
+        click.echo(f"\njob {job_id} cancelled: the service ran inside this command", err=True)
+    click.echo(status_text(final), err=True)
+    sys.exit(_exit_of(final))
 
 
 def _submit_and_follow(cli: Cli, spec: dict[str, Any], detach: bool) -> None:
@@ -192,10 +253,7 @@ def _submit_and_follow(cli: Cli, spec: dict[str, Any], detach: bool) -> None:
         cli.show(job, lambda j: f"job {j['id']} {j['status']}")
         return
     click.echo(f"job {job['id']} {job['status']} ({describe(job['spec'])})", err=True)
-    stream_output(cli.service, job["id"])
-    final = cli.service.get(job["id"])
-    click.echo(status_text(final), err=True)
-    sys.exit(_exit_of(final))
+    _follow(cli, job["id"])
 
 
 @main.command(context_settings={"ignore_unknown_options": True})
@@ -207,7 +265,15 @@ def _submit_and_follow(cli: Cli, spec: dict[str, Any], detach: bool) -> None:
 @pass_cli
 def run(cli: Cli, detach: bool, job_file: Optional[str], command: tuple[str, ...], **options: Any) -> None:
     """Run COMMAND (after --) or a job file as a job, on a snapshot of the current folder;
-    follow its output and exit with its code."""
+    follow its output and exit with its code. Ctrl-C stops following; the job goes on.
+
+    \b
+    Examples:
+      jupyter jobs run --gpus 1 -- python train.py --epochs 3
+      jupyter jobs run -d -- python train.py        # return at once with the job's id
+      jupyter jobs run -w data -- python prep.py    # another folder as the workspace
+      jupyter jobs run -f train.yaml -e SEED=2      # a job file; options override its fields
+    """
     if bool(job_file) == bool(command):
         raise click.UsageError("give a command (jupyter jobs run -- python train.py) or a job file (-f job.yaml)")
     spec: dict[str, Any] = {}
@@ -238,7 +304,13 @@ def run(cli: Cli, detach: bool, job_file: Optional[str], command: tuple[str, ...
 @pass_cli
 def notebook(cli: Cli, path: str, parameters: tuple[str, ...], kernel: Optional[str], detach: bool,
              **options: Any) -> None:
-    """Run the notebook at PATH as a job, with parameters."""
+    """Run the notebook at PATH as a job, with parameters; as `run`, it follows and exits with its code.
+
+    \b
+    Examples:
+      jupyter jobs notebook train.ipynb -p lr=0.01 -p epochs=3
+      jupyter jobs notebook -d --gpus 1 train.ipynb
+    """
     spec = _usage(lambda: notebook_spec(cli.spec(options), cli.root, path, list(parameters), kernel))
     _submit_and_follow(cli, spec, detach)
 
@@ -251,7 +323,13 @@ def notebook(cli: Cli, path: str, parameters: tuple[str, ...], kernel: Optional[
 @click.option("--limit", type=int, default=20, show_default=True)
 @pass_cli
 def list_(cli: Cli, **query: Any) -> None:
-    """Recent jobs, newest first."""
+    """Recent jobs, newest first, as wide as the terminal.
+
+    \b
+    Examples:
+      jupyter jobs list --status running,queued
+      jupyter jobs list --project mnist --limit 50 --json
+    """
     cli.show(cli.service.list(**query), _jobs_table)
 
 
@@ -276,10 +354,16 @@ def show(cli: Cli, job_id: str) -> None:
 @click.option("-f", "--follow", is_flag=True, help="keep streaming until the job ends (resumes after a drop)")
 @pass_cli
 def logs(cli: Cli, job_id: str, follow: bool) -> None:
-    """A job's output (stdout and stderr as they came)."""
+    """A job's output (stdout and stderr as they came). With -f, until it ends: then it says
+    how the job ended and exits with its code.
+
+    \b
+    Examples:
+      jupyter jobs logs 3f2a9c0d1e4b > out.txt
+      jupyter jobs logs -f 3f2a9c0d1e4b
+    """
     if follow:
-        stream_output(cli.service, job_id)
-        return
+        _follow(cli, job_id)
     for item in cli.service.logs(job_id):
         if "text" in item:
             (sys.stderr if item["stream"] == "stderr" else sys.stdout).write(item["text"])
@@ -322,7 +406,8 @@ def artifacts(cli: Cli, job_id: str, download: Optional[str]) -> None:
             target = Path(download) / item["path"]
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(cli.service.download(job_id, item["path"]))
-    cli.show(listed, lambda items: _table(["path", "size"], [[a["path"], str(a["size"])] for a in items]))
+    cli.show(listed, lambda items: _table(["path", "size"], [[a["path"], str(a["size"])] for a in items],
+                                          keep=("path",)))
 
 
 @main.command()
@@ -343,11 +428,42 @@ def workflow() -> None:
 @workflow.command("run")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("-w", "--workspace", help="folder every job of the run gets (default: the file's folder)")
+@click.option("--wait", is_flag=True, help="wait until the run ends (each job's status as it changes), exit 1 if "
+              "it failed, 3 if cancelled")
 @pass_cli
-def workflow_run(cli: Cli, path: str, workspace: Optional[str]) -> None:
-    """Submit the workflow in PATH (YAML or JSON)."""
+def workflow_run(cli: Cli, path: str, workspace: Optional[str], wait: bool) -> None:
+    """Submit the workflow in PATH (YAML or JSON).
+
+    \b
+    Examples:
+      jupyter jobs workflow run flow.yaml           # submit; returns at once
+      jupyter jobs workflow run --wait flow.yaml    # wait; exit non-zero if the run failed
+    """
     folder = _usage(lambda: workspace_of(cli.root, workspace or str(Path(path).parent)))
-    cli.show(cli.service.submit_workflow(Path(path).read_text(), folder), table_text)
+    run = cli.service.submit_workflow(Path(path).read_text(), folder)
+    if not wait:
+        cli.show(run, table_text)
+        return
+    run = _wait_for_run(cli, run)
+    cli.show(run, table_text)
+    sys.exit(_exit_of(run))
+
+
+def _wait_for_run(cli: Cli, run: dict[str, Any]) -> dict[str, Any]:
+    """Poll the run until it ends, a line on stderr each time one of its jobs changes status."""
+    seen: dict[str, str] = {}
+    try:
+        while True:
+            for job in run["jobs"]:
+                if seen.get(job["key"]) != job["status"]:
+                    seen[job["key"]] = job["status"]
+                    click.echo(f"  {job['key']}: {job['status']}", err=True)
+            if run["status"] in RUN_OVER:
+                return run
+            time.sleep(0.5)
+            run = cli.service.workflow(run["id"])
+    except KeyboardInterrupt:
+        _stop_waiting(cli, f"workflow run {run['id']}", f"workflow show {run['id']}", f"workflow cancel {run['id']}")
 
 
 @workflow.command("list")
