@@ -163,3 +163,31 @@ async def test_failed_builds_leave_no_folder_and_leftovers_are_collected(leftove
     done = await api.wait(job["id"], timeout=120)
     assert done["status"] == "failed" and done["reason"] == "environment", done
     assert sorted(p.name for p in leftovers.iterdir() if p.is_dir()) == ["building", "fresh"]
+
+
+@pytest.mark.parametrize("spec,field,words", [
+    ({"resources": {"cpus": "abc"}}, "resources.cpus", "'abc' is not a number"),
+    ({"retries": -1}, "retries", "-1 is less than 0, the least allowed"),
+    ({"env": {"A": 3}}, "env.A", "3 is not text"),
+    ({"resources": {"gpus": 1.5}}, "resources.gpus", "1.5 is not a whole number"),
+    ({"expose": [{"port": 0, "name": "web"}]}, "expose.0.port", "0 is less than 1, the least allowed"),
+])
+async def test_field_errors_are_in_the_products_words(api, workspace, spec, field, words):
+    reply = await api.submit({"command": "true", "workspace": "proj", **spec}, expect=400)
+    assert reply["errors"] == [{"field": field, "message": words}], reply
+    assert "Input should" not in reply["message"]
+
+
+@pytest.mark.parametrize("cron,words", [
+    ("61 * * * *", "'61' is not a minute (0-59"),
+    ("0 25 * * *", "'25' is not an hour (0-23"),
+    ("0 0 * foo *", "'foo' is not a month (1-12 or jan-dec"),
+    ("0 0 * * 9", "'9' is not a day of the week (0-7 or sun-sat"),
+    ("* *", "2 fields given: a cron expression is minute hour day month weekday"),
+])
+async def test_cron_errors_name_the_field_in_the_products_words(api, workspace, cron, words):
+    reply = await api.call("POST", "schedules", body={"spec": {"command": "true", "workspace": "proj"},
+                                                      "cron": cron}, expect=400)
+    (error,) = reply["errors"]
+    assert error["field"] == "cron" and error["message"].startswith(words), reply
+    assert "acceptable" not in error["message"] and "[" not in error["message"]  # not croniter's words

@@ -272,9 +272,23 @@ class Schedules:
                 fired, message=f"could not start a job at {_iso(now)}: {exc}"))
 
 
+#: each field of a cron expression: its name, and what it takes
+_CRON_FIELDS = [("a minute", "0-59"), ("an hour", "0-23"), ("a day of the month", "1-31"),
+                ("a month", "1-12 or jan-dec"), ("a day of the week", "0-7 or sun-sat"), ("a second", "0-59"),
+                ("a year", "1970-2099")]
+_CRON_FORMS = "a number, *, a list a,b, a range a-b, a step */n"
+
+
 def _cron_problem(cron: str) -> str:
-    try:
-        croniter(cron)
-    except (CroniterError, ValueError, KeyError) as exc:
-        return f"not a cron expression ({exc}); five fields (minute hour day month weekday), a sixth for seconds"
-    return "not a cron expression: five fields (minute hour day month weekday), a sixth for seconds"
+    """What is wrong with `cron`, in the product's words: which field, what it takes."""
+    fields = cron.split()
+    if not 5 <= len(fields) <= 7:
+        return (f"{len(fields)} fields given: a cron expression is minute hour day month weekday "
+                "(five fields), with a sixth for seconds and a seventh for the year")
+    for at, given in enumerate(fields):
+        probe = ["*"] * len(fields)
+        probe[at] = given
+        if not croniter.is_valid(" ".join(probe)):
+            name, takes = _CRON_FIELDS[at]
+            return f"{given!r} is not {name} ({takes}: {_CRON_FORMS})"
+    return "these fields do not make a cron expression together (minute hour day month weekday)"
