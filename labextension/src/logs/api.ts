@@ -12,3 +12,11 @@ export async function followLogs(
 ): Promise<LogEnd | null> {
   return followStream<LogChunk>(['jobs', id, 'logs'], `?offset=${offset}&follow=true`, c => 'text' in c, onChunk, signal);
 }
+
+/** The job's log as it was written (both streams, escape codes and all), for a download. */
+export async function logText(id: string): Promise<string> {
+  const parts: string[] = [];
+  const controller = new AbortController();
+  await followStream<LogChunk>(['jobs', id, 'logs'], '?offset=0', c => 'text' in c, c => parts.push(c.text), controller.signal);
+  return parts.join('');
+}

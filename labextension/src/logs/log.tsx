@@ -5,13 +5,15 @@
 // highlighted, Enter for the next one), wrap, jump to the first error, download, and follow.
 import * as React from 'react';
 
+import { errorMessage } from '../api/request';
+import { logText } from './api';
 import { LogFollower } from './follow';
 import { LogView } from './logview';
 
 /** The line count follows appends at most this often (the lines repaint once per frame). */
 const COUNT_EVERY_MS = 250;
 
-function download(name: string, text: string): void {
+function save(name: string, text: string): void {
   const link = document.createElement('a');
   link.href = URL.createObjectURL(new Blob([text], { type: 'text/plain' }));
   link.download = name;
@@ -19,15 +21,18 @@ function download(name: string, text: string): void {
   setTimeout(() => URL.revokeObjectURL(link.href), 1000);
 }
 
-/** The view and the live line count. */
-function useLogView(follower: LogFollower, host: React.RefObject<HTMLDivElement>) {
+/** The view and the live line count; `download`: what a cut line's note calls. */
+function useLogView(follower: LogFollower, host: React.RefObject<HTMLDivElement>, download: () => void) {
   const [view, setView] = React.useState<LogView | null>(null);
   const [lines, setLines] = React.useState(follower.buffer.length);
   const [following, setFollowing] = React.useState(true);
+  const downloadRef = React.useRef(download);
+  downloadRef.current = download;
   React.useEffect(() => {
     const created = new LogView(follower.buffer);
     host.current!.appendChild(created.node);
     created.onFollowChanged(setFollowing);
+    created.onDownload(() => downloadRef.current());
     let pending = 0;
     const count = () => {
       pending = 0;
@@ -97,9 +102,17 @@ function Search({ follower, view }: { follower: LogFollower; view: LogView | nul
 
 export function JobLog({ follower, name }: { follower: LogFollower; name: string }): JSX.Element {
   const host = React.useRef<HTMLDivElement>(null);
-  const { view, lines, following } = useLogView(follower, host);
-  const [wrap, setWrap] = React.useState(false);
   const [note, setNote] = React.useState('');
+  // the log as the job wrote it, from the server: the view keeps what a terminal shows
+  const download = () => {
+    setNote('Downloading…');
+    logText(follower.id).then(
+      text => (setNote(''), save(`${name}.log`, text)),
+      error => setNote(`Cannot download the log: ${errorMessage(error)}`)
+    );
+  };
+  const { view, lines, following } = useLogView(follower, host, download);
+  const [wrap, setWrap] = React.useState(false);
   const firstError = () => {
     const line = follower.buffer.firstError();
     setNote(line === -1 ? 'No error lines.' : '');
@@ -119,7 +132,7 @@ export function JobLog({ follower, name }: { follower: LogFollower; name: string
         <button className="jp-mod-styled" onClick={firstError}>
           First error
         </button>
-        <button className="jp-mod-styled" onClick={() => download(`${name}.log`, follower.buffer.text())}>
+        <button className="jp-mod-styled" onClick={download}>
           Download
         </button>
         <button className="jp-mod-styled" disabled={following} onClick={() => view?.scrollToEnd()}>

@@ -1,6 +1,8 @@
 // A log view that stays fast with millions of lines: only the visible lines are in the DOM.
 // It can wrap long lines, highlight a search, jump to a line, and while it follows the end it
-// keeps the end in view whatever happens to its size.
+// keeps the end in view whatever happens to its size. Lines show what a terminal would
+// (terminal.ts): carriage returns overwrite, colours and styles, lines cut at CUT with a note.
+import { CUT, SPECIAL, StreamState, Styles, TermLine, unpack } from './terminal';
 
 const STDERR = 1;
 // Browsers cap an element's height (Firefox near 17.9 million px); past this, scrolling is scaled.
@@ -10,38 +12,111 @@ const PADDING = 12;
 /** What a line that explains a failure usually says. */
 const ERROR_WORDS = /\b(error|exception|traceback|fatal|panic)\b/i;
 
-/** Lines of a log, each tagged with its stream; a line stays open until its newline arrives. */
+const DOWNLOAD = 'download the full log';
+
+/** What a cut line says before its text (its button downloads the log). */
+export function cutNote(width: number): string {
+  return `line cut at ${CUT.toLocaleString('en-US')} of ${width.toLocaleString('en-US')} characters: ${DOWNLOAD} `;
+}
+
+/** Lines of a log as a terminal shows them, each tagged with its stream; a line stays open
+ * until its newline arrives (and, while open, a `\r` or an escape code may change it). Lines
+ * hold their visible text (search, wrapping and "First error" read it); colours and styles are
+ * kept apart, only for the lines that have some, and so is the width of a line cut at CUT. */
 export class LogBuffer {
   readonly lines: string[] = [];
   readonly streams: number[] = [];
+  readonly styles = new Styles();
+  /** Per line: its styled runs (TermLine.look), or undefined. */
+  private readonly looks: (string | undefined)[] = [];
+  /** The lines cut at CUT: their full width. */
+  private readonly cuts = new Map<number, number>();
+  private readonly states = [new StreamState(), new StreamState()];
+  /** The open line, when it needs a terminal (termLine: its index, or -1). */
+  private readonly term = new TermLine();
+  private termLine = -1;
   private open = false;
+  private _version = 0;
 
   append(text: string, stream: 'stdout' | 'stderr'): void {
     const code = stream === 'stderr' ? STDERR : 0;
+    const state = this.states[code];
+    if (state.pending) {
+      text = state.pending + text;
+      state.pending = '';
+    }
+    // nothing a terminal would act on: lines as they are (the fast path)
+    const plain = !state.style && !SPECIAL.test(text);
     const parts = text.split('\n');
     for (let i = 0; i < parts.length; i++) {
       const last = i === parts.length - 1;
-      if (last && parts[i] === '') {
+      const part = parts[i];
+      if (last && part === '') {
         this.open = false;
         break;
       }
-      if (i === 0 && this.open && this.streams[this.streams.length - 1] === code) {
-        this.lines[this.lines.length - 1] += parts[i];
-      } else {
-        this.lines.push(parts[i]);
+      const at = this.lines.length - 1;
+      if (i === 0 && this.open && this.streams[at] === code) {
+        if (plain && this.termLine !== at && this.lines[at].length + part.length <= CUT) {
+          this.lines[at] += part;
+        } else {
+          this.feed(at, part, state, last);
+        }
+      } else if ((plain || (!state.style && !SPECIAL.test(part))) && part.length <= CUT) {
+        this.lines.push(part);
         this.streams.push(code);
+        this.looks.push(undefined);
+      } else {
+        this.lines.push('');
+        this.streams.push(code);
+        this.looks.push(undefined);
+        this.feed(at + 1, part, state, last);
       }
       this.open = last;
     }
+    this._version++;
   }
 
   get length(): number {
     return this.lines.length;
   }
 
-  /** The whole log as text (for a download). */
-  text(): string {
-    return this.lines.join('\n') + (this.lines.length ? '\n' : '');
+  /** Changes with every append (the last line may change without growing). */
+  get version(): number {
+    return this._version;
+  }
+
+  /** Line `i`'s styled runs, packed (terminal.ts: unpack), or undefined. */
+  look(i: number): string | undefined {
+    return this.looks[i];
+  }
+
+  /** The width line `i` had when it was cut at CUT characters, or 0. */
+  cutWidth(i: number): number {
+    return this.cuts.size ? this.cuts.get(i) || 0 : 0;
+  }
+
+  /** Characters line `i` takes in the view (its note included, when cut). */
+  shownLength(i: number): number {
+    const cut = this.cutWidth(i);
+    return this.lines[i].length + (cut ? cutNote(cut).length : 0);
+  }
+
+  /** Line `at` through the terminal. */
+  private feed(at: number, part: string, state: StreamState, open: boolean): void {
+    const term = this.term;
+    if (this.termLine !== at) {
+      term.reset(this.lines[at]);
+      this.termLine = at;
+    }
+    term.feed(part, state, this.styles, open);
+    this.lines[at] = term.text;
+    this.looks[at] = term.look();
+    if (term.width > CUT) {
+      this.cuts.set(at, term.width);
+    } else if (this.cuts.size) {
+      this.cuts.delete(at);
+    }
   }
 
   /** The first line that explains a failure: a stderr line, or one that names an error. */
@@ -91,7 +166,7 @@ class Rows {
   }
 
   rows(i: number): number {
-    return this.columns ? Math.max(1, Math.ceil(this.buffer.lines[i].length / this.columns)) : 1;
+    return this.columns ? Math.max(1, Math.ceil(this.buffer.shownLength(i) / this.columns)) : 1;
   }
 
   /** The line at row `row`. */
@@ -143,6 +218,7 @@ export class LogView {
   private needle = '';
   private current = -1;
   private followChanged: (following: boolean) => void = () => undefined;
+  private downloadAsked: () => void = () => undefined;
 
   constructor(readonly buffer: LogBuffer) {
     this.node = document.createElement('div');
@@ -156,6 +232,19 @@ export class LogView {
     this.content.className = 'jp-JobsLog-lines';
     this.spacer.appendChild(this.content);
     this.node.appendChild(this.spacer);
+    // a cut line's note: its "download the full log" (a span, inline: wrapping counts it)
+    const asked = (event: Event) => (event.target as Element).closest?.('.jp-JobsLog-download');
+    this.content.addEventListener('click', event => {
+      if (asked(event)) {
+        this.downloadAsked();
+      }
+    });
+    this.content.addEventListener('keydown', event => {
+      if ((event.key === 'Enter' || event.key === ' ') && asked(event)) {
+        event.preventDefault();
+        this.downloadAsked();
+      }
+    });
     this.rows = new Rows(buffer, 0);
     this.node.addEventListener('scroll', () => {
       const { scrollTop, scrollHeight, clientHeight } = this.node;
@@ -178,6 +267,11 @@ export class LogView {
   /** Called when following the end starts or stops (the user scrolled away). */
   onFollowChanged(slot: (following: boolean) => void): void {
     this.followChanged = slot;
+  }
+
+  /** Called when the note of a cut line is asked to download the full log. */
+  onDownload(slot: () => void): void {
+    this.downloadAsked = slot;
   }
 
   /** Call after the buffer grew: repaints on the next frame, at most once per frame. */
@@ -277,8 +371,7 @@ export class LogView {
     for (let rows = 0; last < total && rows < height / LINE + 40; last++) {
       rows += this.rows.rows(last);
     }
-    const tail = total ? this.buffer.lines[total - 1].length : 0;
-    const key = `${first}:${last}:${offset}:${total}:${tail}:${this.columns}`;
+    const key = `${first}:${last}:${offset}:${total}:${this.buffer.version}:${this.columns}`;
     if (key === this.rendered) {
       return;
     }
@@ -302,21 +395,91 @@ export class LogView {
       line.style.height = `${this.rows.rows(i) * LINE}px`;
     }
     const text = this.buffer.lines[i];
-    const at = this.needle ? text.toLowerCase().indexOf(this.needle) : -1;
-    if (at === -1) {
-      line.textContent = text || '\u200b';
+    const cut = this.buffer.cutWidth(i);
+    if (cut) {
+      line.append(this.note(cut));
+    }
+    const look = this.buffer.look(i);
+    const lower = this.needle ? text.toLowerCase() : '';
+    const at = this.needle ? lower.indexOf(this.needle) : -1;
+    if (!look && at === -1) {
+      line.append(text || (cut ? '' : '\u200b'));
       return line;
     }
-    let from = 0;
-    const lower = text.toLowerCase();
-    for (let hit = at; hit !== -1; hit = lower.indexOf(this.needle, from)) {
-      line.append(text.slice(from, hit));
-      const mark = document.createElement('mark');
-      mark.textContent = text.slice(hit, hit + this.needle.length);
-      line.append(mark);
-      from = hit + this.needle.length;
+    // pieces between the edges of styled runs and of matches: each a text node or a styled
+    // span (classes and rgb() colours of the fixed palette; the text only as text), those in
+    // a match inside its <mark>
+    const runs = look ? unpack(look) : [];
+    const hits: number[] = [];
+    for (let hit = at; hit !== -1; hit = lower.indexOf(this.needle, hit + this.needle.length)) {
+      hits.push(hit, hit + this.needle.length);
     }
-    line.append(text.slice(from));
+    let run = 0;
+    let h = 0;
+    let mark: HTMLElement | null = null;
+    for (let from = 0; from < text.length; ) {
+      while (run < runs.length && runs[run + 1] <= from) {
+        run += 3;
+      }
+      while (h < hits.length && hits[h + 1] <= from) {
+        h += 2;
+        mark = null;
+      }
+      const inRun = run < runs.length && runs[run] <= from;
+      const inHit = h < hits.length && hits[h] <= from;
+      let to = text.length;
+      if (run < runs.length) {
+        to = Math.min(to, inRun ? runs[run + 1] : runs[run]);
+      }
+      if (h < hits.length) {
+        to = Math.min(to, inHit ? hits[h + 1] : hits[h]);
+      }
+      const piece = text.slice(from, to);
+      let node: Node;
+      if (inRun) {
+        const style = this.buffer.styles.get(runs[run + 2]);
+        const span = document.createElement('span');
+        span.className = style.className;
+        if (style.color) {
+          span.style.color = style.color;
+        }
+        if (style.background) {
+          span.style.backgroundColor = style.background;
+        }
+        span.textContent = piece;
+        node = span;
+      } else {
+        node = document.createTextNode(piece);
+      }
+      if (inHit) {
+        if (!mark) {
+          mark = document.createElement('mark');
+          line.append(mark);
+        }
+        mark.append(node);
+      } else {
+        line.append(node);
+      }
+      from = to;
+    }
+    if (!text && !cut) {
+      line.append('\u200b');
+    }
     return line;
+  }
+
+  /** The note before a cut line, with a button that downloads the log. */
+  private note(width: number): HTMLSpanElement {
+    const note = document.createElement('span');
+    note.className = 'jp-JobsLog-cut';
+    const words = cutNote(width);
+    note.append(words.slice(0, words.indexOf(DOWNLOAD)));
+    const button = document.createElement('span');
+    button.className = 'jp-JobsLog-download';
+    button.setAttribute('role', 'button');
+    button.tabIndex = 0;
+    button.textContent = DOWNLOAD;
+    note.append(button, ' ');
+    return note;
   }
 }
