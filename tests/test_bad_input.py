@@ -171,6 +171,7 @@ async def test_failed_builds_leave_no_folder_and_leftovers_are_collected(leftove
     ({"env": {"A": 3}}, "env.A", "3 is not text"),
     ({"resources": {"gpus": 1.5}}, "resources.gpus", "1.5 is not a whole number"),
     ({"expose": [{"port": 0, "name": "web"}]}, "expose.0.port", "0 is less than 1, the least allowed"),
+    ({"cell": "print(1)"}, "cell", "a cell starts with its %%job line, as it was written"),
 ])
 async def test_field_errors_are_in_the_products_words(api, workspace, spec, field, words):
     reply = await api.submit({"command": "true", "workspace": "proj", **spec}, expect=400)

@@ -70,6 +70,20 @@ def test_detach_then_wait(kernel):
     assert after.text() == "succeeded 0 'done in background\\n'\n"
 
 
+def test_a_cell_job_keeps_the_cell_as_it_was_written(kernel, server):
+    """The job records its `%%job` cell as the user wrote it (quotes and all), to show and copy
+    back as a cell; `command` is what runs."""
+    cell = "%%job --detach -n quoted\nprint('it\\'s \"quoted\"', flush=True)\n"
+    run = kernel.run(cell)
+    assert run.error is None, run.error
+    job = server.request("GET", f"/jupyter-jobs/jobs/{job_id_of(run)}")
+    assert job["spec"]["cell"] == cell
+    assert job["spec"]["command"][1:] == ["-c", cell.split("\n", 1)[1]]
+    assert server.wait(job["id"])["status"] == "succeeded"
+    rerun = server.request("POST", f"/jupyter-jobs/jobs/{job['id']}/rerun")
+    assert rerun["spec"]["cell"] == cell  # a rerun is the same cell
+
+
 def test_artifacts_are_listed_and_downloadable(kernel, server):
     run = kernel.run("%%job\nimport os\nopen(os.environ['JOB_ARTIFACTS_DIR'] + '/model.txt', 'w').write('w=42')\n"
                      "open(os.environ['JOB_ARTIFACTS_DIR'] + '/metrics.json', 'w').write('{\"loss\": 0.5}')\n")

@@ -194,6 +194,9 @@ class JobSpec(_Strict):
     command: Optional[Union[str, list[str]]] = None
     notebook: Optional[str] = Field(None, max_length=4096, description="a notebook in the workspace to execute "
                                     "instead of a command; the executed copy is an artifact")
+    cell: Optional[str] = Field(None, max_length=1_000_000, description="the notebook cell the job came from, as "
+                                "the user wrote it (`%%job ...` and its code): shown and copied as written, while "
+                                "`command` is what runs")
     parameters: dict[str, Any] = Field(default_factory=dict, description="the notebook's parameters (JSON "
                                        "values), injected after its cell tagged `parameters`, as papermill does")
     kernel: Optional[str] = Field(None, max_length=200, description="the kernel that runs the notebook "
@@ -262,6 +265,13 @@ class JobSpec(_Strict):
         if len(parts) > MAX_ARGS or sum(len(part) + 1 for part in parts) > MAX_COMMAND:
             raise ValueError(f"command is longer than {MAX_COMMAND >> 10} KiB or {MAX_ARGS} arguments: "
                              "put long scripts in a file")
+        return value
+
+    @field_validator("cell")
+    @classmethod
+    def _check_cell(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not value.startswith("%%job"):
+            raise ValueError("a cell starts with its %%job line, as it was written")
         return value
 
     @field_validator("notebook")

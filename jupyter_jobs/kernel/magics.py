@@ -116,7 +116,7 @@ class JobMagics(Magics):
         args = parse_argstring(self.job, line)
         python = args.python or self.defaults.get("python") or "python3"
         command = ["bash", "-c", cell] if args.shell else [python, "-c", cell]
-        spec = self._spec(args, command)
+        spec = {**self._spec(args, command), "cell": f"%%job {line}".rstrip() + "\n" + cell}  # as written
         if args.sweep:
             return self._sweep(spec, args)
         return self._submit(spec, args)

@@ -1974,6 +1974,12 @@ export interface components {
              */
             backend?: string | null;
             /**
+             * Cell
+             * @description the notebook cell the job came from, as the user wrote it (`%%job ...` and its code): shown and copied as written, while `command` is what runs
+             * @default null
+             */
+            cell?: string | null;
+            /**
              * Command
              * @default null
              */
@@ -2086,6 +2092,12 @@ export interface components {
              * @default null
              */
             backend?: string | null;
+            /**
+             * Cell
+             * @description the notebook cell the job came from, as the user wrote it (`%%job ...` and its code): shown and copied as written, while `command` is what runs
+             * @default null
+             */
+            cell?: string | null;
             /**
              * Command
              * @default null

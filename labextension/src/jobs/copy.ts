@@ -13,10 +13,13 @@ export function shellQuote(value: string): string {
   return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, `'"'"'`)}'`;
 }
 
-/** What a job runs, in one line: its command (an argv shell-quoted), or `notebook PATH` and
- * its parameters as NAME=VALUE (JSON values). The list, the page (search, sort), the job's
+/** What a job runs: the `%%job` cell it came from, as written; else in one line its command
+ * (an argv shell-quoted), or `notebook PATH` and its parameters as NAME=VALUE (JSON values). The list, the page (search, sort), the job's
  * tab and the comparison all say it this way. */
-export function whatItRuns(spec: Pick<Spec, 'command' | 'notebook' | 'parameters'>): string {
+export function whatItRuns(spec: Pick<Spec, 'command' | 'notebook' | 'parameters' | 'cell'>): string {
+  if (spec.cell) {
+    return spec.cell; // a %%job cell, as the user wrote it (its command is `python3 -c <code>`)
+  }
   if (spec.notebook) {
     const given = Object.entries(spec.parameters || {}).map(([name, value]) => `${name}=${JSON.stringify(value)}`);
     return ['notebook', spec.notebook, ...given].join(' ');
@@ -32,6 +35,9 @@ export function whatItRuns(spec: Pick<Spec, 'command' | 'notebook' | 'parameters
  * the server never echoes stay as a placeholder for the user to fill in. An exposed port is
  * `--expose PORT:NAME` (or `PORT:NAME:/health`), one per endpoint. */
 export function asMagic(spec: Spec): string {
+  if (spec.cell) {
+    return spec.cell; // the %%job cell it came from: pasted into a notebook, it runs the same job
+  }
   const options: string[] = [];
   const add = (flag: string, value: unknown) => {
     if (value !== undefined && value !== null && value !== '' && value !== 0) {

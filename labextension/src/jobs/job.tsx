@@ -203,7 +203,7 @@ function Facts({ job }: { job: Job }): JSX.Element {
         ['parameters', <Parameters spec={job.spec} />],
         ['kernel', job.spec.kernel || "the notebook's own"]
       ]
-    : [['command', <code className="jp-JobsCommand">{whatItRuns(job.spec)}</code>]];
+    : [[job.spec.cell ? 'cell' : 'command', <code className="jp-JobsCommand">{whatItRuns(job.spec)}</code>]];
   const rows: [string, React.ReactNode][] = [
     ['id', job.id],
     ...runs,

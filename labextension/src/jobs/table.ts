@@ -22,6 +22,11 @@ const MAX_LOADED = 50_000;
 const PAGE = 500;
 
 export function jobName(job: Job): string {
+  if (!job.spec.name && job.spec.cell) {
+    // a cell job: its first line of code, not the %%job line every cell starts with
+    const code = job.spec.cell.split('\n').slice(1).find(line => line.trim());
+    return code?.trim() || job.spec.cell.split('\n')[0];
+  }
   return job.spec.name || whatItRuns(job.spec);
 }
 
