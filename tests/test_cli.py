@@ -37,7 +37,8 @@ def environment(server, env: dict | None = None) -> dict[str, str]:
     """The CLI's environment: the server's runtime folder, and no service settings but `env`'s."""
     left_out = ("JUPYTER_JOBS_URL", "JUPYTER_JOBS_TOKEN", "JUPYTER_JOBS_ROOT", "COLUMNS")
     base = {k: v for k, v in os.environ.items() if k not in left_out}
-    return {**base, "JUPYTER_PLATFORM_DIRS": "1", "JUPYTER_RUNTIME_DIR": str(server.runtime), **(env or {})}
+    runtime = {"JUPYTER_RUNTIME_DIR": str(server.runtime)} if server else {}
+    return {**base, "JUPYTER_PLATFORM_DIRS": "1", **runtime, **(env or {})}
 
 
 def cli(server, *args: str, cwd: Path | None = None, discover: bool = False, timeout: float = 120,
@@ -224,6 +225,19 @@ def test_ctrl_c_detaches_from_a_followed_run_and_says_how_to_follow_or_cancel(se
     assert f"jupyter jobs logs -f {job_id}" in err and f"jupyter jobs cancel {job_id}" in err
     assert server.request("GET", f"/jupyter-jobs/jobs/{job_id}")["status"] == "running"
     assert cli(server, "cancel", job_id).returncode == 0
+
+
+def test_ctrl_c_with_no_server_cancels_the_job_the_command_runs(tmp_path):
+    env = {**environment(None), "JUPYTER_RUNTIME_DIR": str(tmp_path / "empty"), "JUPYTER_DATA_DIR": str(tmp_path)}
+    proc = subprocess.Popen([CLI, "run", "--", "sh", "-c", "echo started; sleep 60"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+    try:
+        assert proc.stdout.readline() == "started\n"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "cancelled: no Jupyter server runs it" in err, err
 
 
 def test_logs_follow_exits_with_the_jobs_code_and_says_how_it_ended(server):

@@ -241,8 +241,9 @@ def _follow(cli: Cli, job_id: str) -> NoReturn:
     except KeyboardInterrupt:
         if not isinstance(cli.service, EmbeddedService):
             _stop_waiting(cli, f"job {job_id}", f"logs -f {job_id}", f"cancel {job_id}")
-        final = cli.service.cancel(job_id)  # it would die with this process anyway: end it cleanly
-        click.echo(f"\njob {job_id} cancelled: the service ran inside this command", err=True)
+        cli.service.cancel(job_id)  # it would die with this process anyway: end it cleanly
+        click.echo(f"\njob {job_id} cancelled: no Jupyter server runs it, this command did", err=True)
+        sys.exit(130)
     click.echo(status_text(final), err=True)
     sys.exit(_exit_of(final))
 
