@@ -48,8 +48,8 @@ def main() -> None:
             env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER_JOBS_")}
             env.update({"JUPYTER_PLATFORM_DIRS": "1", "JUPYTER_RUNTIME_DIR": str(runtime),
                         "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"})
-            fetch = ("import urllib.request as u; r = u.Request(%r, headers={'Authorization': 'token %s'}); "
-                     "print(u.urlopen(r).read().decode())" % (url, srv.token))
+            auth = {"Authorization": f"token {srv.token}"}
+            fetch = f"import urllib.request as u; print(u.urlopen(u.Request({url!r}, headers={auth!r})).read())"
             found_before = "from jupyter_server.serverapp import list_running_servers as l; print(list(l()))"
             commands = {
                 "python -c pass (interpreter start)": ([sys.executable, "-c", "pass"], ""),
@@ -62,8 +62,8 @@ def main() -> None:
                                                                            str(srv.port)),
             }
             if shutil.which("curl"):
-                commands = {"curl, same endpoint (baseline)": (["curl", "-sf", "-H", f"Authorization: token {srv.token}",
-                                                                 url], '"jobs"'), **commands}
+                curl = ["curl", "-sf", "-H", f"Authorization: token {srv.token}", url]
+                commands = {"curl, same endpoint (baseline)": (curl, '"jobs"'), **commands}
             for command, expect in commands.values():  # warm the page cache and the server
                 timed(command, root, env, expect)
             times: dict[str, list[float]] = {name: [] for name in commands}
