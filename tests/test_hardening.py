@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sqlite3
 import time
@@ -244,19 +245,54 @@ SPLIT = ("import os, time\nos.write(1, '€uro'.encode()[:2]); time.sleep(0.2)\n
          " time.sleep(0.2)\nos.write(1, '€uro'.encode()[2:] + b'\\n')\n")
 
 
-async def test_alternating_streams_keep_their_order_line_by_line(api, workspace):
-    (workspace / "alternate.py").write_text(ALTERNATE)
-    job = await api.submit({"command": ["python", "alternate.py"], "workspace": "proj"})
+# a write to each stream, microseconds apart (tqdm's last bar on stderr, then a print): both are
+# pending when the supervisor wakes, and a terminal shows them in the order they were made. The
+# pairs are 25 ms apart (the next pair's first write must not come before the supervisor wakes,
+# also on a loaded 2-core machine): writes to one stream around one to the other, all sooner
+# than that, are beyond any reader of two pipes (relay.py, `_Readiness`)
+BACK_TO_BACK = ("import os, time\nfor i in range(40):\n    first, then = (2, 1) if i % 2 == 0 else (1, 2)\n"
+                "    os.write(first, b'%d first\\n' % i); os.write(then, b'%d then\\n' % i)\n"
+                "    time.sleep(0.025)\n")
+TQDM = ("import time\nfrom tqdm import tqdm\nfor r in range(8):\n"
+        "    for i in tqdm(range(20)):\n        time.sleep(0.001)\n    print('after', r)\n    time.sleep(0.025)\n")
+
+
+async def _log_lines(api, workspace, name: str, script: str) -> list[tuple[str, str]]:
+    """Run `script`; its log as (stream, line), lines split after joining each run of one
+    stream's chunks (a read may end mid-line)."""
+    (workspace / name).write_text(script)
+    job = await api.submit({"command": ["python", name], "workspace": "proj"})
     chunks = [c for c in await api.logs(job["id"], follow=True) if "text" in c]
-    runs: list[list[str]] = []  # consecutive chunks of one stream (a read may end mid-line)
+    runs: list[list[str]] = []
     for c in chunks:
         if runs and runs[-1][0] == c["stream"]:
             runs[-1][1] += c["text"]
         else:
             runs.append([c["stream"], c["text"]])
-    lines = [(stream, line) for stream, text in runs for line in text.splitlines()]
+    return [(stream, line) for stream, text in runs for line in text.splitlines()]
+
+
+async def test_alternating_streams_keep_their_order_line_by_line(api, workspace):
+    lines = await _log_lines(api, workspace, "alternate.py", ALTERNATE)
     expected = [pair for i in range(150) for pair in (("stdout", f"o {i}"), ("stderr", f"e {i}"))]
     assert lines == expected
+
+
+async def test_writes_microseconds_apart_keep_the_order_they_were_made(api, workspace):
+    lines = await _log_lines(api, workspace, "back_to_back.py", BACK_TO_BACK)
+    order = [("stderr", "stdout"), ("stdout", "stderr")]
+    expected = [pair for i in range(40) for pair in zip(order[i % 2], (f"{i} first", f"{i} then"))]
+    assert lines == expected
+
+
+async def test_a_print_after_a_tqdm_bar_comes_after_its_last_line(api, workspace):
+    (workspace / "bars.py").write_text(TQDM)
+    job = await api.submit({"command": ["python", "bars.py"], "workspace": "proj"})
+    chunks = await api.logs(job["id"], follow=True)
+    assert log_text(chunks, "stdout") == "".join(f"after {r}\n" for r in range(8))
+    shown = log_text(chunks)  # both streams, in the log's order: what the notebook cell shows
+    for r in range(8):  # the bar's line is ended (its "\n" on stderr) before the print
+        assert re.search(rf"100%[^\r\n]*20/20[^\r\n]*\]\nafter {r}\n", shown), shown
 
 
 async def test_a_character_split_across_writes_arrives_whole(api, workspace):

@@ -7,8 +7,9 @@ job's path) and hands it a job as one JSON line: {"argv", "cwd", "env", "dir", "
   server died first) writes "held" to DIR/exit_code and never runs ARGV (before any job is
   handed over, EOF just ends it);
 - runs ARGV (in CWD, with exactly ENV) in a process group of its own with stdout and stderr
-  on two pipes, and appends what arrives, in arrival order, to DIR/output as frames (8-byte header: stream 1 or 2,
-  three zero bytes, big-endian length; the format of Docker's attach stream);
+  on two pipes, and appends what they carry to DIR/output as frames (8-byte header: stream 1
+  or 2, three zero bytes, big-endian length; the format of Docker's attach stream), the pipe
+  written first first, as a terminal would show it (`_Readiness`);
 - with --reap (no cgroup holds the job), is a child subreaper: when ARGV ends, every process
   it left behind (setsid, double fork) is killed, as in a container; SIGTERM is passed on to
   ARGV's group, and SIGUSR1 kills ARGV's group;
@@ -24,6 +25,8 @@ import sys
 
 _PR_SET_CHILD_SUBREAPER = 36
 _HEADER = struct.Struct(">BxxxL")
+_CHUNK = 1 << 16
+_BURST = 16  # reads of one pipe in a row at most
 
 
 def _subreaper() -> None:
@@ -65,29 +68,81 @@ def _reap_all() -> None:
             return
 
 
+class _Readiness:
+    """Which of the watched fds turned readable, in the order they did. Writes microseconds
+    apart (tqdm's last bar on stderr, then a print) are both pending by the time the relay
+    wakes, and a scan in fd order put stdout first every time (measured: 10 runs of 10).
+    epoll keeps its ready list in wake-up order; edge-triggered (each pipe read empty before
+    the next wait; level-triggered, a drained pipe keeps its old place in the list) a pipe
+    joins it at its first write since it was drained, so the stream written first is copied
+    first. Two writes to one stream around a write to the other, all before the relay wakes,
+    still come out per stream: no reader of two pipes can tell. Without epoll (not Linux):
+    select, in fd order."""
+
+    def __init__(self, fds: list) -> None:
+        self._fds = list(fds)
+        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+        if self._epoll is not None:
+            for fd in fds:
+                self._epoll.register(fd, select.EPOLLIN | select.EPOLLET)
+
+    def forget(self, fd: int) -> None:
+        self._fds.remove(fd)
+        if self._epoll is not None:
+            self._epoll.unregister(fd)
+
+    def wait(self, timeout: "float | None") -> list:
+        if self._epoll is not None:
+            return [fd for fd, _ in self._epoll.poll(-1 if timeout is None else timeout)]
+        return select.select(self._fds, [], [], timeout)[0]
+
+
+def _copy(fd: int, stream: int, out_fd: int) -> "bool | None":
+    """Append what the pipe holds to the output, a frame per read, until it is empty (False),
+    at EOF (None), or after a burst (True: more may wait; a flood on one stream must not hold
+    back the other's output)."""
+    for _ in range(_BURST):
+        try:
+            data = os.read(fd, _CHUNK)
+        except BlockingIOError:
+            return False
+        if not data:
+            return None
+        os.write(out_fd, _HEADER.pack(stream, len(data)) + data)
+    return True
+
+
 def _pump(out_fd: int, pipes: dict, pid: int) -> int:
-    """Copy both pipes to the output until ARGV has exited and the pipes are drained."""
+    """Copy both pipes to the output, the one written first first, until ARGV has exited and
+    the pipes are drained."""
     status = None
     try:  # readable once ARGV exits: no polling for its end
-        exited = [os.pidfd_open(pid)]
+        exited = os.pidfd_open(pid)
     except (AttributeError, OSError):
-        exited = []
+        exited = None
+    for fd in pipes:
+        os.set_blocking(fd, False)  # the relay's ends only: ARGV's writes block as they did
+    readiness = _Readiness([*pipes, *([] if exited is None else [exited])])
+    behind: list = []  # pipes left holding output after a burst: served again without waiting
+    idle = None if exited is not None else 0.05  # without a pidfd, look for ARGV's end now and then
     while pipes:
-        watch = list(pipes) + (exited if status is None else [])
-        ready, _, _ = select.select(watch, [], [], (None if exited else 0.05) if status is None else 0)
-        for fd in ready:
-            if fd in exited:
-                continue
-            data = os.read(fd, 1 << 16)
-            if data:
-                os.write(out_fd, _HEADER.pack(pipes[fd], len(data)) + data)
-            else:
+        woke = readiness.wait(0 if behind or status is not None else idle)
+        order = list(dict.fromkeys(behind + [fd for fd in woke if fd in pipes]))
+        behind = []
+        for fd in order:
+            more = _copy(fd, pipes[fd], out_fd)
+            if more is None:
                 del pipes[fd]
+                readiness.forget(fd)
+            elif more:
+                behind.append(fd)
         if status is None:
             done, status_ = os.waitpid(pid, os.WNOHANG)
             if done:
                 status = status_
-        elif not ready:
+                if exited is not None:
+                    readiness.forget(exited)
+        elif not woke and not behind:
             break  # ARGV is over and nothing is pending: a leftover holding a pipe must not keep us
     if status is None:
         status = os.waitpid(pid, 0)[1]
