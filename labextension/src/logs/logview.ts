@@ -27,7 +27,8 @@ export class LogBuffer {
   readonly lines: string[] = [];
   readonly streams: number[] = [];
   readonly styles = new Styles();
-  /** Per line: its styled runs (TermLine.look), or undefined. */
+  /** Per line: its styled runs (TermLine.look), or undefined (plain lines are not written:
+   * a log without colours keeps none). */
   private readonly looks: (string | undefined)[] = [];
   /** The lines cut at CUT: their full width. */
   private readonly cuts = new Map<number, number>();
@@ -65,11 +66,9 @@ export class LogBuffer {
       } else if ((plain || (!state.style && !SPECIAL.test(part))) && part.length <= CUT) {
         this.lines.push(part);
         this.streams.push(code);
-        this.looks.push(undefined);
       } else {
         this.lines.push('');
         this.streams.push(code);
-        this.looks.push(undefined);
         this.feed(at + 1, part, state, last);
       }
       this.open = last;
@@ -111,7 +110,10 @@ export class LogBuffer {
     }
     term.feed(part, state, this.styles, open);
     this.lines[at] = term.text;
-    this.looks[at] = term.look();
+    const look = term.look();
+    if (look !== undefined || this.looks[at] !== undefined) {
+      this.looks[at] = look;
+    }
     if (term.width > CUT) {
       this.cuts.set(at, term.width);
     } else if (this.cuts.size) {
