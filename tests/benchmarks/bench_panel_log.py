@@ -3,7 +3,7 @@ sidebar (which opens the job's tab in the main area) to its last line being visi
 of the log view, and whether the page stayed responsive (long tasks over 200 ms, longest gap
 between animation frames). Baseline: the same log fetched over REST by the page itself, with
 no rendering. The log is what a terminal shows (`--log terminal`, the default): a third of its
-lines coloured (SGR codes), a third progress states overwritten by `\r` and `ESC[K`, a third
+lines coloured (SGR codes), a third progress states overwritten by `\\r` and `ESC[K`, a third
 plain, each line's visible text `line N`; `--log plain` writes plain lines only. `--runs` opens
 the tab that many times (a fresh page each) and gives min / median / max."""
 
@@ -113,7 +113,8 @@ def main() -> None:
            ["long tasks over 200 ms, all openings", len(over)],
            ["longest task", f"{max(long_tasks, default=0):.0f} ms"],
            ["longest gap between animation frames", spread([r["gap"] for r in runs], "ms", 0)],
-           ["first line shown with the scrollbar halfway", ", ".join(f"line {r['middle']:,}" for r in runs) + f" of {n:,}"],
+           ["first line shown with the scrollbar halfway",
+            ", ".join(f"line {r['middle']:,}" for r in runs) + f" of {n:,}"],
            ["an escape character shown raw", "yes" if any(r["raw"] for r in runs) else "no"]])
 
 
