@@ -1,9 +1,11 @@
 // What a terminal makes of a job's output, one line at a time, for the log view (logview.ts).
 //
 // - Carriage returns and backspaces move the cursor back, and what comes next overwrites what
-//   was there, as in a terminal and in a notebook cell (JupyterLab's output area does the same:
-//   `\r\n` is a plain newline, `\r` goes back to the start of the line). Erase in line
-//   (`ESC[K`) and moves along the line (`ESC[nG`, `ESC[nC`, `ESC[nD`) are honoured too.
+//   was there, as in a terminal and in a notebook cell (JupyterLab's output area does the same
+//   in its private `removeOverwrittenChars`: `\r\n` is a plain newline, `\r` goes back to the
+//   start of the line and what follows overwrites; here cell by cell, so that colours follow the
+//   characters and escape codes take no columns). Erase in line (`ESC[K`) and moves along the
+//   line (`ESC[nG`, `ESC[nC`, `ESC[nD`) are honoured too.
 // - SGR codes (colours: 16, 256, truecolor; bold, dim, italic, underline, strikethrough,
 //   reverse, hidden) are read by anser; what anser makes of them is mapped onto a fixed palette
 //   of classes (the 16 colours, those of JupyterLab's notebook outputs) and `rgb()` colours made
@@ -94,7 +96,7 @@ export class Styles {
   private readonly list: Style[] = [{ className: '', color: '', background: '' }];
   private readonly sgr: string[] = ['0'];
   private readonly ids = new Map<string, number>([['', 0]]);
-  private moves = new Map<number, Map<string, number>>();
+  private readonly moves = new Map<number, Map<string, number>>();
   private readonly anser = new Anser();
 
   get(id: number): Style {
@@ -185,7 +187,7 @@ export class TermLine {
 
   /** Write `chunk` (no newline in it) as a terminal would. `open`: the line may go on in the
    * next chunk (an unfinished escape sequence at the end is kept in `state.pending`). A scan by
-   * character codes: a million lines make no garbage but their text. */
+   * character codes: no regular expression matches to allocate, line after line. */
   feed(chunk: string, state: StreamState, styles: Styles, open: boolean): void {
     const n = chunk.length;
     let from = 0; // the text not printed yet
