@@ -14,8 +14,8 @@ def test_a_cell_job_shows_and_copies_as_its_cell(page, lab):
                                                       "cell": CELL, "workspace": "proj"})
     open_job(page, job["id"])
     view = f".jp-JobsView[data-job-id='{job['id']}']"
-    row = page.wait_for_selector(f"{view} .jp-JobsFacts tr:has(th:text-is('cell'))")
-    shown = row.query_selector(".jp-JobsCommand").inner_text()
+    row = page.wait_for_selector(f"{view} .jp-JobsFacts tr:has(th:text-is('cell'))", state="attached")
+    shown = row.query_selector(".jp-JobsCommand").text_content()
     assert shown.strip() == CELL.strip() and "'\"'\"'" not in shown
     page.click(f"{view} button:has-text('Copy as magic')")
     page.wait_for_selector(f"{view} [role='status']:has-text('Copied as magic')")
