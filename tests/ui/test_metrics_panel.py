@@ -60,3 +60,36 @@ def test_comparison_overlays_three_jobs(page, lab):
     assert sum(1 for t in labels if t.startswith("lr-")) == 3
     assert page.get_attribute(".jp-JobsCompare-table tr[data-field='final loss']", "class") == "jp-mod-differs"
     shot(page, "jobs-compare")
+
+
+def test_comparison_draws_the_metric_picked(page, lab):
+    """Picking another metric draws that metric's series (it drew the previous pick's lines under
+    the new title, with the new metric's units)."""
+    ids = []
+    for n in (1, 2):  # loss in the hundreds, accuracy below one: the legend tells which is drawn
+        code = ("from jupyter_jobs import metrics\nfor i in range(20):\n"
+                f"    metrics.log(step=i, loss=100 * {n} + i, accuracy=i / 100)\n")
+        ids.append(lab.request("POST", "/jupyter-jobs/jobs", {"command": ["python", "-c", code], "workspace": "proj",
+                                                              "name": f"run-{n}"})["id"])
+    for job_id in ids:
+        lab.wait(job_id)
+    from test_jobs_page import open_page
+
+    open_page(page)
+    for job_id in ids:
+        page.check(f".jp-JobsGrid-row[data-job-id='{job_id}'] input[type=checkbox]")
+    page.click(".jp-JobsPage button:has-text('Compare')")
+
+    def drawn(metric):
+        page.wait_for_selector(f".jp-JobsCompare-metrics .u-title:text-is('{metric}')")
+        page.wait_for_selector(".jp-JobsCompare-metrics .jp-JobsChart[data-lines='2'] canvas")
+        page.hover(".jp-JobsCompare-metrics .u-over")  # the legend shows the values under the cursor
+        page.wait_for_timeout(300)
+        return [float(v) for v in page.locator(".jp-JobsCompare-metrics .u-legend .u-series .u-value").all_inner_texts()[1:]]
+
+    assert all(v < 1 for v in drawn("accuracy"))  # the first custom metric, by name
+    page.select_option(".jp-JobsCompare [aria-label='metric to compare']", "loss")
+    loss = drawn("loss")
+    assert len(loss) == 2 and all(v >= 100 for v in loss), loss
+    page.select_option(".jp-JobsCompare [aria-label='metric to compare']", "accuracy")
+    assert all(v < 1 for v in drawn("accuracy"))

@@ -54,7 +54,9 @@ function rows(jobs: Job[]): Row[] {
 function Overlay({ jobs }: { jobs: Job[] }): JSX.Element | null {
   const names = [...new Set(jobs.flatMap(j => Object.keys(j.metrics?.series || {})))].sort();
   const [name, setName] = React.useState('');
-  const [lines, setLines] = React.useState<Line[]>([]);
+  // the lines with the metric they were fetched for: until the pick's own arrive, nothing is
+  // drawn (a chart made from the previous pick's lines kept them under the new title and units)
+  const [drawn, setDrawn] = React.useState<{ name: string; lines: Line[] }>({ name: '', lines: [] });
   const [log, setLog] = React.useState(false);
   const [smoothing, setSmoothing] = React.useState(0);
   const chosen = name || names.find(n => !isSystem(n)) || names[0] || '';
@@ -65,12 +67,11 @@ function Overlay({ jobs }: { jobs: Job[] }): JSX.Element | null {
     let live = true;
     Promise.all(jobs.map(j => allMetrics(j.id, [chosen]))).then(all => {
       if (live) {
-        setLines(
-          all.map((series, i) => {
-            const s = series[chosen] || { steps: [], values: [] };
-            return { label: `${jobName(jobs[i])} (${jobs[i].id})`, xs: s.steps, ys: s.values, length: s.steps.length };
-          })
-        );
+        const lines = all.map((series, i) => {
+          const s = series[chosen] || { steps: [], values: [] };
+          return { label: `${jobName(jobs[i])} (${jobs[i].id})`, xs: s.steps, ys: s.values, length: s.steps.length };
+        });
+        setDrawn({ name: chosen, lines });
       }
     });
     return () => {
@@ -93,12 +94,12 @@ function Overlay({ jobs }: { jobs: Job[] }): JSX.Element | null {
         </select>
       </label>
       <ChartControls log={log} setLog={setLog} smoothing={smoothing} setSmoothing={setSmoothing} />
-      {lines.length ? (
+      {drawn.name === chosen && drawn.lines.length ? (
         <ChartBox
           key={chosen}
           name={chosen}
-          version={lines.length}
-          lines={lines}
+          version={drawn.lines.length}
+          lines={drawn.lines}
           options={{ title: chosen, log, smoothing, xLabel: 'step', format: formatFor(chosen) }}
         />
       ) : null}
