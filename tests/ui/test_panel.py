@@ -128,6 +128,28 @@ def test_validation_errors_come_all_at_once_and_ignored_fields_are_greyed(page, 
     shot(page, "job-form-errors")
 
 
+def test_every_field_error_at_once_beside_its_field_and_cleared_by_an_edit(page, lab):
+    """The browser's own number checks no longer go first (one field at a time, `abc` in CPUs sent
+    as nothing): what was typed goes to the server, whose 400 names every bad field at once."""
+    open_panel(page)
+    fill_form(page, command="python train.py", workspace="proj", cpus="abc", memory="lots", retries="-1")
+    page.click("button[type=submit]")
+    expected = [("resources.cpus", "'abc' is not a number"), ("resources.memory", "lots"), ("retries", "")]
+    for field, text in expected:
+        error = page.wait_for_selector(f".jp-JobsField[data-field='{field}'] .jp-JobsField-error", timeout=5_000)
+        assert text in error.inner_text(), field
+    assert "3 fields to fix" in page.inner_text(".jp-JobsError")
+    assert lab.request("GET", "/jupyter-jobs/jobs")["jobs"] == []
+    page.fill("#jupyter-jobs-panel [name='cpus']", "2")  # an edit clears that field's error only
+    page.wait_for_selector(".jp-JobsField[data-field='resources.cpus'] .jp-JobsField-error", state="detached")
+    assert page.is_visible(".jp-JobsField[data-field='resources.memory'] .jp-JobsField-error")
+    page.fill("#jupyter-jobs-panel [name='retries']", "x")  # a text box: what is typed is sent as typed
+    page.click("button[type=submit]")
+    error = page.wait_for_selector(".jp-JobsField[data-field='retries'] .jp-JobsField-error")
+    assert "x" in error.inner_text()
+    assert not page.is_visible(".jp-JobsField[data-field='resources.cpus'] .jp-JobsField-error")
+
+
 def test_tabs_and_the_page_are_restored_after_reload(page, lab):
     job = lab.request("POST", "/jupyter-jobs/jobs", {"command": "echo restored", "workspace": "proj",
                                                       "name": "restore-me"})

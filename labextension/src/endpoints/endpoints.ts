@@ -4,7 +4,7 @@
 // full URL, and the `PORT:NAME[:/health]` entries the form, the magic and the CLI write.
 import { PageConfig } from '@jupyterlab/coreutils';
 
-import { ApiError, Endpoint, Expose, Job } from '../api';
+import { Endpoint, Expose, Job } from '../api';
 
 /** The endpoint's address in the browser: its own origin where the server gives it one
  * (`url`), else the server's base URL and the endpoint's path (`jupyter-jobs/ep/<key>/`, kept
@@ -44,11 +44,3 @@ export function parseExpose(text: string): { expose: Expose[]; error?: string } 
   return { expose };
 }
 
-/** `parseExpose`, throwing what it cannot read as the server's 400 would, for that field. */
-export function exposeSpec(text: string): Expose[] {
-  const { expose, error } = parseExpose(text);
-  if (error) {
-    throw new ApiError(error, 400, [{ field: 'expose', message: error }]);
-  }
-  return expose;
-}

@@ -4,10 +4,10 @@
 // that arrive together (typing while the backends load) cannot overwrite each other.
 import * as React from 'react';
 
-import { ApiError, Backend, errorMessage, Schemas, SpecInput } from '../api';
+import { ApiError, Backend, errorMessage, FieldError, Schemas, SpecInput } from '../api';
 import { ErrorNote } from '../common/common';
 import { Bind as BindOf, Choice, describe, Field } from '../common/fields';
-import { exposeSpec, exposeText } from '../endpoints/endpoints';
+import { exposeText, parseExpose } from '../endpoints/endpoints';
 import { Draft, JobsModel } from '../sidebar/model';
 import { jobsApi } from './api';
 import { parametersText, parseParameters } from './parameters';
@@ -55,10 +55,24 @@ function ignoredBy(backend: Backend | undefined, key: Key): string | undefined {
   return caps && applies === false ? `the ${backend!.name} backend does not apply this` : undefined;
 }
 
-/** The spec the form describes: empty optional fields are left to the server's defaults.
- * Parameters that are not NAME=VALUE lines, and exposed ports that are not PORT:NAME[:/health],
- * throw, as the server's 400 would, for that field. */
-function toSpec(values: Values, env: EnvRow[], draft: Draft, runs: Runs, backend?: Backend): SpecInput {
+/** The error field of each form value whose name differs (the server's names). */
+const ERROR_FIELD: Partial<Record<Key, string>> = {
+  gpus: 'resources.gpus', cpus: 'resources.cpus', memory: 'resources.memory', instanceType: 'instance_type',
+  gitUrl: 'git.url', gitRef: 'git.ref', gitSubdir: 'git.subdir', requirementsKind: 'requirements'
+};
+
+/** A number field as typed: a number when it reads as one, else the text itself, so that the
+ * server's 400 names it with the rest ("'abc' is not a number") instead of it being dropped. */
+function numberAsTyped(text: string): number {
+  const n = Number(text);
+  return (text.trim() && Number.isFinite(n) ? n : text) as number;
+}
+
+/** The spec the form describes (empty optional fields are left to the server's defaults), and
+ * the fields the form itself could not read (parameters that are not NAME=VALUE lines, ports
+ * that are not PORT:NAME[:/health]): those are sent as typed, so the server refuses the spec
+ * and names its other bad fields in the same answer. */
+function toSpec(values: Values, env: EnvRow[], draft: Draft, runs: Runs, backend?: Backend): { spec: SpecInput; unread: FieldError[] } {
   // what the form does not show (tags, project, retry_on...) is kept from the draft; what the
   // backend does not apply is left out
   for (const key of ['image', 'gpus', 'cpus', 'memory'] as const) {
@@ -71,16 +85,23 @@ function toSpec(values: Values, env: EnvRow[], draft: Draft, runs: Runs, backend
     command: _command, notebook: _notebook, parameters: _parameters, kernel: _kernel, workspace: _workspace,
     git: _git, requirements: _requirements, instance_type: _type, expose: _expose, ...kept
   } = draft;
-  const expose = exposeSpec(values.expose);
+  const unread: FieldError[] = [];
+  const expose = parseExpose(values.expose);
+  const notebook = runs === 'notebook' ? notebookSpec(values) : undefined;
+  for (const [field, error] of [['expose', expose.error], ['parameters', notebook?.error]]) {
+    if (error) {
+      unread.push({ field: field!, message: error });
+    }
+  }
   const spec: SpecInput = {
     ...kept,
-    ...(runs === 'command' ? { command: values.command } : notebookSpec(values)),
+    ...(notebook ? notebook.spec : { command: values.command }),
     ...sourceSpec(values),
     backend: values.backend || undefined, // none with an instance type: the type's
     env: Object.fromEntries(env.filter(r => r.key).map(r => [r.key, r.value])),
     resources: {
-      ...(values.gpus === '' ? {} : { gpus: Number(values.gpus) }),
-      ...(values.cpus ? { cpus: Number(values.cpus) } : {}),
+      ...(values.gpus === '' ? {} : { gpus: numberAsTyped(values.gpus) }),
+      ...(values.cpus ? { cpus: numberAsTyped(values.cpus) } : {}),
       ...(values.memory ? { memory: values.memory } : {})
     }
   };
@@ -90,21 +111,22 @@ function toSpec(values: Values, env: EnvRow[], draft: Draft, runs: Runs, backend
     }
   }
   if (values.retries) {
-    spec.retries = Number(values.retries);
+    spec.retries = numberAsTyped(values.retries);
   }
-  if (expose.length) {
-    spec.expose = expose;
+  if (expose.error) {
+    spec.expose = values.expose as unknown as SpecInput['expose'];
+  } else if (expose.expose.length) {
+    spec.expose = expose.expose;
   }
-  return spec;
+  return { spec, unread };
 }
 
-/** A notebook job's part of the spec: the notebook, its parameters, its kernel if given. */
-function notebookSpec(values: Values): Partial<SpecInput> {
+/** A notebook job's part of the spec: the notebook, its parameters (as typed when they cannot
+ * be read), its kernel if given. */
+function notebookSpec(values: Values): { spec: Partial<SpecInput>; error: string | null } {
   const { parameters, error } = parseParameters(values.parameters);
-  if (error) {
-    throw new ApiError(error, 400, [{ field: 'parameters', message: error }]);
-  }
-  return { notebook: values.notebook, parameters, ...(values.kernel.trim() ? { kernel: values.kernel.trim() } : {}) };
+  const sent = error ? (values.parameters as unknown as SpecInput['parameters']) : parameters;
+  return { spec: { notebook: values.notebook, parameters: sent, ...(values.kernel.trim() ? { kernel: values.kernel.trim() } : {}) }, error };
 }
 
 function BackendField(props: { backends: Backend[]; bind: Bind; type?: InstanceType; error?: string }): JSX.Element {
@@ -132,7 +154,7 @@ function ResourceFields(props: { bind: Bind; errors: Record<string, string>; bac
   return (
     <div className="jp-JobsRowFields">
       <Field label="GPUs" field="resources.gpus" error={errors['resources.gpus']} ignored={ignored('gpus')}>
-        <input type="number" min={0} {...bind('gpus')} placeholder={hint('gpus', '0')} disabled={!!ignored('gpus')} />
+        <input inputMode="numeric" {...bind('gpus')} placeholder={hint('gpus', '0')} disabled={!!ignored('gpus')} />
       </Field>
       <Field label="CPUs" field="resources.cpus" error={errors['resources.cpus']} ignored={ignored('cpus')}>
         <input {...bind('cpus')} placeholder={hint('cpus', 'e.g. 1.5')} disabled={!!ignored('cpus')} />
@@ -198,7 +220,7 @@ function useBackends(setValues: React.Dispatch<React.SetStateAction<Values>>, se
 
 /** Submitting: on success the job opens; on failure each bad field's problem is shown.
  * Scheduling: the form's job goes to the form of a new schedule (Cancel there comes back). */
-function useSubmit(model: JobsModel, spec: () => SpecInput, shown: (field: string) => boolean) {
+function useSubmit(model: JobsModel, spec: () => ReturnType<typeof toSpec>, shown: (field: string) => boolean) {
   const [errors, setErrors] = React.useState<Record<string, string>>({});
   const [error, setError] = React.useState<string | null>(null);
   const [busy, setBusy] = React.useState(false);
@@ -206,8 +228,20 @@ function useSubmit(model: JobsModel, spec: () => SpecInput, shown: (field: strin
     setErrors({});
     setError(null);
   };
-  const fail = (err: unknown, what: string) => {
-    const { message, byField } = describe(err as ApiError, shown, what);
+  /** An edit of `field` clears its error (and its parts', `expose.1.name`). */
+  const clear = (field: string) =>
+    setErrors(current => {
+      const left = Object.entries(current).filter(([k]) => k !== field && !k.startsWith(`${field}.`));
+      return left.length === Object.keys(current).length ? current : Object.fromEntries(left);
+    });
+  /** One answer for every bad field: the server's, with what the form could not read in place
+   * of the server's reading of the same field. */
+  const fail = (err: unknown, what: string, unread: FieldError[] = []) => {
+    const apiError = err as ApiError;
+    const merged = unread.length && apiError.status === 400
+      ? new ApiError(apiError.message, 400, [...(apiError.errors || []).filter(e => !unread.some(u => e.field === u.field || e.field.startsWith(`${u.field}.`))), ...unread])
+      : apiError;
+    const { message, byField } = describe(merged, shown, what);
     setErrors(byField);
     setError(message);
     setBusy(false);
@@ -216,24 +250,28 @@ function useSubmit(model: JobsModel, spec: () => SpecInput, shown: (field: strin
     e.preventDefault();
     setBusy(true);
     start();
+    const { spec: sent, unread } = spec();
     try {
-      const job = await jobsApi.submit(spec()); // spec() throws for parameters the form cannot read
+      const job = await jobsApi.submit(sent);
       model.open({ kind: 'list' });
       model.openJob(job.id);
     } catch (err) {
-      fail(err, 'The job was not submitted');
+      fail(err, 'The job was not submitted', unread);
     }
   };
   const schedule = () => {
     start();
     try {
-      const job = spec();
+      const { spec: job, unread } = spec();
+      if (unread.length) {
+        throw new ApiError(unread[0].message, 400, unread);
+      }
       model.open({ kind: 'new-schedule', spec: job, back: { kind: 'form', draft: job } });
     } catch (err) {
       fail(err, 'The job cannot be scheduled');
     }
   };
-  return { submit, schedule, errors, error, setError, busy };
+  return { submit, schedule, errors, clear, error, setError, busy };
 }
 
 const RUNS: [Runs, string][] = [
@@ -293,7 +331,7 @@ export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): J
   const shown = (field: string) =>
     (FIELDS.includes(field) || /^(resources\.(gpus|cpus|memory)|requirements\.\d+|expose\.\d+(\.\w+)?)$/.test(field)) &&
     !HIDDEN[runs].includes(field) && !hiddenBySource(values.source).includes(field);
-  const { submit, schedule, errors, error, busy } = useSubmit(model, () => toSpec(values, env, draft, runs, backend), shown);
+  const { submit, schedule, errors, clear, error, busy } = useSubmit(model, () => toSpec(values, env, draft, runs, backend), shown);
   const imageIgnored = ignoredBy(backend, 'image');
   const bind: Bind = key => ({
     name: key,
@@ -301,6 +339,7 @@ export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): J
     onChange: e => {
       const value = e.target.value;
       setValues(v => ({ ...v, [key]: value }));
+      clear(ERROR_FIELD[key] ?? key);
     }
   });
   // a type's backend and GPUs apply unless set here; none again: the default backend
@@ -311,7 +350,9 @@ export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): J
       ...(name ? { backend: '', gpus: v.gpus === '0' ? '' : v.gpus } : { backend: v.backend || preferred, gpus: v.gpus || '0' })
     }));
   return (
-    <form className="jp-JobsForm" onSubmit={e => void submit(e)}>
+    // noValidate: the browser's own checks stopped at the first bad number, one at a time; the
+    // server's 400 names every bad field at once
+    <form className="jp-JobsForm" noValidate onSubmit={e => void submit(e)}>
       <Field label="Name" field="name" error={errors.name}>
         <input {...bind('name')} placeholder="e.g. train-small" />
       </Field>
@@ -335,10 +376,10 @@ export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): J
         <input {...bind('timeout')} placeholder="none; e.g. 3600, 30m, 2h" />
       </Field>
       <Field label="Retries" field="retries" error={errors.retries}>
-        <input type="number" min={0} max={10} {...bind('retries')} placeholder="none; e.g. 2" />
+        <input inputMode="numeric" {...bind('retries')} placeholder="none; e.g. 2" />
       </Field>
       <ExposeField bind={bind} errors={errors} />
-      <EnvEditor rows={env} setRows={setEnv} error={errors.env} />
+      <EnvEditor rows={env} setRows={rows => (setEnv(rows), clear('env'))} error={errors.env} />
       <ErrorNote error={error ?? loadError} />
       <div className="jp-JobsButtons">
         <button type="submit" className="jp-mod-styled jp-mod-accept" disabled={busy}>
