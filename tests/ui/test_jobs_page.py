@@ -86,9 +86,45 @@ def test_multi_select_deletes_and_compares(page, lab):
     assert "backend" not in rows and "command" in rows and "env LR" in rows
     page.click(".lm-DockPanel .lm-TabBar-tab:has-text('Jobs')")
     page.click(".jp-JobsPage button:has-text('Delete')")
+    page.click(".jp-Dialog button.jp-mod-warn:has-text('Delete')")
     page.wait_for_selector(".jp-JobsPage-count:has-text('1 of 1 jobs')")
     remaining = [j["id"] for j in lab.request("GET", "/jupyter-jobs/jobs")["jobs"]]
     assert remaining == [c["id"]]
+
+
+def test_deleting_jobs_asks_first_and_cancel_keeps_them(page, lab):
+    """Delete removed jobs with their logs and artifacts at one click: it asks now, naming what goes."""
+    jobs = [submit(lab, command=f"echo {n}", name=n) for n in ("keep-a", "keep-b", "solo")]
+    for job in jobs:
+        lab.wait(job["id"])
+    ids = lambda: {j["id"] for j in lab.request("GET", "/jupyter-jobs/jobs")["jobs"]}  # noqa: E731
+    open_page(page)
+    page.wait_for_selector(".jp-JobsPage-count:has-text('3 of 3 jobs')")
+    for job in jobs[:2]:
+        page.check(f".jp-JobsGrid-row[data-job-id='{job['id']}'] input[type=checkbox]")
+    page.click(".jp-JobsPage button:has-text('Delete')")
+    body = page.wait_for_selector(".jp-Dialog-content", timeout=5_000).inner_text()
+    assert "2 jobs" in body and "logs and artifacts" in body and "keep-a" in body
+    shot(page, "jobs-delete-confirm")
+    page.click(".jp-Dialog button:has-text('Cancel')")
+    page.wait_for_selector(".jp-Dialog", state="detached")
+    assert ids() == {j["id"] for j in jobs}
+    page.click(".jp-JobsPage button:has-text('Delete')")
+    page.click(".jp-Dialog button.jp-mod-warn:has-text('Delete')")
+    page.wait_for_selector(".jp-JobsPage-count:has-text('1 of 1 jobs')")
+    assert ids() == {jobs[2]["id"]}
+    # a job's own tab asks too
+    open_job(page, jobs[2]["id"])
+    page.click(".jp-JobsView:visible button:has-text('Delete')")
+    body = page.wait_for_selector(".jp-Dialog-content", timeout=5_000).inner_text()
+    assert "solo" in body and "log and artifacts" in body
+    page.click(".jp-Dialog button:has-text('Cancel')")
+    page.wait_for_selector(".jp-Dialog", state="detached")
+    assert ids() == {jobs[2]["id"]}
+    page.click(".jp-JobsView:visible button:has-text('Delete')")
+    page.click(".jp-Dialog button.jp-mod-warn:has-text('Delete')")
+    page.wait_for_selector(f".jp-JobsView[data-job-id='{jobs[2]['id']}']", state="detached")
+    assert ids() == set()
 
 
 def test_log_tools_search_wrap_first_error_download(page, lab):

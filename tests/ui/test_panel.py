@@ -84,6 +84,7 @@ def test_stderr_is_marked_and_cancel_and_rerun(page, lab):
     lab.request("POST", f"/jupyter-jobs/jobs/{rerun_id}/cancel")
     page.wait_for_selector(f".jp-JobsView[data-job-id='{rerun_id}'][data-status='cancelled']")
     page.click(f".jp-JobsView[data-job-id='{rerun_id}'] button:has-text('Delete')")
+    page.click(".jp-Dialog button.jp-mod-warn:has-text('Delete')")
     page.wait_for_selector(f".jp-JobsView[data-job-id='{rerun_id}']", state="detached")  # its tab closed
     page.wait_for_selector(f".jp-JobsRow[data-job-id='{rerun_id}']", state="detached")
 

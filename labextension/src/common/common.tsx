@@ -3,6 +3,7 @@
 //
 // Small pieces the views share: formatting, the status badge, the progress bar, the error
 // note, and the hook that re-renders a component when a model emits its `changed` signal.
+import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { ISignal } from '@lumino/signaling';
 import * as React from 'react';
 
@@ -99,4 +100,21 @@ export function ErrorNote({ error }: { error: string | null }): JSX.Element | nu
       {error}
     </div>
   ) : null;
+}
+
+/** Asks before a deletion that cannot be undone; true when the user chose Delete. The body is
+ * plain text (a job's name is the job's own text: never markup). */
+export async function confirmDelete(title: string, body: string): Promise<boolean> {
+  const result = await showDialog({ title, body, buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })] });
+  return result.button.accept;
+}
+
+/** Asks before jobs are deleted, naming them and what goes with them (a few names, then a count). */
+export function confirmDeleteJobs(names: string[]): Promise<boolean> {
+  const n = names.length;
+  const named = names.slice(0, 5).map(name => `“${name}”`).join(', ') + (n > 5 ? ` and ${n - 5} more` : '');
+  const body = n === 1
+    ? `Delete job ${named}? Its log and artifacts are deleted with it; this cannot be undone.`
+    : `Delete ${n} jobs (${named})? Their logs and artifacts are deleted with them; this cannot be undone.`;
+  return confirmDelete(n === 1 ? 'Delete job' : `Delete ${n} jobs`, body);
 }

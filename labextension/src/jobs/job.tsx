@@ -6,7 +6,7 @@ import * as React from 'react';
 
 import { ApiError, Endpoint, errorMessage, isTerminal, Job, Spec, Status } from '../api';
 import { Artifacts } from '../artifacts/artifacts';
-import { Badge, duration, ErrorNote, ProgressBar, progressOf, useSignal, when } from '../common/common';
+import { Badge, confirmDeleteJobs, duration, ErrorNote, ProgressBar, progressOf, useSignal, when } from '../common/common';
 import { endpointUrl } from '../endpoints/endpoints';
 import { JobLog } from '../logs/log';
 import { MetricsView } from '../metrics/metrics';
@@ -186,7 +186,15 @@ function Actions(props: { detail: JobModel; job: Job; actions: JobActions; onErr
         Schedule this
       </button>
       {terminal ? (
-        <button className="jp-mod-styled" onClick={() => act(async () => (await jobsApi.remove(job.id), actions.closed()))}>
+        <button className="jp-mod-styled" onClick={() =>
+            act(async () => {
+              if (await confirmDeleteJobs([jobName(job)])) {
+                await jobsApi.remove(job.id);
+                actions.closed();
+              }
+            })
+          }
+        >
           Delete
         </button>
       ) : null}

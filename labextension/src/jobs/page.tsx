@@ -3,7 +3,7 @@
 import * as React from 'react';
 
 import { STATUSES, Status } from '../api';
-import { Badge, clock, ErrorNote, useSignal, when } from '../common/common';
+import { Badge, clock, confirmDeleteJobs, ErrorNote, useSignal, when } from '../common/common';
 import { jobsApi } from './api';
 import { JobsTable, jobName, seconds, SortKey } from './table';
 
@@ -31,6 +31,15 @@ function Toolbar({ table, actions }: { table: JobsTable; actions: TableActions }
   const act = async (action: (id: string) => Promise<any>) => {
     const failures = await table.forSelected(action);
     setProblem(failures.length ? failures.join('\n') : null);
+  };
+  const remove = async () => {
+    const names = [...table.selected].map(id => {
+      const job = table.job(id);
+      return job ? jobName(job) : id;
+    });
+    if (await confirmDeleteJobs(names)) {
+      await act(id => jobsApi.remove(id));
+    }
   };
   const select = (label: string, key: 'status' | 'backend' | 'project', options: string[]) => (
     <select aria-label={`${label} filter`} value={filters[key]} onChange={e => table.setFilters({ [key]: e.target.value })}>
@@ -64,7 +73,7 @@ function Toolbar({ table, actions }: { table: JobsTable; actions: TableActions }
           <button className="jp-mod-styled" disabled={!count} onClick={() => void act(id => jobsApi.cancel(id))}>
             Cancel
           </button>
-          <button className="jp-mod-styled" disabled={!count} onClick={() => void act(id => jobsApi.remove(id))}>
+          <button className="jp-mod-styled" disabled={!count} onClick={() => void remove()}>
             Delete
           </button>
           <button className="jp-mod-styled" disabled={count < 2} onClick={() => actions.compare([...table.selected])}>

@@ -6,23 +6,17 @@
 // expression and time zone (in words when it has a common shape), its next time or "paused",
 // its last job and message; Pause/Resume and Delete. A row expands to its next five times and
 // the jobs it started, each of which opens.
-import { Dialog, showDialog } from '@jupyterlab/apputils';
 import * as React from 'react';
 
 import { Schedule } from '../api';
-import { ErrorNote, useSignal, when } from '../common/common';
+import { confirmDelete, ErrorNote, useSignal, when } from '../common/common';
 import { JobRow } from '../jobs/list';
 import { JobsModel } from '../sidebar/model';
 import { cronWords } from './cron';
 import { SchedulesModel } from './model';
 
-async function confirmDelete(schedules: SchedulesModel, schedule: Schedule): Promise<void> {
-  const result = await showDialog({
-    title: 'Delete schedule',
-    body: `Delete “${schedule.name}”? It starts no more jobs; the jobs it started stay.`,
-    buttons: [Dialog.cancelButton(), Dialog.warnButton({ label: 'Delete' })]
-  });
-  if (result.button.accept) {
+async function deleteSchedule(schedules: SchedulesModel, schedule: Schedule): Promise<void> {
+  if (await confirmDelete('Delete schedule', `Delete “${schedule.name}”? It starts no more jobs; the jobs it started stay.`)) {
     await schedules.remove(schedule.id);
   }
 }
@@ -108,7 +102,7 @@ function ScheduleRow({ model, schedule }: { model: JobsModel; schedule: Schedule
         <button className="jp-mod-styled" onClick={() => void schedules.pause(schedule.id, !schedule.paused)}>
           {schedule.paused ? 'Resume' : 'Pause'}
         </button>
-        <button className="jp-mod-styled jp-mod-warn" onClick={() => void confirmDelete(schedules, schedule)}>
+        <button className="jp-mod-styled jp-mod-warn" onClick={() => void deleteSchedule(schedules, schedule)}>
           Delete
         </button>
       </span>
