@@ -189,6 +189,49 @@ def test_artifacts_are_previewed(page, lab):
     assert (lab.root / "job-outputs" / job["id"] / "report.ipynb").exists()
 
 
+def test_ten_thousand_artifacts_filter_preview_in_view_and_download_all(page, lab):
+    """10,000 artifacts: the preview opened 149,000 px above the clicked row, the list had no
+    filter and there was no way to download them all."""
+    import io
+    import zipfile
+
+    (lab.root / "proj" / "many.py").write_text(
+        "import os\nout = os.environ['JOB_ARTIFACTS_DIR']\n"
+        "for i in range(10_000):\n"
+        "    os.makedirs(f'{out}/part-{i // 1000}', exist_ok=True)\n"
+        "    open(f'{out}/part-{i // 1000}/f{i:05d}.txt', 'w').write(f'file {i}')\n")
+    job = submit(lab, command="python many.py", name="many")
+    lab.wait(job["id"], timeout=120)
+    open_job(page, job["id"])
+    tab(page, "artifacts")
+    rows = ".jp-JobsArtifacts li"
+    page.wait_for_selector(rows)
+    row = page.locator(rows).nth(400)  # far down the list
+    row.scroll_into_view_if_needed()
+    row.locator("button").click()
+    preview = page.wait_for_selector(".jp-JobsPreview-text:has-text('file 400')")
+    box = preview.bounding_box()
+    assert box and 0 <= box["y"] < 900, box  # where the user looks, not above the view
+    # a filter by path narrows the list, fast
+    page.fill(".jp-JobsView:visible [aria-label='filter artifacts by path']", "f0999")
+    page.wait_for_function("document.querySelectorAll('.jp-JobsView:not(.lm-mod-hidden) .jp-JobsArtifacts li').length === 10")
+    page.fill(".jp-JobsView:visible [aria-label='filter artifacts by path']", "part-9/f09999")
+    page.wait_for_function("document.querySelectorAll('.jp-JobsArtifacts li').length === 1")
+    page.click(".jp-JobsArtifacts button:has-text('part-9/f09999.txt')")
+    assert page.wait_for_selector(".jp-JobsPreview-text").inner_text() == "file 9999"
+    shot(page, "job-artifacts-filter")
+    with page.expect_download() as download:
+        page.click(".jp-JobsView:visible a:has-text('Download all')")
+    names = zipfile.ZipFile(io.BytesIO(Path(download.value.path()).read_bytes())).namelist()
+    assert len([n for n in names if n.endswith(".txt")]) == 10_000
+    page.fill(".jp-JobsView:visible [aria-label='filter artifacts by path']", "part-3/")  # a folder
+    with page.expect_download() as download:
+        page.click(".jp-JobsView:visible a:has-text('Download these')")
+    names = zipfile.ZipFile(io.BytesIO(Path(download.value.path()).read_bytes())).namelist()
+    files = [n for n in names if n.endswith(".txt")]
+    assert len(files) == 1000 and all("part-3/" in n for n in files), files[:3]
+
+
 def test_no_serious_accessibility_violations(page, lab):
     job = submit(lab, command="echo hi; echo oops >&2", name="a11y", tags=["x"])
     lab.wait(job["id"])

@@ -1,4 +1,5 @@
-// The artifacts' calls: a job's artifact list, one artifact's download address, and the first
+// The artifacts' calls: a job's artifact list, one artifact's download address, the zip of
+// them all, and the first
 // bytes of one (for a preview, or a notebook to open).
 import { ServerConnection } from '@jupyterlab/services';
 
@@ -8,6 +9,11 @@ import type { Schemas } from '../api/types';
 /** The download address of one artifact (its path keeps its slashes). */
 export function artifactUrl(id: string, path: string): string {
   return url('jobs', id, 'artifacts') + '/' + path.split('/').map(encodeURIComponent).join('/');
+}
+
+/** The address of the artifacts as one zip, streamed by the server: all, or those under `prefix`. */
+export function archiveUrl(id: string, prefix = ''): string {
+  return url('jobs', id, 'artifacts.zip') + (prefix ? `?prefix=${encodeURIComponent(prefix)}` : '');
 }
 
 export const artifactsApi = {
