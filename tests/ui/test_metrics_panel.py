@@ -85,7 +85,8 @@ def test_comparison_draws_the_metric_picked(page, lab):
         page.wait_for_selector(".jp-JobsCompare-metrics .jp-JobsChart[data-lines='2'] canvas")
         page.hover(".jp-JobsCompare-metrics .u-over")  # the legend shows the values under the cursor
         page.wait_for_timeout(300)
-        return [float(v) for v in page.locator(".jp-JobsCompare-metrics .u-legend .u-series .u-value").all_inner_texts()[1:]]
+        values = page.locator(".jp-JobsCompare-metrics .u-legend .u-series .u-value").all_inner_texts()
+        return [float(v) for v in values[1:]]  # after the x value
 
     assert all(v < 1 for v in drawn("accuracy"))  # the first custom metric, by name
     page.select_option(".jp-JobsCompare [aria-label='metric to compare']", "loss")

@@ -174,7 +174,12 @@ export function Artifacts(props: {
           ))}
         </ul>
       </div>
-      {artifact ? <PreviewPane id={id} artifact={artifact} openNotebook={openNotebook} /> : <p className="jp-JobsMuted">Choose a file to preview it.</p>}
+      {artifact ? (
+        // keyed by path: a new pick starts empty instead of showing the last file's text under its name
+        <PreviewPane key={artifact.path} id={id} artifact={artifact} openNotebook={openNotebook} />
+      ) : (
+        <p className="jp-JobsMuted">Choose a file to preview it.</p>
+      )}
     </div>
   );
 }
