@@ -117,3 +117,33 @@ def test_the_pool_serves_the_host_oldest_first_and_ignores_what_does_not_hold(tm
     link.symlink_to(folder)
     with pytest.raises(PoolError):
         HostGPUPool(link, [0], 1, "dave")
+
+
+def test_a_record_being_replaced_is_never_missed_by_a_reader(tmp_path):
+    """A job's record is rewritten when its job starts (held by its process from then on): a
+    reader listing the pool at that moment still counts the device (a miss handed it to two
+    jobs at once under load in CI). Real files, a writer and a reader in two processes."""
+    import multiprocessing
+
+    from jupyter_jobs.backends.base import start_time
+    from jupyter_jobs.jobs.gpupool import HostGPUPool
+
+    folder = tmp_path / "pool"
+    alice = HostGPUPool(folder, [0, 1], 1, "alice")
+    assert alice.allocate(1, "a1", since=1.0)[0] == [0]
+    me = {"pid": os.getpid(), "start": start_time(os.getpid())}
+    stop = multiprocessing.Event()
+
+    def rewrite() -> None:
+        while not stop.is_set():
+            alice.held("a1", [0], me)
+
+    writer = multiprocessing.get_context("fork").Process(target=rewrite)
+    writer.start()
+    try:
+        bob = HostGPUPool(folder, [0, 1], 1, "bob")
+        seen = [bob.usage()[0] for _ in range(3000)]
+    finally:
+        stop.set()
+        writer.join()
+    assert seen.count(1) == len(seen), f"device 0 looked free in {seen.count(0)} of {len(seen)} reads"

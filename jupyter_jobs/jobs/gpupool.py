@@ -26,8 +26,9 @@ believed only as far as the kernel vouches for it, and nothing in it is ever wai
   or hold on a chosen device leaves more than `share` jobs on it, or the user goes over
   `gpus_per_user`, withdraw and retry (after a random pause, and on the queue's next pass).
   Of two racing claims the later writer reads after the earlier one was written, so at most
-  `share` of them proceed. Records are replaced by writing a new name before removing the
-  old, so a reader never misses a live claim.
+  `share` of them proceed. A job has one record under one name, replaced by renaming the new
+  one over it: a reader that listed the name opens the old or the new, never nothing (a new
+  name then the old one removed let a reader list the old name alone and find it gone).
 - Fairness: a job that must wait leaves a ticket, and younger jobs do not take devices an
   older ticket could use. A ticket counts only while fresh (its inode's ctime, which its
   owner cannot set) and only until it has fitted the free devices for TICKET_PATIENCE
@@ -326,15 +327,15 @@ class HostGPUPool:
 
     # -- this service's records ----------------------------------------------------------
     def _record(self, owner: str, indices: list[int], holder: Optional[dict]) -> None:
-        """A new record for the job, then its older ones gone (never a moment without one)."""
+        """The job's record, written anew over its one name (atomically: never a moment without)."""
         key = _key(owner)
         fd = self._own_fd()
         try:
-            name = f"gpu-{key}-{time.time_ns():x}{secrets.token_hex(2)}.json"
+            name = f"gpu-{key}.json"
             self._write(fd.fd, name, {"gpus": indices, "server": self.server, "holder": holder, "job": owner,
                                       "since": time.time()})
-            for old in os.listdir(fd.fd):
-                if old.startswith(f"gpu-{key}-") and old != name:
+            for old in os.listdir(fd.fd):  # names an earlier version gave the job's records
+                if old.startswith(f"gpu-{key}-"):
                     with contextlib.suppress(OSError):
                         os.unlink(old, dir_fd=fd.fd)
         finally:
