@@ -381,6 +381,14 @@ def test_a_sweep_from_a_cell_marks_the_best_combination(kernel):
     best = next(line for line in lines if line.startswith("* "))
     assert best.split()[1] == "cell[lr=0.5,batch=8]" and best.split()[-1] == "8.5"
     assert any(line.split()[0] == "cell[lr=0.1,batch=8]" and line.split()[-1] == "8.9" for line in lines)
+    html = [c["data"]["text/html"] for _, kind, c in run.messages
+            if kind in ("display_data", "update_display_data") and "text/html" in c["data"]][-1]
+    starred = re.search(r'<tr class="jupyter-jobs-best"[^>]*><td>(.*?)</td><td><code>(.*?)</code>', html)
+    assert starred and starred.group(2) == "cell[lr=0.5,batch=8]", html  # a visible star, saying why
+    assert "\u2605" in starred.group(1) and 'title="the best by loss:min"' in starred.group(1)
+    assert html.count("\u2605") == 1
+    kept = kernel.run("print(_._service.workflow(_.id)['best'])").text().strip()
+    assert kept == "loss:min"  # kept with the run: JupyterLab's run tab stars the best too
     bad = kernel.run("%%job --sweep lr\nprint(1)\n")  # a UsageError: one line, nothing submitted
     assert "--sweep takes NAME=V1,V2" in bad.text() + str(bad.error)
 

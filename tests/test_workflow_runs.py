@@ -183,3 +183,17 @@ async def test_max_parallel_limits_a_matrix(api, workspace):
         await asyncio.sleep(0.05)
     assert state["status"] == "succeeded" and most == 2
     assert any(w and w.startswith("max_parallel: 2 of 2 of sweep running") for w in said), said
+
+
+async def test_jobs_carry_their_times_and_a_rerun_says_what_it_started(api, workspace, jobs_data):
+    run = await api.call("POST", "workflows", body={"spec": FLAKY, "workspace": "proj"}, expect=201)
+    done = await wait_run(api, run["id"])
+    times = {j["key"]: (j["started_at"], j["finished_at"]) for j in done["jobs"]}
+    assert all(times[k][0] and times[k][1] and times[k][0] <= times[k][1] for k in ("first", "middle", "beside"))
+    assert times["last"][0] is None  # skipped: it never started
+    assert done["started"] is None and done["best"] is None
+    (jobs_data / "storage").mkdir(exist_ok=True)
+    (jobs_data / "storage" / "ready").write_text("yes")
+    again = await api.call("POST", "workflows", run["id"], "rerun", body={})
+    assert again["started"] == ["middle", "last"]  # what the rerun started, in the run's order
+    assert {j["key"]: j["started_at"] for j in again["jobs"]}["first"] == times["first"][0]  # kept

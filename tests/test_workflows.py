@@ -105,3 +105,13 @@ def test_a_thousand_combinations_expand_at_once():
     result = plan({"jobs": {"s": {"command": "echo ${{ matrix.x }} ${{ matrix.y }}",
                                   "matrix": {"x": list(range(40)), "y": list(range(25))}}}})
     assert len(result.nodes) == 1000 and result.nodes[-1].spec["command"] == "echo 39 24"
+
+
+def test_a_run_may_name_the_metric_that_marks_its_best_job():
+    flow = {"best": "loss:min", "jobs": {"train": {"command": "true", "matrix": {"lr": [0.1, 0.3]}}}}
+    assert len(plan(flow).nodes) == 2
+    for bad in ("loss", "loss:lowest", 3):
+        with pytest.raises(SpecError) as caught:
+            plan({**flow, "best": bad})
+        assert [e.field for e in caught.value.errors] == ["best"]
+        assert "NAME:min or NAME:max" in caught.value.errors[0].message

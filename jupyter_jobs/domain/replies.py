@@ -210,6 +210,8 @@ class WorkflowJob(_Reply):
     job_id: str
     status: JobStatus
     needs: list[str]
+    started_at: Optional[str] = Field(None, description="when it started running (ISO 8601)")
+    finished_at: Optional[str] = Field(None, description="when it ended (ISO 8601)")
 
 
 class WorkflowRunSummary(_Reply):
@@ -230,6 +232,10 @@ class WorkflowRunSummary(_Reply):
 class WorkflowRun(WorkflowRunSummary):
     spec: Any = Field(description="the workflow as submitted (YAML text or an object)")
     jobs: list[WorkflowJob] = Field(description="the newest job of each of its jobs (a rerun makes new ones)")
+    best: Optional[str] = Field(None, description="the metric that marks its best job, `NAME:min` or "
+                                "`NAME:max` (the spec's `best`; a sweep's --sweep-metric)")
+    started: Optional[list[str]] = Field(None, description="a rerun's reply only: the keys of the jobs it "
+                                         "started again")
 
 
 class WorkflowPage(_Reply):

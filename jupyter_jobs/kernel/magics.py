@@ -130,6 +130,8 @@ class JobMagics(Magics):
             raise UsageError(str(exc)) from None
         workspace, name = spec.pop("workspace"), spec.pop("name", None)  # each job: cell[k=v,...]
         flow = {"name": name or "sweep", "jobs": {"cell": {**spec, "matrix": matrix}}}
+        if args.sweep_metric:  # kept with the run: JupyterLab's run tab stars the best row too
+            flow["best"] = f"{best.name}:{'min' if best.lowest else 'max'}"
         try:
             return run_workflow(self.service, flow, workspace, detach=args.detach, follow=None,
                                 raise_on_failure=not args.no_raise, best=best, with_metrics=True)

@@ -92,12 +92,15 @@ def table_text(run: dict[str, Any], values: Optional[dict[str, dict[str, float]]
     return "\n".join(lines)
 
 
-def _bundle(run: dict[str, Any], values: dict[str, dict[str, float]], best: Optional[str]) -> dict[str, str]:
+def _bundle(run: dict[str, Any], values: dict[str, dict[str, float]], best: Optional[str],
+            metric: Optional[Best] = None) -> dict[str, str]:
     names = sorted({n for v in values.values() for n in v})
-    head_cells = "".join(f"<th>{html.escape(n)}</th>" for n in ["job", "status", "id", *names])
-    star = ' style="font-weight:bold;background:var(--jp-brand-color3)"'
+    head_cells = "".join(f"<th>{html.escape(n)}</th>" for n in ["", "job", "status", "id", *names])
+    why = f"the best by {metric.name}:{'min' if metric.lowest else 'max'}" if metric else "the best"
+    star = ' class="jupyter-jobs-best" style="font-weight:bold;background:var(--jp-brand-color3)"'
+    mark = f'<span role="img" aria-label="{html.escape(why)}" title="{html.escape(why)}">\u2605</span>'
     rows = "".join(
-        f"<tr{star if j['job_id'] == best else ''}>"
+        f"<tr{star if j['job_id'] == best else ''}><td>{mark if j['job_id'] == best else ''}</td>"
         f"<td><code>{html.escape(j['key'])}</code></td><td>{j['status']}</td><td><code>{j['job_id']}</code></td>"
         + "".join(f"<td>{values.get(j['job_id'], {}).get(n, float('nan')):.4g}</td>" for n in names) + "</tr>"
         for j in run["jobs"])
@@ -133,7 +136,7 @@ class _Table:
 
     def _bundle(self, run: dict[str, Any]) -> dict[str, str]:
         values = self._values(run)
-        return _bundle(run, values, self.best.pick(values) if self.best else None)
+        return _bundle(run, values, self.best.pick(values) if self.best else None, self.best)
 
     def show(self, run: dict[str, Any]) -> None:
         bundle = self._bundle(run)
@@ -166,6 +169,8 @@ def run_workflow(service: JobsService, spec: Any, workspace: str, *, detach: boo
     """Submit a workflow and keep its table current: until it ends (blocking), or from a
     thread (detached). With `follow`, that job's output streams under the table meanwhile."""
     run = Workflow(service, service.submit_workflow(spec, workspace))
+    if best is None and run._data.get("best"):  # the spec's own `best: loss:min`
+        best = Best(run._data["best"])
     table = _Table(service, run._data, best, with_metrics)
 
     def keep_current(stop: threading.Event) -> None:

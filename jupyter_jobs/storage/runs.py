@@ -64,6 +64,14 @@ class RunRows(Database):
 
         return await self._run(_states)
 
+    async def run_times(self, run_id: str) -> dict[str, tuple[Optional[str], Optional[str]]]:
+        """When each of a run's jobs started and finished (ISO text, or None), by job id."""
+        def _times() -> dict[str, tuple[Optional[str], Optional[str]]]:
+            rows = self.db.execute("SELECT id, started_at, finished_at FROM jobs WHERE workflow = ?", (run_id,))
+            return {r[0]: (r[1], r[2]) for r in rows}
+
+        return await self._run(_times)
+
     async def cancel_queued(self, run_id: str, at: datetime, message: str) -> list[str]:
         """Cancel every queued job of a run at once; returns their ids."""
         def _cancel() -> list[str]:

@@ -42,6 +42,7 @@ class WorkflowRuns:
         self._again: set[str] = set()  # ... and asked for once more meanwhile
         self._specs: dict[str, dict[str, dict]] = {}  # run id -> its parsed jobs (a run's spec never changes)
         self._native: set[str] = set()  # runs their backend orders (a scheduler other than the service)
+        self._best: dict[str, Optional[str]] = {}  # run id -> the metric that marks its best job (loss:min)
         core.events.subscribe(self._on_event, ("job.ended", "job.launched"))
 
     def _on_event(self, event: Event) -> None:
@@ -240,6 +241,7 @@ class WorkflowRuns:
         if run_id not in self._specs:
             data, _ = load(spec)
             self._specs[run_id] = {n: j for n, j in (data.get("jobs") or {}).items() if isinstance(j, dict)}
+            self._best[run_id] = data.get("best") if isinstance(data.get("best"), str) else None
         return self._specs[run_id]
 
     async def _outputs(self, needed: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
@@ -248,7 +250,8 @@ class WorkflowRuns:
         return await asyncio.to_thread(read_outputs, folders, needed)
 
     # -- reading, cancelling, rerunning -----------------------------------------------------
-    async def get(self, run_id: str) -> dict[str, Any]:
+    async def get(self, run_id: str, started: Optional[list[str]] = None) -> dict[str, Any]:
+        """The run with the newest job of each node; `started`: the keys a rerun started again."""
         run = await self.store.workflow(run_id)
         if run is None:
             raise JobNotFound(f"no workflow run {run_id!r}")
@@ -260,9 +263,13 @@ class WorkflowRuns:
         counts: dict[str, int] = {}
         for _, status in newest.values():
             counts[status.value] = counts.get(status.value, 0) + 1
-        return WorkflowRun(**{**run, "counts": counts}, jobs=[
+        times = await self.store.run_times(run_id)  # each job's duration, for the graph
+        best = self._best.get(run_id)
+        return WorkflowRun(**{**run, "counts": counts}, best=best, started=started, jobs=[
             WorkflowJob(name=name_of(key), key=key, matrix=matrix_of(key), job_id=job_id, status=status,
-                        needs=needs.get(name_of(key), [])) for key, (job_id, status) in newest.items()
+                        needs=needs.get(name_of(key), []), started_at=times.get(job_id, (None, None))[0],
+                        finished_at=times.get(job_id, (None, None))[1])
+            for key, (job_id, status) in newest.items()
         ]).model_dump(mode="json")
 
     async def list(self, **query: Any) -> dict[str, Any]:
@@ -307,7 +314,7 @@ class WorkflowRuns:
         await self.core.record(made)
         await self.store.update_workflow(run_id, status="queued", finished_at=None)
         await self.advance(run_id)
-        return await self.get(run_id)
+        return await self.get(run_id, started=[j.node or j.id for j in made])
 
     async def start(self) -> None:
         """At start: move on every run that is not over (jobs may have ended while down)."""

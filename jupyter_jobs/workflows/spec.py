@@ -30,7 +30,8 @@ MAX_COMBINATIONS = 1000
 MAX_JOBS = 5000
 NODE_KEYS = {"needs", "matrix", "max_parallel", "continue_on_error"}
 SPEC_KEYS = set(JobSpec.model_fields)
-TOP_KEYS = {"name", "description", "defaults", "jobs"}
+TOP_KEYS = {"name", "description", "defaults", "jobs", "best"}
+_BEST = re.compile(r"^[^:\s]{1,200}:(min|max)$")  # the metric that marks the best job: loss:min
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$")
 _PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")  # also an environment name: MATRIX_<PARAM>
 _REF = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
@@ -262,6 +263,8 @@ def plan(spec: Any) -> Plan:
     for key in data:
         if key not in TOP_KEYS:
             errors.add((key,), "unknown field")
+    if "best" in data and not (isinstance(data["best"], str) and _BEST.match(data["best"])):
+        errors.add(("best",), "the metric that marks the best job, as NAME:min or NAME:max (loss:min)")
     defaults = data.get("defaults") or {}
     if not isinstance(defaults, dict):
         errors.add(("defaults",), "must be a mapping of job fields")

@@ -2550,6 +2550,12 @@ export interface components {
          * @description One job of a run: its workflow job's name, its matrix combination, the job itself.
          */
         WorkflowJob: {
+            /**
+             * Finished At
+             * @description when it ended (ISO 8601)
+             * @default null
+             */
+            finished_at: string | null;
             /** Job Id */
             job_id: string;
             /**
@@ -2565,6 +2571,12 @@ export interface components {
             name: string;
             /** Needs */
             needs: string[];
+            /**
+             * Started At
+             * @description when it started running (ISO 8601)
+             * @default null
+             */
+            started_at: string | null;
             status: components["schemas"]["JobStatus"];
         };
         /** WorkflowPage */
@@ -2580,6 +2592,12 @@ export interface components {
         };
         /** WorkflowRun */
         WorkflowRun: {
+            /**
+             * Best
+             * @description the metric that marks its best job, `NAME:min` or `NAME:max` (the spec's `best`; a sweep's --sweep-metric)
+             * @default null
+             */
+            best: string | null;
             /**
              * Counts
              * @description how many of its jobs (the newest of each: a rerun makes new ones) are in each status
@@ -2619,6 +2637,12 @@ export interface components {
              * @description the workflow as submitted (YAML text or an object)
              */
             spec: unknown;
+            /**
+             * Started
+             * @description a rerun's reply only: the keys of the jobs it started again
+             * @default null
+             */
+            started: string[] | null;
             /**
              * Status
              * @enum {string}
