@@ -336,7 +336,7 @@ def test_a_users_job_whose_process_root_runs_keeps_its_devices(pool, carol):
             os.setuid(carol.pw_uid)
             theirs = HostGPUPool(pool, [0, 1], 1, "carol's server")
             theirs.python = PYTHON
-            got, _ = theirs.allocate(1, "job", since=1.0)
+            got, *_ = theirs.allocate(1, "job", since=1.0)
             theirs.held("job", got, process(container_init.pid))
             code = 0 if got == [0] else 2
         finally:

@@ -33,7 +33,8 @@ def test_priority_then_fair_share_then_age():
     c_urgent = Waiting("c1", "carol", 1, since=9.0, priority=5)
     b_newer = Waiting("b2", "bob", 1, since=6.0)
     assert [w.key for w in order([a_old, b_newer, b_new, c_urgent], usage)] == ["c1", "b1", "b2", "a1"]
-    assert why_behind(a_old, [b_new], usage) == "alice has used 30.0 GPU-h lately, more than bob (2.0); #2 for a GPU"
+    assert why_behind(a_old, [b_new], usage) == \
+        "alice has used 30.0 GPU-h lately, more than bob (2.0 GPU-h); #2 for a GPU"
     assert why_behind(b_new, [c_urgent], usage).startswith("carol's job has priority 5, more than 0")
     assert why_behind(b_newer, [c_urgent, b_new], usage).endswith("#3 for a GPU")
 

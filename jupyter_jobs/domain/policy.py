@@ -222,8 +222,17 @@ def why_behind(job: Waiting, ahead: list[Waiting], usage: Mapping[str, Usage]) -
         return f"{first.user}'s job has priority {first.priority}, more than {job.priority}; {place}"
     mine, theirs = _decayed(usage, job.user), _decayed(usage, first.user)
     if first.user != job.user and theirs < mine:
-        return f"{job.user} has used {mine:.1f} GPU-h lately, more than {first.user} ({theirs:.1f}); {place}"
+        return f"{job.user} has used {gpu_time(mine)} lately, more than {first.user} ({gpu_time(theirs)}); {place}"
     return f"older jobs first; {place}"
+
+
+def gpu_time(hours: float) -> str:
+    """GPU time in the unit that reads best: 31.0 GPU-h, 12 GPU-min, 40 GPU-s."""
+    if hours >= 1:
+        return f"{hours:.1f} GPU-h"
+    if hours * 60 >= 1:
+        return f"{hours * 60:.0f} GPU-min"
+    return f"{hours * 3600:.0f} GPU-s"
 
 
 def _n(count: int, word: str) -> str:

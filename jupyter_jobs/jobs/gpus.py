@@ -68,6 +68,7 @@ class GPUAllocator:
         self.pool = pool
         self._used: dict[int, int] = {g.index: 0 for g in gpus}
         self.last_free = self.total * self.share  # as of the last allocation (for messages)
+        self.last_why: Optional[str] = None  # the host's rule that held the last allocation, in words
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="jupyter-jobs-gpu-pool") if pool else None
 
     async def run(self, call: Callable[..., T], *args: Any) -> T:
@@ -92,13 +93,16 @@ class GPUAllocator:
     def free(self) -> int:
         return sum(self.share - n for n in self.usage().values())
 
-    def allocate(self, count: int, owner: str = "", since: float = 0.0) -> Optional[list[int]]:
+    def allocate(self, count: int, owner: str = "", since: float = 0.0, priority: int = 0,
+                 project: Optional[str] = None) -> Optional[list[int]]:
         """`count` distinct indices for job `owner` (queued at `since`), least used first, or
-        None if they are not free now."""
+        None if they are not free now (or, with the host's pool, its policy holds the job:
+        `last_why` says why)."""
+        self.last_why = None
         if count == 0:
             return []
         if self.pool is not None:
-            chosen, self.last_free = self.pool.allocate(count, owner, since)
+            chosen, self.last_free, self.last_why = self.pool.allocate(count, owner, since, priority, project)
             return chosen
         candidates = sorted((n, i) for i, n in self._used.items() if n < self.share)
         self.last_free = len(candidates)
