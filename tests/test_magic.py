@@ -65,6 +65,8 @@ def test_detach_then_wait(kernel):
     run = kernel.run("%%job --detach -n bg\nimport time\ntime.sleep(1)\nprint('done in background')\n")
     assert run.error is None and "job " in run.displays()[0]
     assert run.text() == ""  # nothing streamed: it returned at once
+    rooms = [c["data"] for _, kind, c in run.messages if kind == "display_data" and c["data"].get("text/plain") == ""]
+    assert rooms == [{"text/plain": ""}]  # no cell follows it: JupyterLab notifies its end
     after = kernel.run("j = _\nj.wait(30)\nprint(j.status, j.exit_code, repr(j.logs()))")
     assert after.error is None
     assert after.text() == "succeeded 0 'done in background\\n'\n"
@@ -301,7 +303,9 @@ METRICS_CELL = ("%%job\nimport time\nfrom jupyter_jobs import metrics\n"
 
 def test_status_widget_progress_and_live_chart(kernel):
     """In a kernel the status is a widget with a progress bar (from the job's step and
-    total_steps), and once the job reports metrics a chart output appears, naming the job."""
+    total_steps), and once the job reports metrics a chart output appears, naming the job (and
+    saying the cell follows it: JupyterLab then does not notify its end). total_steps is the
+    bar's, not the chart's."""
     run = kernel.run(METRICS_CELL)
     assert run.error is None
     displays = [c for _, kind, c in run.messages if kind in ("display_data", "update_display_data")]
@@ -315,11 +319,12 @@ def test_status_widget_progress_and_live_chart(kernel):
     assert any(s.get("children") for s in states) and model  # the box holding line and bar
     chart_id = displays[1]["transient"]["display_id"]
     charts = [c for c in displays if c["transient"]["display_id"] == chart_id]
-    assert charts[0]["data"] == {"text/plain": ""}  # room made before any output
+    following = {"job_id": job_id_of(run), "following": True}
+    assert charts[0]["data"] == {"application/vnd.jupyter-jobs.metrics+json": following, "text/plain": ""}
     final = charts[-1]["data"]
     job_id = job_id_of(run)
-    assert final["application/vnd.jupyter-jobs.metrics+json"] == {"job_id": job_id}
-    assert final["text/plain"] == "metrics: loss 0.25 (step 3) · total_steps 3 (step 3)"
+    assert final["application/vnd.jupyter-jobs.metrics+json"] == {"job_id": job_id, "following": True}
+    assert final["text/plain"] == "metrics: loss 0.25 (step 3)"
     got = kernel.run("j = _\nm = j.metrics()\nprint(m['loss']['steps'], m['loss']['values'][-1])\n"
                      "df = j.metrics('loss', as_frame=True)\nprint(list(df.columns), df.index.name, len(df))")
     assert got.error is None, got.error
@@ -345,7 +350,7 @@ def test_text_stands_in_for_the_widget_and_chart_under_nbclient(server, tmp_path
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
     texts = [o["data"]["text/plain"] for o in nb.cells[1].outputs if o.get("output_type") == "display_data"]
     assert any(re.search(r"succeeded in 0:0\d · local · exit 0", t) for t in texts), texts
-    assert "metrics: loss 0.25 (step 3) · total_steps 3 (step 3)" in texts
+    assert "metrics: loss 0.25 (step 3)" in texts
 
 
 def test_workflow_cell_and_file(kernel, server):

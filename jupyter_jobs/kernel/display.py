@@ -108,10 +108,16 @@ def _in_kernel() -> bool:
     return getattr(get_ipython(), "kernel", None) is not None
 
 
+#: series that drive the progress bar (the status line's), not a chart
+_PROGRESS_SERIES = ("progress", "total_steps")
+
+
 def _custom_series(job: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """The series the job reports itself (not the service's CPU/memory/GPU samples)."""
+    """The series the job reports itself (not the service's CPU/memory/GPU samples), less those
+    the progress bar shows."""
     series = (job.get("metrics") or {}).get("series") or {}
-    return {n: v for n, v in series.items() if n not in ("cpu.percent", "memory.rss") and not n.startswith("gpu.")}
+    return {n: v for n, v in series.items() if n not in ("cpu.percent", "memory.rss", *_PROGRESS_SERIES)
+            and not n.startswith("gpu.")}
 
 
 def progress(job: dict[str, Any]) -> Optional[float]:
@@ -203,16 +209,23 @@ class _StatusLine:
 
 class _MetricsDisplay:
     """Room for the chart, made under the status line (so it too stays above the output); it
-    becomes the chart once the job reports metrics. In a terminal there is no room to make."""
+    becomes the chart once the job reports metrics. In a terminal there is no room to make.
+    While the cell follows its job (not --detach), the room says so from the start: JupyterLab
+    then does not notify the job's end, which the user sees in the cell."""
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, following: bool = False) -> None:
         self.job_id = job_id
+        self.following = following
         self.handle: Any = None
         self._names: Optional[tuple[str, ...]] = None
         if _in_kernel():
             from IPython.display import display
 
-            self.handle = display({"text/plain": ""}, raw=True, display_id=True)
+            bundle = {METRICS_MIME: self._data(), "text/plain": ""} if following else {"text/plain": ""}
+            self.handle = display(bundle, raw=True, display_id=True)
+
+    def _data(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, **({"following": True} if self.following else {})}
 
     def show(self, job: dict[str, Any]) -> None:
         """Updated when the series change, and at the end (the text then holds the last values)."""
@@ -220,7 +233,7 @@ class _MetricsDisplay:
         if self.handle is None or not names or (names == self._names and job["status"] not in TERMINAL):
             return
         self._names = names
-        self.handle.update({METRICS_MIME: {"job_id": self.job_id}, "text/plain": metrics_text(job)}, raw=True)
+        self.handle.update({METRICS_MIME: self._data(), "text/plain": metrics_text(job)}, raw=True)
 
 
 class Handle:
@@ -427,7 +440,7 @@ def run_and_watch(service: JobsService, spec: dict[str, Any], *, detach: bool, r
     if spec.get("expose"):
         line.browser_url = lambda data, name: _browser_url(service, data, name)
     line.show(status_text(job._data), job._data)
-    chart = _MetricsDisplay(job.id)
+    chart = _MetricsDisplay(job.id, following=not detach)
     ticker = _Ticker(service, job.id, line, chart)
     ticker.start()
     if detach:

@@ -87,7 +87,7 @@ def test_multi_select_deletes_and_compares(page, lab):
     page.click(".lm-DockPanel .lm-TabBar-tab:has-text('Jobs')")
     page.click(".jp-JobsPage button:has-text('Delete')")
     page.click(".jp-Dialog button.jp-mod-warn:has-text('Delete')")
-    page.wait_for_selector(".jp-JobsPage-count:has-text('1 of 1 jobs')")
+    page.wait_for_selector(".jp-JobsPage-count:has-text('1 of 1 job')")
     remaining = [j["id"] for j in lab.request("GET", "/jupyter-jobs/jobs")["jobs"]]
     assert remaining == [c["id"]]
 
@@ -111,7 +111,7 @@ def test_deleting_jobs_asks_first_and_cancel_keeps_them(page, lab):
     assert ids() == {j["id"] for j in jobs}
     page.click(".jp-JobsPage button:has-text('Delete')")
     page.click(".jp-Dialog button.jp-mod-warn:has-text('Delete')")
-    page.wait_for_selector(".jp-JobsPage-count:has-text('1 of 1 jobs')")
+    page.wait_for_selector(".jp-JobsPage-count:has-text('1 of 1 job')")
     assert ids() == {jobs[2]["id"]}
     # a job's own tab asks too
     open_job(page, jobs[2]["id"])

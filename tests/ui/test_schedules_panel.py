@@ -157,11 +157,16 @@ def test_a_job_from_this_browser_notifies_when_it_ends(page, lab):
     done.query_selector("button:has-text('Open')").click()
     page.wait_for_selector(f".jp-JobsView[data-job-id='{job_id}'][data-status='succeeded']", state="visible")
 
-    # a failure from this browser (a rerun of a failing job) is an error, told once
-    failing = lab.request("POST", "/jupyter-jobs/jobs", {"command": "exit 3", "workspace": "proj", "name": "fails"})
+    # a failure from this browser (a rerun of a failing job) is an error, told once; its tab,
+    # which the rerun opens, is closed before it ends (while the tab shows it, it is not told)
+    failing = lab.request("POST", "/jupyter-jobs/jobs", {"command": "sleep 3; exit 3", "workspace": "proj",
+                                                         "name": "fails"})
     lab.wait(failing["id"])
     open_job(page, failing["id"])
     page.click(f".jp-JobsView[data-job-id='{failing['id']}'] button:has-text('Rerun')")
+    page.wait_for_function("id => [...document.querySelectorAll('.jp-JobsView')]"
+                           ".some(v => v.offsetParent && v.dataset.jobId !== id)", arg=failing["id"])
+    page.click(".lm-DockPanel .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabCloseIcon")
     failed = toast(page, "fails", kind="error")
     assert "failed" in failed.inner_text()
     time.sleep(4)  # more than a poll: nothing said twice

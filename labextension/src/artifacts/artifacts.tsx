@@ -9,6 +9,7 @@ import * as React from 'react';
 
 import { Artifact, errorMessage } from '../api';
 import { ErrorNote } from '../common/common';
+import { count } from '../common/words';
 import { archiveUrl, artifactUrl, artifactsApi } from './api';
 
 /** A preview reads at most this much of a file. */
@@ -19,14 +20,14 @@ const DRAWN = 500;
 const TEXT = /\.(txt|log|md|py|r|jl|sh|yaml|yml|toml|ini|cfg|out|err|html|xml|tsv|csv|json|jsonl|ndjson)$/i;
 
 export function size(bytes: number): string {
-  const units = ['bytes', 'KB', 'MB', 'GB', 'TB'];
+  const units = ['', 'KB', 'MB', 'GB', 'TB'];
   let value = bytes;
   let unit = 0;
   while (value >= 1024 && unit < units.length - 1) {
     value /= 1024;
     unit++;
   }
-  return unit ? `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}` : `${bytes.toLocaleString()} bytes`;
+  return unit ? `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}` : count(bytes, 'byte');
 }
 
 type Preview = { kind: 'text'; text: string; cut: boolean } | { kind: 'table'; rows: string[][]; cut: boolean };
@@ -157,7 +158,7 @@ export function Artifacts(props: {
         <span className="jp-JobsMuted" aria-live="polite">
           {matching.length > DRAWN
             ? `The first ${DRAWN.toLocaleString()} of ${matching.length.toLocaleString()} files: filter to find the others.`
-            : `${matching.length.toLocaleString()} of ${artifacts.length.toLocaleString()} files`}
+            : `${matching.length.toLocaleString()} of ${count(artifacts.length, 'file')}`}
         </span>
         {/* the list scrolls on its own, so the preview beside it stays in view */}
         <ul className="jp-JobsArtifacts" aria-label="artifacts">

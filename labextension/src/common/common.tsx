@@ -1,5 +1,6 @@
-// common/: what every feature's views share: these small pieces (common.tsx), the form field
-// pieces (fields.tsx) and the base of the stream followers (follow.ts).
+// common/: what every feature's views share: these small pieces (common.tsx), counts and
+// reasons in words (words.ts), the form field pieces (fields.tsx) and the base of the stream
+// followers (follow.ts).
 //
 // Small pieces the views share: formatting, the status badge, the progress bar, the error
 // note, and the hook that re-renders a component when a model emits its `changed` signal.
@@ -7,7 +8,7 @@ import { Dialog, showDialog } from '@jupyterlab/apputils';
 import { ISignal } from '@lumino/signaling';
 import * as React from 'react';
 
-import { Job, MetricsSummary, Status } from '../api';
+import { Job, Status } from '../api';
 import { seconds } from '../jobs/table';
 
 /** Re-render whenever `signal` is emitted (connected while mounted). */
@@ -49,25 +50,10 @@ export function Badge({ status }: { status: Status }): JSX.Element {
   return <span className={`jp-JobsBadge jp-mod-${status}`}>{status}</span>;
 }
 
-/** How far the job says it is, 0..1, or null when it does not say (the cell's rule, in
- * kernel/display.py): its `progress` series (a fraction, or a percentage when above 1), else
- * its `total_steps` series (the last point's step over its value). */
-export function progressOf(metrics: MetricsSummary | null | undefined): number | null {
-  const series = metrics?.series ?? {};
-  let fraction: number;
-  if (series.progress) {
-    const value = series.progress.last;
-    fraction = value > 1 ? value / 100 : value;
-  } else if (series.total_steps?.last) {
-    fraction = series.total_steps.step / series.total_steps.last;
-  } else {
-    return null;
-  }
-  return Number.isFinite(fraction) ? Math.min(1, Math.max(0, fraction)) : null;
-}
-
 /** A job's progress as a bar with its percentage (a progressbar for assistive technology);
- * nothing when the job does not report it. */
+ * nothing when the job does not report it. `value` is the job's `progress` (0..1), which the
+ * server reads from its `progress` or `total_steps` series (storage/series.py): those series
+ * are this bar, never a chart. */
 export function ProgressBar(props: { value: number | null; status: Status; label: string }): JSX.Element | null {
   const { value, status, label } = props;
   if (value === null) {

@@ -3,6 +3,7 @@
 import * as React from 'react';
 
 import { ApiError } from '../api';
+import { count } from './words';
 
 /** The service's complaint as a message, and each bad field's problem by field name; the
  * problems of fields the form does not show (a draft's tags...) are in the message, after
@@ -14,12 +15,12 @@ export function describe(
 ): { message: string; byField: Record<string, string> } {
   const byField: Record<string, string> = {};
   (error.errors || []).forEach(fe => (byField[fe.field] = fe.message));
-  const count = Object.keys(byField).length;
+  const fields = Object.keys(byField).length;
   const unshown = Object.entries(byField)
     .filter(([field]) => !shown(field))
     .map(([field, message]) => ` ${field}: ${message}`);
   return {
-    message: count ? `${what}: ${count} field${count > 1 ? 's' : ''} to fix.${unshown.join('')}` : error.message,
+    message: fields ? `${what}: ${count(fields, 'field')} to fix.${unshown.join('')}` : error.message,
     byField
   };
 }

@@ -3,6 +3,7 @@
 import { browserOrigin } from '../api/origin';
 import { json, send } from '../api/request';
 import type { Job, JobPage, ListQuery, Schemas, SpecInput } from '../api/types';
+import { watching } from '../notifications/watch';
 
 /** A request that starts a job, marked as coming from this browser. */
 function submitting(body: unknown): RequestInit {
@@ -24,7 +25,12 @@ export const jobsApi = {
   list: (params: ListQuery) => json<JobPage>(['jobs'], {}, search(params)),
   get: (id: string) => json<Job>(['jobs', id]),
   submit: (spec: SpecInput) => json<Job>(['jobs'], submitting(spec)),
-  cancel: (id: string) => json<Job>(['jobs', id, 'cancel'], { method: 'POST', body: '{}' }),
+  /** Every Cancel button of this page comes here: the user who cancelled needs no notification
+   * of the end (notifications/watch.ts). */
+  cancel: (id: string) => {
+    watching.cancelled(id);
+    return json<Job>(['jobs', id, 'cancel'], { method: 'POST', body: '{}' });
+  },
   rerun: (id: string) => json<Job>(['jobs', id, 'rerun'], submitting({})),
   remove: (id: string) => json<void>(['jobs', id], { method: 'DELETE' }),
   /** The job's spec as a file to submit again, and the secret values left out of it (`env.KEY`). */

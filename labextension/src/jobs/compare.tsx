@@ -6,7 +6,7 @@ import { errorMessage, Job } from '../api';
 import { Badge, duration, ErrorNote } from '../common/common';
 import { allMetrics } from '../metrics/api';
 import { Line } from '../metrics/chart';
-import { ChartBox, ChartControls, formatFor, isSystem } from '../metrics/metrics';
+import { ChartBox, ChartControls, formatFor, isProgress, isSystem } from '../metrics/metrics';
 import { jobsApi } from './api';
 import { whatItRuns } from './copy';
 import { jobName } from './table';
@@ -52,7 +52,7 @@ function rows(jobs: Job[]): Row[] {
 
 /** The same metric of every job, overlaid: one colour per job. */
 function Overlay({ jobs }: { jobs: Job[] }): JSX.Element | null {
-  const names = [...new Set(jobs.flatMap(j => Object.keys(j.metrics?.series || {})))].sort();
+  const names = [...new Set(jobs.flatMap(j => Object.keys(j.metrics?.series || {})))].filter(n => !isProgress(n)).sort();
   const [name, setName] = React.useState('');
   // the lines with the metric they were fetched for: until the pick's own arrive, nothing is
   // drawn (a chart made from the previous pick's lines kept them under the new title and units)

@@ -1,15 +1,18 @@
 // One job in its own main-area tab: a header (status, progress, what it runs, why it waits or
 // failed, actions) and tabs for the log, the artifacts and the details (spec, events, GPUs).
 // A notebook job opens its executed notebook (the artifact named as the notebook) from here;
-// a job that exposes ports lists its endpoints (their state, a link, the URL to copy).
+// a job that exposes ports lists its endpoints (their state, a link, the URL to copy). While the
+// tab is on screen the job's end is no news: the notifications leave it out (watch.ts).
 import * as React from 'react';
 
 import { ApiError, Endpoint, errorMessage, isTerminal, Job, Spec, Status } from '../api';
 import { Artifacts } from '../artifacts/artifacts';
-import { Badge, confirmDeleteJobs, duration, ErrorNote, ProgressBar, progressOf, useSignal, when } from '../common/common';
+import { Badge, confirmDeleteJobs, duration, ErrorNote, ProgressBar, useSignal, when } from '../common/common';
+import { count, reasonWords } from '../common/words';
 import { endpointUrl } from '../endpoints/endpoints';
 import { JobLog } from '../logs/log';
 import { MetricsView } from '../metrics/metrics';
+import { watching } from '../notifications/watch';
 import { jobsApi } from './api';
 import { asCurl, asMagic, hasRedacted, whatItRuns } from './copy';
 import { JobModel } from './jobmodel';
@@ -221,7 +224,7 @@ function Facts({ job }: { job: Job }): JSX.Element {
       : ['workspace', `${job.spec.workspace || '(root)'} · project ${job.project}`],
     ['packages', requirementsText(job.spec)],
     ...(job.spec.instance_type ? ([['instance type', job.spec.instance_type]] as [string, string][]) : []),
-    ['resources', `${r?.gpus ?? 0} GPU · ${r?.cpus ?? '—'} CPU · ${r?.memory ?? '—'} memory`],
+    ['resources', `${count(r?.gpus ?? 0, 'GPU')} · ${r?.cpus ?? '—'} CPU · ${r?.memory ?? '—'} memory`],
     ['GPUs held', job.gpus?.length ? job.gpus.join(', ') : '—'],
     ['created', when(job.created_at)],
     ['started', when(job.started_at)],
@@ -356,8 +359,34 @@ function Tabs({ tab, setTab, counts }: { tab: TabName; setTab: (t: TabName) => v
   );
 }
 
-export function JobView({ detail, actions }: { detail: JobModel; actions: JobActions }): JSX.Element {
+/** Why the job ended, in words, then the server's message where it says more. */
+function EndMessage({ job }: { job: Job }): JSX.Element | null {
+  const why = reasonWords(job);
+  const message = job.message && !(why && job.message.includes(why)) ? job.message : '';
+  if (!why && !message) {
+    return null;
+  }
+  return (
+    <div className={`jp-JobsMessage jp-mod-${job.status}`}>
+      {why ? <b>{why[0].toUpperCase() + why.slice(1)}</b> : null}
+      {why && message ? ': ' : null}
+      {message}
+    </div>
+  );
+}
+
+/** The job's tab. `shown` says whether the tab is on screen (not behind another one): while it
+ * is, the job's end is no news for the notifications. */
+export function JobView(props: { detail: JobModel; actions: JobActions; shown?: () => boolean }): JSX.Element {
+  const { detail, actions, shown } = props;
   useSignal(detail.changed);
+  React.useEffect(() => (shown ? watching.watch(detail.id, 'tab', shown) : undefined), [detail, shown]);
+  const ended = detail.job && isTerminal(detail.job.status);
+  React.useEffect(() => {
+    if (ended) {
+      watching.sawEnd(detail.id); // seen here: closing the tab before the next poll changes nothing
+    }
+  }, [detail, ended]);
   const [actionError, setActionError] = React.useState<string | null>(null);
   const [tab, setTab] = React.useState<TabName>('log');
   const seen = React.useRef(new Set<TabName>());
@@ -393,7 +422,7 @@ export function JobView({ detail, actions }: { detail: JobModel; actions: JobAct
             {job.id} · {job.backend} · {duration(job)}
           </span>
         </h2>
-        <ProgressBar value={progressOf(job.metrics)} status={job.status} label={`progress of ${jobName(job)}`} />
+        <ProgressBar value={job.progress ?? null} status={job.status} label={`progress of ${jobName(job)}`} />
         {job.spec.notebook ? (
           <div className="jp-JobsRuns">
             notebook <code>{job.spec.notebook}</code>
@@ -426,12 +455,7 @@ export function JobView({ detail, actions }: { detail: JobModel; actions: JobAct
           </div>
         ) : null}
         {job.waiting ? <div className="jp-JobsWaiting">Waiting: {job.waiting}</div> : null}
-        {job.message ? (
-          <div className={`jp-JobsMessage jp-mod-${job.status}`}>
-            {job.reason ? <b>{job.reason}: </b> : null}
-            {job.message}
-          </div>
-        ) : null}
+        <EndMessage job={job} />
         <Endpoints job={job} />
         <ErrorNote error={error} />
         <Actions detail={detail} job={job} actions={actions} onError={setActionError} />

@@ -3,8 +3,9 @@
 import { linkIcon } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
-import { Job, MetricsSummary, STATUSES } from '../api';
-import { Badge, duration, ErrorNote, ProgressBar, progressOf } from '../common/common';
+import { Job, STATUSES } from '../api';
+import { Badge, duration, ErrorNote, ProgressBar } from '../common/common';
+import { count } from '../common/words';
 import { readyEndpoints } from '../endpoints/endpoints';
 import { JobsModel } from '../sidebar/model';
 import { jobName } from './table';
@@ -33,11 +34,12 @@ function Filters({ model }: { model: JobsModel }): JSX.Element {
   );
 }
 
-export function JobRow(props: { job: Job; metrics?: MetricsSummary; onOpen: (id: string) => void }): JSX.Element {
-  const { job, metrics, onOpen } = props;
-  const progress = job.status === 'running' ? progressOf(metrics) : null;
+export function JobRow(props: { job: Job; onOpen: (id: string) => void }): JSX.Element {
+  const { job, onOpen } = props;
+  // the server's reading of its `progress` or `total_steps` series (a page of jobs has it)
+  const progress = job.status === 'running' ? job.progress ?? null : null;
   const ready = readyEndpoints(job).length;
-  const serves = ready ? `serves ${ready} endpoint${ready > 1 ? 's' : ''}` : '';
+  const serves = ready ? `serves ${count(ready, 'endpoint')}` : '';
   return (
     <li
       className="jp-JobsRow"
@@ -84,7 +86,7 @@ export function JobList({ model }: { model: JobsModel }): JSX.Element {
       ) : null}
       <ul className="jp-JobsRows" aria-label="jobs">
         {model.jobs.map(job => (
-          <JobRow key={job.id} job={job} metrics={model.metrics(job.id)} onOpen={open} />
+          <JobRow key={job.id} job={job} onOpen={open} />
         ))}
       </ul>
       {model.nextCursor ? (

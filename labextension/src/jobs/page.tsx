@@ -3,7 +3,8 @@
 import * as React from 'react';
 
 import { STATUSES, Status } from '../api';
-import { Badge, clock, confirmDeleteJobs, ErrorNote, useSignal, when } from '../common/common';
+import { Badge, clock, confirmDeleteJobs, ErrorNote, ProgressBar, useSignal, when } from '../common/common';
+import { count } from '../common/words';
 import { jobsApi } from './api';
 import { JobsTable, jobName, seconds, SortKey } from './table';
 
@@ -27,7 +28,7 @@ export interface TableActions {
 function Toolbar({ table, actions }: { table: JobsTable; actions: TableActions }): JSX.Element {
   const [problem, setProblem] = React.useState<string | null>(null);
   const { filters } = table;
-  const count = table.selected.size;
+  const picked = table.selected.size;
   const act = async (action: (id: string) => Promise<any>) => {
     const failures = await table.forSelected(action);
     setProblem(failures.length ? failures.join('\n') : null);
@@ -66,17 +67,17 @@ function Toolbar({ table, actions }: { table: JobsTable; actions: TableActions }
         {select('backend', 'backend', table.values('backend'))}
         {select('project', 'project', table.values('project'))}
         <span className="jp-JobsPage-count" aria-live="polite">
-          {table.rows.length.toLocaleString()} of {table.size.toLocaleString()} jobs{table.loading ? ' (loading…)' : ''}
+          {table.rows.length.toLocaleString()} of {count(table.size, 'job')}{table.loading ? ' (loading…)' : ''}
         </span>
         <span className="jp-JobsPage-selection">
-          {count ? `${count} selected` : ''}
-          <button className="jp-mod-styled" disabled={!count} onClick={() => void act(id => jobsApi.cancel(id))}>
+          {picked ? `${picked} selected` : ''}
+          <button className="jp-mod-styled" disabled={!picked} onClick={() => void act(id => jobsApi.cancel(id))}>
             Cancel
           </button>
-          <button className="jp-mod-styled" disabled={!count} onClick={() => void remove()}>
+          <button className="jp-mod-styled" disabled={!picked} onClick={() => void remove()}>
             Delete
           </button>
-          <button className="jp-mod-styled" disabled={count < 2} onClick={() => actions.compare([...table.selected])}>
+          <button className="jp-mod-styled" disabled={picked < 2} onClick={() => actions.compare([...table.selected])}>
             Compare
           </button>
         </span>
@@ -158,6 +159,9 @@ function Row(props: { table: JobsTable; index: number; open: (id: string) => voi
       </span>
       <span role="gridcell" className="jp-JobsGrid-status" title={job.waiting ?? undefined}>
         <Badge status={job.status as Status} />
+        {job.status === 'running' ? (
+          <ProgressBar value={job.progress ?? null} status={job.status} label={`progress of ${jobName(job)}`} />
+        ) : null}
       </span>
       <span role="gridcell" className="jp-JobsGrid-project">{job.project}</span>
       <span role="gridcell" className="jp-JobsGrid-backend">{job.backend}</span>

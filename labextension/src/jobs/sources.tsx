@@ -5,6 +5,7 @@ import * as React from 'react';
 
 import { InstanceType, Schemas, SpecInput } from '../api';
 import { Bind, Choice, errorOf, Field } from '../common/fields';
+import { count } from '../common/words';
 import { Draft } from '../sidebar/model';
 
 export type { InstanceType };
@@ -124,8 +125,8 @@ export function RequirementsField({ bind, errors }: { bind: Bind<SourceKey>; err
 export function describeType(type: InstanceType): string {
   const r = (type.spec.resources || {}) as { gpus?: number; cpus?: number; memory?: string; nodes?: number };
   const parts = [
-    r.gpus ? `${r.gpus} GPU${r.gpus > 1 ? 's' : ''}` : '',
-    r.cpus ? `${r.cpus} CPU${r.cpus > 1 ? 's' : ''}` : '',
+    r.gpus ? count(r.gpus, 'GPU') : '',
+    r.cpus ? count(r.cpus, 'CPU') : '',
     r.memory ? String(r.memory) : '',
     r.nodes && r.nodes > 1 ? `${r.nodes} nodes` : '',
     [type.backend, type.spec.image].filter(Boolean).join(' · ')
@@ -139,7 +140,7 @@ function availability(type: InstanceType, gpus: GPU[]): string {
     return `unavailable: ${type.reason}`;
   }
   const wanted = ((type.spec.resources || {}) as { gpus?: number }).gpus;
-  return wanted && gpus.length ? `${gpus.filter(g => !g.in_use).length} of ${gpus.length} GPUs free` : 'available';
+  return wanted && gpus.length ? `${gpus.filter(g => !g.in_use).length} of ${count(gpus.length, 'GPU')} free` : 'available';
 }
 
 /** The admin's instance types; the fields below it override what the chosen one sets. */

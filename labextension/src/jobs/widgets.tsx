@@ -9,12 +9,15 @@ import { MainAreaWidget } from '@jupyterlab/apputils';
 import { ReactWidget } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
+import { count } from '../common/words';
 import { CompareView } from './compare';
 import { JobActions, JobView } from './job';
 import { JobModel } from './jobmodel';
 import { JobsPageView, TableActions } from './page';
 import { JobsTable } from './table';
 class JobContent extends ReactWidget {
+  /** On screen: the tab in front of its area (Lumino's visibility), whatever the hidden mode. */
+  readonly shown = (): boolean => this.isVisible;
   constructor(
     readonly detail: JobModel,
     private readonly actions: JobActions
@@ -23,7 +26,7 @@ class JobContent extends ReactWidget {
     this.addClass('jp-JobsMain');
   }
   render(): JSX.Element {
-    return <JobView detail={this.detail} actions={this.actions} />;
+    return <JobView detail={this.detail} actions={this.actions} shown={this.shown} />;
   }
 }
 
@@ -100,7 +103,7 @@ export class CompareTab extends MainAreaWidget<CompareContent> {
   ) {
     super({ content: new CompareContent(ids, open) });
     this.id = `jupyter-jobs-compare-${ids.join('-')}`;
-    this.title.label = `Compare ${ids.length} jobs`;
+    this.title.label = `Compare ${count(ids.length, 'job')}`;
     this.title.closable = true;
   }
 }

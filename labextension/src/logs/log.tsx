@@ -6,6 +6,7 @@
 import * as React from 'react';
 
 import { errorMessage } from '../api/request';
+import { count } from '../common/words';
 import { logText } from './api';
 import { LogFollower } from './follow';
 import { LogView } from './logview';
@@ -34,19 +35,19 @@ function useLogView(follower: LogFollower, host: React.RefObject<HTMLDivElement>
     created.onFollowChanged(setFollowing);
     created.onDownload(() => downloadRef.current());
     let pending = 0;
-    const count = () => {
+    const recount = () => {
       pending = 0;
       setLines(follower.buffer.length);
     };
     const repaint = () => {
       created.schedule();
       if (!pending) {
-        pending = window.setTimeout(count, COUNT_EVERY_MS);
+        pending = window.setTimeout(recount, COUNT_EVERY_MS);
       }
     };
     follower.appended.connect(repaint);
     created.schedule();
-    count();
+    recount();
     setView(created);
     return () => {
       follower.appended.disconnect(repaint);
@@ -94,7 +95,7 @@ function Search({ follower, view }: { follower: LogFollower; view: LogView | nul
         onKeyDown={onKey}
       />
       <span className="jp-JobsMuted" aria-live="polite">
-        {needle ? (hits.length ? `${at >= 0 ? at + 1 : '–'} of ${hits.length.toLocaleString()} lines` : 'no match') : ''}
+        {needle ? (hits.length ? `${at >= 0 ? at + 1 : '–'} of ${count(hits.length, 'line')}` : 'no match') : ''}
       </span>
     </span>
   );
@@ -139,7 +140,7 @@ export function JobLog({ follower, name }: { follower: LogFollower; name: string
           Follow
         </button>
         <span className="jp-JobsSection jp-JobsLogCount">
-          Log <span className="jp-JobsMuted">{lines.toLocaleString()} lines</span>
+          Log <span className="jp-JobsMuted">{count(lines, 'line')}</span>
         </span>
         {note ? <span className="jp-JobsMuted">{note}</span> : null}
       </div>

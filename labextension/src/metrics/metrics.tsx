@@ -3,7 +3,8 @@
 // cell (renderer.tsx, a MIME renderer).
 //
 // A job's metrics as live charts: its own series (loss, accuracy...) and its telemetry (CPU,
-// memory, GPUs), with log/linear y and smoothing; they update while the job runs.
+// memory, GPUs), with log/linear y and smoothing; they update while the job runs. `progress`
+// and `total_steps` are no charts: they drive the job's progress bar (common.tsx).
 import * as React from 'react';
 
 import { useSignal } from '../common/common';
@@ -13,6 +14,12 @@ import { Column, MetricsFollower } from './follow';
 /** Series the service samples, as opposed to those the job reports. */
 export function isSystem(name: string): boolean {
   return name === 'cpu.percent' || name === 'memory.rss' || name.startsWith('gpu.');
+}
+
+/** Series that say how far the job is: drawn as its progress bar, never as a chart (the
+ * server's rule, storage/series.py, turns them into the job's `progress`). */
+export function isProgress(name: string): boolean {
+  return name === 'progress' || name === 'total_steps';
 }
 
 export function formatFor(name: string): ((v: number) => string) | undefined {
@@ -79,11 +86,17 @@ export function MetricsView({ follower, only }: { follower: MetricsFollower; onl
   const [smoothing, setSmoothing] = React.useState(0);
   const version = React.useRef(0);
   version.current++;
-  const names = [...follower.series.keys()].sort();
+  const all = [...follower.series.keys()].sort();
+  const names = all.filter(n => !isProgress(n));
   const custom = names.filter(n => !isSystem(n));
   const system = only === 'custom' ? [] : names.filter(isSystem);
+  if (only === 'custom' && !custom.length) {
+    return <></>; // a cell: nothing until the job's own series come (its status shows progress)
+  }
   if (!names.length) {
-    return (
+    return all.length ? (
+      <p className="jp-JobsMuted">No metrics but its progress, shown as the bar above.</p>
+    ) : (
       <p className="jp-JobsMuted">
         No metrics yet. A job reports them by appending JSON lines to $JOB_METRICS_FILE, e.g.{' '}
         <code>{'{"step": 10, "loss": 0.42}'}</code>, or with <code>jupyter_jobs.metrics.log(step=10, loss=0.42)</code>;

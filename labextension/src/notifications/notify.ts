@@ -5,7 +5,8 @@
 // `notifyAllJobs`, every job and every workflow run. One poll of GET /jobs?origin=... (and
 // /workflows); a JupyterLab notification per end, with "Open"; with `browserNotifications`,
 // also the browser's own while this page is hidden. Nothing is said of what ended before it
-// was first watched, and nothing twice.
+// was first watched, and nothing twice; nor of a job someone here already watches (its tab on
+// screen, the `%%job` cell that follows it, a cancel from this browser: watch.ts).
 import { Notification } from '@jupyterlab/apputils';
 import { Poll } from '@lumino/polling';
 
@@ -13,6 +14,7 @@ import { isTerminal, Job, Schemas, Status } from '../api';
 import { jobsApi } from '../jobs/api';
 import { jobName } from '../jobs/table';
 import { workflowsApi } from '../workflows/api';
+import { watching, Watching } from './watch';
 
 export interface NotifySettings {
   /** Every job and workflow run, not only those this browser or its kernels started. */
@@ -27,6 +29,8 @@ export interface NotifyOptions {
   origins: () => string[];
   openJob: (id: string) => void;
   openRun: (id: string) => void;
+  /** Who watches which job here (default: the page's registry, which the views report to). */
+  watching?: Watching;
 }
 
 type Run = Schemas['WorkflowRunSummary'];
@@ -90,8 +94,10 @@ export class EndNotifier {
   private readonly _jobs = new Ends<Job>();
   private readonly _runs = new Ends<Run>();
   private _settings: NotifySettings = { notifyAllJobs: false, browserNotifications: false };
+  private readonly _watching: Watching;
 
   constructor(private readonly options: NotifyOptions) {
+    this._watching = options.watching ?? watching;
     this._poll = new Poll({
       factory: () => this.check(),
       frequency: { interval: 3000, backoff: true, max: 60000 },
@@ -133,6 +139,9 @@ export class EndNotifier {
   }
 
   private tellJob(job: Job): void {
+    if (this._watching.why(job.id)) {
+      return; // its end is on screen already, or the user cancelled it: a toast would be noise
+    }
     const message = `Job “${jobName(job)}” ${job.status}${job.message ? `: ${job.message}` : ''}`;
     this.tell(message, job.status, job.id, () => this.options.openJob(job.id));
   }

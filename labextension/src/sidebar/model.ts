@@ -1,11 +1,11 @@
 // The sidebar's state, out of React: the open view (the compact list of jobs, the list of
 // workflow runs, the schedules, the quick form, or the form of a new schedule), the lists,
-// and the progress of the running jobs. A job opens in its own main-area tab. Models emit
+// with the running jobs' progress (in the page of jobs itself). A job opens in its own main-area tab. Models emit
 // `changed`; the views re-render on it (common/common.tsx).
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { errorMessage, Job, MetricsSummary, Schemas, SpecInput } from '../api';
+import { errorMessage, Job, Schemas, SpecInput } from '../api';
 import { jobsApi } from '../jobs/api';
 import { SchedulesModel } from '../schedules/model';
 import { workflowsApi } from '../workflows/api';
@@ -33,8 +33,6 @@ function isForm(view: View): boolean {
 export type RunSummary = Schemas['WorkflowRunSummary'];
 
 const PAGE = 50;
-/** At most this many running jobs have their progress asked for, each refresh. */
-const PROGRESS_OF = 10;
 
 /** Which view is open, the job list with its filters, the workflow runs and the schedules.
  * The open list is polled only while the panel shows it, and polls back off after errors. */
@@ -44,7 +42,6 @@ export class JobsModel {
   private _view: View = { kind: 'list' };
   private _jobs: Job[] = [];
   private _runs: RunSummary[] = [];
-  private _metrics = new Map<string, MetricsSummary>();
   private _nextCursor: number | null = null;
   private _status = '';
   private _project = '';
@@ -95,11 +92,6 @@ export class JobsModel {
     return this._disposed;
   }
 
-  /** The metric summary of a running job (for its progress), when it was asked for. */
-  metrics(id: string): MetricsSummary | undefined {
-    return this._metrics.get(id);
-  }
-
   get filtered(): boolean {
     return !!(this._status || this._project);
   }
@@ -141,7 +133,6 @@ export class JobsModel {
         this._nextCursor = page.next_cursor;
       }
       this._error = null;
-      await this.refreshMetrics();
     } catch (error) {
       this._error = errorMessage(error);
       throw error;
@@ -161,21 +152,6 @@ export class JobsModel {
     } finally {
       this._changed.emit();
     }
-  }
-
-  /** The metric summaries of the newest running jobs: a page of jobs has none, only a job's
-   * own record does. A job that fails to answer keeps its last summary. */
-  private async refreshMetrics(): Promise<void> {
-    const running = this._jobs.filter(j => j.status === 'running').slice(0, PROGRESS_OF);
-    const replies = await Promise.allSettled(running.map(j => jobsApi.get(j.id)));
-    const metrics = new Map<string, MetricsSummary>();
-    replies.forEach((reply, i) => {
-      const summary = reply.status === 'fulfilled' ? reply.value.metrics : this._metrics.get(running[i].id);
-      if (summary) {
-        metrics.set(running[i].id, summary);
-      }
-    });
-    this._metrics = metrics;
   }
 
   async more(): Promise<void> {
