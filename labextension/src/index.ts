@@ -16,8 +16,10 @@ import { LabIcon } from '@jupyterlab/ui-components';
 
 import { browserOrigin, Spec } from './api';
 import { openNotebook } from './artifacts/notebook';
+import { jobsApi } from './jobs/api';
 import { submission } from './jobs/copy';
 import { draftFor, notebookDraft, runnable } from './jobs/drafts';
+import type { JobActions } from './jobs/job';
 import { NotebookContent } from './jobs/parameters';
 import { CompareTab, JobsPage, JobTab } from './jobs/widgets';
 import { metricsRenderer } from './metrics/renderer';
@@ -123,9 +125,33 @@ function addNotebookButton(parts: Pick<Parts, 'app' | 'shell' | 'panel'>): void 
   });
 }
 
+/** The run a job belongs to ('' for none), from what the sidebar knows or else from the server. */
+async function runOf(panel: JobsPanel, id: string): Promise<string> {
+  const known = panel.model.jobs.find(j => j.id === id);
+  if (known) {
+    return known.workflow ?? '';
+  }
+  try {
+    return (await jobsApi.get(id)).workflow ?? '';
+  } catch {
+    return ''; // the job's tab says what is wrong
+  }
+}
+
 function addCommands({ app, shell, panel, jobs, pages, runs, browser, docs }: Parts): void {
   const openForm = (draft: Draft) => showForm({ shell, panel }, draft);
   const openJob = (id: string) => app.commands.execute(COMMANDS.job, { id });
+  /** What a job's view can ask of the lab; `close` closes the view (its job was deleted). */
+  const jobActions = (close: () => void): JobActions => ({
+    open: openJob,
+    edit: (spec: Spec) => openForm(spec as Draft),
+    closed: close,
+    openNotebook: (job, path, folder) => openNotebook(app, docs, job, path, folder),
+    showFolder: folder => void app.commands.execute('filebrowser:go-to-path', { path: folder, dontShowBrowser: false }),
+    openRun: runId => void app.commands.execute(COMMANDS.run, { id: runId }),
+    schedule: spec => showScheduleForm({ shell, panel }, spec),
+    openSchedule: scheduleId => showSchedule({ shell, panel }, scheduleId)
+  });
   app.commands.addCommand(COMMANDS.open, {
     label: 'Jobs: Show Jobs Sidebar',
     icon: jobsIcon,
@@ -149,22 +175,21 @@ function addCommands({ app, shell, panel, jobs, pages, runs, browser, docs }: Pa
       return page;
     }
   });
+  // One tab per job, found again when it is opened again; a job of a workflow run opens in the
+  // run's tab, under its graph (`run` in the args when the caller knows it).
   app.commands.addCommand(COMMANDS.job, {
     label: args => `Jobs: Open Job ${args.id ?? ''}`,
-    execute: args => {
+    execute: async args => {
       const id = String(args.id);
       let tab = jobs.find(w => w.jobId === id);
+      const run = tab ? '' : typeof args.run === 'string' ? args.run : await runOf(panel, id);
+      if (run) {
+        return app.commands.execute(COMMANDS.run, { id: run, job: id });
+      }
+      tab ??= jobs.find(w => w.jobId === id); // opened while the run was looked up
       if (!tab) {
-        tab = new JobTab(id, {
-          open: openJob,
-          edit: (spec: Spec) => openForm(spec as Draft),
-          closed: () => tab?.close(),
-          openNotebook: (job, path, folder) => openNotebook(app, docs, job, path, folder),
-          showFolder: folder => void app.commands.execute('filebrowser:go-to-path', { path: folder, dontShowBrowser: false }),
-          openRun: runId => void app.commands.execute(COMMANDS.run, { id: runId }),
-          schedule: spec => showScheduleForm({ shell, panel }, spec),
-          openSchedule: scheduleId => showSchedule({ shell, panel }, scheduleId)
-        });
+        const made: JobTab = new JobTab(id, jobActions(() => made.close()));
+        tab = made;
         void jobs.add(tab);
         shell.add(tab, 'main');
       }
@@ -178,9 +203,14 @@ function addCommands({ app, shell, panel, jobs, pages, runs, browser, docs }: Pa
       const id = String(args.id);
       let tab = runs.find(w => w.runId === id);
       if (!tab) {
-        tab = new RunTab(id, openJob);
+        const made: RunTab = new RunTab(id, jobActions(() => made.showJob(null)));
+        tab = made;
+        made.content.selectedChanged.connect(() => void runs.save(made)); // restored with its job
         void runs.add(tab);
         shell.add(tab, 'main');
+      }
+      if (typeof args.job === 'string' && args.job) {
+        tab.showJob(args.job);
       }
       shell.activateById(tab.id);
       return tab;
@@ -253,7 +283,11 @@ const plugin: JupyterFrontEndPlugin<void> = {
       restorer.add(panel, 'jupyter-jobs');
       void restorer.restore(jobs, { command: COMMANDS.job, args: w => ({ id: w.jobId }), name: w => w.jobId });
       void restorer.restore(pages, { command: COMMANDS.page, name: () => 'jobs' });
-      void restorer.restore(runs, { command: COMMANDS.run, args: w => ({ id: w.runId }), name: w => w.runId });
+      void restorer.restore(runs, {
+        command: COMMANDS.run,
+        args: w => ({ id: w.runId, job: w.content.selected ?? '' }),
+        name: w => w.runId
+      });
     }
     for (const command of [COMMANDS.page, COMMANDS.open, COMMANDS.create]) {
       palette?.addItem({ command, category: 'Jobs' });
