@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from conftest import open_job, open_panel, shot
+from conftest import open_job, open_panel, serious_violations, shot
 
 FLOW = """\
 name: pipeline
@@ -93,6 +93,7 @@ def test_the_graph_draws_its_edges_durations_and_critical_path(page, lab):
     assert critical.startswith("Critical path: prepare → slow → report · 0:0"), critical
     marked = page.eval_on_selector_all(".jp-JobsGraph-node[data-critical='true']", "ns => ns.map(n => n.dataset.name)")
     assert marked == ["prepare", "slow", "report"]
+    assert serious_violations(page, ".jp-JobsRun") == []
     shot(page, "workflow-run-critical-path")
 
 
