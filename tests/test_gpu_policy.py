@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from jupyter_jobs.backends.base import start_time
-from jupyter_jobs.jobs.gpupool import POLICY, HostGPUPool  # imported as root: the users cannot read the venv
+from jupyter_jobs.jobs.gpupool import HostGPUPool  # imported as root: the users cannot read the venv
+from jupyter_jobs.jobs.poolshare import POLICY
 from test_gpu_pool_trust import _user
 
 ALICE, BOB, MALLORY = "jjpool-alice", "jjpool-bob", "jjpool-mallory"
@@ -77,7 +78,7 @@ def _serve(conn: Connection, pool: Path, devices: int, name: str) -> None:
                 service.held(args[0], args[1], me)
                 value = None
             elif method == "policy":
-                value = (service.policy().default.gpus, service.policy_problem)
+                value = (service.admin.read().default.gpus, service.admin.problem)
             else:
                 value = getattr(service, method)(*args)
             conn.send((True, value))

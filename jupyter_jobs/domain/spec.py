@@ -218,6 +218,8 @@ class JobSpec(_Strict):
     tags: list[str] = Field(default_factory=list, max_length=50)
     env: dict[str, str] = Field(default_factory=dict)
     resources: Resources = Field(default_factory=Resources)
+    priority: int = Field(0, ge=-1000, le=1000, strict=True, description="higher starts first (-1000..1000); on "
+                          "a shared host, at most what the admin's policy allows the user (the rest is ignored)")
     timeout: Optional[float] = None
     retries: int = Field(0, ge=0, le=10, strict=True, description="attempts after the first, for retry_on failures")
     retry_on: list[FailureReason] = Field(

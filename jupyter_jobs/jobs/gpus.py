@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
+from ..domain.policy import refuse
+
 if TYPE_CHECKING:
     from .gpupool import HostGPUPool
 
@@ -112,6 +114,14 @@ class GPUAllocator:
         for i in chosen:
             self._used[i] += 1
         return chosen
+
+    def priority(self, asked: int) -> int:
+        """A job's priority on this host: what it asks for, capped by the host's policy as last read."""
+        return self.pool.admin.last().priority(self.pool.user, asked) if self.pool is not None else asked
+
+    def refusal(self, count: int, project: Optional[str]) -> Optional[str]:
+        """Why a job asking for `count` GPUs can never start under the host's quotas, or None."""
+        return refuse(self.pool.user, project, count, self.pool.admin.last()) if self.pool is not None else None
 
     def claim(self, indices: list[int], owner: str = "") -> None:
         """Mark indices as used by a job found running at start-up."""

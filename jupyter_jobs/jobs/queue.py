@@ -1,11 +1,11 @@
 """The queue: which queued job starts next, and the jobs under way.
 
-Oldest first; a job starts when its backend is under its limit of jobs at once and the GPUs it
-asks for are free. The queue lives in the store (status `queued`), so it survives restarts;
-this object keeps the queued jobs in order in memory (loaded at start, then told of every job
-that enters or leaves the queue), so a pass costs what it starts, not the backlog: it stops
-as soon as every backend with jobs waiting is full. Why a job waits, and its place, are worked
-out when someone asks.
+Higher priority first (capped by the host's policy), then oldest; a job starts when its
+backend is under its limit of jobs at once and the GPUs it asks for are free. The queue lives
+in the store (status `queued`), so it survives restarts; this object keeps the queued jobs in
+order in memory (loaded at start, then told of every job that enters or leaves the queue), so
+a pass costs what it starts, not the backlog: it stops as soon as every backend with jobs
+waiting is full. Why a job waits, and its place, are worked out when someone asks.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ class JobQueue:
         self.active: dict[str, JobRunner] = {}  # dequeued, until its end is recorded
         self.waiting: dict[str, str] = {}  # why a queued job did not start when it was last looked at
         self._queued: dict[str, Job] = {}  # the jobs waiting to start, by id
-        self._order: list[tuple[datetime, str]] = []  # their (created_at, id), oldest first
+        self._places: dict[str, tuple[int, datetime, str]] = {}  # each one's place in _order, as added
+        self._order: list[tuple[int, datetime, str]] = []  # their (-priority, created_at, id): first first
         self._open: Counter[str] = Counter()  # queued jobs per backend that wait for no other job
         self._timer: Optional[asyncio.TimerHandle] = None  # the next retry's backoff ends
         self._wanted = False
@@ -72,7 +73,8 @@ class JobQueue:
         for job in jobs:
             self._take(job.id)
             self._queued[job.id] = job
-            bisect.insort(self._order, (job.created_at, job.id))
+            self._places[job.id] = self._place(job)
+            bisect.insort(self._order, self._places[job.id])
             if not job.after:
                 self._open[job.backend] += 1
         self.kick()
@@ -88,12 +90,17 @@ class JobQueue:
         job = self._queued.pop(job_id, None)
         self.waiting.pop(job_id, None)
         if job is not None:
-            i = bisect.bisect_left(self._order, (job.created_at, job.id))
-            if i < len(self._order) and self._order[i][1] == job_id:
+            place = self._places.pop(job_id)
+            i = bisect.bisect_left(self._order, place)
+            if i < len(self._order) and self._order[i][2] == job_id:
                 del self._order[i]
             if not job.after:
                 self._open[job.backend] -= 1
         return job
+
+    def _place(self, job: Job) -> tuple[int, datetime, str]:
+        """Where the job stands in this server's queue: higher priority first, then older."""
+        return -self.gpus.priority(job.spec.priority), job.created_at, job.id
 
     def release(self, job_ids: Iterable[str], spec: Optional[JobSpec] = None) -> None:
         """Workflow jobs that no longer wait for others (with their outputs filled in: `spec`)."""
@@ -112,7 +119,7 @@ class JobQueue:
     async def _one_pass(self) -> None:
         open_ = {backend for backend, n in self._open.items() if n > 0}
         full: set[str] = set()
-        for _, job_id in list(self._order):
+        for *_, job_id in list(self._order):
             if open_ <= full:
                 break  # every backend with jobs waiting is busy: nothing behind can start
             job = self._queued.get(job_id)
@@ -136,15 +143,20 @@ class JobQueue:
         if why:
             return why, full
         count = job.spec.resources.gpus if backend.host_gpus else 0
+        if count and (never := self.gpus.refusal(count, job.spec.project)):
+            self._take(job.id)
+            await self.reject(job, never)
+            return None, False
         gpus: Optional[list[int]] = []
         if count and self.gpus.shared:  # the host's pool: files, on the allocator's own thread
-            gpus = await self.gpus.run(self.gpus.allocate, count, job.id, job.created_at.timestamp())
+            gpus = await self.gpus.run(self.gpus.allocate, count, job.id, job.created_at.timestamp(),
+                                       job.spec.priority, job.spec.project)
         elif count:
             gpus = self.gpus.allocate(count)
         if gpus is None:
             if self.gpus.shared:  # other servers free devices without telling: look again soon
                 self._wake_in(0.5)
-            return f"needs {count} GPU(s), {self.gpus.last_free} of {self.gpus.total} free", False
+            return self.gpus.last_why or f"needs {count} GPU(s), {self.gpus.last_free} of {self.gpus.total} free", False
         self._take(job.id)
         self.active[job.id] = self.launch(job, backend, gpus)
         return None, False
@@ -178,7 +190,7 @@ class JobQueue:
         why = self.waiting.get(job.id) or self._reason(queued, backend)[0]
         if not why:
             return "waiting for the scheduler"
-        return f"{why}; #{bisect.bisect_left(self._order, (queued.created_at, queued.id)) + 1} in the queue"
+        return f"{why}; #{bisect.bisect_left(self._order, self._places[queued.id]) + 1} in the queue"
 
     def _wake_at(self, when: datetime) -> None:
         """Look again when a retry's backoff is over."""

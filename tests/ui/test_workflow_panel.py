@@ -147,7 +147,8 @@ def test_a_job_of_a_run_opens_in_the_runs_tab_once(page, lab):
     in_run = f"#jupyter-jobs-run-{run['id']} .jp-JobsRun-detail .jp-JobsView[data-job-id='{{}}']"
     page.wait_for_selector(in_run.format(first), state="visible")
     assert page.locator(f"#jupyter-jobs-job-{first}").count() == 0  # no tab of its own
-    page.wait_for_selector(f"#jupyter-jobs-run-{run['id']} .jp-JobsGraph-job[data-job-id='{first}'][aria-pressed='true']")
+    pressed = f".jp-JobsGraph-job[data-job-id='{first}'][aria-pressed='true']"
+    page.wait_for_selector(f"#jupyter-jobs-run-{run['id']} {pressed}")
     open_job(page, second)  # another job of the run: the same tab, now showing it
     page.wait_for_selector(in_run.format(second), state="visible")
     page.click(f".jp-JobsGraph-job[data-job-id='{first}']")  # from the graph

@@ -2039,6 +2039,12 @@ export interface components {
                 [key: string]: unknown;
             };
             /**
+             * Priority
+             * @description higher starts first (-1000..1000); on a shared host, at most what the admin's policy allows the user (the rest is ignored)
+             * @default 0
+             */
+            priority?: number;
+            /**
              * Project
              * @default null
              */
@@ -2157,6 +2163,12 @@ export interface components {
             parameters?: {
                 [key: string]: unknown;
             };
+            /**
+             * Priority
+             * @description higher starts first (-1000..1000); on a shared host, at most what the admin's policy allows the user (the rest is ignored)
+             * @default 0
+             */
+            priority?: number;
             /**
              * Project
              * @default null
