@@ -9,6 +9,7 @@ import { errorMessage, Status } from '../api';
 import { Badge, clock, ErrorNote, when } from '../common/common';
 import { jobsApi } from '../jobs/api';
 import { workflowsApi } from './api';
+import { count } from '../common/words';
 
 type Run = Awaited<ReturnType<typeof workflowsApi.workflow>>;
 type RunJob = Run['jobs'][number];
@@ -263,7 +264,7 @@ export function RunView({ id, open, selected }: { id: string; open: (jobId: stri
       <h2 className="jp-JobsTitle">
         {run.name} <Badge status={(run.status === 'running' ? 'running' : run.status) as Status} />
         <span className="jp-JobsMuted jp-JobsTitle-meta">
-          {run.id} · {run.jobs.length} jobs{run.scheduler !== 'service' ? ` · ordered by ${run.scheduler}` : ''} ·{' '}
+          {run.id} · {count(run.jobs.length, 'job')}{run.scheduler !== 'service' ? ` · ordered by ${run.scheduler}` : ''} ·{' '}
           {when(run.created_at)}
         </span>
       </h2>

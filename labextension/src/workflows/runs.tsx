@@ -5,6 +5,7 @@ import * as React from 'react';
 import { Status } from '../api';
 import { Badge, ErrorNote, when } from '../common/common';
 import { JobsModel, RunSummary } from '../sidebar/model';
+import { count } from '../common/words';
 
 /** "4 succeeded · 1 failed · 1 skipped", busiest statuses first. */
 export function countsText(counts: RunSummary['counts']): string {
@@ -22,7 +23,7 @@ function RunRow({ run, onOpen }: { run: RunSummary; onOpen: (id: string) => void
       data-status={run.status}
       tabIndex={0}
       title={run.message ?? undefined}
-      aria-label={`workflow run ${run.name}, ${run.status}, ${done} of ${total} jobs succeeded`}
+      aria-label={`workflow run ${run.name}, ${run.status}, ${done} of ${count(total, 'job')} succeeded`}
       onClick={() => onOpen(run.id)}
       onKeyDown={e => {
         if (e.key === 'Enter' || e.key === ' ') {
@@ -34,7 +35,7 @@ function RunRow({ run, onOpen }: { run: RunSummary; onOpen: (id: string) => void
       <Badge status={run.status as Status} />
       <span className="jp-JobsRow-name">{run.name}</span>
       <span className="jp-JobsRow-meta">
-        {run.id} · {total} jobs{run.scheduler !== 'service' ? ` · ordered by ${run.scheduler}` : ''} · {when(run.created_at)}
+        {run.id} · {count(total, 'job')}{run.scheduler !== 'service' ? ` · ordered by ${run.scheduler}` : ''} · {when(run.created_at)}
       </span>
       <progress className="jp-JobsRunRow-progress" max={total || 1} value={done} aria-hidden="true" />
       <span className="jp-JobsRow-waiting jp-JobsRunRow-counts">{countsText(run.counts)}</span>
