@@ -174,7 +174,12 @@ def test_quotas_hold_in_words_and_a_planted_policy_is_nobodys(pool, users):
     assert alice("allocate", 2, "a2", 1.0, 0, "vision")[0] == [0, 1]
     got, _, why = alice("allocate", 1, "a3", 2.0, 0, None)
     assert got is None and why == f"{ALICE} holds 2 GPUs of 2 allowed at once"
-    assert not list(pool.glob("*/wait-*.json")), "a job held by its own quota holds no one back"
+    bob = users(BOB, devices=4)[0]
+    assert bob("allocate", 1, "b1", 3.0)[0] == [2], "a job its own quota holds holds no one back"
+    assert [(q["user"], q["waiting"]) for q in bob("host", True)["queue"]] == \
+        [(ALICE, f"{ALICE} holds 2 GPUs of 2 allowed at once")], "but it is in the host's queue, saying why"
+    bob("release", "b1")
+    alice("release", "a3")
     admin_policy(pool, {"default": {"gpus": 4}, "projects": {"vision": {"gpus": 3}}})
     got, _, why = alice("allocate", 2, "a4", 3.0, 0, "vision")
     assert got is None and why == "project vision holds 2 GPUs of 3 allowed at once"

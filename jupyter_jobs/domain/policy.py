@@ -24,6 +24,7 @@ from typing import Any, Optional
 #: the lowest and highest priority a job may ask for (the admin's cap applies within)
 PRIORITY_RANGE = (-1000, 1000)
 DAY = 24 * 3600.0
+WEEK = 7 * DAY
 
 
 class PolicyError(ValueError):
@@ -151,13 +152,14 @@ class Usage:
     running: int = 0  # GPU jobs running now
     day: float = 0.0  # GPU-hours in the last 24 hours
     decayed: float = 0.0  # decayed GPU-hours (fair share)
+    week: float = 0.0  # GPU-hours in the last 7 days (what an admin reads; no rule uses it)
 
 
 def usage_of(spans: Iterable[Span], now: float, half_life_hours: float) -> Usage:
     spans = list(spans)
     live = [s for s in spans if s.end is None or s.end > now]
     return Usage(gpus=sum(s.gpus for s in live), running=len(live), day=hours_since(spans, now, now - DAY),
-                 decayed=decayed_hours(spans, now, half_life_hours))
+                 decayed=decayed_hours(spans, now, half_life_hours), week=hours_since(spans, now, now - WEEK))
 
 
 # -- the decision ---------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ from typing import Any, Optional
 from ..backends.base import start_time
 from ..domain.policy import Policy, Waiting, hold, why_behind
 from .poolfiles import DIR, Fd, load, number, write
-from .poolshare import AdminPolicy, Rivals, account, usage, user_name
+from .poolshare import AdminPolicy, Rivals, account, host_view, usage, user_name
 
 log = logging.getLogger(__name__)
 
@@ -417,11 +417,10 @@ class HostGPUPool:
             free = sum(max(0, self.share - n) for n in used.values())
             users, projects = usage(others, ledgers, policy)
             why = hold(mine, policy, users, projects)
-            if why:  # waits for this user's (or project's) own jobs: holds no one back
-                self._remove(owner)
-                return None, free, why
+            if why:  # waits for this user's (or project's) own jobs; its ticket holds no one back
+                break
             candidates = sorted((n, i) for i, n in used.items() if n < self.share)
-            ahead = self.rivals.ahead(tickets, mine, lambda t: self._is_me(t, owner), free, policy, users)
+            ahead = self.rivals.ahead(tickets, mine, lambda t: self._is_me(t, owner), free, policy, users, projects)
             if ahead:
                 why = why_behind(mine, ahead, users)
                 break
@@ -471,6 +470,12 @@ class HostGPUPool:
     def usage(self) -> dict[int, int]:
         """Jobs (of any service) on each device now."""
         return self._used(self._read()[0])
+
+    def host(self, admin: bool) -> dict[str, Any]:
+        """The whole host (poolshare.host_view): other users' job ids only for an admin."""
+        records, tickets, ledgers = self._read()
+        return host_view(self.devices, records, tickets, ledgers, self.admin.read(),
+                         lambda entry: admin or (entry["_uid"] == self.uid and entry["_folder"] == self.own))
 
 
 

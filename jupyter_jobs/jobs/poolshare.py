@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ..domain.policy import DAY, Policy, PolicyError, Usage, Waiting, order
+from ..domain.policy import DAY, WEEK, Policy, PolicyError, Usage, Waiting, hold, order, why_behind
 from .poolfiles import DIR, Fd, load, number
 
 log = logging.getLogger(__name__)
@@ -37,9 +37,17 @@ def user_name(uid: int, names: dict[int, str] = {}) -> str:  # noqa: B006 (a cac
 
 
 def ledger_usage(ledger: Any, now: float, half_life_hours: float, into: Usage) -> None:
-    """Add a ledger's ended GPU time ({"hours": {hour: GPU-seconds}, "carry": [decayed, at]}) to `into`."""
+    """Add a ledger's ended GPU time ({"hours": {hour: GPU-seconds}, "carry": [decayed, at],
+    "days": {day: GPU-seconds}}) to `into`."""
     if not isinstance(ledger, dict):
         return
+    days = ledger.get("days")
+    for day, seconds in (days.items() if isinstance(days, dict) else ()):
+        try:
+            if float(day) + DAY > now - WEEK and number(seconds) and seconds > 0:
+                into.week += seconds / 3600.0
+        except ValueError:
+            continue
     rate = math.log(2) / (half_life_hours * 3600.0)
     hours = ledger.get("hours")
     for hour, seconds in (hours.items() if isinstance(hours, dict) else ()):
@@ -111,9 +119,10 @@ class Rivals:
         self._fitting: dict[tuple[str, str], float] = {}  # tickets that fit the free devices, since when
 
     def ahead(self, tickets: list[dict], me: Waiting, is_me: Callable[[dict], bool], free: int, policy: Policy,
-              users: dict[str, Usage]) -> list[Waiting]:
+              users: dict[str, Usage], projects: dict[str, Usage]) -> list[Waiting]:
         """Waiting jobs of the host that go before this one (by the policy's order) and could take
-        the free devices, and still may (see TICKET_PATIENCE)."""
+        the free devices, and still may (see TICKET_PATIENCE): not one its own quota holds (each
+        reader works that out itself, whatever the ticket says)."""
         now, seen, rivals = time.monotonic(), set(), []
         for t in tickets:
             key = (t["_folder"], t["job"])
@@ -121,13 +130,11 @@ class Rivals:
             if is_me(t) or t["count"] > free:
                 self._fitting.pop(key, None)
                 continue
-            if now - self._fitting.setdefault(key, now) < TICKET_PATIENCE:
-                user = user_name(t["_uid"])
-                asked = t.get("priority")
-                asked = asked if isinstance(asked, int) and not isinstance(asked, bool) else 0
-                project = t.get("project")
-                rivals.append(Waiting(f"{t['_folder']}/{t['job']}", user, t["count"], t["since"],
-                                      policy.priority(user, asked), project if isinstance(project, str) else None))
+            rival = waiting_of(t, policy)
+            if hold(rival, policy, users, projects):
+                self._fitting.pop(key, None)
+            elif now - self._fitting.setdefault(key, now) < TICKET_PATIENCE:
+                rivals.append(rival)
         for key in set(self._fitting) - seen:
             del self._fitting[key]
         ranked = order([*rivals, me], users)
@@ -151,6 +158,7 @@ def usage(records: list[dict], ledgers: list[tuple[int, Any]], policy: Policy
                 used.gpus += gpus
                 used.running += 1
                 used.day += gpus * (now - max(start, now - DAY)) / 3600.0
+                used.week += gpus * (now - max(start, now - WEEK)) / 3600.0
                 used.decayed += gpus * (1 - math.exp(-rate * (now - start))) / rate / 3600.0
     for uid, ledger in ledgers:
         ledger_usage(ledger, now, half, users.setdefault(user_name(uid), Usage()))
@@ -160,18 +168,25 @@ def usage(records: list[dict], ledgers: list[tuple[int, Any]], policy: Policy
     return users, projects
 
 
-
-def add_span(ledger: dict, gpus: int, start: float, end: float, half_life_hours: float) -> None:
-    """GPU-seconds from `start` to `end` into the ledger's hours; hours older than a day (and
-    an hour) folded into its decayed carry, so that it stays small."""
-    hours = ledger.get("hours")
-    hours = {k: v for k, v in hours.items() if number(v)} if isinstance(hours, dict) else {}
+def _buckets(found: Any, gpus: int, start: float, end: float, size: float) -> dict[str, float]:
+    """GPU-seconds by bucket of `size` seconds, with the span from `start` to `end` added."""
+    buckets = {k: v for k, v in found.items() if number(v)} if isinstance(found, dict) else {}
     at = start
     while at < end:
-        hour = math.floor(at / 3600) * 3600
-        upto = min(end, hour + 3600)
-        hours[str(hour)] = hours.get(str(hour), 0.0) + gpus * (upto - at)
+        bucket = math.floor(at / size) * size
+        upto = min(end, bucket + size)
+        buckets[str(bucket)] = buckets.get(str(bucket), 0.0) + gpus * (upto - at)
         at = upto
+    return buckets
+
+
+def add_span(ledger: dict, gpus: int, start: float, end: float, half_life_hours: float) -> None:
+    """GPU-seconds from `start` to `end` into the ledger's hours (and days, for the week);
+    hours older than a day (and an hour) folded into its decayed carry, days older than a
+    week dropped, so that it stays small."""
+    hours = _buckets(ledger.get("hours"), gpus, start, end, 3600)
+    days = _buckets(ledger.get("days"), gpus, start, end, DAY)
+    ledger["days"] = {k: v for k, v in days.items() if float(k) + DAY > end - WEEK}
     cutoff = end - DAY - 3600
     old = {k: v for k, v in hours.items() if float(k) < cutoff}
     if old:
@@ -190,3 +205,39 @@ def account(ledger: dict, gpus: int, start: float, end: float, project: Any, hal
         if isinstance(projects, dict) and (project in projects or len(projects) < MAX_PROJECTS):
             add_span(projects.setdefault(project, {}), gpus, start, end, half_life_hours)
     return ledger
+
+
+def waiting_of(ticket: dict, policy: Policy) -> Waiting:
+    """A ticket as the policy sees it: its priority capped for its owner (never as written)."""
+    user = user_name(ticket["_uid"])
+    asked = ticket.get("priority")
+    asked = asked if isinstance(asked, int) and not isinstance(asked, bool) else 0
+    project = ticket.get("project")
+    return Waiting(f"{ticket['_folder']}/{ticket['job']}", user, ticket["count"], ticket["since"],
+                   policy.priority(user, asked), project if isinstance(project, str) else None)
+
+
+def host_view(devices: list[int], records: list[dict], tickets: list[dict], ledgers: list[tuple[int, Any]],
+              policy: Policy, shown: Callable[[dict], bool]) -> dict[str, Any]:
+    """The host as an admin reads it: each device and who holds it, the host's queue in the
+    policy's order with the rule holding each job, each user's and project's use. A job's id
+    is given only where `shown` says so (the viewer's own, or every job for an admin)."""
+    users, projects = usage(records, ledgers, policy)
+    holders: dict[int, list[dict]] = {i: [] for i in devices}
+    for record in records:
+        for i in sorted(set(record["gpus"])):
+            holders.setdefault(i, []).append({
+                "user": user_name(record["_uid"]), "job": record["job"] if shown(record) else None,
+                "project": record.get("project") if isinstance(record.get("project"), str) else None,
+                "since": record["_start"]})
+    queue, ahead = [], []
+    by_key = {f"{t['_folder']}/{t['job']}": t for t in tickets}
+    for job in order([waiting_of(t, policy) for t in tickets], users):
+        why = hold(job, policy, users, projects) or why_behind(job, ahead, users)
+        queue.append({"user": job.user, "job": by_key[job.key]["job"] if shown(by_key[job.key]) else None,
+                      "gpus": job.count, "priority": job.priority, "project": job.project,
+                      "since": job.since, "waiting": why})
+        ahead.append(job)
+    return {"devices": [{"index": i, "holders": h} for i, h in sorted(holders.items())], "queue": queue,
+            "users": {name: vars(u) for name, u in sorted(users.items())},
+            "projects": {name: vars(u) for name, u in sorted(projects.items())}}
