@@ -76,3 +76,23 @@ def test_a_users_own_limits_override_the_defaults_only_where_set():
     policy = Policy.from_json({"default": {"gpus": 2, "running": 2}, "users": {"alice": {"gpus": 4}}})
     assert policy.limits("alice") == Limits(max_priority=0, gpus=4, running=2)
     assert policy.limits("bob") == Limits(max_priority=0, gpus=2, running=2)
+
+
+def test_preemption_takes_the_least_entitled_preemptible_jobs_and_only_enough_of_them():
+    from jupyter_jobs.domain.policy import Running, victims
+
+    usage = {"alice": Usage(decayed=1.0), "bob": Usage(decayed=20.0)}
+    urgent = Waiting("w", "alice", 2, since=9.0, priority=5)
+    old_low = Running("r1", "bob", 1, priority=0, started=1.0, preemptible=True)
+    new_low = Running("r2", "bob", 1, priority=0, started=5.0, preemptible=True)
+    kept = Running("r3", "bob", 4, priority=0, started=2.0, preemptible=False)
+    higher = Running("r4", "bob", 1, priority=9, started=3.0, preemptible=True)
+    chosen = victims(urgent, [old_low, kept, higher, new_low], free=0, usage=usage)
+    assert [(r.key, why) for r, why in chosen] == [
+        ("r2", "alice's job has priority 5, more than its 0"), ("r1", "alice's job has priority 5, more than its 0")]
+    assert victims(urgent, [old_low, new_low], free=2, usage=usage) == [], "it fits already"
+    assert victims(urgent, [old_low, kept], free=0, usage=usage) == [], "one would not free enough: none"
+    fair = Waiting("f", "alice", 1, since=9.0)
+    assert victims(fair, [new_low], 0, usage)[0][1] == \
+        "alice has used 1.0 GPU-h lately, less than bob (20.0 GPU-h), at the same priority"
+    assert victims(Waiting("g", "bob", 1, since=9.0), [Running("a", "alice", 1, 0, 1.0, True)], 0, usage) == []

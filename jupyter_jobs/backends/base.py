@@ -73,7 +73,10 @@ class JobContext:
             "JOB_STORAGE_DIR": storage or str(self.storage),
             "JOB_METRICS_FILE": f"{metrics or self.metrics}/{METRICS_FILE}",
             "PYTHONUNBUFFERED": "1",
+            "JOB_ATTEMPT": str(self.job.attempt),
         }
+        if self.job.preempted:  # a preempted job starts again: it may resume from its checkpoint
+            env["JOB_PREEMPTED"] = "1"
         if self.job.workflow:  # what the jobs it needs left, and what it passes on
             env["JOB_INPUTS_DIR"] = inputs or str(self.dir / "inputs")
             env["JOB_OUTPUTS_FILE"] = f"{env['JOB_ARTIFACTS_DIR']}/outputs.json"

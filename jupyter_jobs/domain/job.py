@@ -51,6 +51,8 @@ def verdict(outcome: Outcome, stop_reason: Optional[StopReason], timeout: Option
         return Verdict(JobStatus.SKIPPED, message=outcome.message)
     if stop_reason == "cancel":
         return Verdict(JobStatus.CANCELLED, message="cancelled by the user")
+    if stop_reason == "preempt":  # what is recorded only if it was not queued again (see runner)
+        return Verdict(JobStatus.FAILED, FailureReason.BACKEND_ERROR, "stopped for a job ahead of it")
     if stop_reason == "timeout":
         limit = f" of {timeout:g} s" if timeout else ""
         return Verdict(JobStatus.FAILED, FailureReason.TIMEOUT, f"stopped after exceeding its time limit{limit}")
@@ -94,7 +96,8 @@ class Job(BaseModel):
     snapshot: Optional[str] = None
     notes: list[str] = Field(default_factory=list)
     waiting: Optional[str] = Field(None, description="why a queued job has not started yet")
-    attempt: int = Field(1, description="1 for the first run; more after retries")
+    attempt: int = Field(1, description="1 for the first run; more after retries and preemptions")
+    preempted: int = Field(0, description="how many times it was stopped for a job ahead of it and queued again")
     not_before: Optional[datetime] = Field(None, description="a retry waits until then")
     workflow: Optional[str] = Field(None, description="the workflow run this job belongs to")
     node: Optional[str] = Field(None, description="its job in the workflow: name, or name[k=v,...] for a matrix")

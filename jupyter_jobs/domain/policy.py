@@ -2,7 +2,9 @@
 the same way (the admin writes it once, in the pool's policy file; see jobs/gpupool.py).
 
 The order is Slurm's multifactor order, kept readable: `priority` first (higher first, an
-integer the job asks for, capped by what the admin allows its user), then fair share (the
+integer the job asks for, capped by what the admin allows its user: 0 unless the admin says
+more, so that no one jumps ahead of others by asking; a user's own jobs are still ordered by
+what they asked, as Slurm lets users reorder their own jobs), then fair share (the
 user's recent GPU-hours, each hour counting half as much every `half_life_hours`, as Slurm's
 decayed usage: the user who used less goes first), then age (older first). Quotas per user and
 per project (GPUs at once, running jobs, GPU-hours in the last 24 hours) hold a job that would
@@ -173,11 +175,16 @@ class Waiting:
     since: float  # when it was queued
     priority: int = 0  # as the policy capped it
     project: Optional[str] = None
+    asked: Optional[int] = None  # as the job asked (None: the same): orders a user's own jobs
+
+    @property
+    def own(self) -> int:
+        return self.priority if self.asked is None else self.asked
 
 
 def order(waiting: Iterable[Waiting], usage: Mapping[str, Usage]) -> list[Waiting]:
     """Waiting jobs, the next to get GPUs first: priority, then fair share, then age."""
-    return sorted(waiting, key=lambda w: (-w.priority, _decayed(usage, w.user), w.since, w.key))
+    return sorted(waiting, key=lambda w: (-w.priority, _decayed(usage, w.user), -w.own, w.since, w.key))
 
 
 def _decayed(usage: Mapping[str, Usage], user: str) -> float:
@@ -222,10 +229,65 @@ def why_behind(job: Waiting, ahead: list[Waiting], usage: Mapping[str, Usage]) -
     first = ahead[0]
     if first.priority > job.priority:
         return f"{first.user}'s job has priority {first.priority}, more than {job.priority}; {place}"
+    if first.user == job.user and first.own > job.own:
+        return f"{job.user}'s own job with priority {first.own} goes first; {place}"
     mine, theirs = _decayed(usage, job.user), _decayed(usage, first.user)
     if first.user != job.user and theirs < mine:
         return f"{job.user} has used {gpu_time(mine)} lately, more than {first.user} ({gpu_time(theirs)}); {place}"
     return f"older jobs first; {place}"
+
+
+@dataclass(frozen=True)
+class Running:
+    """A running job that holds GPUs, as preemption sees it."""
+
+    key: str
+    user: str
+    gpus: int
+    priority: int  # as the policy capped it
+    started: float
+    preemptible: bool
+    asked: Optional[int] = None  # as the job asked (None: the same)
+
+    @property
+    def own(self) -> int:
+        return self.priority if self.asked is None else self.asked
+
+
+def outranks(job: Waiting, victim: Running, usage: Mapping[str, Usage]) -> Optional[str]:
+    """Why `job` may take `victim`'s GPUs (None if it may not): a higher priority (as capped;
+    between one user's own jobs, as asked), or, at the same priority, its user used fewer
+    GPU-hours lately than the victim's (an under-share user).
+    Only a job marked preemptible is ever a victim."""
+    if not victim.preemptible:
+        return None
+    if job.priority > victim.priority:
+        return f"{job.user}'s job has priority {job.priority}, more than its {victim.priority}"
+    if job.user == victim.user and job.priority == victim.priority and job.own > victim.own:
+        return f"{job.user}'s own job has priority {job.own}, more than its {victim.own}"
+    mine, theirs = _decayed(usage, job.user), _decayed(usage, victim.user)
+    if job.priority == victim.priority and job.user != victim.user and mine < theirs:
+        return (f"{job.user} has used {gpu_time(mine)} lately, less than {victim.user} ({gpu_time(theirs)}), "
+                "at the same priority")
+    return None
+
+
+def victims(job: Waiting, running: Iterable[Running], free: int, usage: Mapping[str, Usage]
+            ) -> list[tuple[Running, str]]:
+    """The preemptible jobs to stop so that `job` gets its GPUs, each with why, the least
+    entitled first (lowest priority, then the most used user, then the youngest); none at all
+    when even all of them would not free enough (stopping some would help no one)."""
+    if job.count <= free:
+        return []
+    eligible = [(r, why) for r in running if (why := outranks(job, r, usage))]
+    eligible.sort(key=lambda e: (e[0].priority, -_decayed(usage, e[0].user), e[0].own, -e[0].started, e[0].key))
+    chosen, freed = [], free
+    for victim, why in eligible:
+        if freed >= job.count:
+            break
+        chosen.append((victim, why))
+        freed += victim.gpus
+    return chosen if freed >= job.count else []
 
 
 def gpu_time(hours: float) -> str:

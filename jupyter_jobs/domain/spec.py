@@ -220,6 +220,9 @@ class JobSpec(_Strict):
     resources: Resources = Field(default_factory=Resources)
     priority: int = Field(0, ge=-1000, le=1000, strict=True, description="higher starts first (-1000..1000); on "
                           "a shared host, at most what the admin's policy allows the user (the rest is ignored)")
+    preemptible: bool = Field(False, strict=True, description="may be stopped (SIGTERM, then the kill grace) for a "
+                              "job ahead of it in the host's order, then queued again: attempt counts up and "
+                              "JOB_PREEMPTED=1 is set, so it can resume from a checkpoint in $JOB_STORAGE_DIR")
     timeout: Optional[float] = None
     retries: int = Field(0, ge=0, le=10, strict=True, description="attempts after the first, for retry_on failures")
     retry_on: list[FailureReason] = Field(

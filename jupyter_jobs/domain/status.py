@@ -31,4 +31,4 @@ class FailureReason(str, Enum):
 
 
 #: why the service stopped a running job (kept across restarts, so a restart finishes the stop)
-StopReason = Literal["cancel", "timeout"]
+StopReason = Literal["cancel", "timeout", "preempt"]

@@ -62,9 +62,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..backends.base import start_time
-from ..domain.policy import Policy, Waiting, hold, why_behind
+from ..domain.policy import Policy, Usage, Waiting, hold, why_behind
 from .poolfiles import DIR, Fd, load, number, write
-from .poolshare import AdminPolicy, Rivals, account, host_view, usage, user_name
+from .poolshare import AdminPolicy, Rivals, account, contenders, host_view, usage, user_name
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,44 @@ def _epoch(ticks: Any) -> float:
     return _BOOT[0] + (ticks if number(ticks) else 0) / _TICKS
 
 
+def _read_folder(dfd: int, folder: str, uid: int, now: float, mine: bool, records: dict, tickets: list,
+                 ledgers: list) -> None:
+    """One service's folder: its live records and tickets (its own stale ones removed if
+    `mine`), its ledger."""
+    for name in os.listdir(dfd):
+        if name == LEDGER:
+            ledgers.append((uid, load(dfd, name, uid)))
+            continue
+        ticket = name.startswith("wait-")
+        if not (ticket or name.startswith("gpu-")) or not name.endswith(".json"):
+            continue
+        found = load(dfd, name, uid, with_stat=True)
+        if found is None:
+            continue
+        data, info = found
+        if not _valid(data, ticket):
+            continue
+        held = data.get("holder")
+        live = _alive(held, uid) if held else _alive(data.get("server"), uid)
+        if ticket and now - info.st_ctime >= TICKET_LIFE:
+            live = False
+        if not live:
+            if mine:
+                with contextlib.suppress(OSError):
+                    os.unlink(name, dir_fd=dfd)
+            continue
+        data.update(_uid=uid, _folder=folder, _name=name)
+        if ticket:
+            tickets.append(data)
+            continue
+        data["_start"] = _began(data)
+        key = (folder, data["job"])  # a job's old and new record, both there for a moment
+        if key in records:
+            records[key]["gpus"] = sorted(set(records[key]["gpus"]) | set(data["gpus"]))
+        else:
+            records[key] = data
+
+
 class PoolError(ValueError):
     """The pool's folder cannot be used as it is (said at the server's start)."""
 
@@ -271,7 +309,8 @@ class HostGPUPool:
                     info = os.fstat(dfd.fd)
                     if not stat.S_ISDIR(info.st_mode) or info.st_mode & 0o022:
                         continue  # a folder others may write in is nobody's word
-                    self._read_folder(dfd.fd, folder, info.st_uid, now, records, tickets, ledgers)
+                    mine = folder == self.own and info.st_uid == self.uid
+                    _read_folder(dfd.fd, folder, info.st_uid, now, mine, records, tickets, ledgers)
                 except OSError:
                     continue
                 finally:
@@ -279,42 +318,6 @@ class HostGPUPool:
         finally:
             top.close()
         return list(records.values()), tickets, ledgers
-
-    def _read_folder(self, dfd: int, folder: str, uid: int, now: float, records: dict, tickets: list,
-                     ledgers: list) -> None:
-        mine = folder == self.own and uid == self.uid
-        for name in os.listdir(dfd):
-            if name == LEDGER:
-                ledgers.append((uid, load(dfd, name, uid)))
-                continue
-            ticket = name.startswith("wait-")
-            if not (ticket or name.startswith("gpu-")) or not name.endswith(".json"):
-                continue
-            found = load(dfd, name, uid, with_stat=True)
-            if found is None:
-                continue
-            data, info = found
-            if not _valid(data, ticket):
-                continue
-            held = data.get("holder")
-            live = _alive(held, uid) if held else _alive(data.get("server"), uid)
-            if ticket and now - info.st_ctime >= TICKET_LIFE:
-                live = False
-            if not live:
-                if mine:
-                    with contextlib.suppress(OSError):
-                        os.unlink(name, dir_fd=dfd)
-                continue
-            data.update(_uid=uid, _folder=folder, _name=name)
-            if ticket:
-                tickets.append(data)
-                continue
-            data["_start"] = _began(data)
-            key = (folder, data["job"])  # a job's old and new record, both there for a moment
-            if key in records:
-                records[key]["gpus"] = sorted(set(records[key]["gpus"]) | set(data["gpus"]))
-            else:
-                records[key] = data
 
     def _used(self, records: list[dict]) -> dict[int, int]:
         used = dict.fromkeys(self.devices, 0)
@@ -408,7 +411,7 @@ class HostGPUPool:
         free, and why it waits when a rule (a quota, a job ahead) holds it, in words."""
         policy = self.admin.read()
         me = user_name(self.uid)
-        mine = Waiting(f"{self.own}/{owner}", me, count, since, policy.priority(me, priority), project)
+        mine = Waiting(f"{self.own}/{owner}", me, count, since, policy.priority(me, priority), project, priority)
         free, why = 0, None
         for attempt in range(TRIES):
             records, tickets, ledgers = self._read()
@@ -470,6 +473,13 @@ class HostGPUPool:
     def usage(self) -> dict[int, int]:
         """Jobs (of any service) on each device now."""
         return self._used(self._read()[0])
+
+    def contenders(self) -> tuple[list[Waiting], dict[str, Usage], int]:
+        """The host's waiting jobs in the policy's order (quota-held ones left out), each user's
+        use, and the device slots free now: what this service weighs its preemptible jobs against."""
+        records, tickets, ledgers = self._read()
+        waiting, users = contenders(tickets, records, ledgers, self.admin.read())
+        return waiting, users, sum(max(0, self.share - n) for n in self._used(records).values())
 
     def host(self, admin: bool) -> dict[str, Any]:
         """The whole host (poolshare.host_view): other users' job ids only for an admin."""

@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
+import getpass
+
 from ..domain.policy import refuse
 
 if TYPE_CHECKING:
@@ -27,6 +29,13 @@ class GPU:
     name: str
     memory: Optional[int] = None  # bytes
     uuid: Optional[str] = None
+
+
+def _me() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "this user"
 
 
 def discover() -> list[GPU]:
@@ -114,6 +123,11 @@ class GPUAllocator:
         for i in chosen:
             self._used[i] += 1
         return chosen
+
+    @property
+    def user(self) -> str:
+        """Whose jobs this allocator's are (the server's Unix user)."""
+        return self.pool.user if self.pool is not None else _me()
 
     def priority(self, asked: int) -> int:
         """A job's priority on this host: what it asks for, capped by the host's policy as last read."""

@@ -214,7 +214,7 @@ def waiting_of(ticket: dict, policy: Policy) -> Waiting:
     asked = asked if isinstance(asked, int) and not isinstance(asked, bool) else 0
     project = ticket.get("project")
     return Waiting(f"{ticket['_folder']}/{ticket['job']}", user, ticket["count"], ticket["since"],
-                   policy.priority(user, asked), project if isinstance(project, str) else None)
+                   policy.priority(user, asked), project if isinstance(project, str) else None, asked)
 
 
 def host_view(devices: list[int], records: list[dict], tickets: list[dict], ledgers: list[tuple[int, Any]],
@@ -241,3 +241,12 @@ def host_view(devices: list[int], records: list[dict], tickets: list[dict], ledg
     return {"devices": [{"index": i, "holders": h} for i, h in sorted(holders.items())], "queue": queue,
             "users": {name: vars(u) for name, u in sorted(users.items())},
             "projects": {name: vars(u) for name, u in sorted(projects.items())}}
+
+
+def contenders(tickets: list[dict], records: list[dict], ledgers: list[tuple[int, Any]], policy: Policy
+               ) -> tuple[list[Waiting], dict[str, Usage]]:
+    """The host's waiting jobs that a quota does not hold, in the policy's order, and each
+    user's use (what preemption weighs)."""
+    users, projects = usage(records, ledgers, policy)
+    waiting = [w for w in (waiting_of(t, policy) for t in tickets) if not hold(w, policy, users, projects)]
+    return order(waiting, users), users

@@ -20,6 +20,7 @@ from typing import Callable, Optional
 
 from ..backends.base import Backend
 from .gpus import GPUAllocator
+from .preempt import Preemptor
 from ..domain.job import Job, utcnow
 from ..domain.spec import JobSpec
 from .runner import JobRunner
@@ -43,12 +44,13 @@ class JobQueue:
         self.active: dict[str, JobRunner] = {}  # dequeued, until its end is recorded
         self.waiting: dict[str, str] = {}  # why a queued job did not start when it was last looked at
         self._queued: dict[str, Job] = {}  # the jobs waiting to start, by id
-        self._places: dict[str, tuple[int, datetime, str]] = {}  # each one's place in _order, as added
-        self._order: list[tuple[int, datetime, str]] = []  # their (-priority, created_at, id): first first
+        self._places: dict[str, tuple[int, int, datetime, str]] = {}  # each one's place in _order, as added
+        self._order: list[tuple[int, int, datetime, str]] = []  # their places (_place): first first
         self._open: Counter[str] = Counter()  # queued jobs per backend that wait for no other job
         self._timer: Optional[asyncio.TimerHandle] = None  # the next retry's backoff ends
         self._wanted = False
         self._pass: Optional[asyncio.Task] = None
+        self.preemptor = Preemptor(gpus, self.active, tasks.spawn)
 
     def kick(self) -> None:
         """Look for jobs to start soon; passes never overlap, a kick during one makes another."""
@@ -92,15 +94,16 @@ class JobQueue:
         if job is not None:
             place = self._places.pop(job_id)
             i = bisect.bisect_left(self._order, place)
-            if i < len(self._order) and self._order[i][2] == job_id:
+            if i < len(self._order) and self._order[i][-1] == job_id:
                 del self._order[i]
             if not job.after:
                 self._open[job.backend] -= 1
         return job
 
-    def _place(self, job: Job) -> tuple[int, datetime, str]:
-        """Where the job stands in this server's queue: higher priority first, then older."""
-        return -self.gpus.priority(job.spec.priority), job.created_at, job.id
+    def _place(self, job: Job) -> tuple[int, int, datetime, str]:
+        """Where the job stands in this server's queue: higher priority first (as the host's
+        policy caps it, then as asked: these are all this user's jobs), then older."""
+        return -self.gpus.priority(job.spec.priority), -job.spec.priority, job.created_at, job.id
 
     def release(self, job_ids: Iterable[str], spec: Optional[JobSpec] = None) -> None:
         """Workflow jobs that no longer wait for others (with their outputs filled in: `spec`)."""
@@ -130,6 +133,9 @@ class JobQueue:
                 full.add(job.backend)
             if why:
                 self.waiting[job.id] = why
+        if self.preemptor.armed:  # a job ahead (here, or another server's) may need their GPUs
+            await self.preemptor.check(self._queued.values())
+            self._wake_in(1.0)
 
     async def _consider(self, job: Job) -> tuple[Optional[str], bool]:
         """Start the job if it can start now; otherwise say why it waits (and whether its

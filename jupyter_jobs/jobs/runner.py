@@ -68,21 +68,39 @@ class RunnerEnv:
         return Path(job.dir or self.jobs_dir / job.id)
 
 
-async def record_end(env: RunnerEnv, job: Job, outcome: Outcome, stop_reason: Optional[StopReason] = None) -> None:
+async def record_end(env: RunnerEnv, job: Job, outcome: Outcome, stop_reason: Optional[StopReason] = None,
+                     preempted_for: str = "") -> None:
     """Store the terminal status an outcome means (the first terminal status wins) and let
-    the log's followers finish; or, for a failure the spec retries, queue the next attempt."""
+    the log's followers finish; or, for a failure the spec retries or a preemption, queue the
+    next attempt."""
     end = verdict(outcome, stop_reason, job.spec.timeout)
+    if stop_reason == "preempt" and end.status != JobStatus.SUCCEEDED:
+        await _preempted(env, job, preempted_for or "a job ahead of it needed its GPUs")
+        return
     if job.spec.notebook and end.reason == FailureReason.EXIT_CODE:  # the runner says which cell
         said = await asyncio.to_thread(notebooks.failure, env.job_dir(job) / METRICS_DIR)
         end = dataclasses.replace(end, message=said or end.message)
     at = utcnow()
-    if stop_reason != "cancel" and end.reason in job.spec.retry_on and job.attempt <= job.spec.retries:
+    tries = job.attempt - job.preempted  # a preemption is not a failed attempt
+    if stop_reason != "cancel" and end.reason in job.spec.retry_on and tries <= job.spec.retries:
         await _retry(env, job, f"{end.reason.value}: {end.message}" if end.reason else "failed")
         return
     await env.store.transition(job.id, end.status, at, exit_code=outcome.exit_code, finished_at=at,
                                reason=end.reason, message=end.message)
     env.logs.close(job.id)
     env.ended(job)
+
+
+async def _preempted(env: RunnerEnv, job: Job, why: str) -> None:
+    """Back in the queue at once, attempt counting up; its next start says JOB_PREEMPTED=1."""
+    at = utcnow()
+    message = f"preempted: {why}; queued again as attempt {job.attempt + 1}"
+    log_ = await env.logs.active(job.id, env.job_dir(job))
+    log_.append("stderr", f"\n[jupyter_jobs] {message}\n".encode())
+    await env.store.transition(job.id, JobStatus.QUEUED, at, message=message, attempt=job.attempt + 1,
+                               preempted=job.preempted + 1, backend_state={}, gpus=[], started_at=None,
+                               exit_code=None, reason=None)
+    env.requeued(job.id)
 
 
 async def _retry(env: RunnerEnv, job: Job, why: str) -> None:
@@ -107,6 +125,7 @@ class JobRunner:
         self.env, self.job, self.backend, self.gpus = env, job, backend, gpus
         self.execution: Optional[Execution] = None
         self.stop_reason: Optional[StopReason] = None
+        self.preempted_for = ""  # why it is being preempted, in words
         self.launching: Optional[asyncio.Future[None]] = None  # set while backend.start runs
         self.recorded = asyncio.Event()  # its terminal status is stored
         self.detached = False
@@ -251,6 +270,7 @@ class JobRunner:
             return
         log.info("reattached job %s", self.id)
         self.stop_reason = self.job.backend_state.get("stop_reason")
+        self.preempted_for = str(self.job.backend_state.get("preempted_for") or "")
         if self.stop_reason:  # a cancel or timeout was under way: finish it
             await self.execution.stop(self.env.kill_grace)
         else:
@@ -305,18 +325,24 @@ class JobRunner:
         self.env.requeued(self.id)
 
     async def end(self, outcome: Outcome) -> None:
-        await record_end(self.env, self.job, outcome, self.stop_reason)
+        await record_end(self.env, self.job, outcome, self.stop_reason, self.preempted_for)
         self.recorded.set()
 
-    async def stop(self, reason: StopReason) -> None:
+    async def stop(self, reason: StopReason, why: str = "") -> None:
         """Stop the running job, remembering why (also across a restart)."""
         if self.execution is None or self.recorded.is_set():
             return
         if self.stop_reason is None:
-            self.stop_reason = reason
-            state = {**self.execution.state, "stop_reason": reason}
+            self.stop_reason, self.preempted_for = reason, why if reason == "preempt" else ""
+            state = {**self.execution.state, "stop_reason": reason, "preempted_for": self.preempted_for}
             await self.env.store.update(self.id, backend_state=state)
         await self.execution.stop(self.env.kill_grace)
+
+    @property
+    def preemptible(self) -> bool:
+        """Running, holding GPUs, marked preemptible, and not being stopped already."""
+        return (self.job.spec.preemptible and bool(self.gpus) and self.execution is not None
+                and self.stop_reason is None and not self.recorded.is_set())
 
     async def cancel(self, wait: float) -> None:
         """Stop the job as cancelled; returns once it is recorded, or after `wait` seconds."""

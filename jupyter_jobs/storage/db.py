@@ -96,6 +96,9 @@ _MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX IF NOT EXISTS schedules_by_next ON schedules(paused, next_at)",
     ],
+    [  # 6: preemption: how many times a job was stopped for another and queued again
+        "ALTER TABLE jobs ADD COLUMN preempted INTEGER NOT NULL DEFAULT 0",
+    ],
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

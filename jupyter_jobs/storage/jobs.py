@@ -18,9 +18,9 @@ _COLUMNS = (
     "id, status, backend, project, reason, message, exit_code, spec, created_at, started_at, "
     "finished_at, gpus, snapshot, notes, backend_state"
 )
-SELECT_JOB = f"{_COLUMNS}, attempt, not_before, dir, workflow, node, after, inputs, schedule, origin"
+SELECT_JOB = f"{_COLUMNS}, attempt, not_before, dir, workflow, node, after, inputs, schedule, origin, preempted"
 _UPDATABLE = {"reason", "message", "exit_code", "started_at", "finished_at", "gpus", "backend_state", "attempt",
-              "not_before", "after", "spec"}
+              "not_before", "after", "spec", "preempted"}
 
 
 #: a job matching a LIKE pattern (given four times): a string command is json_each's one value, an argv its
@@ -60,6 +60,7 @@ def row_to_job(row: sqlite3.Row) -> Job:
         notes=json.loads(row["notes"]),
         backend_state=json.loads(row["backend_state"]),
         attempt=row["attempt"],
+        preempted=row["preempted"],
         not_before=row["not_before"],
         dir=row["dir"],
         workflow=row["workflow"],
@@ -308,3 +309,14 @@ class JobRows(Database):
 
     async def count(self) -> int:
         return await self._run(lambda: self.db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+
+    async def counts(self) -> list[tuple[str, str, int]]:
+        """How many jobs of the history are in each (status, backend) (for /metrics)."""
+        return await self._run(lambda: [tuple(r) for r in self.db.execute(
+            "SELECT status, backend, COUNT(*) FROM jobs GROUP BY status, backend")])
+
+    async def gpu_spans(self, since: datetime) -> list[tuple[int, str, str, Optional[str]]]:
+        """(GPUs, started_at, finished_at, project) of the jobs that held GPUs and ended after `since`."""
+        return await self._run(lambda: [(len(json.loads(r[0])), r[1], r[2], r[3]) for r in self.db.execute(
+            "SELECT gpus, started_at, finished_at, project FROM jobs WHERE finished_at >= ? AND gpus != '[]' "
+            "AND started_at IS NOT NULL", (since.isoformat(),))])
