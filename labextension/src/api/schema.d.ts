@@ -1838,7 +1838,7 @@ export interface components {
             after: string[];
             /**
              * Attempt
-             * @description 1 for the first run; more after retries
+             * @description 1 for the first run; more after retries and preemptions
              * @default 1
              */
             attempt: number;
@@ -1899,6 +1899,12 @@ export interface components {
              * @default null
              */
             origin: string | null;
+            /**
+             * Preempted
+             * @description how many times it was stopped for a job ahead of it and queued again
+             * @default 0
+             */
+            preempted: number;
             /**
              * Progress
              * @description 0..1 when the job reports it (a `progress` series, a fraction or a percentage; or `total_steps`); set while it runs and after
@@ -2039,6 +2045,12 @@ export interface components {
                 [key: string]: unknown;
             };
             /**
+             * Preemptible
+             * @description may be stopped (SIGTERM, then the kill grace) for a job ahead of it in the host's order, then queued again: attempt counts up and JOB_PREEMPTED=1 is set, so it can resume from a checkpoint in $JOB_STORAGE_DIR
+             * @default false
+             */
+            preemptible?: boolean;
+            /**
              * Priority
              * @description higher starts first (-1000..1000); on a shared host, at most what the admin's policy allows the user (the rest is ignored)
              * @default 0
@@ -2163,6 +2175,12 @@ export interface components {
             parameters?: {
                 [key: string]: unknown;
             };
+            /**
+             * Preemptible
+             * @description may be stopped (SIGTERM, then the kill grace) for a job ahead of it in the host's order, then queued again: attempt counts up and JOB_PREEMPTED=1 is set, so it can resume from a checkpoint in $JOB_STORAGE_DIR
+             * @default false
+             */
+            preemptible?: boolean;
             /**
              * Priority
              * @description higher starts first (-1000..1000); on a shared host, at most what the admin's policy allows the user (the rest is ignored)
