@@ -63,7 +63,7 @@ from typing import Any, Optional
 
 from ..backends.base import start_time
 from ..domain.policy import Policy, Usage, Waiting, hold, why_behind
-from .poolfiles import DIR, Fd, load, number, write
+from .poolfiles import DIR, Fd, Parsed, load, number, write
 from .poolshare import AdminPolicy, Rivals, account, contenders, host_view, usage, user_name
 
 log = logging.getLogger(__name__)
@@ -125,12 +125,19 @@ def _process(pid: Any) -> Optional[tuple[int, int]]:
     return int(fields[19]), int(uid[0])
 
 
-def _alive(proc: Any, uid: int) -> bool:
+def _alive(proc: Any, uid: int, seen: Optional[dict[Any, Optional[tuple[int, int]]]] = None) -> bool:
     """Whether the process a record names still runs (the same one: pid and start time) and is
-    the record owner's (root's records may name anyone's)."""
+    the record owner's (root's records may name anyone's). `seen`: processes already looked at
+    in this reading of the pool (a server's many tickets name the same server)."""
     if not isinstance(proc, dict):
         return False
-    found = _process(proc.get("pid"))
+    pid = proc.get("pid")
+    if seen is None:
+        found = _process(pid)
+    elif isinstance(pid, int) and pid in seen:
+        found = seen[pid]
+    else:
+        found = seen[pid] = _process(pid) if isinstance(pid, int) else None
     return found is not None and found[0] == proc.get("start") and (uid == 0 or found[1] == uid)
 
 
@@ -171,9 +178,10 @@ def _epoch(ticks: Any) -> float:
 
 
 def _read_folder(dfd: int, folder: str, uid: int, now: float, mine: bool, records: dict, tickets: list,
-                 ledgers: list) -> None:
+                 ledgers: list, seen: dict, parsed: Parsed) -> None:
     """One service's folder: its live records and tickets (its own stale ones removed if
     `mine`), its ledger."""
+    inode = os.fstat(dfd).st_ino
     for name in os.listdir(dfd):
         if name == LEDGER:
             ledgers.append((uid, load(dfd, name, uid)))
@@ -181,14 +189,14 @@ def _read_folder(dfd: int, folder: str, uid: int, now: float, mine: bool, record
         ticket = name.startswith("wait-")
         if not (ticket or name.startswith("gpu-")) or not name.endswith(".json"):
             continue
-        found = load(dfd, name, uid, with_stat=True)
+        found = parsed.load(dfd, inode, name, uid)
         if found is None:
             continue
         data, info = found
         if not _valid(data, ticket):
             continue
         held = data.get("holder")
-        live = _alive(held, uid) if held else _alive(data.get("server"), uid)
+        live = _alive(held, uid, seen) if held else _alive(data.get("server"), uid, seen)
         if ticket and now - info.st_ctime >= TICKET_LIFE:
             live = False
         if not live:
@@ -230,6 +238,7 @@ class HostGPUPool:
         me = os.getpid()
         self.server = {"pid": me, "start": start_time(me)}
         self.rivals = Rivals()
+        self._parsed = Parsed()  # files of the last reading, not parsed again while unchanged
         self._keepers: list[subprocess.Popen] = []
         self.own = ""  # the name of this service's folder in the pool
         self._prepare()
@@ -297,6 +306,8 @@ class HostGPUPool:
         records: dict[tuple[str, str], dict] = {}
         tickets: list[dict] = []
         ledgers: list[tuple[int, Any]] = []
+        seen: dict[Any, Optional[tuple[int, int]]] = {}  # processes looked at in this reading
+        self._parsed.begin()
         now = time.time()
         top = Fd(os.open(self.folder, DIR))
         try:
@@ -310,7 +321,8 @@ class HostGPUPool:
                     if not stat.S_ISDIR(info.st_mode) or info.st_mode & 0o022:
                         continue  # a folder others may write in is nobody's word
                     mine = folder == self.own and info.st_uid == self.uid
-                    _read_folder(dfd.fd, folder, info.st_uid, now, mine, records, tickets, ledgers)
+                    _read_folder(dfd.fd, folder, info.st_uid, now, mine, records, tickets, ledgers, seen,
+                                 self._parsed)
                 except OSError:
                     continue
                 finally:

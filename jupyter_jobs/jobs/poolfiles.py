@@ -33,7 +33,6 @@ class Fd:
             self.fd = -1
 
 
-
 def load(dfd: int, name: str, uid: int, with_stat: bool = False, limit: int = MAX_RECORD) -> Any:
     """A small regular file of `uid` in folder `dfd`, parsed as JSON, or None: never follows
     a link, never waits (a FIFO, a device), never reads much."""
@@ -66,3 +65,43 @@ def write(dfd: int, name: str, data: dict) -> None:
     finally:
         os.close(fd)
     os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+
+
+class Parsed:
+    """The files parsed in the last reading of the pool, each with the stamp it had then (inode,
+    size, times, owner): an unchanged file is not opened and parsed again (a host with a
+    thousand waiting jobs is a thousand tickets, read on every decision). Files are only ever
+    replaced by a rename, which gives a new inode, or rewritten by their owner, which moves
+    their times; no one else can change them."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple, tuple[tuple, Any]] = {}
+        self._now: dict[tuple, tuple[tuple, Any]] = {}
+
+    def begin(self) -> None:
+        """A new reading: what the last one parsed may be reused, what this one does not see is forgotten."""
+        self._last, self._now = self._now, {}
+
+    def load(self, dfd: int, folder: int, name: str, uid: int) -> Any:
+        """(data, stat) of a small regular file of `uid`, as `load` gives it (a copy, free to change)."""
+        try:
+            info = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        except OSError:
+            return None
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != uid or info.st_size > MAX_RECORD:
+            return None
+        key, stamp = (folder, name), _stamp(info)
+        hit = self._last.get(key)
+        if hit is None or hit[0] != stamp:
+            found = load(dfd, name, uid, with_stat=True)
+            if found is None:
+                return None
+            data, info = found
+            hit = (_stamp(info), data)
+        self._now[key] = hit
+        data = hit[1]
+        return (dict(data) if isinstance(data, dict) else data), info
+
+
+def _stamp(info: os.stat_result) -> tuple:
+    return info.st_ino, info.st_dev, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_uid
