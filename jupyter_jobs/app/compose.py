@@ -23,6 +23,8 @@ from ..storage.files import private_dir, secret_file
 from ..storage.snapshots import SnapshotStore
 from ..storage.store import Store
 from ..telemetry.features import JobSampling, WebhookEvents
+from ..telemetry.host import HostView
+from ..telemetry.prometheus import JobsMetrics
 from ..telemetry.webhooks import Webhooks
 from ..workflows.runs import WorkflowRuns
 from .config import JobsConfig
@@ -38,6 +40,8 @@ class Platform:
     endpoints: Endpoints
     webhooks: WebhookEvents
     sampling: JobSampling
+    host: HostView
+    metrics: JobsMetrics
 
     async def start(self) -> None:
         await self.jobs.start()
@@ -47,18 +51,27 @@ class Platform:
 
 
 def plug_features(core: JobService, *, webhooks: Webhooks, metrics_interval: float, endpoint_secret: bytes,
-                  endpoint_url: str = "", nvml: Any = None) -> Platform:
+                  endpoint_url: str = "", nvml: Any = None, host_admins: tuple[str, ...] = ("root",),
+                  host_metrics_interval: float = 10.0) -> Platform:
     """Plug each feature into `core`: its policies, then its life (started in this order)."""
     runs = WorkflowRuns(core)  # first: its max_parallel holds before the queue's first pass
     schedules = Schedules(core)
     endpoints = Endpoints(core.runners, core.spawn, endpoint_secret, endpoint_url)
     hooks = WebhookEvents(core, webhooks)
     sampling = JobSampling(core, metrics_interval, nvml)
+    host = HostView(core, core.gpus, list(host_admins), nvml, queued=lambda: _queued(core),
+                    host_gpus=lambda name: name in core.backends and core.backends[name].host_gpus)
+    metrics = JobsMetrics(core, host, host_metrics_interval)
     for policy in (runs, endpoints, hooks):
         core.add_policy(policy)
-    for feature in (runs, schedules, endpoints, hooks, sampling):
+    for feature in (runs, schedules, endpoints, hooks, sampling, metrics):
         core.plug(feature)
-    return Platform(core, runs, schedules, endpoints, hooks, sampling)
+    return Platform(core, runs, schedules, endpoints, hooks, sampling, host, metrics)
+
+
+async def _queued(core: JobService) -> list[dict[str, Any]]:
+    """This server's queued jobs, each with why it waits (the host view without a pool)."""
+    return (await core.list(status="queued", limit=500))["jobs"]
 
 
 def build(config: JobsConfig, root_dir: Path) -> Platform:
@@ -81,7 +94,8 @@ def build(config: JobsConfig, root_dir: Path) -> Platform:
     )
     webhooks = Webhooks(config.webhooks, attempts=config.webhook_attempts, backoff=config.webhook_backoff)
     return plug_features(core, webhooks=webhooks, metrics_interval=config.metrics_interval,
-                         endpoint_secret=secret_file(data / "endpoints.key"), endpoint_url=config.endpoint_url)
+                         endpoint_secret=secret_file(data / "endpoints.key"), endpoint_url=config.endpoint_url,
+                         host_admins=tuple(config.host_admins), host_metrics_interval=config.host_metrics_interval)
 
 
 def _inventory(config: JobsConfig) -> list[GPU]:

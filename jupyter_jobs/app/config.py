@@ -63,6 +63,16 @@ class JobsConfig(LoggingConfigurable):
     ).tag(config=True)
     gpus_per_user = Int(0, help="Most GPUs one user's jobs hold at once on this host (with the host-wide "
                         "pool); 0: no limit.").tag(config=True)
+    host_admins = List(
+        Unicode(), default_value=["root"], help="Unix users whose Jupyter server shows the whole host's GPUs "
+        "with every job's id (GET /jupyter-jobs/host, the Host view); any other user's server shows other users' "
+        "jobs by user and project only. No server ever shows another user's commands, names or env (the pool "
+        "holds none). Default: root only."
+    ).tag(config=True)
+    host_metrics_interval = Float(
+        10.0, help="Seconds between reads of the history's counts and the host's GPUs (holders, utilization, "
+        "queue) for the server's /metrics. 0: not read (the job outcomes and wait times are still counted)."
+    ).tag(config=True)
     endpoint_url = Unicode(
         "", help="Give each job endpoint its own origin: a URL template with {key}, such as "
         "'https://{key}.jobs.example.com/' (a wildcard DNS name and certificate routed to this server) or "

@@ -363,3 +363,74 @@ class ListQuery(_PageQuery):
         """Spaces around a search (typed, or left by a form) match nothing in particular."""
         return (value.strip() or None) if isinstance(value, str) else value
 
+
+
+# -- the host's GPUs, as an admin reads them (GET /host) -------------------------------------------
+class HostHolder(_Reply):
+    """A job holding a device (of any user's server on the host)."""
+
+    user: str
+    job: Optional[str] = Field(None, description="its id: the viewer's own jobs only, every job for an admin")
+    project: Optional[str] = None
+    since: float = Field(description="when its GPU time began (seconds since the epoch)")
+
+
+class HostDevice(_Reply):
+    index: int
+    name: str
+    memory: Optional[int] = Field(None, description="bytes")
+    holders: list[HostHolder]
+    utilization: Optional[float] = Field(None, description="percent busy, from NVML (null where it gives none)")
+    memory_used: Optional[float] = Field(None, description="bytes in use, from NVML")
+
+
+class HostQueued(_Reply):
+    """A job waiting for GPUs, in the order the host's rule serves them."""
+
+    user: str
+    job: Optional[str] = Field(None, description="its id: the viewer's own jobs only, every job for an admin")
+    gpus: int
+    priority: int = Field(description="as the policy capped it")
+    project: Optional[str] = None
+    since: float = Field(description="when it was queued (seconds since the epoch)")
+    waiting: str = Field(description="the rule that holds it, in words")
+
+
+class GPUUse(_Reply):
+    """One user's (or project's) use of the host's GPUs."""
+
+    gpus: int = Field(description="held now")
+    running: int = Field(description="GPU jobs running now")
+    day: float = Field(description="GPU-hours in the last 24 hours")
+    week: float = Field(description="GPU-hours in the last 7 days")
+    decayed: float = Field(description="GPU-hours decayed by the policy's half-life (fair share)")
+
+
+class HostLimits(_Reply):
+    max_priority: Optional[int] = None
+    gpus: Optional[int] = Field(None, description="GPUs at once")
+    running: Optional[int] = Field(None, description="GPU jobs at once")
+    gpu_hours_per_day: Optional[float] = None
+
+
+class HostPolicy(_Reply):
+    """The rule in force: the admin's policy file, or this server's own configuration."""
+
+    half_life_hours: float
+    default: HostLimits
+    users: dict[str, HostLimits]
+    projects: dict[str, HostLimits]
+
+
+class HostReply(_Reply):
+    scope: Literal["host", "server"] = Field(description="host: every server on the host shares one GPU pool; "
+                                             "server: this server allocates its GPUs on its own")
+    user: str = Field(description="the Unix user this server runs as")
+    admin: bool = Field(description="whether this server shows every job's id (its user is a host admin)")
+    devices: list[HostDevice]
+    queue: list[HostQueued]
+    users: dict[str, GPUUse]
+    projects: dict[str, GPUUse]
+    policy: HostPolicy
+    policy_problem: Optional[str] = Field(None, description="why the admin's policy file is not applied, if so")
+    at: float = Field(description="when this was read (seconds since the epoch)")

@@ -363,6 +363,15 @@ class WorkflowRerunHandler(BaseHandler):
         self.reply(await self.platform.runs.rerun(run_id))
 
 
+class HostHandler(BaseHandler):
+    """The host's GPUs as this server's user may see them (every job's id for a host admin)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply(await self.platform.host.read())
+
+
 class OpenAPIHandler(BaseHandler):
     @web.authenticated
     @authorized
@@ -376,6 +385,7 @@ handlers = [
     (r"/jupyter-jobs/backends", BackendsHandler),
     (r"/jupyter-jobs/environments", EnvironmentsHandler),
     (r"/jupyter-jobs/openapi.json", OpenAPIHandler),
+    (r"/jupyter-jobs/host", HostHandler),
     (r"/jupyter-jobs/jobs/?", JobsHandler),
     (rf"/jupyter-jobs/jobs/{_JOB}", JobHandler),
     (rf"/jupyter-jobs/jobs/{_JOB}/cancel", CancelHandler),

@@ -19,6 +19,7 @@ from ..domain.spec import JobSpec
 from ..domain.replies import (
     ArtifactList,
     BackendsReply,
+    HostReply,
     JobEvent,
     JobPage,
     LogChunk,
@@ -70,7 +71,7 @@ def _add(schemas: dict[str, Any], model: type[BaseModel], mode: str = "serializa
 def _schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for model in (Job, FieldError, BackendsReply, JobEvent, ArtifactList, LogChunk, LogEnd, JobPage, MetricsPage,
-                  MetricsSummary, WorkflowRun, WorkflowPage, Schedule, SchedulePage, EnvironmentList):
+                  MetricsSummary, WorkflowRun, WorkflowPage, Schedule, SchedulePage, EnvironmentList, HostReply):
         _add(schemas, model)
     _add(schemas, WorkflowSubmission, "validation")
     _add(schemas, ScheduleInput, "validation")
@@ -118,6 +119,8 @@ def _service_paths() -> dict[str, Any]:
                                                                                 "OpenAPI 3.1")})},
         "/jupyter-jobs/backends": {"get": _op("Backends, their availability and capabilities", {
             "200": _json(_ref("BackendsReply"), "backends and the GPU inventory")})},
+        "/jupyter-jobs/host": {"get": _op("The host's GPUs: holders, utilization, the queue across users, use", {
+            "200": _json(_ref("HostReply"), "other users' job ids only for a host admin (JobsApp.host_admins)")})},
         "/jupyter-jobs/environments": {"get": _op("Environments built from requirements", {
             "200": _json(_ref("EnvironmentList"), "each with its size and last use")})},
     }

@@ -4,7 +4,7 @@
 // a notebook. Jobs this browser started notify when they end (notifications/notify.ts; the
 // plugin's settings). This file only wires the plugin: each feature lives in its folder (api/,
 // common/, sidebar/, jobs/, logs/, metrics/, artifacts/, workflows/, schedules/, endpoints/,
-// notifications/).
+// notifications/, host/).
 import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, ToolbarButton, WidgetTracker } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
@@ -22,6 +22,7 @@ import { draftFor, notebookDraft, runnable } from './jobs/drafts';
 import type { JobActions } from './jobs/job';
 import { NotebookContent } from './jobs/parameters';
 import { CompareTab, JobsPage, JobTab } from './jobs/widgets';
+import { HostPage } from './host/widget';
 import { metricsRenderer } from './metrics/renderer';
 import { EndNotifier } from './notifications/notify';
 import { Draft } from './sidebar/model';
@@ -40,6 +41,7 @@ export const jobsIcon = new LabIcon({ name: 'jupyter-jobs:icon', svgstr: ICON_SV
 const COMMANDS = {
   open: 'jupyter-jobs:open',
   page: 'jupyter-jobs:open-page',
+  host: 'jupyter-jobs:open-host',
   job: 'jupyter-jobs:open-job',
   compare: 'jupyter-jobs:compare',
   run: 'jupyter-jobs:open-run',
@@ -54,6 +56,7 @@ interface Parts {
   panel: JobsPanel;
   jobs: WidgetTracker<JobTab>;
   pages: WidgetTracker<JobsPage>;
+  hosts: WidgetTracker<HostPage>;
   runs: WidgetTracker<RunTab>;
   browser: IDefaultFileBrowser | null;
   docs: IDocumentManager | null;
@@ -136,6 +139,25 @@ async function runOf(panel: JobsPanel, id: string): Promise<string> {
   } catch {
     return ''; // the job's tab says what is wrong
   }
+}
+
+/** The host's GPUs (one tab, found again when it is opened again). */
+function addHostCommand({ app, shell, hosts }: Pick<Parts, 'app' | 'shell' | 'hosts'>): void {
+  app.commands.addCommand(COMMANDS.host, {
+    label: args => (args.isLauncher ? 'GPU Host' : 'Jobs: Open GPU Host'),
+    caption: "The host's GPUs: who holds each, how busy it is, the jobs waiting across users, GPU-hours per user",
+    icon: jobsIcon,
+    execute: () => {
+      let page = hosts.find(() => true);
+      if (!page) {
+        page = new HostPage(id => void app.commands.execute(COMMANDS.job, { id }));
+        void hosts.add(page);
+        shell.add(page, 'main');
+      }
+      shell.activateById(page.id);
+      return page;
+    }
+  });
 }
 
 function addCommands({ app, shell, panel, jobs, pages, runs, browser, docs }: Parts): void {
@@ -269,27 +291,31 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const jobs = new WidgetTracker<JobTab>({ namespace: 'jupyter-jobs-job' });
     const pages = new WidgetTracker<JobsPage>({ namespace: 'jupyter-jobs-page' });
     const runs = new WidgetTracker<RunTab>({ namespace: 'jupyter-jobs-run' });
+    const hosts = new WidgetTracker<HostPage>({ namespace: 'jupyter-jobs-host' });
     const panel = new JobsPanel(
       id => void app.commands.execute(COMMANDS.job, { id }),
       id => void app.commands.execute(COMMANDS.run, { id }),
-      () => void app.commands.execute(COMMANDS.page)
+      () => void app.commands.execute(COMMANDS.page),
+      () => void app.commands.execute(COMMANDS.host)
     );
     panel.title.icon = jobsIcon;
     panel.title.caption = 'Jobs';
     shell.add(panel, 'left', { rank: 600 });
-    addCommands({ app, shell, panel, jobs, pages, runs, browser, docs });
+    addCommands({ app, shell, panel, jobs, pages, hosts, runs, browser, docs });
+    addHostCommand({ app, shell, hosts });
     addNotebookButton({ app, shell, panel });
     if (restorer) {
       restorer.add(panel, 'jupyter-jobs');
       void restorer.restore(jobs, { command: COMMANDS.job, args: w => ({ id: w.jobId }), name: w => w.jobId });
       void restorer.restore(pages, { command: COMMANDS.page, name: () => 'jobs' });
+      void restorer.restore(hosts, { command: COMMANDS.host, name: () => 'host' });
       void restorer.restore(runs, {
         command: COMMANDS.run,
         args: w => ({ id: w.runId, job: w.content.selected ?? '' }),
         name: w => w.runId
       });
     }
-    for (const command of [COMMANDS.page, COMMANDS.open, COMMANDS.create]) {
+    for (const command of [COMMANDS.page, COMMANDS.host, COMMANDS.open, COMMANDS.create]) {
       palette?.addItem({ command, category: 'Jobs' });
     }
     launcher?.add({ command: COMMANDS.page, category: 'Other', rank: 0 });

@@ -94,6 +94,51 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/jupyter-jobs/host": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The host's GPUs: holders, utilization, the queue across users, use */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description other users' job ids only for a host admin (JobsApp.host_admins) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["HostReply"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/jupyter-jobs/jobs": {
         parameters: {
             query?: never;
@@ -1742,6 +1787,37 @@ export interface components {
             name: string;
         };
         /**
+         * GPUUse
+         * @description One user's (or project's) use of the host's GPUs.
+         */
+        GPUUse: {
+            /**
+             * Day
+             * @description GPU-hours in the last 24 hours
+             */
+            day: number;
+            /**
+             * Decayed
+             * @description GPU-hours decayed by the policy's half-life (fair share)
+             */
+            decayed: number;
+            /**
+             * Gpus
+             * @description held now
+             */
+            gpus: number;
+            /**
+             * Running
+             * @description GPU jobs running now
+             */
+            running: number;
+            /**
+             * Week
+             * @description GPU-hours in the last 7 days
+             */
+            week: number;
+        };
+        /**
          * GitSource
          * @description A workspace taken from git: `"workspace": {"git": URL, "ref": ..., "subdir": ...}`.
          */
@@ -1798,6 +1874,178 @@ export interface components {
              * @description the repository (https, ssh, git://, or a path)
              */
             url: string;
+        };
+        /** HostDevice */
+        HostDevice: {
+            /** Holders */
+            holders: components["schemas"]["HostHolder"][];
+            /** Index */
+            index: number;
+            /**
+             * Memory
+             * @description bytes
+             * @default null
+             */
+            memory: number | null;
+            /**
+             * Memory Used
+             * @description bytes in use, from NVML
+             * @default null
+             */
+            memory_used: number | null;
+            /** Name */
+            name: string;
+            /**
+             * Utilization
+             * @description percent busy, from NVML (null where it gives none)
+             * @default null
+             */
+            utilization: number | null;
+        };
+        /**
+         * HostHolder
+         * @description A job holding a device (of any user's server on the host).
+         */
+        HostHolder: {
+            /**
+             * Job
+             * @description its id: the viewer's own jobs only, every job for an admin
+             * @default null
+             */
+            job: string | null;
+            /**
+             * Project
+             * @default null
+             */
+            project: string | null;
+            /**
+             * Since
+             * @description when its GPU time began (seconds since the epoch)
+             */
+            since: number;
+            /** User */
+            user: string;
+        };
+        /** HostLimits */
+        HostLimits: {
+            /**
+             * Gpu Hours Per Day
+             * @default null
+             */
+            gpu_hours_per_day: number | null;
+            /**
+             * Gpus
+             * @description GPUs at once
+             * @default null
+             */
+            gpus: number | null;
+            /**
+             * Max Priority
+             * @default null
+             */
+            max_priority: number | null;
+            /**
+             * Running
+             * @description GPU jobs at once
+             * @default null
+             */
+            running: number | null;
+        };
+        /**
+         * HostPolicy
+         * @description The rule in force: the admin's policy file, or this server's own configuration.
+         */
+        HostPolicy: {
+            default: components["schemas"]["HostLimits"];
+            /** Half Life Hours */
+            half_life_hours: number;
+            /** Projects */
+            projects: {
+                [key: string]: components["schemas"]["HostLimits"];
+            };
+            /** Users */
+            users: {
+                [key: string]: components["schemas"]["HostLimits"];
+            };
+        };
+        /**
+         * HostQueued
+         * @description A job waiting for GPUs, in the order the host's rule serves them.
+         */
+        HostQueued: {
+            /** Gpus */
+            gpus: number;
+            /**
+             * Job
+             * @description its id: the viewer's own jobs only, every job for an admin
+             * @default null
+             */
+            job: string | null;
+            /**
+             * Priority
+             * @description as the policy capped it
+             */
+            priority: number;
+            /**
+             * Project
+             * @default null
+             */
+            project: string | null;
+            /**
+             * Since
+             * @description when it was queued (seconds since the epoch)
+             */
+            since: number;
+            /** User */
+            user: string;
+            /**
+             * Waiting
+             * @description the rule that holds it, in words
+             */
+            waiting: string;
+        };
+        /** HostReply */
+        HostReply: {
+            /**
+             * Admin
+             * @description whether this server shows every job's id (its user is a host admin)
+             */
+            admin: boolean;
+            /**
+             * At
+             * @description when this was read (seconds since the epoch)
+             */
+            at: number;
+            /** Devices */
+            devices: components["schemas"]["HostDevice"][];
+            policy: components["schemas"]["HostPolicy"];
+            /**
+             * Policy Problem
+             * @description why the admin's policy file is not applied, if so
+             * @default null
+             */
+            policy_problem: string | null;
+            /** Projects */
+            projects: {
+                [key: string]: components["schemas"]["GPUUse"];
+            };
+            /** Queue */
+            queue: components["schemas"]["HostQueued"][];
+            /**
+             * Scope
+             * @description host: every server on the host shares one GPU pool; server: this server allocates its GPUs on its own
+             * @enum {string}
+             */
+            scope: "host" | "server";
+            /**
+             * User
+             * @description the Unix user this server runs as
+             */
+            user: string;
+            /** Users */
+            users: {
+                [key: string]: components["schemas"]["GPUUse"];
+            };
         };
         /**
          * InstanceTypeInfo

@@ -40,7 +40,8 @@ function Switch({ model }: { model: JobsModel }): JSX.Element {
   );
 }
 
-function JobsApp({ model, openPage }: { model: JobsModel; openPage: () => void }): JSX.Element {
+function JobsApp(props: { model: JobsModel; openPage: () => void; openHost?: () => void }): JSX.Element {
+  const { model, openPage, openHost } = props;
   useSignal(model.changed);
   const { view } = model;
   return (
@@ -51,6 +52,11 @@ function JobsApp({ model, openPage }: { model: JobsModel; openPage: () => void }
           <button className="jp-mod-styled" onClick={openPage} title="All jobs in a wide table (main area)">
             Open all
           </button>
+          {openHost ? (
+            <button className="jp-mod-styled" onClick={openHost} title="The host's GPUs, the queue across users, GPU-hours">
+              GPUs
+            </button>
+          ) : null}
           <button className="jp-mod-styled jp-mod-accept" onClick={() => model.open({ kind: 'form', draft: {} })}>
             New job
           </button>
@@ -75,7 +81,8 @@ export class JobsPanel extends ReactWidget {
   constructor(
     openJob: (id: string) => void,
     openRun: (id: string) => void,
-    private readonly openPage: () => void
+    private readonly openPage: () => void,
+    private readonly openHost?: () => void
   ) {
     super();
     this.model = new JobsModel(() => this.isVisible, openJob, openRun);
@@ -84,7 +91,7 @@ export class JobsPanel extends ReactWidget {
   }
 
   render(): JSX.Element {
-    return <JobsApp model={this.model} openPage={this.openPage} />;
+    return <JobsApp model={this.model} openPage={this.openPage} openHost={this.openHost} />;
   }
 
   protected onAfterShow(msg: Message): void {
