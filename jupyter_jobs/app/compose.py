@@ -4,6 +4,7 @@ constructor."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from traitlets import import_item
 
 from ..backends import BUILTIN_BACKENDS, Backend
 from ..domain.instance_types import InstanceTypes
+from ..domain.policy import Policy
 from ..endpoints.endpoints import Endpoints
 from ..environments.git import GitSources
 from ..environments.venvs import Environments
@@ -58,7 +60,7 @@ def plug_features(core: JobService, *, webhooks: Webhooks, metrics_interval: flo
     schedules = Schedules(core)
     endpoints = Endpoints(core.runners, core.spawn, endpoint_secret, endpoint_url)
     hooks = WebhookEvents(core, webhooks)
-    sampling = JobSampling(core, metrics_interval, nvml)
+    sampling = JobSampling(core, metrics_interval, nvml, idle=lambda: core.gpus.policy().limits(core.gpus.user).idle)
     host = HostView(core, core.gpus, list(host_admins), nvml, queued=lambda: _queued(core),
                     host_gpus=lambda name: name in core.backends and core.backends[name].host_gpus)
     metrics = JobsMetrics(core, host, host_metrics_interval)
@@ -109,14 +111,19 @@ def _inventory(config: JobsConfig) -> list[GPU]:
 
 def _gpus(config: JobsConfig, data: Path) -> GPUAllocator:
     inventory = _inventory(config)
+    policy = None  # this server's own rule, where the host has none (checked by the config already)
+    if config.gpu_policy or config.gpus_per_user:
+        policy = Policy.from_json(config.gpu_policy or {})
+        if config.gpus_per_user and policy.default.gpus is None:
+            policy = dataclasses.replace(policy, default=dataclasses.replace(policy.default, gpus=config.gpus_per_user))
     pool = None
     if inventory and config.gpu_pool_dir:
         try:
             pool = HostGPUPool(Path(config.gpu_pool_dir), [g.index for g in inventory], config.gpu_share,
-                               service_id=str(data.resolve()), per_user=config.gpus_per_user)
+                               service_id=str(data.resolve()), per_user=config.gpus_per_user, policy=policy)
         except PoolError as exc:
             raise ValueError(str(exc)) from None
-    return GPUAllocator(inventory, share=config.gpu_share, pool=pool)
+    return GPUAllocator(inventory, share=config.gpu_share, pool=pool, policy=policy)
 
 
 def _backends(config: JobsConfig) -> dict[str, Backend]:

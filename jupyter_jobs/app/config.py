@@ -11,6 +11,7 @@ from jupyter_core.paths import jupyter_data_dir
 from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, Union, default, validate
 from traitlets.config import LoggingConfigurable
 
+from ..domain.policy import Policy, PolicyError
 from ..jobs.gpupool import DEFAULT_FOLDER
 
 #: where a kernel started by the server finds the service (the server puts these in its env)
@@ -63,6 +64,19 @@ class JobsConfig(LoggingConfigurable):
     ).tag(config=True)
     gpus_per_user = Int(0, help="Most GPUs one user's jobs hold at once on this host (with the host-wide "
                         "pool); 0: no limit.").tag(config=True)
+    gpu_policy = Dict(
+        help="Who gets the next GPU, as the admin's policy.json in the pool folder says it (priority caps, "
+        "quotas, the fair share's half-life, idle GPUs given back; see the README): applied where the pool "
+        "folder has no admin's file, and by a server without a host pool. gpus_per_user is its default 'gpus'."
+    ).tag(config=True)
+
+    @validate("gpu_policy")
+    def _check_gpu_policy(self, proposal: dict) -> dict:
+        try:
+            Policy.from_json(proposal["value"])
+        except PolicyError as exc:
+            raise TraitError(f"JobsApp.gpu_policy: {exc}") from None
+        return proposal["value"]
     host_admins = List(
         Unicode(), default_value=["root"], help="Unix users whose Jupyter server shows the whole host's GPUs "
         "with every job's id (GET /jupyter-jobs/host, the Host view); any other user's server shows other users' "

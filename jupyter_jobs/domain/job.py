@@ -39,7 +39,8 @@ class Verdict:
     message: Optional[str] = None
 
 
-def verdict(outcome: Outcome, stop_reason: Optional[StopReason], timeout: Optional[float] = None) -> Verdict:
+def verdict(outcome: Outcome, stop_reason: Optional[StopReason], timeout: Optional[float] = None,
+            why: str = "") -> Verdict:
     """Outcome + why the service stopped the job (if it did) -> its terminal status.
 
     A job that exited 0 on its own before a stop reached it succeeded; a stop the service
@@ -53,6 +54,8 @@ def verdict(outcome: Outcome, stop_reason: Optional[StopReason], timeout: Option
         return Verdict(JobStatus.CANCELLED, message="cancelled by the user")
     if stop_reason == "preempt":  # what is recorded only if it was not queued again (see runner)
         return Verdict(JobStatus.FAILED, FailureReason.BACKEND_ERROR, "stopped for a job ahead of it")
+    if stop_reason == "idle":
+        return Verdict(JobStatus.FAILED, FailureReason.IDLE, why or "stopped: its GPUs sat idle")
     if stop_reason == "timeout":
         limit = f" of {timeout:g} s" if timeout else ""
         return Verdict(JobStatus.FAILED, FailureReason.TIMEOUT, f"stopped after exceeding its time limit{limit}")

@@ -34,6 +34,21 @@ class PolicyError(ValueError):
 
 
 @dataclass(frozen=True)
+class Idle:
+    """GPUs given back: a job whose GPUs all stayed under `min_util` percent for `window`
+    seconds is stopped (`stop`), or first warned and stopped `grace` seconds later unless
+    they are used again (`warn`)."""
+
+    min_util: float
+    window: float
+    action: str = "stop"
+    grace: float = 600.0
+
+    def words(self) -> str:
+        return f"under {self.min_util:g}% for {duration(self.window)}"
+
+
+@dataclass(frozen=True)
 class Limits:
     """What one user (or project) may have; None is no limit."""
 
@@ -41,13 +56,14 @@ class Limits:
     gpus: Optional[int] = None  # GPUs at once
     running: Optional[int] = None  # GPU jobs at once
     gpu_hours_per_day: Optional[float] = None  # in the last 24 hours
+    idle: Optional[Idle] = None  # users only: when their jobs' idle GPUs are taken back
 
     def merged(self, over: Limits) -> Limits:
         """These limits with what `over` sets replacing them (a user's entry over the defaults)."""
         return Limits(*(o if o is not None else d for d, o in zip(self._values(), over._values())))
 
     def _values(self) -> tuple:
-        return self.max_priority, self.gpus, self.running, self.gpu_hours_per_day
+        return self.max_priority, self.gpus, self.running, self.gpu_hours_per_day, self.idle
 
 
 @dataclass(frozen=True)
@@ -93,7 +109,7 @@ def _number(value: Any) -> bool:
 def _limits(data: Any, where: str) -> Limits:
     if not isinstance(data, dict):
         raise PolicyError(f"{where}: must be an object of limits")
-    known = {"max_priority", "gpus", "running", "gpu_hours_per_day"}
+    known = {"max_priority", "gpus", "running", "gpu_hours_per_day", "idle"}
     if set(data) - known:
         raise PolicyError(f"{where}.{sorted(set(data) - known)[0]}: unknown limit ({', '.join(sorted(known))})")
     for name in ("max_priority", "gpus", "running"):
@@ -106,7 +122,36 @@ def _limits(data: Any, where: str) -> Limits:
     if hours is not None and (not _number(hours) or hours < 0):
         raise PolicyError(f"{where}.gpu_hours_per_day: {hours!r} is not a number of hours (0 or more)")
     return Limits(data.get("max_priority"), data.get("gpus"), data.get("running"),
-                  float(hours) if hours is not None else None)
+                  float(hours) if hours is not None else None, _idle(data.get("idle"), f"{where}.idle"))
+
+
+def _idle(data: Any, where: str) -> Optional[Idle]:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise PolicyError(f"{where}: must be an object: min_util, window_minutes, action, grace_minutes")
+    known = {"min_util", "window_minutes", "action", "grace_minutes"}
+    if set(data) - known:
+        raise PolicyError(f"{where}.{sorted(set(data) - known)[0]}: unknown field ({', '.join(sorted(known))})")
+    util, window, grace = data.get("min_util"), data.get("window_minutes"), data.get("grace_minutes", 10)
+    if not _number(util) or not 0 < util <= 100:
+        raise PolicyError(f"{where}.min_util: {util!r} is not a percentage (more than 0, at most 100)")
+    for name, value in (("window_minutes", window), ("grace_minutes", grace)):
+        if not _number(value) or value <= 0:
+            raise PolicyError(f"{where}.{name}: {value!r} is not a positive number of minutes")
+    action = data.get("action", "stop")
+    if action not in ("stop", "warn"):
+        raise PolicyError(f"{where}.action: {action!r} is neither 'stop' nor 'warn'")
+    return Idle(float(util), float(window) * 60, action, float(grace) * 60)
+
+
+def duration(seconds: float) -> str:
+    """Seconds in words: 30 min, 2 h, 1.8 s."""
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 60:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
 
 
 def _named(data: Any, where: str) -> dict[str, Limits]:

@@ -28,7 +28,8 @@ class FailureReason(str, Enum):
     BACKEND_ERROR = "backend_error"
     LOST = "lost"
     ENVIRONMENT = "environment"  # its packages could not be installed
+    IDLE = "idle"  # stopped: its GPUs sat idle (the host's policy gives them back)
 
 
 #: why the service stopped a running job (kept across restarts, so a restart finishes the stop)
-StopReason = Literal["cancel", "timeout", "preempt"]
+StopReason = Literal["cancel", "timeout", "preempt", "idle"]

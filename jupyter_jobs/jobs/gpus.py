@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 import getpass
 
-from ..domain.policy import refuse
+from ..domain.policy import Limits, Policy, refuse
 
 if TYPE_CHECKING:
     from .gpupool import HostGPUPool
@@ -73,8 +73,10 @@ class GPUAllocator:
     its calls then touch files: call them through `run`, on the allocator's own thread (never
     the event loop's default executor, which the server's other work needs)."""
 
-    def __init__(self, gpus: list[GPU], share: int = 1, pool: Optional[HostGPUPool] = None):
+    def __init__(self, gpus: list[GPU], share: int = 1, pool: Optional[HostGPUPool] = None,
+                 policy: Optional[Policy] = None):
         self.gpus = gpus
+        self.base_policy = policy or Policy(default=Limits())  # one server alone: its own rule, no cap
         self.share = max(1, share)
         self.pool = pool
         self._used: dict[int, int] = {g.index: 0 for g in gpus}
@@ -129,13 +131,18 @@ class GPUAllocator:
         """Whose jobs this allocator's are (the server's Unix user)."""
         return self.pool.user if self.pool is not None else _me()
 
+    def policy(self) -> Policy:
+        """The rule in force: the host's as last read (no file system: safe on the event loop), or
+        this server's own without a host pool."""
+        return self.pool.admin.last() if self.pool is not None else self.base_policy
+
     def priority(self, asked: int) -> int:
         """A job's priority on this host: what it asks for, capped by the host's policy as last read."""
-        return self.pool.admin.last().priority(self.pool.user, asked) if self.pool is not None else asked
+        return self.policy().priority(self.user, asked)
 
     def refusal(self, count: int, project: Optional[str]) -> Optional[str]:
         """Why a job asking for `count` GPUs can never start under the host's quotas, or None."""
-        return refuse(self.pool.user, project, count, self.pool.admin.last()) if self.pool is not None else None
+        return refuse(self.user, project, count, self.policy())
 
     def claim(self, indices: list[int], owner: str = "") -> None:
         """Mark indices as used by a job found running at start-up."""

@@ -69,13 +69,13 @@ class RunnerEnv:
 
 
 async def record_end(env: RunnerEnv, job: Job, outcome: Outcome, stop_reason: Optional[StopReason] = None,
-                     preempted_for: str = "") -> None:
+                     why: str = "") -> None:
     """Store the terminal status an outcome means (the first terminal status wins) and let
     the log's followers finish; or, for a failure the spec retries or a preemption, queue the
     next attempt."""
-    end = verdict(outcome, stop_reason, job.spec.timeout)
+    end = verdict(outcome, stop_reason, job.spec.timeout, why)
     if stop_reason == "preempt" and end.status != JobStatus.SUCCEEDED:
-        await _preempted(env, job, preempted_for or "a job ahead of it needed its GPUs")
+        await _preempted(env, job, why or "a job ahead of it needed its GPUs")
         return
     if job.spec.notebook and end.reason == FailureReason.EXIT_CODE:  # the runner says which cell
         said = await asyncio.to_thread(notebooks.failure, env.job_dir(job) / METRICS_DIR)
@@ -125,7 +125,7 @@ class JobRunner:
         self.env, self.job, self.backend, self.gpus = env, job, backend, gpus
         self.execution: Optional[Execution] = None
         self.stop_reason: Optional[StopReason] = None
-        self.preempted_for = ""  # why it is being preempted, in words
+        self.stop_why = ""  # why the service stops it, in words (a preemption, idle GPUs)
         self.launching: Optional[asyncio.Future[None]] = None  # set while backend.start runs
         self.recorded = asyncio.Event()  # its terminal status is stored
         self.detached = False
@@ -270,7 +270,7 @@ class JobRunner:
             return
         log.info("reattached job %s", self.id)
         self.stop_reason = self.job.backend_state.get("stop_reason")
-        self.preempted_for = str(self.job.backend_state.get("preempted_for") or "")
+        self.stop_why = str(self.job.backend_state.get("stop_why") or "")
         if self.stop_reason:  # a cancel or timeout was under way: finish it
             await self.execution.stop(self.env.kill_grace)
         else:
@@ -325,7 +325,7 @@ class JobRunner:
         self.env.requeued(self.id)
 
     async def end(self, outcome: Outcome) -> None:
-        await record_end(self.env, self.job, outcome, self.stop_reason, self.preempted_for)
+        await record_end(self.env, self.job, outcome, self.stop_reason, self.stop_why)
         self.recorded.set()
 
     async def stop(self, reason: StopReason, why: str = "") -> None:
@@ -333,8 +333,8 @@ class JobRunner:
         if self.execution is None or self.recorded.is_set():
             return
         if self.stop_reason is None:
-            self.stop_reason, self.preempted_for = reason, why if reason == "preempt" else ""
-            state = {**self.execution.state, "stop_reason": reason, "preempted_for": self.preempted_for}
+            self.stop_reason, self.stop_why = reason, why
+            state = {**self.execution.state, "stop_reason": reason, "stop_why": why}
             await self.env.store.update(self.id, backend_state=state)
         await self.execution.stop(self.env.kill_grace)
 

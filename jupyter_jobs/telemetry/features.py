@@ -3,10 +3,12 @@ webhooks told of the core's (and other features') events. Both only listen."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Optional
 
+from ..domain.policy import Idle
 from ..domain.status import JobStatus
 from ..jobs.plugins import Event, JobCore
+from .idle import IdleWatch
 from .sampler import GPUSampler, Telemetry
 from .webhooks import EVENTS, Webhooks
 
@@ -14,9 +16,16 @@ from .webhooks import EVENTS, Webhooks
 class JobSampling:
     """Every `interval` seconds, the CPU, memory and GPUs of each job whose command runs now."""
 
-    def __init__(self, core: JobCore, interval: float, nvml: Any = None):
+    def __init__(self, core: JobCore, interval: float, nvml: Any = None,
+                 idle: Callable[[], Optional[Idle]] = lambda: None):
         self.core = core
-        self.telemetry = Telemetry(self._sampled, interval, GPUSampler(nvml), core.store.add_note)
+        self.idle = IdleWatch(idle, self._stop_idle, core.store.add_note)
+        self.telemetry = Telemetry(self._sampled, interval, GPUSampler(nvml), core.store.add_note, self.idle.observe)
+
+    async def _stop_idle(self, job_id: str, why: str) -> None:
+        runner = self.core.runners().get(job_id)
+        if runner is not None:
+            self.core.spawn(runner.stop("idle", why))
 
     def _sampled(self) -> list[tuple[str, Any, list[int], Any]]:
         return [(r.id, self.core.job_dir(r.job), r.gpus, r.execution) for r in list(self.core.runners().values())

@@ -88,8 +88,10 @@ class Telemetry:
     """Samples the jobs `running()` returns: (job id, job folder, GPU indices, execution)."""
 
     def __init__(self, running: Callable[[], list[tuple[str, Path, list[int], Any]]], interval: float,
-                 gpus: GPUSampler, note: Callable[[str, str], Awaitable[None]]):
+                 gpus: GPUSampler, note: Callable[[str, str], Awaitable[None]],
+                 utilization: Optional[Callable[[dict[str, float]], Awaitable[None]]] = None):
         self.running, self.interval, self.gpus, self.note = running, interval, gpus, note
+        self.utilization = utilization  # told each round of each GPU job's busiest device (percent)
         self._seen: dict[str, _Seen] = {}
 
     async def run(self) -> None:
@@ -106,15 +108,20 @@ class Telemetry:
         self._seen = {job_id: self._seen.get(job_id) or _Seen() for job_id, *_ in jobs}
         if not jobs:
             return
-        lines, notes = await asyncio.to_thread(self._measure, jobs)
+        lines, notes, busiest = await asyncio.to_thread(self._measure, jobs)
         await asyncio.to_thread(_append, lines)
         for job_id, text in notes:
             await self.note(job_id, f"telemetry: {text}")
+        if self.utilization is not None:
+            await self.utilization(busiest)
 
-    def _measure(self, jobs: list[tuple[str, Path, list[int], Any]]) -> tuple[list[tuple[Path, str]], list]:
+    def _measure(self, jobs: list[tuple[str, Path, list[int], Any]]
+                 ) -> tuple[list[tuple[Path, str]], list, dict[str, float]]:
         gpu = self.gpus.sample({i for _, _, indices, _ in jobs for i in indices})
         now, wall = time.monotonic(), time.time()
         lines, notes = [], []
+        busiest = {job_id: max(gpu[i]["util"] for i in indices) for job_id, _, indices, _ in jobs
+                   if indices and all("util" in gpu.get(i, {}) for i in indices)}
         for job_id, folder, indices, execution in jobs:
             seen = self._seen[job_id]
             try:
@@ -137,7 +144,7 @@ class Telemetry:
                     point[f"gpu.{index}.{key}"] = value
             if len(point) > 2:
                 lines.append((folder, json.dumps(point)))
-        return lines, notes
+        return lines, notes, busiest
 
 
 def _append(lines: list[tuple[Path, str]]) -> None:

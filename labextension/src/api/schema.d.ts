@@ -1755,12 +1755,12 @@ export interface components {
          * FailureReason
          * @enum {string}
          */
-        FailureReason: "exit_code" | "timeout" | "oom" | "backend_error" | "lost" | "environment";
+        FailureReason: "exit_code" | "timeout" | "oom" | "backend_error" | "lost" | "environment" | "idle";
         /**
          * FailureReason
          * @enum {string}
          */
-        FailureReasonInput: "exit_code" | "timeout" | "oom" | "backend_error" | "lost" | "environment";
+        FailureReasonInput: "exit_code" | "timeout" | "oom" | "backend_error" | "lost" | "environment" | "idle";
         /** FieldError */
         FieldError: {
             /** Field */

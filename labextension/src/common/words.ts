@@ -18,7 +18,8 @@ const REASONS: Record<Reason, string> = {
   oom: 'ran out of memory',
   backend_error: 'its backend failed',
   lost: 'was lost (its process or container went away)',
-  environment: 'its packages could not be installed'
+  environment: 'its packages could not be installed',
+  idle: 'its GPUs sat idle'
 };
 
 /** Why the job ended, in words ("exited with code 3", "ran out of memory"); null when it
