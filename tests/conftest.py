@@ -14,7 +14,7 @@ import pytest
 
 from support import TERMINAL, ServerProcess, docker_problem, kill_running_jobs, require
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
+pytest_plugins = ["pytest_jupyter.jupyter_server", "rootless"]  # rootless: users with their own Podman
 @pytest.fixture(scope="session")
 def docker_client():
     require("docker", docker_problem())

@@ -93,10 +93,11 @@ class ServerProcess:
     """`jupyter server` with the extension in a child process, restartable on the same data."""
 
     def __init__(self, root: Path, data: Path, token: str = "test-token", extra: Optional[list[str]] = None,
-                 env: Optional[dict[str, str]] = None, python: str = sys.executable):
+                 env: Optional[dict[str, str]] = None, python: str = sys.executable, user: Optional[str] = None):
         self.root, self.data, self.token, self.python = root, data, token, python
         self.extra = extra or []
         self.env = env or {}
+        self.user = user  # run as this Unix user (as root), with only `env` on a bare environment
         self.port = free_port()
         self.proc: Optional[subprocess.Popen] = None
         self.log_path = data.parent / "server.log"
@@ -107,7 +108,11 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         env = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1", **self.env}
-        cmd = [
+        if self.user:
+            env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "USER": self.user,
+                   "LOGNAME": self.user, "JUPYTER_PLATFORM_DIRS": "1", **self.env}
+        as_user = ["setpriv", f"--reuid={self.user}", f"--regid={self.user}", "--init-groups"] if self.user else []
+        cmd = [*as_user,
             self.python, "-m", "jupyter_server", "--no-browser", "--allow-root",
             f"--port={self.port}", "--port-retries=0", f"--ServerApp.root_dir={self.root}",
             f"--IdentityProvider.token={self.token}", f"--JobsApp.data_dir={self.data}",
@@ -144,6 +149,30 @@ class ServerProcess:
                 return json.loads(raw)
             return raw
 
+    async def fetch(self, *path: str, method: str = "GET", body: Any = None, params: Optional[dict] = None,
+                    headers: Optional[dict] = None, raise_error: bool = True) -> Any:
+        """pytest-jupyter's `jp_fetch`, against this process (conftest's `Api` takes either)."""
+        import asyncio
+        import urllib.parse
+
+        url = f"{self.url}/{'/'.join(urllib.parse.quote(p) for p in path)}"
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        data = body.encode() if isinstance(body, str) else body
+        req = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Authorization": f"token {self.token}", **(headers or {})})
+
+        def send() -> Response:
+            try:
+                with urllib.request.urlopen(req, timeout=120) as resp:
+                    return Response(resp.status, resp.read(), resp.headers)
+            except urllib.error.HTTPError as exc:
+                if raise_error:
+                    raise
+                return Response(exc.code, exc.read(), exc.headers)
+
+        return await asyncio.to_thread(send)
+
     def wait(self, job_id: str, statuses: set[str] = TERMINAL, timeout: float = 30) -> dict:
         deadline = time.monotonic() + timeout
         while True:
@@ -158,6 +187,13 @@ class ServerProcess:
         return [json.loads(line) for line in raw.decode().splitlines()]
 
 
+
+
+class Response:
+    """What `ServerProcess.fetch` answers (as tornado's response: code, body, headers)."""
+
+    def __init__(self, code: int, body: bytes, headers: Any):
+        self.code, self.body, self.headers = code, body, headers
 
 
 class Kernel:

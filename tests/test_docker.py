@@ -1,22 +1,82 @@
 """The docker backend against a real Docker engine (`bash scripts/docker-engine` starts one and
-builds the test images offline). GPUs are configured fakes: no NVIDIA device exists here."""
+builds the test images offline). GPUs are configured fakes: no NVIDIA device exists here.
+
+Tests marked `both_engines` run twice: on the Docker engine, and on the podman backend with a
+real non-root user's rootless Podman, through that user's own Jupyter server (tests/rootless.py;
+the podman backend's own tests are in test_podman.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import time
 
 import docker.errors
 import pytest
 
+from conftest import Api
 from support import log_text
 
 BUSYBOX = "jupyter-jobs/busybox:test"
 PYTHON = "jupyter-jobs/python:test"
 
 
+#: run a test on the docker backend and on the podman backend (a real user's rootless Podman)
+both_engines = pytest.mark.parametrize("engine", ["docker", "podman"], indirect=True)
+
+
+@pytest.fixture
+def engine(request) -> str:
+    """The backend under test: docker, unless a test is marked `both_engines`."""
+    return getattr(request, "param", "docker")
+
+
+@pytest.fixture
+def podman_server(request):
+    """alice's own Jupyter server, on her rootless Podman."""
+    return request.getfixturevalue("user_servers")(request.getfixturevalue("alice"))
+
+
+@pytest.fixture
+def api(engine, request) -> Api:
+    if engine == "docker":
+        return Api(request.getfixturevalue("jp_fetch"))
+    return Api(request.getfixturevalue("podman_server").fetch)
+
+
+@pytest.fixture
+def workspace(engine, request, workspace):
+    """conftest's project folder; for podman, the same in the user's server's root, hers."""
+    if engine == "docker":
+        return workspace
+    folder = request.getfixturevalue("alice").folder(request.getfixturevalue("podman_server").root / "proj")
+    shutil.copy2(workspace / "hello.py", folder / "hello.py")
+    return folder
+
+
+@pytest.fixture
+def engine_client(engine, request):
+    """A Docker SDK client of the engine under test (for podman: the user's own, through the
+    socket the user's server uses, as root)."""
+    if engine == "docker":
+        return request.getfixturevalue("docker_client")
+    # (the API version named: no call now, as the engine starts with the server's first job)
+    return docker.DockerClient(base_url=f"unix://{request.getfixturevalue('alice').socket}", version="1.41",
+                               timeout=60)
+
+
+@pytest.fixture
+def spec(engine):
+    """A spec for the backend under test (the busybox image, the `proj` workspace)."""
+    return lambda **spec: {"backend": engine, "image": BUSYBOX, "workspace": "proj", **spec}
+
+
 @pytest.fixture(autouse=True)
-def _engine(docker_client):
+def _engine(engine, request):
+    if engine != "docker":
+        yield  # the user's containers go with the user's server (rootless.user_servers)
+        return
+    docker_client = request.getfixturevalue("docker_client")  # skips where there is no engine
     yield
     # only what a test left running; finished ones are checked by tests (the low-level list does
     # not inspect each container, which races one being removed meanwhile)
@@ -42,7 +102,8 @@ async def test_backend_is_listed_with_the_engine(api):
     assert docker["details"]["nvidia"] is False
 
 
-async def test_job_reads_workspace_and_writes_artifacts(api, workspace, docker_client):
+@both_engines
+async def test_job_reads_workspace_and_writes_artifacts(api, workspace, engine_client, spec):
     (workspace / "data.txt").write_text("from the workspace\n")
     code = (
         "import os\nprint(open('data.txt').read().strip(), os.getcwd(), os.environ['JOB_ID'])\n"
@@ -50,7 +111,7 @@ async def test_job_reads_workspace_and_writes_artifacts(api, workspace, docker_c
         "open('/artifacts/out/result.txt', 'w').write(os.environ['JOB_ARTIFACTS_DIR'] + ' ' + os.environ['GREETING'])\n"
         "print('storage', os.environ['JOB_STORAGE_DIR'], os.path.isdir('/storage'))\n"
     )
-    job = await api.submit(docker_job(image=PYTHON, command=["python3", "-c", code], env={"GREETING": "hi"}))
+    job = await api.submit(spec(image=PYTHON, command=["python3", "-c", code], env={"GREETING": "hi"}))
     chunks = await api.logs(job["id"], follow=True)
     assert log_text(chunks) == f"from the workspace /workspace {job['id']}\nstorage /storage True\n"
     assert chunks[-1]["status"] == "succeeded"
@@ -58,36 +119,39 @@ async def test_job_reads_workspace_and_writes_artifacts(api, workspace, docker_c
     assert [a["path"] for a in listed] == ["out/result.txt"]
     resp = await api.call("GET", "jobs", job["id"], "artifacts", "out", "result.txt")
     assert resp.body == b"/artifacts hi"
-    assert containers(docker_client, job["id"]) == []  # removed once collected
+    assert containers(engine_client, job["id"]) == []  # removed once collected
 
 
-async def test_stdout_stderr_and_exit_codes(api, workspace):
-    job = await api.submit(docker_job(command="echo out; echo err >&2; exit 7"))
+@both_engines
+async def test_stdout_stderr_and_exit_codes(api, workspace, spec):
+    job = await api.submit(spec(command="echo out; echo err >&2; exit 7"))
     chunks = await api.logs(job["id"], follow=True)
     assert log_text(chunks, "stdout") == "out\n" and log_text(chunks, "stderr") == "err\n"
     done = await api.job(job["id"])
     assert done["status"] == "failed" and done["reason"] == "exit_code" and done["exit_code"] == 7
 
 
-async def test_storage_persists_across_container_jobs(api, workspace):
-    first = await api.submit(docker_job(command="echo 41 > /storage/n"))
+@both_engines
+async def test_storage_persists_across_container_jobs(api, workspace, spec):
+    first = await api.submit(spec(command="echo 41 > /storage/n"))
     assert (await api.wait(first["id"]))["status"] == "succeeded"
-    second = await api.submit(docker_job(command="cat /storage/n"))
+    second = await api.submit(spec(command="cat /storage/n"))
     assert log_text(await api.logs(second["id"], follow=True)) == "41\n"
 
 
-async def test_cancel_stops_the_container(api, workspace, docker_client):
-    job = await api.submit(docker_job(command="echo started; sleep 60"))
+@both_engines
+async def test_cancel_stops_the_container(api, workspace, engine_client, spec):
+    job = await api.submit(spec(command="echo started; sleep 60"))
     await api.wait_for_output(job["id"], "started")
     started = time.monotonic()
     cancelled = await api.call("POST", "jobs", job["id"], "cancel")
     done = cancelled if cancelled["status"] == "cancelled" else await api.wait(job["id"])
     assert done["status"] == "cancelled" and time.monotonic() - started < 10
     for _ in range(50):
-        if not containers(docker_client, job["id"]):
+        if not containers(engine_client, job["id"]):
             break
         await asyncio.sleep(0.1)
-    assert containers(docker_client, job["id"]) == []
+    assert containers(engine_client, job["id"]) == []
 
 
 @pytest.mark.parametrize("extra_config", [{"DockerBackend": {"max_running": 12}}])
@@ -115,8 +179,9 @@ async def test_many_containers_are_followed_by_two_threads(api, workspace, docke
     assert followers() == ["jobs-docker-events", "jobs-docker-reader"]
 
 
-async def test_timeout(api, workspace):
-    job = await api.submit(docker_job(command="echo go; sleep 60", timeout=1))
+@both_engines
+async def test_timeout(api, workspace, spec):
+    job = await api.submit(spec(command="echo go; sleep 60", timeout=1))
     done = await api.wait(job["id"], timeout=20)
     assert done["status"] == "failed" and done["reason"] == "timeout"
 
@@ -142,15 +207,17 @@ async def test_resource_limits_reach_the_container(api, workspace, docker_client
     container.remove(force=True)
 
 
-async def test_missing_image_fails_with_a_clear_message(api, workspace):
-    job = await api.submit(docker_job(image="no-such-image:1.0", command="true"))
+@both_engines
+async def test_missing_image_fails_with_a_clear_message(api, workspace, spec, engine):
+    job = await api.submit(spec(image="no-such-image:1.0", command="true"))
     done = await api.wait(job["id"], timeout=60)
     assert done["status"] == "failed" and done["reason"] == "backend_error"
-    assert "no-such-image:1.0" in done["message"] and "docker load" in done["message"]
+    assert "no-such-image:1.0" in done["message"] and f"{engine} load" in done["message"]
 
 
-async def test_image_is_required(api, workspace):
-    reply = await api.submit({"backend": "docker", "command": "true", "workspace": "proj"}, expect=400)
+@both_engines
+async def test_image_is_required(api, workspace, spec):
+    reply = await api.submit({**spec(command="true"), "image": None}, expect=400)
     assert reply["errors"][0]["field"] == "image"
 
 
@@ -246,12 +313,13 @@ class TestDatasets:
         assert log_text(await api.logs(job["id"], follow=True)) == "2\n1234\nread-only\n"
 
 
-async def test_artifacts_a_root_container_swaps_for_symlinks_are_never_served(api, workspace):
+@both_engines
+async def test_artifacts_a_root_container_swaps_for_symlinks_are_never_served(api, workspace, spec):
     """A container's root may plant links to host paths in its bind-mounted artifacts folder."""
     from test_hardening import SWAPPER, _downloads_never_leave_the_artifacts
 
     (workspace / "swap.py").write_text(SWAPPER)
-    job = await api.submit(docker_job(image=PYTHON, command=["python3", "swap.py", "8"]))
+    job = await api.submit(spec(image=PYTHON, command=["python3", "swap.py", "8"]))
     await api.wait_for_output(job["id"], "swapping")
     codes = await _downloads_never_leave_the_artifacts(api, job["id"], 150)
     assert 200 in codes

@@ -6,6 +6,7 @@ from .base import Availability, Backend, BackendError, Execution, JobContext, Ou
 BUILTIN_BACKENDS = {
     "local": "jupyter_jobs.backends.local.LocalBackend",
     "docker": "jupyter_jobs.backends.docker.DockerBackend",
+    "podman": "jupyter_jobs.backends.podman.PodmanBackend",
     "slurm": "jupyter_jobs.backends.slurm.SlurmBackend",
 }
 

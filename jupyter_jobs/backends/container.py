@@ -19,6 +19,7 @@ class ContainerSettings(Protocol):
     pids_limit: int
     network_mode: str
     gpu_request: str
+    cdi_kind: str
     shm_size: str
     runtime: str
 
@@ -60,11 +61,20 @@ def _host(settings: ContainerSettings, ctx: JobContext, local: bool) -> dict[str
         host["port_bindings"] = {port: ("127.0.0.1", None) for port in ctx.ports.values()}
     if ctx.gpus and settings.gpu_request == "device_requests":
         host["device_requests"] = [DeviceRequest(device_ids=[str(i) for i in ctx.gpus], capabilities=[["gpu"]])]
+    if ctx.gpus and settings.gpu_request == "cdi":
+        host["devices"] = cdi_devices(settings.cdi_kind, ctx.gpus)
     if settings.shm_size:
         host["shm_size"] = settings.shm_size
     if settings.runtime:
         host["runtime"] = settings.runtime
     return host
+
+
+def cdi_devices(kind: str, gpus: list[int]) -> list[dict[str, str]]:
+    """The host's GPUs as CDI devices (`nvidia.com/gpu=0`), in the Docker API's device list: the
+    name as the host path, nothing else, which is how Podman's compat API passes a name on to CDI
+    (Docker 25+ takes the same with its CDI feature on)."""
+    return [{"PathOnHost": f"{kind}={i}", "PathInContainer": "", "CgroupPermissions": ""} for i in gpus]
 
 
 def _environment(ctx: JobContext) -> dict[str, str]:

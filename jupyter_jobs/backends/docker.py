@@ -15,7 +15,7 @@ import io
 import tarfile
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, ClassVar, Optional
 
 from traitlets import Bool, Dict, Enum, Float, Int, Unicode
 
@@ -198,6 +198,11 @@ class DockerBackend(Backend):
 
     name = "docker"
     description = "a container on a Docker engine"
+    #: how messages name the engine and its command line (the podman backend says its own)
+    engine: ClassVar[str] = "Docker engine"
+    engine_cli: ClassVar[str] = "docker"
+    #: whether the engine's event stream filters by event name (docker_watch.py)
+    die_filter: ClassVar[bool] = True
 
     base_url = Unicode("", help="Docker engine URL; empty: DOCKER_HOST or the local socket.").tag(config=True)
     workspace_mode = Enum(
@@ -223,9 +228,14 @@ class DockerBackend(Backend):
     )
     runtime = Unicode("", help="Container runtime, e.g. 'nvidia' on engines that need it for GPUs.").tag(config=True)
     gpu_request = Enum(
-        ["device_requests", "env"], "device_requests",
+        ["device_requests", "cdi", "env"], "device_requests",
         help="How a job's GPUs are given to its container: Docker device requests (the NVIDIA Container "
-        "Toolkit), or only NVIDIA_VISIBLE_DEVICES for a runtime that reads it (runtime='nvidia').",
+        "Toolkit), CDI devices named `<cdi_kind>=<index>` (Podman; Docker 25+ with CDI enabled), or only "
+        "NVIDIA_VISIBLE_DEVICES for a runtime that reads it (runtime='nvidia').",
+    ).tag(config=True)
+    cdi_kind = Unicode(
+        "nvidia.com/gpu", help="The CDI device kind of the host's GPUs (gpu_request='cdi'): device i is "
+        "'<cdi_kind>=i', as `nvidia-ctk cdi generate` names them.",
     ).tag(config=True)
     default_image = Unicode("", help="Image for jobs whose spec names none.").tag(config=True)
     pull = Bool(True, help="Pull images the engine does not have.").tag(config=True)
@@ -259,7 +269,8 @@ class DockerBackend(Backend):
         """The reader and event stream that follow all of this service's containers."""
         with self._lock:
             if self._watch is None:
-                self._watch = DockerWatch(self.client, f"{LABEL_INSTANCE}={self.instance}", lambda: self.engine_wait)
+                self._watch = DockerWatch(self.client, f"{LABEL_INSTANCE}={self.instance}", lambda: self.engine_wait,
+                                          self.die_filter)
             return self._watch
 
     async def close(self) -> None:
@@ -316,13 +327,13 @@ class DockerBackend(Backend):
 
     async def validate(self, spec: JobSpec) -> None:
         if not spec.image and not self.default_image:
-            raise SpecError.one("image", "the docker backend needs an image, e.g. 'python:3.11' "
-                                "(or an admin-set c.DockerBackend.default_image)")
+            raise SpecError.one("image", f"the {self.name} backend needs an image, e.g. 'python:3.11' "
+                                f"(or an admin-set c.{type(self).__name__}.default_image)")
         if spec.expose and self.network_mode in ("none", "host"):
             raise SpecError.one("expose", f"this server's containers run with network mode {self.network_mode!r}, "
                                 "so their ports cannot be published (c.DockerBackend.network_mode)")
         if spec.expose and not await asyncio.to_thread(self._local):
-            raise SpecError.one("expose", "endpoints need a Docker engine on the Jupyter host (its ports are "
+            raise SpecError.one("expose", f"endpoints need a {self.engine} on the Jupyter host (its ports are "
                                 "published on 127.0.0.1)")
 
     # -- starting ---------------------------------------------------------------------------
@@ -334,14 +345,15 @@ class DockerBackend(Backend):
             return
         except docker.errors.ImageNotFound:
             pass
-        hint = (f"Build or load it on the engine first (`docker build -t {image} .` or "
-                f"`docker load -i image.tar`), or name an image it has.")
+        cli = self.engine_cli
+        hint = (f"Build or load it on the engine first (`{cli} build -t {image} .` or "
+                f"`{cli} load -i image.tar`), or name an image it has.")
         if not self.pull:
-            raise BackendError(f"image {image!r} is not on the Docker engine. {hint}")
+            raise BackendError(f"image {image!r} is not on the {self.engine}. {hint}")
         try:
             client.images.pull(image)
         except Exception as exc:
-            raise BackendError(f"image {image!r} is not on the Docker engine and could not be pulled "
+            raise BackendError(f"image {image!r} is not on the {self.engine} and could not be pulled "
                                f"({exc}). {hint}") from None
 
     def _create(self, ctx: JobContext) -> Any:
@@ -354,18 +366,25 @@ class DockerBackend(Backend):
             client.api.remove_container(name, force=True)
         except docker.errors.NotFound:
             pass
-        container = client.api.create_container(
-            ctx.image or ctx.job.spec.image or self.default_image,
+        cid = self._create_container(
+            image=ctx.image or ctx.job.spec.image or self.default_image,
             command=ctx.job.spec.argv(notebook_runner=runner_source()),
-            working_dir="/workspace",
             environment=env, labels={LABEL_JOB: ctx.job.id, LABEL_INSTANCE: self.instance}, name=name,
-            ports=list(ctx.ports.values()) or None,
-            user=self.user or None, stdin_open=False, tty=False, host_config=client.api.create_host_config(**host),
+            ports=list(ctx.ports.values()), host=host,
         )
-        cid = container["Id"]
         if not local:
             client.api.put_archive(cid, "/", workspace_tar(ctx.workspace))
         return cid
+
+    def _create_container(self, *, image: str, command: list[str], environment: dict[str, str],
+                          labels: dict[str, str], name: str, ports: list[int], host: dict[str, Any]) -> str:
+        """Create the (unstarted) container; its id."""
+        api = self.client().api
+        return api.create_container(
+            image, command=command, working_dir="/workspace", environment=environment, labels=labels, name=name,
+            ports=ports or None, user=self.user or None, stdin_open=False, tty=False,
+            host_config=api.create_host_config(**host),
+        )["Id"]
 
     def _engine_url(self, path: str) -> str:
         api = self.client().api
@@ -392,7 +411,7 @@ class DockerBackend(Backend):
         except BackendError:
             raise
         except docker.errors.DockerException as exc:
-            raise BackendError(f"the Docker engine refused the job: {_explain(exc)}") from None
+            raise BackendError(f"the {self.engine} refused the job: {_explain(exc)}") from None
 
     def _start_container(self, cid: str) -> None:
         docker = _docker()
@@ -442,12 +461,12 @@ class DockerBackend(Backend):
             except Exception as exc:
                 if time.monotonic() > deadline:
                     return Outcome(None, FailureReason.BACKEND_ERROR,
-                                   f"lost contact with the Docker engine for {self.engine_wait:g} s: {exc}")
+                                   f"lost contact with the {self.engine} for {self.engine_wait:g} s: {exc}")
                 engine_gone = True
                 with self._lock:
                     self._client = None
                 time.sleep(1)
-        return _exit_outcome(code, state, engine_gone)
+        return _exit_outcome(code, state, engine_gone, self.engine)
 
     def _replay_logs(self, cid: str, demux: Demux) -> None:
         """Feed what the engine logged for a finished container (the demux skips what the job's
@@ -490,10 +509,10 @@ class DockerBackend(Backend):
             self.log.debug("removing %s: %s", cid, exc)
 
 
-def _exit_outcome(code: int, state: dict[str, Any], engine_gone: bool) -> Outcome:
+def _exit_outcome(code: int, state: dict[str, Any], engine_gone: bool, engine: str = "Docker engine") -> Outcome:
     """How a container ended, from its exit code and the engine's record of its state."""
     if engine_gone:
-        return Outcome(code, FailureReason.BACKEND_ERROR, "the Docker engine stopped or restarted while the job "
+        return Outcome(code, FailureReason.BACKEND_ERROR, f"the {engine} stopped or restarted while the job "
                        f"ran; its container exited with code {code}")
     if state.get("OOMKilled"):
         return Outcome(code, FailureReason.OOM, "the container ran out of memory and was killed "

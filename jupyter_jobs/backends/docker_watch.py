@@ -45,9 +45,13 @@ class Watched(Protocol):
 class DockerWatch:
     """The reader and the event stream of one docker backend, started with its first container."""
 
-    def __init__(self, client: Callable[[], Any], label: str, engine_wait: Callable[[], float]):
+    def __init__(self, client: Callable[[], Any], label: str, engine_wait: Callable[[], float],
+                 die_filter: bool = True):
         self._client = client  # the backend's (re-made after the engine was away)
         self._label = label  # "key=value" on every container of this service
+        #: ask the engine for `die` events only (Podman 4's compat API matches that filter against
+        #: its own event names and sends none: there the others are skipped here)
+        self._die_filter = die_filter
         self._engine_wait = engine_wait
         self._lock = threading.Lock()
         self._watched: dict[str, Watched] = {}  # container id -> execution
@@ -173,8 +177,9 @@ class DockerWatch:
         down_since: Optional[float] = None
         while True:
             try:
-                events = self._client().api.events(decode=True, filters={
-                    "type": "container", "event": "die", "label": self._label})
+                wanted = {"type": "container", "label": self._label}
+                events = self._client().api.events(decode=True, filters={**wanted, "event": "die"}
+                                                   if self._die_filter else wanted)
                 with self._lock:
                     if self._closed:
                         events.close()
@@ -183,7 +188,8 @@ class DockerWatch:
                 self._reconcile()  # what ended while no stream was open
                 down_since = None
                 for event in events:
-                    self._ended(event.get("id") or (event.get("Actor") or {}).get("ID") or "")
+                    if event.get("Action", event.get("status")) == "die":
+                        self._ended(event.get("id") or (event.get("Actor") or {}).get("ID") or "")
             except Exception as exc:
                 log.debug("the docker event stream broke: %s", exc)
             with self._lock:
