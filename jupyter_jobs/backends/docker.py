@@ -15,11 +15,10 @@ import io
 import tarfile
 import threading
 import time
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, ClassVar, Optional
 
 from traitlets import Bool, Dict, Enum, Float, Int, Unicode
 
-from ..environments.venvs import EnvironmentFailed, Environments
 from ..domain.status import FailureReason
 from ..domain.spec import JobSpec
 from ..domain.errors import SpecError
@@ -27,7 +26,7 @@ from ..domain.replies import Capabilities
 from .notebooks import runner_source
 from .base import Availability, Backend, BackendError, EndedExecution, Execution, JobContext, Outcome, Usage
 from .container import container_settings, workspace_tar
-from .docker_env import collect_images, derived_image, image_environments
+from .docker_env import ImageEnvironments
 from .docker_stream import Demux
 from .docker_watch import DockerWatch
 from .tail import FollowedExecution
@@ -193,7 +192,7 @@ class DockerExecution(FollowedExecution):
             self._finish(None)
 
 
-class DockerBackend(Backend):
+class DockerBackend(ImageEnvironments, Backend):
     """Containers on a Docker engine (this host's, or the one DOCKER_HOST points at)."""
 
     name = "docker"
@@ -301,29 +300,6 @@ class DockerBackend(Backend):
 
     def capabilities(self) -> Capabilities:
         return Capabilities(containers=True, gpus=True, cpus=True, memory=True, environments=True)
-
-    async def environment(self, ctx: JobContext, requirements: str, envs: Environments,
-                          log: Callable[[bytes], None]) -> None:
-        """The job's image plus its requirements, as an image built once (docker_env.py)."""
-        base = ctx.job.spec.image or self.default_image
-        await asyncio.to_thread(self._image, base)
-        try:
-            ctx.image = await asyncio.to_thread(derived_image, self.client(), base, requirements, envs, log)
-        except _docker().errors.APIError as exc:
-            raise EnvironmentFailed(str(exc)) from None
-
-    def environment_list(self, envs: Environments) -> list[dict[str, Any]]:
-        try:
-            return image_environments(self.client(), envs)
-        except Exception:  # no engine now: nothing to list
-            return []
-
-    def collect_environments(self, envs: Environments, max_age: Optional[float],
-                             max_size: Optional[int]) -> dict[str, int]:
-        try:
-            return collect_images(self.client(), envs, max_age, max_size)
-        except Exception:  # no engine now: next time
-            return {}
 
     async def validate(self, spec: JobSpec) -> None:
         if not spec.image and not self.default_image:

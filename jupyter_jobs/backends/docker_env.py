@@ -9,9 +9,13 @@ from __future__ import annotations
 import io
 import tarfile
 from pathlib import Path
-from typing import Any, Callable, Optional
+import asyncio
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..environments.venvs import EnvironmentFailed, Environments, uv_binary
+
+if TYPE_CHECKING:
+    from .base import JobContext
 
 LABEL = "jupyter-jobs.environment"
 STAGE = "/tmp/jupyter-jobs-env"
@@ -87,3 +91,44 @@ def collect_images(client: Any, envs: Environments, max_age: Optional[float], ma
             continue
         removed, freed = removed + 1, freed + env["size"]
     return {"images_removed": removed, "image_bytes_freed": freed}
+
+
+class ImageEnvironments:
+    """A container backend's environments: images built from the job's image and its
+    requirements, listed and collected (mixed into the docker and podman backends)."""
+
+    default_image: str
+
+    def client(self) -> Any: ...
+
+    def _image(self, image: str) -> None: ...
+
+    async def environment(self, ctx: JobContext, requirements: str, envs: Environments,
+                          log: Callable[[bytes], None]) -> None:
+        """The job's image plus its requirements, as an image built once (`derived_image`)."""
+        base = ctx.job.spec.image or self.default_image
+        await asyncio.to_thread(self._image, base)
+        try:
+            ctx.image = await asyncio.to_thread(derived_image, self.client(), base, requirements, envs, log)
+        except docker_errors().APIError as exc:
+            raise EnvironmentFailed(str(exc)) from None
+
+    def environment_list(self, envs: Environments) -> list[dict[str, Any]]:
+        try:
+            return image_environments(self.client(), envs)
+        except Exception:  # no engine now: nothing to list
+            return []
+
+    def collect_environments(self, envs: Environments, max_age: Optional[float],
+                             max_size: Optional[int]) -> dict[str, int]:
+        try:
+            return collect_images(self.client(), envs, max_age, max_size)
+        except Exception:  # no engine now: next time
+            return {}
+
+
+def docker_errors() -> Any:
+    """The Docker SDK's errors, imported when first needed (as the backend imports the SDK)."""
+    import docker.errors
+
+    return docker.errors
