@@ -66,8 +66,11 @@ def test_two_servers_never_share_a_device_and_all_jobs_run(two_servers, tmp_path
     # with four devices and twenty jobs of 0.6 s, both servers' jobs ran side by side
     assert max(len([h for h in held if h[0] <= t < h[1]]) for t, *_ in held) >= 3
     assert len(list(pool.glob("*/service.json"))) == 2, "each server writes in a folder of its own"
-    assert not [p for p in pool.glob("*/*.json") if p.name != "service.json"], \
+    assert not [p for p in pool.glob("*/*.json") if p.name not in ("service.json", "usage.json")], \
         "every record is released when its job ends"
+    ledgers = [json.loads(p.read_text()) for p in pool.glob("*/usage.json")]
+    used = sum(sum(ledger["hours"].values()) for ledger in ledgers)
+    assert len(ledgers) == 2 and 20 * 0.6 <= used < 20 * 5, f"each server's ledger has its jobs' GPU time: {used} s"
 
 
 def test_a_killed_servers_running_jobs_keep_their_devices_until_they_end(two_servers, tmp_path):

@@ -177,10 +177,11 @@ def _epoch(ticks: Any) -> float:
     return _BOOT[0] + (ticks if number(ticks) else 0) / _TICKS
 
 
-def _read_folder(dfd: int, folder: str, uid: int, now: float, mine: bool, records: dict, tickets: list,
+def _read_folder(dfd: int, folder: str, uid: int, now: float, mine: Optional[dict], records: dict, tickets: list,
                  ledgers: list, seen: dict, parsed: Parsed) -> None:
-    """One service's folder: its live records and tickets (its own stale ones removed if
-    `mine`), its ledger."""
+    """One service's folder: its live records and tickets, its ledger. In this service's own
+    folder (`mine`: its server), stale tickets and an earlier server's stale records are
+    removed; its own ended jobs' records stay until their release puts their time in the ledger."""
     inode = os.fstat(dfd).st_ino
     for name in os.listdir(dfd):
         if name == LEDGER:
@@ -200,7 +201,7 @@ def _read_folder(dfd: int, folder: str, uid: int, now: float, mine: bool, record
         if ticket and now - info.st_ctime >= TICKET_LIFE:
             live = False
         if not live:
-            if mine:
+            if mine is not None and (ticket or data.get("server") != mine):
                 with contextlib.suppress(OSError):
                     os.unlink(name, dir_fd=dfd)
             continue
@@ -320,7 +321,7 @@ class HostGPUPool:
                     info = os.fstat(dfd.fd)
                     if not stat.S_ISDIR(info.st_mode) or info.st_mode & 0o022:
                         continue  # a folder others may write in is nobody's word
-                    mine = folder == self.own and info.st_uid == self.uid
+                    mine = self.server if folder == self.own and info.st_uid == self.uid else None
                     _read_folder(dfd.fd, folder, info.st_uid, now, mine, records, tickets, ledgers, seen,
                                  self._parsed)
                 except OSError:
@@ -388,16 +389,13 @@ class HostGPUPool:
             fd.close()
 
     def _account(self, owner: str) -> None:
-        """The job's GPU time so far (its live record's, from when its process began) added to
+        """The job's GPU time (from when its process began until now, its release) added to
         this service's ledger, by hour; hours older than a day folded into one decayed sum."""
         fd = self._own_fd()
         try:
             record = load(fd.fd, f"gpu-{_key(owner)}.json", self.uid)
-            if not _valid(record, False) or record.get("job") != owner:
-                return
-            live = record.get("holder") or record.get("server")
-            if not _alive(live, self.uid):
-                return  # ended unseen (a restart): its time is unknown, not made up
+            if not _valid(record, False) or record.get("job") != owner or record.get("server") != self.server:
+                return  # none, or an earlier server's: when it ended is unknown, its time is not made up
             now = time.time()
             ledger = load(fd.fd, LEDGER, self.uid)
             write(fd.fd, LEDGER, account(ledger if isinstance(ledger, dict) else {}, len(set(record["gpus"])),
@@ -440,6 +438,8 @@ class HostGPUPool:
                 why = why_behind(mine, ahead, users)
                 break
             if len(candidates) < count:
+                why = (f"needs {count} GPU(s), {free} of {len(self.devices) * self.share} free; "
+                       + self.rivals.place(tickets, mine, lambda t: self._is_me(t, owner), policy, users, projects))
                 break
             chosen = sorted(i for _, i in candidates[:count])
             self._record(owner, chosen, None, project, time.time())

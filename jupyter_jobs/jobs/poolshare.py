@@ -140,6 +140,16 @@ class Rivals:
         ranked = order([*rivals, me], users)
         return ranked[:ranked.index(me)]
 
+    @staticmethod
+    def place(tickets: list[dict], me: Waiting, is_me: Callable[[dict], bool], policy: Policy,
+              users: dict[str, Usage], projects: dict[str, Usage]) -> str:
+        """Where this job stands in the host's queue, and the rule that puts the first job
+        ahead of it there, in words (for a job that waits because no device is free)."""
+        waiting = [w for t in tickets if not is_me(t)
+                   if not hold(w := waiting_of(t, policy), policy, users, projects)]
+        ranked = order([*waiting, me], users)
+        return why_behind(me, ranked[:ranked.index(me)], users)
+
 
 def usage(records: list[dict], ledgers: list[tuple[int, Any]], policy: Policy
           ) -> tuple[dict[str, Usage], dict[str, Usage]]:

@@ -17,7 +17,8 @@ import dataclasses
 import os
 import time
 from datetime import datetime, timedelta
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Callable, Optional
+from collections.abc import Awaitable
 
 from ..domain.job import utcnow
 from ..domain.policy import WEEK, Policy
