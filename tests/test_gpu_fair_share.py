@@ -80,10 +80,12 @@ def test_a_burst_from_three_users_is_served_by_fair_share(host):
     for i in range(4):
         assert blocker.allocate(1, f"maintenance{i}", 0.0)[0] == [i]
     burst = [(server, submit(server, 1, 1)) for server in (alice, alice, bob, bob, carol, carol)]  # alice first
-    time.sleep(2)  # every job tried and left its ticket
-    waiting = alice.request("GET", f"/jupyter-jobs/jobs/{burst[0][1]}")["waiting"]
-    assert re.search(r"^needs 1 GPU\(s\), 0 of 4 free; jjfair-alice has used \d+ GPU-s lately, more than "
-                     r"jjfair-carol \(0 GPU-s\); #5 for a GPU", waiting), waiting  # behind carol's and bob's
+    rule = re.compile(r"^needs 1 GPU\(s\), 0 of 4 free; jjfair-alice has used \d+ GPU-s lately, more than "
+                      r"jjfair-carol \(0 GPU-s\); #5 for a GPU")  # behind carol's and bob's
+    deadline = time.monotonic() + 30
+    while not rule.search(waiting := alice.request("GET", f"/jupyter-jobs/jobs/{burst[0][1]}")["waiting"] or ""):
+        assert time.monotonic() < deadline, waiting  # every job tries, leaves its ticket, and looks again
+        time.sleep(0.1)
     for i in range(4):
         blocker.release(f"maintenance{i}")
     done = [(server, server.wait(job, timeout=90)) for server, job in burst]

@@ -61,7 +61,7 @@ async def test_a_job_whose_gpus_sit_idle_is_stopped_and_a_busy_one_is_not(nvml, 
 
 
 @pytest.mark.parametrize("jobs_config", [{"metrics_interval": 0.2, "gpus": 2, "gpu_pool_dir": "", "gpu_policy": {
-    "default": {"idle": {**IDLE, "action": "warn", "grace_minutes": 0.03}}}}])
+    "default": {"idle": {**IDLE, "action": "warn", "grace_minutes": 0.1}}}}])
 async def test_warned_first_and_kept_if_its_gpus_are_used_again(nvml, api, workspace):
     nvml.util = {0: 0, 1: 0}
     woke = await running(api, (await api.submit({"command": ["sleep", "60"], "workspace": "proj",
@@ -75,7 +75,7 @@ async def test_warned_first_and_kept_if_its_gpus_are_used_again(nvml, api, works
     nvml.util[woke["gpus"][0]] = 90  # the warned job uses its GPU again
     done = await api.wait(dozed["id"], timeout=30)
     assert (done["status"], done["reason"]) == ("failed", "idle")
-    assert "idle GPUs: they sat under 10% for 1.2 s; it stops in 1.8 s unless they are used" in done["notes"]
+    assert "idle GPUs: they sat under 10% for 1.2 s; it stops in 6 s unless they are used" in done["notes"]
     kept = await api.call("GET", "jobs", woke["id"])
     assert kept["status"] == "running" and "idle GPUs: in use again, it keeps them" in kept["notes"]
     await api.call("POST", "jobs", woke["id"], "cancel")
