@@ -96,15 +96,20 @@ class PodmanUser:
         self.podman("rm", "--all", "--force", "--time=0", check=False, timeout=120)
 
 
-def podman_user(name: str, login: bool) -> PodmanUser:
-    """The user (made once per machine), its runtime folder and its test images."""
-    require("rootless podman", podman_problem())
+def unix_account(name: str) -> pwd.struct_passwd:
+    """A throwaway Unix user with a home (made once per machine; useradd gives it subordinate ids)."""
     try:
-        entry = pwd.getpwnam(name)
+        return pwd.getpwnam(name)
     except KeyError:
         subprocess.run(["useradd", "--create-home", "--shell", "/usr/sbin/nologin", name], check=True,
                        capture_output=True)
-        entry = pwd.getpwnam(name)
+        return pwd.getpwnam(name)
+
+
+def podman_user(name: str, login: bool) -> PodmanUser:
+    """The user (made once per machine), its runtime folder and its test images."""
+    require("rootless podman", podman_problem())
+    entry = unix_account(name)
     runtime = Path(f"/run/user/{entry.pw_uid}") if login else \
         Path(tempfile.gettempdir()) / f"jupyter-jobs-podman-{entry.pw_uid}"
     user = PodmanUser(name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir), runtime, login)

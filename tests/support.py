@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -15,6 +17,7 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any, Optional
 
 import pytest
@@ -282,3 +285,18 @@ def slurm_problem() -> Optional[str]:
     if "UP" not in ping.stdout:
         return f"no Slurm cluster at {SLURM_CONF}; run `bash scripts/slurm-cluster` as root"
     return None
+
+
+@contextlib.contextmanager
+def host_pool(prefix: str) -> Iterator[Path]:
+    """A host's GPU pool folder as an admin makes it (root's, sticky, writable by all) in a
+    folder every user can reach; removed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    os.chmod(base, 0o755)
+    folder = base / "pool"
+    folder.mkdir()
+    os.chmod(folder, 0o1777)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import re
-import shutil
 import signal
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
 from jupyter_jobs.jobs.gpupool import HostGPUPool
-from rootless import PYTHON, PodmanUser
-from support import ServerProcess, kill_running_jobs, require
+from rootless import PYTHON, PodmanUser, unix_account
+from support import ServerProcess, host_pool, kill_running_jobs, require
 
 USERS = ("jjfair-alice", "jjfair-bob", "jjfair-carol")
 
@@ -31,39 +27,29 @@ def unix_user(name: str) -> PodmanUser:
     """A throwaway user with a home, who can run the test Python (no Podman needed here)."""
     require("root (to act as throwaway local users)", None if os.geteuid() == 0 else "run as root")
     require("a Python other users can run", None if PYTHON.exists() else "run `bash scripts/podman` as root")
-    try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--shell", "/usr/sbin/nologin", name], check=True,
-                       capture_output=True)
-        entry = pwd.getpwnam(name)
+    entry = unix_account(name)
     return PodmanUser(name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir), Path(entry.pw_dir), login=False)
 
 
 @pytest.fixture
 def host():
     """The admin's pool folder (root's, sticky) with the host's policy, and the users' servers."""
-    base = Path(tempfile.mkdtemp(prefix="jjfair-", dir="/tmp"))
-    os.chmod(base, 0o755)
-    pool = base / "pool"
-    pool.mkdir()
-    os.chmod(pool, 0o1777)
-    (pool / "policy.json").write_text(json.dumps({"default": {"gpus": 2}, "users": {"root": {"gpus": 4}}}))
-    os.chmod(pool / "policy.json", 0o644)
-    servers: list[ServerProcess] = []
+    with host_pool("jjfair-") as pool:
+        (pool / "policy.json").write_text(json.dumps({"default": {"gpus": 2}, "users": {"root": {"gpus": 4}}}))
+        os.chmod(pool / "policy.json", 0o644)
+        servers: list[ServerProcess] = []
 
-    def start(name: str) -> ServerProcess:
-        user = unix_user(name)
-        server = user.server(base / name, "--JobsApp.gpus=4", f"--JobsApp.gpu_pool_dir={pool}",
-                             "--LocalBackend.max_running=10")
-        servers.append(server)
-        return server.start()
+        def start(name: str) -> ServerProcess:
+            user = unix_user(name)
+            server = user.server(pool.parent / name, "--JobsApp.gpus=4", f"--JobsApp.gpu_pool_dir={pool}",
+                                 "--LocalBackend.max_running=10")
+            servers.append(server)
+            return server.start()
 
-    yield pool, start
-    for server in servers:
-        server.stop(signal.SIGKILL)
-        kill_running_jobs(server.data / "jobs.db")
-    shutil.rmtree(base, ignore_errors=True)
+        yield pool, start
+        for server in servers:
+            server.stop(signal.SIGKILL)
+            kill_running_jobs(server.data / "jobs.db")
 
 
 def submit(server: ServerProcess, gpus: int, seconds: float) -> str:

@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 import time
 from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 from jupyter_jobs.backends.base import start_time
 from jupyter_jobs.jobs.gpupool import HostGPUPool  # imported as root: the users cannot read the venv
 from jupyter_jobs.jobs.poolshare import POLICY
+from support import host_pool
 from test_gpu_pool_trust import _user
 
 ALICE, BOB, MALLORY = "jjpool-alice", "jjpool-bob", "jjpool-mallory"
@@ -88,13 +87,8 @@ def _serve(conn: Connection, pool: Path, devices: int, name: str) -> None:
 
 @pytest.fixture
 def pool():
-    base = Path(tempfile.mkdtemp(prefix="jjpolicy-", dir="/tmp"))
-    os.chmod(base, 0o755)
-    folder = base / "pool"
-    folder.mkdir()
-    os.chmod(folder, 0o1777)
-    yield folder
-    shutil.rmtree(base, ignore_errors=True)
+    with host_pool("jjpolicy-") as folder:
+        yield folder
 
 
 @pytest.fixture

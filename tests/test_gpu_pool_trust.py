@@ -14,13 +14,12 @@ import select
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from support import ServerProcess, kill_running_jobs, require
+from support import host_pool, ServerProcess, kill_running_jobs, require
 
 MALLORY = "jjpool-mallory"  # the attacker
 CAROL = "jjpool-carol"  # a user whose container runs as root on the host
@@ -164,13 +163,8 @@ def carol() -> pwd.struct_passwd:
 def pool():
     """The host's pool folder, made by an administrator (root, sticky, world-writable) in a
     folder every user can reach."""
-    base = Path(tempfile.mkdtemp(prefix="jjpool-", dir="/tmp"))
-    os.chmod(base, 0o755)
-    folder = base / "pool"
-    folder.mkdir()
-    os.chmod(folder, 0o1777)
-    yield folder
-    shutil.rmtree(base, ignore_errors=True)
+    with host_pool("jjpool-") as folder:
+        yield folder
 
 
 @pytest.fixture

@@ -6,16 +6,12 @@ same interface NVML fills; allocation, signals and requeueing are real."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
-from support import ServerProcess, kill_running_jobs, log_text
+from support import host_pool, ServerProcess, kill_running_jobs, log_text
 
 #: trains 40 steps of 0.1 s, checkpointing each to $JOB_STORAGE_DIR; on SIGTERM it saves and exits
 TRAIN = r'''
@@ -38,12 +34,8 @@ print("done", flush=True)
 
 @pytest.fixture
 def pool():
-    base = Path(tempfile.mkdtemp(prefix="jjpreempt-", dir="/tmp"))
-    folder = base / "pool"
-    folder.mkdir()
-    os.chmod(folder, 0o1777)
-    yield folder
-    shutil.rmtree(base, ignore_errors=True)
+    with host_pool("jjpreempt-") as folder:
+        yield folder
 
 
 @pytest.fixture
