@@ -120,7 +120,7 @@ def _gpus(config: JobsConfig, data: Path) -> GPUAllocator:
     if inventory and config.gpu_pool_dir:
         try:
             pool = HostGPUPool(Path(config.gpu_pool_dir), [g.index for g in inventory], config.gpu_share,
-                               service_id=str(data.resolve()), per_user=config.gpus_per_user, policy=policy)
+                               service_id=str(data.resolve()), policy=policy)
         except PoolError as exc:
             raise ValueError(str(exc)) from None
     return GPUAllocator(inventory, share=config.gpu_share, pool=pool, policy=policy)

@@ -227,13 +227,11 @@ class HostGPUPool:
     #: the interpreter that runs keepers (one the server's user can run)
     python = sys.executable
 
-    def __init__(self, folder: Path, devices: list[int], share: int, service_id: str, per_user: int = 0,
+    def __init__(self, folder: Path, devices: list[int], share: int, service_id: str,
                  policy: Optional[Policy] = None):
         self.folder, self.devices, self.share = Path(folder), devices, max(1, share)
-        self.base_policy = policy or Policy()  # used while the pool's folder has no policy file of the admin's
-        if per_user:
-            self.base_policy = Policy.from_json({"default": {"gpus": per_user}}) if policy is None else policy
-        self.admin = AdminPolicy(self.folder, self.base_policy)
+        # the server's own rule (its config), used while the pool's folder has no admin's policy file
+        self.admin = AdminPolicy(self.folder, policy or Policy())
         self.prefix = hashlib.sha256(service_id.encode()).hexdigest()[:12]  # this service's own folder
         self.uid = os.geteuid()
         me = os.getpid()
