@@ -1,9 +1,9 @@
 """Real Unix users with their own rootless Podman and their own Jupyter server, for the podman
 backend's tests (as root: `useradd`, then everything as that user through `setpriv`).
 
-Needs `bash scripts/podman` (root): Podman and what rootless needs, and `.cache/rootless-venv`,
-a virtual environment made from /usr/bin/python3 with this checkout installed (editable), which
-the users can run (the suite's own .venv may come from a Python under /root they cannot read).
+Needs `bash scripts/podman` (root): Podman and what rootless needs, and a virtual environment
+made from /usr/bin/python3 with a copy of this checkout installed, outside it, which the users
+can run (the checkout and the suite's own .venv may lie under /root, where they cannot read).
 The test images come from the tars scripts/docker-engine caches (or the Docker engine), loaded
 into each user's own image storage with `podman load`: no registry is used.
 """
@@ -25,7 +25,8 @@ import pytest
 from support import ServerProcess, require
 
 REPO = Path(__file__).resolve().parent.parent
-PYTHON = REPO / ".cache" / "rootless-venv" / "bin" / "python"
+#: the Python the throwaway users run (scripts/podman makes it, outside the checkout)
+PYTHON = Path(os.environ.get("JUPYTER_JOBS_ROOTLESS_VENV", "/opt/jupyter-jobs/rootless-venv")) / "bin" / "python"
 IMAGES = {"jupyter-jobs/busybox:test": "jupyter-jobs_busybox_test.tar",
           "jupyter-jobs/python:test": "jupyter-jobs_python_test.tar"}
 
@@ -37,7 +38,7 @@ def podman_problem() -> Optional[str]:
     if missing:
         return f"missing {', '.join(missing)}: run `bash scripts/podman` as root"
     if not PYTHON.exists():
-        return f"no {PYTHON.relative_to(REPO)}: run `bash scripts/podman` as root"
+        return f"no {PYTHON}: run `bash scripts/podman` as root"
     return None
 
 
@@ -118,7 +119,7 @@ def podman_user(name: str, login: bool) -> PodmanUser:
     readable = user.run(str(PYTHON), "-c", "import jupyter_jobs", check=False)
     require("a Python the test users can run", None if readable.returncode == 0 else
             f"{name} cannot import jupyter_jobs with {PYTHON}: {readable.stderr.decode()[-300:]} "
-            "(the checkout must be readable by other users)")
+            "(run `bash scripts/podman` as root again)")
     for image, tar in IMAGES.items():
         if user.podman("image", "exists", image, check=False).returncode == 0:
             continue
