@@ -32,7 +32,7 @@ def test_full_spec_round_trip():
                                  "retry_on": ["lost", "backend_error"], "retry_backoff": 10.0,
                                  "notebook": None, "parameters": {}, "kernel": None, "instance_type": None,
                                  "git": None, "requirements": None, "expose": [], "cell": None, "priority": 0,
-                                     "preemptible": False}
+                                 "preemptible": False, "live": False}
     assert spec.resources.memory_bytes == 2 * 1024**3
 
 

@@ -210,6 +210,9 @@ class JobSpec(_Strict):
                                          "(GET /backends lists them): its resources, backend and image, where "
                                          "this spec sets none")
     workspace: str = Field("", max_length=4096)
+    live: bool = Field(False, strict=True, description="run in the workspace folder itself, not a snapshot of it "
+                       "(an interactive kernel's files are the notebook's); a job's own files are otherwise frozen "
+                       "at submit time")
     backend: Optional[str] = Field(None, max_length=100)
     image: Optional[str] = Field(None, max_length=1000)
     name: Optional[str] = Field(None, max_length=200)

@@ -63,6 +63,8 @@ class RunnerEnv:
     default_requirements: str = ""
     #: what a job must wait for on its engine (for backends that order jobs themselves)
     depends: Callable[[Job], Awaitable[list[Dependency]]] = _no_dependencies
+    #: the server's root: a live job's workspace is its folder there
+    root_dir: Optional[Path] = None
 
     def job_dir(self, job: Job) -> Path:
         return Path(job.dir or self.jobs_dir / job.id)
@@ -154,10 +156,16 @@ class JobRunner:
 
     def _prepare(self, ctx: JobContext) -> None:
         """The job's private workspace copy and folders (blocking: runs in a thread)."""
-        if ctx.workspace.exists():  # a start interrupted by a restart: begin afresh
+        if ctx.workspace.is_symlink():
+            ctx.workspace.unlink()
+        elif ctx.workspace.exists():  # a start interrupted by a restart: begin afresh
             shutil.rmtree(ctx.workspace)
-        assert self.job.snapshot
-        self.env.snapshots.materialize(self.job.snapshot, ctx.workspace)
+        if self.job.spec.live and self.env.root_dir is not None:  # the folder itself, as the user sees it
+            ctx.workspace.parent.mkdir(parents=True, exist_ok=True)
+            ctx.workspace.symlink_to((self.env.root_dir / self.job.spec.workspace).resolve(), target_is_directory=True)
+        else:
+            assert self.job.snapshot
+            self.env.snapshots.materialize(self.job.snapshot, ctx.workspace)
         ctx.artifacts.mkdir(parents=True, exist_ok=True)
         ctx.metrics.mkdir(exist_ok=True)
         if ctx.inputs:  # $JOB_INPUTS_DIR/<job>[/<k=v,...>] -> the artifacts of the jobs it needs

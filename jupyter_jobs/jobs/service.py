@@ -77,6 +77,7 @@ class JobService(JobReads):
             store=store, snapshots=snapshots, logs=self.log_files, jobs_dir=Path(jobs_dir),
             storage_dir=Path(storage_dir), kill_grace=conf.kill_grace, spawn=self.tasks.spawn,
             gpu_inventory=gpus.total > 0, gpus=gpus, default_requirements=conf.default_requirements,
+            root_dir=self.root_dir,
             environments=environments or Environments(Path(jobs_dir).parent / "envs"),
             ended=self._ended, started=lambda job: self.events.publish(Event("job.started", job)),
             launched=lambda job: self.events.publish(Event("job.launched", job)),
@@ -193,6 +194,11 @@ class JobService(JobReads):
         spec, folder = await self.checks.checkout(spec)
         checked = await self.checks.check(spec, folder=folder)
         spec = self.instance_types.apply(spec)  # recorded as it runs: the type's fields filled in
+        if spec.live and not spec.git:  # the folder itself: nothing to snapshot
+            job = self.new_job(spec, checked.backend, None, checked.workspace, notes=checked.notes)
+            job.origin = origin
+            await self.record([job], with_job(job) if with_job else None)
+            return job
         async with self.pinned_snapshot(checked.workspace) as snap:
             skipped = [f"left out of the workspace: {path} ({why})" for path, why in snap.skipped[:50]]
             job = self.new_job(spec, checked.backend, snap.id, checked.workspace, notes=checked.notes + skipped)

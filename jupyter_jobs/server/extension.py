@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from jupyter_server.extension.application import ExtensionApp
 
 from ..app.compose import build
 from ..app.config import ENV_ROOT, ENV_TOKEN, ENV_URL, JobsConfig
-from . import provisioner
+from . import kernels, provisioner
 from .handlers import handlers
 from .proxy import EndpointHandler, own_origins
 from .proxy import handlers as proxy_handlers
@@ -33,7 +34,22 @@ class JobsApp(JobsConfig, ExtensionApp):
         # kernels this server starts inherit these and find the service with no set-up
         self.settings["jupyter_jobs_kernel_token"] = self.kernel_token = secrets.token_urlsafe(32)
         self._export_for_kernels()
+        self._offer_kernels()
         self.log.info("jupyter_jobs: data in %s, backends %s", self.data_dir, ", ".join(self.service.backends))
+
+    def _offer_kernels(self) -> None:
+        """Job kernels (kernels.py): their specs in a folder of ours the kernel spec manager reads."""
+        kernels.SERVICE.update(service=self.service, root=Path(self.serverapp.root_dir).expanduser().resolve(),
+                               kernel_env=provisioner.KERNEL_ENV)
+        folder = kernels.write_specs(Path(self.data_dir) / "kernels", self.service.gpus.total)
+        dirs = self.serverapp.kernel_spec_manager.kernel_dirs
+        if str(folder) not in dirs:
+            dirs.append(str(folder))
+        factory = KernelProvisionerFactory.instance()
+        if kernels.NAME not in factory.provisioners:  # installed without its entry point (a source checkout)
+            factory.provisioners[kernels.NAME] = EntryPoint(
+                name=kernels.NAME, value="jupyter_jobs.server.kernels:JobKernelProvisioner",
+                group="jupyter_client.kernel_provisioners")
 
     def _export_for_kernels(self) -> None:
         """Kernels (only kernels) get the service's URL and credential, through a provisioner."""
@@ -61,6 +77,7 @@ class JobsApp(JobsConfig, ExtensionApp):
 
     async def stop_extension(self) -> None:
         provisioner.KERNEL_ENV.clear()
+        kernels.SERVICE.clear()
         factory = KernelProvisionerFactory.instance()
         if factory.default_provisioner_name == provisioner.NAME:
             factory.default_provisioner_name = "local-provisioner"

@@ -2275,6 +2275,12 @@ export interface components {
              */
             kernel?: string | null;
             /**
+             * Live
+             * @description run in the workspace folder itself, not a snapshot of it (an interactive kernel's files are the notebook's); a job's own files are otherwise frozen at submit time
+             * @default false
+             */
+            live?: boolean;
+            /**
              * Name
              * @default null
              */
@@ -2405,6 +2411,12 @@ export interface components {
              * @default null
              */
             kernel?: string | null;
+            /**
+             * Live
+             * @description run in the workspace folder itself, not a snapshot of it (an interactive kernel's files are the notebook's); a job's own files are otherwise frozen at submit time
+             * @default false
+             */
+            live?: boolean;
             /**
              * Name
              * @default null

@@ -1,0 +1,89 @@
+"""Job kernels (#28, first slice: the local backend): a real kernel started through the server's
+kernel manager runs as a job of the service, holding a GPU of the configured inventory, in the
+notebook's folder itself; interrupts and shut-down work and free the GPU."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+pytestmark = pytest.mark.parametrize("jobs_config", [{"gpus": 1, "metrics_interval": 0}])
+
+
+async def execute(client, code: str) -> tuple[str, str]:
+    """(status, what the cell printed)."""
+    out: list[str] = []
+
+    def hook(msg: dict) -> None:
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"]["text"])
+        elif msg["msg_type"] == "error":
+            out.append(msg["content"]["ename"])
+
+    reply = await client.execute_interactive(code, output_hook=hook, timeout=60)
+    return reply["content"]["status"], "".join(out)
+
+
+async def start(jp_serverapp, name: str, path: str):
+    kernels = jp_serverapp.kernel_manager
+    kernel_id = await kernels.start_kernel(kernel_name=name, path=path)
+    client = kernels.get_kernel(kernel_id).client()
+    client.start_channels()
+    await client.wait_for_ready(timeout=60)
+    return kernel_id, client
+
+
+async def the_kernels_job(api) -> dict:
+    listed = (await api.call("GET", "jobs"))["jobs"]
+    (job,) = [j for j in listed if "kernel" in (j["spec"].get("tags") or [])]
+    return await api.call("GET", "jobs", job["id"])
+
+
+async def test_a_gpu_kernel_is_a_job_in_the_notebooks_folder(jp_serverapp, api, workspace):
+    kernel_id, client = await start(jp_serverapp, "jupyter-jobs-local-gpu", "proj")
+    try:
+        job = await the_kernels_job(api)
+        assert (job["status"], job["backend"], job["gpus"]) == ("running", "local", [0])
+        status, printed = await execute(client, "import os\nprint(os.environ['CUDA_VISIBLE_DEVICES'], "
+                                                "os.path.realpath(os.getcwd()))")
+        assert status == "ok" and printed.split() == ["0", str(workspace.resolve())]
+        await execute(client, "open('from_the_kernel.txt', 'w').write('written in the kernel')")
+        assert (workspace / "from_the_kernel.txt").read_text() == "written in the kernel"
+        (workspace / "from_the_notebook.txt").write_text("written beside it")
+        assert (await execute(client, "print(open('from_the_notebook.txt').read())"))[1].strip() == \
+            "written beside it", "live files, not a snapshot"
+        running = asyncio.ensure_future(execute(client, "import time\ntime.sleep(100)"))
+        await asyncio.sleep(1)
+        started = time.monotonic()
+        await jp_serverapp.kernel_manager.interrupt_kernel(kernel_id)
+        assert await running == ("error", "KeyboardInterrupt")
+        assert time.monotonic() - started < 10
+    finally:
+        client.stop_channels()
+        await jp_serverapp.kernel_manager.shutdown_kernel(kernel_id)
+    done = await api.call("GET", "jobs", job["id"])
+    assert done["status"] in ("succeeded", "cancelled"), done
+    assert (await api.call("GET", "backends"))["gpus"][0]["in_use"] == 0, "its GPU is free again"
+
+
+async def test_a_second_gpu_kernel_waits_for_the_gpu_then_starts(jp_serverapp, api, workspace):
+    first, client = await start(jp_serverapp, "jupyter-jobs-local-gpu", "proj")
+    second = asyncio.ensure_future(start(jp_serverapp, "jupyter-jobs-local-gpu", "proj"))
+    try:
+        deadline = time.monotonic() + 30
+        while len(queued := (await api.call("GET", "jobs", params={"status": "queued"}))["jobs"]) != 1:
+            assert time.monotonic() < deadline, "the second kernel's job never queued"
+            await asyncio.sleep(0.1)
+        waiting = await api.call("GET", "jobs", queued[0]["id"])
+        assert "GPU" in waiting["waiting"] and not second.done(), waiting
+        client.stop_channels()
+        await jp_serverapp.kernel_manager.shutdown_kernel(first)
+        second_id, second_client = await asyncio.wait_for(second, 60)
+        assert (await execute(second_client, "import os\nprint(os.environ['CUDA_VISIBLE_DEVICES'])"))[1].strip() == "0"
+        second_client.stop_channels()
+        await jp_serverapp.kernel_manager.shutdown_kernel(second_id)
+    finally:
+        if not second.done():
+            second.cancel()
