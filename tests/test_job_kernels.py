@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-pytestmark = pytest.mark.parametrize("jobs_config", [{"gpus": 1, "metrics_interval": 0}])
+ONE_GPU = pytest.mark.parametrize("jobs_config", [{"gpus": 1, "metrics_interval": 0}])
 
 
 async def execute(client, code: str) -> tuple[str, str]:
@@ -41,6 +41,7 @@ async def the_kernels_job(api) -> dict:
     return await api.call("GET", "jobs", job["id"])
 
 
+@ONE_GPU
 async def test_a_gpu_kernel_is_a_job_in_the_notebooks_folder(jp_serverapp, api, workspace):
     kernel_id, client = await start(jp_serverapp, "jupyter-jobs-local-gpu", "proj")
     try:
@@ -68,6 +69,7 @@ async def test_a_gpu_kernel_is_a_job_in_the_notebooks_folder(jp_serverapp, api, 
     assert (await api.call("GET", "backends"))["gpus"][0]["in_use"] == 0, "its GPU is free again"
 
 
+@ONE_GPU
 async def test_a_second_gpu_kernel_waits_for_the_gpu_then_starts(jp_serverapp, api, workspace):
     first, client = await start(jp_serverapp, "jupyter-jobs-local-gpu", "proj")
     second = asyncio.ensure_future(start(jp_serverapp, "jupyter-jobs-local-gpu", "proj"))
@@ -87,3 +89,30 @@ async def test_a_second_gpu_kernel_waits_for_the_gpu_then_starts(jp_serverapp, a
     finally:
         if not second.done():
             second.cancel()
+
+
+def test_a_server_stop_leaves_no_kernel_job_running(tmp_path):
+    """The server stops its kernels before it lets its jobs run on: a kernel job ends with it."""
+    import signal
+    import subprocess
+
+    from support import ServerProcess
+
+    (tmp_path / "root" / "proj").mkdir(parents=True)
+    server = ServerProcess(tmp_path / "root", tmp_path / "data", extra=["--JobsApp.gpus=1",
+                                                                        f"--JobsApp.gpu_pool_dir={tmp_path}/pool"])
+    server.start()
+    try:
+        kernel = server.request("POST", "/api/kernels", {"name": "jupyter-jobs-local-gpu", "path": "proj"})
+        deadline = time.monotonic() + 30
+        while not (jobs := server.request("GET", "/jupyter-jobs/jobs?status=running")["jobs"]):
+            assert time.monotonic() < deadline, "the kernel's job never ran"
+            time.sleep(0.1)
+        assert kernel["id"] in jobs[0]["name"]
+        found = subprocess.run(["pgrep", "-f", f"kernel-{kernel['id']}"], capture_output=True, text=True).stdout
+        assert found.strip(), "the kernel's process is found by its connection file"
+    finally:
+        server.stop(signal.SIGTERM)
+        server.proc.wait(timeout=60)
+    left = subprocess.run(["pgrep", "-f", f"kernel-{kernel['id']}"], capture_output=True, text=True).stdout
+    assert not left.strip(), f"the kernel outlived its server: {left}"
