@@ -116,3 +116,20 @@ def test_a_server_stop_leaves_no_kernel_job_running(tmp_path):
         server.proc.wait(timeout=60)
     left = subprocess.run(["pgrep", "-f", f"kernel-{kernel['id']}"], capture_output=True, text=True).stdout
     assert not left.strip(), f"the kernel outlived its server: {left}"
+
+
+@ONE_GPU
+async def test_cancelling_a_waiting_kernels_job_ends_its_start_with_the_reason(jp_serverapp, api, workspace):
+    first, client = await start(jp_serverapp, "jupyter-jobs-local-gpu", "proj")
+    second = asyncio.ensure_future(start(jp_serverapp, "jupyter-jobs-local-gpu", "proj"))
+    try:
+        deadline = time.monotonic() + 30
+        while not (queued := (await api.call("GET", "jobs", params={"status": "queued"}))["jobs"]):
+            assert time.monotonic() < deadline, "the second kernel's job never queued"
+            await asyncio.sleep(0.1)
+        await api.call("POST", "jobs", queued[0]["id"], "cancel")
+        with pytest.raises(Exception, match=f"the kernel's job {queued[0]['id']} ended cancelled"):
+            await asyncio.wait_for(second, 30)
+    finally:
+        client.stop_channels()
+        await jp_serverapp.kernel_manager.shutdown_kernel(first)
