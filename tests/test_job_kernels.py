@@ -133,3 +133,29 @@ async def test_cancelling_a_waiting_kernels_job_ends_its_start_with_the_reason(j
     finally:
         client.stop_channels()
         await jp_serverapp.kernel_manager.shutdown_kernel(first)
+
+
+@ONE_GPU
+async def test_a_kernel_killed_from_outside_ends_its_job_and_restarts_as_a_new_one(jp_serverapp, api, workspace):
+    import os
+    import signal
+    import subprocess
+
+    kernel_id, client = await start(jp_serverapp, "jupyter-jobs-local-gpu", "proj")
+    try:
+        job = await the_kernels_job(api)
+        pids = subprocess.run(["pgrep", "-f", f"kernel-{kernel_id}"], capture_output=True, text=True).stdout.split()
+        assert pids, "the kernel's process"
+        for pid in pids:
+            os.kill(int(pid), signal.SIGKILL)
+        ended = await api.wait(job["id"], timeout=30)
+        assert ended["status"] == "failed", ended
+        deadline = time.monotonic() + 60
+        while not [j for j in (await api.call("GET", "jobs", params={"status": "running"}))["jobs"]
+                   if j["id"] != job["id"]]:
+            assert time.monotonic() < deadline, "the kernel was not started again as a new job"
+            await asyncio.sleep(0.2)
+        assert (await api.call("GET", "backends"))["gpus"][0]["in_use"] == 1, "the GPU went to the new one only"
+    finally:
+        client.stop_channels()
+        await jp_serverapp.kernel_manager.shutdown_kernel(kernel_id)
