@@ -159,3 +159,17 @@ async def test_a_kernel_killed_from_outside_ends_its_job_and_restarts_as_a_new_o
     finally:
         client.stop_channels()
         await jp_serverapp.kernel_manager.shutdown_kernel(kernel_id)
+
+
+@pytest.mark.parametrize("jobs_config", [{"gpus": 1, "metrics_interval": 0,
+                                          "instance_types": {"gpu-small": {"gpus": 1, "cpus": 1.0}}}])
+async def test_an_instance_type_is_a_kernel_named_after_it(jp_serverapp, api, workspace):
+    specs = jp_serverapp.kernel_spec_manager.get_all_specs()  # what the launcher lists
+    assert specs["jupyter-jobs-type-gpu-small"]["spec"]["display_name"] == "Python 3 - gpu-small"
+    kernel_id, client = await start(jp_serverapp, "jupyter-jobs-type-gpu-small", "proj")
+    try:
+        job = await the_kernels_job(api)
+        assert (job["gpus"], job["spec"]["instance_type"], job["spec"]["resources"]["cpus"]) == ([0], "gpu-small", 1.0)
+    finally:
+        client.stop_channels()
+        await jp_serverapp.kernel_manager.shutdown_kernel(kernel_id)

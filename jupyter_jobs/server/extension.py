@@ -41,7 +41,7 @@ class JobsApp(JobsConfig, ExtensionApp):
         """Job kernels (kernels.py): their specs in a folder of ours the kernel spec manager reads."""
         kernels.SERVICE.update(service=self.service, root=Path(self.serverapp.root_dir).expanduser().resolve(),
                                kernel_env=provisioner.KERNEL_ENV)
-        folder = kernels.write_specs(Path(self.data_dir) / "kernels", self.service.gpus.total)
+        folder = kernels.write_specs(Path(self.data_dir) / "kernels", self.service.gpus.total, self.instance_types)
         dirs = self.serverapp.kernel_spec_manager.kernel_dirs
         if str(folder) not in dirs:
             dirs.append(str(folder))

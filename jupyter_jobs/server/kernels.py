@@ -40,6 +40,7 @@ class JobKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
     backend = Unicode("local", config=True, help="the backend the kernel job runs on")
     gpus = Int(0, config=True, help="GPUs the kernel holds while it runs")
     image = Unicode("", config=True, help="the image of a container kernel")
+    instance_type = Unicode("", config=True, help="an instance type the admin named: its GPUs, CPUs, memory")
     job_id: Optional[str] = None
 
     @property
@@ -57,9 +58,15 @@ class JobKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
             workspace = ""
         env = {k: v for k, v in (kwargs.get("env") or {}).items() if k in _KEPT_ENV}
         env.update(SERVICE.get("kernel_env", {}))  # %%job and %job inside the kernel find this service
-        spec = {"command": cmd, "backend": self.backend, "workspace": "" if workspace == "." else workspace,
-                "live": True, "resources": {"gpus": self.gpus}, "name": f"kernel {self.kernel_id}"[:200],
-                "tags": ["kernel"], "env": env}
+        notebook = env.get("JPY_SESSION_NAME")
+        spec: dict[str, Any] = {
+            "command": cmd, "backend": self.backend, "workspace": "" if workspace == "." else workspace,
+            "live": True, "name": (f"kernel: {notebook}" if notebook else f"kernel {self.kernel_id}")[:200],
+            "tags": ["kernel"], "env": env}
+        if self.instance_type:  # its resources, backend and image, where the kernel spec sets none
+            spec["instance_type"] = self.instance_type
+        else:
+            spec["resources"] = {"gpus": self.gpus}
         if self.image:
             spec["image"] = self.image
         job = await service.submit(spec, origin=f"kernel:{self.kernel_id}")
@@ -130,13 +137,25 @@ def kernel_spec(name: str, display_name: str, backend: str, gpus: int, image: st
                          "jupyter_jobs": {"name": name}}}
 
 
-def write_specs(folder: Path, gpus_on_host: int) -> Path:
-    """The kernels this server offers, as kernel spec folders under `folder` (made afresh)."""
+def write_specs(folder: Path, gpus_on_host: int, instance_types: dict[str, dict[str, Any]]) -> Path:
+    """The kernels this server offers, as kernel spec folders under `folder`: one on this host,
+    one with a GPU where the host has GPUs, one per instance type that runs on this host."""
     specs = {"jupyter-jobs-local": kernel_spec("jupyter-jobs-local", "Python 3 - job (local)", "local", 0)}
     if gpus_on_host:
         specs["jupyter-jobs-local-gpu"] = kernel_spec("jupyter-jobs-local-gpu", "Python 3 - 1 GPU on this host",
                                                       "local", 1)
+    for type_name, fields in instance_types.items():
+        if fields.get("backend", "local") != "local":
+            continue  # container and Slurm kernels: the next slice
+        name = f"jupyter-jobs-type-{type_name}"
+        spec = kernel_spec(name, f"Python 3 - {type_name}", "local", 0)
+        spec["metadata"]["kernel_provisioner"]["config"] = {"instance_type": type_name}
+        specs[name] = spec
     folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("jupyter-jobs-*/kernel.json"):  # an instance type no longer configured
+        if old.parent.name not in specs:
+            old.unlink()
+            old.parent.rmdir()
     for name, spec in specs.items():
         (folder / name).mkdir(exist_ok=True)
         (folder / name / "kernel.json").write_text(json.dumps(spec, indent=1))
