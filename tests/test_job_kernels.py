@@ -173,3 +173,19 @@ async def test_an_instance_type_is_a_kernel_named_after_it(jp_serverapp, api, wo
     finally:
         client.stop_channels()
         await jp_serverapp.kernel_manager.shutdown_kernel(kernel_id)
+
+
+
+@ONE_GPU
+async def test_job_magic_works_from_inside_a_job_kernel(jp_serverapp, api, workspace):
+    """A job kernel finds its server's service as any kernel of it does: %%job sends a cell on."""
+    kernel_id, client = await start(jp_serverapp, "jupyter-jobs-local", "proj")
+    try:
+        assert (await execute(client, "%load_ext jupyter_jobs"))[0] == "ok"
+        status, printed = await execute(client, "%%job\nprint('sent on from a job kernel')")
+        assert status == "ok" and "sent on from a job kernel" in printed, printed
+        sent = [j for j in (await api.call("GET", "jobs"))["jobs"] if "kernel" not in (j["spec"].get("tags") or [])]
+        assert len(sent) == 1 and sent[0]["status"] == "succeeded", "it ran as a job of this server's service"
+    finally:
+        client.stop_channels()
+        await jp_serverapp.kernel_manager.shutdown_kernel(kernel_id)
