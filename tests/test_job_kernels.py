@@ -26,7 +26,17 @@ async def execute(client, code: str) -> tuple[str, str]:
     return reply["content"]["status"], "".join(out)
 
 
+async def offered(jp_serverapp, name: str) -> dict:
+    """The kernel spec once the server offers it (written once it knows which backends answer)."""
+    deadline = time.monotonic() + 30
+    while (spec := jp_serverapp.kernel_spec_manager.get_all_specs().get(name)) is None:
+        assert time.monotonic() < deadline, f"{name} never offered: {sorted(jp_serverapp.kernel_spec_manager.get_all_specs())}"
+        await asyncio.sleep(0.1)
+    return spec
+
+
 async def start(jp_serverapp, name: str, path: str):
+    await offered(jp_serverapp, name)
     kernels = jp_serverapp.kernel_manager
     kernel_id = await kernels.start_kernel(kernel_name=name, path=path)
     client = kernels.get_kernel(kernel_id).client()

@@ -147,6 +147,14 @@ class JobsConfig(LoggingConfigurable):
         "env and timeout; a spec's own fields win."
     ).tag(config=True)
 
+    kernels = Dict(
+        help="Job kernels to offer in the launcher and 'Change kernel', by name: {'gpu': {'display_name': "
+        "'Python 3 - 1 GPU (docker, pytorch)', 'backend': 'docker', 'image': '...', 'gpus': 1}}; each sets "
+        "display_name, backend, image, gpus, instance_type and requirements. Empty: one per backend that "
+        "answers (a GPU one where the host has GPUs) and one per instance type. A kernel that cannot work "
+        "stops the server at start with the reason."
+    ).tag(config=True)
+
     git_timeout = Float(120.0, help="Seconds any one git command (clone, fetch, archive) may take for a git "
                         "workspace before the submission fails with git's message.").tag(config=True)
 

@@ -233,7 +233,7 @@ class Backend(LoggingConfigurable, metaclass=_BackendMeta):
         shared = self.jobs_root()
         venv = await asyncio.to_thread(envs.venv, self.python(ctx.job.spec), requirements, log,
                                        shared.parent / "envs" if shared else None)
-        ctx.extra_env = {"VIRTUAL_ENV": str(venv), "PATH": f"{venv}/bin:{os.environ.get('PATH', os.defpath)}"}
+        ctx.extra_env.update({"VIRTUAL_ENV": str(venv), "PATH": f"{venv}/bin:{os.environ.get('PATH', os.defpath)}"})
 
     def environment_list(self, envs: Environments) -> list[dict[str, Any]]:
         """Environments this backend keeps apart from the host's (a container engine's images)."""

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from .spec import JobSpec
 from .status import FailureReason, JobStatus, StopReason
@@ -79,6 +79,10 @@ class Endpoint(BaseModel):
                                                       "gone: the job ended")
 
 
+#: the origin of a kernel job: notebook-kernel:<the kernel's id>
+KERNEL_JOB_ORIGIN = "notebook-kernel:"
+
+
 class Job(BaseModel):
     """A submitted job as the service records it."""
 
@@ -114,6 +118,20 @@ class Job(BaseModel):
     inputs: dict[str, str] = Field(default_factory=dict, exclude=True)  # inputs folder -> job id
     dir: Optional[str] = Field(None, exclude=True)  # the job's folder: log, artifacts, workspace copy
     backend_state: dict[str, Any] = Field(default_factory=dict, exclude=True)
+
+    @computed_field(description="job; notebook (a notebook job); kernel (a notebook's kernel running as a job)")
+    @property
+    def kind(self) -> Literal["job", "notebook", "kernel"]:
+        if (self.origin or "").startswith(KERNEL_JOB_ORIGIN):
+            return "kernel"
+        return "notebook" if self.spec.notebook else "job"
+
+    @computed_field(description="the notebook a kernel job is the kernel of, or the one a notebook job runs")
+    @property
+    def notebook_path(self) -> Optional[str]:
+        if self.kind == "kernel":
+            return self.spec.env.get("JPY_SESSION_NAME")
+        return self.spec.notebook
 
     def public(self) -> dict[str, Any]:
         """The job as the REST API returns it."""

@@ -166,6 +166,8 @@ class Expose(_Strict):
     name: str = Field(description="a-z, 0-9 and -, starting with a letter; the URL's and the variable's name")
     health: Optional[str] = Field(None, max_length=1000, description="a path answering 2xx once the service is "
                                   "ready (default: ready once the port accepts connections)")
+    internal: bool = Field(False, description="a port only the Jupyter server connects to (a job kernel's "
+                           "sockets): published like the others, never proxied, probed or listed as an endpoint")
 
     @field_validator("name")
     @classmethod
@@ -384,6 +386,11 @@ class JobSpec(_Strict):
     @classmethod
     def _check_backoff(cls, value: Any) -> float:
         return min(parse_duration(value), 86400.0) if value not in (0, "0") else 0.0
+
+    @property
+    def served(self) -> list[Expose]:
+        """The endpoints clients reach through the proxy (a kernel's own sockets are not)."""
+        return [expose for expose in self.expose if not expose.internal]
 
     def argv(self, python: str = "python3", notebook_runner: Optional[str] = None) -> list[str]:
         """The command as an argv: a string runs through the shell, a list runs as is; a notebook

@@ -99,7 +99,7 @@ class Endpoints:
 
     def view(self, job: Job) -> None:
         """A job's public view shows its endpoints and their state."""
-        if job.spec.expose:
+        if job.spec.served:
             job.endpoints = self.describe(job)
 
     def _running(self, job_id: str) -> Optional[JobRunner]:
@@ -114,7 +114,7 @@ class Endpoints:
         if runner is None:
             raise JobNotFound(f"job {job_id!r} is not running: it has no endpoints now")
         port = runner.ports.get(name)
-        if port is None or name not in {e.name for e in runner.job.spec.expose}:
+        if port is None or name not in {e.name for e in runner.job.spec.served}:
             raise JobNotFound(f"job {job_id!r} exposes no endpoint {name!r}")
         assert runner.execution is not None
         address = await runner.execution.address(port)
@@ -133,7 +133,7 @@ class Endpoints:
         found = self._keys.get(key)
         if found is None and KEY.fullmatch(key):
             self._keys = {self.key(runner.id, expose.name): (runner.id, expose.name)
-                          for runner in list(self._runners().values()) for expose in runner.job.spec.expose}
+                          for runner in list(self._runners().values()) for expose in runner.job.spec.served}
             found = self._keys.get(key)
         if found is None or self._running(found[0]) is None:
             raise JobNotFound("no running job serves an endpoint at this address")
@@ -144,7 +144,7 @@ class Endpoints:
         runner = self._running(job.id) if job.status == JobStatus.RUNNING else None
         ports = runner.ports if runner else dict(job.backend_state.get("ports") or {})  # chosen at its start
         out = []
-        for expose in job.spec.expose:
+        for expose in job.spec.served:
             if job.status.is_terminal():
                 state = "gone"
             else:
@@ -170,9 +170,9 @@ class Endpoints:
         due = []
         live = set()
         for runner in list(self._runners().values()):
-            if not runner.job.spec.expose or self._running(runner.id) is None:
+            if not runner.job.spec.served or self._running(runner.id) is None:
                 continue
-            for expose in runner.job.spec.expose:
+            for expose in runner.job.spec.served:
                 key = (runner.id, expose.name)
                 live.add(key)
                 wait = PROBE_READY if self._ready.get(key) else PROBE_WAITING

@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -65,6 +65,9 @@ class RunnerEnv:
     depends: Callable[[Job], Awaitable[list[Dependency]]] = _no_dependencies
     #: the server's root: a live job's workspace is its folder there
     root_dir: Optional[Path] = None
+    #: variables a job gets that are never recorded (a kernel's connection key), by job id: gone
+    #: with the job's end or the server
+    unrecorded_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def job_dir(self, job: Job) -> Path:
         return Path(job.dir or self.jobs_dir / job.id)
@@ -152,6 +155,7 @@ class JobRunner:
             inputs={folder: dirs.get(job_id, self.env.jobs_dir / job_id) / "artifacts"
                     for folder, job_id in self.job.inputs.items()},
             gpus=self.gpus if self.env.gpu_inventory and self.backend.host_gpus else None,
+            extra_env=dict(self.env.unrecorded_env.get(self.job.id, {})),
         )
 
     def _prepare(self, ctx: JobContext) -> None:

@@ -188,23 +188,30 @@ class JobService(JobReads):
         raise error
 
     async def submit_spec(self, spec: JobSpec, *, origin: Optional[str] = None,
-                          with_job: Optional[Callable[[Job], Optional[Write]]] = None) -> Job:
+                          with_job: Optional[Callable[[Job], Optional[Write]]] = None,
+                          unrecorded_env: Optional[Callable[[Job], dict[str, str]]] = None) -> Job:
         """Check, snapshot and record a job. `with_job(job)` may fill in the job's fields and
-        return a write made in the transaction that records it (a schedule's firing)."""
+        return a write made in the transaction that records it (a schedule's firing);
+        `unrecorded_env(job)`: variables it gets that no record, log or reply holds (a kernel's key)."""
         spec, folder = await self.checks.checkout(spec)
         checked = await self.checks.check(spec, folder=folder)
         spec = self.instance_types.apply(spec)  # recorded as it runs: the type's fields filled in
+        async with self._files(spec, checked.workspace) as (snapshot, skipped):
+            job = self.new_job(spec, checked.backend, snapshot, checked.workspace, notes=checked.notes + skipped)
+            job.origin = origin
+            if unrecorded_env is not None:
+                self.env.unrecorded_env[job.id] = unrecorded_env(job)
+            await self.record([job], with_job(job) if with_job else None)
+            return job
+
+    @contextlib.asynccontextmanager
+    async def _files(self, spec: JobSpec, folder: Path) -> AsyncIterator[tuple[Optional[str], list[str]]]:
+        """The job's files: a pinned snapshot of its folder and what it left out, or none for a live job."""
         if spec.live and not spec.git:  # the folder itself: nothing to snapshot
-            job = self.new_job(spec, checked.backend, None, checked.workspace, notes=checked.notes)
-            job.origin = origin
-            await self.record([job], with_job(job) if with_job else None)
-            return job
-        async with self.pinned_snapshot(checked.workspace) as snap:
-            skipped = [f"left out of the workspace: {path} ({why})" for path, why in snap.skipped[:50]]
-            job = self.new_job(spec, checked.backend, snap.id, checked.workspace, notes=checked.notes + skipped)
-            job.origin = origin
-            await self.record([job], with_job(job) if with_job else None)
-            return job
+            yield None, []
+            return
+        async with self.pinned_snapshot(folder) as snap:
+            yield snap.id, [f"left out of the workspace: {path} ({why})" for path, why in snap.skipped[:50]]
 
     @contextlib.asynccontextmanager
     async def pinned_snapshot(self, folder: Path) -> AsyncIterator[Any]:
@@ -251,6 +258,7 @@ class JobService(JobReads):
         return self.checks.resolve_workspace(workspace)
 
     def _ended(self, job: Job) -> None:
+        self.env.unrecorded_env.pop(job.id, None)
         self.queue.discard(job.id)
         self.events.publish(Event("job.ended", job))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -12,7 +13,7 @@ from jupyter_server.extension.application import ExtensionApp
 
 from ..app.compose import build
 from ..app.config import ENV_ROOT, ENV_TOKEN, ENV_URL, JobsConfig
-from . import kernels, provisioner
+from . import kernel_specs, kernels, provisioner
 from .handlers import handlers
 from .proxy import EndpointHandler, own_origins
 from .proxy import handlers as proxy_handlers
@@ -41,7 +42,8 @@ class JobsApp(JobsConfig, ExtensionApp):
         """Job kernels (kernels.py): their specs in a folder of ours the kernel spec manager reads."""
         kernels.SERVICE.update(service=self.service, root=Path(self.serverapp.root_dir).expanduser().resolve(),
                                kernel_env=provisioner.KERNEL_ENV)
-        folder = kernels.write_specs(Path(self.data_dir) / "kernels", self.service.gpus.total, self.instance_types)
+        kernel_specs.check_configured(self.kernels, self.service.backends, set(self.instance_types))
+        folder = kernel_specs.write_specs(Path(self.data_dir) / "kernels", self._kernel_offers({"local"}))
         dirs = self.serverapp.kernel_spec_manager.kernel_dirs
         if str(folder) not in dirs:
             dirs.append(str(folder))
@@ -74,6 +76,22 @@ class JobsApp(JobsConfig, ExtensionApp):
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         self._export_for_kernels()  # the port is final now
         await self.platform.start()
+        self.platform.jobs.spawn(self._write_kernel_specs())
+
+    async def _write_kernel_specs(self) -> None:
+        """The kernels offered by default, once the server knows which backends answer (those
+        on this host were offered at start-up)."""
+        if self.kernels:
+            return  # as configured: written at start-up already
+        try:
+            offers = self._kernel_offers(await kernel_specs.answering(self.service.backends))
+            await asyncio.to_thread(kernel_specs.write_specs, Path(self.data_dir) / "kernels", offers)
+        except Exception:  # the server runs on; its jobs do not need the kernels
+            self.log.exception("jupyter_jobs: the job kernels could not be offered")
+
+    def _kernel_offers(self, answering: set[str]) -> dict[str, dict[str, Any]]:
+        return self.kernels or kernel_specs.default_offers(self.service.backends, answering & set(
+            self.service.backends), self.service.gpus.total, self.instance_types)
 
     async def stop_extension(self) -> None:
         provisioner.KERNEL_ENV.clear()

@@ -1,15 +1,16 @@
-"""GPU notebook kernels (#28, work in progress): a kernel whose process is a job. Starting one
-submits a kernel job (command: ipykernel with the connection file jupyter_client wrote; the
-notebook's folder live, not a snapshot), which waits in the same queue and host-wide GPU pool as
-any job, then runs holding its GPUs; shutting the kernel down, or its death, ends the job.
+"""Job kernels: a notebook kernel whose process is a job. Starting one submits a kernel job
+(ipykernel, the notebook's folder live rather than a snapshot), which waits in the same queue and
+host-wide GPU pool as any job, then runs holding its GPUs on its backend: a local process, a
+container, a Slurm node. Shutting the kernel down, or its death, ends the job.
 
 Why a provisioner: it is jupyter_client's extension point for where a kernel runs, so JupyterLab,
 Notebook 7, nbclient and papermill use these kernels unchanged. Interrupts go as messages
-(`interrupt_mode: message` in the kernel spec): no signal has to reach a process the server may
-not own (a container, a Slurm node).
+(`interrupt_mode: message`): no signal has to reach a process the server may not own.
 
-This first slice runs kernel jobs on the `local` backend (the connection file is on this host);
-docker and Slurm need the connection file carried to the job and the ports published.
+The kernel's five sockets are the job's `internal` ports: published like an endpoint's (on
+127.0.0.1 for a container, the node's address on Slurm) but never proxied. The connection key
+goes to the job as a variable the service never records (see kernel_launch.py), so no history
+row, log, reply or file in the notebook's folder holds it.
 """
 
 from __future__ import annotations
@@ -23,9 +24,14 @@ from typing import Any, Optional
 
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import LocalProvisioner
-from traitlets import Int, Unicode
+from traitlets import Int, List, Unicode
 
-NAME = "jupyter-jobs-kernel"
+from ..domain.job import KERNEL_JOB_ORIGIN, Job
+from ..domain.spec import JobSpec
+from .kernel_specs import PROVISIONER as NAME
+
+PORTS = ("shell", "iopub", "stdin", "control", "hb")
+LAUNCHER = Path(__file__).with_name("kernel_launch.py")
 
 #: the job service of this server and its root (set by the server extension while it runs)
 SERVICE: dict[str, Any] = {}
@@ -37,48 +43,94 @@ _KEPT_ENV = ("JPY_SESSION_NAME", "JPY_PARENT_PID", "PYDEVD_DISABLE_FILE_VALIDATI
 class JobKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
     """A kernel run as a job of this server's service (see the module's docstring)."""
 
-    backend = Unicode("local", config=True, help="the backend the kernel job runs on")
+    backend = Unicode("", config=True, help="the backend the kernel job runs on (default: the instance "
+                      "type's, else the server's default backend)")
     gpus = Int(0, config=True, help="GPUs the kernel holds while it runs")
     image = Unicode("", config=True, help="the image of a container kernel")
     instance_type = Unicode("", config=True, help="an instance type the admin named: its GPUs, CPUs, memory")
+    requirements = List(Unicode(), config=True, help="packages the kernel runs with (an environment, as for jobs)")
     job_id: Optional[str] = None
 
     @property
     def has_process(self) -> bool:
         return self.job_id is not None
 
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        """As for a local kernel; the ports jupyter_client picks are those the job asks for. A
+        restart starts from the loopback address again (a Slurm kernel had its node's)."""
+        km = self.parent
+        if km is not None and km.ip != "127.0.0.1":
+            km.ip = "127.0.0.1"
+        return await super().pre_launch(**kwargs)
+
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         service, root = SERVICE.get("service"), SERVICE.get("root")
         if service is None or root is None:
             raise RuntimeError("the jupyter_jobs service is not running in this server: no job kernels")
-        cwd = Path(kwargs.get("cwd") or root).resolve()
-        try:
-            workspace = str(cwd.relative_to(root))
-        except ValueError:
-            workspace = ""
-        env = {k: v for k, v in (kwargs.get("env") or {}).items() if k in _KEPT_ENV}
-        env.update(SERVICE.get("kernel_env", {}))  # %%job and %job inside the kernel find this service
-        notebook = env.get("JPY_SESSION_NAME")
-        spec: dict[str, Any] = {
-            "command": cmd, "backend": self.backend, "workspace": "" if workspace == "." else workspace,
-            "live": True, "name": (f"kernel: {notebook}" if notebook else f"kernel {self.kernel_id}")[:200],
-            "tags": ["kernel"], "env": env}
-        if self.instance_type:  # its resources, backend and image, where the kernel spec sets none
-            spec["instance_type"] = self.instance_type
-        else:
-            spec["resources"] = {"gpus": self.gpus}
-        if self.image:
-            spec["image"] = self.image
-        job = await service.submit(spec, origin=f"kernel:{self.kernel_id}")
-        self.job_id = job["id"]
-        while True:  # the queue decides when: the notebook shows the kernel starting until then
-            status, message = await self._status()
-            if status == "running":
-                return self.connection_info
-            if status not in ("queued",):
-                self.job_id = None
-                raise RuntimeError(f"the kernel's job {job['id']} ended {status}: {message or ''}".rstrip(": "))
+        spec = self._spec(cmd, kwargs, root)
+        backend = service.backends[(await service.check(spec)).backend]
+        contained = backend.capabilities().containers and not backend.capabilities().nodes
+        bind = "node" if backend.capabilities().nodes else "0.0.0.0" if contained else "127.0.0.1"
+        python = "python" if contained else sys.executable  # the image's, or the server's own
+        update: dict[str, Any] = {}
+        if bind == "127.0.0.1":  # a process of this user on this host: %%job inside finds this service
+            update["env"] = {**spec.env, **SERVICE.get("kernel_env", {})}
+        argv = [python] + [a.replace(self.parent.connection_file, "{connection_file}") for a in cmd[1:]]
+        spec = spec.model_copy(update={**update, "command": [python, "-c", LAUNCHER.read_text(), *argv]})
+        info = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in self.connection_info.items()
+                if k in ("key", "signature_scheme", "transport", "kernel_name")}
+        handed = json.dumps({**info, "bind": bind, "file": f"kernel-{self.kernel_id}.json"})
+        job = await service.submit_spec(spec, origin=f"{KERNEL_JOB_ORIGIN}{self.kernel_id}",
+                                        unrecorded_env=lambda job: {"JUPYTER_JOBS_KERNEL": handed})
+        self.job_id = job.id
+        while (status := await self._status())[0] == "queued":  # the notebook shows "starting" meanwhile
             await asyncio.sleep(0.1)
+        if status[0] == "running" and (found := await self._addresses()) is not None:
+            return {**self.connection_info, **found}
+        ended = await self._status()
+        self.job_id = None
+        raise RuntimeError(f"the kernel's job {job.id} ended {ended[0]}: {ended[1] or ''} "
+                           f"(its log: jupyter jobs logs {job.id})")
+
+    def _spec(self, cmd: list[str], kwargs: dict[str, Any], root: Path) -> JobSpec:
+        """The kernel job as recorded: the notebook's folder live, its ports, no connection key."""
+        cwd = Path(kwargs.get("cwd") or root).resolve()
+        workspace = str(cwd.relative_to(root)) if cwd.is_relative_to(root) else ""
+        env = {k: v for k, v in (kwargs.get("env") or {}).items() if k in _KEPT_ENV}
+        notebook = env.get("JPY_SESSION_NAME")
+        fields: dict[str, Any] = {
+            "command": cmd, "backend": self.backend or None, "workspace": "" if workspace == "." else workspace,
+            "live": True, "name": (f"kernel: {notebook}" if notebook else f"kernel {self.kernel_id}")[:200],
+            "tags": ["kernel"], "env": env,
+            "expose": [{"name": f"kernel-{p}", "port": self.connection_info[f"{p}_port"], "internal": True}
+                       for p in PORTS]}
+        if self.instance_type:  # its resources, backend and image, where the kernel spec sets none
+            fields["instance_type"] = self.instance_type
+        else:
+            fields["resources"] = {"gpus": self.gpus}
+        if self.image:
+            fields["image"] = self.image
+        if self.requirements:
+            fields["requirements"] = list(self.requirements)
+        return JobSpec.model_validate(fields)
+
+    async def _addresses(self) -> Optional[dict[str, Any]]:
+        """Where this host reaches the running kernel's sockets (ip and the five ports), once its
+        backend can say; None if the job ends first."""
+        while (runner := SERVICE["service"].runners().get(self.job_id)) is not None:
+            if runner.execution is not None and runner.execution.done():
+                return None
+            found: dict[str, Any] = {}
+            for name in PORTS:
+                port = runner.ports.get(f"kernel-{name}")
+                address = await runner.execution.address(port) if runner.execution and port else None
+                if address is None:
+                    break
+                found["ip"], found[f"{name}_port"] = address
+            else:
+                return found
+            await asyncio.sleep(0.1)
+        return None
 
     async def _status(self) -> tuple[str, Optional[str]]:
         job = await SERVICE["service"].store.get(self.job_id)
@@ -124,39 +176,3 @@ class JobKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
     async def load_provisioner_info(self, provisioner_info: dict) -> None:
         await super().load_provisioner_info(provisioner_info)
         self.job_id = provisioner_info.get("job_id")
-
-
-def kernel_spec(name: str, display_name: str, backend: str, gpus: int, image: str = "") -> dict[str, Any]:
-    """A kernel.json for a job kernel: ipykernel under the server's Python, interrupts by message."""
-    config: dict[str, Any] = {"backend": backend, "gpus": gpus}
-    if image:
-        config["image"] = image
-    return {"argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": display_name, "language": "python", "interrupt_mode": "message",
-            "metadata": {"kernel_provisioner": {"provisioner_name": NAME, "config": config},
-                         "jupyter_jobs": {"name": name}}}
-
-
-def write_specs(folder: Path, gpus_on_host: int, instance_types: dict[str, dict[str, Any]]) -> Path:
-    """The kernels this server offers, as kernel spec folders under `folder`: one on this host,
-    one with a GPU where the host has GPUs, one per instance type that runs on this host."""
-    specs = {"jupyter-jobs-local": kernel_spec("jupyter-jobs-local", "Python 3 - job (local)", "local", 0)}
-    if gpus_on_host:
-        specs["jupyter-jobs-local-gpu"] = kernel_spec("jupyter-jobs-local-gpu", "Python 3 - 1 GPU on this host",
-                                                      "local", 1)
-    for type_name, fields in instance_types.items():
-        if fields.get("backend", "local") != "local":
-            continue  # container and Slurm kernels: the next slice
-        name = f"jupyter-jobs-type-{type_name}"
-        spec = kernel_spec(name, f"Python 3 - {type_name}", "local", 0)
-        spec["metadata"]["kernel_provisioner"]["config"] = {"instance_type": type_name}
-        specs[name] = spec
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("jupyter-jobs-*/kernel.json"):  # an instance type no longer configured
-        if old.parent.name not in specs:
-            old.unlink()
-            old.parent.rmdir()
-    for name, spec in specs.items():
-        (folder / name).mkdir(exist_ok=True)
-        (folder / name / "kernel.json").write_text(json.dumps(spec, indent=1))
-    return folder
