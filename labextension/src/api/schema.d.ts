@@ -1717,6 +1717,12 @@ export interface components {
              */
             health?: string | null;
             /**
+             * Internal
+             * @description a port only the Jupyter server connects to (a job kernel's sockets): published like the others, never proxied, probed or listed as an endpoint
+             * @default false
+             */
+            internal?: boolean;
+            /**
              * Name
              * @description a-z, 0-9 and -, starting with a letter; the URL's and the variable's name
              */
@@ -1740,6 +1746,12 @@ export interface components {
              * @default null
              */
             health?: string | null;
+            /**
+             * Internal
+             * @description a port only the Jupyter server connects to (a job kernel's sockets): published like the others, never proxied, probed or listed as an endpoint
+             * @default false
+             */
+            internal?: boolean;
             /**
              * Name
              * @description a-z, 0-9 and -, starting with a letter; the URL's and the variable's name
@@ -2119,6 +2131,12 @@ export interface components {
             /** Id */
             id: string;
             /**
+             * Kind
+             * @description job; notebook (a notebook job); kernel (a notebook's kernel running as a job)
+             * @enum {string}
+             */
+            readonly kind: "job" | "notebook" | "kernel";
+            /**
              * Message
              * @default null
              */
@@ -2139,6 +2157,11 @@ export interface components {
              * @default null
              */
             not_before: string | null;
+            /**
+             * Notebook Path
+             * @description the notebook a kernel job is the kernel of, or the one a notebook job runs
+             */
+            readonly notebook_path: string | null;
             /** Notes */
             notes: string[];
             /**
