@@ -109,7 +109,8 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> ServerProcess:
+    def start(self, ready: str = "/jupyter-jobs/backends") -> ServerProcess:
+        """Start it; return once `ready` answers."""
         env = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1", **self.env}
         if self.user:
             env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "USER": self.user,
@@ -126,7 +127,7 @@ class ServerProcess:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                self.request("GET", "/jupyter-jobs/backends")
+                self.request("GET", ready)
                 return self
             except (urllib.error.URLError, ConnectionError):
                 assert self.proc.poll() is None, self.log_path.read_text()[-3000:]

@@ -401,7 +401,7 @@ def test_the_cli_runs_a_job_with_an_endpoint_and_shows_where_it_is(srv):
                              capture_output=True, text=True, cwd=srv.root / "w", env=env, timeout=60)
     assert started.returncode == 0, started.stderr
     job = json.loads(started.stdout)
-    assert job["spec"]["expose"] == [{"port": 8000, "name": "web", "health": None}]
+    assert job["spec"]["expose"] == [{"port": 8000, "name": "web", "health": None, "internal": False}]
     wait_state(srv, job["id"], "ready")
     shown = subprocess.run([cli, *given, "show", job["id"]], capture_output=True, text=True, env=env, timeout=60)
     job = srv.request("GET", f"/jupyter-jobs/jobs/{job['id']}")

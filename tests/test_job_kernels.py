@@ -166,6 +166,7 @@ async def test_a_kernel_killed_from_outside_ends_its_job_and_restarts_as_a_new_o
             assert time.monotonic() < deadline, "the kernel was not started again as a new job"
             await asyncio.sleep(0.2)
         assert (await api.call("GET", "backends"))["gpus"][0]["in_use"] == 1, "the GPU went to the new one only"
+        await asyncio.wait_for(jp_serverapp.kernel_manager.get_kernel(kernel_id).ready, 30)  # restarted
     finally:
         client.stop_channels()
         await jp_serverapp.kernel_manager.shutdown_kernel(kernel_id)

@@ -89,11 +89,20 @@ class JobsApp(JobsConfig, ExtensionApp):
         except Exception:  # the server runs on; its jobs do not need the kernels
             self.log.exception("jupyter_jobs: the job kernels could not be offered")
 
+    async def _stop_job_kernels(self) -> None:
+        """No kernel job outlives its server (nothing could reach it): they are shut down before
+        the service stops, as the server shuts kernels down only after its extensions."""
+        km = self.serverapp.kernel_manager
+        ours = [k for k in list(km.list_kernel_ids())
+                if isinstance(getattr(km.get_kernel(k), "provisioner", None), kernels.JobKernelProvisioner)]
+        await asyncio.gather(*(km.shutdown_kernel(k, now=True) for k in ours), return_exceptions=True)
+
     def _kernel_offers(self, answering: set[str]) -> dict[str, dict[str, Any]]:
         return self.kernels or kernel_specs.default_offers(self.service.backends, answering & set(
             self.service.backends), self.service.gpus.total, self.instance_types)
 
     async def stop_extension(self) -> None:
+        await self._stop_job_kernels()
         provisioner.KERNEL_ENV.clear()
         kernels.SERVICE.clear()
         factory = KernelProvisionerFactory.instance()

@@ -50,6 +50,7 @@ class JobKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
     instance_type = Unicode("", config=True, help="an instance type the admin named: its GPUs, CPUs, memory")
     requirements = List(Unicode(), config=True, help="packages the kernel runs with (an environment, as for jobs)")
     job_id: Optional[str] = None
+    service: Any = None  # the service its job is in (kept: it outlives SERVICE at a server's stop)
 
     @property
     def has_process(self) -> bool:
@@ -67,11 +68,12 @@ class JobKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
         service, root = SERVICE.get("service"), SERVICE.get("root")
         if service is None or root is None:
             raise RuntimeError("the jupyter_jobs service is not running in this server: no job kernels")
+        self.service = service
         spec = self._spec(cmd, kwargs, root)
         backend = service.backends[(await service.check(spec)).backend]
         contained = backend.capabilities().containers and not backend.capabilities().nodes
         bind = "node" if backend.capabilities().nodes else "0.0.0.0" if contained else "127.0.0.1"
-        python = "python" if contained else sys.executable  # the image's, or the server's own
+        python = "python3" if contained else sys.executable  # the image's, or the server's own
         update: dict[str, Any] = {}
         if bind == "127.0.0.1":  # a process of this user on this host: %%job inside finds this service
             update["env"] = {**spec.env, **SERVICE.get("kernel_env", {})}
@@ -89,8 +91,9 @@ class JobKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
             return {**self.connection_info, **found}
         ended = await self._status()
         self.job_id = None
-        raise RuntimeError(f"the kernel's job {job.id} ended {ended[0]}: {ended[1] or ''} "
-                           f"(its log: jupyter jobs logs {job.id})")
+        said = await _last_words(service, job.id)
+        raise RuntimeError(f"the kernel's job {job.id} ended {ended[0]}: {ended[1] or ''}"
+                           + (f"; it said: {said}" if said else f" (its log: jupyter jobs logs {job.id})"))
 
     def _spec(self, cmd: list[str], kwargs: dict[str, Any], root: Path) -> JobSpec:
         """The kernel job as recorded: the notebook's folder live, its ports, no connection key."""
@@ -117,7 +120,7 @@ class JobKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
     async def _addresses(self) -> Optional[dict[str, Any]]:
         """Where this host reaches the running kernel's sockets (ip and the five ports), once its
         backend can say; None if the job ends first."""
-        while (runner := SERVICE["service"].runners().get(self.job_id)) is not None:
+        while (runner := self.service.runners().get(self.job_id)) is not None:
             if runner.execution is not None and runner.execution.done():
                 return None
             found: dict[str, Any] = {}
@@ -133,7 +136,9 @@ class JobKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
         return None
 
     async def _status(self) -> tuple[str, Optional[str]]:
-        job = await SERVICE["service"].store.get(self.job_id)
+        if self.service is None:
+            return "lost", "the server's job service is gone"
+        job = await self.service.store.get(self.job_id)
         return (job.status.value, job.message) if job is not None else ("lost", "it is gone from the history")
 
     async def poll(self) -> Optional[int]:
@@ -160,11 +165,10 @@ class JobKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
         await self._cancel()
 
     async def _cancel(self) -> None:
-        service = SERVICE.get("service")
-        if service is None or self.job_id is None:
+        if self.service is None or self.job_id is None:
             return
         try:
-            await service.cancel(self.job_id, wait=5.0)
+            await self.service.cancel(self.job_id, wait=5.0)
         except Exception:  # already over (JobConflict): nothing left to stop
             pass
 
@@ -176,3 +180,16 @@ class JobKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
     async def load_provisioner_info(self, provisioner_info: dict) -> None:
         await super().load_provisioner_info(provisioner_info)
         self.job_id = provisioner_info.get("job_id")
+
+
+async def _last_words(service: Any, job_id: str) -> str:
+    """The last line a job that ended wrote to stderr (why a kernel could not start), if any."""
+    text = ""
+    try:
+        async for chunk in service.logs(job_id):
+            if chunk.get("stream") == "stderr":
+                text = (text + chunk.get("text", ""))[-2000:]
+    except Exception:  # no log: nothing to add
+        return ""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1][:500] if lines else ""
