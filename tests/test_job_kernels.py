@@ -200,3 +200,36 @@ async def test_job_magic_works_from_inside_a_job_kernel(jp_serverapp, api, works
     finally:
         client.stop_channels()
         await jp_serverapp.kernel_manager.shutdown_kernel(kernel_id)
+
+
+@pytest.mark.parametrize("jobs_config", [{"gpus": 1, "metrics_interval": 0}])
+@pytest.mark.parametrize("extra_config", [{"MappingKernelManager": {"cull_idle_timeout": 2, "cull_interval": 1}}])
+async def test_an_idle_kernel_culled_by_the_server_ends_its_job_and_frees_its_gpu(jp_serverapp, api, workspace):
+    kernel_id, client = await start(jp_serverapp, "jupyter-jobs-local-gpu", "proj")
+    client.stop_channels()  # nobody connected, nothing running: the server's culler takes it
+    job = await the_kernels_job(api)
+    ended = await api.wait(job["id"], timeout=60)
+    assert ended["status"] in ("succeeded", "cancelled"), ended
+    deadline = time.monotonic() + 30
+    while kernel_id in jp_serverapp.kernel_manager.list_kernel_ids():  # its shut-down ends the job first
+        assert time.monotonic() < deadline, "never culled"
+        await asyncio.sleep(0.1)
+    assert (await api.call("GET", "backends"))["gpus"][0]["in_use"] == 0, "its GPU is free again"
+
+
+async def test_a_kernel_job_is_listed_as_the_kernel_of_its_notebook_and_not_run_again(jp_serverapp, api, workspace):
+    kernels = jp_serverapp.kernel_manager
+    await offered(jp_serverapp, "jupyter-jobs-local")
+    kernel_id = await kernels.start_kernel(kernel_name="jupyter-jobs-local", path="proj",
+                                           env={"JPY_SESSION_NAME": "proj/train.ipynb"})
+    try:
+        job = await the_kernels_job(api)
+        assert (job["kind"], job["notebook_path"], job["name"]) == ("kernel", "proj/train.ipynb",
+                                                                    "kernel: proj/train.ipynb")
+        assert job["origin"] == f"notebook-kernel:{kernel_id}" and job["spec"]["live"] is True
+        listed = (await api.call("GET", "jobs", params={"tag": "kernel", "status": "running"}))["jobs"]
+        assert [j["id"] for j in listed] == [job["id"]]
+        refused = await api.call("POST", "jobs", job["id"], "rerun", expect=409)
+        assert "kernel of proj/train.ipynb" in refused["message"]
+    finally:
+        await kernels.shutdown_kernel(kernel_id)

@@ -318,7 +318,11 @@ class JobService(JobReads):
 
     async def rerun(self, job_id: str, origin: Optional[str] = None) -> dict[str, Any]:
         """The same spec again, with a new snapshot of the workspace as it is now."""
-        return self._public(await self.submit_spec((await self._job(job_id)).spec, origin=origin))
+        job = await self._job(job_id)
+        if job.kind == "kernel":  # nobody would connect to it
+            raise JobConflict(f"job {job_id} was the kernel of {job.notebook_path or 'a notebook'}: a kernel job "
+                              "starts when a notebook starts that kernel, it is not run again")
+        return self._public(await self.submit_spec(job.spec, origin=origin))
 
     async def cancel(self, job_id: str, wait: float = 1.0) -> dict[str, Any]:
         """Cancel a queued or running job; waits up to `wait` s for a running one to end."""
