@@ -2,9 +2,10 @@
 // jobs page, one tab per job, and a comparison of jobs; all restored after a reload. "Run as
 // Job" (the file browser's menu, a notebook's toolbar) opens the form for a folder, a script or
 // a notebook. Jobs this browser started notify when they end (notifications/notify.ts; the
-// plugin's settings). This file only wires the plugin: each feature lives in its folder (api/,
-// common/, sidebar/, jobs/, logs/, metrics/, artifacts/, workflows/, schedules/, endpoints/,
-// notifications/, host/).
+// plugin's settings). A notebook whose kernel is a job kernel says in its toolbar why that
+// kernel waits, or where it runs (kernels/). This file only wires the plugin: each feature lives
+// in its folder (api/, common/, sidebar/, jobs/, logs/, metrics/, artifacts/, workflows/,
+// schedules/, endpoints/, notifications/, host/, kernels/).
 import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, ToolbarButton, WidgetTracker } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
@@ -23,6 +24,7 @@ import type { JobActions } from './jobs/job';
 import { NotebookContent } from './jobs/parameters';
 import { CompareTab, JobsPage, JobTab } from './jobs/widgets';
 import { HostPage } from './host/widget';
+import { KernelItem, KernelWatch } from './kernels/toolbar';
 import { metricsRenderer } from './metrics/renderer';
 import { EndNotifier } from './notifications/notify';
 import { Draft } from './sidebar/model';
@@ -128,6 +130,28 @@ function addNotebookButton(parts: Pick<Parts, 'app' | 'shell' | 'panel'>): void 
   });
 }
 
+/** On every notebook's toolbar, for a job kernel only: why it waits (with Cancel), then where
+ * it runs (which opens its job). */
+function addKernelItem(app: JupyterFrontEnd): void {
+  app.docRegistry.addWidgetExtension('Notebook', {
+    createNew: (widget, context) => {
+      const item = new KernelItem(new KernelWatch(context.sessionContext, () => context.localPath), id =>
+        void app.commands.execute(COMMANDS.job, { id })
+      );
+      const toolbar = (widget as MainAreaWidget).toolbar; // a notebook panel
+      if (!toolbar.insertBefore('kernelName', 'jupyter-jobs:kernel', item)) {
+        toolbar.addItem('jupyter-jobs:kernel', item);
+      }
+      return item;
+    }
+  });
+}
+
+/** A notebook (or any file), opened by its path from the server's root. */
+function openPath(app: JupyterFrontEnd, path: string): void {
+  void app.commands.execute('docmanager:open', { path });
+}
+
 /** The run a job belongs to ('' for none), from what the sidebar knows or else from the server. */
 async function runOf(panel: JobsPanel, id: string): Promise<string> {
   const known = panel.model.jobs.find(j => j.id === id);
@@ -169,6 +193,7 @@ function addCommands({ app, shell, panel, jobs, pages, runs, browser, docs }: Pa
     edit: (spec: Spec) => openForm(spec as Draft),
     closed: close,
     openNotebook: (job, path, folder) => openNotebook(app, docs, job, path, folder),
+    openPath: path => openPath(app, path),
     showFolder: folder => void app.commands.execute('filebrowser:go-to-path', { path: folder, dontShowBrowser: false }),
     openRun: runId => void app.commands.execute(COMMANDS.run, { id: runId }),
     schedule: spec => showScheduleForm({ shell, panel }, spec),
@@ -189,7 +214,11 @@ function addCommands({ app, shell, panel, jobs, pages, runs, browser, docs }: Pa
     execute: () => {
       let page = pages.currentWidget ?? pages.find(() => true);
       if (!page) {
-        page = new JobsPage({ open: openJob, compare: ids => app.commands.execute(COMMANDS.compare, { ids }) });
+        page = new JobsPage({
+          open: openJob,
+          compare: ids => app.commands.execute(COMMANDS.compare, { ids }),
+          openNotebook: path => openPath(app, path)
+        });
         void pages.add(page);
         shell.add(page, 'main');
       }
@@ -296,7 +325,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       id => void app.commands.execute(COMMANDS.job, { id }),
       id => void app.commands.execute(COMMANDS.run, { id }),
       () => void app.commands.execute(COMMANDS.page),
-      () => void app.commands.execute(COMMANDS.host)
+      () => void app.commands.execute(COMMANDS.host),
+      path => openPath(app, path)
     );
     panel.title.icon = jobsIcon;
     panel.title.caption = 'Jobs';
@@ -304,6 +334,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     addCommands({ app, shell, panel, jobs, pages, hosts, runs, browser, docs });
     addHostCommand({ app, shell, hosts });
     addNotebookButton({ app, shell, panel });
+    addKernelItem(app);
     if (restorer) {
       restorer.add(panel, 'jupyter-jobs');
       void restorer.restore(jobs, { command: COMMANDS.job, args: w => ({ id: w.jobId }), name: w => w.jobId });

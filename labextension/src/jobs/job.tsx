@@ -2,7 +2,9 @@
 // failed, actions) and tabs for the log, the artifacts and the details (spec, events, GPUs).
 // A notebook job opens its executed notebook (the artifact named as the notebook) from here;
 // a job that exposes ports lists its endpoints (their state, a link, the URL to copy). While the
-// tab is on screen the job's end is no news: the notifications leave it out (watch.ts).
+// tab is on screen the job's end is no news: the notifications leave it out (watch.ts). A
+// notebook's kernel run as a job says whose kernel it is and opens that notebook; rerunning,
+// scheduling or copying it as a job would start a kernel no notebook talks to: not offered.
 import * as React from 'react';
 
 import { ApiError, Endpoint, errorMessage, isTerminal, Job, Spec, Status } from '../api';
@@ -10,6 +12,7 @@ import { Artifacts } from '../artifacts/artifacts';
 import { Badge, confirmDeleteJobs, duration, ErrorNote, ProgressBar, useSignal, when } from '../common/common';
 import { count, reasonWords } from '../common/words';
 import { endpointUrl } from '../endpoints/endpoints';
+import { isKernelJob, KindBadge, notebookOf } from '../kernels/kernels';
 import { JobLog } from '../logs/log';
 import { MetricsView } from '../metrics/metrics';
 import { watching } from '../notifications/watch';
@@ -25,6 +28,8 @@ export interface JobActions {
   closed: () => void;
   /** Opens a notebook artifact; `folder` is where the file browser reaches the artifacts. */
   openNotebook: (id: string, path: string, folder: string | null) => Promise<void>;
+  /** Opens a file by its path from the server's root (a kernel job's notebook). */
+  openPath: (path: string) => void;
   showFolder: (folder: string) => void;
   openRun: (runId: string) => void;
   /** The form of a new schedule of this spec, in the sidebar. */
@@ -167,6 +172,7 @@ function Actions(props: { detail: JobModel; job: Job; actions: JobActions; onErr
     action().catch(e => onError(errorMessage(e)));
   };
   const terminal = isTerminal(job.status);
+  const kernel = isKernelJob(job); // its notebook starts it again, not this tab
   return (
     <div className="jp-JobsButtons" role="toolbar" aria-label="job actions">
       {job.spec.notebook && job.started_at ? (
@@ -179,15 +185,19 @@ function Actions(props: { detail: JobModel; job: Job; actions: JobActions; onErr
           Cancel
         </button>
       )}
-      <button className="jp-mod-styled" onClick={() => act(async () => actions.open((await jobsApi.rerun(job.id)).id))}>
-        Rerun
-      </button>
-      <button className="jp-mod-styled" onClick={() => actions.edit(job.spec)}>
-        Edit and resubmit
-      </button>
-      <button className="jp-mod-styled" onClick={() => actions.schedule(job.spec)} title="Run this job on a cron schedule">
-        Schedule this
-      </button>
+      {kernel ? null : (
+        <>
+          <button className="jp-mod-styled" onClick={() => act(async () => actions.open((await jobsApi.rerun(job.id)).id))}>
+            Rerun
+          </button>
+          <button className="jp-mod-styled" onClick={() => actions.edit(job.spec)}>
+            Edit and resubmit
+          </button>
+          <button className="jp-mod-styled" onClick={() => actions.schedule(job.spec)} title="Run this job on a cron schedule">
+            Schedule this
+          </button>
+        </>
+      )}
       {terminal ? (
         <button className="jp-mod-styled" onClick={() =>
             act(async () => {
@@ -201,7 +211,7 @@ function Actions(props: { detail: JobModel; job: Job; actions: JobActions; onErr
           Delete
         </button>
       ) : null}
-      <Copy id={job.id} spec={job.spec} />
+      {kernel ? null : <Copy id={job.id} spec={job.spec} />}
     </div>
   );
 }
@@ -321,7 +331,9 @@ function Details({ job }: { job: Job }): JSX.Element {
         ))}
       </ol>
       <div className="jp-JobsSection">Spec</div>
-      <pre className="jp-JobsSpec">{JSON.stringify(job.spec, null, 2)}</pre>
+      <pre className="jp-JobsSpec" tabIndex={0} aria-label="spec">
+        {JSON.stringify(job.spec, null, 2)}
+      </pre>
     </div>
   );
 }
@@ -375,6 +387,28 @@ function EndMessage({ job }: { job: Job }): JSX.Element | null {
   );
 }
 
+/** A kernel job's notebook, and a link that opens it (nothing for other jobs). */
+function KernelOf({ job, actions }: { job: Job; actions: JobActions }): JSX.Element | null {
+  if (!isKernelJob(job)) {
+    return null;
+  }
+  const notebook = notebookOf(job);
+  return (
+    <div className="jp-JobsRuns jp-JobsKernelOf">
+      <KindBadge job={job} />
+      the notebook's kernel, running as a job
+      {notebook ? (
+        <>
+          {' · '}
+          <button className="jp-JobsLink jp-JobsKernelOf-open" title={`Open ${notebook}`} onClick={() => actions.openPath(notebook)}>
+            Open notebook
+          </button>
+        </>
+      ) : null}
+    </div>
+  );
+}
+
 /** The job's tab. `shown` says whether the tab is on screen (not behind another one): while it
  * is, the job's end is no news for the notifications. */
 export function JobView(props: { detail: JobModel; actions: JobActions; shown?: () => boolean }): JSX.Element {
@@ -423,6 +457,7 @@ export function JobView(props: { detail: JobModel; actions: JobActions; shown?: 
           </span>
         </h2>
         <ProgressBar value={job.progress ?? null} status={job.status} label={`progress of ${jobName(job)}`} />
+        <KernelOf job={job} actions={actions} />
         {job.spec.notebook ? (
           <div className="jp-JobsRuns">
             notebook <code>{job.spec.notebook}</code>

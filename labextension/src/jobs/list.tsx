@@ -7,6 +7,7 @@ import { Job, STATUSES } from '../api';
 import { Badge, duration, ErrorNote, ProgressBar } from '../common/common';
 import { count } from '../common/words';
 import { readyEndpoints } from '../endpoints/endpoints';
+import { KindBadge, NotebookLink, notebookOf } from '../kernels/kernels';
 import { JobsModel } from '../sidebar/model';
 import { jobName } from './table';
 
@@ -34,8 +35,9 @@ function Filters({ model }: { model: JobsModel }): JSX.Element {
   );
 }
 
-export function JobRow(props: { job: Job; onOpen: (id: string) => void }): JSX.Element {
-  const { job, onOpen } = props;
+export function JobRow(props: { job: Job; onOpen: (id: string) => void; openNotebook?: (path: string) => void }): JSX.Element {
+  const { job, onOpen, openNotebook } = props;
+  const notebook = notebookOf(job); // a kernel job: the notebook it serves
   // the server's reading of its `progress` or `total_steps` series (a page of jobs has it)
   const progress = job.status === 'running' ? job.progress ?? null : null;
   const ready = readyEndpoints(job).length;
@@ -47,7 +49,7 @@ export function JobRow(props: { job: Job; onOpen: (id: string) => void }): JSX.E
       data-status={job.status}
       title={job.waiting ? `Waiting: ${job.waiting}` : undefined}
       tabIndex={0}
-      aria-label={`${jobName(job)}, ${job.status}${progress === null ? '' : `, ${Math.round(progress * 100)}%`}${serves ? `, ${serves}` : ''}`}
+      aria-label={`${notebook ? `kernel of ${notebook}` : jobName(job)}, ${job.status}${progress === null ? '' : `, ${Math.round(progress * 100)}%`}${serves ? `, ${serves}` : ''}`}
       onClick={() => onOpen(job.id)}
       onKeyDown={e => {
         if (e.key === 'Enter' || e.key === ' ') {
@@ -57,7 +59,10 @@ export function JobRow(props: { job: Job; onOpen: (id: string) => void }): JSX.E
       }}
     >
       <Badge status={job.status} />
-      <span className="jp-JobsRow-name">{jobName(job)}</span>
+      <span className={`jp-JobsRow-name${notebook ? ' jp-mod-kernel' : ''}`}>
+        <KindBadge job={job} />
+        {notebook ? <NotebookLink path={notebook} open={openNotebook} /> : jobName(job)}
+      </span>
       <span className="jp-JobsRow-meta">
         {job.id} · {job.backend} · {job.project} · {duration(job)}
         {ready ? (
@@ -86,7 +91,7 @@ export function JobList({ model }: { model: JobsModel }): JSX.Element {
       ) : null}
       <ul className="jp-JobsRows" aria-label="jobs">
         {model.jobs.map(job => (
-          <JobRow key={job.id} job={job} onOpen={open} />
+          <JobRow key={job.id} job={job} onOpen={open} openNotebook={model.openNotebook} />
         ))}
       </ul>
       {model.nextCursor ? (

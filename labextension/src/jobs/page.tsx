@@ -5,6 +5,7 @@ import * as React from 'react';
 import { STATUSES, Status } from '../api';
 import { Badge, clock, confirmDeleteJobs, ErrorNote, ProgressBar, useSignal, when } from '../common/common';
 import { count } from '../common/words';
+import { KindBadge, NotebookLink, notebookOf } from '../kernels/kernels';
 import { jobsApi } from './api';
 import { JobsTable, jobName, seconds, SortKey } from './table';
 
@@ -23,6 +24,8 @@ const COLUMNS: { key: SortKey | 'tags'; label: string }[] = [
 export interface TableActions {
   open: (id: string) => void;
   compare: (ids: string[]) => void;
+  /** Opens a kernel job's notebook. */
+  openNotebook?: (path: string) => void;
 }
 
 function Toolbar({ table, actions }: { table: JobsTable; actions: TableActions }): JSX.Element {
@@ -115,9 +118,11 @@ function Header({ table }: { table: JobsTable }): JSX.Element {
   );
 }
 
-function Row(props: { table: JobsTable; index: number; open: (id: string) => void; now: number }): JSX.Element {
-  const { table, index, open, now } = props;
+function Row(props: { table: JobsTable; index: number; actions: TableActions; now: number }): JSX.Element {
+  const { table, index, actions, now } = props;
+  const open = actions.open;
   const job = table.rows[index];
+  const notebook = notebookOf(job); // a kernel job: the notebook it serves
   const selected = table.selected.has(job.id);
   const onKey = (e: React.KeyboardEvent<HTMLDivElement>) => {
     const sibling = (step: number) => (e.currentTarget.parentElement?.querySelector(`[aria-rowindex='${index + 2 + step}']`) as HTMLElement | null);
@@ -154,8 +159,9 @@ function Row(props: { table: JobsTable; index: number; open: (id: string) => voi
       <span role="gridcell" className="jp-JobsGrid-check">
         <input type="checkbox" aria-label={`select ${jobName(job)}`} checked={selected} onChange={() => table.toggle(job.id)} tabIndex={-1} />
       </span>
-      <span role="gridcell" className="jp-JobsGrid-name" title={jobName(job)}>
-        {jobName(job)}
+      <span role="gridcell" className={`jp-JobsGrid-name${notebook ? ' jp-mod-kernel' : ''}`} title={notebook ? `kernel of ${notebook}` : jobName(job)}>
+        <KindBadge job={job} />
+        {notebook ? <NotebookLink path={notebook} open={actions.openNotebook} /> : jobName(job)}
       </span>
       <span role="gridcell" className="jp-JobsGrid-status" title={job.waiting ?? undefined}>
         <Badge status={job.status as Status} />
@@ -213,7 +219,7 @@ export function JobsPageView({ table, actions }: { table: JobsTable; actions: Ta
         <div className="jp-JobsGrid-body" ref={body} role="rowgroup">
           <div role="presentation" style={{ height: rows.length * ROW, position: 'relative' }}>
             {rows.slice(first, last).map((job, i) => (
-              <Row key={job.id} table={table} index={first + i} open={actions.open} now={now} />
+              <Row key={job.id} table={table} index={first + i} actions={actions} now={now} />
             ))}
           </div>
         </div>

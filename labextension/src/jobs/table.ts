@@ -5,6 +5,7 @@ import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { ApiError, errorMessage, isTerminal, Job, Status } from '../api';
+import { notebookOf } from '../kernels/kernels';
 import { jobsApi } from './api';
 import { whatItRuns } from './copy';
 
@@ -22,6 +23,10 @@ const MAX_LOADED = 50_000;
 const PAGE = 500;
 
 export function jobName(job: Job): string {
+  const notebook = notebookOf(job);
+  if (notebook) {
+    return `Kernel of ${notebook}`; // a notebook's kernel: its notebook, as the file browser names it
+  }
   if (!job.spec.name && job.spec.cell) {
     // a cell job: its first line of code, not the %%job line every cell starts with
     const code = job.spec.cell.split('\n').slice(1).find(line => line.trim());
@@ -40,7 +45,7 @@ export function seconds(job: Job, now = Date.now()): number | null {
 }
 
 function haystack(job: Job): string {
-  return [job.id, job.spec.name || '', whatItRuns(job.spec), ...(job.spec.tags || [])].join('\n').toLowerCase();
+  return [job.id, job.spec.name || '', whatItRuns(job.spec), notebookOf(job) || '', ...(job.spec.tags || [])].join('\n').toLowerCase();
 }
 
 const SORTERS: Record<SortKey, (a: Job, b: Job) => number> = {

@@ -14,7 +14,7 @@ import { CompareView } from './compare';
 import { JobActions, JobView } from './job';
 import { JobModel } from './jobmodel';
 import { JobsPageView, TableActions } from './page';
-import { JobsTable } from './table';
+import { jobName, JobsTable } from './table';
 class JobContent extends ReactWidget {
   /** On screen: the tab in front of its area (Lumino's visibility), whatever the hidden mode. */
   readonly shown = (): boolean => this.isVisible;
@@ -45,8 +45,9 @@ export class JobTab extends MainAreaWidget<JobContent> {
     detail.changed.connect(() => {
       const job = detail.job;
       if (job) {
-        this.title.label = job.spec.name || `Job ${job.id}`;
-        this.title.caption = `${job.spec.name || job.id}: ${job.status}`;
+        const name = job.kind === 'kernel' ? jobName(job) : job.spec.name; // a kernel: its notebook's
+        this.title.label = name || `Job ${job.id}`;
+        this.title.caption = `${name || job.id}: ${job.status}`;
         this.title.className = `jp-JobsTab-title jp-mod-${job.status}`;
       }
     });

@@ -50,11 +50,13 @@ export class JobsModel {
   private _disposed = false;
   private readonly _changed = new Signal<JobsModel, void>(this);
 
-  /** `visible` says whether the panel is on screen; `openJob` and `openRun` open tabs. */
+  /** `visible` says whether the panel is on screen; `openJob` and `openRun` open tabs;
+   * `openNotebook` opens a kernel job's notebook. */
   constructor(
     visible: () => boolean,
     readonly openJob: (id: string) => void,
-    readonly openRun: (id: string) => void
+    readonly openRun: (id: string) => void,
+    readonly openNotebook?: (path: string) => void
   ) {
     this.poll = new Poll({
       factory: () => this.refreshView(),

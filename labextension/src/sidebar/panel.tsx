@@ -82,10 +82,11 @@ export class JobsPanel extends ReactWidget {
     openJob: (id: string) => void,
     openRun: (id: string) => void,
     private readonly openPage: () => void,
-    private readonly openHost?: () => void
+    private readonly openHost?: () => void,
+    openNotebook?: (path: string) => void
   ) {
     super();
-    this.model = new JobsModel(() => this.isVisible, openJob, openRun);
+    this.model = new JobsModel(() => this.isVisible, openJob, openRun, openNotebook);
     this.id = 'jupyter-jobs-panel';
     this.addClass('jp-JobsPanel');
   }
