@@ -30,7 +30,8 @@ async def offered(jp_serverapp, name: str) -> dict:
     """The kernel spec once the server offers it (written once it knows which backends answer)."""
     deadline = time.monotonic() + 30
     while (spec := jp_serverapp.kernel_spec_manager.get_all_specs().get(name)) is None:
-        assert time.monotonic() < deadline, f"{name} never offered: {sorted(jp_serverapp.kernel_spec_manager.get_all_specs())}"
+        offered = sorted(jp_serverapp.kernel_spec_manager.get_all_specs())
+        assert time.monotonic() < deadline, f"{name} never offered: {offered}"
         await asyncio.sleep(0.1)
     return spec
 
@@ -230,6 +231,6 @@ async def test_a_kernel_job_is_listed_as_the_kernel_of_its_notebook_and_not_run_
         listed = (await api.call("GET", "jobs", params={"tag": "kernel", "status": "running"}))["jobs"]
         assert [j["id"] for j in listed] == [job["id"]]
         refused = await api.call("POST", "jobs", job["id"], "rerun", expect=409)
-        assert "kernel of proj/train.ipynb" in refused["message"]
+        assert "kernel of proj/train.ipynb: it is not run again" in refused["message"]
     finally:
         await kernels.shutdown_kernel(kernel_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import secrets
 from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
@@ -73,12 +74,13 @@ class JobService(JobReads):
         self.tasks = TaskSet()
         self.log_files = LogRegistry(conf.max_log_size)
         self.metrics_reader = MetricsReader(conf.max_metrics_size)
+        envs = environments or Environments(Path(jobs_dir).parent / "envs")
         self.env = RunnerEnv(
             store=store, snapshots=snapshots, logs=self.log_files, jobs_dir=Path(jobs_dir),
             storage_dir=Path(storage_dir), kill_grace=conf.kill_grace, spawn=self.tasks.spawn,
             gpu_inventory=gpus.total > 0, gpus=gpus, default_requirements=conf.default_requirements,
             root_dir=self.root_dir,
-            environments=environments or Environments(Path(jobs_dir).parent / "envs"),
+            environments=envs,
             ended=self._ended, started=lambda job: self.events.publish(Event("job.started", job)),
             launched=lambda job: self.events.publish(Event("job.launched", job)),
             requeued=lambda job_id: self.tasks.spawn(self._requeued(job_id)), depends=self.policies.depends)
@@ -86,8 +88,8 @@ class JobService(JobReads):
                               launch=self._launch, reject=self._reject, hold=self.policies.hold)
         self.housekeeper = Housekeeper(store=store, snapshots=snapshots, retention=Retention(conf.retention or {}),
                                        interval=conf.housekeeping_interval, delete=self.delete,
-                                       environments=self._collect_environments,
-                                       leftovers=self.env.environments and self.env.environments.remove_leftovers)
+                                       environments=functools.partial(_collect_environments, envs, backends),
+                                       leftovers=envs.remove_leftovers)
         self._started: Optional[asyncio.Future] = None
         self._stopping = self._closed = False
 
@@ -319,9 +321,8 @@ class JobService(JobReads):
     async def rerun(self, job_id: str, origin: Optional[str] = None) -> dict[str, Any]:
         """The same spec again, with a new snapshot of the workspace as it is now."""
         job = await self._job(job_id)
-        if job.kind == "kernel":  # nobody would connect to it
-            raise JobConflict(f"job {job_id} was the kernel of {job.notebook_path or 'a notebook'}: a kernel job "
-                              "starts when a notebook starts that kernel, it is not run again")
+        if job.kind == "kernel":  # nobody would connect to it: a notebook starting the kernel starts one
+            raise JobConflict(f"job {job_id} was the kernel of {job.notebook_path}: it is not run again")
         return self._public(await self.submit_spec(job.spec, origin=origin))
 
     async def cancel(self, job_id: str, wait: float = 1.0) -> dict[str, Any]:
@@ -352,14 +353,13 @@ class JobService(JobReads):
         self.log_files.forget(job_id)
         self.metrics_reader.forget(job_id)
 
-    def _collect_environments(self, max_age: Optional[float], max_size: Optional[int]) -> dict[str, int]:
-        """Housekeeping's part for environments: the host's venvs, then each backend's own."""
-        envs = self.env.environments
-        assert envs is not None
-        done = envs.collect(max_age, max_size)
-        for backend in self.backends.values():
-            done.update(backend.collect_environments(envs, max_age, max_size))
-        return done
+def _collect_environments(envs: Environments, backends: dict[str, Backend], max_age: Optional[float],
+                          max_size: Optional[int]) -> dict[str, int]:
+    """Housekeeping's part for environments: the host's venvs, then each backend's own."""
+    done = envs.collect(max_age, max_size)
+    for backend in backends.values():
+        done.update(backend.collect_environments(envs, max_age, max_size))
+    return done
 
 
 def _repository(url: str) -> str:

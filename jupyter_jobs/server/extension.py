@@ -48,9 +48,9 @@ class JobsApp(JobsConfig, ExtensionApp):
         if str(folder) not in dirs:
             dirs.append(str(folder))
         factory = KernelProvisionerFactory.instance()
-        if kernels.NAME not in factory.provisioners:  # installed without its entry point (a source checkout)
-            factory.provisioners[kernels.NAME] = EntryPoint(
-                name=kernels.NAME, value="jupyter_jobs.server.kernels:JobKernelProvisioner",
+        if kernel_specs.PROVISIONER not in factory.provisioners:  # no entry point: a source checkout
+            factory.provisioners[kernel_specs.PROVISIONER] = EntryPoint(
+                name=kernel_specs.PROVISIONER, value="jupyter_jobs.server.kernels:JobKernelProvisioner",
                 group="jupyter_client.kernel_provisioners")
 
     def _export_for_kernels(self) -> None:

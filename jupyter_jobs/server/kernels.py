@@ -26,9 +26,8 @@ from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning import LocalProvisioner
 from traitlets import Int, List, Unicode
 
-from ..domain.job import KERNEL_JOB_ORIGIN, Job
+from ..domain.job import KERNEL_JOB_ORIGIN
 from ..domain.spec import JobSpec
-from .kernel_specs import PROVISIONER as NAME
 
 PORTS = ("shell", "iopub", "stdin", "control", "hb")
 LAUNCHER = Path(__file__).with_name("kernel_launch.py")
@@ -101,6 +100,8 @@ class JobKernelProvisioner(LocalProvisioner):  # type: ignore[misc]
         workspace = str(cwd.relative_to(root)) if cwd.is_relative_to(root) else ""
         env = {k: v for k, v in (kwargs.get("env") or {}).items() if k in _KEPT_ENV}
         notebook = env.get("JPY_SESSION_NAME")
+        if notebook and Path(notebook).is_absolute() and Path(notebook).is_relative_to(root):
+            notebook = env["JPY_SESSION_NAME"] = str(Path(notebook).relative_to(root))  # as Jupyter shows it
         fields: dict[str, Any] = {
             "command": cmd, "backend": self.backend or None, "workspace": "" if workspace == "." else workspace,
             "live": True, "name": (f"kernel: {notebook}" if notebook else f"kernel {self.kernel_id}")[:200],
