@@ -5,6 +5,7 @@ constructor."""
 from __future__ import annotations
 
 import dataclasses
+import getpass
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from ..domain.policy import Policy
 from ..endpoints.endpoints import Endpoints
 from ..environments.git import GitSources
 from ..environments.venvs import Environments
+from ..datasets.datasets import Datasets
 from ..jobs.gpupool import HostGPUPool, PoolError
 from ..jobs.gpus import GPU, GPUAllocator, discover
 from ..jobs.service import JobService
@@ -44,6 +46,7 @@ class Platform:
     sampling: JobSampling
     host: HostView
     metrics: JobsMetrics
+    datasets: Datasets
 
     async def start(self) -> None:
         await self.jobs.start()
@@ -64,11 +67,13 @@ def plug_features(core: JobService, *, webhooks: Webhooks, metrics_interval: flo
     host = HostView(core, core.gpus, list(host_admins), nvml, queued=lambda: _queued(core),
                     host_gpus=lambda name: name in core.backends and core.backends[name].host_gpus)
     metrics = JobsMetrics(core, host, host_metrics_interval)
-    for policy in (runs, endpoints, hooks):
+    datasets = Datasets(core, core.snapshots, lambda backend: (core.backends[backend].jobs_root() or core.env.jobs_dir)
+                        .parent / "datasets", getpass.getuser())
+    for policy in (runs, endpoints, hooks, datasets):
         core.add_policy(policy)
     for feature in (runs, schedules, endpoints, hooks, sampling, metrics):
         core.plug(feature)
-    return Platform(core, runs, schedules, endpoints, hooks, sampling, host, metrics)
+    return Platform(core, runs, schedules, endpoints, hooks, sampling, host, metrics, datasets)
 
 
 async def _queued(core: JobService) -> list[dict[str, Any]]:

@@ -37,6 +37,20 @@ class Dependency:
     any_end: bool = False  # any end will do (continue_on_error, max_parallel); else it must succeed
 
 
+@dataclass(frozen=True)
+class Mount:
+    """Files a job reads read-only beside its workspace: `source` on the Jupyter host (or the
+    shared folder), seen at `$JOB_DATASETS_DIR/<name>`, or at `target` in a container."""
+
+    name: str
+    source: Path
+    target: Optional[str] = None
+
+    @property
+    def in_container(self) -> str:
+        return self.target or f"/datasets/{self.name}"
+
+
 @dataclass
 class JobContext:
     """Everything a backend needs to run one job; paths are on the Jupyter host."""
@@ -61,9 +75,12 @@ class JobContext:
     depends: list[Dependency] = field(default_factory=list)
     #: the port each exposed endpoint listens on, by name (`Backend.listen_ports`)
     ports: dict[str, int] = field(default_factory=dict)
+    #: what it reads read-only beside its workspace (dataset versions), linked under `dir/datasets`
+    mounts: list[Mount] = field(default_factory=list)
 
     def env(self, *, artifacts: Optional[str] = None, storage: Optional[str] = None,
-            metrics: Optional[str] = None, inputs: Optional[str] = None) -> dict[str, str]:
+            metrics: Optional[str] = None, inputs: Optional[str] = None,
+            datasets: Optional[str] = None) -> dict[str, str]:
         """The job's own variables (paths as the job sees them), then the spec's env on top."""
         env = {
             "JOB_ID": self.job.id,
@@ -81,6 +98,8 @@ class JobContext:
             env["JOB_INPUTS_DIR"] = inputs or str(self.dir / "inputs")
             env["JOB_OUTPUTS_FILE"] = f"{env['JOB_ARTIFACTS_DIR']}/outputs.json"
             env["JOB_WORKFLOW_RUN"] = self.job.workflow
+        if self.mounts:
+            env["JOB_DATASETS_DIR"] = datasets or str(self.dir / "datasets")
         if self.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.gpus))
         env.update(self.extra_env)

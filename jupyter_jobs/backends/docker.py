@@ -308,9 +308,10 @@ class DockerBackend(ImageEnvironments, Backend):
         if spec.expose and self.network_mode in ("none", "host"):
             raise SpecError.one("expose", f"this server's containers run with network mode {self.network_mode!r}, "
                                 "so their ports cannot be published (c.DockerBackend.network_mode)")
-        if spec.expose and not await asyncio.to_thread(self._local):
-            raise SpecError.one("expose", f"endpoints need a {self.engine} on the Jupyter host (its ports are "
-                                "published on 127.0.0.1)")
+        if (spec.expose or spec.datasets) and not await asyncio.to_thread(self._local):
+            field = "expose" if spec.expose else "datasets"
+            raise SpecError.one(field, f"{'endpoints' if spec.expose else 'datasets'} need a {self.engine} on the "
+                                "Jupyter host (ports published on 127.0.0.1, datasets bound read-only)")
 
     # -- starting ---------------------------------------------------------------------------
     def _image(self, image: str) -> None:

@@ -434,3 +434,54 @@ class HostReply(_Reply):
     policy: HostPolicy
     policy_problem: Optional[str] = Field(None, description="why the admin's policy file is not applied, if so")
     at: float = Field(description="when this was read (seconds since the epoch)")
+
+
+class DatasetVersion(_Reply):
+    """An immutable version of a dataset: its files are a snapshot in the content store."""
+
+    name: str
+    version: int
+    size: int = Field(description="bytes")
+    files: int
+    created_at: str
+    created_by: str = Field(description="the Unix user whose server made it")
+    job: Optional[str] = Field(None, description="the job whose artifacts it was made from")
+    source: dict[str, Any] = Field(description="{'folder': ...} or {'job': ..., 'path': ...}")
+
+
+class DatasetMade(DatasetVersion):
+    notes: list[str] = Field(default_factory=list, description="what was left out, and why (symlinks out)")
+
+
+class DatasetReader(_Reply):
+    id: str
+    status: str
+    created_at: str
+
+
+class DatasetVersionDetail(DatasetVersion):
+    read_by: list[DatasetReader] = Field(description="jobs whose spec reads it, newest first (its lineage)")
+
+
+class DatasetSummary(_Reply):
+    name: str
+    versions: int
+    latest: DatasetVersion
+
+
+class DatasetList(_Reply):
+    datasets: list[DatasetSummary]
+
+
+class DatasetVersions(_Reply):
+    name: str
+    versions: list[DatasetVersion] = Field(description="newest first")
+
+
+class DatasetInput(BaseModel):
+    """A new version: from a folder under the root, or from a finished job's artifacts."""
+
+    model_config = ConfigDict(extra="forbid")
+    folder: Optional[str] = Field(None, description="a folder under the server's root")
+    job: Optional[str] = Field(None, description="a finished job")
+    path: Optional[str] = Field(None, description="a file or folder of that job's artifacts (default: all)")

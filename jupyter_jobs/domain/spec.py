@@ -152,6 +152,41 @@ class GitSource(_Strict):
         return value
 
 
+DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+_RESERVED_MOUNTS = ("/workspace", "/artifacts", "/storage", "/inputs", "/outputs", "/proc", "/sys", "/dev")
+
+
+class DatasetRef(_Strict):
+    """A dataset version a job reads: mounted read-only, no copy where the backend can mount
+    (containers: `/datasets/<name>` or `mount`; local and Slurm: `$JOB_DATASETS_DIR/<name>`)."""
+
+    name: str = Field(description="the dataset's name")
+    version: Optional[int] = Field(None, ge=1, strict=True, description="its version (default: the newest, "
+                                   "resolved and recorded at submit, so a rerun reads the same bytes)")
+    mount: Optional[str] = Field(None, max_length=500, description="where a container sees it (an absolute "
+                                 "path; default /datasets/<name>)")
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not DATASET_NAME.fullmatch(value):
+            raise ValueError("a dataset name is a-z, 0-9, '.', '_' and '-', starting with a letter or digit, "
+                             "at most 63 characters")
+        return value
+
+    @field_validator("mount")
+    @classmethod
+    def _check_mount(cls, value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return value
+        parts = value.split("/")
+        if not value.startswith("/") or ".." in parts or any(c in value for c in "\x00\n\r:,") or value == "/":
+            raise ValueError("mount must be an absolute path without '..', such as /data/train")
+        if any(value == r or value.startswith(r + "/") for r in _RESERVED_MOUNTS):
+            raise ValueError(f"mount must not be under {', '.join(_RESERVED_MOUNTS)}")
+        return value.rstrip("/")
+
+
 _ENDPOINT_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 MAX_EXPOSE = 16
 
@@ -236,6 +271,8 @@ class JobSpec(_Strict):
     )
     retry_backoff: float = Field(10.0, description="seconds before the first retry; doubled for each next one")
     slurm: Optional[SlurmOptions] = None
+    datasets: list[DatasetRef] = Field(default_factory=list, max_length=32, description="dataset versions the "
+                                       "job reads, mounted read-only")
     expose: list[Expose] = Field(default_factory=list, max_length=MAX_EXPOSE, description="ports the job serves, "
                                  "reached through the Jupyter server at each endpoint's own address (the job's "
                                  "`endpoints`), or by name behind Jupyter's login at "

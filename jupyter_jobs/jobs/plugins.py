@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
-from ..backends.base import Dependency
+from ..backends.base import Dependency, Mount
 from ..domain.job import Job
 from ..domain.spec import JobSpec
 from ..storage.store import Store, Write
@@ -82,6 +82,19 @@ class ViewPolicy(Protocol):
 
 
 @runtime_checkable
+class SpecPolicy(Protocol):
+    async def resolve(self, spec: JobSpec) -> JobSpec:
+        """The spec as it will be recorded: what this feature names in it resolved (a dataset's
+        version), or a SpecError naming the field."""
+
+
+@runtime_checkable
+class MountPolicy(Protocol):
+    async def mounts(self, job: Job) -> list[Mount]:
+        """What `job` reads read-only beside its workspace (a dataset version's files)."""
+
+
+@runtime_checkable
 class InfoPolicy(Protocol):
     def info(self) -> dict[str, Any]:
         """What this feature adds to GET /backends (e.g. the webhooks' delivery state)."""
@@ -95,16 +108,18 @@ class Policies:
         self.dependencies: list[DependencyPolicy] = []
         self.views: list[ViewPolicy] = []
         self.infos: list[InfoPolicy] = []
+        self.specs: list[SpecPolicy] = []
+        self.mount_sources: list[MountPolicy] = []
 
     def add(self, policy: Any) -> None:
         """Take each of the policies `policy` implements; one that implements none is a mistake."""
         kinds = [(QueuePolicy, self.queue), (DependencyPolicy, self.dependencies), (ViewPolicy, self.views),
-                 (InfoPolicy, self.infos)]
+                 (InfoPolicy, self.infos), (SpecPolicy, self.specs), (MountPolicy, self.mount_sources)]
         taken = [into for kind, into in kinds if isinstance(policy, kind)]
         for into in taken:
             into.append(policy)
         if not taken:
-            raise TypeError(f"{policy!r} implements no policy (hold, depends, view, info)")
+            raise TypeError(f"{policy!r} implements no policy (hold, depends, view, info, resolve, mounts)")
 
     def hold(self, job: Job) -> Optional[str]:
         return next((why for p in self.queue if (why := p.hold(job))), None)
@@ -118,6 +133,14 @@ class Policies:
 
     def info(self) -> dict[str, Any]:
         return {k: v for policy in self.infos for k, v in policy.info().items()}
+
+    async def resolve(self, spec: JobSpec) -> JobSpec:
+        for policy in self.specs:
+            spec = await policy.resolve(spec)
+        return spec
+
+    async def mounts(self, job: Job) -> list[Mount]:
+        return [m for p in self.mount_sources for m in await p.mounts(job)]
 
 
 @runtime_checkable

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 from collections.abc import Awaitable
 
-from ..backends.base import Backend, BackendError, Dependency, Execution, JobContext
+from ..backends.base import Backend, BackendError, Dependency, Execution, JobContext, Mount
 from ..backends import notebooks
 from ..environments.venvs import Environments, EnvironmentFailed, requirements_text
 from ..backends.base import start_time
@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 
 
 async def _no_dependencies(job: Job) -> list[Dependency]:
+    return []
+
+
+async def _no_mounts(job: Job) -> list[Mount]:
     return []
 
 
@@ -63,6 +67,8 @@ class RunnerEnv:
     default_requirements: str = ""
     #: what a job must wait for on its engine (for backends that order jobs themselves)
     depends: Callable[[Job], Awaitable[list[Dependency]]] = _no_dependencies
+    #: what a job reads read-only beside its workspace (features' mount policies)
+    mounts: Callable[[Job], Awaitable[list[Mount]]] = _no_mounts
     #: the server's root: a live job's workspace is its folder there
     root_dir: Optional[Path] = None
     #: variables a job gets that are never recorded (a kernel's connection key), by job id: gone
@@ -71,6 +77,16 @@ class RunnerEnv:
 
     def job_dir(self, job: Job) -> Path:
         return Path(job.dir or self.jobs_dir / job.id)
+
+
+def _links(folder: Path, targets: dict[str, Path]) -> None:
+    """`folder/<name>` -> each target, made afresh."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    for name, target in targets.items():
+        link = folder / name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(target, target_is_directory=True)
 
 
 async def record_end(env: RunnerEnv, job: Job, outcome: Outcome, stop_reason: Optional[StopReason] = None,
@@ -173,13 +189,9 @@ class JobRunner:
         ctx.artifacts.mkdir(parents=True, exist_ok=True)
         ctx.metrics.mkdir(exist_ok=True)
         if ctx.inputs:  # $JOB_INPUTS_DIR/<job>[/<k=v,...>] -> the artifacts of the jobs it needs
-            inputs = ctx.dir / "inputs"
-            if inputs.exists():
-                shutil.rmtree(inputs)
-            for folder, artifacts in ctx.inputs.items():
-                link = inputs / folder
-                link.parent.mkdir(parents=True, exist_ok=True)
-                link.symlink_to(artifacts, target_is_directory=True)
+            _links(ctx.dir / "inputs", ctx.inputs)
+        if ctx.mounts:  # $JOB_DATASETS_DIR/<name> -> a dataset version's files (read-only)
+            _links(ctx.dir / "datasets", {m.name: m.source for m in ctx.mounts})
         self.env.storage_dir.mkdir(parents=True, exist_ok=True)
 
     # -- starting ---------------------------------------------------------------------------
@@ -188,6 +200,7 @@ class JobRunner:
         launched = asyncio.get_running_loop().create_future()
         try:
             ctx = await self.context()
+            ctx.mounts = await self.env.mounts(self.job)
             await asyncio.to_thread(self._prepare, ctx)
             await self._environment(ctx)
             ctx.log_base = ctx.log.stream_sizes()

@@ -83,7 +83,8 @@ class JobService(JobReads):
             environments=envs,
             ended=self._ended, started=lambda job: self.events.publish(Event("job.started", job)),
             launched=lambda job: self.events.publish(Event("job.launched", job)),
-            requeued=lambda job_id: self.tasks.spawn(self._requeued(job_id)), depends=self.policies.depends)
+            requeued=lambda job_id: self.tasks.spawn(self._requeued(job_id)), depends=self.policies.depends,
+            mounts=self.policies.mounts)
         self.queue = JobQueue(backends=backends, gpus=gpus, max_running=conf.max_running, tasks=self.tasks,
                               launch=self._launch, reject=self._reject, hold=self.policies.hold)
         self.housekeeper = Housekeeper(store=store, snapshots=snapshots, retention=Retention(conf.retention or {}),
@@ -195,7 +196,7 @@ class JobService(JobReads):
         """Check, snapshot and record a job. `with_job(job)` may fill in the job's fields and
         return a write made in the transaction that records it (a schedule's firing);
         `unrecorded_env(job)`: variables it gets that no record, log or reply holds (a kernel's key)."""
-        spec, folder = await self.checks.checkout(spec)
+        spec, folder = await self.checks.checkout(await self.policies.resolve(spec))
         checked = await self.checks.check(spec, folder=folder)
         spec = self.instance_types.apply(spec)  # recorded as it runs: the type's fields filled in
         async with self._files(spec, checked.workspace) as (snapshot, skipped):

@@ -28,6 +28,7 @@ from ..domain.replies import (
     MetricsSummary,
 )
 from ..domain.replies import EnvironmentList, Schedule, ScheduleInput, SchedulePage, WorkflowPage, WorkflowRun
+from ..domain.replies import DatasetInput, DatasetList, DatasetMade, DatasetVersionDetail, DatasetVersions
 from ..domain.replies import WorkflowSubmission
 
 
@@ -71,10 +72,12 @@ def _add(schemas: dict[str, Any], model: type[BaseModel], mode: str = "serializa
 def _schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for model in (Job, FieldError, BackendsReply, JobEvent, ArtifactList, LogChunk, LogEnd, JobPage, MetricsPage,
-                  MetricsSummary, WorkflowRun, WorkflowPage, Schedule, SchedulePage, EnvironmentList, HostReply):
+                  MetricsSummary, WorkflowRun, WorkflowPage, Schedule, SchedulePage, EnvironmentList, HostReply,
+                  DatasetList, DatasetVersions, DatasetMade, DatasetVersionDetail):
         _add(schemas, model)
     _add(schemas, WorkflowSubmission, "validation")
     _add(schemas, ScheduleInput, "validation")
+    _add(schemas, DatasetInput, "validation")
     _add(schemas, JobSpec, "validation", "Input")  # what a client may send (durations as strings...)
     spec_in = schemas["JobSpecInput"]["properties"]
     spec_in["timeout"] = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}, {"type": "null"}],
@@ -110,7 +113,8 @@ def build() -> dict[str, Any]:
 
 def _paths() -> dict[str, Any]:
     """Every path, by feature (one function each)."""
-    return {**_service_paths(), **_job_paths(), **_job_output_paths(), **_workflow_paths(), **_schedule_paths()}
+    return {**_service_paths(), **_job_paths(), **_job_output_paths(), **_workflow_paths(), **_schedule_paths(),
+            **_dataset_paths()}
 
 
 def _service_paths() -> dict[str, Any]:
@@ -240,6 +244,32 @@ def _schedule_paths() -> dict[str, Any]:
             "200": _json(_ref("Schedule"), "the schedule"), "404": _ERROR}, [_SCHEDULE])},
         "/jupyter-jobs/schedules/{schedule_id}/resume": {"post": _op("Fire again, from the next time on", {
             "200": _json(_ref("Schedule"), "the schedule"), "404": _ERROR, "409": _ERROR}, [_SCHEDULE])},
+    }
+
+
+_DATASET = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_VERSION = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"},
+            "description": "1, 2, ..."}
+
+
+def _dataset_paths() -> dict[str, Any]:
+    return {
+        "/jupyter-jobs/datasets": {"get": _op("Datasets, each with its newest version", {
+            "200": _json(_ref("DatasetList"), "the datasets")})},
+        "/jupyter-jobs/datasets/{name}": {"get": _op("A dataset's live versions, newest first", {
+            "200": _json(_ref("DatasetVersions"), "its versions"), "404": _ERROR}, [_DATASET])},
+        "/jupyter-jobs/datasets/{name}/versions": {"post": _op(
+            "A new version from a folder under the root or a finished job's artifacts (stored by content)",
+            {"201": _json(_ref("DatasetMade"), "the version"), "400": _ERROR, "404": _ERROR, "409": _ERROR},
+            [_DATASET], body=_ref("DatasetInput"))},
+        "/jupyter-jobs/datasets/{name}/versions/{version}": {
+            "get": _op("A version with the jobs that read it", {
+                "200": _json(_ref("DatasetVersionDetail"), "the version"), "400": _ERROR, "404": _ERROR},
+                [_DATASET, _VERSION]),
+            "delete": _op("Delete a version no queued or running job reads (its number is never given again)", {
+                "204": {"description": "deleted"}, "400": _ERROR, "404": _ERROR, "409": _ERROR},
+                [_DATASET, _VERSION]),
+        },
     }
 
 

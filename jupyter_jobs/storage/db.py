@@ -99,6 +99,22 @@ _MIGRATIONS: list[list[str]] = [
     [  # 6: preemption: how many times a job was stopped for another and queued again
         "ALTER TABLE jobs ADD COLUMN preempted INTEGER NOT NULL DEFAULT 0",
     ],
+    [  # 7: datasets: named, immutable versions, each a snapshot
+        """CREATE TABLE IF NOT EXISTS datasets (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            snapshot TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            files INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            job TEXT,
+            source TEXT NOT NULL,
+            deleted INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (name, version)
+        )""",
+    ],
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

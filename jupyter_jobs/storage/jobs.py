@@ -283,9 +283,11 @@ class JobRows(Database):
         return await self._run(_events)
 
     async def snapshot_ids(self) -> set[str]:
-        """Every snapshot a recorded job refers to (what garbage collection keeps)."""
+        """Every snapshot a recorded job or a dataset version refers to (what garbage collection keeps)."""
         def _ids() -> set[str]:
-            return {r[0] for r in self.db.execute("SELECT DISTINCT snapshot FROM jobs WHERE snapshot IS NOT NULL")}
+            return {r[0] for r in self.db.execute(
+                "SELECT snapshot FROM jobs WHERE snapshot IS NOT NULL "
+                "UNION SELECT snapshot FROM datasets WHERE deleted = 0")}
 
         return await self._run(_ids)
 

@@ -3,6 +3,7 @@ The only place that speaks SQL is `storage`."""
 
 from __future__ import annotations
 
+from .datasets import DatasetRows
 from .db import SCHEMA_VERSION, StoreError, Write
 from .jobs import JobRows
 from .runs import RunRows, RunState
@@ -11,5 +12,5 @@ from .schedules import ScheduleRows
 __all__ = ["SCHEMA_VERSION", "RunState", "Store", "StoreError", "Write"]
 
 
-class Store(JobRows, RunRows, ScheduleRows):
+class Store(JobRows, RunRows, ScheduleRows, DatasetRows):
     """Job history. Every public method is a coroutine run on the store's own thread."""

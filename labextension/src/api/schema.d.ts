@@ -49,6 +49,310 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/jupyter-jobs/datasets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Datasets, each with its newest version */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description the datasets */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["DatasetList"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jupyter-jobs/datasets/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A dataset's live versions, newest first */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description its versions */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["DatasetVersions"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jupyter-jobs/datasets/{name}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A new version from a folder under the root or a finished job's artifacts (stored by content) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["DatasetInput"];
+                };
+            };
+            responses: {
+                /** @description the version */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["DatasetMade"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jupyter-jobs/datasets/{name}/versions/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A version with the jobs that read it */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                    /** @description 1, 2, ... */
+                    version: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description the version */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["DatasetVersionDetail"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        /** Delete a version no queued or running job reads (its number is never given again) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                    /** @description 1, 2, ... */
+                    version: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description deleted */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/jupyter-jobs/environments": {
         parameters: {
             query?: never;
@@ -1632,6 +1936,225 @@ export interface components {
             storage: boolean;
         };
         /**
+         * DatasetInput
+         * @description A new version: from a folder under the root, or from a finished job's artifacts.
+         */
+        DatasetInput: {
+            /**
+             * Folder
+             * @description a folder under the server's root
+             * @default null
+             */
+            folder?: string | null;
+            /**
+             * Job
+             * @description a finished job
+             * @default null
+             */
+            job?: string | null;
+            /**
+             * Path
+             * @description a file or folder of that job's artifacts (default: all)
+             * @default null
+             */
+            path?: string | null;
+        };
+        /** DatasetList */
+        DatasetList: {
+            /** Datasets */
+            datasets: components["schemas"]["DatasetSummary"][];
+        };
+        /** DatasetMade */
+        DatasetMade: {
+            /** Created At */
+            created_at: string;
+            /**
+             * Created By
+             * @description the Unix user whose server made it
+             */
+            created_by: string;
+            /** Files */
+            files: number;
+            /**
+             * Job
+             * @description the job whose artifacts it was made from
+             * @default null
+             */
+            job: string | null;
+            /** Name */
+            name: string;
+            /**
+             * Notes
+             * @description what was left out, and why (symlinks out)
+             */
+            notes: string[];
+            /**
+             * Size
+             * @description bytes
+             */
+            size: number;
+            /**
+             * Source
+             * @description {'folder': ...} or {'job': ..., 'path': ...}
+             */
+            source: {
+                [key: string]: unknown;
+            };
+            /** Version */
+            version: number;
+        };
+        /** DatasetReader */
+        DatasetReader: {
+            /** Created At */
+            created_at: string;
+            /** Id */
+            id: string;
+            /** Status */
+            status: string;
+        };
+        /**
+         * DatasetRef
+         * @description A dataset version a job reads: mounted read-only, no copy where the backend can mount
+         *     (containers: `/datasets/<name>` or `mount`; local and Slurm: `$JOB_DATASETS_DIR/<name>`).
+         */
+        DatasetRef: {
+            /**
+             * Mount
+             * @description where a container sees it (an absolute path; default /datasets/<name>)
+             * @default null
+             */
+            mount?: string | null;
+            /**
+             * Name
+             * @description the dataset's name
+             */
+            name: string;
+            /**
+             * Version
+             * @description its version (default: the newest, resolved and recorded at submit, so a rerun reads the same bytes)
+             * @default null
+             */
+            version?: number | null;
+        };
+        /**
+         * DatasetRef
+         * @description A dataset version a job reads: mounted read-only, no copy where the backend can mount
+         *     (containers: `/datasets/<name>` or `mount`; local and Slurm: `$JOB_DATASETS_DIR/<name>`).
+         */
+        DatasetRefInput: {
+            /**
+             * Mount
+             * @description where a container sees it (an absolute path; default /datasets/<name>)
+             * @default null
+             */
+            mount?: string | null;
+            /**
+             * Name
+             * @description the dataset's name
+             */
+            name: string;
+            /**
+             * Version
+             * @description its version (default: the newest, resolved and recorded at submit, so a rerun reads the same bytes)
+             * @default null
+             */
+            version?: number | null;
+        };
+        /** DatasetSummary */
+        DatasetSummary: {
+            latest: components["schemas"]["DatasetVersion"];
+            /** Name */
+            name: string;
+            /** Versions */
+            versions: number;
+        };
+        /**
+         * DatasetVersion
+         * @description An immutable version of a dataset: its files are a snapshot in the content store.
+         */
+        DatasetVersion: {
+            /** Created At */
+            created_at: string;
+            /**
+             * Created By
+             * @description the Unix user whose server made it
+             */
+            created_by: string;
+            /** Files */
+            files: number;
+            /**
+             * Job
+             * @description the job whose artifacts it was made from
+             * @default null
+             */
+            job: string | null;
+            /** Name */
+            name: string;
+            /**
+             * Size
+             * @description bytes
+             */
+            size: number;
+            /**
+             * Source
+             * @description {'folder': ...} or {'job': ..., 'path': ...}
+             */
+            source: {
+                [key: string]: unknown;
+            };
+            /** Version */
+            version: number;
+        };
+        /** DatasetVersionDetail */
+        DatasetVersionDetail: {
+            /** Created At */
+            created_at: string;
+            /**
+             * Created By
+             * @description the Unix user whose server made it
+             */
+            created_by: string;
+            /** Files */
+            files: number;
+            /**
+             * Job
+             * @description the job whose artifacts it was made from
+             * @default null
+             */
+            job: string | null;
+            /** Name */
+            name: string;
+            /**
+             * Read By
+             * @description jobs whose spec reads it, newest first (its lineage)
+             */
+            read_by: components["schemas"]["DatasetReader"][];
+            /**
+             * Size
+             * @description bytes
+             */
+            size: number;
+            /**
+             * Source
+             * @description {'folder': ...} or {'job': ..., 'path': ...}
+             */
+            source: {
+                [key: string]: unknown;
+            };
+            /** Version */
+            version: number;
+        };
+        /** DatasetVersions */
+        DatasetVersions: {
+            /** Name */
+            name: string;
+            /**
+             * Versions
+             * @description newest first
+             */
+            versions: components["schemas"]["DatasetVersion"][];
+        };
+        /**
          * Endpoint
          * @description One of a job's exposed ports as clients see it.
          */
@@ -2262,6 +2785,11 @@ export interface components {
              */
             command?: string | string[] | null;
             /**
+             * Datasets
+             * @description dataset versions the job reads, mounted read-only
+             */
+            datasets?: components["schemas"]["DatasetRef"][];
+            /**
              * Description
              * @default null
              */
@@ -2398,6 +2926,11 @@ export interface components {
              * @default null
              */
             command?: string | string[] | null;
+            /**
+             * Datasets
+             * @description dataset versions the job reads, mounted read-only
+             */
+            datasets?: components["schemas"]["DatasetRefInput"][];
             /**
              * Description
              * @default null

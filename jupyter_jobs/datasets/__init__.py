@@ -1,0 +1,1 @@
+"""Datasets: named, immutable, versioned collections of files that jobs read."""

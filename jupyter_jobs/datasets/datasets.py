@@ -1,0 +1,177 @@
+"""Datasets (Gradient's "a persistent, versioned collection of data"): a name with immutable
+versions, each a snapshot in the content-addressed snapshot store, so a version that changes one
+file stores one file. A version is made from a folder under the root or from a finished job's
+artifacts. A job names `datasets: [{name, version?, mount?}]`; the version is resolved when it
+is submitted and recorded in its spec (a rerun reads the same bytes), and the files are
+materialized once per version into a read-only cache that jobs mount (containers) or link to
+(local, Slurm: in the shared folder), so a job's start copies nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+import stat
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import ValidationError
+
+from ..backends.base import Mount
+from ..domain.errors import JobConflict, JobNotFound, SpecError
+from ..domain.job import Job, utcnow
+from ..domain.replies import DatasetInput
+from ..domain.spec import DATASET_NAME, JobSpec
+from ..jobs.plugins import JobCore
+
+#: the fields of a version clients see
+PUBLIC = ("name", "version", "size", "files", "created_at", "created_by", "job", "source")
+
+
+def public(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in PUBLIC}
+
+
+class Datasets:
+    """The datasets of one history; a spec policy (versions resolved at submit) and a mount
+    policy (what a job reads) of the core."""
+
+    def __init__(self, core: JobCore, snapshots: Any, cache_for: Callable[[str], Path], user: str):
+        self.core, self.snapshots, self.cache_for, self.user = core, snapshots, cache_for, user
+        self._making: dict[Path, asyncio.Lock] = {}
+
+    # -- versions ---------------------------------------------------------------------------
+    async def create(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A new version from `{"folder": ...}` under the root or `{"job": id, "path": ...}` (a
+        finished job's artifacts, or a folder of them). Symlinks out of it are left out."""
+        if not DATASET_NAME.fullmatch(name):
+            raise SpecError.one("name", f"{name!r} is not a dataset name: a-z, 0-9, '.', '_' and '-'")
+        try:
+            given = DatasetInput.model_validate(body)
+        except ValidationError as exc:
+            raise SpecError.from_validation(exc) from None
+        if (given.folder is None) == (given.job is None):
+            raise SpecError.one("folder", "give either folder (a folder under the root) or job (and path, a "
+                                "folder or file of its artifacts)")
+        if any("\0" in (v or "") for v in (given.folder, given.job, given.path)):
+            raise SpecError.one("folder" if given.folder else "path", "must not hold a NUL character")
+        source, origin = await self._source(given)
+        async with self.core.pinned_snapshot(source) as snap:
+            row = await self.core.store.add_version({
+                "name": name, "snapshot": snap.id, "size": snap.size, "files": snap.files, "created_at":
+                utcnow().isoformat(), "created_by": self.user, "job": origin.get("job"), "source": origin})
+        made = public(row)
+        made["notes"] = [f"left out: {path} ({why})" for path, why in snap.skipped[:50]]
+        return made
+
+    async def _source(self, given: DatasetInput) -> tuple[Path, dict[str, Any]]:
+        if given.folder is not None:
+            try:
+                return self.core.resolve_workspace(given.folder), {"folder": given.folder}
+            except SpecError as exc:
+                raise SpecError.one("folder", exc.errors[0].message.replace("workspace", "folder")) from None
+        job = await self.core.store.get(str(given.job))
+        if job is None:
+            raise JobNotFound(f"no job {given.job!r}")
+        if not job.status.is_terminal():
+            raise JobConflict(f"job {job.id} is {job.status.value}: a dataset is made from a finished job's artifacts")
+        path = given.path or ""
+        artifacts = (self.core.job_dir(job) / "artifacts").resolve()
+        found = (artifacts / path).resolve()
+        if not found.is_relative_to(artifacts) or not found.exists():
+            raise SpecError.one("path", f"{path!r} is not a file or folder of job {job.id}'s artifacts")
+        return found, {"job": job.id, "path": path}
+
+    async def list(self) -> dict[str, Any]:
+        rows = await self.core.store.dataset_versions()
+        names: dict[str, dict[str, Any]] = {}
+        for row in rows:  # newest first within each name
+            entry = names.setdefault(row["name"], {"name": row["name"], "versions": 0, "latest": public(row)})
+            entry["versions"] += 1
+        return {"datasets": list(names.values())}
+
+    async def get(self, name: str) -> dict[str, Any]:
+        rows = await self.core.store.dataset_versions(name)
+        if not rows:
+            raise JobNotFound(f"no dataset {name!r}")
+        return {"name": name, "versions": [public(r) for r in rows]}
+
+    async def version(self, name: str, version: int) -> dict[str, Any]:
+        """A version with its lineage: the job that made it and the jobs that read it."""
+        row = await self.core.store.dataset_version(name, version)
+        if row is None or row["deleted"]:
+            raise JobNotFound(f"no version {version} of dataset {name!r}")
+        return {**public(row), "read_by": await self.core.store.dataset_readers(name, version)}
+
+    async def delete(self, name: str, version: int) -> None:
+        """Refused (409, naming them) while a queued or running job reads it."""
+        await self.version(name, version)
+        holders = await self.core.store.dataset_readers(name, version, active_only=True)
+        if holders:
+            ids = ", ".join(h["id"] for h in holders[:10])
+            raise JobConflict(f"version {version} of dataset {name!r} is read by {len(holders)} job(s) not yet "
+                              f"finished ({ids}): cancel them or wait")
+        await self.core.store.delete_dataset_version(name, version)
+
+    # -- policies of the core ---------------------------------------------------------------
+    async def resolve(self, spec: JobSpec) -> JobSpec:
+        """Each named version, or the newest, recorded in the spec; a 400 naming the entry."""
+        if not spec.datasets:
+            return spec
+        resolved = []
+        for i, ref in enumerate(spec.datasets):
+            row = await self.core.store.dataset_version(ref.name, ref.version)
+            if row is None:
+                field = f"datasets.{i}.{'version' if ref.version else 'name'}"
+                what = f"version {ref.version} of dataset {ref.name!r}" if ref.version else f"dataset {ref.name!r}"
+                raise SpecError.one(field, f"there is no {what}")
+            if row["deleted"]:
+                raise SpecError.one(f"datasets.{i}.version", f"version {ref.version} of dataset {ref.name!r} "
+                                    "was deleted")
+            resolved.append(ref.model_copy(update={"version": row["version"]}))
+        if len({r.name for r in resolved}) < len(resolved):
+            raise SpecError.one("datasets", "each dataset may be named once")
+        return spec.model_copy(update={"datasets": resolved})
+
+    async def mounts(self, job: Job) -> list[Mount]:
+        found = []
+        for ref in job.spec.datasets:
+            row = await self.core.store.dataset_version(ref.name, ref.version)
+            if row is None:
+                raise JobNotFound(f"dataset {ref.name!r} has no version {ref.version} any more")
+            found.append(Mount(ref.name, await self._cached(row["snapshot"], self.cache_for(job.backend)), ref.mount))
+        return found
+
+    async def _cached(self, snapshot: str, cache: Path) -> Path:
+        """The version's files, written out once (read-only) where the backend's jobs see them."""
+        final = cache / snapshot
+        lock = self._making.setdefault(final, asyncio.Lock())
+        async with lock:
+            if not await asyncio.to_thread(final.is_dir):
+                await asyncio.to_thread(self._materialize, snapshot, final)
+        return final
+
+    def _materialize(self, snapshot: str, final: Path) -> None:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        temp = final.parent / f".{snapshot}.{secrets.token_hex(4)}"
+        try:
+            self.snapshots.materialize(snapshot, temp)
+            _read_only(temp)
+            os.rename(temp, final)  # whole, or not there
+        except BaseException:
+            for dirpath, _, _ in os.walk(temp):
+                os.chmod(dirpath, 0o700)
+            shutil.rmtree(temp, ignore_errors=True)
+            raise
+
+
+def _read_only(folder: Path) -> None:
+    """Files 0444 and folders 0555: a job cannot change a version others read."""
+    for dirpath, _, filenames in os.walk(folder, topdown=False):
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.chmod(path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+        os.chmod(dirpath, 0o555)
