@@ -5,7 +5,11 @@ bad input named; the history and the blobs surviving housekeeping and a restart.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from support import SLURM_CONF, log_text, require, slurm_problem
@@ -141,6 +145,19 @@ def test_versions_survive_a_restart(tmp_path):
                                                             "workspace": "data", "datasets": [{"name": "mnist"}]})
         assert server.wait(job["id"])["status"] == "succeeded"
         assert log_text(server.logs(job["id"]), "stdout") == "alpha"
+        (tmp_path / "root" / "data" / "a.txt").write_text("beta")
+        cli = [str(Path(sys.executable).with_name("jupyter-jobs")), "--url", server.url, "--token", server.token]
+        env = {**os.environ, "JUPYTER_JOBS_ROOT": str(tmp_path / "root")}
+        made = subprocess.run([*cli, "--json", "dataset", "create", "mnist", "--folder", "."], capture_output=True,
+                              text=True, cwd=tmp_path / "root" / "data", env=env, timeout=60)
+        assert made.returncode == 0 and json.loads(made.stdout)["version"] == 2, made.stderr
+        ran = subprocess.run([*cli, "run", "--dataset", "mnist:1", "--", "sh", "-c",
+                              "cat $JOB_DATASETS_DIR/mnist/a.txt"],
+                             capture_output=True, text=True, cwd=tmp_path / "root" / "data", env=env, timeout=60)
+        assert ran.returncode == 0 and ran.stdout.strip().endswith("alpha"), (ran.stdout, ran.stderr)
+        shown = subprocess.run([*cli, "dataset", "show", "mnist"], capture_output=True, text=True, env=env,
+                               timeout=60)
+        assert [line.split()[:2] for line in shown.stdout.splitlines()[1:]] == [["mnist", "2"], ["mnist", "1"]]
     finally:
         server.stop()
 

@@ -538,6 +538,65 @@ for _verb in ("show", "pause", "resume", "delete"):
         _make_schedule(_verb)))
 
 
+@main.group()
+def dataset() -> None:
+    """Datasets: named, immutable versions that jobs read (--dataset NAME[:VERSION] on run)."""
+
+
+def _size(n: int) -> str:
+    return next(f"{n / 1024**i:.1f} {u}" for i, u in enumerate(("B", "KiB", "MiB", "GiB", "TiB"))
+                if n < 1024 ** (i + 1) or u == "TiB").replace(".0 B", " B")
+
+
+def _versions_text(data: Any) -> str:
+    rows = data.get("versions") or ([data] if "version" in data else [d["latest"] for d in data["datasets"]])
+    text = _table(["name", "version", "files", "size", "made", "from"],
+                  [[v["name"], str(v["version"]), str(v["files"]), _size(v["size"]), v["created_at"][:19],
+                    v["source"].get("folder") or f"job {v['source'].get('job')} {v['source'].get('path') or ''}"]
+                   for v in rows])
+    readers = data.get("read_by")
+    return text + (f"\nread by: {', '.join(r['id'] for r in readers)}" if readers else "")
+
+
+@dataset.command("list")
+@pass_cli
+def dataset_list(cli: Cli) -> None:
+    """Datasets, each with its newest version."""
+    cli.show(cli.service.datasets("list"), _versions_text)
+
+
+@dataset.command("show")
+@click.argument("name")
+@click.argument("version", type=int, required=False)
+@pass_cli
+def dataset_show(cli: Cli, name: str, version: Optional[int]) -> None:
+    """A dataset's versions, or one version with the jobs that read it."""
+    reply = cli.service.datasets("version" if version else "get", name, version)
+    cli.show(reply, _versions_text)
+
+
+@dataset.command("create")
+@click.argument("name")
+@click.option("--folder", type=click.Path(exists=True, file_okay=False), help="a folder under the server's root")
+@click.option("--job", "job_id", help="a finished job whose artifacts it is made from")
+@click.option("--path", default="", help="a file or folder of that job's artifacts (default: all)")
+@pass_cli
+def dataset_create(cli: Cli, name: str, folder: Optional[str], job_id: Optional[str], path: str) -> None:
+    """A new version of NAME from --folder or from --job's artifacts."""
+    body = {"job": job_id, "path": path} if job_id else {"folder": _usage(lambda: workspace_of(cli.root, folder))}
+    cli.show(cli.service.datasets("create", name, body=body), _versions_text)
+
+
+@dataset.command("delete")
+@click.argument("name")
+@click.argument("version", type=int)
+@pass_cli
+def dataset_delete(cli: Cli, name: str, version: int) -> None:
+    """Delete a version no queued or running job reads."""
+    cli.service.datasets("delete", name, version)
+    cli.show({"name": name, "version": version, "deleted": True}, lambda d: f"{name} version {version} deleted")
+
+
 def run_main() -> None:
     """The entry point: service errors as one line and an exit code that says which."""
     try:

@@ -108,6 +108,11 @@ class JobsService(abc.ABC):
         """list | create (body) | get | pause | resume | delete."""
 
     @abc.abstractmethod
+    def datasets(self, action: str, name: Optional[str] = None, version: Optional[int] = None,
+                 body: Any = None) -> Any:
+        """list | get (name) | create (name, body) | version (name, version) | delete (name, version)."""
+
+    @abc.abstractmethod
     def endpoint_url(self, job: dict[str, Any], name: str, path: str = "") -> str:
         """Where a job's endpoint is reached, from this process or a browser: its address holds
         its key, so a plain GET needs no other credential."""
@@ -227,6 +232,14 @@ class RestService(JobsService):
         method = {"list": "GET", "get": "GET", "create": "POST", "delete": "DELETE"}[action]
         return self._request(method, path, body)
 
+    def datasets(self, action: str, name: Optional[str] = None, version: Optional[int] = None,
+                 body: Any = None) -> Any:
+        path = "datasets" + (f"/{quote(name)}" if name else "")
+        path += "/versions" if action in ("create", "version", "delete") else ""
+        path += f"/{version}" if version is not None else ""
+        method = {"create": "POST", "delete": "DELETE"}.get(action, "GET")
+        return self._request(method, path, body)
+
     def endpoint_url(self, job: dict[str, Any], name: str, path: str = "") -> str:
         found = next((e for e in job.get("endpoints") or [] if e["name"] == name), None)
         if found is None:
@@ -317,6 +330,14 @@ class EmbeddedService(JobsService):
                "get": lambda: given.get(schedule_id),
                "pause": lambda: given.pause(schedule_id), "resume": lambda: given.resume(schedule_id),
                "delete": lambda: given.delete(schedule_id)}[action]
+        return self._call(act())
+
+    def datasets(self, action: str, name: Optional[str] = None, version: Optional[int] = None,
+                 body: Any = None) -> Any:
+        given = self.platform.datasets
+        act = {"list": lambda: given.list(), "get": lambda: given.get(str(name)),
+               "create": lambda: given.create(str(name), body), "version": lambda: given.version(str(name), int(
+                   version or 0)), "delete": lambda: given.delete(str(name), int(version or 0))}[action]
         return self._call(act())
 
     def endpoint_url(self, job: dict[str, Any], name: str, path: str = "") -> str:

@@ -29,6 +29,9 @@ SPEC_ARGUMENTS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
                        "other options override its fields"}),
     (("--expose",), {"action": "append", "metavar": "PORT:NAME[:/HEALTH]", "help": "a port the job serves, "
                      "reached through Jupyter at its endpoint NAME; the job listens on $PORT_<NAME> (repeatable)"}),
+    (("--dataset",), {"action": "append", "metavar": "NAME[:VERSION][=MOUNT]", "help": "a dataset version the job "
+                      "reads at $JOB_DATASETS_DIR/NAME (containers: /datasets/NAME or MOUNT); default the newest "
+                      "(repeatable)"}),
 ]
 SPEC_OPTIONS = tuple(flags[-1].lstrip("-") for flags, _ in SPEC_ARGUMENTS)
 
@@ -52,6 +55,18 @@ def parse_expose(given: Optional[list[str]]) -> list[dict[str, Any]]:
         if not sep or not port.isdigit() or not name:
             raise ValueError(f"--expose takes PORT:NAME or PORT:NAME:/HEALTH, not {item!r}")
         out.append({"port": int(port), "name": name, **({"health": health} if health else {})})
+    return out
+
+
+def parse_datasets(given: Optional[list[str]]) -> list[dict[str, Any]]:
+    """`mnist`, `mnist:3` or `mnist:3=/data/mnist` as the spec's `datasets` entries."""
+    out = []
+    for item in given or []:
+        ref, _, mount = item.partition("=")
+        name, sep, version = ref.partition(":")
+        if not name or (sep and not version.isdigit()):
+            raise ValueError(f"--dataset takes NAME, NAME:VERSION or NAME:VERSION=MOUNT, not {item!r}")
+        out.append({"name": name, **({"version": int(version)} if sep else {}), **({"mount": mount} if mount else {})})
     return out
 
 
@@ -102,6 +117,8 @@ def build_spec(options: dict[str, Any], root: Path, defaults: Optional[dict[str,
         spec["instance_type"] = merged["instance"]
     if merged["expose"]:
         spec["expose"] = parse_expose(list(merged["expose"]))
+    if merged["dataset"]:
+        spec["datasets"] = parse_datasets(list(merged["dataset"]))
     resources = {k: merged[k] for k in ("gpus", "cpus", "memory") if merged[k] is not None}
     if resources:
         spec["resources"] = resources
