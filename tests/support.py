@@ -132,6 +132,7 @@ class ServerProcess:
             except (urllib.error.URLError, ConnectionError):
                 assert self.proc.poll() is None, self.log_path.read_text()[-3000:]
                 time.sleep(0.1)
+        self.proc.kill()  # never left behind by a test that gives up on it
         raise AssertionError("jupyter server did not start:\n" + self.log_path.read_text()[-3000:])
 
     def stop(self, sig: int = signal.SIGTERM) -> None:

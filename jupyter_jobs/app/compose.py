@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
+from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from ..domain.policy import Policy
 from ..endpoints.endpoints import Endpoints
 from ..environments.git import GitSources
 from ..environments.venvs import Environments
-from ..datasets.datasets import Datasets
+from ..datasets.datasets import DATASET, MODEL, Datasets
 from ..jobs.gpupool import HostGPUPool, PoolError
 from ..jobs.gpus import GPU, GPUAllocator, discover
 from ..jobs.service import JobService
@@ -47,6 +48,7 @@ class Platform:
     host: HostView
     metrics: JobsMetrics
     datasets: Datasets
+    models: Datasets
 
     async def start(self) -> None:
         await self.jobs.start()
@@ -67,13 +69,20 @@ def plug_features(core: JobService, *, webhooks: Webhooks, metrics_interval: flo
     host = HostView(core, core.gpus, list(host_admins), nvml, queued=lambda: _queued(core),
                     host_gpus=lambda name: name in core.backends and core.backends[name].host_gpus)
     metrics = JobsMetrics(core, host, host_metrics_interval)
-    datasets = Datasets(core, core.snapshots, lambda backend: (core.backends[backend].jobs_root() or core.env.jobs_dir)
-                        .parent / "datasets", getpass.getuser())
-    for policy in (runs, endpoints, hooks, datasets):
+    datasets, models = (Datasets(core, core.snapshots, partial(_cache, core, kind.field), getpass.getuser(), kind,
+                                 core.get) for kind in (DATASET, MODEL))
+    for policy in (runs, endpoints, hooks, datasets, models):
         core.add_policy(policy)
     for feature in (runs, schedules, endpoints, hooks, sampling, metrics):
         core.plug(feature)
-    return Platform(core, runs, schedules, endpoints, hooks, sampling, host, metrics, datasets)
+    return Platform(core, runs, schedules, endpoints, hooks, sampling, host, metrics, datasets, models)
+
+
+def _cache(core: JobService, folder: str, backend: str) -> Path:
+    """Where versions are written out for a backend's jobs: its shared folder (Slurm), else the
+    data folder ("": this host's, for downloads)."""
+    shared = core.backends[backend].jobs_root() if backend else None
+    return (shared or core.env.jobs_dir).parent / folder
 
 
 async def _queued(core: JobService) -> list[dict[str, Any]]:

@@ -40,15 +40,17 @@ class Dependency:
 @dataclass(frozen=True)
 class Mount:
     """Files a job reads read-only beside its workspace: `source` on the Jupyter host (or the
-    shared folder), seen at `$JOB_DATASETS_DIR/<name>`, or at `target` in a container."""
+    shared folder), seen at `$JOB_<FOLDER>_DIR/<name>`, or in a container at `target` (default
+    `/<folder>/<name>`); `folder` is `datasets` or `models`."""
 
     name: str
     source: Path
     target: Optional[str] = None
+    folder: str = "datasets"
 
     @property
     def in_container(self) -> str:
-        return self.target or f"/datasets/{self.name}"
+        return self.target or f"/{self.folder}/{self.name}"
 
 
 @dataclass
@@ -80,8 +82,9 @@ class JobContext:
 
     def env(self, *, artifacts: Optional[str] = None, storage: Optional[str] = None,
             metrics: Optional[str] = None, inputs: Optional[str] = None,
-            datasets: Optional[str] = None) -> dict[str, str]:
-        """The job's own variables (paths as the job sees them), then the spec's env on top."""
+            mounts: Optional[str] = None) -> dict[str, str]:
+        """The job's own variables (paths as the job sees them; `mounts`: where `/datasets` and
+        `/models` hang in a container), then the spec's env on top."""
         env = {
             "JOB_ID": self.job.id,
             "JOB_NAME": self.job.spec.name or "",
@@ -98,8 +101,8 @@ class JobContext:
             env["JOB_INPUTS_DIR"] = inputs or str(self.dir / "inputs")
             env["JOB_OUTPUTS_FILE"] = f"{env['JOB_ARTIFACTS_DIR']}/outputs.json"
             env["JOB_WORKFLOW_RUN"] = self.job.workflow
-        if self.mounts:
-            env["JOB_DATASETS_DIR"] = datasets or str(self.dir / "datasets")
+        for folder in sorted({m.folder for m in self.mounts}):  # JOB_DATASETS_DIR, JOB_MODELS_DIR
+            env[f"JOB_{folder.upper()}_DIR"] = f"{mounts}/{folder}" if mounts is not None else str(self.dir / folder)
         if self.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, self.gpus))
         env.update(self.extra_env)

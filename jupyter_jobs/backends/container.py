@@ -41,7 +41,7 @@ def _mounts(settings: ContainerSettings, ctx: JobContext, local: bool) -> list[A
         mounts.append(Mount("/storage", str(ctx.storage.resolve()), type="bind"))
     for source, target in settings.datasets.items():
         mounts.append(Mount(target, source, type="bind" if source.startswith("/") else "volume", read_only=True))
-    if local:  # dataset versions the job reads: their files bound read-only, never copied
+    if local:  # dataset and model versions the job reads: their files bound read-only, never copied
         mounts += [Mount(m.in_container, str(m.source.resolve()), type="bind", read_only=True) for m in ctx.mounts]
     return mounts
 
@@ -80,8 +80,7 @@ def cdi_devices(kind: str, gpus: list[int]) -> list[dict[str, str]]:
 
 
 def _environment(ctx: JobContext) -> dict[str, str]:
-    env = ctx.env(artifacts="/artifacts", storage="/storage", metrics="/metrics", inputs="/inputs",
-                  datasets="/datasets")
+    env = ctx.env(artifacts="/artifacts", storage="/storage", metrics="/metrics", inputs="/inputs", mounts="")
     env.pop("CUDA_VISIBLE_DEVICES", None)  # the container sees only its own devices, numbered from 0
     if ctx.gpus:
         env["NVIDIA_VISIBLE_DEVICES"] = ",".join(map(str, ctx.gpus))

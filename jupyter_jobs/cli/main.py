@@ -543,13 +543,19 @@ def dataset() -> None:
     """Datasets: named, immutable versions that jobs read (--dataset NAME[:VERSION] on run)."""
 
 
+@main.group()
+def model() -> None:
+    """Models: versions registered from a job's artifacts, with its metrics (--model on run)."""
+
+
 def _size(n: int) -> str:
     return next(f"{n / 1024**i:.1f} {u}" for i, u in enumerate(("B", "KiB", "MiB", "GiB", "TiB"))
                 if n < 1024 ** (i + 1) or u == "TiB").replace(".0 B", " B")
 
 
 def _versions_text(data: Any) -> str:
-    rows = data.get("versions") or ([data] if "version" in data else [d["latest"] for d in data["datasets"]])
+    rows = data.get("versions") or ([data] if "version" in data else [d["latest"] for d in next(
+        v for k, v in data.items() if k in ("datasets", "models"))])
     text = _table(["name", "version", "files", "size", "made", "from"],
                   [[v["name"], str(v["version"]), str(v["files"]), _size(v["size"]), v["created_at"][:19],
                     v["source"].get("folder") or f"job {v['source'].get('job')} {v['source'].get('path') or ''}"]
@@ -558,43 +564,51 @@ def _versions_text(data: Any) -> str:
     return text + (f"\nread by: {', '.join(r['id'] for r in readers)}" if readers else "")
 
 
-@dataset.command("list")
-@pass_cli
-def dataset_list(cli: Cli) -> None:
-    """Datasets, each with its newest version."""
-    cli.show(cli.service.datasets("list"), _versions_text)
+def _version_commands(group: click.Group, kind: str) -> None:
+    """list, show, create, download, delete for datasets or models (the same verbs and shapes)."""
+    @group.command("list", help=f"{kind.capitalize()}s, each with its newest version.")
+    @pass_cli
+    def list_versions(cli: Cli) -> None:
+        cli.show(getattr(cli.service, f"{kind}s")("list"), _versions_text)
+
+    @group.command("show")
+    @click.argument("name")
+    @click.argument("version", type=int, required=False)
+    @pass_cli
+    def show_versions(cli: Cli, name: str, version: Optional[int]) -> None:
+        """Its versions, or one version with the jobs that read it."""
+        cli.show(getattr(cli.service, f"{kind}s")("version" if version else "get", name, version), _versions_text)
+
+    @group.command("create")
+    @click.argument("name")
+    @click.option("--folder", type=click.Path(exists=True, file_okay=False), help="a folder under the server's root")
+    @click.option("--job", "job_id", help="a finished job whose artifacts it is made from")
+    @click.option("--path", default="", help="a file or folder of that job's artifacts (default: all)")
+    @click.option("--framework", hidden=kind != "model", help="a model's framework or type (pytorch, onnx...)")
+    @click.option("--description", hidden=kind != "model", help="what the model is")
+    @pass_cli
+    def create_version(cli: Cli, name: str, folder: Optional[str], job_id: Optional[str], path: str,
+                       **about: Optional[str]) -> None:
+        """A new version of NAME from --folder or from --job's artifacts."""
+        body = {"job": job_id, "path": path} if job_id else {"folder": _usage(lambda: workspace_of(cli.root, folder))}
+        if kind == "model":
+            body.update({k: v for k, v in about.items() if v is not None})
+        elif any(about.values()):
+            raise click.UsageError("--framework and --description describe models")
+        cli.show(getattr(cli.service, f"{kind}s")("create", name, body=body), _versions_text)
+
+    @group.command("delete")
+    @click.argument("name")
+    @click.argument("version", type=int)
+    @pass_cli
+    def delete_version(cli: Cli, name: str, version: int) -> None:
+        """Delete a version no queued or running job reads."""
+        getattr(cli.service, f"{kind}s")("delete", name, version)
+        cli.show({"name": name, "version": version, "deleted": True}, lambda d: f"{name} version {version} deleted")
 
 
-@dataset.command("show")
-@click.argument("name")
-@click.argument("version", type=int, required=False)
-@pass_cli
-def dataset_show(cli: Cli, name: str, version: Optional[int]) -> None:
-    """A dataset's versions, or one version with the jobs that read it."""
-    reply = cli.service.datasets("version" if version else "get", name, version)
-    cli.show(reply, _versions_text)
-
-
-@dataset.command("create")
-@click.argument("name")
-@click.option("--folder", type=click.Path(exists=True, file_okay=False), help="a folder under the server's root")
-@click.option("--job", "job_id", help="a finished job whose artifacts it is made from")
-@click.option("--path", default="", help="a file or folder of that job's artifacts (default: all)")
-@pass_cli
-def dataset_create(cli: Cli, name: str, folder: Optional[str], job_id: Optional[str], path: str) -> None:
-    """A new version of NAME from --folder or from --job's artifacts."""
-    body = {"job": job_id, "path": path} if job_id else {"folder": _usage(lambda: workspace_of(cli.root, folder))}
-    cli.show(cli.service.datasets("create", name, body=body), _versions_text)
-
-
-@dataset.command("delete")
-@click.argument("name")
-@click.argument("version", type=int)
-@pass_cli
-def dataset_delete(cli: Cli, name: str, version: int) -> None:
-    """Delete a version no queued or running job reads."""
-    cli.service.datasets("delete", name, version)
-    cli.show({"name": name, "version": version, "deleted": True}, lambda d: f"{name} version {version} deleted")
+_version_commands(dataset, "dataset")
+_version_commands(model, "model")
 
 
 def run_main() -> None:

@@ -1,7 +1,8 @@
-"""Datasets (Gradient's "a persistent, versioned collection of data"): a name with immutable
-versions, each a snapshot in the content-addressed snapshot store, so a version that changes one
-file stores one file. A version is made from a folder under the root or from a finished job's
-artifacts. A job names `datasets: [{name, version?, mount?}]`; the version is resolved when it
+"""Datasets (Gradient's "a persistent, versioned collection of data") and models: a name with
+immutable versions, each a snapshot in the content-addressed snapshot store, so a version that
+changes one file stores one file. A version is made from a folder under the root or from a
+finished job's artifacts (a model also records the job's final metrics, spec and datasets). A
+job names `datasets: [{name, version?, mount?}]` (or `models:`); the version is resolved when it
 is submitted and recorded in its spec (a rerun reads the same bytes), and the files are
 materialized once per version into a read-only cache that jobs mount (containers) or link to
 (local, Slurm: in the shared folder), so a job's start copies nothing.
@@ -15,15 +16,17 @@ import secrets
 import shutil
 import stat
 from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 from pydantic import ValidationError
 
 from ..backends.base import Mount
 from ..domain.errors import JobConflict, JobNotFound, SpecError
 from ..domain.job import Job, utcnow
-from ..domain.replies import DatasetInput
-from ..domain.spec import DATASET_NAME, JobSpec
+from ..domain.replies import DatasetInput, ModelInput
+from ..domain.spec import DATASET_NAME, DatasetRef, JobSpec
 from ..jobs.plugins import JobCore
 
 #: the fields of a version clients see
@@ -31,15 +34,33 @@ PUBLIC = ("name", "version", "size", "files", "created_at", "created_by", "job",
 
 
 def public(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in PUBLIC}
+    shown = {k: row[k] for k in PUBLIC}
+    if row["kind"] == "model":
+        shown.update({k: row["meta"].get(k) for k in ("framework", "description", "metrics", "spec", "datasets")})
+    return shown
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a store of versions keeps: datasets or models (the same machinery, other words)."""
+
+    name: str  # "dataset" | "model"
+    field: str  # the spec field naming what a job reads: "datasets" | "models"
+    given: type[DatasetInput]  # what a new version is made from
+
+
+DATASET = Kind("dataset", "datasets", DatasetInput)
+MODEL = Kind("model", "models", ModelInput)
 
 
 class Datasets:
-    """The datasets of one history; a spec policy (versions resolved at submit) and a mount
-    policy (what a job reads) of the core."""
+    """The datasets (or models) of one history; a spec policy (versions resolved at submit) and
+    a mount policy (what a job reads) of the core."""
 
-    def __init__(self, core: JobCore, snapshots: Any, cache_for: Callable[[str], Path], user: str):
+    def __init__(self, core: JobCore, snapshots: Any, cache_for: Callable[[str], Path], user: str,
+                 kind: Kind = DATASET, read_job: Optional[Callable[[str], Awaitable[dict[str, Any]]]] = None):
         self.core, self.snapshots, self.cache_for, self.user = core, snapshots, cache_for, user
+        self.kind, self.read_job = kind, read_job
         self._making: dict[Path, asyncio.Lock] = {}
 
     # -- versions ---------------------------------------------------------------------------
@@ -47,9 +68,9 @@ class Datasets:
         """A new version from `{"folder": ...}` under the root or `{"job": id, "path": ...}` (a
         finished job's artifacts, or a folder of them). Symlinks out of it are left out."""
         if not DATASET_NAME.fullmatch(name):
-            raise SpecError.one("name", f"{name!r} is not a dataset name: a-z, 0-9, '.', '_' and '-'")
+            raise SpecError.one("name", f"{name!r} is not a {self.kind.name} name: a-z, 0-9, '.', '_' and '-'")
         try:
-            given = DatasetInput.model_validate(body)
+            given = self.kind.given.model_validate(body)
         except ValidationError as exc:
             raise SpecError.from_validation(exc) from None
         if (given.folder is None) == (given.job is None):
@@ -58,13 +79,26 @@ class Datasets:
         if any("\0" in (v or "") for v in (given.folder, given.job, given.path)):
             raise SpecError.one("folder" if given.folder else "path", "must not hold a NUL character")
         source, origin = await self._source(given)
+        meta = await self._meta(given, origin.get("job"))
         async with self.core.pinned_snapshot(source) as snap:
             row = await self.core.store.add_version({
-                "name": name, "snapshot": snap.id, "size": snap.size, "files": snap.files, "created_at":
-                utcnow().isoformat(), "created_by": self.user, "job": origin.get("job"), "source": origin})
+                "kind": self.kind.name, "name": name, "snapshot": snap.id, "size": snap.size, "files": snap.files,
+                "created_at": utcnow().isoformat(), "created_by": self.user, "job": origin.get("job"),
+                "source": origin, "meta": meta})
         made = public(row)
         made["notes"] = [f"left out: {path} ({why})" for path, why in snap.skipped[:50]]
         return made
+
+    async def _meta(self, given: DatasetInput, job_id: Optional[str]) -> dict[str, Any]:
+        """A model's framework and description, and what the job that made it recorded."""
+        if not isinstance(given, ModelInput):
+            return {}
+        meta: dict[str, Any] = {"framework": given.framework, "description": given.description}
+        if job_id and self.read_job is not None:
+            job = await self.read_job(job_id)
+            meta.update(metrics={k: v.get("last") for k, v in (job.get("metrics") or {}).get("series", {}).items()},
+                        spec=job["spec"], datasets=job["spec"].get("datasets") or [])
+        return meta
 
     async def _source(self, given: DatasetInput) -> tuple[Path, dict[str, Any]]:
         if given.folder is not None:
@@ -85,64 +119,71 @@ class Datasets:
         return found, {"job": job.id, "path": path}
 
     async def list(self) -> dict[str, Any]:
-        rows = await self.core.store.dataset_versions()
+        rows = await self.core.store.dataset_versions(self.kind.name)
         names: dict[str, dict[str, Any]] = {}
         for row in rows:  # newest first within each name
             entry = names.setdefault(row["name"], {"name": row["name"], "versions": 0, "latest": public(row)})
             entry["versions"] += 1
-        return {"datasets": list(names.values())}
+        return {self.kind.field: list(names.values())}
 
     async def get(self, name: str) -> dict[str, Any]:
-        rows = await self.core.store.dataset_versions(name)
+        rows = await self.core.store.dataset_versions(self.kind.name, name)
         if not rows:
-            raise JobNotFound(f"no dataset {name!r}")
+            raise JobNotFound(f"no {self.kind.name} {name!r}")
         return {"name": name, "versions": [public(r) for r in rows]}
 
     async def version(self, name: str, version: int) -> dict[str, Any]:
         """A version with its lineage: the job that made it and the jobs that read it."""
-        row = await self.core.store.dataset_version(name, version)
+        row = await self.core.store.dataset_version(self.kind.name, name, version)
         if row is None or row["deleted"]:
-            raise JobNotFound(f"no version {version} of dataset {name!r}")
-        return {**public(row), "read_by": await self.core.store.dataset_readers(name, version)}
+            raise JobNotFound(f"no version {version} of {self.kind.name} {name!r}")
+        return {**public(row), "read_by": await self.core.store.dataset_readers(self.kind.name, name, version)}
 
     async def delete(self, name: str, version: int) -> None:
         """Refused (409, naming them) while a queued or running job reads it."""
         await self.version(name, version)
-        holders = await self.core.store.dataset_readers(name, version, active_only=True)
+        holders = await self.core.store.dataset_readers(self.kind.name, name, version, active_only=True)
         if holders:
             ids = ", ".join(h["id"] for h in holders[:10])
-            raise JobConflict(f"version {version} of dataset {name!r} is read by {len(holders)} job(s) not yet "
-                              f"finished ({ids}): cancel them or wait")
-        await self.core.store.delete_dataset_version(name, version)
+            raise JobConflict(f"version {version} of {self.kind.name} {name!r} is read by {len(holders)} job(s) "
+                              f"not yet finished ({ids}): cancel them or wait")
+        await self.core.store.delete_dataset_version(self.kind.name, name, version)
 
     # -- policies of the core ---------------------------------------------------------------
     async def resolve(self, spec: JobSpec) -> JobSpec:
         """Each named version, or the newest, recorded in the spec; a 400 naming the entry."""
-        if not spec.datasets:
+        refs: list[DatasetRef] = getattr(spec, self.kind.field)
+        if not refs:
             return spec
-        resolved = []
-        for i, ref in enumerate(spec.datasets):
-            row = await self.core.store.dataset_version(ref.name, ref.version)
+        resolved, kind, field = [], self.kind.name, self.kind.field
+        for i, ref in enumerate(refs):
+            row = await self.core.store.dataset_version(kind, ref.name, ref.version)
             if row is None:
-                field = f"datasets.{i}.{'version' if ref.version else 'name'}"
-                what = f"version {ref.version} of dataset {ref.name!r}" if ref.version else f"dataset {ref.name!r}"
-                raise SpecError.one(field, f"there is no {what}")
+                what = f"version {ref.version} of {kind} {ref.name!r}" if ref.version else f"{kind} {ref.name!r}"
+                raise SpecError.one(f"{field}.{i}.{'version' if ref.version else 'name'}", f"there is no {what}")
             if row["deleted"]:
-                raise SpecError.one(f"datasets.{i}.version", f"version {ref.version} of dataset {ref.name!r} "
-                                    "was deleted")
+                raise SpecError.one(f"{field}.{i}.version", f"version {ref.version} of {kind} {ref.name!r} was deleted")
             resolved.append(ref.model_copy(update={"version": row["version"]}))
         if len({r.name for r in resolved}) < len(resolved):
-            raise SpecError.one("datasets", "each dataset may be named once")
-        return spec.model_copy(update={"datasets": resolved})
+            raise SpecError.one(field, f"each {kind} may be named once")
+        return spec.model_copy(update={field: resolved})
 
     async def mounts(self, job: Job) -> list[Mount]:
         found = []
-        for ref in job.spec.datasets:
-            row = await self.core.store.dataset_version(ref.name, ref.version)
+        for ref in getattr(job.spec, self.kind.field):
+            row = await self.core.store.dataset_version(self.kind.name, ref.name, ref.version)
             if row is None:
-                raise JobNotFound(f"dataset {ref.name!r} has no version {ref.version} any more")
-            found.append(Mount(ref.name, await self._cached(row["snapshot"], self.cache_for(job.backend)), ref.mount))
+                raise JobNotFound(f"{self.kind.name} {ref.name!r} has no version {ref.version} any more")
+            source = await self._cached(row["snapshot"], self.cache_for(job.backend))
+            found.append(Mount(ref.name, source, ref.mount, folder=self.kind.field))
         return found
+
+    async def folder(self, name: str, version: int) -> Path:
+        """A version's files as written out on this host (a download reads them)."""
+        row = await self.core.store.dataset_version(self.kind.name, name, version)
+        if row is None or row["deleted"]:
+            raise JobNotFound(f"no version {version} of {self.kind.name} {name!r}")
+        return await self._cached(row["snapshot"], self.cache_for(""))
 
     async def _cached(self, snapshot: str, cache: Path) -> Path:
         """The version's files, written out once (read-only) where the backend's jobs see them."""

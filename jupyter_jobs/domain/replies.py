@@ -449,6 +449,17 @@ class DatasetVersion(_Reply):
     source: dict[str, Any] = Field(description="{'folder': ...} or {'job': ..., 'path': ...}")
 
 
+class ModelVersion(DatasetVersion):
+    """A model version: a dataset version plus what Gradient's create-model records."""
+
+    framework: Optional[str] = Field(None, description="its framework or type (pytorch, onnx, tensorflow, custom)")
+    description: Optional[str] = None
+    metrics: Optional[dict[str, Any]] = Field(None, description="the last value of each series of the job that "
+                                              "made it")
+    spec: Optional[dict[str, Any]] = Field(None, description="the spec of the job that made it")
+    datasets: Optional[list[dict[str, Any]]] = Field(None, description="the dataset versions that job read")
+
+
 class DatasetMade(DatasetVersion):
     notes: list[str] = Field(default_factory=list, description="what was left out, and why (symlinks out)")
 
@@ -485,3 +496,33 @@ class DatasetInput(BaseModel):
     folder: Optional[str] = Field(None, description="a folder under the server's root")
     job: Optional[str] = Field(None, description="a finished job")
     path: Optional[str] = Field(None, description="a file or folder of that job's artifacts (default: all)")
+
+
+class ModelInput(DatasetInput):
+    """A new model version: a job's artifact file or folder (or a folder), with its framework."""
+
+    framework: Optional[str] = Field(None, max_length=100, description="pytorch, onnx, tensorflow, custom...")
+    description: Optional[str] = Field(None, max_length=5000)
+
+
+class ModelSummary(_Reply):
+    name: str
+    versions: int
+    latest: ModelVersion
+
+
+class ModelList(_Reply):
+    models: list[ModelSummary]
+
+
+class ModelVersions(_Reply):
+    name: str
+    versions: list[ModelVersion] = Field(description="newest first")
+
+
+class ModelMade(ModelVersion):
+    notes: list[str] = Field(default_factory=list, description="what was left out, and why (symlinks out)")
+
+
+class ModelVersionDetail(ModelVersion):
+    read_by: list[DatasetReader] = Field(description="jobs whose spec reads it, newest first")

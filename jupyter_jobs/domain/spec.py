@@ -153,7 +153,8 @@ class GitSource(_Strict):
 
 
 DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-_RESERVED_MOUNTS = ("/workspace", "/artifacts", "/storage", "/inputs", "/outputs", "/proc", "/sys", "/dev")
+_RESERVED_MOUNTS = ("/workspace", "/artifacts", "/storage", "/inputs", "/outputs", "/metrics", "/proc", "/sys",
+                    "/dev")
 
 
 class DatasetRef(_Strict):
@@ -273,6 +274,8 @@ class JobSpec(_Strict):
     slurm: Optional[SlurmOptions] = None
     datasets: list[DatasetRef] = Field(default_factory=list, max_length=32, description="dataset versions the "
                                        "job reads, mounted read-only")
+    models: list[DatasetRef] = Field(default_factory=list, max_length=32, description="model versions the job "
+                                     "reads, mounted read-only (containers: /models/<name>; else $JOB_MODELS_DIR)")
     expose: list[Expose] = Field(default_factory=list, max_length=MAX_EXPOSE, description="ports the job serves, "
                                  "reached through the Jupyter server at each endpoint's own address (the job's "
                                  "`endpoints`), or by name behind Jupyter's login at "

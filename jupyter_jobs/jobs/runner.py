@@ -190,8 +190,8 @@ class JobRunner:
         ctx.metrics.mkdir(exist_ok=True)
         if ctx.inputs:  # $JOB_INPUTS_DIR/<job>[/<k=v,...>] -> the artifacts of the jobs it needs
             _links(ctx.dir / "inputs", ctx.inputs)
-        if ctx.mounts:  # $JOB_DATASETS_DIR/<name> -> a dataset version's files (read-only)
-            _links(ctx.dir / "datasets", {m.name: m.source for m in ctx.mounts})
+        for folder in {m.folder for m in ctx.mounts}:  # $JOB_DATASETS_DIR/<name> -> a version's files
+            _links(ctx.dir / folder, {m.name: m.source for m in ctx.mounts if m.folder == folder})
         self.env.storage_dir.mkdir(parents=True, exist_ok=True)
 
     # -- starting ---------------------------------------------------------------------------

@@ -108,9 +108,18 @@ class JobsService(abc.ABC):
         """list | create (body) | get | pause | resume | delete."""
 
     @abc.abstractmethod
+    def versions(self, kind: str, action: str, name: Optional[str] = None, version: Optional[int] = None,
+                 body: Any = None) -> Any:
+        """Of `kind` (datasets, models): list | get (name) | create (name, body) | version (name,
+        version) | delete (name, version)."""
+
     def datasets(self, action: str, name: Optional[str] = None, version: Optional[int] = None,
                  body: Any = None) -> Any:
-        """list | get (name) | create (name, body) | version (name, version) | delete (name, version)."""
+        return self.versions("datasets", action, name, version, body)
+
+    def models(self, action: str, name: Optional[str] = None, version: Optional[int] = None,
+               body: Any = None) -> Any:
+        return self.versions("models", action, name, version, body)
 
     @abc.abstractmethod
     def endpoint_url(self, job: dict[str, Any], name: str, path: str = "") -> str:
@@ -232,9 +241,9 @@ class RestService(JobsService):
         method = {"list": "GET", "get": "GET", "create": "POST", "delete": "DELETE"}[action]
         return self._request(method, path, body)
 
-    def datasets(self, action: str, name: Optional[str] = None, version: Optional[int] = None,
+    def versions(self, kind: str, action: str, name: Optional[str] = None, version: Optional[int] = None,
                  body: Any = None) -> Any:
-        path = "datasets" + (f"/{quote(name)}" if name else "")
+        path = kind + (f"/{quote(name)}" if name else "")
         path += "/versions" if action in ("create", "version", "delete") else ""
         path += f"/{version}" if version is not None else ""
         method = {"create": "POST", "delete": "DELETE"}.get(action, "GET")
@@ -332,9 +341,9 @@ class EmbeddedService(JobsService):
                "delete": lambda: given.delete(schedule_id)}[action]
         return self._call(act())
 
-    def datasets(self, action: str, name: Optional[str] = None, version: Optional[int] = None,
+    def versions(self, kind: str, action: str, name: Optional[str] = None, version: Optional[int] = None,
                  body: Any = None) -> Any:
-        given = self.platform.datasets
+        given = self.platform.datasets if kind == "datasets" else self.platform.models
         act = {"list": lambda: given.list(), "get": lambda: given.get(str(name)),
                "create": lambda: given.create(str(name), body), "version": lambda: given.version(str(name), int(
                    version or 0)), "delete": lambda: given.delete(str(name), int(version or 0))}[action]

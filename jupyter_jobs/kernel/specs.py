@@ -32,6 +32,8 @@ SPEC_ARGUMENTS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--dataset",), {"action": "append", "metavar": "NAME[:VERSION][=MOUNT]", "help": "a dataset version the job "
                       "reads at $JOB_DATASETS_DIR/NAME (containers: /datasets/NAME or MOUNT); default the newest "
                       "(repeatable)"}),
+    (("--model",), {"action": "append", "metavar": "NAME[:VERSION][=MOUNT]", "help": "a model version the job reads "
+                    "at $JOB_MODELS_DIR/NAME (containers: /models/NAME or MOUNT) (repeatable)"}),
 ]
 SPEC_OPTIONS = tuple(flags[-1].lstrip("-") for flags, _ in SPEC_ARGUMENTS)
 
@@ -58,14 +60,14 @@ def parse_expose(given: Optional[list[str]]) -> list[dict[str, Any]]:
     return out
 
 
-def parse_datasets(given: Optional[list[str]]) -> list[dict[str, Any]]:
+def parse_datasets(given: Optional[list[str]], option: str = "--dataset") -> list[dict[str, Any]]:
     """`mnist`, `mnist:3` or `mnist:3=/data/mnist` as the spec's `datasets` entries."""
     out = []
     for item in given or []:
         ref, _, mount = item.partition("=")
         name, sep, version = ref.partition(":")
         if not name or (sep and not version.isdigit()):
-            raise ValueError(f"--dataset takes NAME, NAME:VERSION or NAME:VERSION=MOUNT, not {item!r}")
+            raise ValueError(f"{option} takes NAME, NAME:VERSION or NAME:VERSION=MOUNT, not {item!r}")
         out.append({"name": name, **({"version": int(version)} if sep else {}), **({"mount": mount} if mount else {})})
     return out
 
@@ -119,6 +121,8 @@ def build_spec(options: dict[str, Any], root: Path, defaults: Optional[dict[str,
         spec["expose"] = parse_expose(list(merged["expose"]))
     if merged["dataset"]:
         spec["datasets"] = parse_datasets(list(merged["dataset"]))
+    if merged["model"]:
+        spec["models"] = parse_datasets(list(merged["model"]), "--model")
     resources = {k: merged[k] for k in ("gpus", "cpus", "memory") if merged[k] is not None}
     if resources:
         spec["resources"] = resources

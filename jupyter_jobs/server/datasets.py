@@ -1,11 +1,18 @@
-"""REST handlers for datasets: thin adapters over the platform's Datasets."""
+"""REST handlers for datasets and models: thin adapters over the platform's Datasets (one per
+kind), told which by the route."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from jupyter_server.auth.decorator import authorized
 from tornado import web
+from tornado.iostream import StreamClosedError
 
+from ..datasets.datasets import Datasets
 from ..domain.errors import SpecError
+from ..storage.artifacts import write_zip
+from ..storage.pipe import stream_from_thread
 from .handlers import BaseHandler
 
 
@@ -15,50 +22,86 @@ def _version(text: str) -> int:
     return int(text)
 
 
-class DatasetsHandler(BaseHandler):
+class _KindHandler(BaseHandler):
+    def initialize(self, kind: str, **kwargs: Any) -> None:  # type: ignore[override]
+        super().initialize(**kwargs)
+        self.kind = kind
+
+    @property
+    def versions(self) -> Datasets:
+        return self.platform.datasets if self.kind == "datasets" else self.platform.models
+
+
+class ListHandler(_KindHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.reply(await self.platform.datasets.list())
+        self.reply(await self.versions.list())
 
 
-class DatasetHandler(BaseHandler):
+class NameHandler(_KindHandler):
     @web.authenticated
     @authorized
     async def get(self, name: str) -> None:
-        self.reply(await self.platform.datasets.get(name))
+        self.reply(await self.versions.get(name))
 
 
-class DatasetVersionsHandler(BaseHandler):
+class VersionsHandler(_KindHandler):
     @web.authenticated
     @authorized("execute")
     async def post(self, name: str) -> None:
         body = self.body_json()
         if not isinstance(body, dict):
             raise SpecError.one("body", "a JSON object: {\"folder\": ...} or {\"job\": ..., \"path\": ...}")
-        made = await self.platform.datasets.create(name, body)
+        made = await self.versions.create(name, body)
         self.set_header("Location", f"{self.request.path.rstrip('/')}/{made['version']}")
         self.reply(made, 201)
 
 
-class DatasetVersionHandler(BaseHandler):
+class VersionHandler(_KindHandler):
     @web.authenticated
     @authorized
     async def get(self, name: str, version: str) -> None:
-        self.reply(await self.platform.datasets.version(name, _version(version)))
+        self.reply(await self.versions.version(name, _version(version)))
 
     @web.authenticated
     @authorized("execute")
     async def delete(self, name: str, version: str) -> None:
-        await self.platform.datasets.delete(name, _version(version))
+        await self.versions.delete(name, _version(version))
         self.set_status(204)
         self.finish()
 
 
-_NAME = r"(?P<name>[^/]+)"
+class DownloadHandler(_KindHandler):
+    """A version's files as one zip, streamed as it is written (the client's pace holds it back)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self, name: str, version: str) -> None:
+        folder = await self.versions.folder(name, _version(version))
+        chunks = stream_from_thread(lambda out: write_zip(folder, out))
+        self.set_header("Content-Type", "application/zip")
+        self.set_header("Content-Disposition", f"attachment; filename=\"{name}-v{int(version)}.zip\"")
+        try:
+            async for chunk in chunks:
+                self.write(chunk)
+                await self.flush()
+        except StreamClosedError:
+            return
+        finally:
+            await chunks.aclose()
+        self.finish()
+
+
+_NAME, _VERSION = r"(?P<name>[^/]+)", r"(?P<version>[^/]+)"
 handlers = [
-    (r"/jupyter-jobs/datasets/?", DatasetsHandler),
-    (rf"/jupyter-jobs/datasets/{_NAME}", DatasetHandler),
-    (rf"/jupyter-jobs/datasets/{_NAME}/versions/?", DatasetVersionsHandler),
-    (rf"/jupyter-jobs/datasets/{_NAME}/versions/(?P<version>[^/]+)", DatasetVersionHandler),
+    route
+    for kind in ("datasets", "models")
+    for route in (
+        (rf"/jupyter-jobs/{kind}/?", ListHandler, {"kind": kind}),
+        (rf"/jupyter-jobs/{kind}/{_NAME}", NameHandler, {"kind": kind}),
+        (rf"/jupyter-jobs/{kind}/{_NAME}/versions/?", VersionsHandler, {"kind": kind}),
+        (rf"/jupyter-jobs/{kind}/{_NAME}/versions/{_VERSION}", VersionHandler, {"kind": kind}),
+        (rf"/jupyter-jobs/{kind}/{_NAME}/versions/{_VERSION}/download", DownloadHandler, {"kind": kind}),
+    )
 ]

@@ -29,6 +29,7 @@ from ..domain.replies import (
 )
 from ..domain.replies import EnvironmentList, Schedule, ScheduleInput, SchedulePage, WorkflowPage, WorkflowRun
 from ..domain.replies import DatasetInput, DatasetList, DatasetMade, DatasetVersionDetail, DatasetVersions
+from ..domain.replies import ModelInput, ModelList, ModelMade, ModelVersionDetail, ModelVersions
 from ..domain.replies import WorkflowSubmission
 
 
@@ -73,11 +74,13 @@ def _schemas() -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     for model in (Job, FieldError, BackendsReply, JobEvent, ArtifactList, LogChunk, LogEnd, JobPage, MetricsPage,
                   MetricsSummary, WorkflowRun, WorkflowPage, Schedule, SchedulePage, EnvironmentList, HostReply,
-                  DatasetList, DatasetVersions, DatasetMade, DatasetVersionDetail):
+                  DatasetList, DatasetVersions, DatasetMade, DatasetVersionDetail, ModelList, ModelVersions,
+                  ModelMade, ModelVersionDetail):
         _add(schemas, model)
     _add(schemas, WorkflowSubmission, "validation")
     _add(schemas, ScheduleInput, "validation")
     _add(schemas, DatasetInput, "validation")
+    _add(schemas, ModelInput, "validation")
     _add(schemas, JobSpec, "validation", "Input")  # what a client may send (durations as strings...)
     spec_in = schemas["JobSpecInput"]["properties"]
     spec_in["timeout"] = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}, {"type": "null"}],
@@ -253,24 +256,32 @@ _VERSION = {"name": "version", "in": "path", "required": True, "schema": {"type"
 
 
 def _dataset_paths() -> dict[str, Any]:
-    return {
-        "/jupyter-jobs/datasets": {"get": _op("Datasets, each with its newest version", {
-            "200": _json(_ref("DatasetList"), "the datasets")})},
-        "/jupyter-jobs/datasets/{name}": {"get": _op("A dataset's live versions, newest first", {
-            "200": _json(_ref("DatasetVersions"), "its versions"), "404": _ERROR}, [_DATASET])},
-        "/jupyter-jobs/datasets/{name}/versions": {"post": _op(
-            "A new version from a folder under the root or a finished job's artifacts (stored by content)",
-            {"201": _json(_ref("DatasetMade"), "the version"), "400": _ERROR, "404": _ERROR, "409": _ERROR},
-            [_DATASET], body=_ref("DatasetInput"))},
-        "/jupyter-jobs/datasets/{name}/versions/{version}": {
-            "get": _op("A version with the jobs that read it", {
-                "200": _json(_ref("DatasetVersionDetail"), "the version"), "400": _ERROR, "404": _ERROR},
-                [_DATASET, _VERSION]),
-            "delete": _op("Delete a version no queued or running job reads (its number is never given again)", {
-                "204": {"description": "deleted"}, "400": _ERROR, "404": _ERROR, "409": _ERROR},
-                [_DATASET, _VERSION]),
-        },
-    }
+    paths: dict[str, Any] = {}
+    for kind, model in (("datasets", "Dataset"), ("models", "Model")):
+        paths.update({
+            f"/jupyter-jobs/{kind}": {"get": _op(f"{model}s, each with its newest version", {
+                "200": _json(_ref(f"{model}List"), f"the {kind}")})},
+            f"/jupyter-jobs/{kind}/{{name}}": {"get": _op(f"A {model.lower()}'s live versions, newest first", {
+                "200": _json(_ref(f"{model}Versions"), "its versions"), "404": _ERROR}, [_DATASET])},
+            f"/jupyter-jobs/{kind}/{{name}}/versions": {"post": _op(
+                "A new version from a folder under the root or a finished job's artifacts (stored by content)",
+                {"201": _json(_ref(f"{model}Made"), "the version"), "400": _ERROR, "404": _ERROR, "409": _ERROR},
+                [_DATASET], body=_ref(f"{model}Input"))},
+            f"/jupyter-jobs/{kind}/{{name}}/versions/{{version}}": {
+                "get": _op("A version with the jobs that read it", {
+                    "200": _json(_ref(f"{model}VersionDetail"), "the version"), "400": _ERROR, "404": _ERROR},
+                    [_DATASET, _VERSION]),
+                "delete": _op("Delete a version no queued or running job reads (its number is never given again)", {
+                    "204": {"description": "deleted"}, "400": _ERROR, "404": _ERROR, "409": _ERROR},
+                    [_DATASET, _VERSION]),
+            },
+            f"/jupyter-jobs/{kind}/{{name}}/versions/{{version}}/download": {"get": _op(
+                "A version's files as one zip, streamed", {
+                    "200": {"description": "a zip", "content": {"application/zip": {"schema": {
+                        "type": "string", "format": "binary"}}}}, "400": _ERROR, "404": _ERROR},
+                [_DATASET, _VERSION])},
+        })
+    return paths
 
 
 def render() -> str:

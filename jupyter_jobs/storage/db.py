@@ -99,9 +99,10 @@ _MIGRATIONS: list[list[str]] = [
     [  # 6: preemption: how many times a job was stopped for another and queued again
         "ALTER TABLE jobs ADD COLUMN preempted INTEGER NOT NULL DEFAULT 0",
     ],
-    [  # 7: datasets: named, immutable versions, each a snapshot
+    [  # 7: datasets and models: named, immutable versions, each a snapshot
         """CREATE TABLE IF NOT EXISTS datasets (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
             name TEXT NOT NULL,
             version INTEGER NOT NULL,
             snapshot TEXT NOT NULL,
@@ -111,8 +112,9 @@ _MIGRATIONS: list[list[str]] = [
             created_by TEXT NOT NULL,
             job TEXT,
             source TEXT NOT NULL,
+            meta TEXT NOT NULL DEFAULT '{}',
             deleted INTEGER NOT NULL DEFAULT 0,
-            UNIQUE (name, version)
+            UNIQUE (kind, name, version)
         )""",
     ],
 ]

@@ -353,6 +353,73 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/jupyter-jobs/datasets/{name}/versions/{version}/download": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A version's files as one zip, streamed */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                    /** @description 1, 2, ... */
+                    version: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description a zip */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/zip": string;
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/jupyter-jobs/environments": {
         parameters: {
             query?: never;
@@ -1129,6 +1196,377 @@ export interface paths {
                     content: {
                         "application/json": components["schemas"]["JobSpecInput"];
                         "application/yaml": string;
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jupyter-jobs/models": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Models, each with its newest version */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description the models */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ModelList"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jupyter-jobs/models/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A model's live versions, newest first */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description its versions */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ModelVersions"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jupyter-jobs/models/{name}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A new version from a folder under the root or a finished job's artifacts (stored by content) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ModelInput"];
+                };
+            };
+            responses: {
+                /** @description the version */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ModelMade"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jupyter-jobs/models/{name}/versions/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A version with the jobs that read it */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                    /** @description 1, 2, ... */
+                    version: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description the version */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ModelVersionDetail"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        /** Delete a version no queued or running job reads (its number is never given again) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                    /** @description 1, 2, ... */
+                    version: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description deleted */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jupyter-jobs/models/{name}/versions/{version}/download": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A version's files as one zip, streamed */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                    /** @description 1, 2, ... */
+                    version: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description a zip */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/zip": string;
                     };
                 };
                 /** @description error: a message, and for a bad spec each bad field */
@@ -2832,6 +3270,11 @@ export interface components {
              */
             live?: boolean;
             /**
+             * Models
+             * @description model versions the job reads, mounted read-only (containers: /models/<name>; else $JOB_MODELS_DIR)
+             */
+            models?: components["schemas"]["DatasetRef"][];
+            /**
              * Name
              * @default null
              */
@@ -2973,6 +3416,11 @@ export interface components {
              * @default false
              */
             live?: boolean;
+            /**
+             * Models
+             * @description model versions the job reads, mounted read-only (containers: /models/<name>; else $JOB_MODELS_DIR)
+             */
+            models?: components["schemas"]["DatasetRefInput"][];
             /**
              * Name
              * @default null
@@ -3135,6 +3583,284 @@ export interface components {
             series: {
                 [key: string]: components["schemas"]["MetricSummary"];
             };
+        };
+        /**
+         * ModelInput
+         * @description A new model version: a job's artifact file or folder (or a folder), with its framework.
+         */
+        ModelInput: {
+            /**
+             * Description
+             * @default null
+             */
+            description?: string | null;
+            /**
+             * Folder
+             * @description a folder under the server's root
+             * @default null
+             */
+            folder?: string | null;
+            /**
+             * Framework
+             * @description pytorch, onnx, tensorflow, custom...
+             * @default null
+             */
+            framework?: string | null;
+            /**
+             * Job
+             * @description a finished job
+             * @default null
+             */
+            job?: string | null;
+            /**
+             * Path
+             * @description a file or folder of that job's artifacts (default: all)
+             * @default null
+             */
+            path?: string | null;
+        };
+        /** ModelList */
+        ModelList: {
+            /** Models */
+            models: components["schemas"]["ModelSummary"][];
+        };
+        /** ModelMade */
+        ModelMade: {
+            /** Created At */
+            created_at: string;
+            /**
+             * Created By
+             * @description the Unix user whose server made it
+             */
+            created_by: string;
+            /**
+             * Datasets
+             * @description the dataset versions that job read
+             * @default null
+             */
+            datasets: {
+                [key: string]: unknown;
+            }[] | null;
+            /**
+             * Description
+             * @default null
+             */
+            description: string | null;
+            /** Files */
+            files: number;
+            /**
+             * Framework
+             * @description its framework or type (pytorch, onnx, tensorflow, custom)
+             * @default null
+             */
+            framework: string | null;
+            /**
+             * Job
+             * @description the job whose artifacts it was made from
+             * @default null
+             */
+            job: string | null;
+            /**
+             * Metrics
+             * @description the last value of each series of the job that made it
+             * @default null
+             */
+            metrics: {
+                [key: string]: unknown;
+            } | null;
+            /** Name */
+            name: string;
+            /**
+             * Notes
+             * @description what was left out, and why (symlinks out)
+             */
+            notes: string[];
+            /**
+             * Size
+             * @description bytes
+             */
+            size: number;
+            /**
+             * Source
+             * @description {'folder': ...} or {'job': ..., 'path': ...}
+             */
+            source: {
+                [key: string]: unknown;
+            };
+            /**
+             * Spec
+             * @description the spec of the job that made it
+             * @default null
+             */
+            spec: {
+                [key: string]: unknown;
+            } | null;
+            /** Version */
+            version: number;
+        };
+        /** ModelSummary */
+        ModelSummary: {
+            latest: components["schemas"]["ModelVersion"];
+            /** Name */
+            name: string;
+            /** Versions */
+            versions: number;
+        };
+        /**
+         * ModelVersion
+         * @description A model version: a dataset version plus what Gradient's create-model records.
+         */
+        ModelVersion: {
+            /** Created At */
+            created_at: string;
+            /**
+             * Created By
+             * @description the Unix user whose server made it
+             */
+            created_by: string;
+            /**
+             * Datasets
+             * @description the dataset versions that job read
+             * @default null
+             */
+            datasets: {
+                [key: string]: unknown;
+            }[] | null;
+            /**
+             * Description
+             * @default null
+             */
+            description: string | null;
+            /** Files */
+            files: number;
+            /**
+             * Framework
+             * @description its framework or type (pytorch, onnx, tensorflow, custom)
+             * @default null
+             */
+            framework: string | null;
+            /**
+             * Job
+             * @description the job whose artifacts it was made from
+             * @default null
+             */
+            job: string | null;
+            /**
+             * Metrics
+             * @description the last value of each series of the job that made it
+             * @default null
+             */
+            metrics: {
+                [key: string]: unknown;
+            } | null;
+            /** Name */
+            name: string;
+            /**
+             * Size
+             * @description bytes
+             */
+            size: number;
+            /**
+             * Source
+             * @description {'folder': ...} or {'job': ..., 'path': ...}
+             */
+            source: {
+                [key: string]: unknown;
+            };
+            /**
+             * Spec
+             * @description the spec of the job that made it
+             * @default null
+             */
+            spec: {
+                [key: string]: unknown;
+            } | null;
+            /** Version */
+            version: number;
+        };
+        /** ModelVersionDetail */
+        ModelVersionDetail: {
+            /** Created At */
+            created_at: string;
+            /**
+             * Created By
+             * @description the Unix user whose server made it
+             */
+            created_by: string;
+            /**
+             * Datasets
+             * @description the dataset versions that job read
+             * @default null
+             */
+            datasets: {
+                [key: string]: unknown;
+            }[] | null;
+            /**
+             * Description
+             * @default null
+             */
+            description: string | null;
+            /** Files */
+            files: number;
+            /**
+             * Framework
+             * @description its framework or type (pytorch, onnx, tensorflow, custom)
+             * @default null
+             */
+            framework: string | null;
+            /**
+             * Job
+             * @description the job whose artifacts it was made from
+             * @default null
+             */
+            job: string | null;
+            /**
+             * Metrics
+             * @description the last value of each series of the job that made it
+             * @default null
+             */
+            metrics: {
+                [key: string]: unknown;
+            } | null;
+            /** Name */
+            name: string;
+            /**
+             * Read By
+             * @description jobs whose spec reads it, newest first
+             */
+            read_by: components["schemas"]["DatasetReader"][];
+            /**
+             * Size
+             * @description bytes
+             */
+            size: number;
+            /**
+             * Source
+             * @description {'folder': ...} or {'job': ..., 'path': ...}
+             */
+            source: {
+                [key: string]: unknown;
+            };
+            /**
+             * Spec
+             * @description the spec of the job that made it
+             * @default null
+             */
+            spec: {
+                [key: string]: unknown;
+            } | null;
+            /** Version */
+            version: number;
+        };
+        /** ModelVersions */
+        ModelVersions: {
+            /** Name */
+            name: string;
+            /**
+             * Versions
+             * @description newest first
+             */
+            versions: components["schemas"]["ModelVersion"][];
         };
         /**
          * Resources
