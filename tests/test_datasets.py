@@ -194,3 +194,36 @@ async def test_a_slurm_job_reads_it_from_the_shared_folder(api, data, workspace,
 def extra_config(tmp_path):
     return {"SlurmBackend": {"slurm_conf": SLURM_CONF, "shared_dir": str(tmp_path / "shared"), "poll_interval": 0.2}}
 
+
+
+async def test_a_model_registered_from_a_job_records_its_metrics_and_is_read_and_downloaded(api, data, workspace):
+    import io
+    import zipfile
+
+    await api.call("POST", "datasets", "mnist", "versions", body={"folder": "data"}, expect=201)
+    train = ("import json, os, pathlib\nfrom jupyter_jobs.metrics import log\nlog(step=1, loss=0.9)\n"
+             "log(step=2, loss=0.25, accuracy=0.93)\nout = pathlib.Path(os.environ['JOB_ARTIFACTS_DIR'], 'model')\n"
+             "out.mkdir()\n(out / 'weights.bin').write_bytes(b'w' * 1000)\n(out / 'config.json').write_text('{}')\n")
+    job = await api.submit({"command": ["python3", "-c", train], "workspace": "proj", "datasets": [{"name": "mnist"}]})
+    assert (await api.wait(job["id"]))["status"] == "succeeded"
+    made = await api.call("POST", "models", "digits", "versions", expect=201, body={
+        "job": job["id"], "path": "model", "framework": "pytorch", "description": "a small digit classifier"})
+    assert (made["version"], made["files"], made["framework"], made["metrics"]) == (
+        1, 2, "pytorch", {"loss": 0.25, "accuracy": 0.93})
+    assert made["datasets"] == [{"name": "mnist", "version": 1, "mount": None}], "the data it was trained on"
+    assert made["spec"]["command"][0] == "python3"
+    assert (await api.call("GET", "models"))["models"][0]["latest"]["description"] == "a small digit classifier"
+    assert (await api.call("GET", "datasets"))["datasets"][0]["name"] == "mnist", "models and datasets apart"
+
+    read = "import os\nprint(len(open(os.environ['JOB_MODELS_DIR'] + '/digits/weights.bin', 'rb').read()))\n"
+    user = await api.submit({"command": ["python3", "-c", read], "workspace": "proj", "models": [{"name": "digits"}]})
+    assert (await api.wait(user["id"]))["status"] == "succeeded"
+    assert log_text(await api.logs(user["id"]), "stdout") == "1000\n"
+    assert [j["id"] for j in (await api.call("GET", "models", "digits", "versions", "1"))["read_by"]] == [user["id"]]
+
+    zipped = await api.call("GET", "models", "digits", "versions", "1", "download")
+    with zipfile.ZipFile(io.BytesIO(zipped.body)) as archive:
+        assert sorted(archive.namelist()) == ["config.json", "weights.bin"]
+        assert archive.read("weights.bin") == b"w" * 1000
+    bad = await api.call("POST", "models", "digits", "versions", body={"job": job["id"], "framework": 3}, expect=400)
+    assert bad["errors"][0]["field"] == "framework"
