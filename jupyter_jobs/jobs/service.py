@@ -196,25 +196,16 @@ class JobService(JobReads):
         """Check, snapshot and record a job. `with_job(job)` may fill in the job's fields and
         return a write made in the transaction that records it (a schedule's firing);
         `unrecorded_env(job)`: variables it gets that no record, log or reply holds (a kernel's key)."""
-        spec, folder = await self.checks.checkout(await self.policies.resolve(spec))
+        spec, folder = await self.checks.checkout(await self.resolve(spec))
         checked = await self.checks.check(spec, folder=folder)
         spec = self.instance_types.apply(spec)  # recorded as it runs: the type's fields filled in
-        async with self._files(spec, checked.workspace) as (snapshot, skipped):
+        async with _files(self.pinned_snapshot, spec, checked.workspace) as (snapshot, skipped):
             job = self.new_job(spec, checked.backend, snapshot, checked.workspace, notes=checked.notes + skipped)
             job.origin = origin
             if unrecorded_env is not None:
                 self.env.unrecorded_env[job.id] = unrecorded_env(job)
             await self.record([job], with_job(job) if with_job else None)
             return job
-
-    @contextlib.asynccontextmanager
-    async def _files(self, spec: JobSpec, folder: Path) -> AsyncIterator[tuple[Optional[str], list[str]]]:
-        """The job's files: a pinned snapshot of its folder and what it left out, or none for a live job."""
-        if spec.live and not spec.git:  # the folder itself: nothing to snapshot
-            yield None, []
-            return
-        async with self.pinned_snapshot(folder) as snap:
-            yield snap.id, [f"left out of the workspace: {path} ({why})" for path, why in snap.skipped[:50]]
 
     @contextlib.asynccontextmanager
     async def pinned_snapshot(self, folder: Path) -> AsyncIterator[Any]:
@@ -256,6 +247,10 @@ class JobService(JobReads):
 
     def apply_instance_type(self, spec: JobSpec) -> JobSpec:
         return self.instance_types.apply(spec)
+
+    async def resolve(self, spec: JobSpec) -> JobSpec:
+        """The spec as features record it (a dataset's version); a SpecError names the field."""
+        return await self.policies.resolve(spec)
 
     def resolve_workspace(self, workspace: str) -> Path:
         return self.checks.resolve_workspace(workspace)
@@ -353,6 +348,19 @@ class JobService(JobReads):
         await self.store.delete(job_id)
         self.log_files.forget(job_id)
         self.metrics_reader.forget(job_id)
+
+_Files = tuple[Optional[str], list[str]]  # a snapshot's id (None: live) and what it left out
+
+
+@contextlib.asynccontextmanager
+async def _files(pin: Callable[[Path], Any], spec: JobSpec, folder: Path) -> AsyncIterator[_Files]:
+    """A job's files: a pinned snapshot of its folder and what it left out, or none for a live job."""
+    if spec.live and not spec.git:  # the folder itself: nothing to snapshot
+        yield None, []
+        return
+    async with pin(folder) as snap:
+        yield snap.id, [f"left out of the workspace: {path} ({why})" for path, why in snap.skipped[:50]]
+
 
 def _collect_environments(envs: Environments, backends: dict[str, Backend], max_age: Optional[float],
                           max_size: Optional[int]) -> dict[str, int]:

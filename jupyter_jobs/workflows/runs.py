@@ -90,7 +90,7 @@ class WorkflowRuns:
         for node in nodes:
             spec = JobSpec.model_validate({**node.spec, "workspace": workspace})  # plan() checked it
             try:
-                spec = self.core.apply_instance_type(spec)
+                spec = await self.core.resolve(self.core.apply_instance_type(spec))  # dataset versions, recorded
                 if node.name not in seen:
                     checked = await self.core.check(spec)
                     seen[node.name] = (checked.backend, checked.notes)
