@@ -21,7 +21,7 @@ from bench_snapshot import make_tree, settle
 from common import parser, rest_first_line, server, table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from support import docker_problem  # noqa: E402
+from support import docker_problem
 
 
 def post_version(srv, name: str, folder: str) -> float:
