@@ -107,14 +107,17 @@ async def test_bad_input_is_named(api, data, workspace, jp_root_dir, tmp_path):
     assert (await api.call("GET", "datasets", "mnist", "versions", "x", expect=400))["errors"][0]["field"] == "version"
 
 
-async def test_a_version_read_by_a_running_job_cannot_be_deleted(api, data, workspace):
+async def test_a_version_read_by_a_running_job_cannot_be_deleted(api, data, workspace, jobs_data):
     await api.call("POST", "datasets", "mnist", "versions", body={"folder": "data"}, expect=201)
     job = await api.submit({"command": "sleep 30", "workspace": "proj", "datasets": [{"name": "mnist"}]})
     refused = await api.call("DELETE", "datasets", "mnist", "versions", "1", expect=409)
     assert job["id"] in refused["message"]
     await api.call("POST", "jobs", job["id"], "cancel")
     await api.wait(job["id"])
+    cache = jobs_data / "datasets"
+    assert len(list(cache.iterdir())) == 1, "written out once for the job"
     await api.call("DELETE", "datasets", "mnist", "versions", "1", expect=204)
+    assert list(cache.iterdir()) == [], "a deleted version's files go with it"
     second = await api.call("POST", "datasets", "mnist", "versions", body={"folder": "data"}, expect=201)
     assert second["version"] == 2, "a deleted version's number is never given again"
 

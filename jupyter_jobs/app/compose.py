@@ -70,7 +70,7 @@ def plug_features(core: JobService, *, webhooks: Webhooks, metrics_interval: flo
                     host_gpus=lambda name: name in core.backends and core.backends[name].host_gpus)
     metrics = JobsMetrics(core, host, host_metrics_interval)
     datasets, models = (Datasets(core, core.snapshots, partial(_cache, core, kind.field), getpass.getuser(), kind,
-                                 core.get) for kind in (DATASET, MODEL))
+                                 core.get, tuple(core.backends)) for kind in (DATASET, MODEL))
     for policy in (runs, endpoints, hooks, datasets, models):
         core.add_policy(policy)
     for feature in (runs, schedules, endpoints, hooks, sampling, metrics):

@@ -58,9 +58,10 @@ class Datasets:
     a mount policy (what a job reads) of the core."""
 
     def __init__(self, core: JobCore, snapshots: Any, cache_for: Callable[[str], Path], user: str,
-                 kind: Kind = DATASET, read_job: Optional[Callable[[str], Awaitable[dict[str, Any]]]] = None):
+                 kind: Kind = DATASET, read_job: Optional[Callable[[str], Awaitable[dict[str, Any]]]] = None,
+                 backends: tuple[str, ...] = ()):
         self.core, self.snapshots, self.cache_for, self.user = core, snapshots, cache_for, user
-        self.kind, self.read_job = kind, read_job
+        self.kind, self.read_job, self.backends = kind, read_job, backends
         self._making: dict[Path, asyncio.Lock] = {}
 
     # -- versions ---------------------------------------------------------------------------
@@ -147,7 +148,10 @@ class Datasets:
             ids = ", ".join(h["id"] for h in holders[:10])
             raise JobConflict(f"version {version} of {self.kind.name} {name!r} is read by {len(holders)} job(s) "
                               f"not yet finished ({ids}): cancel them or wait")
+        row = await self.core.store.dataset_version(self.kind.name, name, version)
         await self.core.store.delete_dataset_version(self.kind.name, name, version)
+        if row and row["snapshot"] not in await self.core.store.snapshot_ids():  # no other version has its files
+            await asyncio.to_thread(self._drop, row["snapshot"])
 
     # -- policies of the core ---------------------------------------------------------------
     async def resolve(self, spec: JobSpec) -> JobSpec:
@@ -194,6 +198,12 @@ class Datasets:
                 await asyncio.to_thread(self._materialize, snapshot, final)
         return final
 
+    def _drop(self, snapshot: str) -> None:
+        """A deleted version's written-out files, wherever backends had them (housekeeping then
+        collects its blobs)."""
+        for cache in {self.cache_for(b) for b in ("", *self.backends)}:
+            _remove(cache / snapshot)
+
     def _materialize(self, snapshot: str, final: Path) -> None:
         final.parent.mkdir(parents=True, exist_ok=True)
         temp = final.parent / f".{snapshot}.{secrets.token_hex(4)}"
@@ -202,9 +212,7 @@ class Datasets:
             _read_only(temp)
             os.rename(temp, final)  # whole, or not there
         except BaseException:
-            for dirpath, _, _ in os.walk(temp):
-                os.chmod(dirpath, 0o700)
-            shutil.rmtree(temp, ignore_errors=True)
+            _remove(temp)
             raise
 
 
@@ -216,3 +224,12 @@ def _read_only(folder: Path) -> None:
             if not os.path.islink(path):
                 os.chmod(path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         os.chmod(dirpath, 0o555)
+
+
+def _remove(folder: Path) -> None:
+    """A written-out version's folder, read-only as it is."""
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    for dirpath, _, _ in os.walk(folder):
+        os.chmod(dirpath, 0o700)
+    shutil.rmtree(folder, ignore_errors=True)
