@@ -110,6 +110,7 @@ async def test_bad_input_is_named(api, data, workspace, jp_root_dir, tmp_path):
 async def test_a_version_read_by_a_running_job_cannot_be_deleted(api, data, workspace, jobs_data):
     await api.call("POST", "datasets", "mnist", "versions", body={"folder": "data"}, expect=201)
     job = await api.submit({"command": "sleep 30", "workspace": "proj", "datasets": [{"name": "mnist"}]})
+    await api.wait(job["id"], {"running"})  # its version written out for it
     refused = await api.call("DELETE", "datasets", "mnist", "versions", "1", expect=409)
     assert job["id"] in refused["message"]
     await api.call("POST", "jobs", job["id"], "cancel")
