@@ -231,3 +231,26 @@ async def test_a_model_registered_from_a_job_records_its_metrics_and_is_read_and
         assert archive.read("weights.bin") == b"w" * 1000
     bad = await api.call("POST", "models", "digits", "versions", body={"job": job["id"], "framework": 3}, expect=400)
     assert bad["errors"][0]["field"] == "framework"
+
+
+async def test_the_magic_makes_lists_and_reads_versions(jp_serverapp, api, data, workspace):
+    from test_job_kernels import execute
+
+    kernels = jp_serverapp.kernel_manager
+    kernel_id = await kernels.start_kernel(kernel_name="python3", path="proj")
+    client = kernels.get_kernel(kernel_id).client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        assert (await execute(client, "%load_ext jupyter_jobs"))[0] == "ok"
+        status, _ = await execute(client, "made = %job dataset create mnist --folder ../data\nprint(made['files'])")
+        assert status == "ok"
+        status, printed = await execute(client, "%%job --dataset mnist\nimport os\n"
+                                        "print(open(os.environ['JOB_DATASETS_DIR'] + '/mnist/a.txt').read())")
+        assert status == "ok" and "alpha" in printed, printed
+        status, printed = await execute(client, "print([d['name'] for d in (%job dataset list)['datasets']])")
+        assert (status, printed.strip()) == ("ok", "['mnist']")
+    finally:
+        client.stop_channels()
+        await kernels.shutdown_kernel(kernel_id)
+    assert (await api.call("GET", "datasets", "mnist"))["versions"][0]["files"] == 3

@@ -196,6 +196,18 @@ class JobMagics(Magics):
         flow.add_argument("-f", "--follow", metavar="JOB", help="stream this job's output")
         flow.add_argument("-d", "--detach", action="store_true", help="return at once")
         flow.add_argument("--no-raise", action="store_true", help="do not raise when the run does not succeed")
+        for kind in ("dataset", "model"):
+            versions = sub.add_parser(kind, help=f"{kind}s: list | show NAME [VERSION] | create NAME --folder F "
+                                      f"| create NAME --job ID [--path P] | delete NAME VERSION")
+            versions.add_argument("verb", choices=["list", "show", "create", "delete"])
+            versions.add_argument("name", nargs="?")
+            versions.add_argument("version", nargs="?", type=int)
+            versions.add_argument("--folder", help="a folder (relative to here) under the server's root")
+            versions.add_argument("--job", help="a finished job whose artifacts it is made from")
+            versions.add_argument("--path", default="", help="a file or folder of that job's artifacts")
+            if kind == "model":
+                versions.add_argument("--framework", help="pytorch, onnx, tensorflow, custom...")
+                versions.add_argument("--description")
         logs = sub.add_parser("logs", help="a job's output")
         logs.add_argument("id")
         logs.add_argument("-f", "--follow", action="store_true", help="keep streaming until it ends")
@@ -245,6 +257,32 @@ class JobMagics(Magics):
         run = Workflow(self.service, self.service.workflow(args.target, None if args.verb == "show" else args.verb))
         print(table_text(run._data))
         return run
+
+    def _do_dataset(self, args: argparse.Namespace) -> Any:
+        return self._versions("datasets", args)
+
+    def _do_model(self, args: argparse.Namespace) -> Any:
+        return self._versions("models", args)
+
+    def _versions(self, kind: str, args: argparse.Namespace) -> Any:
+        """Datasets or models: what the REST API returns (a dict), or None after a delete."""
+        if args.verb != "list" and not args.name:
+            raise UsageError(f"%job {kind[:-1]} {args.verb} needs a NAME")
+        if args.verb == "list":
+            return self.service.versions(kind, "list")
+        if args.verb == "show":
+            return self.service.versions(kind, "version" if args.version else "get", args.name, args.version)
+        if args.verb == "delete":
+            if not args.version:
+                raise UsageError(f"%job {kind[:-1]} delete needs NAME VERSION")
+            self.service.versions(kind, "delete", args.name, args.version)
+            return None
+        body: dict[str, Any] = {"job": args.job, "path": args.path} if args.job else {
+            "folder": _usage(lambda: workspace_of(self.service.root_dir, args.folder))}
+        for key in ("framework", "description"):
+            if getattr(args, key, None):
+                body[key] = getattr(args, key)
+        return self.service.versions(kind, "create", args.name, body=body)
 
     def _do_config(self, args: argparse.Namespace) -> None:
         if args.reset:
