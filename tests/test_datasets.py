@@ -86,7 +86,7 @@ async def test_bad_input_is_named(api, data, workspace, jp_root_dir, tmp_path):
     assert made["files"] == 3 and any("out" in n for n in made["notes"]), "a symlink out is left out, and said"
     cases = [
         ({"folder": "../.."}, "folder"), ({"folder": "nowhere"}, "folder"), ({}, "folder"),
-        ({"folder": "data", "colour": 1}, "folder"), ({"job": "nojob"}, None),
+        ({"folder": "data", "colour": 1}, "colour"), ({"job": "nojob"}, None),
     ]
     for body, field in cases:
         reply = await api.call("POST", "datasets", "mnist", "versions", body=body, expect=404 if field is None else 400)
@@ -248,7 +248,8 @@ async def test_the_magic_makes_lists_and_reads_versions(jp_serverapp, api, data,
         status, printed = await execute(client, "%%job --dataset mnist\nimport os\n"
                                         "print(open(os.environ['JOB_DATASETS_DIR'] + '/mnist/a.txt').read())")
         assert status == "ok" and "alpha" in printed, printed
-        status, printed = await execute(client, "print([d['name'] for d in (%job dataset list)['datasets']])")
+        status, printed = await execute(client, "listed = %job dataset list\n"
+                                        "print([d['name'] for d in listed['datasets']])")
         assert (status, printed.strip()) == ("ok", "['mnist']")
     finally:
         client.stop_channels()
