@@ -1,11 +1,11 @@
-// jupyter_jobs in JupyterLab: a sidebar (compact live list, quick form, schedules), a main-area
+// jupyter_jobs in JupyterLab: a sidebar (compact live list, quick form, schedules, datasets), a main-area
 // jobs page, one tab per job, and a comparison of jobs; all restored after a reload. "Run as
 // Job" (the file browser's menu, a notebook's toolbar) opens the form for a folder, a script or
 // a notebook. Jobs this browser started notify when they end (notifications/notify.ts; the
 // plugin's settings). A notebook whose kernel is a job kernel says in its toolbar why that
 // kernel waits, or where it runs (kernels/). This file only wires the plugin: each feature lives
 // in its folder (api/, common/, sidebar/, jobs/, logs/, metrics/, artifacts/, workflows/,
-// schedules/, endpoints/, notifications/, host/, kernels/).
+// schedules/, datasets/, endpoints/, notifications/, host/, kernels/).
 import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, ToolbarButton, WidgetTracker } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
@@ -81,6 +81,13 @@ function showSchedule({ shell, panel }: Pick<Parts, 'shell' | 'panel'>, id: stri
   shell.activateById(panel.id);
   panel.model.schedules.expand(id);
   panel.model.open({ kind: 'schedules' });
+}
+
+/** A dataset (at one version, when given), expanded in the sidebar's Datasets view. */
+function showDataset({ shell, panel }: Pick<Parts, 'shell' | 'panel'>, name: string, version?: number | null): void {
+  shell.activateById(panel.id);
+  panel.model.datasets.show(name, version ?? null);
+  panel.model.open({ kind: 'datasets' });
 }
 
 /** Notifications of the ends of the jobs this browser and its kernels started, as the
@@ -197,7 +204,8 @@ function addCommands({ app, shell, panel, jobs, pages, runs, browser, docs }: Pa
     showFolder: folder => void app.commands.execute('filebrowser:go-to-path', { path: folder, dontShowBrowser: false }),
     openRun: runId => void app.commands.execute(COMMANDS.run, { id: runId }),
     schedule: spec => showScheduleForm({ shell, panel }, spec),
-    openSchedule: scheduleId => showSchedule({ shell, panel }, scheduleId)
+    openSchedule: scheduleId => showSchedule({ shell, panel }, scheduleId),
+    openDataset: (name, version) => showDataset({ shell, panel }, name, version)
   });
   app.commands.addCommand(COMMANDS.open, {
     label: 'Jobs: Show Jobs Sidebar',
@@ -328,6 +336,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       () => void app.commands.execute(COMMANDS.host),
       path => openPath(app, path)
     );
+    panel.model.datasets.currentFolder = () => browser?.model.path ?? ''; // a new version's default folder
     panel.title.icon = jobsIcon;
     panel.title.caption = 'Jobs';
     shell.add(panel, 'left', { rank: 600 });

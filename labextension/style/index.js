@@ -1,2 +1,3 @@
 import './base.css';
 import './workflows.css';
+import './datasets.css';

@@ -27,6 +27,16 @@ export type InstanceType = Schemas['InstanceTypeInfo'];
 export type Endpoint = Schemas['Endpoint'];
 /** A port a spec exposes: `{port, name, health?}`. */
 export type Expose = Schemas['ExposeInput'];
+/** A dataset with its newest version and how many it has. */
+export type DatasetSummary = Schemas['DatasetSummary'];
+/** An immutable version of a dataset (its files, size, who made it from what). */
+export type DatasetVersion = Schemas['DatasetVersion'];
+/** A version with its lineage: the jobs that read it (`read_by`). */
+export type DatasetVersionDetail = Schemas['DatasetVersionDetail'];
+/** A version just made, with what was left out of it (`notes`). */
+export type DatasetMade = Schemas['DatasetMade'];
+/** A dataset a job reads: `{name, version?, mount?}` (the version resolved at submit). */
+export type DatasetRef = Schemas['DatasetRefInput'];
 
 export const STATUSES: Status[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'skipped'];
 export const TERMINAL: Status[] = ['succeeded', 'failed', 'cancelled', 'skipped'];

@@ -1,12 +1,13 @@
 // The new-job form: a job runs a command, or a notebook (its path, its parameters as
 // NAME=VALUE lines, a kernel), from a folder or a git repository (sources.tsx), and may expose
-// ports (PORT:NAME[:/health] entries). Every state update is functional (`set(v => ...)`), so updates
+// ports (PORT:NAME[:/health] entries), and reads datasets (datasets/picker.tsx). Every state update is functional (`set(v => ...)`), so updates
 // that arrive together (typing while the backends load) cannot overwrite each other.
 import * as React from 'react';
 
-import { ApiError, Backend, errorMessage, FieldError, Schemas, SpecInput } from '../api';
+import { ApiError, Backend, DatasetRef, errorMessage, FieldError, Schemas, SpecInput } from '../api';
 import { ErrorNote } from '../common/common';
 import { Bind as BindOf, Choice, describe, Field } from '../common/fields';
+import { DatasetsField } from '../datasets/picker';
 import { exposeText, parseExpose } from '../endpoints/endpoints';
 import { Draft, JobsModel } from '../sidebar/model';
 import { jobsApi } from './api';
@@ -72,7 +73,9 @@ function numberAsTyped(text: string): number {
  * the fields the form itself could not read (parameters that are not NAME=VALUE lines, ports
  * that are not PORT:NAME[:/health]): those are sent as typed, so the server refuses the spec
  * and names its other bad fields in the same answer. */
-function toSpec(values: Values, env: EnvRow[], draft: Draft, runs: Runs, backend?: Backend): { spec: SpecInput; unread: FieldError[] } {
+function toSpec(
+  values: Values, env: EnvRow[], datasets: DatasetRef[], draft: Draft, runs: Runs, backend?: Backend
+): { spec: SpecInput; unread: FieldError[] } {
   // what the form does not show (tags, project, retry_on...) is kept from the draft; what the
   // backend does not apply is left out
   for (const key of ['image', 'gpus', 'cpus', 'memory'] as const) {
@@ -83,7 +86,7 @@ function toSpec(values: Values, env: EnvRow[], draft: Draft, runs: Runs, backend
   const {
     resources: _resources, env: _env, image: _image, timeout: _timeout, retries: _retries, name: _name,
     command: _command, notebook: _notebook, parameters: _parameters, kernel: _kernel, workspace: _workspace,
-    git: _git, requirements: _requirements, instance_type: _type, expose: _expose, ...kept
+    git: _git, requirements: _requirements, instance_type: _type, expose: _expose, datasets: _datasets, ...kept
   } = draft;
   const unread: FieldError[] = [];
   const expose = parseExpose(values.expose);
@@ -112,6 +115,9 @@ function toSpec(values: Values, env: EnvRow[], draft: Draft, runs: Runs, backend
   }
   if (values.retries) {
     spec.retries = numberAsTyped(values.retries);
+  }
+  if (datasets.length) {
+    spec.datasets = datasets;
   }
   if (expose.error) {
     spec.expose = values.expose as unknown as SpecInput['expose'];
@@ -318,20 +324,21 @@ function ExposeField({ bind, errors }: { bind: Bind; errors: Record<string, stri
 
 /** The fields a runs choice hides. */
 const HIDDEN: Record<Runs, string[]> = { command: ['notebook', 'parameters', 'kernel'], notebook: ['command'] };
-const FIELDS = ['name', 'backend', 'image', 'command', 'notebook', 'parameters', 'kernel', 'timeout', 'retries', 'env', 'expose', ...SOURCE_FIELDS];
+const FIELDS = ['name', 'backend', 'image', 'command', 'notebook', 'parameters', 'kernel', 'timeout', 'retries', 'env', 'expose', 'datasets', ...SOURCE_FIELDS];
 
 export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): JSX.Element {
   const [values, setValues] = React.useState(() => initial(draft));
   const [runs, setRuns] = React.useState<Runs>(draft.notebook ? 'notebook' : 'command');
   const [env, setEnv] = React.useState<EnvRow[]>(() => initialEnv(draft));
+  const [datasets, setDatasets] = React.useState<DatasetRef[]>(() => draft.datasets ?? []);
   const [loadError, setLoadError] = React.useState<string | null>(null);
   const { backends, types, gpus, preferred } = useBackends(setValues, setLoadError);
   const type = types.find(t => t.name === values.instanceType);
   const backend = backends.find(b => b.name === (values.backend || type?.backend));
   const shown = (field: string) =>
-    (FIELDS.includes(field) || /^(resources\.(gpus|cpus|memory)|requirements\.\d+|expose\.\d+(\.\w+)?)$/.test(field)) &&
+    (FIELDS.includes(field) || /^(resources\.(gpus|cpus|memory)|requirements\.\d+|(expose|datasets)\.\d+(\.\w+)?)$/.test(field)) &&
     !HIDDEN[runs].includes(field) && !hiddenBySource(values.source).includes(field);
-  const { submit, schedule, errors, clear, error, busy } = useSubmit(model, () => toSpec(values, env, draft, runs, backend), shown);
+  const { submit, schedule, errors, clear, error, busy } = useSubmit(model, () => toSpec(values, env, datasets, draft, runs, backend), shown);
   const imageIgnored = ignoredBy(backend, 'image');
   const bind: Bind = key => ({
     name: key,
@@ -379,6 +386,7 @@ export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): J
         <input inputMode="numeric" {...bind('retries')} placeholder="none; e.g. 2" />
       </Field>
       <ExposeField bind={bind} errors={errors} />
+      <DatasetsField chosen={datasets} onChange={chosen => (setDatasets(chosen), clear('datasets'))} errors={errors} />
       <EnvEditor rows={env} setRows={rows => (setEnv(rows), clear('env'))} error={errors.env} />
       <ErrorNote error={error ?? loadError} />
       <div className="jp-JobsButtons">

@@ -5,12 +5,14 @@
 // tab is on screen the job's end is no news: the notifications leave it out (watch.ts). A
 // notebook's kernel run as a job says whose kernel it is and opens that notebook; rerunning,
 // scheduling or copying it as a job would start a kernel no notebook talks to: not offered.
+// Its details list the datasets it reads; a finished job's artifacts save as a dataset.
 import * as React from 'react';
 
 import { ApiError, Endpoint, errorMessage, isTerminal, Job, Spec, Status } from '../api';
 import { Artifacts } from '../artifacts/artifacts';
 import { Badge, confirmDeleteJobs, duration, ErrorNote, ProgressBar, useSignal, when } from '../common/common';
 import { count, reasonWords } from '../common/words';
+import { DatasetsRead, SaveAsDataset } from '../datasets/jobparts';
 import { endpointUrl } from '../endpoints/endpoints';
 import { isKernelJob, KindBadge, notebookOf } from '../kernels/kernels';
 import { JobLog } from '../logs/log';
@@ -36,6 +38,8 @@ export interface JobActions {
   schedule: (spec: Spec) => void;
   /** A schedule, expanded in the sidebar's Schedules view. */
   openSchedule: (scheduleId: string) => void;
+  /** A dataset (at one version, when given), expanded in the sidebar's Datasets view. */
+  openDataset: (name: string, version?: number | null) => void;
 }
 
 type TabName = 'log' | 'metrics' | 'artifacts' | 'details';
@@ -165,8 +169,14 @@ async function openExecuted(detail: JobModel, job: Job, actions: JobActions): Pr
   }
 }
 
-function Actions(props: { detail: JobModel; job: Job; actions: JobActions; onError: (e: string | null) => void }): JSX.Element {
-  const { detail, job, actions, onError } = props;
+function Actions(props: {
+  detail: JobModel;
+  job: Job;
+  actions: JobActions;
+  onError: (e: string | null) => void;
+  onSave: () => void;
+}): JSX.Element {
+  const { detail, job, actions, onError, onSave } = props;
   const act = (action: () => Promise<void>) => {
     onError(null);
     action().catch(e => onError(errorMessage(e)));
@@ -199,6 +209,11 @@ function Actions(props: { detail: JobModel; job: Job; actions: JobActions; onErr
         </>
       )}
       {terminal ? (
+        <button className="jp-mod-styled" onClick={onSave} title="Its artifacts (or a file or folder of them) as a new version of a dataset">
+          Save artifacts as dataset…
+        </button>
+      ) : null}
+      {terminal ? (
         <button className="jp-mod-styled" onClick={() =>
             act(async () => {
               if (await confirmDeleteJobs([jobName(job)])) {
@@ -216,7 +231,7 @@ function Actions(props: { detail: JobModel; job: Job; actions: JobActions; onErr
   );
 }
 
-function Facts({ job }: { job: Job }): JSX.Element {
+function Facts({ job, actions }: { job: Job; actions: JobActions }): JSX.Element {
   const r = job.spec.resources;
   const runs: [string, React.ReactNode][] = job.spec.notebook
     ? [
@@ -233,6 +248,9 @@ function Facts({ job }: { job: Job }): JSX.Element {
       ? ['repository', <><GitSource git={job.spec.git} /> · project {job.project}</>]
       : ['workspace', `${job.spec.workspace || '(root)'} · project ${job.project}`],
     ['packages', requirementsText(job.spec)],
+    ...(job.spec.datasets?.length
+      ? ([['datasets', <DatasetsRead job={job} openDataset={actions.openDataset} />]] as [string, React.ReactNode][])
+      : []),
     ...(job.spec.instance_type ? ([['instance type', job.spec.instance_type]] as [string, string][]) : []),
     ['resources', `${count(r?.gpus ?? 0, 'GPU')} · ${r?.cpus ?? '—'} CPU · ${r?.memory ?? '—'} memory`],
     ['GPUs held', job.gpus?.length ? job.gpus.join(', ') : '—'],
@@ -308,10 +326,10 @@ function Parameters({ spec }: { spec: Spec }): JSX.Element {
   );
 }
 
-function Details({ job }: { job: Job }): JSX.Element {
+function Details({ job, actions }: { job: Job; actions: JobActions }): JSX.Element {
   return (
     <div className="jp-JobsDetails">
-      <Facts job={job} />
+      <Facts job={job} actions={actions} />
       {job.notes?.length ? (
         <>
           <div className="jp-JobsSection">Notes</div>
@@ -422,6 +440,8 @@ export function JobView(props: { detail: JobModel; actions: JobActions; shown?: 
     }
   }, [detail, ended]);
   const [actionError, setActionError] = React.useState<string | null>(null);
+  const [saving, setSaving] = React.useState(false);
+  React.useEffect(() => setSaving(false), [detail]); // a run's tab shows another job here
   const [tab, setTab] = React.useState<TabName>('log');
   const seen = React.useRef(new Set<TabName>());
   seen.current.add(tab); // a tab's content stays once shown (the metrics are followed from then on)
@@ -493,7 +513,8 @@ export function JobView(props: { detail: JobModel; actions: JobActions; shown?: 
         <EndMessage job={job} />
         <Endpoints job={job} />
         <ErrorNote error={error} />
-        <Actions detail={detail} job={job} actions={actions} onError={setActionError} />
+        <Actions detail={detail} job={job} actions={actions} onError={setActionError} onSave={() => setSaving(true)} />
+        {saving ? <SaveAsDataset key={job.id} job={job} close={() => setSaving(false)} openDataset={actions.openDataset} /> : null}
         <Tabs tab={tab} setTab={setTab} counts={{ artifacts: detail.artifacts.length }} />
       </header>
       {panel('log', <JobLog follower={detail.log} name={`${jobName(job).slice(0, 40)}-${job.id}`} />)}
@@ -505,7 +526,7 @@ export function JobView(props: { detail: JobModel; actions: JobActions; shown?: 
           openNotebook={path => actions.openNotebook(job.id, path, detail.folder)}
           showFolder={actions.showFolder}
         />)}
-      {panel('details', <Details job={job} />)}
+      {panel('details', <Details job={job} actions={actions} />)}
     </div>
   );
 }

@@ -1,11 +1,12 @@
 // The sidebar's state, out of React: the open view (the compact list of jobs, the list of
-// workflow runs, the schedules, the quick form, or the form of a new schedule), the lists,
+// workflow runs, the schedules, the datasets, the quick form, or the form of a new schedule), the lists,
 // with the running jobs' progress (in the page of jobs itself). A job opens in its own main-area tab. Models emit
 // `changed`; the views re-render on it (common/common.tsx).
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { errorMessage, Job, Schemas, SpecInput } from '../api';
+import { DatasetsModel } from '../datasets/model';
 import { jobsApi } from '../jobs/api';
 import { SchedulesModel } from '../schedules/model';
 import { workflowsApi } from '../workflows/api';
@@ -21,6 +22,7 @@ export type View =
   | { kind: 'list' }
   | { kind: 'runs' }
   | { kind: 'schedules' }
+  | { kind: 'datasets' }
   | { kind: 'form'; draft: Draft }
   /** A new schedule of `spec`; Cancel goes `back` (the job form it came from), else to the list. */
   | { kind: 'new-schedule'; spec: ScheduleSpec; back?: View };
@@ -34,11 +36,12 @@ export type RunSummary = Schemas['WorkflowRunSummary'];
 
 const PAGE = 50;
 
-/** Which view is open, the job list with its filters, the workflow runs and the schedules.
+/** Which view is open, the job list with its filters, the workflow runs, the schedules and the datasets.
  * The open list is polled only while the panel shows it, and polls back off after errors. */
 export class JobsModel {
   readonly poll: Poll;
   readonly schedules = new SchedulesModel();
+  readonly datasets = new DatasetsModel();
   private _view: View = { kind: 'list' };
   private _jobs: Job[] = [];
   private _runs: RunSummary[] = [];
@@ -113,6 +116,8 @@ export class JobsModel {
         return this.refreshRuns();
       case 'schedules':
         return this.schedules.refresh();
+      case 'datasets':
+        return this.datasets.refresh();
       default:
         return this.refresh();
     }
@@ -186,6 +191,7 @@ export class JobsModel {
     this._disposed = true;
     this.poll.dispose();
     this.schedules.dispose();
+    this.datasets.dispose();
     Signal.clearData(this);
   }
 }

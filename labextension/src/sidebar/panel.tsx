@@ -1,15 +1,16 @@
 // sidebar/: the sidebar: its widget (panel.tsx) and its state (model.ts: the open view, the
-// job list, the workflow runs, the schedules); the views it shows live in their features'
-// folders (jobs/, workflows/, schedules/).
+// job list, the workflow runs, the schedules, the datasets); the views it shows live in their
+// features' folders (jobs/, workflows/, schedules/, datasets/).
 //
-// The sidebar: a header (open the jobs page, new job), a switch between jobs, workflow runs
-// and schedules, then the compact live list, the quick form or the form of a new schedule. A
+// The sidebar: a header (open the jobs page, new job), a switch between jobs, workflow runs,
+// schedules and datasets, then the compact live list, the quick form or the form of a new schedule. A
 // job or a run opens in its own main-area tab.
 import { ReactWidget } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
 import { useSignal } from '../common/common';
+import { DatasetList } from '../datasets/datasets';
 import { JobForm } from '../jobs/form';
 import { JobList } from '../jobs/list';
 import { ScheduleForm } from '../schedules/scheduleform';
@@ -21,7 +22,8 @@ function Switch({ model }: { model: JobsModel }): JSX.Element {
   const kinds = [
     ['list', 'Jobs'],
     ['runs', 'Workflow runs'],
-    ['schedules', 'Schedules']
+    ['schedules', 'Schedules'],
+    ['datasets', 'Datasets']
   ] as const;
   return (
     <div className="jp-JobsSwitch" role="tablist" aria-label="what the list shows">
@@ -66,6 +68,7 @@ function JobsApp(props: { model: JobsModel; openPage: () => void; openHost?: () 
       {view.kind === 'list' ? <JobList model={model} /> : null}
       {view.kind === 'runs' ? <RunList model={model} /> : null}
       {view.kind === 'schedules' ? <ScheduleList model={model} /> : null}
+      {view.kind === 'datasets' ? <DatasetList model={model} /> : null}
       {view.kind === 'form' ? <JobForm key={JSON.stringify(view.draft)} model={model} draft={view.draft} /> : null}
       {view.kind === 'new-schedule' ? (
         <ScheduleForm key={JSON.stringify(view.spec)} model={model} spec={view.spec} back={view.back} />
