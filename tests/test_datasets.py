@@ -68,7 +68,7 @@ async def test_a_local_job_reads_the_version_it_was_given_read_only(jp_serverapp
 
 async def test_a_version_from_a_jobs_artifacts_records_its_maker(api, workspace):
     code = ("import os, pathlib\np = pathlib.Path(os.environ['JOB_ARTIFACTS_DIR'], 'out')\np.mkdir()\n"
-            "(p / 'x.txt').write_text('made by a job')\n")
+            "(p / 'x.txt').write_text('made by a job')\nos.mkfifo(p.parent / 'pipe')\n")
     job = await api.submit({"command": ["python3", "-c", code], "workspace": "proj"})
     await api.wait(job["id"])
     made = await api.call("POST", "datasets", "features", "versions", body={"job": job["id"], "path": "out"},
@@ -77,6 +77,12 @@ async def test_a_version_from_a_jobs_artifacts_records_its_maker(api, workspace)
     bad = await api.call("POST", "datasets", "features", "versions", body={"job": job["id"], "path": "../.."},
                          expect=400)
     assert bad["errors"][0]["field"] == "path"
+    one = await api.call("POST", "datasets", "features", "versions", body={"job": job["id"], "path": "out/x.txt"},
+                         expect=201)
+    assert (one["version"], one["files"], one["size"]) == (2, 1, len("made by a job")), "one file, as a version"
+    fifo = await api.call("POST", "datasets", "features", "versions", body={"job": job["id"], "path": "pipe"},
+                          expect=400)
+    assert fifo["errors"][0]["field"] == "path", "a FIFO the job left is never opened"
 
 
 async def test_bad_input_is_named(api, data, workspace, jp_root_dir, tmp_path):

@@ -11,12 +11,14 @@ materialized once per version into a read-only cache that jobs mount (containers
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import shutil
 import stat
+import tempfile
 from pathlib import Path
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -81,7 +83,8 @@ class Datasets:
             raise SpecError.one("folder" if given.folder else "path", "must not hold a NUL character")
         source, origin = await self._source(given)
         meta = await self._meta(given, origin.get("job"))
-        async with self.core.pinned_snapshot(source) as snap:
+        field = "folder" if given.folder else "path"
+        async with self._folder_of(source) as folder, self._pinned(folder, field) as snap:
             row = await self.core.store.add_version({
                 "kind": self.kind.name, "name": name, "snapshot": snap.id, "size": snap.size, "files": snap.files,
                 "created_at": utcnow().isoformat(), "created_by": self.user, "job": origin.get("job"),
@@ -89,6 +92,30 @@ class Datasets:
         made = public(row)
         made["notes"] = [f"left out: {path} ({why})" for path, why in snap.skipped[:50]]
         return made
+
+    @contextlib.asynccontextmanager
+    async def _pinned(self, folder: Path, field: str) -> AsyncIterator[Any]:
+        """The folder's snapshot, its errors named as the field the user gave."""
+        try:
+            async with self.core.pinned_snapshot(folder) as snap:
+                yield snap
+        except SpecError as exc:
+            raise SpecError.one(field, exc.errors[0].message) from None
+
+    @contextlib.asynccontextmanager
+    async def _folder_of(self, source: Path) -> AsyncIterator[Path]:
+        """A folder holding `source`: itself, or for one file (a model's weights) a private
+        folder with a hard link to it (a copy across file systems), removed after."""
+        if source.is_dir():
+            yield source
+            return
+        holder = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=".version-", dir=self.cache_for("")
+                                              .parent))
+        try:
+            await asyncio.to_thread(_link_or_copy, source, holder / source.name)
+            yield holder
+        finally:
+            await asyncio.to_thread(shutil.rmtree, holder, True)
 
     async def _meta(self, given: DatasetInput, job_id: Optional[str]) -> dict[str, Any]:
         """A model's framework and description, and what the job that made it recorded."""
@@ -115,7 +142,7 @@ class Datasets:
         path = given.path or ""
         artifacts = (self.core.job_dir(job) / "artifacts").resolve()
         found = (artifacts / path).resolve()
-        if not found.is_relative_to(artifacts) or not found.exists():
+        if not found.is_relative_to(artifacts) or not (found.is_dir() or found.is_file()):  # no FIFO, no device
             raise SpecError.one("path", f"{path!r} is not a file or folder of job {job.id}'s artifacts")
         return found, {"job": job.id, "path": path}
 
@@ -224,6 +251,13 @@ def _read_only(folder: Path) -> None:
             if not os.path.islink(path):
                 os.chmod(path, stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
         os.chmod(dirpath, 0o555)
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    try:
+        os.link(source, dest, follow_symlinks=False)
+    except OSError:
+        shutil.copyfile(source, dest, follow_symlinks=False)
 
 
 def _remove(folder: Path) -> None:
