@@ -198,6 +198,7 @@ async def test_a_slurm_job_reads_it_from_the_shared_folder(api, data, workspace,
     assert done["status"] == "succeeded", log_text(await api.logs(job["id"]))
     assert log_text(await api.logs(job["id"]), "stdout") == "['a.txt', 'c.bin', 'sub'] alpha\n0o444 0o555\n"
     assert list((tmp_path / "shared" / "datasets").iterdir()), "written out once where every node sees it"
+    assert (tmp_path / "shared" / "datasets").stat().st_mode & 0o077 == 0, "and no other user of the cluster"
 
 
 @pytest.fixture

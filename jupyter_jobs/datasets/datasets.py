@@ -30,6 +30,7 @@ from ..domain.job import Job, utcnow
 from ..domain.replies import DatasetInput, ModelInput
 from ..domain.spec import DATASET_NAME, DatasetRef, JobSpec
 from ..jobs.plugins import JobCore
+from ..storage.files import private_dir
 
 #: the fields of a version clients see
 PUBLIC = ("name", "version", "size", "files", "created_at", "created_by", "job", "source")
@@ -232,7 +233,7 @@ class Datasets:
             _remove(cache / snapshot)
 
     def _materialize(self, snapshot: str, final: Path) -> None:
-        final.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(final.parent)  # in a shared folder too: other users never list or read a version
         temp = final.parent / f".{snapshot}.{secrets.token_hex(4)}"
         try:
             self.snapshots.materialize(snapshot, temp)
