@@ -31,6 +31,7 @@ from ..telemetry.features import JobSampling, WebhookEvents
 from ..telemetry.host import HostView
 from ..telemetry.prometheus import JobsMetrics
 from ..telemetry.webhooks import Webhooks
+from ..workflows.definitions import Definitions
 from ..workflows.runs import WorkflowRuns
 from .config import JobsConfig
 
@@ -49,6 +50,7 @@ class Platform:
     metrics: JobsMetrics
     datasets: Datasets
     models: Datasets
+    definitions: Definitions
 
     async def start(self) -> None:
         await self.jobs.start()
@@ -75,7 +77,8 @@ def plug_features(core: JobService, *, webhooks: Webhooks, metrics_interval: flo
         core.add_policy(policy)
     for feature in (runs, schedules, endpoints, hooks, sampling, metrics):
         core.plug(feature)
-    return Platform(core, runs, schedules, endpoints, hooks, sampling, host, metrics, datasets, models)
+    definitions = Definitions(core.store, runs, core.resolve_workspace)
+    return Platform(core, runs, schedules, endpoints, hooks, sampling, host, metrics, datasets, models, definitions)
 
 
 def _cache(core: JobService, folder: str, backend: str) -> Path:

@@ -467,6 +467,57 @@ def _wait_for_run(cli: Cli, run: dict[str, Any]) -> dict[str, Any]:
         _stop_waiting(cli, f"workflow run {run['id']}", f"workflow show {run['id']}", f"workflow cancel {run['id']}")
 
 
+@workflow.command("save")
+@click.argument("name")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("-w", "--workspace", help="folder its runs get (default: the file's folder)")
+@pass_cli
+def workflow_save(cli: Cli, name: str, path: str, workspace: Optional[str]) -> None:
+    """Save the workflow in PATH as the next spec version of the named workflow NAME."""
+    folder = _usage(lambda: workspace_of(cli.root, workspace or str(Path(path).parent)))
+    saved = cli.service.definitions("save", name, {"spec": Path(path).read_text(), "workspace": folder})
+    cli.show(saved, lambda d: f"{d['name']} version {d['version']} saved")
+
+
+@workflow.command("start")
+@click.argument("name")
+@click.option("-i", "--input", "inputs", multiple=True, metavar="NAME=VALUE", help="an input's value (repeatable)")
+@click.option("--version", type=int, help="a spec version (default: the newest)")
+@click.option("--wait", is_flag=True, help="wait until the run ends; exit 1 if it failed, 3 if cancelled")
+@pass_cli
+def workflow_start(cli: Cli, name: str, inputs: tuple[str, ...], version: Optional[int], wait: bool) -> None:
+    """Run the named workflow NAME with its inputs.
+
+    \b
+    Examples:
+      jupyter jobs workflow start train -i lr=0.01 -i data=mnist:2 --wait
+    """
+    given = dict(_usage(lambda: [_pair(i) for i in inputs]))
+    run = cli.service.definitions("run", name, {"inputs": given, **({"version": version} if version else {})})
+    if wait:
+        run = _wait_for_run(cli, run)
+    cli.show(run, table_text)
+    if wait:
+        sys.exit(_exit_of(run))
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--input takes NAME=VALUE, not {text!r}")
+    return key, value
+
+
+@workflow.command("versions")
+@click.argument("name")
+@pass_cli
+def workflow_versions(cli: Cli, name: str) -> None:
+    """A named workflow's spec versions, newest first."""
+    cli.show(cli.service.definitions("history", name), lambda d: _table(
+        ["name", "version", "saved", "by", "workspace"],
+        [[v["name"], str(v["version"]), v["created_at"][:19], v["created_by"], v["workspace"]] for v in d["versions"]]))
+
+
 @workflow.command("list")
 @click.option("--status", help="comma-separated run statuses")
 @click.option("--limit", type=int, default=20, show_default=True)

@@ -227,6 +227,9 @@ class WorkflowRunSummary(_Reply):
     finished_at: Optional[str] = None
     counts: dict[str, int] = Field(default_factory=dict, description="how many of its jobs (the newest of "
                                    "each: a rerun makes new ones) are in each status")
+    definition: Optional[str] = Field(None, description="the named workflow it runs, if any")
+    definition_version: Optional[int] = Field(None, description="which spec version of it")
+    inputs: dict[str, Any] = Field(default_factory=dict, description="the inputs it was given (defaults filled in)")
 
 
 class WorkflowRun(WorkflowRunSummary):
@@ -526,3 +529,49 @@ class ModelMade(ModelVersion):
 
 class ModelVersionDetail(ModelVersion):
     read_by: list[DatasetReader] = Field(description="jobs whose spec reads it, newest first")
+
+
+class WorkflowDefinition(_Reply):
+    """A named workflow's spec version."""
+
+    name: str
+    version: int
+    spec: Any = Field(description="the workflow spec (YAML text or an object), its `inputs` declared at the top")
+    workspace: str = Field(description="the folder its runs get, unless a run names another")
+    created_at: str
+    created_by: str
+
+
+class WorkflowDefinitionSummary(_Reply):
+    name: str
+    versions: int
+    latest: WorkflowDefinition
+
+
+class WorkflowDefinitionList(_Reply):
+    workflows: list[WorkflowDefinitionSummary]
+
+
+class WorkflowDefinitionHistory(_Reply):
+    name: str
+    versions: list[WorkflowDefinition] = Field(description="newest first")
+
+
+class WorkflowDefinitionInput(BaseModel):
+    """A new spec version of a named workflow."""
+
+    model_config = ConfigDict(extra="forbid")
+    spec: Any = Field(description="YAML text or an object: name, inputs, defaults, jobs")
+    workspace: str = Field("", max_length=4096, description="the folder its runs get by default")
+
+
+class WorkflowRunInput(BaseModel):
+    """A run of a named workflow: its newest spec (or `version`, or a new `spec`, saved first)."""
+
+    model_config = ConfigDict(extra="forbid")
+    inputs: dict[str, Any] = Field(default_factory=dict, description="values of the inputs it declares")
+    version: Optional[int] = Field(None, ge=1, description="a spec version (default: the newest)")
+    spec: Any = Field(None, description="a new spec: saved as the next version, then run")
+    workspace: Optional[str] = Field(None, max_length=4096, description="another folder than the definition's")
+    rerun: Optional[str] = Field(None, max_length=100, description="a run of it to run again: its version and "
+                                 "inputs, with `inputs` changing some")

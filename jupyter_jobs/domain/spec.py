@@ -153,8 +153,7 @@ class GitSource(_Strict):
 
 
 DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
-_RESERVED_MOUNTS = ("/workspace", "/artifacts", "/storage", "/inputs", "/outputs", "/metrics", "/proc", "/sys",
-                    "/dev")
+_RESERVED_MOUNTS = ("/workspace", "/artifacts", "/storage", "/outputs", "/metrics", "/proc", "/sys", "/dev")
 
 
 class DatasetRef(_Strict):

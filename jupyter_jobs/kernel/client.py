@@ -117,6 +117,10 @@ class JobsService(abc.ABC):
                  body: Any = None) -> Any:
         return self.versions("datasets", action, name, version, body)
 
+    @abc.abstractmethod
+    def definitions(self, action: str, name: Optional[str] = None, body: Any = None) -> Any:
+        """Named workflows: list | history (name) | save (name, body) | run (name, body) | runs (name)."""
+
     def models(self, action: str, name: Optional[str] = None, version: Optional[int] = None,
                body: Any = None) -> Any:
         return self.versions("models", action, name, version, body)
@@ -249,6 +253,12 @@ class RestService(JobsService):
         method = {"create": "POST", "delete": "DELETE"}.get(action, "GET")
         return self._request(method, path, body)
 
+    def definitions(self, action: str, name: Optional[str] = None, body: Any = None) -> Any:
+        path = "workflow-definitions" + (f"/{quote(name)}" if name else "") + ("/runs" if action in (
+            "run", "runs") else "")
+        method = {"save": "PUT", "run": "POST"}.get(action, "GET")
+        return self._request(method, path, body)
+
     def endpoint_url(self, job: dict[str, Any], name: str, path: str = "") -> str:
         found = next((e for e in job.get("endpoints") or [] if e["name"] == name), None)
         if found is None:
@@ -347,6 +357,13 @@ class EmbeddedService(JobsService):
         act = {"list": lambda: given.list(), "get": lambda: given.get(str(name)),
                "create": lambda: given.create(str(name), body), "version": lambda: given.version(str(name), int(
                    version or 0)), "delete": lambda: given.delete(str(name), int(version or 0))}[action]
+        return self._call(act())
+
+    def definitions(self, action: str, name: Optional[str] = None, body: Any = None) -> Any:
+        given = self.platform.definitions
+        act = {"list": lambda: given.list(), "history": lambda: given.history(str(name)),
+               "save": lambda: given.save(str(name), body), "run": lambda: given.run(str(name), body),
+               "runs": lambda: given.run_list(str(name))}[action]
         return self._call(act())
 
     def endpoint_url(self, job: dict[str, Any], name: str, path: str = "") -> str:

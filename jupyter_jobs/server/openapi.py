@@ -30,7 +30,8 @@ from ..domain.replies import (
 from ..domain.replies import EnvironmentList, Schedule, ScheduleInput, SchedulePage, WorkflowPage, WorkflowRun
 from ..domain.replies import DatasetInput, DatasetList, DatasetMade, DatasetVersionDetail, DatasetVersions
 from ..domain.replies import ModelInput, ModelList, ModelMade, ModelVersionDetail, ModelVersions
-from ..domain.replies import WorkflowSubmission
+from ..domain.replies import WorkflowDefinition, WorkflowDefinitionHistory, WorkflowDefinitionInput
+from ..domain.replies import WorkflowDefinitionList, WorkflowRunInput, WorkflowSubmission
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -75,12 +76,15 @@ def _schemas() -> dict[str, Any]:
     for model in (Job, FieldError, BackendsReply, JobEvent, ArtifactList, LogChunk, LogEnd, JobPage, MetricsPage,
                   MetricsSummary, WorkflowRun, WorkflowPage, Schedule, SchedulePage, EnvironmentList, HostReply,
                   DatasetList, DatasetVersions, DatasetMade, DatasetVersionDetail, ModelList, ModelVersions,
-                  ModelMade, ModelVersionDetail):
+                  ModelMade, ModelVersionDetail, WorkflowDefinition, WorkflowDefinitionList,
+                  WorkflowDefinitionHistory):
         _add(schemas, model)
     _add(schemas, WorkflowSubmission, "validation")
     _add(schemas, ScheduleInput, "validation")
     _add(schemas, DatasetInput, "validation")
     _add(schemas, ModelInput, "validation")
+    _add(schemas, WorkflowDefinitionInput, "validation")
+    _add(schemas, WorkflowRunInput, "validation")
     _add(schemas, JobSpec, "validation", "Input")  # what a client may send (durations as strings...)
     spec_in = schemas["JobSpecInput"]["properties"]
     spec_in["timeout"] = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}, {"type": "null"}],
@@ -117,7 +121,7 @@ def build() -> dict[str, Any]:
 def _paths() -> dict[str, Any]:
     """Every path, by feature (one function each)."""
     return {**_service_paths(), **_job_paths(), **_job_output_paths(), **_workflow_paths(), **_schedule_paths(),
-            **_dataset_paths()}
+            **_dataset_paths(), **_definition_paths()}
 
 
 def _service_paths() -> dict[str, Any]:
@@ -282,6 +286,28 @@ def _dataset_paths() -> dict[str, Any]:
                 [_DATASET, _VERSION])},
         })
     return paths
+
+
+def _definition_paths() -> dict[str, Any]:
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "/jupyter-jobs/workflow-definitions": {"get": _op("Named workflows, each with its newest spec version", {
+            "200": _json(_ref("WorkflowDefinitionList"), "the named workflows")})},
+        "/jupyter-jobs/workflow-definitions/{name}": {
+            "get": _op("A named workflow's spec versions, newest first", {
+                "200": _json(_ref("WorkflowDefinitionHistory"), "its history"), "404": _ERROR}, [name]),
+            "put": _op("Save a new spec version (checked whole first)", {
+                "201": _json(_ref("WorkflowDefinition"), "the version"), "400": _ERROR}, [name],
+                body=_ref("WorkflowDefinitionInput")),
+        },
+        "/jupyter-jobs/workflow-definitions/{name}/runs": {
+            "get": _op("Its runs, newest first", {"200": _json(_ref("WorkflowPage"), "a page of runs"),
+                                                  "404": _ERROR}, [name]),
+            "post": _op("Run it with inputs (its newest spec, a version, or a new spec saved first)", {
+                "201": _json(_ref("WorkflowRun"), "the run"), "400": _ERROR, "404": _ERROR}, [name],
+                body=_ref("WorkflowRunInput")),
+        },
+    }
 
 
 def render() -> str:

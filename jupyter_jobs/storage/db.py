@@ -117,6 +117,22 @@ _MIGRATIONS: list[list[str]] = [
             UNIQUE (kind, name, version)
         )""",
     ],
+    [  # 8: named workflows: each update a new spec version; a run says which, and its inputs
+        """CREATE TABLE IF NOT EXISTS workflow_definitions (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            spec TEXT NOT NULL,
+            workspace TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            UNIQUE (name, version)
+        )""",
+        "ALTER TABLE workflows ADD COLUMN definition TEXT",
+        "ALTER TABLE workflows ADD COLUMN definition_version INTEGER",
+        "ALTER TABLE workflows ADD COLUMN inputs TEXT NOT NULL DEFAULT '{}'",
+        "CREATE INDEX IF NOT EXISTS workflows_by_definition ON workflows(definition, seq)",
+    ],
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

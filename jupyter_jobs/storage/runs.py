@@ -27,7 +27,8 @@ class RunState(NamedTuple):
 def _run_row(row: sqlite3.Row) -> dict[str, Any]:
     return {"id": row["id"], "name": row["name"], "status": row["status"], "spec": json.loads(row["spec"]),
             "workspace": row["workspace"], "message": row["message"], "created_at": row["created_at"],
-            "finished_at": row["finished_at"], "scheduler": row["scheduler"]}
+            "finished_at": row["finished_at"], "scheduler": row["scheduler"], "definition": row["definition"],
+            "definition_version": row["definition_version"], "inputs": json.loads(row["inputs"])}
 
 
 class RunRows(Database):
@@ -38,10 +39,11 @@ class RunRows(Database):
         """The write that records a run, made in the transaction that records its jobs."""
         def write(db: sqlite3.Connection) -> None:
             db.execute(
-                "INSERT INTO workflows (id, name, status, spec, workspace, created_at, scheduler, message) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO workflows (id, name, status, spec, workspace, created_at, scheduler, message, definition, "
+                "definition_version, inputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run["id"], run["name"], run["status"], json.dumps(run["spec"]), run["workspace"],
-                 run["created_at"], run.get("scheduler", "service"), run.get("message")))
+                 run["created_at"], run.get("scheduler", "service"), run.get("message"), run.get("definition"),
+                 run.get("definition_version"), json.dumps(run.get("inputs") or {})))
 
         return write
 
@@ -94,12 +96,15 @@ class RunRows(Database):
 
         return await self._run(_get)
 
-    async def workflows(self, *, status: Optional[list[str]] = None, limit: int = 50,
-                        cursor: Optional[int] = None) -> tuple[list[dict[str, Any]], Optional[int]]:
-        """Workflow runs newest first (keyset pagination on `seq`)."""
+    async def workflows(self, *, status: Optional[list[str]] = None, limit: int = 50, cursor: Optional[int] = None,
+                        definition: Optional[str] = None) -> tuple[list[dict[str, Any]], Optional[int]]:
+        """Workflow runs newest first (keyset pagination on `seq`); `definition`: a named workflow's."""
         def _list() -> tuple[list[dict[str, Any]], Optional[int]]:
             where = [f"status IN ({', '.join('?' * len(status))})"] if status else []
-            rows, after = newest_first(self.db, "workflows", where, list(status or []), limit, cursor)
+            args: list[Any] = list(status or [])
+            if definition is not None:
+                where, args = [*where, "definition = ?"], [*args, definition]
+            rows, after = newest_first(self.db, "workflows", where, args, limit, cursor)
             runs = [_run_row(r) for r in rows]
             counts = self._counts([r["id"] for r in runs])
             for run in runs:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .datasets import DatasetRows
 from .db import SCHEMA_VERSION, StoreError, Write
+from .definitions import DefinitionRows
 from .jobs import JobRows
 from .runs import RunRows, RunState
 from .schedules import ScheduleRows
@@ -12,5 +13,5 @@ from .schedules import ScheduleRows
 __all__ = ["SCHEMA_VERSION", "RunState", "Store", "StoreError", "Write"]
 
 
-class Store(JobRows, RunRows, ScheduleRows, DatasetRows):
+class Store(JobRows, RunRows, ScheduleRows, DatasetRows, DefinitionRows):
     """Job history. Every public method is a coroutine run on the store's own thread."""

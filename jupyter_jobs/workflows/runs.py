@@ -66,22 +66,26 @@ class WorkflowRuns:
         return f"max_parallel: {running} of {limit} of {_name(job)} running" if running >= limit else None
 
     # -- submitting -------------------------------------------------------------------------
-    async def submit(self, body: Any) -> dict[str, Any]:
+    async def submit(self, body: Any, definition: Optional[dict[str, Any]] = None) -> dict[str, Any]:
         """`{"spec": <YAML text or object>, "workspace": "..."}`: checked whole, then every job
         is recorded at once on one snapshot of the workspace."""
         if not isinstance(body, dict) or "spec" not in body:
             raise SpecError.one("spec", 'a workflow submission is {"spec": <YAML text or object>, "workspace": ...}')
-        unknown = set(body) - {"spec", "workspace"}
+        unknown = set(body) - {"spec", "workspace", "inputs"}
         if unknown:
             raise SpecError.one(sorted(unknown)[0], "unknown field")
         workspace = body.get("workspace") or ""
         if not isinstance(workspace, str):
             raise SpecError.one("workspace", "must be a folder relative to the server's root")
-        graph = plan(body["spec"])
+        if not isinstance(body.get("inputs") or {}, dict):
+            raise SpecError.one("inputs", "must map each input's name to its value")
+        graph = plan(body["spec"], body.get("inputs") or {})
         checked = await self._check(graph.nodes, workspace)
         folder = await asyncio.to_thread(self.core.resolve_workspace, workspace)
+        run = {"name": graph.name, "spec": body["spec"], "workspace": workspace, "inputs": graph.inputs,
+               **(definition or {})}
         async with self.core.pinned_snapshot(folder) as snap:
-            return await self._record(graph.name, body["spec"], workspace, folder, graph.nodes, checked, snap.id)
+            return await self._record(run, folder, graph.nodes, checked, snap.id)
 
     async def _check(self, nodes: list[Node], workspace: str) -> list[tuple[JobSpec, str, list[str]]]:
         """Each job's spec with the run's workspace, its backend and notes; the backend's checks
@@ -103,7 +107,7 @@ class WorkflowRuns:
             raise SpecError(errors)
         return out
 
-    async def _record(self, name: str, raw: Any, workspace: str, folder: Path, nodes: list[Node],
+    async def _record(self, run: dict[str, Any], folder: Path, nodes: list[Node],
                       checked: list[tuple[JobSpec, str, list[str]]], snapshot: str) -> dict[str, Any]:
         run_id = "w" + secrets.token_hex(6)
         ids = {node.key: secrets.token_hex(6) for node in nodes}
@@ -118,11 +122,11 @@ class WorkflowRuns:
             job.after = [ids[n.key] for n in needed]
             job.inputs = {n.folder: ids[n.key] for n in needed}
             jobs.append(job)
-        self._jobs(run_id, raw)  # before the queue sees its jobs: max_parallel holds from the start
+        self._jobs(run_id, run["spec"])  # before the queue sees its jobs: max_parallel holds from the start
         scheduler, message = self._scheduler(run_id, checked)
         await self.core.record(jobs, self.store.new_run({
-            "id": run_id, "name": name, "status": "queued", "spec": raw, "workspace": workspace,
-            "created_at": utcnow().isoformat(), "scheduler": scheduler, "message": message}))
+            **run, "id": run_id, "status": "queued", "created_at": utcnow().isoformat(), "scheduler": scheduler,
+            "message": message}))
         await self.advance(run_id)
         return await self.get(run_id)
 

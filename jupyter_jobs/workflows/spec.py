@@ -30,7 +30,8 @@ MAX_COMBINATIONS = 1000
 MAX_JOBS = 5000
 NODE_KEYS = {"needs", "matrix", "max_parallel", "continue_on_error"}
 SPEC_KEYS = set(JobSpec.model_fields)
-TOP_KEYS = {"name", "description", "defaults", "jobs", "best"}
+TOP_KEYS = {"name", "description", "defaults", "jobs", "best", "inputs"}
+INPUT_TYPES = ("string", "dataset")
 _BEST = re.compile(r"^[^:\s]{1,200}:(min|max)$")  # the metric that marks the best job: loss:min
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$")
 _PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")  # also an environment name: MATRIX_<PARAM>
@@ -62,6 +63,7 @@ class Node:
 class Plan:
     name: str
     nodes: list[Node] = field(default_factory=list)  # in an order where needs come first
+    inputs: dict[str, Any] = field(default_factory=dict)  # the values given, defaults filled in
 
     def by_name(self, name: str) -> list[Node]:
         return [n for n in self.nodes if n.name == name]
@@ -174,7 +176,8 @@ def _order(jobs: dict[str, dict], needs: dict[str, list[str]], errors: _Errors) 
     return done
 
 
-def _check_job(name: str, job: Any, names: set[str], errors: _Errors) -> tuple[list[str], dict[str, list]]:
+def _check_job(name: str, job: Any, names: set[str], errors: _Errors,
+               declared: frozenset[str] = frozenset()) -> tuple[list[str], dict[str, list]]:
     """A job's own keys, needs and matrix; returns its needs and its matrix."""
     path = ("jobs", name)
     if not _NAME.match(str(name)):
@@ -215,11 +218,67 @@ def _check_job(name: str, job: Any, names: set[str], errors: _Errors) -> tuple[l
         parts = ref.split(".")
         if parts[0] == "matrix" and len(parts) == 2 and parts[1] in matrix:
             continue
+        if parts[0] == "inputs" and len(parts) == 2 and parts[1] in declared:
+            continue
         if len(parts) == 4 and parts[0] == "needs" and parts[1] in needs and parts[2] == "outputs":
             continue
-        errors.add(path, f"undefined reference ${{{{ {ref} }}}}: use matrix.<parameter> of this job's matrix or "
-                         "needs.<a job it needs>.outputs.<key>")
+        errors.add(path, f"undefined reference ${{{{ {ref} }}}}: use inputs.<a declared input>, matrix.<parameter> "
+                         "of this job's matrix or needs.<a job it needs>.outputs.<key>")
     return needs, matrix
+
+
+@dataclass
+class Inputs:
+    """A run's inputs: `${{ inputs.<name> }}` values, and the dataset versions every job reads
+    (at /inputs/<name> in a container)."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    refs: dict[str, str] = field(default_factory=dict)
+    datasets: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _inputs(declared: Any, given: Optional[dict[str, Any]], jobs: set[str], errors: _Errors) -> Inputs:
+    """The declared inputs checked, and (when `given` is not None) the values of a run: each
+    given or defaulted, of its type; unknown ones named."""
+    out = Inputs()
+    if not isinstance(declared, dict):
+        errors.add(("inputs",), "must map each input's name to {type: string | dataset, default: ...}")
+        return out
+    for name, info in declared.items():
+        path = ("inputs", str(name))
+        if not _PARAM.match(str(name)):
+            errors.add(path, "an input name is letters, digits and '_', starting with a letter or '_'")
+        elif not isinstance(info, dict) or info.get("type") not in INPUT_TYPES or set(info) - {
+                "type", "default", "description"}:
+            errors.add(path, "an input is {type: string | dataset, default: ..., description: ...} (volume "
+                       "inputs come with actions, not yet)")
+        elif info["type"] == "dataset" and name in jobs:
+            errors.add(path, f"a dataset input is mounted at /inputs/{name}, where job {name!r}'s artifacts go: "
+                       "rename one")
+    if given is None:
+        return out
+    for name in set(given) - set(declared):
+        errors.add(("inputs", str(name)), "not an input this workflow declares")
+    for name, info in declared.items():
+        if not isinstance(info, dict) or info.get("type") not in INPUT_TYPES:
+            continue
+        value = given.get(name, info.get("default"))
+        if value is None:
+            errors.add(("inputs", name), "required: this workflow declares it without a default")
+        elif info["type"] == "string" and not isinstance(value, (str, int, float, bool)):
+            errors.add(("inputs", name), "a string input takes a plain value")
+        elif info["type"] == "dataset" and not (isinstance(value, str) and re.fullmatch(
+                r"[a-z0-9][a-z0-9._-]{0,62}(:[1-9][0-9]{0,9})?", value)):
+            errors.add(("inputs", name), "a dataset input takes NAME or NAME:VERSION")
+        elif info["type"] == "dataset":
+            dataset, _, version = value.partition(":")
+            out.datasets.append({"name": dataset, **({"version": int(version)} if version else {}),
+                                 "mount": f"/inputs/{name}"})
+            out.values[name], out.refs[f"inputs.{name}"] = value, dataset
+        else:
+            out.values[name] = value
+            out.refs[f"inputs.{name}"] = json.dumps(value) if isinstance(value, bool) else str(value)
+    return out
 
 
 def _count(matrix: dict[str, list]) -> int:
@@ -236,13 +295,19 @@ def _combinations(matrix: dict[str, list]) -> list[dict[str, Any]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(matrix[k] for k in keys))]
 
 
-def _node(name: str, job: dict, defaults: dict, combo: dict, needs: list[str]) -> Node:
+def _node(name: str, job: dict, defaults: dict, combo: dict, needs: list[str],
+          given: Optional[Inputs] = None) -> Node:
     own = {k: v for k, v in job.items() if k not in NODE_KEYS}
     spec = {**defaults, **own}
     for key in ("env", "resources"):  # merged one level deep: a job adds to the defaults
         if isinstance(defaults.get(key), dict) and isinstance(own.get(key), dict):
             spec[key] = {**defaults[key], **own[key]}
     refs = {f"matrix.{k}": str(v) for k, v in combo.items()}
+    if given is not None:
+        refs.update(given.refs)
+        if given.datasets and isinstance(spec.get("datasets", []), list):  # every job reads the dataset inputs
+            named = {d.get("name") for d in spec.get("datasets", []) if isinstance(d, dict)}
+            spec["datasets"] = [*spec.get("datasets", []), *(d for d in given.datasets if d["name"] not in named)]
     spec = _fill(spec, refs)
     if combo:
         spec["env"] = {**(spec.get("env") or {}), **{f"MATRIX_{k.upper()}": str(v) for k, v in combo.items()}}
@@ -253,9 +318,10 @@ def _node(name: str, job: dict, defaults: dict, combo: dict, needs: list[str]) -
                 continue_on_error=bool(job.get("continue_on_error", False)), max_parallel=job.get("max_parallel"))
 
 
-def plan(spec: Any) -> Plan:
+def plan(spec: Any, inputs: Optional[dict[str, Any]] = None) -> Plan:
     """Check a workflow spec whole (SpecError lists every problem, each with its job, field and
-    YAML line) and expand it into the jobs of one run."""
+    YAML line) and expand it into the jobs of one run with `inputs` (None: check the spec only,
+    its declared inputs standing in as placeholders)."""
     data, lines = load(spec)
     errors = _Errors(lines)
     if not isinstance(data, dict):
@@ -281,21 +347,24 @@ def plan(spec: Any) -> Plan:
         errors.add(("jobs",), "a workflow needs `jobs`: a mapping of job names to jobs")
         errors.raise_any()
     names = set(map(str, jobs))
-    checked = {name: _check_job(str(name), job, names, errors) for name, job in jobs.items()}
+    declared = data.get("inputs") or {}
+    given = _inputs(declared, inputs, names, errors)
+    keys = frozenset(map(str, declared)) if isinstance(declared, dict) else frozenset()
+    checked = {name: _check_job(str(name), job, names, errors, keys) for name, job in jobs.items()}
     order = _order(jobs, {n: c[0] for n, c in checked.items()}, errors)
     total = 0
     for name, (needs, matrix) in checked.items():  # each job's spec, as its first combination
         if isinstance(jobs[name], dict):
             first = {k: v[0] for k, v in matrix.items()}
-            _check_spec(_node(name, jobs[name], defaults, first, needs), set(jobs[name]) | {"name"}, errors)
+            _check_spec(_node(name, jobs[name], defaults, first, needs, given), set(jobs[name]) | {"name"}, errors)
             total += _count(matrix)
     if total > MAX_JOBS:
         errors.add(("jobs",), f"over {MAX_JOBS:,} jobs in one run")
     errors.raise_any()
-    result = Plan(name=str(data.get("name") or "workflow"))
+    result = Plan(name=str(data.get("name") or "workflow"), inputs=given.values)
     for name in order:
         needs, matrix = checked[name]
-        result.nodes += [_node(name, jobs[name], defaults, combo, needs) for combo in _combinations(matrix)]
+        result.nodes += [_node(name, jobs[name], defaults, combo, needs, given) for combo in _combinations(matrix)]
     if len(result.nodes) > MAX_JOBS:
         errors.add(("jobs",), f"{len(result.nodes):,} jobs in one run; at most {MAX_JOBS:,}")
     errors.raise_any()

@@ -1967,6 +1967,260 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/jupyter-jobs/workflow-definitions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Named workflows, each with its newest spec version */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description the named workflows */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["WorkflowDefinitionList"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jupyter-jobs/workflow-definitions/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A named workflow's spec versions, newest first */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description its history */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["WorkflowDefinitionHistory"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        /** Save a new spec version (checked whole first) */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["WorkflowDefinitionInput"];
+                };
+            };
+            responses: {
+                /** @description the version */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["WorkflowDefinition"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jupyter-jobs/workflow-definitions/{name}/runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Its runs, newest first */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description a page of runs */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["WorkflowPage"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Run it with inputs (its newest spec, a version, or a new spec saved first) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["WorkflowRunInput"];
+                };
+            };
+            responses: {
+                /** @description the run */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["WorkflowRun"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/jupyter-jobs/workflows": {
         parameters: {
             query?: never;
@@ -4118,6 +4372,70 @@ export interface components {
             url: string;
         };
         /**
+         * WorkflowDefinition
+         * @description A named workflow's spec version.
+         */
+        WorkflowDefinition: {
+            /** Created At */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Name */
+            name: string;
+            /**
+             * Spec
+             * @description the workflow spec (YAML text or an object), its `inputs` declared at the top
+             */
+            spec: unknown;
+            /** Version */
+            version: number;
+            /**
+             * Workspace
+             * @description the folder its runs get, unless a run names another
+             */
+            workspace: string;
+        };
+        /** WorkflowDefinitionHistory */
+        WorkflowDefinitionHistory: {
+            /** Name */
+            name: string;
+            /**
+             * Versions
+             * @description newest first
+             */
+            versions: components["schemas"]["WorkflowDefinition"][];
+        };
+        /**
+         * WorkflowDefinitionInput
+         * @description A new spec version of a named workflow.
+         */
+        WorkflowDefinitionInput: {
+            /**
+             * Spec
+             * @description YAML text or an object: name, inputs, defaults, jobs
+             */
+            spec: unknown;
+            /**
+             * Workspace
+             * @description the folder its runs get by default
+             * @default
+             */
+            workspace?: string;
+        };
+        /** WorkflowDefinitionList */
+        WorkflowDefinitionList: {
+            /** Workflows */
+            workflows: components["schemas"]["WorkflowDefinitionSummary"][];
+        };
+        /** WorkflowDefinitionSummary */
+        WorkflowDefinitionSummary: {
+            latest: components["schemas"]["WorkflowDefinition"];
+            /** Name */
+            name: string;
+            /** Versions */
+            versions: number;
+        };
+        /**
          * WorkflowJob
          * @description One job of a run: its workflow job's name, its matrix combination, the job itself.
          */
@@ -4180,12 +4498,31 @@ export interface components {
             /** Created At */
             created_at: string;
             /**
+             * Definition
+             * @description the named workflow it runs, if any
+             * @default null
+             */
+            definition: string | null;
+            /**
+             * Definition Version
+             * @description which spec version of it
+             * @default null
+             */
+            definition_version: number | null;
+            /**
              * Finished At
              * @default null
              */
             finished_at: string | null;
             /** Id */
             id: string;
+            /**
+             * Inputs
+             * @description the inputs it was given (defaults filled in)
+             */
+            inputs: {
+                [key: string]: unknown;
+            };
             /**
              * Jobs
              * @description the newest job of each of its jobs (a rerun makes new ones)
@@ -4223,6 +4560,43 @@ export interface components {
             /** Workspace */
             workspace: string;
         };
+        /**
+         * WorkflowRunInput
+         * @description A run of a named workflow: its newest spec (or `version`, or a new `spec`, saved first).
+         */
+        WorkflowRunInput: {
+            /**
+             * Inputs
+             * @description values of the inputs it declares
+             */
+            inputs?: {
+                [key: string]: unknown;
+            };
+            /**
+             * Rerun
+             * @description a run of it to run again: its version and inputs, with `inputs` changing some
+             * @default null
+             */
+            rerun?: string | null;
+            /**
+             * Spec
+             * @description a new spec: saved as the next version, then run
+             * @default null
+             */
+            spec?: unknown;
+            /**
+             * Version
+             * @description a spec version (default: the newest)
+             * @default null
+             */
+            version?: number | null;
+            /**
+             * Workspace
+             * @description another folder than the definition's
+             * @default null
+             */
+            workspace?: string | null;
+        };
         /** WorkflowRunSummary */
         WorkflowRunSummary: {
             /**
@@ -4235,12 +4609,31 @@ export interface components {
             /** Created At */
             created_at: string;
             /**
+             * Definition
+             * @description the named workflow it runs, if any
+             * @default null
+             */
+            definition: string | null;
+            /**
+             * Definition Version
+             * @description which spec version of it
+             * @default null
+             */
+            definition_version: number | null;
+            /**
              * Finished At
              * @default null
              */
             finished_at: string | null;
             /** Id */
             id: string;
+            /**
+             * Inputs
+             * @description the inputs it was given (defaults filled in)
+             */
+            inputs: {
+                [key: string]: unknown;
+            };
             /**
              * Message
              * @default null
