@@ -86,8 +86,8 @@ async def test_bad_input_is_named(api, workspace, mnist):
         assert any(e["field"] == field and words in e["message"] for e in reply["errors"]), (body, reply)
     await api.call("POST", "workflow-definitions", "nowhere", "runs", body={}, expect=404)
     for spec, field in [("jobs: {a: {command: 'echo ${{ inputs.nope }}'}}", "jobs.a"),
-                        ("inputs: {x: {type: volume}}\njobs: {a: {command: true}}", "inputs.x"),
-                        ("inputs: {a: {type: dataset}}\njobs: {a: {command: true}}", "inputs.a")]:
+                        ("inputs: {x: {type: volume}}\njobs: {a: {command: 'true'}}", "inputs.x"),
+                        ("inputs: {a: {type: dataset}}\njobs: {a: {command: 'true'}}", "inputs.a")]:
         reply = await api.call("PUT", "workflow-definitions", "bad", body={"spec": spec}, expect=400)
         assert reply["errors"][0]["field"].startswith(field), (spec, reply)
     assert (await api.call("PUT", "workflow-definitions", "Bad Name", body={"spec": SPEC},

@@ -6,6 +6,7 @@ saved first; a run can be run again with some inputs changed."""
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import re
 from typing import Any, Optional
@@ -42,7 +43,7 @@ class Definitions:
             raise SpecError.one("name", f"{name!r} is not a workflow name: a-z, 0-9, '.', '_' and '-'")
         given = _read(WorkflowDefinitionInput, body)
         plan(given.spec)
-        self.resolve_workspace(given.workspace)  # a 400 naming workspace, now rather than at its first run
+        await asyncio.to_thread(self.resolve_workspace, given.workspace)  # a 400 now, rather than at its first run
         return await self.store.add_definition({"name": name, "spec": given.spec, "workspace": given.workspace,
                                                 "created_at": utcnow().isoformat(), "created_by": self.user})
 
