@@ -15,7 +15,9 @@ inputs:
   data: {type: dataset, default: mnist}
 jobs:
   train:
-    command: sh -c 'echo lr=${{ inputs.lr }} tag=${{ inputs.tag }} data=${{ inputs.data }}; cat $JOB_DATASETS_DIR/mnist/a.txt'
+    command: >-
+      sh -c 'echo lr=${{ inputs.lr }} tag=${{ inputs.tag }} data=${{ inputs.data }};
+      cat $JOB_DATASETS_DIR/mnist/a.txt'
 """
 
 
