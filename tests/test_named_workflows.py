@@ -114,3 +114,19 @@ def test_named_workflows_survive_a_restart(tmp_path):
         assert log_text(server.logs(job["id"]), "stdout") == "hello ada\n"
     finally:
         server.stop()
+
+
+async def test_container_action_and_unknown_actions(api, workspace, docker_client):
+    spec = ("inputs: {word: {type: string, default: hi}}\njobs:\n  say:\n    backend: docker\n    uses: container@v1\n"
+            "    with: {image: jupyter-jobs/busybox:test, args: [echo, '${{ inputs.word }}']}\n")
+    await api.call("PUT", "workflow-definitions", "say", body={"spec": spec, "workspace": "proj"}, expect=201)
+    run = await api.call("POST", "workflow-definitions", "say", "runs", body={}, expect=201)
+    job = await api.wait(run["jobs"][0]["id"], timeout=60)
+    assert (job["status"], job["spec"]["image"]) == ("succeeded", "jupyter-jobs/busybox:test")
+    assert log_text(await api.logs(job["id"]), "stdout") == "hi\n"
+    for bad, field, words in [("jobs: {a: {uses: create-coffee@v1}}", "jobs.a.uses", "unknown action"),
+                              ("jobs: {a: {uses: container@v1, with: {image: x, colour: red}}}", "jobs.a.with.colour",
+                               "takes args, image"),
+                              ("jobs: {a: {command: 'true', with: {image: x}}}", "jobs.a.with", "name the action")]:
+        reply = await api.call("PUT", "workflow-definitions", "bad", body={"spec": bad}, expect=400)
+        assert any(e["field"] == field and words in e["message"] for e in reply["errors"]), (bad, reply)

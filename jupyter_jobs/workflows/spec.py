@@ -28,7 +28,9 @@ from ..domain.spec import JobSpec, unstorable
 
 MAX_COMBINATIONS = 1000
 MAX_JOBS = 5000
-NODE_KEYS = {"needs", "matrix", "max_parallel", "continue_on_error"}
+NODE_KEYS = {"needs", "matrix", "max_parallel", "continue_on_error", "uses", "with"}
+#: built-in actions (`uses:`) and the parameters each takes in `with:`
+ACTIONS = {"container@v1": {"image", "args"}}
 SPEC_KEYS = set(JobSpec.model_fields)
 TOP_KEYS = {"name", "description", "defaults", "jobs", "best", "inputs"}
 INPUT_TYPES = ("string", "dataset")
@@ -214,7 +216,8 @@ def _check_job(name: str, job: Any, names: set[str], errors: _Errors,
         if key in job and (not isinstance(job[key], kind) or isinstance(job[key], bool) != (kind is bool)
                            or (kind is int and job[key] < 1)):
             errors.add((*path, key), "must be a positive integer" if kind is int else "must be true or false")
-    for ref in _refs({k: v for k, v in job.items() if k not in NODE_KEYS}):
+    _check_action(path, job, errors)
+    for ref in _refs({k: v for k, v in job.items() if k not in NODE_KEYS - {"with"}}):
         parts = ref.split(".")
         if parts[0] == "matrix" and len(parts) == 2 and parts[1] in matrix:
             continue
@@ -281,6 +284,34 @@ def _inputs(declared: Any, given: Optional[dict[str, Any]], jobs: set[str], erro
     return out
 
 
+def _check_action(path: tuple, job: dict, errors: _Errors) -> None:
+    """`uses:` names a built-in action; `with:` gives only its parameters."""
+    if "uses" not in job:
+        if "with" in job:
+            errors.add((*path, "with"), "`with` gives an action's parameters: name the action in `uses`")
+        return
+    uses, given = job["uses"], job.get("with") or {}
+    if uses not in ACTIONS:
+        errors.add((*path, "uses"), f"unknown action {uses!r}; built-in: {', '.join(sorted(ACTIONS))}")
+        return
+    if not isinstance(given, dict):
+        errors.add((*path, "with"), "must map the action's parameters to their values")
+        return
+    for key in set(given) - ACTIONS[uses]:
+        errors.add((*path, "with", str(key)), f"{uses} takes {', '.join(sorted(ACTIONS[uses]))}")
+    if uses == "container@v1" and ("command" in job or "image" not in given):
+        errors.add((*path, "uses"), "container@v1 runs with.image with with.args: give with.image, and no command")
+
+
+def _action(job: dict) -> dict[str, Any]:
+    """The job fields a built-in action stands for."""
+    given = job.get("with") or {}
+    if job.get("uses") == "container@v1":
+        args = given.get("args")
+        return {"image": given.get("image"), **({"command": args} if args else {})}
+    return {}
+
+
 def _count(matrix: dict[str, list]) -> int:
     count = 1
     for values in matrix.values():
@@ -297,7 +328,7 @@ def _combinations(matrix: dict[str, list]) -> list[dict[str, Any]]:
 
 def _node(name: str, job: dict, defaults: dict, combo: dict, needs: list[str],
           given: Optional[Inputs] = None) -> Node:
-    own = {k: v for k, v in job.items() if k not in NODE_KEYS}
+    own = {**{k: v for k, v in job.items() if k not in NODE_KEYS}, **_action(job)}
     spec = {**defaults, **own}
     for key in ("env", "resources"):  # merged one level deep: a job adds to the defaults
         if isinstance(defaults.get(key), dict) and isinstance(own.get(key), dict):
