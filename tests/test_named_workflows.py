@@ -4,7 +4,6 @@ inputs changed, bad input named, and a restart keeping it all."""
 
 from __future__ import annotations
 
-import pytest
 from support import log_text
 
 SPEC = """\
@@ -21,8 +20,8 @@ jobs:
 """
 
 
-@pytest.fixture
 async def mnist(api, jp_root_dir):
+    """A dataset `mnist`, version 1: a.txt holding 'alpha'."""
     (jp_root_dir / "data").mkdir()
     (jp_root_dir / "data" / "a.txt").write_text("alpha")
     await api.call("POST", "datasets", "mnist", "versions", body={"folder": "data"}, expect=201)
@@ -31,11 +30,12 @@ async def mnist(api, jp_root_dir):
 async def _train_log(api, run: dict) -> str:
     done = await api.call("GET", "workflows", run["id"])
     (job,) = done["jobs"]
-    await api.wait(job["id"])
-    return log_text(await api.logs(job["id"]), "stdout")
+    await api.wait(job["job_id"])
+    return log_text(await api.logs(job["job_id"]), "stdout")
 
 
-async def test_a_named_workflow_keeps_versions_and_runs_with_inputs(api, workspace, mnist):
+async def test_a_named_workflow_keeps_versions_and_runs_with_inputs(api, workspace, jp_root_dir):
+    await mnist(api, jp_root_dir)
     first = await api.call("PUT", "workflow-definitions", "train", body={"spec": SPEC, "workspace": "proj"},
                            expect=201)
     assert (first["name"], first["version"]) == ("train", 1)
@@ -50,7 +50,7 @@ async def test_a_named_workflow_keeps_versions_and_runs_with_inputs(api, workspa
     assert (run["definition"], run["definition_version"]) == ("train", 2)
     assert run["inputs"] == {"lr": "0.01", "tag": "a", "data": "mnist"}, "defaults filled in"
     assert await _train_log(api, run) == "lr=0.01 tag=a data=mnist\nalpha"
-    job = await api.job((await api.call("GET", "workflows", run["id"]))["jobs"][0]["id"])
+    job = await api.job((await api.call("GET", "workflows", run["id"]))["jobs"][0]["job_id"])
     assert job["spec"]["datasets"] == [{"name": "mnist", "version": 1, "mount": "/inputs/data"}]
 
     old = await api.call("POST", "workflow-definitions", "train", "runs", expect=201,
@@ -63,7 +63,8 @@ async def test_a_named_workflow_keeps_versions_and_runs_with_inputs(api, workspa
     assert [r["id"] for r in runs] == [again["id"], old["id"], run["id"]]
 
 
-async def test_a_run_can_bring_a_new_spec_which_becomes_the_next_version(api, workspace, mnist):
+async def test_a_run_can_bring_a_new_spec_which_becomes_the_next_version(api, workspace, jp_root_dir):
+    await mnist(api, jp_root_dir)
     await api.call("PUT", "workflow-definitions", "train", body={"spec": SPEC, "workspace": "proj"}, expect=201)
     spec = SPEC.replace("echo lr=", "echo new lr=")
     run = await api.call("POST", "workflow-definitions", "train", "runs", expect=201,
@@ -71,7 +72,8 @@ async def test_a_run_can_bring_a_new_spec_which_becomes_the_next_version(api, wo
     assert run["definition_version"] == 2 and (await _train_log(api, run)).startswith("new lr=0.1 tag=x")
 
 
-async def test_bad_input_is_named(api, workspace, mnist):
+async def test_bad_input_is_named(api, workspace, jp_root_dir):
+    await mnist(api, jp_root_dir)
     await api.call("PUT", "workflow-definitions", "train", body={"spec": SPEC, "workspace": "proj"}, expect=201)
     cases = [
         ({"inputs": {}}, "inputs.tag", "required"),
@@ -109,9 +111,9 @@ def test_named_workflows_survive_a_restart(tmp_path):
     server.start()
     try:
         run = server.request("POST", "/jupyter-jobs/workflow-definitions/hello/runs", {"inputs": {"who": "ada"}})
-        job = run["jobs"][0]
-        assert server.wait(job["id"])["status"] == "succeeded"
-        assert log_text(server.logs(job["id"]), "stdout") == "hello ada\n"
+        job_id = run["jobs"][0]["job_id"]
+        assert server.wait(job_id)["status"] == "succeeded"
+        assert log_text(server.logs(job_id), "stdout") == "hello ada\n"
     finally:
         server.stop()
 
@@ -121,7 +123,7 @@ async def test_container_action_and_unknown_actions(api, workspace, docker_clien
             "    with: {image: jupyter-jobs/busybox:test, args: [echo, '${{ inputs.word }}']}\n")
     await api.call("PUT", "workflow-definitions", "say", body={"spec": spec, "workspace": "proj"}, expect=201)
     run = await api.call("POST", "workflow-definitions", "say", "runs", body={}, expect=201)
-    job = await api.wait(run["jobs"][0]["id"], timeout=60)
+    job = await api.wait(run["jobs"][0]["job_id"], timeout=60)
     assert (job["status"], job["spec"]["image"]) == ("succeeded", "jupyter-jobs/busybox:test")
     assert log_text(await api.logs(job["id"]), "stdout") == "hi\n"
     for bad, field, words in [("jobs: {a: {uses: create-coffee@v1}}", "jobs.a.uses", "unknown action"),
