@@ -73,6 +73,10 @@ def test_the_admin_sees_the_whole_host_and_a_user_only_their_own_jobs(servers, p
         device = running(admin, theirs)["gpus"][0]
         assert bob("allocate", 1, "bob-next", time.time(), 0, "vision")[0] is None  # all four busy: a ticket
         waiting = alice.request("POST", "/jupyter-jobs/jobs", gpu_job())["id"]
+        deadline = time.monotonic() + 30  # its ticket is written at alice's next queue pass, not by the POST
+        while not [q for q in host(admin)["queue"] if q["job"] == waiting]:
+            assert time.monotonic() < deadline, "alice's waiting job never reached the host's queue"
+            time.sleep(0.1)
         seen = host(admin)
         text = json.dumps(seen)
         assert seen["scope"] == "host" and seen["admin"] is True and seen["user"] == "root"
