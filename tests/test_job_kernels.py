@@ -46,6 +46,24 @@ async def start(jp_serverapp, name: str, path: str):
     return kernel_id, client
 
 
+async def interrupts(jp_serverapp, kernel_id: str, client) -> None:
+    """Interrupt of a sleep(100) ends it with KeyboardInterrupt within 10 s."""
+    running = asyncio.ensure_future(execute(client, "import time\ntime.sleep(100)"))
+    await asyncio.sleep(1)
+    started = time.monotonic()
+    await jp_serverapp.kernel_manager.interrupt_kernel(kernel_id)
+    assert await running == ("error", "KeyboardInterrupt")
+    assert time.monotonic() - started < 10
+
+
+async def live_both_ways(client, workspace) -> None:
+    """A file the kernel writes is in the folder, and one written beside it is read by the kernel."""
+    await execute(client, "open('from_the_kernel.txt', 'w').write('written in the kernel')")
+    assert (workspace / "from_the_kernel.txt").read_text() == "written in the kernel"
+    (workspace / "from_the_notebook.txt").write_text("written beside it")
+    assert (await execute(client, "print(open('from_the_notebook.txt').read())"))[1].strip() == "written beside it"
+
+
 async def the_kernels_job(api) -> dict:
     listed = (await api.call("GET", "jobs"))["jobs"]
     (job,) = [j for j in listed if "kernel" in (j["spec"].get("tags") or [])]
@@ -61,17 +79,8 @@ async def test_a_gpu_kernel_is_a_job_in_the_notebooks_folder(jp_serverapp, api, 
         status, printed = await execute(client, "import os\nprint(os.environ['CUDA_VISIBLE_DEVICES'], "
                                                 "os.path.realpath(os.getcwd()))")
         assert status == "ok" and printed.split() == ["0", str(workspace.resolve())]
-        await execute(client, "open('from_the_kernel.txt', 'w').write('written in the kernel')")
-        assert (workspace / "from_the_kernel.txt").read_text() == "written in the kernel"
-        (workspace / "from_the_notebook.txt").write_text("written beside it")
-        assert (await execute(client, "print(open('from_the_notebook.txt').read())"))[1].strip() == \
-            "written beside it", "live files, not a snapshot"
-        running = asyncio.ensure_future(execute(client, "import time\ntime.sleep(100)"))
-        await asyncio.sleep(1)
-        started = time.monotonic()
-        await jp_serverapp.kernel_manager.interrupt_kernel(kernel_id)
-        assert await running == ("error", "KeyboardInterrupt")
-        assert time.monotonic() - started < 10
+        await live_both_ways(client, workspace)
+        await interrupts(jp_serverapp, kernel_id, client)
     finally:
         client.stop_channels()
         await jp_serverapp.kernel_manager.shutdown_kernel(kernel_id)

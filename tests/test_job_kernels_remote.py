@@ -13,7 +13,7 @@ import time
 
 import pytest
 from support import SLURM_CONF, docker_problem, log_text, require, slurm_problem
-from test_job_kernels import execute, offered, start
+from test_job_kernels import execute, interrupts, live_both_ways, offered, start
 
 DOCKER_KERNEL = {"gpu-docker": {"backend": "docker", "image": "jupyter-jobs/notebook:test", "gpus": 1}}
 
@@ -26,22 +26,6 @@ async def _kernel_job(api) -> dict:
     listed = (await api.call("GET", "jobs", params={"status": "running"}))["jobs"]
     (job,) = [j for j in listed if j["kind"] == "kernel"]
     return job
-
-
-async def _interrupts(jp_serverapp, kernel_id: str, client) -> None:
-    running = asyncio.ensure_future(execute(client, "import time\ntime.sleep(100)"))
-    await asyncio.sleep(1)
-    started = time.monotonic()
-    await jp_serverapp.kernel_manager.interrupt_kernel(kernel_id)
-    assert await running == ("error", "KeyboardInterrupt")
-    assert time.monotonic() - started < 10
-
-
-async def _live_both_ways(client, workspace) -> None:
-    await execute(client, "open('from_the_kernel.txt', 'w').write('written in the kernel')")
-    assert (workspace / "from_the_kernel.txt").read_text() == "written in the kernel"
-    (workspace / "from_the_notebook.txt").write_text("written beside it")
-    assert (await execute(client, "print(open('from_the_notebook.txt').read())"))[1].strip() == "written beside it"
 
 
 async def _key_kept(api, job: dict, key: str, workspace) -> None:
@@ -69,8 +53,8 @@ async def test_a_docker_gpu_kernel(jp_serverapp, api, workspace, docker_client):
         bindings = container.attrs["HostConfig"]["PortBindings"]
         assert len(bindings) == 5 and {b["HostIp"] for v in bindings.values() for b in v} == {"127.0.0.1"}
         assert job["endpoints"] == [], "a kernel's sockets are not endpoints"
-        await _live_both_ways(client, workspace)
-        await _interrupts(jp_serverapp, kernel_id, client)
+        await live_both_ways(client, workspace)
+        await interrupts(jp_serverapp, kernel_id, client)
         await _key_kept(api, job, _key(jp_serverapp, kernel_id), workspace)
 
         await jp_serverapp.kernel_manager.restart_kernel(kernel_id)  # a new job, the same notebook
@@ -134,8 +118,8 @@ async def test_a_slurm_kernel_runs_on_a_node(jp_serverapp, api, workspace):
         assert squeue == "RUNNING"
         km = jp_serverapp.kernel_manager.get_kernel(kernel_id)
         assert km.ip == "127.0.0.1", "the node's address (NodeAddr of this test cluster)"
-        await _live_both_ways(client, workspace)
-        await _interrupts(jp_serverapp, kernel_id, client)
+        await live_both_ways(client, workspace)
+        await interrupts(jp_serverapp, kernel_id, client)
         await _key_kept(api, job, _key(jp_serverapp, kernel_id), workspace)
     finally:
         client.stop_channels()
