@@ -114,3 +114,22 @@ def test_another_servers_job_ahead_preempts_through_the_hosts_pool(servers):
     done = alice.wait(victim, timeout=60)
     assert (done["status"], done["attempt"], done["preempted"]) == ("succeeded", 2, 1)
     assert "preempted: root's own job has priority 3, more than its 0" in log_text(alice.logs(victim))
+
+
+def test_a_cancel_during_a_preemption_ends_the_job_and_does_not_queue_it_again(servers):
+    """The user's cancel outranks the preemption under way (CI once saw the victim run again)."""
+    (server,) = servers("alice")
+    stubborn = ("import signal, time\nsignal.signal(signal.SIGTERM, lambda *_: print('SIGTERM', flush=True))\n"
+                "print('victim', flush=True)\ntime.sleep(600)")
+    victim = server.request("POST", "/jupyter-jobs/jobs", {"command": ["python3", "-c", stubborn],
+                                                          "resources": {"gpus": 1}, "preemptible": True})["id"]
+    until(server, victim, "victim")
+    urgent = server.request("POST", "/jupyter-jobs/jobs", {"command": "echo urgent", "resources": {"gpus": 1},
+                                                          "priority": 5})["id"]
+    until(server, victim, "SIGTERM")  # being preempted: killed after the grace unless something else ends it
+    server.request("POST", f"/jupyter-jobs/jobs/{victim}/cancel")
+    done = server.wait(victim, timeout=30)
+    assert (done["status"], done["attempt"], done["preempted"]) == ("cancelled", 1, 0), done
+    assert server.wait(urgent, timeout=30)["status"] == "succeeded"
+    time.sleep(1.5)  # a queue pass or two: nothing brings the victim back
+    assert server.request("GET", f"/jupyter-jobs/jobs/{victim}")["status"] == "cancelled"

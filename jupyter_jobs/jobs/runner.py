@@ -354,10 +354,11 @@ class JobRunner:
         self.recorded.set()
 
     async def stop(self, reason: StopReason, why: str = "") -> None:
-        """Stop the running job, remembering why (also across a restart)."""
+        """Stop the running job, remembering why (also across a restart). The user's cancel
+        outranks a preemption under way: the job must not be queued again after it."""
         if self.execution is None or self.recorded.is_set():
             return
-        if self.stop_reason is None:
+        if self.stop_reason is None or (reason == "cancel" and self.stop_reason == "preempt"):
             self.stop_reason, self.stop_why = reason, why
             state = {**self.execution.state, "stop_reason": reason, "stop_why": why}
             await self.env.store.update(self.id, backend_state=state)

@@ -326,15 +326,19 @@ class JobService(JobReads):
         job = await self._job(job_id)
         if job.status.is_terminal():
             raise JobConflict(f"job {job_id} is already {job.status.value}")
-        if job.status == JobStatus.QUEUED and await self.store.transition(
-            job_id, JobStatus.CANCELLED, utcnow(), only_from=JobStatus.QUEUED, finished_at=utcnow(),
-            message="cancelled before it started",
-        ):
-            self.log_files.close(job_id)  # a job being prepared notices and does not start
-            self.env.ended(job)
+        await self._cancel_queued(job)
         if (runner := self.queue.active.get(job_id)) is not None:
             await runner.cancel(wait)  # also one held, or pending in its backend
+            await self._cancel_queued(await self._job(job_id))  # a preemption that ended first queued it again
         return self._public(await self._job(job_id))
+
+    async def _cancel_queued(self, job: Job) -> None:
+        if job.status == JobStatus.QUEUED and await self.store.transition(
+            job.id, JobStatus.CANCELLED, utcnow(), only_from=JobStatus.QUEUED, finished_at=utcnow(),
+            message="cancelled before it started",
+        ):
+            self.log_files.close(job.id)  # a job being prepared notices and does not start
+            self.env.ended(job)
 
     async def delete(self, job_id: str) -> None:
         job = await self._job(job_id)

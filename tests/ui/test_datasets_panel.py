@@ -86,14 +86,16 @@ def test_datasets_from_a_folder_and_a_jobs_artifacts_with_their_lineage(page, la
     page.fill(f"{FORM} [name='folder']", "proj/mnist")
     page.click(f"{FORM} button[type=submit]")
     page.wait_for_selector(FORM, state="detached")
-    assert "Made mnist v1: 3 files, 15 bytes." in page.wait_for_selector(f"{VIEW} .jp-JobsDataset-madeNote").inner_text()
+    note = page.wait_for_selector(f"{VIEW} .jp-JobsDataset-madeNote").inner_text()
+    assert "Made mnist v1: 3 files, 15 bytes." in note
     row = dataset_row("mnist")
     assert page.inner_text(f"{row} .jp-JobsDataset-latest") == "v1 · 3 files, 15 bytes"
     assert page.inner_text(f"{row} .jp-JobsDataset-count") == "1 version"
     made = page.inner_text(f"{row} > .jp-JobsDataset-made")
     assert "from folder proj/mnist" in made and " by " in made
     made_rest = lab.request("GET", "/jupyter-jobs/datasets/mnist")["versions"]
-    assert [(v["version"], v["files"], v["size"], v["source"]) for v in made_rest] == [(1, 3, 15, {"folder": "proj/mnist"})]
+    assert [(v["version"], v["files"], v["size"], v["source"]) for v in made_rest] == \
+        [(1, 3, 15, {"folder": "proj/mnist"})]
     v1 = version_row("mnist", 1)
     assert page.get_attribute(f"{v1} .jp-JobsSchedule-toggle", "aria-expanded") == "true"
     page.wait_for_selector(f"{v1} .jp-JobsDataset-lineage p:has-text('No job yet.')")
@@ -125,7 +127,8 @@ def test_datasets_from_a_folder_and_a_jobs_artifacts_with_their_lineage(page, la
     page.click(f"{row} .jp-JobsDatasetForm button[type=submit]")
     page.wait_for_selector(f"{row} .jp-JobsDataset-latest:has-text('v2 · 3 files, 24 bytes')")
     assert page.inner_text(f"{row} .jp-JobsDataset-count") == "2 versions"
-    assert page.locator(f"{row} .jp-JobsDatasetVersion").evaluate_all("rows => rows.map(r => r.dataset.version)") == ["2", "1"]
+    versions = page.locator(f"{row} .jp-JobsDatasetVersion").evaluate_all("rows => rows.map(r => r.dataset.version)")
+    assert versions == ["2", "1"]
 
     # deleting v1 while a running job reads it: refused, and the server's words said in place
     blocker = lab.request("POST", "/jupyter-jobs/jobs", {"command": "sleep 60", "workspace": "proj",
@@ -179,7 +182,8 @@ def test_datasets_from_a_folder_and_a_jobs_artifacts_with_their_lineage(page, la
     saved = page.wait_for_selector(f"{view} .jp-JobsSaveDataset-made[data-dataset='features'][data-version='1']")
     assert "Saved as features v1: 1 file, 7 bytes." in saved.inner_text()
     features = lab.request("GET", "/jupyter-jobs/datasets/features/versions/1")
-    assert (features["job"], features["source"], features["files"]) == (train["id"], {"job": train["id"], "path": "out"}, 1)
+    assert (features["job"], features["source"], features["files"]) == \
+        (train["id"], {"job": train["id"], "path": "out"}, 1)
     page.click(f"{view} button:has-text('Show in Datasets')")
     f1 = version_row("features", 1)
     page.wait_for_selector(f"{f1} .jp-JobsDataset-maker:has-text('{train['id']}')", state="visible")
