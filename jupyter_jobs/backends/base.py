@@ -25,6 +25,8 @@ from ..domain.spec import JobSpec
 from ..domain.replies import Capabilities
 from ..storage.series import METRICS_FILE
 
+OUTPUTS_DIR = "outputs"  # <artifacts>/outputs/<key>: the folders a job declares in `outputs`
+
 #: variables of the server's environment that carry its credentials; jobs never inherit them
 CREDENTIALS = ("JUPYTER_TOKEN", "JPY_API_TOKEN", "JUPYTERHUB_API_TOKEN", "JUPYTER_JOBS_TOKEN", "JPY_SESSION_NAME")
 
@@ -82,7 +84,7 @@ class JobContext:
 
     def env(self, *, artifacts: Optional[str] = None, storage: Optional[str] = None,
             metrics: Optional[str] = None, inputs: Optional[str] = None,
-            mounts: Optional[str] = None) -> dict[str, str]:
+            mounts: Optional[str] = None, outputs: Optional[str] = None) -> dict[str, str]:
         """The job's own variables (paths as the job sees them; `mounts`: where `/datasets` and
         `/models` hang in a container), then the spec's env on top."""
         env = {
@@ -101,6 +103,8 @@ class JobContext:
             env["JOB_INPUTS_DIR"] = inputs or str(self.dir / "inputs")
             env["JOB_OUTPUTS_FILE"] = f"{env['JOB_ARTIFACTS_DIR']}/outputs.json"
             env["JOB_WORKFLOW_RUN"] = self.job.workflow
+        if self.job.spec.outputs:  # the folders it writes: datasets, models, volumes for the jobs after it
+            env["JOB_OUTPUTS_DIR"] = outputs or f"{env['JOB_ARTIFACTS_DIR']}/{OUTPUTS_DIR}"
         for folder in sorted({m.folder for m in self.mounts}):  # JOB_DATASETS_DIR, JOB_MODELS_DIR
             env[f"JOB_{folder.upper()}_DIR"] = f"{mounts}/{folder}" if mounts is not None else str(self.dir / folder)
         if self.gpus is not None:

@@ -8,7 +8,7 @@ import tarfile
 from pathlib import Path
 from typing import Any, Protocol
 
-from .base import JobContext
+from .base import OUTPUTS_DIR, JobContext
 
 
 class ContainerSettings(Protocol):
@@ -32,6 +32,8 @@ def _mounts(settings: ContainerSettings, ctx: JobContext, local: bool) -> list[A
         mounts += [Mount("/workspace", str(ctx.workspace.resolve()), type="bind"),
                    Mount("/artifacts", str(ctx.artifacts.resolve()), type="bind"),
                    Mount("/metrics", str(ctx.metrics.resolve()), type="bind")]
+    if local and ctx.job.spec.outputs:  # the folders it writes, kept with its artifacts
+        mounts.append(Mount("/outputs", str((ctx.artifacts / OUTPUTS_DIR).resolve()), type="bind"))
     if local:  # what the jobs it needs left, read-only
         mounts += [Mount(f"/inputs/{folder}", str(artifacts.resolve()), type="bind", read_only=True)
                    for folder, artifacts in ctx.inputs.items()]
@@ -79,8 +81,9 @@ def cdi_devices(kind: str, gpus: list[int]) -> list[dict[str, str]]:
     return [{"PathOnHost": f"{kind}={i}", "PathInContainer": "", "CgroupPermissions": ""} for i in gpus]
 
 
-def _environment(ctx: JobContext) -> dict[str, str]:
-    env = ctx.env(artifacts="/artifacts", storage="/storage", metrics="/metrics", inputs="/inputs", mounts="")
+def _environment(ctx: JobContext, local: bool) -> dict[str, str]:
+    env = ctx.env(artifacts="/artifacts", storage="/storage", metrics="/metrics", inputs="/inputs", mounts="",
+                  outputs="/outputs" if local else None)  # a remote engine's are copied back with /artifacts
     env.pop("CUDA_VISIBLE_DEVICES", None)  # the container sees only its own devices, numbered from 0
     if ctx.gpus:
         env["NVIDIA_VISIBLE_DEVICES"] = ",".join(map(str, ctx.gpus))
@@ -92,7 +95,7 @@ def container_settings(
     settings: ContainerSettings, ctx: JobContext, local: bool
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The host config arguments and the environment of the job's container."""
-    return _host(settings, ctx, local), _environment(ctx)
+    return _host(settings, ctx, local), _environment(ctx, local)
 
 
 def workspace_tar(workspace: Path) -> bytes:

@@ -24,9 +24,9 @@ from typing import Any, Callable, Optional
 
 from pydantic import ValidationError
 
-from ..backends.base import Mount
+from ..backends.base import OUTPUTS_DIR, Mount
 from ..domain.errors import JobConflict, JobNotFound, SpecError
-from ..domain.job import Job, utcnow
+from ..domain.job import Job, Kept, utcnow
 from ..domain.replies import DatasetInput, ModelInput
 from ..domain.spec import DATASET_NAME, DatasetRef, JobSpec
 from ..jobs.plugins import JobCore
@@ -83,8 +83,12 @@ class Datasets:
         if any("\0" in (v or "") for v in (given.folder, given.job, given.path)):
             raise SpecError.one("folder" if given.folder else "path", "must not hold a NUL character")
         source, origin = await self._source(given)
-        meta = await self._meta(given, origin.get("job"))
-        field = "folder" if given.folder else "path"
+        meta = await self._meta(getattr(given, "framework", None), getattr(given, "description", None),
+                                origin.get("job"))
+        return await self._make(name, source, origin, meta, "folder" if given.folder else "path")
+
+    async def _make(self, name: str, source: Path, origin: dict[str, Any], meta: dict[str, Any],
+                    field: str) -> dict[str, Any]:
         async with self._folder_of(source) as folder, self._pinned(folder, field) as snap:
             row = await self.core.store.add_version({
                 "kind": self.kind.name, "name": name, "snapshot": snap.id, "size": snap.size, "files": snap.files,
@@ -118,11 +122,12 @@ class Datasets:
         finally:
             await asyncio.to_thread(shutil.rmtree, holder, True)
 
-    async def _meta(self, given: DatasetInput, job_id: Optional[str]) -> dict[str, Any]:
+    async def _meta(self, framework: Optional[str], description: Optional[str],
+                    job_id: Optional[str]) -> dict[str, Any]:
         """A model's framework and description, and what the job that made it recorded."""
-        if not isinstance(given, ModelInput):
+        if self.kind is not MODEL:
             return {}
-        meta: dict[str, Any] = {"framework": given.framework, "description": given.description}
+        meta: dict[str, Any] = {"framework": framework, "description": description}
         if job_id and self.read_job is not None:
             job = await self.read_job(job_id)
             meta.update(metrics={k: v.get("last") for k, v in (job.get("metrics") or {}).get("series", {}).items()},
@@ -140,7 +145,10 @@ class Datasets:
             raise JobNotFound(f"no job {given.job!r}")
         if not job.status.is_terminal():
             raise JobConflict(f"job {job.id} is {job.status.value}: a dataset is made from a finished job's artifacts")
-        path = given.path or ""
+        return self._artifact(job, given.path or "")
+
+    def _artifact(self, job: Job, path: str) -> tuple[Path, dict[str, Any]]:
+        """A file or folder of the job's artifacts (never a link out of them)."""
         artifacts = (self.core.job_dir(job) / "artifacts").resolve()
         found = (artifacts / path).resolve()
         if not found.is_relative_to(artifacts) or not (found.is_dir() or found.is_file()):  # no FIFO, no device
@@ -182,6 +190,29 @@ class Datasets:
             await asyncio.to_thread(self._drop, row["snapshot"])
 
     # -- policies of the core ---------------------------------------------------------------
+    async def finish(self, job: Job) -> list[Kept]:
+        """Each of the job's outputs of this kind made a new version of the dataset (or model) it
+        names, from `$JOB_OUTPUTS_DIR/<key>`; once only, also when a restart records it again."""
+        kept = []
+        for key, output in job.spec.outputs.items():
+            if output.type != self.kind.name:
+                continue
+            path, label = f"{OUTPUTS_DIR}/{key}", f"output {key}"
+            made = next((v for v in await self.core.store.dataset_versions(self.kind.name, output.name)
+                         if v["job"] == job.id and v["source"].get("path") == path), None)
+            try:
+                if made is None:
+                    source, origin = self._artifact(job, path)
+                    meta = await self._meta(output.framework, output.description, job.id)
+                    made = await self._make(str(output.name), source, origin, meta, "path")
+            except SpecError as exc:
+                kept.append(Kept(f"{label}: {exc.errors[0].message}", failed=True))
+                continue
+            kept.append(Kept(f"{label}: kept as version {made['version']} of {self.kind.name} {output.name!r} "
+                             f"({made['files']} files, {made['size']} bytes)"))
+        return kept
+
+
     async def resolve(self, spec: JobSpec) -> JobSpec:
         """Each named version, or the newest, recorded in the spec; a 400 naming the entry."""
         refs: list[DatasetRef] = getattr(spec, self.kind.field)

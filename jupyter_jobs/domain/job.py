@@ -31,6 +31,15 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Kept:
+    """What became of one output a job that succeeded declared (a new dataset version), or why
+    it could not be kept (`failed`: the job then fails, saying so)."""
+
+    message: str
+    failed: bool = False
+
+
+@dataclass(frozen=True)
 class Verdict:
     """The terminal status an outcome means, with the fields recorded beside it."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -156,6 +156,31 @@ DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 _RESERVED_MOUNTS = ("/workspace", "/artifacts", "/storage", "/outputs", "/metrics", "/proc", "/sys", "/dev")
 
 
+_OUTPUT_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
+
+
+class Output(_Strict):
+    """A folder the job writes at `$JOB_OUTPUTS_DIR/<key>` (`/outputs/<key>` in a container):
+    a `dataset` or `model` output becomes a new version of `name` when the job succeeds; a
+    `volume` output is read-only at `/inputs/<key>` for the workflow jobs that need this one."""
+
+    type: Literal["dataset", "model", "volume"]
+    name: Optional[str] = Field(None, description="the dataset or model a new version is made of")
+    framework: Optional[str] = Field(None, max_length=100, description="a model's framework or type")
+    description: Optional[str] = Field(None, max_length=10_000, description="a model version's description")
+
+    @model_validator(mode="after")
+    def _check(self) -> Output:
+        if self.type == "volume" and (self.name or self.framework or self.description):
+            raise ValueError("a volume output takes no name, framework or description")
+        if self.type != "volume" and not (self.name and DATASET_NAME.fullmatch(self.name)):
+            raise ValueError(f"a {self.type} output names the {self.type} it makes a version of: a-z, 0-9, '.', "
+                             "'_' and '-', starting with a letter or digit")
+        if self.type == "dataset" and (self.framework or self.description):
+            raise ValueError("framework and description are a model's")
+        return self
+
+
 class DatasetRef(_Strict):
     """A dataset version a job reads: mounted read-only, no copy where the backend can mount
     (containers: `/datasets/<name>` or `mount`; local and Slurm: `$JOB_DATASETS_DIR/<name>`)."""
@@ -275,10 +300,23 @@ class JobSpec(_Strict):
                                        "job reads, mounted read-only")
     models: list[DatasetRef] = Field(default_factory=list, max_length=32, description="model versions the job "
                                      "reads, mounted read-only (containers: /models/<name>; else $JOB_MODELS_DIR)")
+    outputs: dict[str, Output] = Field(default_factory=dict, max_length=32, description="folders the job writes "
+                                       "at $JOB_OUTPUTS_DIR/<key>: a dataset or model output is committed as a new "
+                                       "version when the job succeeds; a volume output is read by the jobs that "
+                                       "need it at /inputs/<key>")
     expose: list[Expose] = Field(default_factory=list, max_length=MAX_EXPOSE, description="ports the job serves, "
                                  "reached through the Jupyter server at each endpoint's own address (the job's "
                                  "`endpoints`), or by name behind Jupyter's login at "
                                  "/jupyter-jobs/jobs/{id}/endpoints/{name}/")
+
+    @field_validator("outputs")
+    @classmethod
+    def _check_outputs(cls, value: dict[str, Output]) -> dict[str, Output]:
+        for key in value:
+            if not _OUTPUT_KEY.fullmatch(key):
+                raise ValueError(f"{key!r} is not an output key: letters, digits, '_' and '-', starting with a "
+                                 "letter or '_'")
+        return value
 
     @field_validator("expose")
     @classmethod

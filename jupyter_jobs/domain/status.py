@@ -29,6 +29,7 @@ class FailureReason(str, Enum):
     LOST = "lost"
     ENVIRONMENT = "environment"  # its packages could not be installed
     IDLE = "idle"  # stopped: its GPUs sat idle (the host's policy gives them back)
+    OUTPUT = "output"  # it exited 0, but an output it declares could not be kept
 
 
 #: why the service stopped a running job (kept across restarts, so a restart finishes the stop)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
 from ..backends.base import Dependency, Mount
-from ..domain.job import Job
+from ..domain.job import Job, Kept
 from ..domain.spec import JobSpec
 from ..storage.store import Store, Write
 
@@ -95,6 +95,13 @@ class MountPolicy(Protocol):
 
 
 @runtime_checkable
+class FinishPolicy(Protocol):
+    async def finish(self, job: Job) -> list[Kept]:
+        """Keep what a job that exited 0 declared it makes (a dataset output's new version),
+        before its success is recorded; a failed one fails the job."""
+
+
+@runtime_checkable
 class InfoPolicy(Protocol):
     def info(self) -> dict[str, Any]:
         """What this feature adds to GET /backends (e.g. the webhooks' delivery state)."""
@@ -110,16 +117,19 @@ class Policies:
         self.infos: list[InfoPolicy] = []
         self.specs: list[SpecPolicy] = []
         self.mount_sources: list[MountPolicy] = []
+        self.finishers: list[FinishPolicy] = []
 
     def add(self, policy: Any) -> None:
         """Take each of the policies `policy` implements; one that implements none is a mistake."""
         kinds = [(QueuePolicy, self.queue), (DependencyPolicy, self.dependencies), (ViewPolicy, self.views),
-                 (InfoPolicy, self.infos), (SpecPolicy, self.specs), (MountPolicy, self.mount_sources)]
+                 (InfoPolicy, self.infos), (SpecPolicy, self.specs), (MountPolicy, self.mount_sources),
+                 (FinishPolicy, self.finishers)]
         taken = [into for kind, into in kinds if isinstance(policy, kind)]
         for into in taken:
             into.append(policy)
         if not taken:
-            raise TypeError(f"{policy!r} implements no policy (hold, depends, view, info, resolve, mounts)")
+            raise TypeError(f"{policy!r} implements no policy (hold, depends, view, info, resolve, mounts, "
+                            "finish)")
 
     def hold(self, job: Job) -> Optional[str]:
         return next((why for p in self.queue if (why := p.hold(job))), None)
@@ -141,6 +151,9 @@ class Policies:
 
     async def mounts(self, job: Job) -> list[Mount]:
         return [m for p in self.mount_sources for m in await p.mounts(job)]
+
+    async def finish(self, job: Job) -> list[Kept]:
+        return [k for p in self.finishers for k in await p.finish(job)]
 
 
 @runtime_checkable
@@ -170,6 +183,7 @@ class JobCore(Protocol):
 
     # -- submitting
     async def check(self, spec: JobSpec) -> Checked: ...
+    async def checkout(self, spec: JobSpec) -> tuple[JobSpec, Optional[Path]]: ...
     def apply_instance_type(self, spec: JobSpec) -> JobSpec: ...
     async def resolve(self, spec: JobSpec) -> JobSpec: ...
     def resolve_workspace(self, workspace: str) -> Path: ...

@@ -8,6 +8,7 @@ cancel during the launch, a timeout against the exit, a shutdown) meets in this 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import shutil
@@ -17,14 +18,14 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 from collections.abc import Awaitable
 
-from ..backends.base import Backend, BackendError, Dependency, Execution, JobContext, Mount
+from ..backends.base import OUTPUTS_DIR, Backend, BackendError, Dependency, Execution, JobContext, Mount
 from ..backends import notebooks
 from ..environments.venvs import Environments, EnvironmentFailed, requirements_text
 from ..backends.base import start_time
 from .gpus import GPUAllocator
 from ..storage.logs import LogRegistry
 from ..domain.status import FailureReason, JobStatus, StopReason
-from ..domain.job import Job, Outcome, utcnow, verdict
+from ..domain.job import Job, Kept, Outcome, Verdict, utcnow, verdict
 from ..storage.series import METRICS_DIR
 from ..storage.store import Store
 from ..storage.snapshots import SnapshotStore
@@ -37,6 +38,10 @@ async def _no_dependencies(job: Job) -> list[Dependency]:
 
 
 async def _no_mounts(job: Job) -> list[Mount]:
+    return []
+
+
+async def _nothing_kept(job: Job) -> list[Kept]:
     return []
 
 
@@ -69,6 +74,8 @@ class RunnerEnv:
     depends: Callable[[Job], Awaitable[list[Dependency]]] = _no_dependencies
     #: what a job reads read-only beside its workspace (features' mount policies)
     mounts: Callable[[Job], Awaitable[list[Mount]]] = _no_mounts
+    #: what a job that exited 0 makes that features keep (its dataset outputs' new versions)
+    finish: Callable[[Job], Awaitable[list[Kept]]] = _nothing_kept
     #: the server's root: a live job's workspace is its folder there
     root_dir: Optional[Path] = None
     #: variables a job gets that are never recorded (a kernel's connection key), by job id: gone
@@ -89,6 +96,19 @@ def _links(folder: Path, targets: dict[str, Path]) -> None:
         link.symlink_to(target, target_is_directory=True)
 
 
+def _inputs(given: dict[str, str], dirs: dict[str, Path], jobs_dir: Path) -> dict[str, Path]:
+    """What a workflow job reads, by folder: `<job id>` (its artifacts) or `<job id>/<path>` (a
+    volume in them). A path its job turned into a link out of its artifacts is left out."""
+    found = {}
+    for folder, value in given.items():
+        job_id, _, path = value.partition("/")
+        artifacts = dirs.get(job_id, jobs_dir / job_id) / "artifacts"
+        target = artifacts / path if path else artifacts
+        if not path or target.resolve().is_relative_to(artifacts.resolve()):
+            found[folder] = target
+    return found
+
+
 async def record_end(env: RunnerEnv, job: Job, outcome: Outcome, stop_reason: Optional[StopReason] = None,
                      why: str = "") -> None:
     """Store the terminal status an outcome means (the first terminal status wins) and let
@@ -98,6 +118,8 @@ async def record_end(env: RunnerEnv, job: Job, outcome: Outcome, stop_reason: Op
     if stop_reason == "preempt" and end.status != JobStatus.SUCCEEDED:
         await _preempted(env, job, why or "a job ahead of it needed its GPUs")
         return
+    if end.status == JobStatus.SUCCEEDED and job.spec.outputs:
+        end = await _keep_outputs(env, job, end)
     if job.spec.notebook and end.reason == FailureReason.EXIT_CODE:  # the runner says which cell
         said = await asyncio.to_thread(notebooks.failure, env.job_dir(job) / METRICS_DIR)
         end = dataclasses.replace(end, message=said or end.message)
@@ -110,6 +132,17 @@ async def record_end(env: RunnerEnv, job: Job, outcome: Outcome, stop_reason: Op
                                reason=end.reason, message=end.message)
     env.logs.close(job.id)
     env.ended(job)
+
+
+async def _keep_outputs(env: RunnerEnv, job: Job, end: Verdict) -> Verdict:
+    """Its declared outputs kept before its success is recorded, each said in its log; one that
+    could not be kept fails the job (the jobs after it must not read what is not there)."""
+    kept = await env.finish(job)
+    if kept:
+        log_ = await env.logs.active(job.id, env.job_dir(job))
+        log_.append("stderr", "".join(f"[jupyter_jobs] {k.message}\n" for k in kept).encode())
+    failed = [k.message for k in kept if k.failed]
+    return Verdict(JobStatus.FAILED, FailureReason.OUTPUT, "; ".join(failed)) if failed else end
 
 
 async def _preempted(env: RunnerEnv, job: Job, why: str) -> None:
@@ -163,13 +196,13 @@ class JobRunner:
 
     async def context(self) -> JobContext:
         job_dir = self.env.job_dir(self.job)
-        dirs = await self.env.store.job_dirs(list(self.job.inputs.values())) if self.job.inputs else {}
+        needed = {v.partition("/")[0] for v in self.job.inputs.values()}
+        dirs = await self.env.store.job_dirs(list(needed)) if needed else {}
         return JobContext(
             job=self.job, dir=job_dir, workspace=job_dir / "workspace", artifacts=job_dir / "artifacts",
             storage=self.env.storage_dir, log=await self.env.logs.active(self.job.id, job_dir),
             metrics=job_dir / METRICS_DIR,
-            inputs={folder: dirs.get(job_id, self.env.jobs_dir / job_id) / "artifacts"
-                    for folder, job_id in self.job.inputs.items()},
+            inputs=_inputs(self.job.inputs, dirs, self.env.jobs_dir),
             gpus=self.gpus if self.env.gpu_inventory and self.backend.host_gpus else None,
             extra_env=dict(self.env.unrecorded_env.get(self.job.id, {})),
         )
@@ -187,6 +220,11 @@ class JobRunner:
             assert self.job.snapshot
             self.env.snapshots.materialize(self.job.snapshot, ctx.workspace)
         ctx.artifacts.mkdir(parents=True, exist_ok=True)
+        for key in self.job.spec.outputs:  # $JOB_OUTPUTS_DIR/<key>, there to write into (never through a
+            for folder in (ctx.artifacts / OUTPUTS_DIR, ctx.artifacts / OUTPUTS_DIR / key):  # link an attempt left)
+                if not folder.is_symlink():
+                    with contextlib.suppress(OSError):  # a file in its place: the job finds no folder
+                        folder.mkdir(exist_ok=True)
         ctx.metrics.mkdir(exist_ok=True)
         if ctx.inputs:  # $JOB_INPUTS_DIR/<job>[/<k=v,...>] -> the artifacts of the jobs it needs
             _links(ctx.dir / "inputs", ctx.inputs)

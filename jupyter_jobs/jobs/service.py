@@ -69,6 +69,7 @@ class JobService(JobReads):
         git.max_bytes = snapshots.max_bytes  # a git tree is refused over this before it is written out
         self.checks = SpecChecks(root_dir=self.root_dir, backends=backends, default_backend=default_backend, gpus=gpus,
                                  instance_types=self.instance_types, strict=conf.strict_specs, git=git)
+        self.checkout = self.checks.checkout  # a git workspace's commit, recorded on the spec, and its files
         self.events, self.policies = Events(), Policies()
         self.features: list[Feature] = []
         self.tasks = TaskSet()
@@ -84,7 +85,7 @@ class JobService(JobReads):
             ended=self._ended, started=lambda job: self.events.publish(Event("job.started", job)),
             launched=lambda job: self.events.publish(Event("job.launched", job)),
             requeued=lambda job_id: self.tasks.spawn(self._requeued(job_id)), depends=self.policies.depends,
-            mounts=self.policies.mounts)
+            mounts=self.policies.mounts, finish=self.policies.finish)
         self.queue = JobQueue(backends=backends, gpus=gpus, max_running=conf.max_running, tasks=self.tasks,
                               launch=self._launch, reject=self._reject, hold=self.policies.hold)
         self.housekeeper = Housekeeper(store=store, snapshots=snapshots, retention=Retention(conf.retention or {}),
@@ -326,19 +327,11 @@ class JobService(JobReads):
         job = await self._job(job_id)
         if job.status.is_terminal():
             raise JobConflict(f"job {job_id} is already {job.status.value}")
-        await self._cancel_queued(job)
+        await _cancel_queued(self.env, job)
         if (runner := self.queue.active.get(job_id)) is not None:
             await runner.cancel(wait)  # also one held, or pending in its backend
-            await self._cancel_queued(await self._job(job_id))  # a preemption that ended first queued it again
+            await _cancel_queued(self.env, await self._job(job_id))  # a preemption that ended first requeued it
         return self._public(await self._job(job_id))
-
-    async def _cancel_queued(self, job: Job) -> None:
-        if job.status == JobStatus.QUEUED and await self.store.transition(
-            job.id, JobStatus.CANCELLED, utcnow(), only_from=JobStatus.QUEUED, finished_at=utcnow(),
-            message="cancelled before it started",
-        ):
-            self.log_files.close(job.id)  # a job being prepared notices and does not start
-            self.env.ended(job)
 
     async def delete(self, job_id: str) -> None:
         job = await self._job(job_id)
@@ -352,6 +345,15 @@ class JobService(JobReads):
         await self.store.delete(job_id)
         self.log_files.forget(job_id)
         self.metrics_reader.forget(job_id)
+
+async def _cancel_queued(env: RunnerEnv, job: Job) -> None:
+    if job.status == JobStatus.QUEUED and await env.store.transition(
+        job.id, JobStatus.CANCELLED, utcnow(), only_from=JobStatus.QUEUED, finished_at=utcnow(),
+        message="cancelled before it started",
+    ):
+        env.logs.close(job.id)  # a job being prepared notices and does not start
+        env.ended(job)
+
 
 _Files = tuple[Optional[str], list[str]]  # a snapshot's id (None: live) and what it left out
 

@@ -14,12 +14,13 @@ the service only follows."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 from pathlib import Path
 from typing import Any, Optional
 
-from ..backends.base import Dependency
+from ..backends.base import OUTPUTS_DIR, Dependency
 from ..domain.errors import JobConflict, JobNotFound, SpecError
 from ..domain.job import Job, utcnow
 from ..domain.replies import WorkflowJob, WorkflowPage, WorkflowQuery, WorkflowRun, WorkflowRunSummary
@@ -27,9 +28,10 @@ from ..domain.spec import JobSpec
 from ..domain.status import JobStatus
 from ..jobs.plugins import Event, JobCore
 from .dag import latest, matrix_of, name_of, step
-from .spec import Node, fill_outputs, load, plan
+from .spec import Node, fill_outputs, load, plan, volumes
 
 OUTPUTS_FILE = "outputs.json"  # in the job's artifacts: $JOB_OUTPUTS_FILE
+_Checked = tuple[JobSpec, str, list[str], Optional[Path]]  # a job's spec, backend, notes, git tree
 
 
 class WorkflowRuns:
@@ -80,47 +82,33 @@ class WorkflowRuns:
         if not isinstance(body.get("inputs") or {}, dict):
             raise SpecError.one("inputs", "must map each input's name to its value")
         graph = plan(body["spec"], body.get("inputs") or {})
-        checked = await self._check(graph.nodes, workspace)
+        checked = await _check(self.core, graph.nodes, workspace)
         folder = await asyncio.to_thread(self.core.resolve_workspace, workspace)
         run = {"name": graph.name, "spec": body["spec"], "workspace": workspace, "inputs": graph.inputs,
                **(definition or {})}
-        async with self.core.pinned_snapshot(folder) as snap:
-            return await self._record(run, folder, graph.nodes, checked, snap.id)
-
-    async def _check(self, nodes: list[Node], workspace: str) -> list[tuple[JobSpec, str, list[str]]]:
-        """Each job's spec with the run's workspace, its backend and notes; the backend's checks
-        once per workflow job. Errors name the job."""
-        out, errors, seen = [], [], {}
-        for node in nodes:
-            spec = JobSpec.model_validate({**node.spec, "workspace": workspace})  # plan() checked it
-            try:
-                spec = await self.core.resolve(self.core.apply_instance_type(spec))  # dataset versions, recorded
-                if node.name not in seen:
-                    checked = await self.core.check(spec)
-                    seen[node.name] = (checked.backend, checked.notes)
-            except SpecError as exc:
-                if node.name not in seen:
-                    errors += [e.model_copy(update={"field": f"jobs.{node.name}.{e.field}"}) for e in exc.errors]
-                    seen[node.name] = ("", [])
-            out.append((spec, *seen[node.name]))
-        if errors:
-            raise SpecError(errors)
-        return out
+        async with contextlib.AsyncExitStack() as pins:
+            snap = await pins.enter_async_context(self.core.pinned_snapshot(folder))
+            trees: dict[Path, str] = {}  # a git job's commit: its own snapshot
+            for tree in {c[3] for c in checked if c[3] is not None}:
+                trees[tree] = (await pins.enter_async_context(self.core.pinned_snapshot(tree))).id
+            own = [(spec, backend, notes, trees.get(tree) if tree else None) for spec, backend, notes, tree in checked]
+            return await self._record(run, folder, graph.nodes, own, snap.id)
 
     async def _record(self, run: dict[str, Any], folder: Path, nodes: list[Node],
-                      checked: list[tuple[JobSpec, str, list[str]]], snapshot: str) -> dict[str, Any]:
+                      checked: list[tuple[JobSpec, str, list[str], Optional[str]]], snapshot: str) -> dict[str, Any]:
         run_id = "w" + secrets.token_hex(6)
         ids = {node.key: secrets.token_hex(6) for node in nodes}
         by_name: dict[str, list[Node]] = {}
         for node in nodes:
             by_name.setdefault(node.name, []).append(node)
         jobs = []
-        for node, (spec, backend, notes) in zip(nodes, checked):
+        for node, (spec, backend, notes, own) in zip(nodes, checked):
             needed = [n for need in node.needs for n in by_name[need]]
-            job = self.core.new_job(spec, backend, snapshot, folder, job_id=ids[node.key], notes=notes)
+            job = self.core.new_job(spec, backend, own or snapshot, folder, job_id=ids[node.key], notes=notes)
             job.workflow, job.node = run_id, node.key
             job.after = [ids[n.key] for n in needed]
             job.inputs = {n.folder: ids[n.key] for n in needed}
+            job.inputs.update({key: f"{ids[n.key]}/{OUTPUTS_DIR}/{key}" for n in needed for key in volumes(n.spec)})
             jobs.append(job)
         self._jobs(run_id, run["spec"])  # before the queue sees its jobs: max_parallel holds from the start
         scheduler, message = self._scheduler(run_id, checked)
@@ -130,14 +118,14 @@ class WorkflowRuns:
         await self.advance(run_id)
         return await self.get(run_id)
 
-    def _scheduler(self, run_id: str, checked: list[tuple[JobSpec, str, list[str]]]) -> tuple[str, Optional[str]]:
+    def _scheduler(self, run_id: str, checked: list[tuple[JobSpec, str, list[str], Any]]) -> tuple[str, Optional[str]]:
         """Who orders the run's jobs: their backend, when all are on one that can (and the run
         asks nothing only the service can do), else the service. A message says why not."""
-        backends = {backend for _, backend, _ in checked}
+        backends = {backend for _, backend, _, _ in checked}
         name = next(iter(backends))
         if len(backends) > 1 or not self.core.orders_dependencies(name):
             return "service", None
-        if any("${{" in spec.model_dump_json() for spec, _, _ in checked):
+        if any("${{" in spec.model_dump_json() for spec, _, _, _ in checked):
             why = "its jobs pass outputs (${{ needs.<job>.outputs }}), which need the service between jobs"
         elif any(j.get("max_parallel") for j in self._specs[run_id].values()):
             why = "max_parallel is kept by the service's queue"
@@ -159,7 +147,7 @@ class WorkflowRuns:
             return []
         forgiving = self._forgiving(job.workflow)
         out = []
-        for need_id in dict.fromkeys(job.inputs.values()):
+        for need_id in dict.fromkeys(v.partition("/")[0] for v in job.inputs.values()):
             need = await self.store.get(need_id)
             if need is not None and need.backend_state and need.status != JobStatus.SUCCEEDED:
                 out.append(Dependency(need.backend_state, any_end=_name(need) in forgiving))
@@ -313,7 +301,8 @@ class WorkflowRuns:
                                        job_id=fresh[job.id])
             new.workflow, new.node = run_id, job.node
             new.after = [fresh.get(i, i) for i in job.after if fresh.get(i, i) in fresh.values()]
-            new.inputs = {k: fresh.get(v, v) for k, v in job.inputs.items()}
+            new.inputs = {k: "/".join([fresh.get(v.partition("/")[0], v.partition("/")[0]), *v.split("/")[1:]])
+                          for k, v in job.inputs.items()}
             made.append(new)
         await self.core.record(made)
         await self.store.update_workflow(run_id, status="queued", finished_at=None)
@@ -329,6 +318,30 @@ class WorkflowRuns:
                 await self.advance(run["id"])
             if cursor is None:
                 break
+
+
+async def _check(core: JobCore, nodes: list[Node], workspace: str) -> list[_Checked]:
+    """Each job's spec with the run's workspace, its backend and notes, and a git job's tree
+    at its commit; the backend's checks once per workflow job. Errors name the job."""
+    out: list[_Checked] = []
+    errors, seen = [], {}
+    for node in nodes:
+        spec = JobSpec.model_validate({**node.spec, "workspace": workspace})  # plan() checked it
+        tree = None
+        try:
+            spec, tree = await core.checkout(spec)  # git-checkout@v1: the commit, recorded
+            spec = await core.resolve(core.apply_instance_type(spec))  # dataset versions, recorded
+            if node.name not in seen:
+                checked = await core.check(spec)
+                seen[node.name] = (checked.backend, checked.notes)
+        except SpecError as exc:
+            if node.name not in seen:
+                errors += [e.model_copy(update={"field": f"jobs.{node.name}.{e.field}"}) for e in exc.errors]
+                seen[node.name] = ("", [])
+        out.append((spec, *seen[node.name], tree))
+    if errors:
+        raise SpecError(errors)
+    return out
 
 
 def _name(job: Job) -> str:

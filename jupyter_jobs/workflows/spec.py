@@ -30,7 +30,12 @@ MAX_COMBINATIONS = 1000
 MAX_JOBS = 5000
 NODE_KEYS = {"needs", "matrix", "max_parallel", "continue_on_error", "uses", "with"}
 #: built-in actions (`uses:`) and the parameters each takes in `with:`
-ACTIONS = {"container@v1": {"image", "args"}}
+ACTIONS = {"container@v1": {"image", "args"}, "git-checkout@v1": {"url", "ref"},
+           "create-dataset@v1": {"name", "path"}, "create-model@v1": {"name", "path", "framework", "description"}}
+#: what create-dataset@v1 and create-model@v1 run: $JOB_INPUTS_DIR/<path> (a needed job's artifacts, a
+#: volume) copied into the output their service commits as a new version when the job succeeds
+_COPY = ('src="$JOB_INPUTS_DIR/$JOB_ACTION_PATH"; out="$JOB_OUTPUTS_DIR/$JOB_ACTION_OUTPUT"; '
+         'if [ -d "$src" ]; then cp -a "$src/." "$out/"; else cp -a "$src" "$out/"; fi')
 SPEC_KEYS = set(JobSpec.model_fields)
 TOP_KEYS = {"name", "description", "defaults", "jobs", "best", "inputs"}
 INPUT_TYPES = ("string", "dataset")
@@ -253,8 +258,8 @@ def _inputs(declared: Any, given: Optional[dict[str, Any]], jobs: set[str], erro
             errors.add(path, "an input name is letters, digits and '_', starting with a letter or '_'")
         elif not isinstance(info, dict) or info.get("type") not in INPUT_TYPES or set(info) - {
                 "type", "default", "description"}:
-            errors.add(path, "an input is {type: string | dataset, default: ..., description: ...} (volume "
-                       "inputs come with actions, not yet)")
+            errors.add(path, "an input is {type: string | dataset, default: ..., description: ...} (a volume "
+                       "is made by a job of the run: outputs: {<key>: {type: volume}}, or uses: git-checkout@v1)")
         elif info["type"] == "dataset" and name in jobs:
             errors.add(path, f"a dataset input is mounted at /inputs/{name}, where job {name!r}'s artifacts go: "
                        "rename one")
@@ -299,17 +304,56 @@ def _check_action(path: tuple, job: dict, errors: _Errors) -> None:
         return
     for key in set(given) - ACTIONS[uses]:
         errors.add((*path, "with", str(key)), f"{uses} takes {', '.join(sorted(ACTIONS[uses]))}")
-    if uses == "container@v1" and ("command" in job or "image" not in given):
-        errors.add((*path, "uses"), "container@v1 runs with.image with with.args: give with.image, and no command")
+    required = {"container@v1": "image", "git-checkout@v1": "url"}.get(uses, "name")
+    if "command" in job or required not in given:
+        errors.add((*path, "uses"), f"{uses} takes with.{required}, and no command")
+    if uses.startswith("create-"):
+        source = given.get("path")
+        if not isinstance(source, str) or source.startswith("/") or ".." in source.split("/") or not source:
+            errors.add((*path, "with", "path"), "a path under /inputs of the job: <a job it needs>[/<folder or file "
+                       "of its artifacts>] or a volume one of them makes")
 
 
 def _action(job: dict) -> dict[str, Any]:
     """The job fields a built-in action stands for."""
-    given = job.get("with") or {}
-    if job.get("uses") == "container@v1":
+    given, uses = job.get("with") or {}, job.get("uses")
+    if uses == "container@v1":
         args = given.get("args")
         return {"image": given.get("image"), **({"command": args} if args else {})}
+    if uses == "git-checkout@v1":  # its workspace is the commit, its artifacts what the jobs after it read
+        return {"git": {"url": given.get("url"), "ref": given.get("ref") or "HEAD"},
+                "command": ["sh", "-c", 'cp -a . "$JOB_ARTIFACTS_DIR/"']}
+    if uses in ("create-dataset@v1", "create-model@v1"):
+        kind = uses.split("-")[1].split("@")[0]
+        output = {"type": kind, "name": given.get("name"),
+                  **{k: given[k] for k in ("framework", "description") if k in given}}
+        return {"command": ["sh", "-c", _COPY], "outputs": {kind: output},
+                "env": {"JOB_ACTION_PATH": str(given.get("path")), "JOB_ACTION_OUTPUT": kind}}
     return {}
+
+
+def volumes(job: Any) -> list[str]:
+    """The keys of a job's volume outputs (each /inputs/<key> for the jobs that need it)."""
+    outputs = job.get("outputs") if isinstance(job, dict) else None
+    if not isinstance(outputs, dict):
+        return []
+    return [str(k) for k, o in outputs.items() if isinstance(o, dict) and o.get("type") == "volume"]
+
+
+def _check_volumes(jobs: dict[str, Any], matrices: dict[str, dict], inputs: frozenset[str], errors: _Errors) -> None:
+    """A volume output is /inputs/<key> for the jobs after it: one thing by that name there."""
+    seen: dict[str, str] = {}
+    for name, job in jobs.items():
+        for key in volumes(job):
+            path = ("jobs", name, "outputs", key)
+            if matrices.get(name):
+                errors.add(path, "a matrix job's combinations would each make this volume: write a folder of its "
+                           "artifacts instead")
+            elif key in jobs or key in inputs:
+                errors.add(path, f"/inputs/{key} holds {'job' if key in jobs else 'input'} {key!r}: rename the volume")
+            elif key in seen:
+                errors.add(path, f"job {seen[key]!r} makes a volume {key!r} too: rename one")
+            seen.setdefault(key, name)
 
 
 def _count(matrix: dict[str, list]) -> int:
@@ -383,6 +427,7 @@ def plan(spec: Any, inputs: Optional[dict[str, Any]] = None) -> Plan:
     keys = frozenset(map(str, declared)) if isinstance(declared, dict) else frozenset()
     checked = {name: _check_job(str(name), job, names, errors, keys) for name, job in jobs.items()}
     order = _order(jobs, {n: c[0] for n, c in checked.items()}, errors)
+    _check_volumes(jobs, {n: c[1] for n, c in checked.items()}, keys, errors)
     total = 0
     for name, (needs, matrix) in checked.items():  # each job's spec, as its first combination
         if isinstance(jobs[name], dict):
