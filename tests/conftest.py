@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 import pytest
 
-from support import TERMINAL, ServerProcess, docker_problem, kill_running_jobs, require
+from support import TERMINAL, ServerProcess, docker_problem, free_port, git, kill_running_jobs, require
 
 pytest_plugins = ["pytest_jupyter.jupyter_server", "rootless"]  # rootless: users with their own Podman
 @pytest.fixture(scope="session")
@@ -134,3 +135,35 @@ def server_process(tmp_path: Path):
     for server in servers:
         server.stop(signal.SIGKILL)
     kill_running_jobs(data / "jobs.db")
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):  # module-scoped: one daemon per test file
+    """A repository with a tag v1 and a newer main, served by git daemon."""
+    base = tmp_path_factory.mktemp("served")
+    work = base / "repo"
+    work.mkdir()
+    git("init", "-q", "-b", "main", cwd=work)
+    (work / "train.py").write_text("print(open('version.txt').read().strip())\n")
+    (work / "version.txt").write_text("one\n")
+    (work / "sub").mkdir()
+    (work / "sub" / "inner.txt").write_text("inside\n")
+    git("add", ".", cwd=work)
+    git("commit", "-q", "-m", "one", cwd=work)
+    git("tag", "v1", cwd=work)
+    v1 = git("rev-parse", "HEAD", cwd=work)
+    (work / "version.txt").write_text("two\n")
+    git("commit", "-q", "-am", "two", cwd=work)
+    git("clone", "-q", "--bare", str(work), str(base / "repo.git"), cwd=base)
+    port = free_port()
+    daemon = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={base}",
+                               "--listen=127.0.0.1", f"--port={port}", str(base)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while subprocess.run(["git", "ls-remote", f"git://127.0.0.1:{port}/repo.git"], capture_output=True).returncode:
+        assert time.monotonic() < deadline, "git daemon did not start"
+        time.sleep(0.1)
+    yield {"url": f"git://127.0.0.1:{port}/repo.git", "path": str(base / "repo.git"), "work": work, "v1": v1,
+           "main": git("rev-parse", "HEAD", cwd=work), "bare": base / "repo.git"}
+    daemon.terminate()
+    daemon.wait()

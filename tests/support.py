@@ -302,3 +302,10 @@ def host_pool(prefix: str) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def git(*args: str, cwd: Path) -> str:
+    """Run git with a fixed identity and no user config; its output, stripped."""
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
+                          env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
+                               "GIT_COMMITTER_EMAIL": "t@x", "PATH": "/usr/bin:/bin", "HOME": str(cwd)}).stdout.strip()

@@ -6,60 +6,13 @@ by a server that asks for one: never a hang); --git on the magic's and the CLI's
 
 from __future__ import annotations
 
-import socket
-import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-from support import log_text
-
-
-def git(*args: str, cwd: Path) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
-                          env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
-                               "GIT_COMMITTER_EMAIL": "t@x", "PATH": "/usr/bin:/bin", "HOME": str(cwd)}).stdout.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    """A repository with a tag v1 and a newer main, served by git daemon."""
-    base = tmp_path_factory.mktemp("served")
-    work = base / "repo"
-    work.mkdir()
-    git("init", "-q", "-b", "main", cwd=work)
-    (work / "train.py").write_text("print(open('version.txt').read().strip())\n")
-    (work / "version.txt").write_text("one\n")
-    (work / "sub").mkdir()
-    (work / "sub" / "inner.txt").write_text("inside\n")
-    git("add", ".", cwd=work)
-    git("commit", "-q", "-m", "one", cwd=work)
-    git("tag", "v1", cwd=work)
-    v1 = git("rev-parse", "HEAD", cwd=work)
-    (work / "version.txt").write_text("two\n")
-    git("commit", "-q", "-am", "two", cwd=work)
-    git("clone", "-q", "--bare", str(work), str(base / "repo.git"), cwd=base)
-    port = free_port()
-    daemon = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all", f"--base-path={base}",
-                               "--listen=127.0.0.1", f"--port={port}", str(base)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while subprocess.run(["git", "ls-remote", f"git://127.0.0.1:{port}/repo.git"], capture_output=True).returncode:
-        assert time.monotonic() < deadline, "git daemon did not start"
-        time.sleep(0.1)
-    yield {"url": f"git://127.0.0.1:{port}/repo.git", "path": str(base / "repo.git"), "work": work, "v1": v1,
-           "main": git("rev-parse", "HEAD", cwd=work), "bare": base / "repo.git"}
-    daemon.terminate()
-    daemon.wait()
+from support import free_port, log_text
 
 
 async def run(api, workspace: dict, command: str = "python3 train.py") -> tuple[dict, str]:

@@ -2982,12 +2982,12 @@ export interface components {
          * FailureReason
          * @enum {string}
          */
-        FailureReason: "exit_code" | "timeout" | "oom" | "backend_error" | "lost" | "environment" | "idle";
+        FailureReason: "exit_code" | "timeout" | "oom" | "backend_error" | "lost" | "environment" | "idle" | "output";
         /**
          * FailureReason
          * @enum {string}
          */
-        FailureReasonInput: "exit_code" | "timeout" | "oom" | "backend_error" | "lost" | "environment" | "idle";
+        FailureReasonInput: "exit_code" | "timeout" | "oom" | "backend_error" | "lost" | "environment" | "idle" | "output";
         /** FieldError */
         FieldError: {
             /** Field */
@@ -3540,6 +3540,13 @@ export interface components {
              */
             notebook?: string | null;
             /**
+             * Outputs
+             * @description folders the job writes at $JOB_OUTPUTS_DIR/<key>: a dataset or model output is committed as a new version when the job succeeds; a volume output is read by the jobs that need it at /inputs/<key>
+             */
+            outputs?: {
+                [key: string]: components["schemas"]["Output"];
+            };
+            /**
              * Parameters
              * @description the notebook's parameters (JSON values), injected after its cell tagged `parameters`, as papermill does
              */
@@ -3686,6 +3693,13 @@ export interface components {
              * @default null
              */
             notebook?: string | null;
+            /**
+             * Outputs
+             * @description folders the job writes at $JOB_OUTPUTS_DIR/<key>: a dataset or model output is committed as a new version when the job succeeds; a volume output is read by the jobs that need it at /inputs/<key>
+             */
+            outputs?: {
+                [key: string]: components["schemas"]["OutputInput"];
+            };
             /**
              * Parameters
              * @description the notebook's parameters (JSON values), injected after its cell tagged `parameters`, as papermill does
@@ -4115,6 +4129,68 @@ export interface components {
              * @description newest first
              */
             versions: components["schemas"]["ModelVersion"][];
+        };
+        /**
+         * Output
+         * @description A folder the job writes at `$JOB_OUTPUTS_DIR/<key>` (`/outputs/<key>` in a container):
+         *     a `dataset` or `model` output becomes a new version of `name` when the job succeeds; a
+         *     `volume` output is read-only at `/inputs/<key>` for the workflow jobs that need this one.
+         */
+        Output: {
+            /**
+             * Description
+             * @description a model version's description
+             * @default null
+             */
+            description?: string | null;
+            /**
+             * Framework
+             * @description a model's framework or type
+             * @default null
+             */
+            framework?: string | null;
+            /**
+             * Name
+             * @description the dataset or model a new version is made of
+             * @default null
+             */
+            name?: string | null;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "dataset" | "model" | "volume";
+        };
+        /**
+         * Output
+         * @description A folder the job writes at `$JOB_OUTPUTS_DIR/<key>` (`/outputs/<key>` in a container):
+         *     a `dataset` or `model` output becomes a new version of `name` when the job succeeds; a
+         *     `volume` output is read-only at `/inputs/<key>` for the workflow jobs that need this one.
+         */
+        OutputInput: {
+            /**
+             * Description
+             * @description a model version's description
+             * @default null
+             */
+            description?: string | null;
+            /**
+             * Framework
+             * @description a model's framework or type
+             * @default null
+             */
+            framework?: string | null;
+            /**
+             * Name
+             * @description the dataset or model a new version is made of
+             * @default null
+             */
+            name?: string | null;
+            /**
+             * Type
+             * @enum {string}
+             */
+            type: "dataset" | "model" | "volume";
         };
         /**
          * Resources

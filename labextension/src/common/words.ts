@@ -19,7 +19,8 @@ const REASONS: Record<Reason, string> = {
   backend_error: 'its backend failed',
   lost: 'was lost (its process or container went away)',
   environment: 'its packages could not be installed',
-  idle: 'its GPUs sat idle'
+  idle: 'its GPUs sat idle',
+  output: 'an output it declares could not be kept'
 };
 
 /** Why the job ended, in words ("exited with code 3", "ran out of memory"); null when it
