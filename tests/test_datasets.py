@@ -5,6 +5,7 @@ bad input named; the history and the blobs surviving housekeeping and a restart.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -127,6 +128,44 @@ async def test_a_version_read_by_a_running_job_cannot_be_deleted(api, data, work
     assert list(cache.iterdir()) == [], "a deleted version's files go with it"
     second = await api.call("POST", "datasets", "mnist", "versions", body={"folder": "data"}, expect=201)
     assert second["version"] == 2, "a deleted version's number is never given again"
+
+
+async def _versions(api, data, count: int) -> None:
+    for i in range(count):
+        (data / "a.txt").write_text(f"version {i + 1}")
+        await api.call("POST", "datasets", "mnist", "versions", body={"folder": "data"}, expect=201)
+
+
+async def test_a_schedule_and_a_named_workflows_default_hold_their_versions(api, data, workspace):
+    await _versions(api, data, 3)
+    nightly = await api.call("POST", "schedules", body={"name": "nightly", "cron": "0 3 * * *", "spec": {
+        "command": "true", "workspace": "proj", "datasets": [{"name": "mnist", "version": 1}]}}, expect=201)
+    spec = "inputs: {data: {type: dataset, default: 'mnist:2'}}\njobs: {a: {command: 'true'}}\n"
+    await api.call("PUT", "workflow-definitions", "train", body={"spec": spec, "workspace": "proj"}, expect=201)
+    one = await api.call("DELETE", "datasets", "mnist", "versions", "1", expect=409)
+    assert "schedule 'nightly'" in one["message"], one
+    two = await api.call("DELETE", "datasets", "mnist", "versions", "2", expect=409)
+    assert "named workflow 'train'" in two["message"], two
+    await api.call("PUT", "workflow-definitions", "train", body={"spec": spec.replace("mnist:2", "mnist"),
+                                                                 "workspace": "proj"}, expect=201)
+    await api.call("DELETE", "datasets", "mnist", "versions", "2", expect=204)  # its newest spec reads the newest
+    await api.call("DELETE", "schedules", nightly["id"], expect=204)
+    await api.call("DELETE", "datasets", "mnist", "versions", "1", expect=204)
+    last = await api.call("DELETE", "datasets", "mnist", "versions", "3", expect=409)
+    assert "named workflow 'train'" in last["message"], "`mnist` without a version holds its last live version"
+
+
+@pytest.mark.parametrize("jobs_config", [{"retention": {"versions_max_age": 1}, "housekeeping_interval": 0.3}])
+async def test_retention_deletes_old_versions_nothing_holds_never_the_newest(api, data, workspace):
+    await _versions(api, data, 4)
+    await api.call("POST", "schedules", body={"name": "nightly", "cron": "0 3 * * *", "spec": {
+        "command": "true", "workspace": "proj", "datasets": [{"name": "mnist", "version": 2}]}}, expect=201)
+    deadline = asyncio.get_running_loop().time() + 20
+    while [v["version"] for v in (await api.call("GET", "datasets", "mnist"))["versions"]] != [4, 2]:
+        assert asyncio.get_running_loop().time() < deadline, (await api.call("GET", "datasets", "mnist"))["versions"]
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.5)  # more passes: what is held or newest stays
+    assert [v["version"] for v in (await api.call("GET", "datasets", "mnist"))["versions"]] == [4, 2]
 
 
 async def test_versions_survive_housekeeping(jp_serverapp, api, data, workspace):

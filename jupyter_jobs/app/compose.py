@@ -71,11 +71,13 @@ def plug_features(core: JobService, *, webhooks: Webhooks, metrics_interval: flo
     host = HostView(core, core.gpus, list(host_admins), nvml, queued=lambda: _queued(core),
                     host_gpus=lambda name: name in core.backends and core.backends[name].host_gpus)
     metrics = JobsMetrics(core, host, host_metrics_interval)
+    keep = core.housekeeper
     datasets, models = (Datasets(core, core.snapshots, partial(_cache, core, kind.field), getpass.getuser(), kind,
-                                 core.get, tuple(core.backends)) for kind in (DATASET, MODEL))
+                                 core.get, tuple(core.backends), keep.retention.versions_max_age, keep.interval)
+                        for kind in (DATASET, MODEL))
     for policy in (runs, endpoints, hooks, datasets, models):
         core.add_policy(policy)
-    for feature in (runs, schedules, endpoints, hooks, sampling, metrics):
+    for feature in (runs, schedules, endpoints, hooks, sampling, metrics, datasets, models):
         core.plug(feature)
     definitions = Definitions(core.store, runs, core.resolve_workspace)
     return Platform(core, runs, schedules, endpoints, hooks, sampling, host, metrics, datasets, models, definitions)

@@ -109,7 +109,9 @@ class JobsConfig(LoggingConfigurable):
 
     retention = Dict(
         help="How long finished jobs (with their logs and artifacts) are kept: {'max_age': '30d', 'max_jobs': "
-        "10000}; either key may be left out. Default: kept until deleted.",
+        "10000}; and dataset and model versions nothing holds (no job not yet finished, schedule or named "
+        "workflow's default; never the newest of a name): {'versions_max_age': '90d'}. Any key may be left out. "
+        "Default: kept until deleted.",
     ).tag(config=True)
     housekeeping_interval = Float(
         3600.0, help="Seconds between applying retention and collecting unused snapshot data (also done at start)."

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import secrets
 import shutil
 import stat
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
@@ -31,6 +33,8 @@ from ..domain.replies import DatasetInput, ModelInput
 from ..domain.spec import DATASET_NAME, DatasetRef, JobSpec
 from ..jobs.plugins import JobCore
 from ..storage.files import private_dir
+
+log = logging.getLogger(__name__)
 
 #: the fields of a version clients see
 PUBLIC = ("name", "version", "size", "files", "created_at", "created_by", "job", "source")
@@ -62,10 +66,27 @@ class Datasets:
 
     def __init__(self, core: JobCore, snapshots: Any, cache_for: Callable[[str], Path], user: str,
                  kind: Kind = DATASET, read_job: Optional[Callable[[str], Awaitable[dict[str, Any]]]] = None,
-                 backends: tuple[str, ...] = ()):
+                 backends: tuple[str, ...] = (), max_age: Optional[float] = None, interval: float = 3600.0):
         self.core, self.snapshots, self.cache_for, self.user = core, snapshots, cache_for, user
         self.kind, self.read_job, self.backends = kind, read_job, backends
+        self.max_age, self.interval = max_age, interval  # retention: unheld versions older than max_age go
         self._making: dict[Path, asyncio.Lock] = {}
+
+    async def start(self) -> None:
+        if self.max_age is not None:
+            self.core.spawn(self._retain())
+
+    async def stop(self) -> None:
+        """Its retention pass runs as the core's task, cancelled with it."""
+
+    async def _retain(self) -> None:
+        while True:
+            try:
+                if done := await self.collect(float(self.max_age or 0)):
+                    log.info("retention deleted %d %s version(s)", done, self.kind.name)
+            except Exception:  # the next pass tries again
+                log.exception("%s retention failed", self.kind.name)
+            await asyncio.sleep(self.interval)
 
     # -- versions ---------------------------------------------------------------------------
     async def create(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -177,13 +198,51 @@ class Datasets:
         return {**public(row), "read_by": await self.core.store.dataset_readers(self.kind.name, name, version)}
 
     async def delete(self, name: str, version: int) -> None:
-        """Refused (409, naming them) while a queued or running job reads it."""
+        """Refused (409, naming them) while a queued or running job reads it, a schedule names it
+        or a named workflow's newest spec reads it by default."""
         await self.version(name, version)
-        holders = await self.core.store.dataset_readers(self.kind.name, name, version, active_only=True)
+        holders = await self.holders(name, version)
         if holders:
-            ids = ", ".join(h["id"] for h in holders[:10])
-            raise JobConflict(f"version {version} of {self.kind.name} {name!r} is read by {len(holders)} job(s) "
-                              f"not yet finished ({ids}): cancel them or wait")
+            raise JobConflict(f"version {version} of {self.kind.name} {name!r} is held by {'; '.join(holders[:10])}"
+                              ": cancel, change or delete them first")
+        await self._delete(name, version)
+
+    async def holders(self, name: str, version: int) -> list[str]:
+        """Who needs the version, in words: jobs not yet finished, schedules, named workflows'
+        defaults (a reference without a version holds the last live version of a name)."""
+        store, kind = self.core.store, self.kind.name
+        held = [f"job {h['id']} ({h['status']})" for h in await store.dataset_readers(kind, name, version, True)]
+        last = [v["version"] for v in await store.dataset_versions(kind, name)] == [version]
+        cursor = None
+        while True:
+            schedules, cursor = await store.schedules(limit=500, cursor=cursor)
+            held += [f"schedule {s['name']!r}" for s in schedules
+                     if _holds(s["spec"].get(self.kind.field) or [], name, version, last)]
+            if cursor is None:
+                break
+        newest: dict[str, Any] = {}
+        for row in await store.definition_versions():  # newest first within each name: the default
+            newest.setdefault(row["name"], row["spec"])
+        held += [f"named workflow {n!r}" for n, spec in newest.items()
+                 if _holds(_workflow_refs(spec, self.kind), name, version, last)]
+        return held
+
+    async def collect(self, max_age: float) -> int:
+        """Retention: delete the versions older than `max_age` seconds that nothing holds (never
+        the newest of a name); how many."""
+        cutoff, done, names = utcnow().timestamp() - max_age, 0, set()
+        for row in await self.core.store.dataset_versions(self.kind.name):  # newest first within each name
+            if row["name"] not in names:
+                names.add(row["name"])  # the newest of its name stays
+                continue
+            if datetime.fromisoformat(row["created_at"]).timestamp() > cutoff:
+                continue
+            if not await self.holders(row["name"], row["version"]):
+                await self._delete(row["name"], row["version"])
+                done += 1
+        return done
+
+    async def _delete(self, name: str, version: int) -> None:
         row = await self.core.store.dataset_version(self.kind.name, name, version)
         await self.core.store.delete_dataset_version(self.kind.name, name, version)
         if row and row["snapshot"] not in await self.core.store.snapshot_ids():  # no other version has its files
@@ -273,6 +332,35 @@ class Datasets:
         except BaseException:
             _remove(temp)
             raise
+
+
+def _holds(refs: list[Any], name: str, version: int, last: bool) -> bool:
+    """Whether spec entries `[{name, version?}]` (or `name[:version]` strings) need the version."""
+    for ref in refs:
+        given, _, at = ref.partition(":") if isinstance(ref, str) else (ref.get("name"), "", ref.get("version"))
+        if given == name and (str(at) == str(version) if at else last):
+            return True
+    return False
+
+
+def _workflow_refs(spec: Any, kind: Kind) -> list[Any]:
+    """What a workflow spec reads of a kind: its jobs' and defaults' entries, and (datasets) its
+    dataset inputs' defaults."""
+    if isinstance(spec, str):
+        import yaml
+
+        try:
+            spec = yaml.safe_load(spec)
+        except yaml.YAMLError:
+            return []
+    if not isinstance(spec, dict):
+        return []
+    parts = [spec.get("defaults"), *(spec.get("jobs") or {}).values()] if isinstance(spec.get("jobs"), dict) else []
+    refs = [r for p in parts if isinstance(p, dict) and isinstance(p.get(kind.field), list) for r in p[kind.field]]
+    if kind is DATASET and isinstance(spec.get("inputs"), dict):
+        refs += [i["default"] for i in spec["inputs"].values()
+                 if isinstance(i, dict) and i.get("type") == "dataset" and isinstance(i.get("default"), str)]
+    return [r for r in refs if isinstance(r, (str, dict))]
 
 
 def _read_only(folder: Path) -> None:

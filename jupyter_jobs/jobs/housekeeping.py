@@ -20,12 +20,14 @@ log = logging.getLogger(__name__)
 
 class Retention:
     """`c.JobsApp.retention`: {"max_age": "30d" or seconds, "max_jobs": N, "environments_max_age":
-    "30d", "environments_max_size": "50g"}; any may be left out."""
+    "30d", "environments_max_size": "50g", "versions_max_age": "90d"}; any may be left out."""
 
     def __init__(self, settings: dict[str, Any]):
-        unknown = set(settings) - {"max_age", "max_jobs", "environments_max_age", "environments_max_size"}
+        unknown = set(settings) - {"max_age", "max_jobs", "environments_max_age", "environments_max_size",
+                                   "versions_max_age"}
         if unknown:
-            raise ValueError(f"JobsApp.retention: unknown key(s) {', '.join(sorted(unknown))}; use max_age, max_jobs")
+            raise ValueError(f"JobsApp.retention: unknown key(s) {', '.join(sorted(unknown))}; use max_age, max_jobs, "
+                             "environments_max_age, environments_max_size, versions_max_age")
         age = settings.get("max_age")
         self.max_age: Optional[float] = parse_duration(age) if age not in (None, "", 0) else None
         self.max_jobs = int(settings.get("max_jobs") or 0)
@@ -34,6 +36,8 @@ class Retention:
         env_age, env_size = settings.get("environments_max_age"), settings.get("environments_max_size")
         self.environments_max_age = parse_duration(env_age) if env_age not in (None, "", 0) else None
         self.environments_max_size = parse_memory(env_size) if env_size not in (None, "", 0) else None
+        versions = settings.get("versions_max_age")  # datasets' and models' versions nothing holds (a feature's)
+        self.versions_max_age = parse_duration(versions) if versions not in (None, "", 0) else None
 
     def __bool__(self) -> bool:
         return bool(self.max_age or self.max_jobs)
