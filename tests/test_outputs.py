@@ -6,6 +6,8 @@ create-dataset@v1 and create-model@v1 in a named workflow; bad outputs and actio
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from support import SLURM_CONF, log_text, require, slurm_problem
@@ -149,3 +151,31 @@ async def test_a_jobs_bad_outputs_are_named(api, workspace):
                            ({"v": {"type": "tape"}}, "outputs.v.type")]:
         reply = await api.submit({"command": "true", "workspace": "proj", "outputs": outputs}, expect=400)
         assert reply["errors"][0]["field"] == field, reply
+
+
+def test_an_output_is_kept_when_its_job_ends_while_the_server_is_down(tmp_path):
+    """The job ends while no server watches; the next server records it and keeps its output once."""
+    from support import ServerProcess
+
+    (tmp_path / "root" / "proj").mkdir(parents=True)
+    gate = tmp_path / "gate"
+    server = ServerProcess(tmp_path / "root", tmp_path / "data").start()
+    try:
+        job = server.request("POST", "/jupyter-jobs/jobs", {
+            "command": f"while [ ! -e {gate} ]; do sleep 0.05; done; echo kept > $JOB_OUTPUTS_DIR/data/k.txt",
+            "workspace": "proj", "outputs": {"data": {"type": "dataset", "name": "late"}}})
+        server.wait(job["id"], {"running"})
+    finally:
+        server.stop()
+    gate.touch()  # it finishes with nobody watching
+    time.sleep(0.5)
+    server.start()
+    try:
+        assert server.wait(job["id"])["status"] == "succeeded"
+        (made,) = server.request("GET", "/jupyter-jobs/datasets/late")["versions"]
+        assert (made["job"], made["files"]) == (job["id"], 1)
+        server.stop()
+        server.start()  # recorded already: nothing is kept twice
+        assert len(server.request("GET", "/jupyter-jobs/datasets/late")["versions"]) == 1
+    finally:
+        server.stop()
