@@ -358,7 +358,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       path => openPath(app, path),
       name => void app.commands.execute(COMMANDS.definition, { name })
     );
-    panel.model.datasets.currentFolder = () => browser?.model.path ?? ''; // a new version's default folder
+    const folder = () => browser?.model.path ?? ''; // a new version's default folder
+    panel.model.datasets.currentFolder = panel.model.models.currentFolder = folder;
     panel.title.icon = jobsIcon;
     panel.title.caption = 'Jobs';
     shell.add(panel, 'left', { rank: 600 });

@@ -5,9 +5,10 @@
 // "models read", "Save artifacts as dataset…" and "Register as model…" (jobparts.tsx), and the
 // calls (api.ts).
 //
-// The datasets (or the models) in the sidebar: one row per dataset with its newest version (its number, files
-// and size, made when, by whom, from what) and how many versions it has; "New version…" (a
-// folder under the root, the file browser's by default; each bad field's problem beside it).
+// The datasets (or the models) in the sidebar: one row per dataset with its newest version (its
+// number, files and size, made when, by whom, from what; a model's framework) and how many
+// versions it has; "New version…" (a folder under the root, the file browser's by default; a
+// model's framework and description; each bad field's problem beside it).
 // A row expands to its versions, newest first; a version expands to its lineage: the job that
 // made it and the jobs that read it, each of which opens (a model's also its framework, its
 // description, the job's final metrics and the datasets it read). A version downloads as a zip.
@@ -39,7 +40,7 @@ function checkName(kind: Kind, name: string): Record<string, string> {
 }
 
 /** "Dataset", "Model". */
-function Noun(kind: Kind): string {
+function capitalNoun(kind: Kind): string {
   return kind.noun[0].toUpperCase() + kind.noun.slice(1);
 }
 
@@ -73,7 +74,8 @@ function NewVersionForm({ datasets, name: given }: { datasets: DatasetsModel; na
       const meta = kind.described ? { framework: framework.trim() || undefined, description: description.trim() || undefined } : {};
       await datasets.create(name.trim(), { folder, ...meta });
     } catch (err) {
-      const { message, byField } = describe(err as ApiError, f => ['name', 'folder', 'framework', 'description'].includes(f), 'The version was not made');
+      const shown = (field: string) => ['name', 'folder', 'framework', 'description'].includes(field);
+      const { message, byField } = describe(err as ApiError, shown, 'The version was not made');
       setErrors(byField);
       setError(message);
       setBusy(false);
@@ -82,7 +84,7 @@ function NewVersionForm({ datasets, name: given }: { datasets: DatasetsModel; na
   return (
     <form className="jp-JobsDatasetForm" noValidate onSubmit={e => void submit(e)} aria-label={`new ${kind.noun} version`}>
       <div className="jp-JobsSection">{given ? `New version of ${given}` : `New ${kind.noun} version`}</div>
-      <Field label={Noun(kind)} field="name" error={errors.name}>
+      <Field label={capitalNoun(kind)} field="name" error={errors.name}>
         <input name="name" value={name} onChange={e => setName(e.target.value)} placeholder={kind.described ? 'e.g. classifier' : 'e.g. mnist'} spellCheck={false} />
       </Field>
       <Field label="Folder" field="folder" error={errors.folder}>
