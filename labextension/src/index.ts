@@ -1,5 +1,6 @@
-// jupyter_jobs in JupyterLab: a sidebar (compact live list, quick form, schedules, datasets), a main-area
-// jobs page, one tab per job, and a comparison of jobs; all restored after a reload. "Run as
+// jupyter_jobs in JupyterLab: a sidebar (compact live list, quick form, workflow runs and named
+// workflows, schedules, datasets, models), a main-area jobs page, one tab per job, per workflow
+// run and per named workflow, and a comparison of jobs; all restored after a reload. "Run as
 // Job" (the file browser's menu, a notebook's toolbar) opens the form for a folder, a script or
 // a notebook. Jobs this browser started notify when they end (notifications/notify.ts; the
 // plugin's settings). A notebook whose kernel is a job kernel says in its toolbar why that
@@ -16,6 +17,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { LabIcon } from '@jupyterlab/ui-components';
 
 import { browserOrigin, Spec } from './api';
+import { Kind } from './datasets/kind';
 import { openNotebook } from './artifacts/notebook';
 import { jobsApi } from './jobs/api';
 import { submission } from './jobs/copy';
@@ -29,7 +31,7 @@ import { metricsRenderer } from './metrics/renderer';
 import { EndNotifier } from './notifications/notify';
 import { Draft } from './sidebar/model';
 import { JobsPanel } from './sidebar/panel';
-import { RunTab } from './workflows/widgets';
+import { DefinitionTab, RunTab } from './workflows/widgets';
 
 const ICON_SVG = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" width="16">
   <g class="jp-icon3" fill="#616161">
@@ -47,6 +49,7 @@ const COMMANDS = {
   job: 'jupyter-jobs:open-job',
   compare: 'jupyter-jobs:compare',
   run: 'jupyter-jobs:open-run',
+  definition: 'jupyter-jobs:open-workflow',
   create: 'jupyter-jobs:new',
   edit: 'jupyter-jobs:edit',
   runItem: 'jupyter-jobs:run-item'
@@ -60,6 +63,7 @@ interface Parts {
   pages: WidgetTracker<JobsPage>;
   hosts: WidgetTracker<HostPage>;
   runs: WidgetTracker<RunTab>;
+  definitions: WidgetTracker<DefinitionTab>;
   browser: IDefaultFileBrowser | null;
   docs: IDocumentManager | null;
 }
@@ -83,11 +87,12 @@ function showSchedule({ shell, panel }: Pick<Parts, 'shell' | 'panel'>, id: stri
   panel.model.open({ kind: 'schedules' });
 }
 
-/** A dataset (at one version, when given), expanded in the sidebar's Datasets view. */
-function showDataset({ shell, panel }: Pick<Parts, 'shell' | 'panel'>, name: string, version?: number | null): void {
+/** A dataset or a model (at one version, when given), expanded in the sidebar's Datasets or
+ * Models view. */
+function showVersion({ shell, panel }: Pick<Parts, 'shell' | 'panel'>, kind: Kind, name: string, version?: number | null): void {
   shell.activateById(panel.id);
-  panel.model.datasets.show(name, version ?? null);
-  panel.model.open({ kind: 'datasets' });
+  panel.model[kind.path].show(name, version ?? null);
+  panel.model.open({ kind: kind.path });
 }
 
 /** Notifications of the ends of the jobs this browser and its kernels started, as the
@@ -191,7 +196,7 @@ function addHostCommand({ app, shell, hosts }: Pick<Parts, 'app' | 'shell' | 'ho
   });
 }
 
-function addCommands({ app, shell, panel, jobs, pages, runs, browser, docs }: Parts): void {
+function addCommands({ app, shell, panel, jobs, pages, runs, definitions, browser, docs }: Parts): void {
   const openForm = (draft: Draft) => showForm({ shell, panel }, draft);
   const openJob = (id: string) => app.commands.execute(COMMANDS.job, { id });
   /** What a job's view can ask of the lab; `close` closes the view (its job was deleted). */
@@ -205,7 +210,7 @@ function addCommands({ app, shell, panel, jobs, pages, runs, browser, docs }: Pa
     openRun: runId => void app.commands.execute(COMMANDS.run, { id: runId }),
     schedule: spec => showScheduleForm({ shell, panel }, spec),
     openSchedule: scheduleId => showSchedule({ shell, panel }, scheduleId),
-    openDataset: (name, version) => showDataset({ shell, panel }, name, version)
+    openVersion: (kind, name, version) => showVersion({ shell, panel }, kind, name, version)
   });
   app.commands.addCommand(COMMANDS.open, {
     label: 'Jobs: Show Jobs Sidebar',
@@ -275,6 +280,21 @@ function addCommands({ app, shell, panel, jobs, pages, runs, browser, docs }: Pa
       return tab;
     }
   });
+  // One tab per named workflow: its versions, its runs, a run with inputs (which opens the run).
+  app.commands.addCommand(COMMANDS.definition, {
+    label: args => `Jobs: Open Named Workflow ${args.name ?? ''}`,
+    execute: args => {
+      const name = String(args.name);
+      let tab = definitions.find(w => w.definition === name);
+      if (!tab) {
+        tab = new DefinitionTab(name, id => void app.commands.execute(COMMANDS.run, { id }));
+        void definitions.add(tab);
+        shell.add(tab, 'main');
+      }
+      shell.activateById(tab.id);
+      return tab;
+    }
+  });
   app.commands.addCommand(COMMANDS.compare, {
     label: 'Jobs: Compare Jobs',
     execute: args => {
@@ -329,18 +349,21 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const pages = new WidgetTracker<JobsPage>({ namespace: 'jupyter-jobs-page' });
     const runs = new WidgetTracker<RunTab>({ namespace: 'jupyter-jobs-run' });
     const hosts = new WidgetTracker<HostPage>({ namespace: 'jupyter-jobs-host' });
+    const definitions = new WidgetTracker<DefinitionTab>({ namespace: 'jupyter-jobs-workflow' });
     const panel = new JobsPanel(
       id => void app.commands.execute(COMMANDS.job, { id }),
       id => void app.commands.execute(COMMANDS.run, { id }),
       () => void app.commands.execute(COMMANDS.page),
       () => void app.commands.execute(COMMANDS.host),
-      path => openPath(app, path)
+      path => openPath(app, path),
+      name => void app.commands.execute(COMMANDS.definition, { name })
     );
-    panel.model.datasets.currentFolder = () => browser?.model.path ?? ''; // a new version's default folder
+    const folder = () => browser?.model.path ?? ''; // a new version's default folder
+    panel.model.datasets.currentFolder = panel.model.models.currentFolder = folder;
     panel.title.icon = jobsIcon;
     panel.title.caption = 'Jobs';
     shell.add(panel, 'left', { rank: 600 });
-    addCommands({ app, shell, panel, jobs, pages, hosts, runs, browser, docs });
+    addCommands({ app, shell, panel, jobs, pages, hosts, runs, definitions, browser, docs });
     addHostCommand({ app, shell, hosts });
     addNotebookButton({ app, shell, panel });
     addKernelItem(app);
@@ -349,6 +372,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       void restorer.restore(jobs, { command: COMMANDS.job, args: w => ({ id: w.jobId }), name: w => w.jobId });
       void restorer.restore(pages, { command: COMMANDS.page, name: () => 'jobs' });
       void restorer.restore(hosts, { command: COMMANDS.host, name: () => 'host' });
+      void restorer.restore(definitions, { command: COMMANDS.definition, args: w => ({ name: w.definition }), name: w => w.definition });
       void restorer.restore(runs, {
         command: COMMANDS.run,
         args: w => ({ id: w.runId, job: w.content.selected ?? '' }),

@@ -37,6 +37,13 @@ export type DatasetVersionDetail = Schemas['DatasetVersionDetail'];
 export type DatasetMade = Schemas['DatasetMade'];
 /** A dataset a job reads: `{name, version?, mount?}` (the version resolved at submit). */
 export type DatasetRef = Schemas['DatasetRefInput'];
+/** A model version: a dataset version plus its framework, description, and the final metrics,
+ * spec and datasets of the job that made it. */
+export type ModelVersion = Schemas['ModelVersion'];
+/** A named workflow's spec version. */
+export type WorkflowDefinition = Schemas['WorkflowDefinition'];
+/** A named workflow with its newest spec version and how many it has. */
+export type WorkflowDefinitionSummary = Schemas['WorkflowDefinitionSummary'];
 
 export const STATUSES: Status[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'skipped'];
 export const TERMINAL: Status[] = ['succeeded', 'failed', 'cancelled', 'skipped'];

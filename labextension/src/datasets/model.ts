@@ -1,11 +1,12 @@
-// The Datasets view's state, out of React: the datasets (each with its newest version), the one
-// expanded (its versions, newest first), the version expanded under it (its lineage), the form
+// The state of the Datasets view (or the Models view: the same, of another kind), out of React:
+// the datasets (each with its newest version), the one expanded (its versions, newest first), the version expanded under it (its lineage), the form
 // of a new version, and each version's own error (a refused deletion is said in place). The
 // sidebar's poll (sidebar/model.ts) refreshes it while the view is on screen.
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { DatasetMade, DatasetSummary, DatasetVersion, DatasetVersionDetail, errorMessage } from '../api';
-import { datasetsApi, DatasetSource } from './api';
+import { DatasetSource, versionsApi, VersionsApi } from './api';
+import { DATASETS, Kind } from './kind';
 
 /** A version's key: `name@version`. */
 export function versionKey(name: string, version: number): string {
@@ -18,6 +19,7 @@ export interface NewVersion {
 }
 
 export class DatasetsModel {
+  private readonly api: VersionsApi;
   /** The folder the form of a new version starts with (the file browser's, where the plugin
    * knows it). */
   currentFolder: () => string = () => '';
@@ -33,6 +35,11 @@ export class DatasetsModel {
   private _error: string | null = null;
   private _generation = 0;
   private readonly _changed = new Signal<DatasetsModel, void>(this);
+
+  /** The datasets, or the models. */
+  constructor(readonly kind: Kind = DATASETS) {
+    this.api = versionsApi(kind);
+  }
 
   get changed(): ISignal<DatasetsModel, void> {
     return this._changed;
@@ -83,15 +90,15 @@ export class DatasetsModel {
     const [expanded, version] = [this._expanded, this._version];
     try {
       const [list, versions, detail] = await Promise.all([
-        datasetsApi.datasets(),
-        expanded ? datasetsApi.dataset(expanded).catch(gone) : null,
-        expanded && version !== null ? datasetsApi.version(expanded, version).catch(gone) : null
+        this.api.list(),
+        expanded ? this.api.versions(expanded).catch(gone) : null,
+        expanded && version !== null ? this.api.version(expanded, version).catch(gone) : null
       ]);
       if (generation !== this._generation) {
         return; // a newer refresh (another row expanded, an action) answers
       }
-      this._datasets = list.datasets;
-      this._versions = versions?.versions ?? [];
+      this._datasets = list;
+      this._versions = versions ?? [];
       this._detail = detail;
       if (expanded && !versions) {
         this._expanded = this._version = null; // its last version was deleted
@@ -134,6 +141,11 @@ export class DatasetsModel {
     this.refresh().catch(() => undefined); // shown as the view's error
   }
 
+  /** The address of a version's files as one zip. */
+  download(name: string, version: number): string {
+    return this.api.download(name, version);
+  }
+
   /** The form of a new version of `name` ('' for a new dataset); null closes it. */
   openForm(form: NewVersion | null): void {
     this._form = form;
@@ -144,7 +156,7 @@ export class DatasetsModel {
   /** A new version; the form closes and the version is shown. An ApiError (a 400 naming the
    * bad fields) is rethrown for the form to show beside its fields. */
   async create(name: string, source: DatasetSource): Promise<DatasetMade> {
-    const made = await datasetsApi.create(name, source);
+    const made = await this.api.create(name, source);
     this._form = null;
     this._made = made;
     this.show(made.name, made.version);
@@ -157,7 +169,7 @@ export class DatasetsModel {
     this._generation++; // a refresh under way would bring back the version
     this._versionErrors.delete(key);
     try {
-      await datasetsApi.remove(name, version);
+      await this.api.remove(name, version);
       this._versions = this._versions.filter(v => v.version !== version);
       if (this._expanded === name && this._version === version) {
         this._version = null;

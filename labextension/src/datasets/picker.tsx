@@ -27,8 +27,8 @@ function useVersions(name: string): DatasetVersion[] {
     setVersions([]);
     if (name) {
       datasetsApi
-        .dataset(name)
-        .then(reply => live && setVersions(reply.versions))
+        .versions(name)
+        .then(found => live && setVersions(found))
         .catch(() => undefined); // "newest" is still offered
     }
     return () => {
@@ -52,8 +52,8 @@ export function DatasetsField(props: {
   React.useEffect(() => {
     let live = true;
     datasetsApi
-      .datasets()
-      .then(reply => live && setKnown(reply.datasets))
+      .list()
+      .then(found => live && setKnown(found))
       .catch(e => live && setLoadError(errorMessage(e)));
     return () => {
       live = false;

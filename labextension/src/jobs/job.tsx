@@ -5,14 +5,16 @@
 // tab is on screen the job's end is no news: the notifications leave it out (watch.ts). A
 // notebook's kernel run as a job says whose kernel it is and opens that notebook; rerunning,
 // scheduling or copying it as a job would start a kernel no notebook talks to: not offered.
-// Its details list the datasets it reads; a finished job's artifacts save as a dataset.
+// Its details list the datasets and models it reads; a finished job's artifacts save as a
+// dataset or register as a model.
 import * as React from 'react';
 
 import { ApiError, Endpoint, errorMessage, isTerminal, Job, Spec, Status } from '../api';
 import { Artifacts } from '../artifacts/artifacts';
 import { Badge, confirmDeleteJobs, duration, ErrorNote, ProgressBar, useSignal, when } from '../common/common';
 import { count, reasonWords } from '../common/words';
-import { DatasetsRead, SaveAsDataset } from '../datasets/jobparts';
+import { OpenVersion, SaveAsVersion, VersionsRead } from '../datasets/jobparts';
+import { DATASETS, Kind, MODELS } from '../datasets/kind';
 import { endpointUrl } from '../endpoints/endpoints';
 import { isKernelJob, KindBadge, notebookOf } from '../kernels/kernels';
 import { JobLog } from '../logs/log';
@@ -38,8 +40,9 @@ export interface JobActions {
   schedule: (spec: Spec) => void;
   /** A schedule, expanded in the sidebar's Schedules view. */
   openSchedule: (scheduleId: string) => void;
-  /** A dataset (at one version, when given), expanded in the sidebar's Datasets view. */
-  openDataset: (name: string, version?: number | null) => void;
+  /** A dataset or a model (at one version, when given), expanded in the sidebar's Datasets or
+   * Models view. */
+  openVersion: OpenVersion;
 }
 
 type TabName = 'log' | 'metrics' | 'artifacts' | 'details';
@@ -174,7 +177,7 @@ function Actions(props: {
   job: Job;
   actions: JobActions;
   onError: (e: string | null) => void;
-  onSave: () => void;
+  onSave: (kind: Kind) => void;
 }): JSX.Element {
   const { detail, job, actions, onError, onSave } = props;
   const act = (action: () => Promise<void>) => {
@@ -209,9 +212,14 @@ function Actions(props: {
         </>
       )}
       {terminal ? (
-        <button className="jp-mod-styled" onClick={onSave} title="Its artifacts (or a file or folder of them) as a new version of a dataset">
-          Save artifacts as dataset…
-        </button>
+        <>
+          <button className="jp-mod-styled" onClick={() => onSave(DATASETS)} title="Its artifacts (or a file or folder of them) as a new version of a dataset">
+            Save artifacts as dataset…
+          </button>
+          <button className="jp-mod-styled" onClick={() => onSave(MODELS)} title="Its artifacts (or a file or folder of them) as a new version of a model, with its framework and this job's final metrics">
+            Register as model…
+          </button>
+        </>
       ) : null}
       {terminal ? (
         <button className="jp-mod-styled" onClick={() =>
@@ -248,9 +256,9 @@ function Facts({ job, actions }: { job: Job; actions: JobActions }): JSX.Element
       ? ['repository', <><GitSource git={job.spec.git} /> · project {job.project}</>]
       : ['workspace', `${job.spec.workspace || '(root)'} · project ${job.project}`],
     ['packages', requirementsText(job.spec)],
-    ...(job.spec.datasets?.length
-      ? ([['datasets', <DatasetsRead job={job} openDataset={actions.openDataset} />]] as [string, React.ReactNode][])
-      : []),
+    ...[DATASETS, MODELS]
+      .filter(kind => job.spec[kind.path]?.length)
+      .map(kind => [kind.path, <VersionsRead kind={kind} job={job} openVersion={actions.openVersion} />] as [string, React.ReactNode]),
     ...(job.spec.instance_type ? ([['instance type', job.spec.instance_type]] as [string, string][]) : []),
     ['resources', `${count(r?.gpus ?? 0, 'GPU')} · ${r?.cpus ?? '—'} CPU · ${r?.memory ?? '—'} memory`],
     ['GPUs held', job.gpus?.length ? job.gpus.join(', ') : '—'],
@@ -440,8 +448,8 @@ export function JobView(props: { detail: JobModel; actions: JobActions; shown?: 
     }
   }, [detail, ended]);
   const [actionError, setActionError] = React.useState<string | null>(null);
-  const [saving, setSaving] = React.useState(false);
-  React.useEffect(() => setSaving(false), [detail]); // a run's tab shows another job here
+  const [saving, setSaving] = React.useState<Kind | null>(null);
+  React.useEffect(() => setSaving(null), [detail]); // a run's tab shows another job here
   const [tab, setTab] = React.useState<TabName>('log');
   const seen = React.useRef(new Set<TabName>());
   seen.current.add(tab); // a tab's content stays once shown (the metrics are followed from then on)
@@ -513,8 +521,10 @@ export function JobView(props: { detail: JobModel; actions: JobActions; shown?: 
         <EndMessage job={job} />
         <Endpoints job={job} />
         <ErrorNote error={error} />
-        <Actions detail={detail} job={job} actions={actions} onError={setActionError} onSave={() => setSaving(true)} />
-        {saving ? <SaveAsDataset key={job.id} job={job} close={() => setSaving(false)} openDataset={actions.openDataset} /> : null}
+        <Actions detail={detail} job={job} actions={actions} onError={setActionError} onSave={setSaving} />
+        {saving ? (
+          <SaveAsVersion key={`${job.id}-${saving.path}`} kind={saving} job={job} close={() => setSaving(null)} openVersion={actions.openVersion} />
+        ) : null}
         <Tabs tab={tab} setTab={setTab} counts={{ artifacts: detail.artifacts.length }} />
       </header>
       {panel('log', <JobLog follower={detail.log} name={`${jobName(job).slice(0, 40)}-${job.id}`} />)}

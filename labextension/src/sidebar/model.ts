@@ -1,15 +1,16 @@
 // The sidebar's state, out of React: the open view (the compact list of jobs, the list of
-// workflow runs, the schedules, the datasets, the quick form, or the form of a new schedule), the lists,
+// workflow runs (and the named workflows), the schedules, the datasets, the models, the quick form, or the form of a new schedule), the lists,
 // with the running jobs' progress (in the page of jobs itself). A job opens in its own main-area tab. Models emit
 // `changed`; the views re-render on it (common/common.tsx).
 import { Poll } from '@lumino/polling';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { errorMessage, Job, Schemas, SpecInput } from '../api';
+import { errorMessage, Job, Schemas, SpecInput, WorkflowDefinitionSummary } from '../api';
+import { MODELS } from '../datasets/kind';
 import { DatasetsModel } from '../datasets/model';
 import { jobsApi } from '../jobs/api';
 import { SchedulesModel } from '../schedules/model';
-import { workflowsApi } from '../workflows/api';
+import { definitionsApi, workflowsApi } from '../workflows/api';
 
 /** What a new job's form starts with: a few fields ("Run as Job", "New job") or a whole spec
  * ("Edit and resubmit"). */
@@ -23,6 +24,7 @@ export type View =
   | { kind: 'runs' }
   | { kind: 'schedules' }
   | { kind: 'datasets' }
+  | { kind: 'models' }
   | { kind: 'form'; draft: Draft }
   /** A new schedule of `spec`; Cancel goes `back` (the job form it came from), else to the list. */
   | { kind: 'new-schedule'; spec: ScheduleSpec; back?: View };
@@ -42,9 +44,11 @@ export class JobsModel {
   readonly poll: Poll;
   readonly schedules = new SchedulesModel();
   readonly datasets = new DatasetsModel();
+  readonly models = new DatasetsModel(MODELS);
   private _view: View = { kind: 'list' };
   private _jobs: Job[] = [];
   private _runs: RunSummary[] = [];
+  private _definitions: WorkflowDefinitionSummary[] = [];
   private _nextCursor: number | null = null;
   private _status = '';
   private _project = '';
@@ -53,13 +57,15 @@ export class JobsModel {
   private _disposed = false;
   private readonly _changed = new Signal<JobsModel, void>(this);
 
-  /** `visible` says whether the panel is on screen; `openJob` and `openRun` open tabs;
-   * `openNotebook` opens a kernel job's notebook. */
+  /** `visible` says whether the panel is on screen; `openJob`, `openRun` and
+   * `openDefinition` (a named workflow's page) open tabs; `openNotebook` opens a kernel job's
+   * notebook. */
   constructor(
     visible: () => boolean,
     readonly openJob: (id: string) => void,
     readonly openRun: (id: string) => void,
-    readonly openNotebook?: (path: string) => void
+    readonly openNotebook?: (path: string) => void,
+    readonly openDefinition?: (name: string) => void
   ) {
     this.poll = new Poll({
       factory: () => this.refreshView(),
@@ -80,6 +86,10 @@ export class JobsModel {
   }
   get runs(): readonly RunSummary[] {
     return this._runs;
+  }
+  /** The named workflows, each with its newest spec version. */
+  get definitions(): readonly WorkflowDefinitionSummary[] {
+    return this._definitions;
   }
   get nextCursor(): number | null {
     return this._nextCursor;
@@ -118,6 +128,8 @@ export class JobsModel {
         return this.schedules.refresh();
       case 'datasets':
         return this.datasets.refresh();
+      case 'models':
+        return this.models.refresh();
       default:
         return this.refresh();
     }
@@ -148,10 +160,13 @@ export class JobsModel {
     }
   }
 
-  /** The newest workflow runs (their statuses and counts move while they run). */
+  /** The named workflows and the newest workflow runs (their statuses and counts move while
+   * they run). */
   async refreshRuns(): Promise<void> {
     try {
-      this._runs = (await workflowsApi.workflows()).workflows;
+      const [runs, definitions] = await Promise.all([workflowsApi.workflows(), definitionsApi.list()]);
+      this._runs = runs.workflows;
+      this._definitions = definitions.workflows;
       this._error = null;
     } catch (error) {
       this._error = errorMessage(error);
@@ -192,6 +207,7 @@ export class JobsModel {
     this.poll.dispose();
     this.schedules.dispose();
     this.datasets.dispose();
+    this.models.dispose();
     Signal.clearData(this);
   }
 }

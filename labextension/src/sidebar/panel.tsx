@@ -1,9 +1,9 @@
 // sidebar/: the sidebar: its widget (panel.tsx) and its state (model.ts: the open view, the
-// job list, the workflow runs, the schedules, the datasets); the views it shows live in their
-// features' folders (jobs/, workflows/, schedules/, datasets/).
+// job list, the workflow runs, the schedules, the datasets, the models); the views it shows live
+// in their features' folders (jobs/, workflows/, schedules/, datasets/).
 //
-// The sidebar: a header (open the jobs page, new job), a switch between jobs, workflow runs,
-// schedules and datasets, then the compact live list, the quick form or the form of a new schedule. A
+// The sidebar: a header (open the jobs page, new job), a switch between jobs, workflow runs
+// (with the named workflows), schedules, datasets and models, then the compact live list, the quick form or the form of a new schedule. A
 // job or a run opens in its own main-area tab.
 import { ReactWidget } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
@@ -23,7 +23,8 @@ function Switch({ model }: { model: JobsModel }): JSX.Element {
     ['list', 'Jobs'],
     ['runs', 'Workflow runs'],
     ['schedules', 'Schedules'],
-    ['datasets', 'Datasets']
+    ['datasets', 'Datasets'],
+    ['models', 'Models']
   ] as const;
   return (
     <div className="jp-JobsSwitch" role="tablist" aria-label="what the list shows">
@@ -68,7 +69,8 @@ function JobsApp(props: { model: JobsModel; openPage: () => void; openHost?: () 
       {view.kind === 'list' ? <JobList model={model} /> : null}
       {view.kind === 'runs' ? <RunList model={model} /> : null}
       {view.kind === 'schedules' ? <ScheduleList model={model} /> : null}
-      {view.kind === 'datasets' ? <DatasetList model={model} /> : null}
+      {view.kind === 'datasets' ? <DatasetList key="datasets" model={model} datasets={model.datasets} /> : null}
+      {view.kind === 'models' ? <DatasetList key="models" model={model} datasets={model.models} /> : null}
       {view.kind === 'form' ? <JobForm key={JSON.stringify(view.draft)} model={model} draft={view.draft} /> : null}
       {view.kind === 'new-schedule' ? (
         <ScheduleForm key={JSON.stringify(view.spec)} model={model} spec={view.spec} back={view.back} />
@@ -86,10 +88,11 @@ export class JobsPanel extends ReactWidget {
     openRun: (id: string) => void,
     private readonly openPage: () => void,
     private readonly openHost?: () => void,
-    openNotebook?: (path: string) => void
+    openNotebook?: (path: string) => void,
+    openDefinition?: (name: string) => void
   ) {
     super();
-    this.model = new JobsModel(() => this.isVisible, openJob, openRun, openNotebook);
+    this.model = new JobsModel(() => this.isVisible, openJob, openRun, openNotebook, openDefinition);
     this.id = 'jupyter-jobs-panel';
     this.addClass('jp-JobsPanel');
   }

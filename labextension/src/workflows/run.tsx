@@ -9,6 +9,7 @@ import { errorMessage, Status } from '../api';
 import { Badge, clock, ErrorNote, when } from '../common/common';
 import { jobsApi } from '../jobs/api';
 import { workflowsApi } from './api';
+import { inputsText } from './runs';
 import { count } from '../common/words';
 
 type Run = Awaited<ReturnType<typeof workflowsApi.workflow>>;
@@ -268,6 +269,12 @@ export function RunView({ id, open, selected }: { id: string; open: (jobId: stri
           {when(run.created_at)}
         </span>
       </h2>
+      {run.definition ? (
+        <p className="jp-JobsRun-definition" data-definition={run.definition} data-definition-version={run.definition_version ?? undefined}>
+          named workflow <b>{run.definition}</b> v{run.definition_version}
+          {Object.keys(run.inputs ?? {}).length ? <> · inputs <code>{inputsText(run.inputs)}</code></> : null}
+        </p>
+      ) : null}
       {run.message ? <p className="jp-JobsMuted">{run.message}</p> : null}
       <div className="jp-JobsButtons">
         {over ? null : (

@@ -1,5 +1,6 @@
 // workflows/: workflow runs: a run's graph (run.tsx) in its tab (widgets.tsx), the sidebar's
-// list of runs (runs.tsx), and the runs' calls (api.ts).
+// list of runs and named workflows (runs.tsx), a named workflow's page (definition.tsx) in its
+// tab (widgets.tsx), and the calls (api.ts).
 //
 // The main-area widget of a workflow run: its graph in a tab, and below it the job picked in
 // the graph (the job view of a job's own tab); the plugin (index.ts) opens every job of a run
@@ -11,6 +12,7 @@ import * as React from 'react';
 
 import { JobActions, JobView } from '../jobs/job';
 import { JobModel } from '../jobs/jobmodel';
+import { DefinitionView } from './definition';
 import { RunView } from './run';
 
 class RunContent extends ReactWidget {
@@ -96,5 +98,36 @@ export class RunTab extends MainAreaWidget<RunContent> {
   /** Show one of the run's jobs in this tab. */
   showJob(jobId: string | null): void {
     this.content.showJob(jobId);
+  }
+}
+
+class DefinitionContent extends ReactWidget {
+  /** On screen: the tab in front of its area; its runs are refreshed then. */
+  private readonly shown = (): boolean => this.isVisible;
+
+  constructor(
+    readonly definition: string,
+    private readonly openRun: (id: string) => void
+  ) {
+    super();
+    this.addClass('jp-JobsMain');
+    this.addClass('jp-JobsDefinitionTab');
+  }
+
+  render(): JSX.Element {
+    return <DefinitionView name={this.definition} openRun={this.openRun} shown={this.shown} />;
+  }
+}
+
+/** A named workflow's page: its versions, its runs, and a run of it with inputs. */
+export class DefinitionTab extends MainAreaWidget<DefinitionContent> {
+  constructor(
+    readonly definition: string,
+    openRun: (id: string) => void
+  ) {
+    super({ content: new DefinitionContent(definition, openRun) });
+    this.id = `jupyter-jobs-workflow-${definition}`;
+    this.title.label = `Workflow ${definition}`;
+    this.title.closable = true;
   }
 }
