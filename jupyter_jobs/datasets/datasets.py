@@ -190,6 +190,12 @@ class Datasets:
             raise JobNotFound(f"no {self.kind.name} {name!r}")
         return {"name": name, "versions": [public(r) for r in rows]}
 
+    async def made_by(self, job_id: str) -> list[dict[str, Any]]:
+        """The versions a job made: the other half of its lineage (what it read is in its spec)."""
+        if await self.core.store.get(job_id) is None:
+            raise JobNotFound(f"no job {job_id!r}")
+        return [public(r) for r in await self.core.store.versions_made_by(self.kind.name, job_id)]
+
     async def version(self, name: str, version: int) -> dict[str, Any]:
         """A version with its lineage: the job that made it and the jobs that read it."""
         row = await self.core.store.dataset_version(self.kind.name, name, version)

@@ -518,6 +518,13 @@ class ModelList(_Reply):
     models: list[ModelSummary]
 
 
+class JobVersions(_Reply):
+    """The versions a job made: its dataset and model outputs, its artifacts saved or registered."""
+
+    datasets: list[DatasetVersion]
+    models: list[ModelVersion]
+
+
 class ModelVersions(_Reply):
     name: str
     versions: list[ModelVersion] = Field(description="newest first")

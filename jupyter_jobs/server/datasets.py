@@ -93,8 +93,17 @@ class DownloadHandler(_KindHandler):
         self.finish()
 
 
+class JobVersionsHandler(BaseHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, job_id: str) -> None:
+        """The dataset and model versions a job made."""
+        self.reply({"datasets": await self.platform.datasets.made_by(job_id),
+                    "models": await self.platform.models.made_by(job_id)})
+
+
 _NAME, _VERSION = r"(?P<name>[^/]+)", r"(?P<version>[^/]+)"
-handlers = [
+handlers = [(r"/jupyter-jobs/jobs/(?P<job_id>[^/]+)/versions", JobVersionsHandler)] + [
     route
     for kind in ("datasets", "models")
     for route in (

@@ -29,7 +29,7 @@ from ..domain.replies import (
 )
 from ..domain.replies import EnvironmentList, Schedule, ScheduleInput, SchedulePage, WorkflowPage, WorkflowRun
 from ..domain.replies import DatasetInput, DatasetList, DatasetMade, DatasetVersionDetail, DatasetVersions
-from ..domain.replies import ModelInput, ModelList, ModelMade, ModelVersionDetail, ModelVersions
+from ..domain.replies import ModelInput, ModelList, ModelMade, ModelVersionDetail, ModelVersions, JobVersions
 from ..domain.replies import WorkflowDefinition, WorkflowDefinitionHistory, WorkflowDefinitionInput
 from ..domain.replies import WorkflowDefinitionList, WorkflowRunInput, WorkflowSubmission
 
@@ -77,7 +77,7 @@ def _schemas() -> dict[str, Any]:
                   MetricsSummary, WorkflowRun, WorkflowPage, Schedule, SchedulePage, EnvironmentList, HostReply,
                   DatasetList, DatasetVersions, DatasetMade, DatasetVersionDetail, ModelList, ModelVersions,
                   ModelMade, ModelVersionDetail, WorkflowDefinition, WorkflowDefinitionList,
-                  WorkflowDefinitionHistory):
+                  WorkflowDefinitionHistory, JobVersions):
         _add(schemas, model)
     _add(schemas, WorkflowSubmission, "validation")
     _add(schemas, ScheduleInput, "validation")
@@ -260,7 +260,10 @@ _VERSION = {"name": "version", "in": "path", "required": True, "schema": {"type"
 
 
 def _dataset_paths() -> dict[str, Any]:
-    paths: dict[str, Any] = {}
+    job = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    paths: dict[str, Any] = {"/jupyter-jobs/jobs/{job_id}/versions": {"get": _op(
+        "The dataset and model versions a job made (its outputs, its artifacts saved or registered)", {
+            "200": _json(_ref("JobVersions"), "its versions"), "404": _ERROR}, [job])}}
     for kind, model in (("datasets", "Dataset"), ("models", "Model")):
         paths.update({
             f"/jupyter-jobs/{kind}": {"get": _op(f"{model}s, each with its newest version", {

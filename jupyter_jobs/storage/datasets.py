@@ -57,6 +57,12 @@ class DatasetRows(Database):
 
         return await self._run(_list)
 
+    async def versions_made_by(self, kind: str, job_id: str) -> list[dict[str, Any]]:
+        """The live versions of a kind a job made (its outputs, or its artifacts saved), by name."""
+        return await self._run(lambda: [_version_row(r) for r in self.db.execute(
+            "SELECT * FROM datasets WHERE kind = ? AND job = ? AND deleted = 0 ORDER BY name, version",
+            (kind, job_id))])
+
     async def dataset_version(self, kind: str, name: str, version: Optional[int]) -> Optional[dict[str, Any]]:
         """One version (None: the newest live one), deleted ones included (marked)."""
         def _get() -> Optional[dict[str, Any]]:

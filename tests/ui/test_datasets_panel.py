@@ -11,7 +11,7 @@ import urllib.error
 
 import pytest
 
-from conftest import open_panel, serious_violations, shot, tab
+from conftest import open_job, open_panel, serious_violations, shot, tab
 from support import log_text
 
 PANEL = "#jupyter-jobs-panel"
@@ -139,7 +139,7 @@ def test_datasets_from_a_folder_and_a_jobs_artifacts_with_their_lineage(page, la
     assert page.locator(f"{v1} .jp-JobsDataset-error").count() == 0
     confirm_delete(page, "mnist", 1)
     refused = page.wait_for_selector(f"{v1} .jp-JobsDataset-error[role=alert]").inner_text()
-    assert "read by 1 job(s) not yet finished" in refused and blocker["id"] in refused
+    assert f"is held by job {blocker['id']} (running)" in refused
     assert lab.request("GET", "/jupyter-jobs/datasets/mnist/versions/1")["version"] == 1
     time.sleep(2.5)  # polled again: still there, still said
     assert page.is_visible(v1) and page.is_visible(f"{v1} .jp-JobsDataset-error")
@@ -220,3 +220,21 @@ def test_datasets_from_a_folder_and_a_jobs_artifacts_with_their_lineage(page, la
     assert submitted["spec"]["datasets"] == [{"name": "features", "version": 1, "mount": None},
                                              {"name": "mnist", "version": 2, "mount": None}]
     assert submitted["status"] == "succeeded" and log_text(lab.logs(job_id), "stdout") == "weights"
+
+
+def test_a_jobs_outputs_show_the_versions_they_became(page, lab):
+    """A job's tab lists its declared outputs; a kept one opens its version in the Datasets view."""
+    job = lab.request("POST", "/jupyter-jobs/jobs", {
+        "command": "echo f > $JOB_OUTPUTS_DIR/data/f.txt", "workspace": "proj",
+        "outputs": {"data": {"type": "dataset", "name": "features"}, "cache": {"type": "volume"}}})
+    assert lab.wait(job["id"])["status"] == "succeeded"
+    assert lab.request("GET", f"/jupyter-jobs/jobs/{job['id']}/versions")["datasets"][0]["version"] == 1
+    open_job(page, job["id"])
+    details = tab(page, "details")
+    kept = details.wait_for_selector(".jp-JobsOutputs li[data-output='data'] .jp-JobsOutputs-kept")
+    assert kept.inner_text() == "kept as features v1"
+    volume = details.query_selector(".jp-JobsOutputs li[data-output='cache']").inner_text()
+    assert volume == "cache → a volume, /inputs/cache for the jobs after it"
+    assert serious_violations(page, f".jp-JobsView[data-job-id='{job['id']}'] .jp-JobsOutputs") == []
+    kept.click()
+    page.wait_for_selector(f"{version_row('features', 1)} .jp-JobsDataset-lineage", state="visible")

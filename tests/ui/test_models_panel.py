@@ -129,7 +129,7 @@ def test_a_model_registered_from_a_jobs_tab_with_its_metrics_and_lineage(page, l
     assert "Delete model version" in page.inner_text(".jp-Dialog-header")
     page.click(".jp-Dialog button:has-text('Delete')")
     refused = page.wait_for_selector(f"{v1} .jp-JobsDataset-error[role=alert]").inner_text()
-    assert "not yet finished" in refused and blocker["id"] in refused
+    assert f"is held by job {blocker['id']} (running)" in refused
     lab.request("POST", f"/jupyter-jobs/jobs/{blocker['id']}/cancel", {})
     lab.wait(blocker["id"])
     page.click(f"{v1} button:has-text('Delete')")

@@ -1235,6 +1235,62 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/jupyter-jobs/jobs/{job_id}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The dataset and model versions a job made (its outputs, its artifacts saved or registered) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    job_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description its versions */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["JobVersions"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/jupyter-jobs/models": {
         parameters: {
             query?: never;
@@ -3765,6 +3821,16 @@ export interface components {
          * @enum {string}
          */
         JobStatus: "queued" | "running" | "succeeded" | "failed" | "cancelled" | "skipped";
+        /**
+         * JobVersions
+         * @description The versions a job made: its dataset and model outputs, its artifacts saved or registered.
+         */
+        JobVersions: {
+            /** Datasets */
+            datasets: components["schemas"]["DatasetVersion"][];
+            /** Models */
+            models: components["schemas"]["ModelVersion"][];
+        };
         /**
          * LogChunk
          * @description One NDJSON line of a log; resume with offset=next.

@@ -40,6 +40,8 @@ export type DatasetRef = Schemas['DatasetRefInput'];
 /** A model version: a dataset version plus its framework, description, and the final metrics,
  * spec and datasets of the job that made it. */
 export type ModelVersion = Schemas['ModelVersion'];
+/** The dataset and model versions a job made. */
+export type JobVersions = Schemas['JobVersions'];
 /** A named workflow's spec version. */
 export type WorkflowDefinition = Schemas['WorkflowDefinition'];
 /** A named workflow with its newest spec version and how many it has. */

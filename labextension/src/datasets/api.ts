@@ -4,7 +4,7 @@
 // description), one version with its lineage, a version's files as a zip, and deleting a
 // version (a 409 while unfinished jobs read it).
 import { json, url } from '../api/request';
-import type { DatasetMade, DatasetSummary, DatasetVersion, DatasetVersionDetail } from '../api/types';
+import type { DatasetMade, DatasetSummary, DatasetVersion, DatasetVersionDetail, JobVersions } from '../api/types';
 import { DATASETS, Kind } from './kind';
 
 /** Where a new version comes from: a folder under the server's root, or a job's artifacts (all,
@@ -35,3 +35,6 @@ export function versionsApi(kind: Kind): VersionsApi {
 }
 
 export const datasetsApi = versionsApi(DATASETS);
+
+/** The dataset and model versions a job made: its outputs kept, its artifacts saved. */
+export const jobVersions = (jobId: string): Promise<JobVersions> => json<JobVersions>(['jobs', jobId, 'versions']);

@@ -12,7 +12,7 @@
 // A row expands to its versions, newest first; a version expands to its lineage: the job that
 // made it and the jobs that read it, each of which opens (a model's also its framework, its
 // description, the job's final metrics and the datasets it read). A version downloads as a zip.
-// Delete asks first; a refusal (jobs not yet finished read it) is said beside the version.
+// Delete asks first; a refusal (a job not yet finished, a schedule or a named workflow holds it) is said beside the version.
 import * as React from 'react';
 
 import { ApiError, DatasetVersion, ModelVersion, Status } from '../api';

@@ -10,8 +10,8 @@ import { ApiError, Backend, DatasetMade, DatasetRef, Job } from '../api';
 import { ErrorNote } from '../common/common';
 import { describe, Field } from '../common/fields';
 import { jobsApi } from '../jobs/api';
-import { versionsApi } from './api';
-import { Kind } from './kind';
+import { jobVersions, versionsApi } from './api';
+import { DATASETS, Kind, MODELS } from './kind';
 import { contentWords, mountPath } from './words';
 
 /** The backends, asked once a page: whether a job's backend runs containers says where it
@@ -57,6 +57,48 @@ export function VersionsRead(props: { kind: Kind; job: Job; openVersion: OpenVer
           at <code>{mountPath(ref, containers, kind)}</code>
         </li>
       ))}
+    </ul>
+  );
+}
+
+/** The outputs a job declares ("features → dataset mnist-features"), each with the version it
+ * became once the job succeeded, which opens its view; asked again when the job's status moves. */
+export function Outputs(props: { job: Job; openVersion: OpenVersion }): JSX.Element {
+  const { job, openVersion } = props;
+  const [made, setMade] = React.useState<{ kind: Kind; name: string; version: number; path: string }[]>([]);
+  React.useEffect(() => {
+    let live = true;
+    if (job.status === 'succeeded' || job.status === 'failed') {
+      void jobVersions(job.id)
+        .then(reply => {
+          const all = [...reply.datasets.map(v => ({ kind: DATASETS, v })), ...reply.models.map(v => ({ kind: MODELS, v }))];
+          live && setMade(all.map(({ kind, v }) => ({ kind, name: v.name, version: v.version, path: String((v.source as { path?: string }).path ?? '') })));
+        })
+        .catch(() => undefined); // the declared outputs still show
+    }
+    return () => {
+      live = false;
+    };
+  }, [job.id, job.status]);
+  const outputs = Object.entries(job.spec.outputs ?? {});
+  return (
+    <ul className="jp-JobsOutputs" aria-label="outputs">
+      {outputs.map(([key, output]) => {
+        const kept = made.find(m => m.path === `outputs/${key}`);
+        return (
+          <li key={key} data-output={key}>
+            <code>{key}</code> → {output.type === 'volume' ? <>a volume, <code>/inputs/{key}</code> for the jobs after it</> : `${output.type} ${output.name}`}
+            {kept ? (
+              <>
+                {' · '}
+                <button className="jp-JobsLink jp-JobsOutputs-kept" onClick={() => openVersion(kept.kind, kept.name, kept.version)} title={`Show ${kept.name} v${kept.version} in the ${kept.kind.title} view`}>
+                  kept as {kept.name} v{kept.version}
+                </button>
+              </>
+            ) : null}
+          </li>
+        );
+      })}
     </ul>
   );
 }

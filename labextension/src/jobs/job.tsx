@@ -13,7 +13,7 @@ import { ApiError, Endpoint, errorMessage, isTerminal, Job, Spec, Status } from 
 import { Artifacts } from '../artifacts/artifacts';
 import { Badge, confirmDeleteJobs, duration, ErrorNote, ProgressBar, useSignal, when } from '../common/common';
 import { count, reasonWords } from '../common/words';
-import { OpenVersion, SaveAsVersion, VersionsRead } from '../datasets/jobparts';
+import { OpenVersion, Outputs, SaveAsVersion, VersionsRead } from '../datasets/jobparts';
 import { DATASETS, Kind, MODELS } from '../datasets/kind';
 import { endpointUrl } from '../endpoints/endpoints';
 import { isKernelJob, KindBadge, notebookOf } from '../kernels/kernels';
@@ -259,6 +259,7 @@ function Facts({ job, actions }: { job: Job; actions: JobActions }): JSX.Element
     ...[DATASETS, MODELS]
       .filter(kind => job.spec[kind.path]?.length)
       .map(kind => [kind.path, <VersionsRead kind={kind} job={job} openVersion={actions.openVersion} />] as [string, React.ReactNode]),
+    ...(Object.keys(job.spec.outputs ?? {}).length ? ([['outputs', <Outputs job={job} openVersion={actions.openVersion} />]] as [string, React.ReactNode][]) : []),
     ...(job.spec.instance_type ? ([['instance type', job.spec.instance_type]] as [string, string][]) : []),
     ['resources', `${count(r?.gpus ?? 0, 'GPU')} · ${r?.cpus ?? '—'} CPU · ${r?.memory ?? '—'} memory`],
     ['GPUs held', job.gpus?.length ? job.gpus.join(', ') : '—'],
