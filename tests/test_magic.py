@@ -375,6 +375,23 @@ def test_workflow_cell_and_file(kernel, server):
     assert bad.error and "no job 'ghost'" in bad.error["evalue"]
 
 
+def test_named_workflows_from_the_magic(kernel, server):
+    """%job workflow save NAME FILE keeps the next version; start runs it with inputs, its table
+    updating in place; versions lists them; a bad input is the server's 400, said in one line."""
+    (server.root / "proj" / "greet.yaml").write_text(
+        "inputs: {who: {type: string, default: world}}\njobs:\n  say: {command: 'echo hello ${{ inputs.who }}'}\n")
+    saved = kernel.run("%job workflow save greet greet.yaml")
+    assert saved.error is None and saved.text() == "greet version 1 saved\n", saved.text()
+    run = kernel.run("%job workflow start greet -i who=ada --follow say")
+    assert run.error is None, run.error
+    assert run.text("stdout") == "hello ada\n"
+    assert [t for t in run.displays() if t.startswith("workflow ")][-1].splitlines()[0].endswith(": succeeded")
+    versions = kernel.run("%job workflow versions greet")
+    assert versions.text().startswith("greet v1 · saved ") and versions.text().endswith(" · workspace proj\n")
+    bad = kernel.run("%job workflow start greet -i whom=ada")
+    assert "not an input this workflow declares" in bad.text() + str(bad.error)
+
+
 def test_a_sweep_from_a_cell_marks_the_best_combination(kernel):
     run = kernel.run("%%job --sweep lr=0.1,0.5 --sweep batch=8 --sweep-metric loss:min\n"
                      "import os\nfrom jupyter_jobs import metrics\n"

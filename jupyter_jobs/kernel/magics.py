@@ -189,9 +189,14 @@ class JobMagics(Magics):
         for name, text in (("show", "a job's details"), ("cancel", "cancel a job"),
                            ("artifacts", "a job's artifacts")):
             sub.add_parser(name, help=text).add_argument("id")
-        flow = sub.add_parser("workflow", help="workflow runs: run FILE | show ID | cancel ID | rerun ID")
-        flow.add_argument("verb", choices=["run", "show", "cancel", "rerun"])
-        flow.add_argument("target", help="a YAML file (run) or a run id")
+        flow = sub.add_parser("workflow", help="workflow runs: run FILE | show ID | cancel ID | rerun ID; named "
+                              "workflows: save NAME FILE | start NAME [-i NAME=VALUE ...] | versions NAME")
+        flow.add_argument("verb", choices=["run", "show", "cancel", "rerun", "save", "start", "versions"])
+        flow.add_argument("target", help="a YAML file (run), a run id, or a named workflow's name")
+        flow.add_argument("file", nargs="?", help="the YAML file a named workflow's next version is saved from")
+        flow.add_argument("-i", "--input", action="append", default=[], metavar="NAME=VALUE",
+                          help="an input of a named workflow's run (repeatable)")
+        flow.add_argument("--version", type=int, help="the named workflow's spec version (default: the newest)")
         flow.add_argument("-w", "--workspace", help="folder every job of the run gets")
         flow.add_argument("-f", "--follow", metavar="JOB", help="stream this job's output")
         flow.add_argument("-d", "--detach", action="store_true", help="return at once")
@@ -244,16 +249,11 @@ class JobMagics(Magics):
                                             self.service.root_dir, args.path, args.parameter, args.kernel))
         return self._submit(spec, args)
 
-    def _do_workflow(self, args: argparse.Namespace) -> Workflow:
+    def _do_workflow(self, args: argparse.Namespace) -> Any:
+        if args.verb in ("save", "start", "versions"):
+            return named_workflow(self.service, args, self._workspace)
         if args.verb == "run":
-            path = Path(args.target)
-            try:
-                text = path.read_text()
-            except OSError as exc:
-                raise UsageError(f"cannot read the workflow file {path}: {exc.strerror}") from None
-            if args.workspace is None:  # the file's folder, as a notebook's cell runs in the notebook's
-                args.workspace = str(path.parent) if str(path.parent) != "." else None
-            return self._run_workflow(text, args)
+            return self._run_workflow(_flow_file(args.target, args), args)
         run = Workflow(self.service, self.service.workflow(args.target, None if args.verb == "show" else args.verb))
         print(table_text(run._data))
         return run
@@ -361,3 +361,41 @@ def _table(header: list[str], rows: list[tuple]) -> None:
 
 
 __all__ = ["TERMINAL", "Job", "JobFailed", "JobInterrupted", "JobMagics", "JobsError", "Workflow", "WorkflowFailed"]
+
+
+def _flow_file(path_text: str, args: argparse.Namespace) -> str:
+    """A workflow file's text; its folder becomes the workspace unless one was given (as a
+    notebook's cell runs in the notebook's)."""
+    path = Path(path_text)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read the workflow file {path}: {exc.strerror}") from None
+    if args.workspace is None:
+        args.workspace = str(path.parent) if str(path.parent) != "." else None
+    return text
+
+
+def named_workflow(service: Any, args: argparse.Namespace, workspace: Callable[[Optional[str]], str]) -> Any:
+    """%job workflow save NAME FILE | start NAME [-i NAME=VALUE ...] | versions NAME."""
+    if args.verb == "save":
+        if not args.file:
+            raise UsageError("%job workflow save needs NAME FILE")
+        text = _flow_file(args.file, args)
+        saved = service.definitions("save", args.target, {"spec": text, "workspace": workspace(args.workspace)})
+        print(f"{saved['name']} version {saved['version']} saved")
+        return None
+    if args.verb == "versions":  # printed, as the other listings: a returned list would echo under it
+        for v in service.definitions("history", args.target)["versions"]:
+            print(f"{v['name']} v{v['version']} · saved {v['created_at'][:19]} by {v['created_by']} · "
+                  f"workspace {v['workspace'] or '(root)'}")
+        return None
+    pairs = [i.partition("=") for i in args.input]
+    if any(not sep or not key for key, sep, _ in pairs):
+        raise UsageError("-i takes NAME=VALUE")
+    body = {"inputs": {k: v for k, _, v in pairs}, **({"version": args.version} if args.version else {})}
+    try:
+        return run_workflow(service, None, "", detach=args.detach, follow=args.follow,
+                            raise_on_failure=not args.no_raise, started=service.definitions("run", args.target, body))
+    except ServiceError as exc:
+        raise JobsError(str(exc)) from None

@@ -165,10 +165,12 @@ def _value(text: str) -> Any:
 
 
 def run_workflow(service: JobsService, spec: Any, workspace: str, *, detach: bool, follow: Optional[str],
-                 raise_on_failure: bool, best: Optional[Best] = None, with_metrics: bool = False) -> Workflow:
-    """Submit a workflow and keep its table current: until it ends (blocking), or from a
-    thread (detached). With `follow`, that job's output streams under the table meanwhile."""
-    run = Workflow(service, service.submit_workflow(spec, workspace))
+                 raise_on_failure: bool, best: Optional[Best] = None, with_metrics: bool = False,
+                 started: Optional[dict[str, Any]] = None) -> Workflow:
+    """Submit a workflow (or follow one `started`: a named workflow's run) and keep its table
+    current: until it ends (blocking), or from a thread (detached). With `follow`, that job's
+    output streams under the table meanwhile."""
+    run = Workflow(service, started if started is not None else service.submit_workflow(spec, workspace))
     if best is None and run._data.get("best"):  # the spec's own `best: loss:min`
         best = Best(run._data["best"])
     table = _Table(service, run._data, best, with_metrics)
