@@ -139,3 +139,33 @@ def test_a_model_registered_from_a_jobs_tab_with_its_metrics_and_lineage(page, l
     with pytest.raises(urllib.error.HTTPError) as gone:
         lab.request("GET", "/jupyter-jobs/models/classifier/versions/1")
     assert gone.value.code == 404
+
+
+def test_the_job_form_picks_a_model_version_to_read(page, lab):
+    """The New job form's Models picker puts the version in the spec the job runs with."""
+    from conftest import open_panel
+
+    maker = lab.request("POST", "/jupyter-jobs/jobs", {"command": TRAIN, "workspace": "proj"})
+    assert lab.wait(maker["id"])["status"] == "succeeded"
+    lab.request("POST", "/jupyter-jobs/models/digits/versions", {"job": maker["id"], "path": "out"})
+    open_panel(page)
+    page.click("text=New job")
+    page.fill(f"{PANEL} [name='name']", "reads-digits")
+    page.fill(f"{PANEL} [name='command']", "cat $JOB_MODELS_DIR/digits/model.pt")
+    page.fill(f"{PANEL} [name='workspace']", "proj")
+    picker = f"{PANEL} .jp-JobsDatasetsField[data-kind='models']"
+    page.wait_for_selector(f"{picker} select[name='model'] option[value='digits']", state="attached")
+    page.select_option(f"{picker} select[name='model']", "digits")
+    page.wait_for_selector(f"{picker} select[name='model-version'] option[value='1']", state="attached")
+    page.select_option(f"{picker} select[name='model-version']", "1")
+    page.click(f"{picker} button:has-text('Add')")
+    assert page.inner_text(f"{picker} .jp-JobsDatasetsChosen li[data-dataset='digits']").startswith("digits v1")
+    assert not serious_violations(page, f"{PANEL} .jp-JobsForm")
+    page.click(f"{PANEL} button[type=submit]")
+    page.wait_for_function("maker => [...document.querySelectorAll('.jp-JobsView[data-job-id]')]"
+                           ".some(v => v.offsetParent && v.dataset.jobId !== maker)", arg=maker["id"])
+    job_id = page.evaluate("maker => [...document.querySelectorAll('.jp-JobsView[data-job-id]')]"
+                           ".find(v => v.offsetParent && v.dataset.jobId !== maker).dataset.jobId", maker["id"])
+    done = lab.wait(job_id)
+    assert done["spec"]["models"] == [{"name": "digits", "version": 1, "mount": None}]
+    assert done["status"] == "succeeded" and log_text(lab.logs(job_id), "stdout") == "weights"

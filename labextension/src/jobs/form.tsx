@@ -1,13 +1,14 @@
 // The new-job form: a job runs a command, or a notebook (its path, its parameters as
 // NAME=VALUE lines, a kernel), from a folder or a git repository (sources.tsx), and may expose
-// ports (PORT:NAME[:/health] entries), and reads datasets (datasets/picker.tsx). Every state update is functional (`set(v => ...)`), so updates
+// ports (PORT:NAME[:/health] entries), and reads datasets and models (datasets/picker.tsx). Every state update is functional (`set(v => ...)`), so updates
 // that arrive together (typing while the backends load) cannot overwrite each other.
 import * as React from 'react';
 
 import { ApiError, Backend, DatasetRef, errorMessage, FieldError, Schemas, SpecInput } from '../api';
 import { ErrorNote } from '../common/common';
 import { Bind as BindOf, Choice, describe, Field } from '../common/fields';
-import { DatasetsField } from '../datasets/picker';
+import { DATASETS, MODELS } from '../datasets/kind';
+import { VersionsField } from '../datasets/picker';
 import { exposeText, parseExpose } from '../endpoints/endpoints';
 import { Draft, JobsModel } from '../sidebar/model';
 import { jobsApi } from './api';
@@ -69,12 +70,15 @@ function numberAsTyped(text: string): number {
   return (text.trim() && Number.isFinite(n) ? n : text) as number;
 }
 
+/** The dataset and model versions the job reads, as picked. */
+type Reads = { datasets: DatasetRef[]; models: DatasetRef[] };
+
 /** The spec the form describes (empty optional fields are left to the server's defaults), and
  * the fields the form itself could not read (parameters that are not NAME=VALUE lines, ports
  * that are not PORT:NAME[:/health]): those are sent as typed, so the server refuses the spec
  * and names its other bad fields in the same answer. */
 function toSpec(
-  values: Values, env: EnvRow[], datasets: DatasetRef[], draft: Draft, runs: Runs, backend?: Backend
+  values: Values, env: EnvRow[], reads: Reads, draft: Draft, runs: Runs, backend?: Backend
 ): { spec: SpecInput; unread: FieldError[] } {
   // what the form does not show (tags, project, retry_on...) is kept from the draft; what the
   // backend does not apply is left out
@@ -86,7 +90,7 @@ function toSpec(
   const {
     resources: _resources, env: _env, image: _image, timeout: _timeout, retries: _retries, name: _name,
     command: _command, notebook: _notebook, parameters: _parameters, kernel: _kernel, workspace: _workspace,
-    git: _git, requirements: _requirements, instance_type: _type, expose: _expose, datasets: _datasets, ...kept
+    git: _git, requirements: _requirements, instance_type: _type, expose: _expose, datasets: _datasets, models: _models, ...kept
   } = draft;
   const unread: FieldError[] = [];
   const expose = parseExpose(values.expose);
@@ -116,8 +120,10 @@ function toSpec(
   if (values.retries) {
     spec.retries = numberAsTyped(values.retries);
   }
-  if (datasets.length) {
-    spec.datasets = datasets;
+  for (const kind of [DATASETS, MODELS]) {
+    if (reads[kind.path].length) {
+      spec[kind.path] = reads[kind.path];
+    }
   }
   if (expose.error) {
     spec.expose = values.expose as unknown as SpecInput['expose'];
@@ -324,21 +330,21 @@ function ExposeField({ bind, errors }: { bind: Bind; errors: Record<string, stri
 
 /** The fields a runs choice hides. */
 const HIDDEN: Record<Runs, string[]> = { command: ['notebook', 'parameters', 'kernel'], notebook: ['command'] };
-const FIELDS = ['name', 'backend', 'image', 'command', 'notebook', 'parameters', 'kernel', 'timeout', 'retries', 'env', 'expose', 'datasets', ...SOURCE_FIELDS];
+const FIELDS = ['name', 'backend', 'image', 'command', 'notebook', 'parameters', 'kernel', 'timeout', 'retries', 'env', 'expose', 'datasets', 'models', ...SOURCE_FIELDS];
 
 export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): JSX.Element {
   const [values, setValues] = React.useState(() => initial(draft));
   const [runs, setRuns] = React.useState<Runs>(draft.notebook ? 'notebook' : 'command');
   const [env, setEnv] = React.useState<EnvRow[]>(() => initialEnv(draft));
-  const [datasets, setDatasets] = React.useState<DatasetRef[]>(() => draft.datasets ?? []);
+  const [reads, setReads] = React.useState<Reads>(() => ({ datasets: draft.datasets ?? [], models: draft.models ?? [] }));
   const [loadError, setLoadError] = React.useState<string | null>(null);
   const { backends, types, gpus, preferred } = useBackends(setValues, setLoadError);
   const type = types.find(t => t.name === values.instanceType);
   const backend = backends.find(b => b.name === (values.backend || type?.backend));
   const shown = (field: string) =>
-    (FIELDS.includes(field) || /^(resources\.(gpus|cpus|memory)|requirements\.\d+|(expose|datasets)\.\d+(\.\w+)?)$/.test(field)) &&
+    (FIELDS.includes(field) || /^(resources\.(gpus|cpus|memory)|requirements\.\d+|(expose|datasets|models)\.\d+(\.\w+)?)$/.test(field)) &&
     !HIDDEN[runs].includes(field) && !hiddenBySource(values.source).includes(field);
-  const { submit, schedule, errors, clear, error, busy } = useSubmit(model, () => toSpec(values, env, datasets, draft, runs, backend), shown);
+  const { submit, schedule, errors, clear, error, busy } = useSubmit(model, () => toSpec(values, env, reads, draft, runs, backend), shown);
   const imageIgnored = ignoredBy(backend, 'image');
   const bind: Bind = key => ({
     name: key,
@@ -386,7 +392,9 @@ export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): J
         <input inputMode="numeric" {...bind('retries')} placeholder="none; e.g. 2" />
       </Field>
       <ExposeField bind={bind} errors={errors} />
-      <DatasetsField chosen={datasets} onChange={chosen => (setDatasets(chosen), clear('datasets'))} errors={errors} />
+      {[DATASETS, MODELS].map(kind => (
+        <VersionsField key={kind.path} kind={kind} chosen={reads[kind.path]} onChange={chosen => (setReads(r => ({ ...r, [kind.path]: chosen })), clear(kind.path))} errors={errors} />
+      ))}
       <EnvEditor rows={env} setRows={rows => (setEnv(rows), clear('env'))} error={errors.env} />
       <ErrorNote error={error ?? loadError} />
       <div className="jp-JobsButtons">

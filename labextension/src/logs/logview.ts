@@ -216,6 +216,7 @@ export class LogView {
   private columns = 0;
   private frame = 0;
   private follow = true;
+  private lastTop = 0; // where the last scroll left the view: scrolling up stops following
   private rendered = '';
   private needle = '';
   private current = -1;
@@ -248,9 +249,16 @@ export class LogView {
       }
     });
     this.rows = new Rows(buffer, 0);
+    // following stops only when the user scrolls up, and starts again at the end: a view that
+    // shrank (rows added above it) leaves the end below without anyone scrolling away
     this.node.addEventListener('scroll', () => {
       const { scrollTop, scrollHeight, clientHeight } = this.node;
-      this.setFollow(scrollTop + clientHeight >= scrollHeight - 2 * LINE);
+      if (scrollTop + clientHeight >= scrollHeight - 2 * LINE) {
+        this.setFollow(true);
+      } else if (scrollTop < this.lastTop - 1) {
+        this.setFollow(false);
+      }
+      this.lastTop = scrollTop;
       this.schedule();
     });
     // rows added around the view (a failure message, a finish time) change its height: while
