@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import secrets
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -78,6 +79,7 @@ class JobsApp(JobsConfig, ExtensionApp):
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         self._export_for_kernels()  # the port is final now
         await self.platform.start()
+        gc.freeze()  # the server's start-up objects live on: collections no longer walk them
         self.platform.jobs.spawn(self._write_kernel_specs())
 
     async def _write_kernel_specs(self) -> None:
