@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from support import log_text
-from test_git_workspaces import git
+from support import git
 
 LIMIT = 50 << 20
 
