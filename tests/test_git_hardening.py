@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from support import log_text
-from support import git
+from support import git, log_text
 
 LIMIT = 50 << 20
 
