@@ -20,6 +20,7 @@ from ..endpoints.endpoints import Endpoints
 from ..environments.git import GitSources
 from ..environments.venvs import Environments
 from ..datasets.datasets import DATASET, MODEL, Datasets
+from ..deployments.deployments import Deployments
 from ..jobs.gpupool import HostGPUPool, PoolError
 from ..jobs.gpus import GPU, GPUAllocator, discover
 from ..jobs.service import JobService
@@ -51,6 +52,7 @@ class Platform:
     datasets: Datasets
     models: Datasets
     definitions: Definitions
+    deployments: Deployments
 
     async def start(self) -> None:
         await self.jobs.start()
@@ -77,10 +79,12 @@ def plug_features(core: JobService, *, webhooks: Webhooks, metrics_interval: flo
                         for kind in (DATASET, MODEL))
     for policy in (runs, endpoints, hooks, datasets, models):
         core.add_policy(policy)
-    for feature in (runs, schedules, endpoints, hooks, sampling, metrics, datasets, models):
+    deployments = Deployments(core, endpoints)
+    for feature in (runs, schedules, endpoints, hooks, sampling, metrics, datasets, models, deployments):
         core.plug(feature)
     definitions = Definitions(core.store, runs, core.resolve_workspace)
-    return Platform(core, runs, schedules, endpoints, hooks, sampling, host, metrics, datasets, models, definitions)
+    return Platform(core, runs, schedules, endpoints, hooks, sampling, host, metrics, datasets, models, definitions,
+                    deployments)
 
 
 def _cache(core: JobService, folder: str, backend: str) -> Path:

@@ -582,3 +582,71 @@ class WorkflowRunInput(BaseModel):
     workspace: Optional[str] = Field(None, max_length=4096, description="another folder than the definition's")
     rerun: Optional[str] = Field(None, max_length=100, description="a run of it to run again: its version and "
                                  "inputs, with `inputs` changing some")
+
+
+class Replicas(BaseModel):
+    """How many replicas a deployment runs: at least `min`, at most `max` (autoscaling's range)."""
+
+    model_config = ConfigDict(extra="forbid")
+    min: int = Field(1, ge=1, le=32, strict=True)
+    max: Optional[int] = Field(None, ge=1, le=32, strict=True, description="default: min")
+
+    @field_validator("max")
+    @classmethod
+    def _at_least_min(cls, value: Optional[int], info: Any) -> Optional[int]:
+        if value is not None and value < info.data.get("min", 1):
+            raise ValueError("max must be at least min")
+        return value
+
+
+class DeploymentInput(_Query):
+    """A deployment as a user asks for it (POST), or what changes (PUT: a new spec starts a
+    rollout of a new version; new replicas scale it)."""
+
+    name: Optional[str] = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="a-z, 0-9 and '-'")
+    spec: Optional[dict[str, Any]] = Field(None, description="a job spec that exposes at least one port")
+    replicas: Optional[Replicas] = None
+
+    @classmethod
+    def parse(cls, body: Any) -> DeploymentInput:  # type: ignore[override]
+        if not isinstance(body, dict):
+            raise SpecError.one("body", 'a deployment is a JSON object: {"name", "spec", "replicas": {"min", "max"}}')
+        return super().parse(**body)
+
+
+class DeploymentReplica(_Reply):
+    job_id: str
+    version: int
+    status: JobStatus
+    ready: bool = Field(description="running, and every endpoint answers its health check")
+
+
+class DeploymentEndpoint(_Reply):
+    name: str
+    path: str = Field(description="the stable address, relative to the server's base URL: balanced over the "
+                      "ready replicas")
+    url: Optional[str] = None
+
+
+class DeploymentVersion(_Reply):
+    version: int
+    spec: dict[str, Any]
+    created_at: str
+
+
+class Deployment(_Reply):
+    name: str
+    version: int = Field(description="the spec version it serves (or rolls out)")
+    replicas: Replicas
+    status: Literal["starting", "ready", "degraded", "rolling out", "rollout failed", "failing"]
+    message: Optional[str] = None
+    endpoints: list[DeploymentEndpoint]
+    running: list[DeploymentReplica] = Field(description="its replicas not yet ended, oldest first")
+    versions: list[DeploymentVersion] = Field(description="newest first")
+    created_at: str
+    created_by: str
+    updated_at: str
+
+
+class DeploymentList(_Reply):
+    deployments: list[Deployment]

@@ -69,6 +69,7 @@ class Endpoints:
         self._secret, self.url = secret, url
         self._keys: dict[str, tuple[str, str]] = {}  # the running jobs' endpoints by key
         self._ready: dict[tuple[str, str], bool] = {}
+        self._were_ready: set[str] = set()  # running jobs an endpoint of which was ready once
         self._probed: dict[tuple[str, str], float] = {}
         self._session: Optional[aiohttp.ClientSession] = None
 
@@ -121,6 +122,15 @@ class Endpoints:
         if address is None:
             raise EndpointUnavailable(f"the backend cannot say yet where job {job_id!r} serves {name!r}")
         return address
+
+    def ready(self, job_id: str, names: list[str]) -> bool:
+        """Whether the running job's endpoints `names` answered their last checks."""
+        return self._running(job_id) is not None and all(self._ready.get((job_id, n)) for n in names)
+
+    def was_ready(self, job_id: str) -> bool:
+        """Whether an endpoint of the running job was ready once (one that then fails its checks
+        is unhealthy, not starting)."""
+        return job_id in self._were_ready
 
     def key(self, job_id: str, name: str) -> str:
         digest = hmac.new(self._secret, f"{job_id}\0{name}".encode(), hashlib.sha256).digest()[:20]
@@ -181,10 +191,13 @@ class Endpoints:
                     due.append((key, expose.health))
         for key in [k for k in self._ready if k not in live]:
             self._ready.pop(key, None), self._probed.pop(key, None)
+        self._were_ready &= {job_id for job_id, _ in live}
         if due:
             results = await asyncio.gather(*(self._probe(key, health) for key, health in due))
             for (key, _), ready in zip(due, results):
                 self._ready[key] = ready
+                if ready:
+                    self._were_ready.add(key[0])
 
     async def _probe(self, key: tuple[str, str], health: Optional[str]) -> bool:
         try:

@@ -17,6 +17,7 @@ from ..app.config import ENV_ROOT, ENV_TOKEN, ENV_URL, JobsConfig
 from . import kernel_specs, kernels, provisioner
 from .datasets import handlers as dataset_handlers
 from .definitions import handlers as definition_handlers
+from .deployments import handlers as deployment_handlers
 from .handlers import handlers
 from .proxy import EndpointHandler, own_origins
 from .proxy import handlers as proxy_handlers
@@ -68,7 +69,8 @@ class JobsApp(JobsConfig, ExtensionApp):
             factory.default_provisioner_name = provisioner.NAME
 
     def initialize_handlers(self) -> None:
-        self.handlers.extend(handlers + schedule_handlers + dataset_handlers + definition_handlers + proxy_handlers)
+        self.handlers.extend(handlers + schedule_handlers + dataset_handlers + definition_handlers + deployment_handlers
+                             + proxy_handlers)
         if self.endpoint_url:  # each endpoint on its own origin: requests for `{key}.<host>` are its alone
             hosts = own_origins(self.endpoint_url)
             web_app = self.serverapp.web_app

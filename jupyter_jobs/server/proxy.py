@@ -36,11 +36,14 @@ from tornado import web, websocket
 from tornado.iostream import StreamClosedError
 from yarl import URL
 
+from ..domain.errors import JobsError
 from ..endpoints.endpoints import key_path, netloc
 from .handlers import JobsHandlerMixin
 from .sandbox import ORIGIN_WIDE, SANDBOX, SHIM_WINDOW, own_cookie, split_cookies, with_shim
 
 #: headers that describe one connection, not the message (RFC 9110 7.6.1), never passed on
+#: methods a request of which may be sent again to another replica when the first did not answer
+IDEMPOTENT = ("GET", "HEAD", "OPTIONS", "PUT", "DELETE")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
               "trailer", "trailers", "transfer-encoding", "upgrade"}
 #: the websocket handshake's own headers, which the upstream handshake makes afresh
@@ -69,17 +72,27 @@ class EndpointEntry(JobsHandlerMixin, ExtensionHandlerMixin, JupyterHandler):
     """The endpoint by name, behind Jupyter's login and the `jupyter_jobs` authorizer: it sends
     the caller on (307, any method) to the endpoint's own address, which holds its key."""
 
+    async def _key(self, owner: str, name: str) -> str:
+        await self.platform.endpoints.target(owner, name)  # a 404 naming why, for one not running
+        return self.platform.endpoints.key(owner, name)
+
     @web.authenticated  # a browser that is not logged in is sent to the login page first
     @authorized("execute")
-    async def _entry(self, job_id: str, name: str, rest: Optional[str] = None) -> None:
-        await self.platform.endpoints.target(job_id, name)  # a 404 naming why, for one not running
+    async def _entry(self, owner: str, name: str, rest: Optional[str] = None) -> None:
         endpoints = self.platform.endpoints
-        key = endpoints.key(job_id, name)
+        key = await self._key(owner, name)
         base = endpoints.url.format(key=key).rstrip("/") if endpoints.url else self.base_url + key_path(key)[:-1]
         query = _without_token(self.request.query)
         self.redirect(base + (rest or "/") + (f"?{query}" if query else ""), status=307)
 
     get = head = post = put = patch = delete = options = _entry  # type: ignore[assignment]
+
+
+class DeploymentEntry(EndpointEntry):
+    """A deployment's endpoint by name: sent on to its stable address, as a job's is."""
+
+    async def _key(self, owner: str, name: str) -> str:
+        return await self.platform.deployments.endpoint_key(owner, name)  # a 404 naming why
 
 
 class _WebSocketRelay:
@@ -159,6 +172,7 @@ class EndpointHandler(_WebSocketRelay, JobsHandlerMixin, ExtensionHandlerMixin, 
     _preflight = False
     _shim = False
     _own_origin: Optional[re.Pattern] = None
+    _lease: Any = None  # a deployment's replica answering this request (released when it is over)
 
     def initialize(self, *args: Any, host: Optional[re.Pattern] = None, **kwargs: Any) -> None:
         super().initialize(*args, **kwargs)
@@ -205,7 +219,12 @@ class EndpointHandler(_WebSocketRelay, JobsHandlerMixin, ExtensionHandlerMixin, 
         else:
             match = self._own_origin.fullmatch(self.request.host_name)
             key, self._up_prefix, raw = match["key"] if match else "", "", self.request.path
-        job_id, name = self.platform.endpoints.find(key)
+        self._key = key
+        if self.platform.deployments.routes(key):  # a deployment's endpoint: one of its ready replicas
+            self._lease = self.platform.deployments.lease(key)
+            job_id, name = self._lease.job_id, self._lease.endpoint
+        else:
+            job_id, name = self.platform.endpoints.find(key)
         path = _upstream_path(raw)
         if path is None:
             raise web.HTTPError(400, "this path leaves the endpoint")
@@ -219,16 +238,31 @@ class EndpointHandler(_WebSocketRelay, JobsHandlerMixin, ExtensionHandlerMixin, 
             if method == "OPTIONS" and "Access-Control-Request-Method" in headers:
                 self._preflight = True  # the browser asks whether the page may call its own app
                 return
-        host, port = await self.platform.endpoints.target(job_id, name)
-        query = _without_token(self.request.query)
-        self._up_target = netloc(host, port)
-        self._up_url = f"http://{self._up_target}{path}" + (f"?{query}" if query else "")
+        self._up_path = path
+        await self._aim(job_id, name)
         if self._is_ws:
             return
         self.request.connection.set_max_body_size(self.settings.get("jupyter_jobs_endpoint_max_body", 1 << 40))
         if method in ("POST", "PUT", "PATCH", "DELETE", "OPTIONS") and self._has_body():
             self._up_body = asyncio.Queue(maxsize=4)
         self._up_task = asyncio.ensure_future(self._send())
+
+    async def _aim(self, job_id: str, name: str) -> None:
+        host, port = await self.platform.endpoints.target(job_id, name)
+        query = _without_token(self.request.query)
+        self._up_target = netloc(host, port)
+        self._up_url = f"http://{self._up_target}{self._up_path}" + (f"?{query}" if query else "")
+
+    async def _again(self, exc: Exception) -> Any:
+        """A deployment's request that failed before any answer, sent once to another ready
+        replica when it may be repeated (an idempotent method without a body)."""
+        lease = self._lease
+        if lease is None or self.request.method not in IDEMPOTENT or self._up_body is not None:
+            raise exc
+        lease.release()
+        self._lease = self.platform.deployments.lease(self._key, exclude=frozenset([lease.job_id]))
+        await self._aim(self._lease.job_id, self._lease.endpoint)
+        return await self._send()
 
     def _cross_origin_call(self) -> bool:
         """A sandboxed page's call to its own address: its origin is opaque (`null`)."""
@@ -325,7 +359,12 @@ class EndpointHandler(_WebSocketRelay, JobsHandlerMixin, ExtensionHandlerMixin, 
         if self._up_body is not None:
             await self._up_body.put(_EOF)
         try:
-            response = await self._up_task
+            try:
+                response = await self._up_task
+            except Exception as exc:
+                response = await self._again(exc)
+        except JobsError:
+            raise
         except Exception as exc:
             raise web.HTTPError(502, f"job endpoint at {self._up_target} did not answer: "
                                      f"{exc.__class__.__name__}") from None
@@ -400,7 +439,13 @@ class EndpointHandler(_WebSocketRelay, JobsHandlerMixin, ExtensionHandlerMixin, 
 
     post = put = patch = delete = options = head  # type: ignore[assignment]
 
+    def on_finish(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
+
     def on_connection_close(self) -> None:
+        if self._lease is not None:
+            self._lease.release()
         if self._is_ws:
             websocket.WebSocketHandler.on_connection_close(self)
         elif self._up_task is not None and not self._up_task.done():
@@ -408,7 +453,8 @@ class EndpointHandler(_WebSocketRelay, JobsHandlerMixin, ExtensionHandlerMixin, 
 
 handlers = [
     (r"/jupyter-jobs/ep/(?P<key>[^/]+)(?P<rest>/.*)?", EndpointHandler),
-    (r"/jupyter-jobs/jobs/(?P<job_id>[^/]+)/endpoints/(?P<name>[^/]+)(?P<rest>/.*)?", EndpointEntry),
+    (r"/jupyter-jobs/jobs/(?P<owner>[^/]+)/endpoints/(?P<name>[^/]+)(?P<rest>/.*)?", EndpointEntry),
+    (r"/jupyter-jobs/deployments/(?P<owner>[^/]+)/(?P<name>[^/]+)(?P<rest>/.*)?", DeploymentEntry),
 ]
 
 

@@ -133,6 +133,28 @@ _MIGRATIONS: list[list[str]] = [
         "ALTER TABLE workflows ADD COLUMN inputs TEXT NOT NULL DEFAULT '{}'",
         "CREATE INDEX IF NOT EXISTS workflows_by_definition ON workflows(definition, seq)",
     ],
+    [  # 9: deployments: a name serving its active spec version with replicas (jobs)
+        """CREATE TABLE IF NOT EXISTS deployments (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL UNIQUE,
+            version INTEGER NOT NULL,
+            min_replicas INTEGER NOT NULL,
+            max_replicas INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            message TEXT,
+            created_at TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS deployment_versions (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            spec TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (name, version)
+        )""",
+    ],
 ]
 SCHEMA_VERSION = len(_MIGRATIONS)
 

@@ -1,0 +1,1 @@
+"""Deployments: replicas of a job spec serving one stable address, kept, scaled and rolled out."""

@@ -1,0 +1,365 @@
+"""Deployments (Nosana's "manage one or more jobs" with health checks; Gradient's deployments,
+"each new spec update will generate a new spec_id"): a name serving a job spec that exposes
+ports, with replicas that are ordinary jobs (queued, GPU-pooled, logged, metered), one stable
+address per endpoint balanced over the ready replicas, replicas replaced when they exit or fail
+their health checks, and rolling updates.
+
+One loop reconciles each deployment with what runs: it starts replicas of the version served
+until there are `min`, one more than that during a rollout (a new replica must be ready before
+an old one is stopped), replaces the ones that ended (backing off while they keep failing), and
+stops a rollout whose new replicas keep failing, serving the old version again. Its state is
+the history (the deployment, its versions, its replicas' jobs by origin), so a restart goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from ..domain.errors import FieldError, JobConflict, JobNotFound, JobsError, SpecError
+from ..domain.job import Job, utcnow
+from ..domain.replies import Deployment, DeploymentInput, DeploymentList, Replicas
+from ..domain.spec import JobSpec, read_spec
+from ..domain.status import JobStatus
+from ..jobs.plugins import Event, JobCore
+
+log = logging.getLogger(__name__)
+
+ORIGIN = "deployment:"  # a replica's origin: deployment:<name>:<version>
+PASS = 0.5  # seconds between reconciling passes (a job's end wakes one at once)
+BACKOFF_MAX = 30.0  # the longest wait before replacing a replica that keeps failing
+FAILED_ROLLOUT = 3  # failures of a new version's replicas before its rollout stops
+UNHEALTHY_AFTER = 10.0  # seconds a replica that was ready may fail its health checks before it is replaced
+DRAIN = 10.0  # seconds a replica being stopped gets to finish the requests it has (it takes no new ones)
+LIVE = [JobStatus.QUEUED, JobStatus.RUNNING]
+
+
+class NoReplica(JobsError):
+    """The deployment exists, but no replica is ready to answer."""
+
+    status = 503
+
+
+@dataclass
+class _State:
+    """What a deployment's loop remembers between passes (in memory: a restart starts afresh)."""
+
+    failures: int = 0  # replicas of the served version that ended on their own, in a row
+    not_before: float = 0.0  # no new replica before this (backing off)
+    message: Optional[str] = None
+    unready_since: dict[str, float] = field(default_factory=dict)
+    stopping: set[str] = field(default_factory=set)  # replicas it stopped: their end is no failure
+    members: list[str] = field(default_factory=list)  # its replicas not yet ended
+
+
+@dataclass
+class Lease:
+    """A request's replica: the proxy releases it when the response is over."""
+
+    job_id: str
+    endpoint: str
+    release: Callable[[], None]
+
+
+class Deployments:
+    """Create, change, roll back and delete deployments; keep their replicas; route requests."""
+
+    def __init__(self, core: JobCore, endpoints: Any):
+        self.core, self.store, self.endpoints = core, core.store, endpoints
+        self.user = getpass.getuser()
+        self._state: dict[str, _State] = {}
+        self._routes: dict[str, tuple[str, str]] = {}  # an endpoint's key -> (deployment, endpoint)
+        self._in_flight: dict[str, int] = {}  # requests under way, by replica
+        self._turn = 0
+        self._wake = asyncio.Event()
+        core.events.subscribe(self._on_event, ("job.ended",))
+
+    # -- the faces --------------------------------------------------------------------------
+    async def create(self, body: Any) -> dict[str, Any]:
+        given = DeploymentInput.parse(body)
+        if not given.name:
+            raise SpecError.one("name", "required: a-z, 0-9 and '-'")
+        if given.spec is None:
+            raise SpecError.one("spec", "required: a job spec that exposes at least one port")
+        spec = await self._checked(given.spec)
+        replicas = given.replicas or Replicas()
+        at = utcnow().isoformat()
+        row = {"name": given.name, "min_replicas": replicas.min, "max_replicas": replicas.max or replicas.min,
+               "status": "starting", "created_at": at, "created_by": self.user}
+        if not await self.store.add_deployment(row, spec):
+            raise JobConflict(f"a deployment named {given.name!r} exists: PUT a new spec to update it")
+        self._wake.set()
+        return await self.get(given.name)
+
+    async def update(self, name: str, body: Any) -> dict[str, Any]:
+        """A new `spec` (a new version, rolled out), a `version` served again (a rollback),
+        and/or new `replicas`."""
+        row = await self._row(name)
+        if not isinstance(body, dict):
+            raise SpecError.one("body", 'an update is a JSON object: {"spec"} or {"version"}, and/or {"replicas"}')
+        version = body.get("version")
+        given = DeploymentInput.parse({k: v for k, v in body.items() if k != "version"})
+        if given.name not in (None, name):
+            raise SpecError.one("name", "a deployment keeps its name")
+        fields: dict[str, Any] = {}
+        if given.spec is not None and version is not None:
+            raise SpecError.one("version", "give a new spec or a version to serve again, not both")
+        if given.spec is not None:
+            spec = await self._checked(given.spec)
+            fields["version"] = await self.store.add_deployment_version(name, spec, utcnow().isoformat())
+        elif version is not None:
+            known = {v["version"] for v in await self.store.deployment_versions(name)}
+            if not isinstance(version, int) or isinstance(version, bool) or version not in known:
+                raise SpecError.one("version", f"deployment {name!r} has versions {sorted(known)}")
+            fields["version"] = version
+        if given.replicas is not None:
+            fields.update(min_replicas=given.replicas.min, max_replicas=given.replicas.max or given.replicas.min)
+        if "version" in fields and fields["version"] != row["version"]:
+            fields.update(status="rolling out", message=f"rolling out version {fields['version']}")
+            self._state.setdefault(name, _State()).failures = 0
+        if fields:
+            await self.store.update_deployment(name, updated_at=utcnow().isoformat(), **fields)
+            self._wake.set()
+        return await self.get(name)
+
+    async def delete(self, name: str) -> None:
+        """Its replicas are stopped; their jobs stay in the history."""
+        await self._row(name)
+        await self.store.delete_deployment(name)
+        state = self._state.pop(name, _State())
+        for job in await self._replicas(name):
+            await self._stop(job, state)
+
+    async def get(self, name: str) -> dict[str, Any]:
+        return await self._public(await self._row(name))
+
+    async def list(self) -> dict[str, Any]:
+        return DeploymentList(deployments=[Deployment(**await self._public(r))
+                                           for r in await self.store.deployments()]).model_dump(mode="json")
+
+    # -- routing ----------------------------------------------------------------------------
+    def key(self, name: str, endpoint: str) -> str:
+        """A deployment endpoint's key: stable across versions, replicas and restarts."""
+        return self.endpoints.key(f"{ORIGIN}{name}", endpoint)
+
+    async def endpoint_key(self, name: str, endpoint: str) -> str:
+        """The key of a deployment's endpoint; a 404 naming what is not there."""
+        row = await self._row(name)
+        spec = next(v["spec"] for v in await self.store.deployment_versions(name) if v["version"] == row["version"])
+        if endpoint not in {e["name"] for e in spec.get("expose") or [] if not e.get("internal")}:
+            raise JobNotFound(f"deployment {name!r} serves no endpoint {endpoint!r}")
+        return self.key(name, endpoint)
+
+    def routes(self, key: str) -> bool:
+        return key in self._routes
+
+    def lease(self, key: str, exclude: frozenset[str] = frozenset()) -> Lease:
+        """The ready replica with the fewest requests under way (least outstanding requests)."""
+        found = self._routes.get(key)
+        if found is None:
+            raise JobNotFound("no deployment serves an endpoint at this address")
+        name, endpoint = found
+        state = self._state.get(name, _State())
+        ready = [j for j in state.members
+                 if j not in exclude and j not in state.stopping and self.endpoints.ready(j, [endpoint])]
+        if not ready:
+            raise NoReplica(f"deployment {name!r} has no replica ready to answer yet")
+        self._turn += 1  # ties (no request under way anywhere) go round in turn
+        turned = ready[self._turn % len(ready):] + ready[:self._turn % len(ready)]
+        job_id = min(turned, key=lambda j: self._in_flight.get(j, 0))
+        self._in_flight[job_id] = self._in_flight.get(job_id, 0) + 1
+        released = []
+
+        def release() -> None:
+            if not released:
+                released.append(1)
+                self._in_flight[job_id] = self._in_flight.get(job_id, 1) - 1
+
+        return Lease(job_id, endpoint, release)
+
+    # -- life -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.core.spawn(self._run())
+
+    async def stop(self) -> None:
+        """Its loop runs as the core's task, cancelled with it; replicas run on."""
+
+    def _on_event(self, event: Event) -> None:
+        job = event.job
+        if job is None or not (job.origin or "").startswith(ORIGIN):
+            return
+        name = job.origin.split(":")[1]
+        self._in_flight.pop(job.id, None)
+        state = self._state.setdefault(name, _State())
+        if job.id in state.stopping:
+            state.stopping.discard(job.id)
+        elif job.status != JobStatus.CANCELLED:  # it ended on its own: replaced, later each time it fails
+            state.failures += 1
+            wait = min(BACKOFF_MAX, 2.0 ** (state.failures - 1))
+            state.not_before = time.monotonic() + wait
+            state.message = (f"replica {job.id} ended ({job.status.value}: {job.message or job.reason}); "
+                             f"a new one in {wait:g} s")
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                for row in await self.store.deployments():
+                    await self._reconcile(row)
+            except Exception:  # the next pass tries again
+                log.exception("reconciling deployments failed")
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), PASS)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _reconcile(self, row: dict[str, Any]) -> None:
+        name, served, wanted = row["name"], row["version"], row["min_replicas"]
+        state = self._state.setdefault(name, _State())
+        versions = {v["version"]: v["spec"] for v in await self.store.deployment_versions(name)}
+        live = await self._replicas(name)
+        state.members = [j.id for j in live]
+        live = [j for j in live if j.id not in state.stopping]  # those being stopped count no more
+        self._route(name, versions[served])
+        for job in self._unhealthy(state, live):
+            state.message = f"replica {job.id} failed its health checks for {UNHEALTHY_AFTER:g} s: replaced"
+            await self._stop(job, state)
+            live.remove(job)
+        new = [j for j in live if _version(j) == served]
+        old = [j for j in live if _version(j) != served]
+        if old and state.failures >= FAILED_ROLLOUT:  # the new version cannot get healthy: serve the old again
+            back = max(_version(j) for j in old)
+            for job in new:
+                await self._stop(job, state)
+            state.failures, state.not_before = 0, 0.0
+            await self.store.update_deployment(
+                name, version=back, status="rollout failed", updated_at=utcnow().isoformat(),
+                message=f"version {served} did not get healthy ({state.message}); serving version {back} again")
+            return
+        ready_new = [j for j in new if self._ready(j)]
+        ready_old = [j for j in old if self._ready(j)]
+        if len(new) < wanted and len(live) < wanted + (1 if old else 0) and time.monotonic() >= state.not_before:
+            await self._launch(name, served, versions[served], state)
+        if old and len(ready_new) + len(ready_old) > wanted:  # one more ready than needed: retire an old one
+            await self._stop(sorted(old, key=self._ready)[0], state)
+        elif old and not ready_old and ready_new:
+            await self._stop(old[0], state)  # serving nothing: the new one takes over
+        elif not old and len(new) > wanted:  # scaled in: the ones not ready first, then the newest
+            for job in sorted(new, key=lambda j: (self._ready(j), j.created_at), reverse=True)[wanted - len(new):]:
+                await self._stop(job, state)
+        await self._say(row, state, old, ready_new, wanted)
+
+    async def _say(self, row: dict[str, Any], state: _State, old: list[Job], ready: list[Job], wanted: int) -> None:
+        if row["status"] == "rollout failed" and not old:
+            return  # said until the next update
+        if old:
+            status, message = "rolling out", f"rolling out version {row['version']}: {len(ready)} of {wanted} ready"
+        elif len(ready) >= wanted:
+            status, message, state.failures = "ready", None, 0
+        elif ready:
+            status, message = "degraded", state.message or f"{len(ready)} of {wanted} replicas ready"
+        else:
+            status, message = ("failing" if state.failures else "starting"), state.message
+        if (status, message) != (row["status"], row["message"]):
+            await self.store.update_deployment(row["name"], status=status, message=message,
+                                               updated_at=utcnow().isoformat())
+
+    def _unhealthy(self, state: _State, live: list[Job]) -> list[Job]:
+        """Running replicas that were ready and have failed their checks for a while."""
+        now, out = time.monotonic(), []
+        for job in live:
+            if job.status != JobStatus.RUNNING or self._ready(job):
+                state.unready_since.pop(job.id, None)
+            elif self.endpoints.was_ready(job.id):
+                since = state.unready_since.setdefault(job.id, now)
+                if now - since >= UNHEALTHY_AFTER:
+                    out.append(job)
+        return out
+
+    def _ready(self, job: Job) -> bool:
+        return job.status == JobStatus.RUNNING and self.endpoints.ready(job.id, [e.name for e in job.spec.served])
+
+    def _route(self, name: str, spec: dict[str, Any]) -> None:
+        for expose in spec.get("expose") or []:
+            self._routes[self.key(name, expose["name"])] = (name, expose["name"])
+
+    async def _launch(self, name: str, version: int, spec: dict[str, Any], state: _State) -> None:
+        try:
+            job = await self.core.submit_spec(JobSpec.model_validate(spec), origin=f"{ORIGIN}{name}:{version}")
+        except SpecError as exc:  # its workspace went away, its backend is gone: said, tried again later
+            state.failures += 1
+            state.not_before = time.monotonic() + BACKOFF_MAX
+            state.message = f"a replica could not be started: {exc}"
+            return
+        state.members.append(job.id)
+
+    async def _stop(self, job: Job, state: _State) -> None:
+        """Take no new request to it, let it finish those it has (up to DRAIN s), then cancel it."""
+        state.stopping.add(job.id)
+        state.unready_since.pop(job.id, None)
+        self.core.spawn(self._drain(job.id))
+
+    async def _drain(self, job_id: str) -> None:
+        deadline = time.monotonic() + DRAIN
+        while self._in_flight.get(job_id, 0) > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        try:
+            await self.core.cancel(job_id, wait=0)
+        except (JobConflict, JobNotFound):
+            pass  # it ended meanwhile
+
+    # -- reading ----------------------------------------------------------------------------
+    async def _row(self, name: str) -> dict[str, Any]:
+        row = await self.store.deployment(name)
+        if row is None:
+            raise JobNotFound(f"no deployment {name!r}")
+        return row
+
+    async def _replicas(self, name: str) -> list[Job]:
+        """Its replicas not yet ended, oldest first."""
+        versions = [v["version"] for v in await self.store.deployment_versions(name)]
+        jobs, _ = await self.store.list(status=LIVE, origin=[f"{ORIGIN}{name}:{v}" for v in versions],
+                                        limit=500, oldest_first=True)
+        return jobs
+
+    async def _checked(self, given: dict[str, Any]) -> dict[str, Any]:
+        """The spec as the API checks it (errors named `spec.<field>`), exposing a port."""
+        spec, error = read_spec(given)
+        errors = [e.model_copy(update={"field": f"spec.{e.field}"}) for e in error.errors] if error else []
+        if spec is not None and not error:
+            if not spec.served:
+                errors.append(FieldError(field="spec.expose", message="a deployment serves at least one named "
+                                         "port: expose: [{port, name, health}]"))
+            try:
+                await self.core.check(spec)
+            except SpecError as exc:
+                errors += [e.model_copy(update={"field": f"spec.{e.field}"}) for e in exc.errors]
+        if errors:
+            raise SpecError(errors)
+        assert spec is not None
+        return spec.model_dump(mode="json", exclude_defaults=True)
+
+    async def _public(self, row: dict[str, Any]) -> dict[str, Any]:
+        name = row["name"]
+        versions = await self.store.deployment_versions(name)
+        spec = next(v["spec"] for v in versions if v["version"] == row["version"])
+        url = getattr(self.endpoints, "url", "")
+        endpoints = [{"name": e["name"], "path": f"jupyter-jobs/ep/{self.key(name, e['name'])}/",
+                      "url": url.format(key=self.key(name, e["name"])) if url else None}
+                     for e in spec.get("expose") or [] if not e.get("internal")]
+        running = [{"job_id": j.id, "version": _version(j), "status": j.status, "ready": self._ready(j)}
+                   for j in await self._replicas(name)]
+        return Deployment(
+            name=name, version=row["version"], replicas={"min": row["min_replicas"], "max": row["max_replicas"]},
+            status=row["status"], message=row["message"], endpoints=endpoints, running=running, versions=versions,
+            created_at=row["created_at"], created_by=row["created_by"], updated_at=row["updated_at"],
+        ).model_dump(mode="json")
+
+
+def _version(job: Job) -> int:
+    return int((job.origin or "").rsplit(":", 1)[-1])

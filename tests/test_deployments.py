@@ -1,0 +1,183 @@
+"""Deployments against a real server process and real replicas (local processes serving HTTP):
+one stable address balanced over two replicas; a replica killed under a steady load is replaced
+and no request fails; a rolling update under load fails no request and ends on the new
+version; a version that never gets healthy is stopped and the old one keeps serving; a restart
+keeps the deployment and its replicas; bad input named."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from typing import Optional
+
+import pytest
+
+from support import ServerProcess, kill_running_jobs
+
+APP = r'''
+import http.server, os, sys
+VERSION = os.environ.get("APP_VERSION", "1")
+if VERSION == "broken":
+    sys.exit("this version cannot start")
+class App(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path == "/die":
+            os._exit(1)
+        body = f"{VERSION} {os.environ['JOB_ID']}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT_WEB"])), App).serve_forever()
+'''
+
+
+def spec(version: str = "1") -> dict:
+    return {"command": ["python3", "-c", APP], "workspace": "w", "env": {"APP_VERSION": version},
+            "expose": [{"port": 8000, "name": "web", "health": "/health"}]}
+
+
+@pytest.fixture
+def server(tmp_path):
+    (tmp_path / "root" / "w").mkdir(parents=True)
+    made = ServerProcess(tmp_path / "root", tmp_path / "data", extra=["--JobsApp.metrics_interval=0"]).start()
+    yield made
+    made.stop(signal.SIGKILL)
+    kill_running_jobs(made.data / "jobs.db")
+
+
+def until(server: ServerProcess, name: str, test, timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while not test(found := server.request("GET", f"/jupyter-jobs/deployments/{name}")):
+        assert time.monotonic() < deadline, found
+        time.sleep(0.1)
+    return found
+
+
+def all_ready(count: int, version: int = 1):
+    return lambda d: d["status"] == "ready" and len(d["running"]) == count and all(
+        r["ready"] and r["version"] == version for r in d["running"])
+
+
+class Load(threading.Thread):
+    """A steady client: one GET after another through the deployment's address, every answer
+    and every failure counted."""
+
+    def __init__(self, url: str):
+        super().__init__(daemon=True)
+        self.url, self.answers, self.failures, self.going = url, [], [], True
+
+    def run(self) -> None:
+        while self.going:
+            try:
+                with urllib.request.urlopen(self.url, timeout=10) as reply:
+                    self.answers.append(reply.read().decode())
+            except (urllib.error.URLError, OSError) as exc:
+                self.failures.append(repr(exc))
+            time.sleep(0.01)
+
+    def __enter__(self) -> Load:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.going = False
+        self.join(15)
+
+
+def test_two_replicas_answer_at_one_address_and_a_killed_one_is_replaced(server):
+    made = server.request("POST", "/jupyter-jobs/deployments", {"name": "echo", "spec": spec(),
+                                                               "replicas": {"min": 2}})
+    assert (made["name"], made["version"], made["replicas"]) == ("echo", 1, {"min": 2, "max": 2})
+    ready = until(server, "echo", all_ready(2))
+    url = f"{server.url}/{ready['endpoints'][0]['path']}"
+    replicas = {r["job_id"] for r in ready["running"]}
+    with Load(url) as load:
+        time.sleep(1)
+        seen = Counter(a.split()[1] for a in load.answers)
+        assert set(seen) == replicas, seen  # both replicas answer
+        victim = sorted(replicas)[0]
+        own = server.request("GET", f"/jupyter-jobs/jobs/{victim}")["endpoints"][0]["path"]
+        with pytest.raises(urllib.error.URLError):
+            urllib.request.urlopen(f"{server.url}/{own}die", timeout=10)
+        back = until(server, "echo", lambda d: all_ready(2)(d) and victim not in {r["job_id"] for r in d["running"]})
+        time.sleep(1)
+    assert load.failures == [], load.failures[:5]
+    assert server.request("GET", f"/jupyter-jobs/jobs/{victim}")["status"] == "failed"
+    fresh = {r["job_id"] for r in back["running"]} - replicas
+    assert len(fresh) == 1 and fresh.pop() in {a.split()[1] for a in load.answers[-20:]}
+    named = urllib.request.Request(f"{server.url}/jupyter-jobs/deployments/echo/web/",
+                                   headers={"Authorization": f"token {server.token}"})
+    with urllib.request.urlopen(named, timeout=10) as reply:  # by name, behind the login: sent on
+        assert reply.read().decode().startswith("1 ") and reply.url.endswith(ready["endpoints"][0]["path"])
+
+
+def test_a_rolling_update_under_load_fails_no_request_and_a_broken_version_is_rolled_back(server):
+    server.request("POST", "/jupyter-jobs/deployments", {"name": "echo", "spec": spec(), "replicas": {"min": 2}})
+    ready = until(server, "echo", all_ready(2))
+    url = f"{server.url}/{ready['endpoints'][0]['path']}"
+    with Load(url) as load:
+        updated = server.request("PUT", "/jupyter-jobs/deployments/echo", {"spec": spec("2")})
+        assert (updated["version"], updated["status"]) == (2, "rolling out")
+        until(server, "echo", all_ready(2, version=2))
+        done = len(load.answers)
+        time.sleep(1)
+    assert load.failures == [], load.failures[:5]
+    assert {a.split()[0] for a in load.answers[done:]} == {"2"}, "every answer after the rollout is the new version"
+    with Load(url) as load:
+        server.request("PUT", "/jupyter-jobs/deployments/echo", {"spec": spec("broken")})
+        failed = until(server, "echo", lambda d: d["status"] == "rollout failed", timeout=90)
+        time.sleep(1)
+    assert failed["version"] == 2 and "version 3 did not get healthy" in failed["message"], failed
+    assert load.failures == [] and {a.split()[0] for a in load.answers} == {"2"}, "the old version kept serving"
+    assert [v["version"] for v in failed["versions"]] == [3, 2, 1]
+    back = server.request("PUT", "/jupyter-jobs/deployments/echo", {"version": 1})  # a rollback to any version
+    assert back["version"] == 1
+    until(server, "echo", all_ready(2, version=1))
+
+
+def test_a_deployment_and_its_replicas_survive_a_restart(server):
+    server.request("POST", "/jupyter-jobs/deployments", {"name": "echo", "spec": spec()})
+    before = until(server, "echo", all_ready(1))
+    server.stop()
+    server.start()
+    after = until(server, "echo", all_ready(1))
+    assert [r["job_id"] for r in after["running"]] == [r["job_id"] for r in before["running"]], "reattached"
+    with urllib.request.urlopen(f"{server.url}/{after['endpoints'][0]['path']}", timeout=10) as reply:
+        assert reply.read().decode() == f"1 {before['running'][0]['job_id']}"
+    server.request("DELETE", "/jupyter-jobs/deployments/echo")
+    job = before["running"][0]["job_id"]
+    deadline = time.monotonic() + 30
+    while server.request("GET", f"/jupyter-jobs/jobs/{job}")["status"] != "cancelled":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def test_bad_deployments_are_named(server):
+    def refused(method: str, path: str, body: Optional[dict], status: int = 400) -> dict:
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            server.request(method, path, body)
+        assert caught.value.code == status
+        return json.loads(caught.value.read())
+
+    base = "/jupyter-jobs/deployments"
+    no_port = refused("POST", base, {"name": "x", "spec": {"command": "true", "workspace": "w"}})
+    assert no_port["errors"][0]["field"] == "spec.expose"
+    assert refused("POST", base, {"name": "x", "spec": spec(), "replicas": {"min": 2, "max": 1}}
+                   )["errors"][0]["field"] == "replicas.max"
+    assert refused("POST", base, {"name": "Bad Name", "spec": spec()})["errors"][0]["field"] == "name"
+    assert refused("POST", base, {"name": "x", "spec": {**spec(), "timeout": "soon"}})["errors"][0]["field"] == \
+        "spec.timeout"
+    server.request("POST", base, {"name": "x", "spec": spec()})
+    assert "exists" in refused("POST", base, {"name": "x", "spec": spec()}, 409)["message"]
+    assert refused("PUT", f"{base}/x", {"version": 7})["errors"][0]["field"] == "version"
+    refused("GET", f"{base}/nope", None, 404)
+    refused("GET", f"{base}/x/nope/", None, 404)
