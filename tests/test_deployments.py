@@ -29,6 +29,9 @@ class App(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/die":
             os._exit(1)
+        if self.path == "/slow":
+            import time
+            time.sleep(0.3)
         body = f"{VERSION} {os.environ['JOB_ID']}".encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -67,36 +70,39 @@ def all_ready(count: int, version: int = 1):
         r["ready"] and r["version"] == version for r in d["running"])
 
 
-class Load(threading.Thread):
-    """A steady client: one GET after another through the deployment's address, every answer
-    and every failure counted."""
+class Load:
+    """Steady clients (`clients` threads): one GET after another through the deployment's
+    address, every answer and every failure counted."""
 
-    def __init__(self, url: str):
-        super().__init__(daemon=True)
+    def __init__(self, url: str, clients: int = 1):
         self.url, self.answers, self.failures, self.going = url, [], [], True
+        self.threads = [threading.Thread(target=self.run, daemon=True) for _ in range(clients)]
 
     def run(self) -> None:
         while self.going:
             try:
-                with urllib.request.urlopen(self.url, timeout=10) as reply:
+                with urllib.request.urlopen(self.url, timeout=30) as reply:
                     self.answers.append(reply.read().decode())
             except (urllib.error.URLError, OSError) as exc:
                 self.failures.append(repr(exc))
             time.sleep(0.01)
 
     def __enter__(self) -> Load:
-        self.start()
+        for thread in self.threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.going = False
-        self.join(15)
+        for thread in self.threads:
+            thread.join(35)
 
 
 def test_two_replicas_answer_at_one_address_and_a_killed_one_is_replaced(server):
     made = server.request("POST", "/jupyter-jobs/deployments", {"name": "echo", "spec": spec(),
                                                                "replicas": {"min": 2}})
-    assert (made["name"], made["version"], made["replicas"]) == ("echo", 1, {"min": 2, "max": 2})
+    assert (made["name"], made["version"], made["replicas"]) == ("echo", 1, {"min": 2, "max": 2, "target": 4,
+                                                                              "scale_in_after": 60.0})
     ready = until(server, "echo", all_ready(2))
     url = f"{server.url}/{ready['endpoints'][0]['path']}"
     replicas = {r["job_id"] for r in ready["running"]}
@@ -142,6 +148,32 @@ def test_a_rolling_update_under_load_fails_no_request_and_a_broken_version_is_ro
     back = server.request("PUT", "/jupyter-jobs/deployments/echo", {"version": 1})  # a rollback to any version
     assert back["version"] == 1
     until(server, "echo", all_ready(2, version=1))
+
+
+def test_it_scales_out_under_load_and_back_in_when_quiet(server):
+    server.request("POST", "/jupyter-jobs/deployments", {"name": "echo", "spec": spec(), "replicas": {
+        "min": 1, "max": 3, "target": 2, "scale_in_after": 3}})
+    ready = until(server, "echo", all_ready(1))
+    with Load(f"{server.url}/{ready['endpoints'][0]['path']}slow", clients=8) as load:
+        busy = until(server, "echo", lambda d: d["wanted"] == 3 and all_ready(3)(d), timeout=60)
+        assert busy["stats"]["in_flight"] >= 4 and busy["stats"]["requests_per_second"] > 0, busy["stats"]
+        time.sleep(2)
+    assert load.failures == [], load.failures[:5]
+    assert {a.split()[1] for a in load.answers} >= {r["job_id"] for r in busy["running"]}, "each replica answered"
+    quiet = until(server, "echo", lambda d: d["wanted"] == 1 and len(d["running"]) == 1, timeout=60)
+    assert quiet["stats"]["p50_ms"] >= 300 and quiet["stats"]["errors"] == 0, quiet["stats"]
+
+
+def test_scaled_to_zero_the_first_request_waits_for_a_replica(server):
+    made = server.request("POST", "/jupyter-jobs/deployments", {"name": "lazy", "spec": spec(), "replicas": {
+        "min": 0, "max": 1, "scale_in_after": 2}})
+    idle = until(server, "lazy", lambda d: d["status"] == "idle")
+    assert (made["wanted"], idle["running"]) == (0, [])
+    with urllib.request.urlopen(f"{server.url}/{idle['endpoints'][0]['path']}", timeout=60) as reply:
+        first = reply.read().decode()
+    woke = server.request("GET", "/jupyter-jobs/deployments/lazy")
+    assert first == f"1 {woke['running'][0]['job_id']}" and woke["wanted"] == 1
+    until(server, "lazy", lambda d: d["status"] == "idle" and d["running"] == [], timeout=60)
 
 
 def test_a_deployment_and_its_replicas_survive_a_restart(server):

@@ -18,11 +18,13 @@ import getpass
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-from ..domain.errors import FieldError, JobConflict, JobNotFound, JobsError, SpecError
+from ..domain.errors import FieldError, JobConflict, JobNotFound, SpecError
 from ..domain.job import Job, utcnow
 from ..domain.replies import Deployment, DeploymentInput, DeploymentList, Replicas
+from .routing import Lease, Router
+from .scaling import Scaler
 from ..domain.spec import JobSpec, read_spec
 from ..domain.status import JobStatus
 from ..jobs.plugins import Event, JobCore
@@ -38,12 +40,6 @@ DRAIN = 10.0  # seconds a replica being stopped gets to finish the requests it h
 LIVE = [JobStatus.QUEUED, JobStatus.RUNNING]
 
 
-class NoReplica(JobsError):
-    """The deployment exists, but no replica is ready to answer."""
-
-    status = 503
-
-
 @dataclass
 class _State:
     """What a deployment's loop remembers between passes (in memory: a restart starts afresh)."""
@@ -53,16 +49,7 @@ class _State:
     message: Optional[str] = None
     unready_since: dict[str, float] = field(default_factory=dict)
     stopping: set[str] = field(default_factory=set)  # replicas it stopped: their end is no failure
-    members: list[str] = field(default_factory=list)  # its replicas not yet ended
-
-
-@dataclass
-class Lease:
-    """A request's replica: the proxy releases it when the response is over."""
-
-    job_id: str
-    endpoint: str
-    release: Callable[[], None]
+    scaler: Scaler = field(default_factory=Scaler)
 
 
 class Deployments:
@@ -72,10 +59,8 @@ class Deployments:
         self.core, self.store, self.endpoints = core, core.store, endpoints
         self.user = getpass.getuser()
         self._state: dict[str, _State] = {}
-        self._routes: dict[str, tuple[str, str]] = {}  # an endpoint's key -> (deployment, endpoint)
-        self._in_flight: dict[str, int] = {}  # requests under way, by replica
-        self._turn = 0
         self._wake = asyncio.Event()
+        self.router = Router(endpoints, self._wake.set)
         core.events.subscribe(self._on_event, ("job.ended",))
 
     # -- the faces --------------------------------------------------------------------------
@@ -88,8 +73,9 @@ class Deployments:
         spec = await self._checked(given.spec)
         replicas = given.replicas or Replicas()
         at = utcnow().isoformat()
-        row = {"name": given.name, "min_replicas": replicas.min, "max_replicas": replicas.max or replicas.min,
-               "status": "starting", "created_at": at, "created_by": self.user}
+        row = {"name": given.name, "replicas": {**replicas.model_dump(), "max": replicas.most}, "status": "starting",
+               "created_at": at,
+               "created_by": self.user}
         if not await self.store.add_deployment(row, spec):
             raise JobConflict(f"a deployment named {given.name!r} exists: PUT a new spec to update it")
         self._wake.set()
@@ -117,7 +103,7 @@ class Deployments:
                 raise SpecError.one("version", f"deployment {name!r} has versions {sorted(known)}")
             fields["version"] = version
         if given.replicas is not None:
-            fields.update(min_replicas=given.replicas.min, max_replicas=given.replicas.max or given.replicas.min)
+            fields["replicas"] = {**given.replicas.model_dump(), "max": given.replicas.most}
         if "version" in fields and fields["version"] != row["version"]:
             fields.update(status="rolling out", message=f"rolling out version {fields['version']}")
             self._state.setdefault(name, _State()).failures = 0
@@ -131,6 +117,7 @@ class Deployments:
         await self._row(name)
         await self.store.delete_deployment(name)
         state = self._state.pop(name, _State())
+        self.router.forget(name)
         for job in await self._replicas(name):
             await self._stop(job, state)
 
@@ -155,31 +142,10 @@ class Deployments:
         return self.key(name, endpoint)
 
     def routes(self, key: str) -> bool:
-        return key in self._routes
+        return key in self.router.routes
 
-    def lease(self, key: str, exclude: frozenset[str] = frozenset()) -> Lease:
-        """The ready replica with the fewest requests under way (least outstanding requests)."""
-        found = self._routes.get(key)
-        if found is None:
-            raise JobNotFound("no deployment serves an endpoint at this address")
-        name, endpoint = found
-        state = self._state.get(name, _State())
-        ready = [j for j in state.members
-                 if j not in exclude and j not in state.stopping and self.endpoints.ready(j, [endpoint])]
-        if not ready:
-            raise NoReplica(f"deployment {name!r} has no replica ready to answer yet")
-        self._turn += 1  # ties (no request under way anywhere) go round in turn
-        turned = ready[self._turn % len(ready):] + ready[:self._turn % len(ready)]
-        job_id = min(turned, key=lambda j: self._in_flight.get(j, 0))
-        self._in_flight[job_id] = self._in_flight.get(job_id, 0) + 1
-        released = []
-
-        def release() -> None:
-            if not released:
-                released.append(1)
-                self._in_flight[job_id] = self._in_flight.get(job_id, 1) - 1
-
-        return Lease(job_id, endpoint, release)
+    async def lease(self, key: str, exclude: frozenset[str] = frozenset()) -> Lease:
+        return await self.router.lease(key, exclude)
 
     # -- life -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -193,7 +159,8 @@ class Deployments:
         if job is None or not (job.origin or "").startswith(ORIGIN):
             return
         name = job.origin.split(":")[1]
-        self._in_flight.pop(job.id, None)
+        self.router.in_flight.pop(job.id, None)
+        self.router.draining.discard(job.id)
         state = self._state.setdefault(name, _State())
         if job.id in state.stopping:
             state.stopping.discard(job.id)
@@ -219,12 +186,14 @@ class Deployments:
                 pass
 
     async def _reconcile(self, row: dict[str, Any]) -> None:
-        name, served, wanted = row["name"], row["version"], row["min_replicas"]
+        name, served, limits = row["name"], row["version"], Replicas(**row["replicas"])
         state = self._state.setdefault(name, _State())
         versions = {v["version"]: v["spec"] for v in await self.store.deployment_versions(name)}
         live = await self._replicas(name)
-        state.members = [j.id for j in live]
+        self.router.members[name] = [j.id for j in live]
         live = [j for j in live if j.id not in state.stopping]  # those being stopped count no more
+        wanted = state.scaler.decide(time.monotonic(), self.router.load(name), limits.min, limits.most,
+                                     limits.target, limits.scale_in_after, len(live))
         self._route(name, versions[served])
         for job in self._unhealthy(state, live):
             state.message = f"replica {job.id} failed its health checks for {UNHEALTHY_AFTER:g} s: replaced"
@@ -250,7 +219,7 @@ class Deployments:
         elif old and not ready_old and ready_new:
             await self._stop(old[0], state)  # serving nothing: the new one takes over
         elif not old and len(new) > wanted:  # scaled in: the ones not ready first, then the newest
-            for job in sorted(new, key=lambda j: (self._ready(j), j.created_at), reverse=True)[wanted - len(new):]:
+            for job in sorted(new, key=lambda j: (self._ready(j), -j.created_at.timestamp()))[:len(new) - wanted]:
                 await self._stop(job, state)
         await self._say(row, state, old, ready_new, wanted)
 
@@ -259,6 +228,8 @@ class Deployments:
             return  # said until the next update
         if old:
             status, message = "rolling out", f"rolling out version {row['version']}: {len(ready)} of {wanted} ready"
+        elif wanted == 0 and not ready:
+            status, message = "idle", "scaled to zero: the next request starts a replica (and waits for it)"
         elif len(ready) >= wanted:
             status, message, state.failures = "ready", None, 0
         elif ready:
@@ -286,7 +257,7 @@ class Deployments:
 
     def _route(self, name: str, spec: dict[str, Any]) -> None:
         for expose in spec.get("expose") or []:
-            self._routes[self.key(name, expose["name"])] = (name, expose["name"])
+            self.router.routes[self.key(name, expose["name"])] = (name, expose["name"])
 
     async def _launch(self, name: str, version: int, spec: dict[str, Any], state: _State) -> None:
         try:
@@ -296,17 +267,18 @@ class Deployments:
             state.not_before = time.monotonic() + BACKOFF_MAX
             state.message = f"a replica could not be started: {exc}"
             return
-        state.members.append(job.id)
+        self.router.members.setdefault(name, []).append(job.id)
 
     async def _stop(self, job: Job, state: _State) -> None:
         """Take no new request to it, let it finish those it has (up to DRAIN s), then cancel it."""
         state.stopping.add(job.id)
         state.unready_since.pop(job.id, None)
+        self.router.draining.add(job.id)
         self.core.spawn(self._drain(job.id))
 
     async def _drain(self, job_id: str) -> None:
         deadline = time.monotonic() + DRAIN
-        while self._in_flight.get(job_id, 0) > 0 and time.monotonic() < deadline:
+        while self.router.in_flight.get(job_id, 0) > 0 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         try:
             await self.core.cancel(job_id, wait=0)
@@ -354,9 +326,12 @@ class Deployments:
                      for e in spec.get("expose") or [] if not e.get("internal")]
         running = [{"job_id": j.id, "version": _version(j), "status": j.status, "ready": self._ready(j)}
                    for j in await self._replicas(name)]
+        limits = Replicas(**row["replicas"])
+        scaler = self._state.get(name, _State()).scaler
         return Deployment(
-            name=name, version=row["version"], replicas={"min": row["min_replicas"], "max": row["max_replicas"]},
-            status=row["status"], message=row["message"], endpoints=endpoints, running=running, versions=versions,
+            name=name, version=row["version"], replicas=limits, status=row["status"], message=row["message"],
+            endpoints=endpoints, running=running, versions=versions, stats=self.router.stats(name),
+            wanted=scaler.wanted if scaler.wanted is not None else limits.min,
             created_at=row["created_at"], created_by=row["created_by"], updated_at=row["updated_at"],
         ).model_dump(mode="json")
 

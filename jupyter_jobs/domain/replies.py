@@ -585,11 +585,16 @@ class WorkflowRunInput(BaseModel):
 
 
 class Replicas(BaseModel):
-    """How many replicas a deployment runs: at least `min`, at most `max` (autoscaling's range)."""
+    """How many replicas a deployment runs: between `min` and `max`, as many as keep about
+    `target` requests under way each (autoscaling); `min: 0` scales to zero when idle, and the
+    first request then waits for a replica."""
 
     model_config = ConfigDict(extra="forbid")
-    min: int = Field(1, ge=1, le=32, strict=True)
-    max: Optional[int] = Field(None, ge=1, le=32, strict=True, description="default: min")
+    min: int = Field(1, ge=0, le=32, strict=True)
+    max: Optional[int] = Field(None, ge=1, le=32, strict=True, description="default: min (at least 1)")
+    target: int = Field(4, ge=1, le=10_000, strict=True, description="requests under way per replica it scales "
+                        "out at")
+    scale_in_after: float = Field(60.0, ge=1, le=86400, description="seconds of less load before it scales in")
 
     @field_validator("max")
     @classmethod
@@ -597,6 +602,10 @@ class Replicas(BaseModel):
         if value is not None and value < info.data.get("min", 1):
             raise ValueError("max must be at least min")
         return value
+
+    @property
+    def most(self) -> int:
+        return self.max or max(self.min, 1)
 
 
 class DeploymentInput(_Query):
@@ -634,15 +643,27 @@ class DeploymentVersion(_Reply):
     created_at: str
 
 
+class DeploymentStats(_Reply):
+    """Its requests over the last minute, as the Jupyter server proxied them."""
+
+    requests_per_second: float = Field(description="over the last 10 s")
+    p50_ms: Optional[float] = None
+    p99_ms: Optional[float] = None
+    errors: int = Field(description="answers of 5xx, or none, in the last minute")
+    in_flight: int = Field(description="requests under way now, waiting ones included")
+
+
 class Deployment(_Reply):
     name: str
     version: int = Field(description="the spec version it serves (or rolls out)")
     replicas: Replicas
-    status: Literal["starting", "ready", "degraded", "rolling out", "rollout failed", "failing"]
+    status: Literal["starting", "ready", "degraded", "rolling out", "rollout failed", "failing", "idle"]
     message: Optional[str] = None
     endpoints: list[DeploymentEndpoint]
     running: list[DeploymentReplica] = Field(description="its replicas not yet ended, oldest first")
     versions: list[DeploymentVersion] = Field(description="newest first")
+    wanted: int = Field(description="how many replicas it runs now (autoscaling, between min and max)")
+    stats: DeploymentStats
     created_at: str
     created_by: str
     updated_at: str

@@ -221,7 +221,7 @@ class EndpointHandler(_WebSocketRelay, JobsHandlerMixin, ExtensionHandlerMixin, 
             key, self._up_prefix, raw = match["key"] if match else "", "", self.request.path
         self._key = key
         if self.platform.deployments.routes(key):  # a deployment's endpoint: one of its ready replicas
-            self._lease = self.platform.deployments.lease(key)
+            self._lease = await self.platform.deployments.lease(key)
             job_id, name = self._lease.job_id, self._lease.endpoint
         else:
             job_id, name = self.platform.endpoints.find(key)
@@ -259,8 +259,8 @@ class EndpointHandler(_WebSocketRelay, JobsHandlerMixin, ExtensionHandlerMixin, 
         lease = self._lease
         if lease is None or self.request.method not in IDEMPOTENT or self._up_body is not None:
             raise exc
-        lease.release()
-        self._lease = self.platform.deployments.lease(self._key, exclude=frozenset([lease.job_id]))
+        lease.release(None)
+        self._lease = await self.platform.deployments.lease(self._key, exclude=frozenset([lease.job_id]))
         await self._aim(self._lease.job_id, self._lease.endpoint)
         return await self._send()
 
@@ -441,11 +441,11 @@ class EndpointHandler(_WebSocketRelay, JobsHandlerMixin, ExtensionHandlerMixin, 
 
     def on_finish(self) -> None:
         if self._lease is not None:
-            self._lease.release()
+            self._lease.release(self.get_status())
 
     def on_connection_close(self) -> None:
         if self._lease is not None:
-            self._lease.release()
+            self._lease.release(None)
         if self._is_ws:
             websocket.WebSocketHandler.on_connection_close(self)
         elif self._up_task is not None and not self._up_task.done():

@@ -10,11 +10,12 @@ from typing import Any, Optional
 
 from .db import Database
 
-_FIELDS = ("version", "min_replicas", "max_replicas", "status", "message", "updated_at")
+_FIELDS = ("version", "replicas", "status", "message", "updated_at")
 
 
 def _deployment_row(row: sqlite3.Row) -> dict[str, Any]:
-    return {k: row[k] for k in ("name", *_FIELDS, "created_at", "created_by")}
+    found = {k: row[k] for k in ("name", *_FIELDS, "created_at", "created_by")}
+    return {**found, "replicas": json.loads(found["replicas"])}
 
 
 class DeploymentRows(Database):
@@ -29,9 +30,9 @@ class DeploymentRows(Database):
                     return False
                 self.db.execute("DELETE FROM deployment_versions WHERE name = ?", (row["name"],))  # a past one's
                 self.db.execute(
-                    "INSERT INTO deployments (name, version, min_replicas, max_replicas, status, message, created_at, "
-                    "created_by, updated_at) VALUES (?, 1, ?, ?, ?, ?, ?, ?, ?)",
-                    (row["name"], row["min_replicas"], row["max_replicas"], row["status"], row.get("message"),
+                    "INSERT INTO deployments (name, version, replicas, status, message, created_at, created_by, "
+                    "updated_at) VALUES (?, 1, ?, ?, ?, ?, ?, ?)",
+                    (row["name"], json.dumps(row["replicas"]), row["status"], row.get("message"),
                      row["created_at"], row["created_by"], row["created_at"]))
                 self.db.execute("INSERT INTO deployment_versions (name, version, spec, created_at) VALUES (?, 1, ?, ?)",
                                 (row["name"], json.dumps(spec), row["created_at"]))
@@ -72,6 +73,9 @@ class DeploymentRows(Database):
 
     async def update_deployment(self, name: str, **fields: Any) -> None:
         assert set(fields) <= set(_FIELDS), fields
+        if "replicas" in fields:
+            fields["replicas"] = json.dumps(fields["replicas"])
+
         def _update() -> None:
             with self.db:
                 self.db.execute(f"UPDATE deployments SET {', '.join(f'{k} = ?' for k in fields)} WHERE name = ?",
