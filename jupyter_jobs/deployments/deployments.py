@@ -66,6 +66,8 @@ class Deployments:
     # -- the faces --------------------------------------------------------------------------
     async def create(self, body: Any) -> dict[str, Any]:
         given = DeploymentInput.parse(body)
+        if given.version is not None:
+            raise SpecError.one("version", "a new deployment's version is 1: an update serves another")
         if not given.name:
             raise SpecError.one("name", "required: a-z, 0-9 and '-'")
         if given.spec is None:
@@ -85,10 +87,8 @@ class Deployments:
         """A new `spec` (a new version, rolled out), a `version` served again (a rollback),
         and/or new `replicas`."""
         row = await self._row(name)
-        if not isinstance(body, dict):
-            raise SpecError.one("body", 'an update is a JSON object: {"spec"} or {"version"}, and/or {"replicas"}')
-        version = body.get("version")
-        given = DeploymentInput.parse({k: v for k, v in body.items() if k != "version"})
+        given = DeploymentInput.parse(body)
+        version = given.version
         if given.name not in (None, name):
             raise SpecError.one("name", "a deployment keeps its name")
         fields: dict[str, Any] = {}
@@ -99,7 +99,7 @@ class Deployments:
             fields["version"] = await self.store.add_deployment_version(name, spec, utcnow().isoformat())
         elif version is not None:
             known = {v["version"] for v in await self.store.deployment_versions(name)}
-            if not isinstance(version, int) or isinstance(version, bool) or version not in known:
+            if version not in known:
                 raise SpecError.one("version", f"deployment {name!r} has versions {sorted(known)}")
             fields["version"] = version
         if given.replicas is not None:

@@ -615,6 +615,8 @@ class DeploymentInput(_Query):
     name: Optional[str] = Field(None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="a-z, 0-9 and '-'")
     spec: Optional[dict[str, Any]] = Field(None, description="a job spec that exposes at least one port")
     replicas: Optional[Replicas] = None
+    version: Optional[int] = Field(None, ge=1, strict=True, description="an update only: a version it served to "
+                                   "serve again (a rollback)")
 
     @classmethod
     def parse(cls, body: Any) -> DeploymentInput:  # type: ignore[override]

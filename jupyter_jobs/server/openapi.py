@@ -30,6 +30,7 @@ from ..domain.replies import (
 from ..domain.replies import EnvironmentList, Schedule, ScheduleInput, SchedulePage, WorkflowPage, WorkflowRun
 from ..domain.replies import DatasetInput, DatasetList, DatasetMade, DatasetVersionDetail, DatasetVersions
 from ..domain.replies import ModelInput, ModelList, ModelMade, ModelVersionDetail, ModelVersions, JobVersions
+from ..domain.replies import Deployment, DeploymentInput, DeploymentList
 from ..domain.replies import WorkflowDefinition, WorkflowDefinitionHistory, WorkflowDefinitionInput
 from ..domain.replies import WorkflowDefinitionList, WorkflowRunInput, WorkflowSubmission
 
@@ -77,7 +78,7 @@ def _schemas() -> dict[str, Any]:
                   MetricsSummary, WorkflowRun, WorkflowPage, Schedule, SchedulePage, EnvironmentList, HostReply,
                   DatasetList, DatasetVersions, DatasetMade, DatasetVersionDetail, ModelList, ModelVersions,
                   ModelMade, ModelVersionDetail, WorkflowDefinition, WorkflowDefinitionList,
-                  WorkflowDefinitionHistory, JobVersions):
+                  WorkflowDefinitionHistory, JobVersions, Deployment, DeploymentList):
         _add(schemas, model)
     _add(schemas, WorkflowSubmission, "validation")
     _add(schemas, ScheduleInput, "validation")
@@ -85,6 +86,7 @@ def _schemas() -> dict[str, Any]:
     _add(schemas, ModelInput, "validation")
     _add(schemas, WorkflowDefinitionInput, "validation")
     _add(schemas, WorkflowRunInput, "validation")
+    _add(schemas, DeploymentInput, "validation")
     _add(schemas, JobSpec, "validation", "Input")  # what a client may send (durations as strings...)
     spec_in = schemas["JobSpecInput"]["properties"]
     spec_in["timeout"] = {"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}, {"type": "null"}],
@@ -121,7 +123,7 @@ def build() -> dict[str, Any]:
 def _paths() -> dict[str, Any]:
     """Every path, by feature (one function each)."""
     return {**_service_paths(), **_job_paths(), **_job_output_paths(), **_workflow_paths(), **_schedule_paths(),
-            **_dataset_paths(), **_definition_paths()}
+            **_dataset_paths(), **_definition_paths(), **_deployment_paths()}
 
 
 def _service_paths() -> dict[str, Any]:
@@ -310,6 +312,31 @@ def _definition_paths() -> dict[str, Any]:
                 "201": _json(_ref("WorkflowRun"), "the run"), "400": _ERROR, "404": _ERROR}, [name],
                 body=_ref("WorkflowRunInput")),
         },
+    }
+
+
+def _deployment_paths() -> dict[str, Any]:
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    endpoint = {"name": "endpoint", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "/jupyter-jobs/deployments": {
+            "get": _op("Deployments, each with its replicas and the last minute's requests", {
+                "200": _json(_ref("DeploymentList"), "the deployments")}),
+            "post": _op("A new deployment: its replicas start and its endpoints' addresses are stable", {
+                "201": _json(_ref("Deployment"), "the deployment"), "400": _ERROR, "409": _ERROR},
+                body=_ref("DeploymentInput")),
+        },
+        "/jupyter-jobs/deployments/{name}": {
+            "get": _op("A deployment", {"200": _json(_ref("Deployment"), "the deployment"), "404": _ERROR}, [name]),
+            "put": _op("A new spec (a new version, rolled out), a version served again ({\"version\": N}), or "
+                       "new replicas", {"200": _json(_ref("Deployment"), "the deployment"), "400": _ERROR,
+                                        "404": _ERROR}, [name], body=_ref("DeploymentInput")),
+            "delete": _op("Stop its replicas and forget it (their jobs stay in the history)", {
+                "204": {"description": "deleted"}, "404": _ERROR}, [name]),
+        },
+        "/jupyter-jobs/deployments/{name}/{endpoint}/": {"get": _op(
+            "The endpoint by name, behind Jupyter's login: sent on (307) to its stable address", {
+                "307": {"description": "to the endpoint's address"}, "404": _ERROR}, [name, endpoint])},
     }
 
 

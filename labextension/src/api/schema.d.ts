@@ -420,6 +420,304 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/jupyter-jobs/deployments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Deployments, each with its replicas and the last minute's requests */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description the deployments */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["DeploymentList"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** A new deployment: its replicas start and its endpoints' addresses are stable */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["DeploymentInput"];
+                };
+            };
+            responses: {
+                /** @description the deployment */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Deployment"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jupyter-jobs/deployments/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A deployment */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description the deployment */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Deployment"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        /** A new spec (a new version, rolled out), a version served again ({"version": N}), or new replicas */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["DeploymentInput"];
+                };
+            };
+            responses: {
+                /** @description the deployment */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Deployment"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        /** Stop its replicas and forget it (their jobs stay in the history) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description deleted */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/jupyter-jobs/deployments/{name}/{endpoint}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The endpoint by name, behind Jupyter's login: sent on (307) to its stable address */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                    endpoint: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description to the endpoint's address */
+                307: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description error: a message, and for a bad spec each bad field */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/jupyter-jobs/environments": {
         parameters: {
             query?: never;
@@ -2902,6 +3200,155 @@ export interface components {
              */
             versions: components["schemas"]["DatasetVersion"][];
         };
+        /** Deployment */
+        Deployment: {
+            /** Created At */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Endpoints */
+            endpoints: components["schemas"]["DeploymentEndpoint"][];
+            /**
+             * Message
+             * @default null
+             */
+            message: string | null;
+            /** Name */
+            name: string;
+            replicas: components["schemas"]["Replicas"];
+            /**
+             * Running
+             * @description its replicas not yet ended, oldest first
+             */
+            running: components["schemas"]["DeploymentReplica"][];
+            stats: components["schemas"]["DeploymentStats"];
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "starting" | "ready" | "degraded" | "rolling out" | "rollout failed" | "failing" | "idle";
+            /** Updated At */
+            updated_at: string;
+            /**
+             * Version
+             * @description the spec version it serves (or rolls out)
+             */
+            version: number;
+            /**
+             * Versions
+             * @description newest first
+             */
+            versions: components["schemas"]["DeploymentVersion"][];
+            /**
+             * Wanted
+             * @description how many replicas it runs now (autoscaling, between min and max)
+             */
+            wanted: number;
+        };
+        /** DeploymentEndpoint */
+        DeploymentEndpoint: {
+            /** Name */
+            name: string;
+            /**
+             * Path
+             * @description the stable address, relative to the server's base URL: balanced over the ready replicas
+             */
+            path: string;
+            /**
+             * Url
+             * @default null
+             */
+            url: string | null;
+        };
+        /**
+         * DeploymentInput
+         * @description A deployment as a user asks for it (POST), or what changes (PUT: a new spec starts a
+         *     rollout of a new version; new replicas scale it).
+         */
+        DeploymentInput: {
+            /**
+             * Name
+             * @description a-z, 0-9 and '-'
+             * @default null
+             */
+            name?: string | null;
+            /** @default null */
+            replicas?: components["schemas"]["Replicas"] | null;
+            /**
+             * Spec
+             * @description a job spec that exposes at least one port
+             * @default null
+             */
+            spec?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Version
+             * @description an update only: a version it served to serve again (a rollback)
+             * @default null
+             */
+            version?: number | null;
+        };
+        /** DeploymentList */
+        DeploymentList: {
+            /** Deployments */
+            deployments: components["schemas"]["Deployment"][];
+        };
+        /** DeploymentReplica */
+        DeploymentReplica: {
+            /** Job Id */
+            job_id: string;
+            /**
+             * Ready
+             * @description running, and every endpoint answers its health check
+             */
+            ready: boolean;
+            status: components["schemas"]["JobStatus"];
+            /** Version */
+            version: number;
+        };
+        /**
+         * DeploymentStats
+         * @description Its requests over the last minute, as the Jupyter server proxied them.
+         */
+        DeploymentStats: {
+            /**
+             * Errors
+             * @description answers of 5xx, or none, in the last minute
+             */
+            errors: number;
+            /**
+             * In Flight
+             * @description requests under way now, waiting ones included
+             */
+            in_flight: number;
+            /**
+             * P50 Ms
+             * @default null
+             */
+            p50_ms: number | null;
+            /**
+             * P99 Ms
+             * @default null
+             */
+            p99_ms: number | null;
+            /**
+             * Requests Per Second
+             * @description over the last 10 s
+             */
+            requests_per_second: number;
+        };
+        /** DeploymentVersion */
+        DeploymentVersion: {
+            /** Created At */
+            created_at: string;
+            /** Spec */
+            spec: {
+                [key: string]: unknown;
+            };
+            /** Version */
+            version: number;
+        };
         /**
          * Endpoint
          * @description One of a job's exposed ports as clients see it.
@@ -4257,6 +4704,37 @@ export interface components {
              * @enum {string}
              */
             type: "dataset" | "model" | "volume";
+        };
+        /**
+         * Replicas
+         * @description How many replicas a deployment runs: between `min` and `max`, as many as keep about
+         *     `target` requests under way each (autoscaling); `min: 0` scales to zero when idle, and the
+         *     first request then waits for a replica.
+         */
+        Replicas: {
+            /**
+             * Max
+             * @description default: min (at least 1)
+             * @default null
+             */
+            max?: number | null;
+            /**
+             * Min
+             * @default 1
+             */
+            min?: number;
+            /**
+             * Scale In After
+             * @description seconds of less load before it scales in
+             * @default 60
+             */
+            scale_in_after?: number;
+            /**
+             * Target
+             * @description requests under way per replica it scales out at
+             * @default 4
+             */
+            target?: number;
         };
         /**
          * Resources
