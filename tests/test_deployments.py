@@ -7,12 +7,16 @@ keeps the deployment and its replicas; bad input named."""
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from pathlib import Path
 from typing import Optional
 
 import pytest
@@ -213,3 +217,37 @@ def test_bad_deployments_are_named(server):
     assert refused("PUT", f"{base}/x", {"version": 7})["errors"][0]["field"] == "version"
     refused("GET", f"{base}/nope", None, 404)
     refused("GET", f"{base}/x/nope/", None, 404)
+
+
+def test_the_cli_deploys_updates_scales_rolls_back_and_deletes(server):
+    (server.root / "w" / "app.py").write_text(APP)
+    cli = [str(Path(sys.executable).with_name("jupyter-jobs")), "--url", server.url, "--token", server.token]
+    env = {**os.environ, "JUPYTER_JOBS_ROOT": str(server.root)}
+
+    def jobs(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*cli, *args], capture_output=True, text=True, cwd=server.root / "w", env=env,
+                              timeout=120)
+
+    made = jobs("deploy", "echo", "--expose", "8000:web:/health", "-r", "2", "--wait", "--", "python3", "app.py")
+    assert made.returncode == 0, made.stderr
+    lines = made.stdout.splitlines()
+    assert lines[0] == "echo v1: ready" and lines[1].startswith("  2 of 2 ready (replicas 2-2)"), made.stdout
+    address = lines[2].split(": ", 1)[1]
+    with urllib.request.urlopen(address, timeout=10) as reply:
+        assert reply.read().decode().startswith("1 ")
+    again = jobs("deploy", "echo", "--expose", "8000:web:/health", "-e", "APP_VERSION=2", "--wait", "--",
+                 "python3", "app.py")
+    assert again.returncode == 0 and again.stdout.startswith("echo v2: ready"), (again.stdout, again.stderr)
+    scaled = jobs("deployment", "scale", "echo", "1")
+    assert "replicas 1-1" in scaled.stdout, scaled.stdout
+    back = jobs("deployment", "rollback", "echo", "1")
+    assert back.stdout.startswith("echo v1: rolling out"), back.stdout
+    until(server, "echo", all_ready(1, version=1))
+    bad = jobs("deployment", "scale", "echo", "many")
+    assert bad.returncode != 0 and "--replicas takes MIN or MIN:MAX" in bad.stderr
+    shown = jobs("--json", "deployment", "show", "echo")
+    assert json.loads(shown.stdout)["version"] == 1
+    gone = jobs("deployment", "delete", "echo")
+    assert gone.stdout.strip() == "deployment echo deleted"
+    missing = jobs("deployment", "show", "echo")
+    assert missing.returncode != 0 and "no deployment 'echo'" in missing.stderr

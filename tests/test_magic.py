@@ -450,3 +450,22 @@ def test_a_cell_serves_a_port_and_the_kernel_reaches_it(kernel):
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/jupyter-jobs/ep/[a-z2-7]{32}/", lines[1]), lines
     bad = kernel.run("j.endpoint('nope')")
     assert bad.error and "exposes no endpoint 'nope'" in bad.error["evalue"]
+
+
+def test_a_deployment_from_the_magic(kernel, server):
+    """%job deploy serves a command as a deployment and prints it once ready; %job deployment
+    shows, scales and deletes it; a bad replica count is one line."""
+    from test_deployments import APP
+
+    (server.root / "proj" / "app.py").write_text(APP)
+    made = kernel.run("%job deploy hello --expose 8000:web:/health --wait -- python3 app.py")
+    assert made.error is None, made.error
+    assert made.text().startswith("hello v1: ready\n  1 of 1 ready"), made.text()
+    scaled = kernel.run("%job deployment scale hello 2")
+    assert "replicas 2-2" in scaled.text(), scaled.text()
+    bad = kernel.run("%job deployment scale hello lots")
+    assert "--replicas takes MIN or MIN:MAX" in bad.text() + str(bad.error)
+    gone = kernel.run("%job deployment delete hello")
+    assert gone.text() == "deployment hello deleted\n"
+    listed = kernel.run("%job deployment list")
+    assert listed.text() == "no deployments\n"

@@ -660,6 +660,7 @@ def _version_commands(group: click.Group, kind: str) -> None:
 
 _version_commands(dataset, "dataset")
 _version_commands(model, "model")
+from . import deploy  # noqa: E402,F401 (its commands join `main`; it needs what is above)
 
 
 def run_main() -> None:

@@ -121,6 +121,10 @@ class JobsService(abc.ABC):
     def definitions(self, action: str, name: Optional[str] = None, body: Any = None) -> Any:
         """Named workflows: list | history (name) | save (name, body) | run (name, body) | runs (name)."""
 
+    @abc.abstractmethod
+    def deployments(self, action: str, name: Optional[str] = None, body: Any = None) -> Any:
+        """Deployments: list | get (name) | create (body) | update (name, body) | delete (name)."""
+
     def models(self, action: str, name: Optional[str] = None, version: Optional[int] = None,
                body: Any = None) -> Any:
         return self.versions("models", action, name, version, body)
@@ -259,6 +263,10 @@ class RestService(JobsService):
         method = {"save": "PUT", "run": "POST"}.get(action, "GET")
         return self._request(method, path, body)
 
+    def deployments(self, action: str, name: Optional[str] = None, body: Any = None) -> Any:
+        method = {"create": "POST", "update": "PUT", "delete": "DELETE"}.get(action, "GET")
+        return self._request(method, "deployments" + (f"/{quote(name)}" if name else ""), body)
+
     def endpoint_url(self, job: dict[str, Any], name: str, path: str = "") -> str:
         found = next((e for e in job.get("endpoints") or [] if e["name"] == name), None)
         if found is None:
@@ -357,6 +365,12 @@ class EmbeddedService(JobsService):
         act = {"list": lambda: given.list(), "get": lambda: given.get(str(name)),
                "create": lambda: given.create(str(name), body), "version": lambda: given.version(str(name), int(
                    version or 0)), "delete": lambda: given.delete(str(name), int(version or 0))}[action]
+        return self._call(act())
+
+    def deployments(self, action: str, name: Optional[str] = None, body: Any = None) -> Any:
+        given = self.platform.deployments
+        act = {"list": lambda: given.list(), "get": lambda: given.get(str(name)), "create": lambda: given.create(body),
+               "update": lambda: given.update(str(name), body), "delete": lambda: given.delete(str(name))}[action]
         return self._call(act())
 
     def definitions(self, action: str, name: Optional[str] = None, body: Any = None) -> Any:

@@ -14,6 +14,7 @@ import html
 import os
 import shlex
 import sys
+import time
 from urllib.parse import quote
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -24,7 +25,8 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from .client import ENV_URL, JobsService, ServiceError, connect
 from .display import TERMINAL, Job, JobFailed, JobInterrupted, run_and_watch, status_text, stream_output
-from .specs import SPEC_ARGUMENTS, build_spec, describe, notebook_spec, parse_env, workspace_of
+from .specs import SPEC_ARGUMENTS, build_spec, deployment_text, describe, notebook_spec, parse_env, parse_replicas
+from .specs import workspace_of
 from .specs import SPEC_OPTIONS as SPEC_OPTIONS_SHARED
 from .workflow import Best, Workflow, WorkflowFailed, run_workflow, sweep_matrix, table_text
 
@@ -216,6 +218,7 @@ class JobMagics(Magics):
         logs = sub.add_parser("logs", help="a job's output")
         logs.add_argument("id")
         logs.add_argument("-f", "--follow", action="store_true", help="keep streaming until it ends")
+        _add_deploy(sub)
         return parser
 
     @line_magic("job")
@@ -229,10 +232,15 @@ class JobMagics(Magics):
         if not words or words[0] in ("-h", "--help", "help"):
             parser.print_help()
             return None
+        command: list[str] = []
+        if words[0] == "deploy" and "--" in words:  # its options come after its name: the command after --
+            words, command = words[:words.index("--")], words[words.index("--") + 1:]
         try:
             args = parser.parse_args(words)
         except SystemExit:  # --help of a sub-command printed its text
             return None
+        if command:
+            args.command = command
         try:
             return getattr(self, f"_do_{args.action}")(args)
         except ServiceError as exc:
@@ -257,6 +265,15 @@ class JobMagics(Magics):
         run = Workflow(self.service, self.service.workflow(args.target, None if args.verb == "show" else args.verb))
         print(table_text(run._data))
         return run
+
+    def _do_deploy(self, args: argparse.Namespace) -> None:
+        if not args.command:
+            raise UsageError("%job deploy needs NAME and the command that serves, e.g. %job deploy api --expose "
+                             "8000:web -- python serve.py")
+        deploy(self.service, args, self._spec(args, shlex.join(args.command)))
+
+    def _do_deployment(self, args: argparse.Namespace) -> None:
+        deployment_action(self.service, args)
 
     def _do_dataset(self, args: argparse.Namespace) -> Any:
         return self._versions("datasets", args)
@@ -399,3 +416,60 @@ def named_workflow(service: Any, args: argparse.Namespace, workspace: Callable[[
                             raise_on_failure=not args.no_raise, started=service.definitions("run", args.target, body))
     except ServiceError as exc:
         raise JobsError(str(exc)) from None
+
+
+def _add_deploy(sub: Any) -> None:
+    """%job deploy NAME [options] -- COMMAND, and %job deployment VERB ..."""
+    made = sub.add_parser("deploy", help="serve a command as a deployment (new, or a new version rolled out): "
+                          "%job deploy api --expose 8000:web:/health -r 2 -- python serve.py")
+    _add_spec_options(made)
+    made.add_argument("-r", "--replicas", metavar="MIN[:MAX]", help="2, or 1:4 autoscaled (default 1)")
+    made.add_argument("--wait", action="store_true", help="until it is ready (or its rollout ended)")
+    made.add_argument("deployment", help="its name")
+    made.add_argument("command", nargs="*", help="the command that serves, after --")
+    verbs = sub.add_parser("deployment", help="deployments: list | show NAME | scale NAME MIN[:MAX] | rollback "
+                           "NAME VERSION | delete NAME")
+    verbs.add_argument("verb", choices=["list", "show", "scale", "rollback", "delete"])
+    verbs.add_argument("name", nargs="?")
+    verbs.add_argument("value", nargs="?", help="MIN[:MAX] (scale) or VERSION (rollback)")
+
+
+def deploy(service: Any, args: argparse.Namespace, spec: dict[str, Any]) -> None:
+    """Make the deployment, or roll out a new version of it; print it (once settled, --wait)."""
+    body: dict[str, Any] = {"spec": spec}
+    if args.replicas:
+        body["replicas"] = _usage(lambda: parse_replicas(args.replicas))
+    try:
+        service.deployments("get", args.deployment)
+        made = service.deployments("update", args.deployment, body)
+    except ServiceError as exc:
+        if exc.status != 404:
+            raise
+        made = service.deployments("create", body={"name": args.deployment, **body})
+    deadline = time.monotonic() + 600
+    while args.wait and made["status"] not in ("ready", "rollout failed", "failing", "idle") and \
+            time.monotonic() < deadline:
+        time.sleep(0.5)
+        made = service.deployments("get", args.deployment)
+    print(deployment_text(made, getattr(service, "url", "")))
+
+
+def deployment_action(service: Any, args: argparse.Namespace) -> None:
+    """%job deployment list | show NAME | scale NAME MIN[:MAX] | rollback NAME VERSION | delete NAME."""
+    if args.verb != "list" and not args.name:
+        raise UsageError(f"%job deployment {args.verb} needs a NAME")
+    if args.verb in ("scale", "rollback") and not args.value:
+        raise UsageError(f"%job deployment {args.verb} NAME needs {'MIN[:MAX]' if args.verb == 'scale' else 'VERSION'}")
+    if args.verb == "delete":
+        service.deployments("delete", args.name)
+        print(f"deployment {args.name} deleted")
+        return
+    if args.verb == "list":
+        found = service.deployments("list")["deployments"]
+    elif args.verb == "show":
+        found = [service.deployments("get", args.name)]
+    else:
+        body = {"replicas": _usage(lambda: parse_replicas(args.value))} if args.verb == "scale" else {
+            "version": _usage(lambda: int(args.value))}
+        found = [service.deployments("update", args.name, body)]
+    print("\n\n".join(deployment_text(d, getattr(service, "url", "")) for d in found) or "no deployments")

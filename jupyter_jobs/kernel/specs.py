@@ -60,6 +60,27 @@ def parse_expose(given: Optional[list[str]]) -> list[dict[str, Any]]:
     return out
 
 
+def parse_replicas(given: str) -> dict[str, int]:
+    """`2` (two, always) or `1:4` (between one and four, autoscaled) as a deployment's replicas."""
+    low, sep, high = given.partition(":")
+    if not low.isdigit() or (sep and not high.isdigit()):
+        raise ValueError(f"--replicas takes MIN or MIN:MAX, not {given!r}")
+    return {"min": int(low), **({"max": int(high)} if sep else {})}
+
+
+def deployment_text(d: dict[str, Any], base_url: str) -> str:
+    """A deployment in a few lines: its state, traffic, addresses and replicas."""
+    stats, ready = d["stats"], sum(1 for r in d["running"] if r["ready"])
+    latency = f" · p50 {stats['p50_ms']:g} ms, p99 {stats['p99_ms']:g} ms" if stats["p50_ms"] is not None else ""
+    lines = [f"{d['name']} v{d['version']}: {d['status']}" + (f" ({d['message']})" if d["message"] else ""),
+             f"  {ready} of {d['wanted']} ready (replicas {d['replicas']['min']}-{d['replicas']['max']}) · "
+             f"{stats['requests_per_second']:g} req/s{latency} · {stats['errors']} errors"]
+    lines += [f"  {e['name']}: {e['url'] or base_url.rstrip('/') + '/' + e['path']}" for e in d["endpoints"]]
+    lines += [f"  replica {r['job_id']} v{r['version']} {r['status']}{' ready' if r['ready'] else ''}"
+              for r in d["running"]]
+    return "\n".join(lines)
+
+
 def parse_datasets(given: Optional[list[str]], option: str = "--dataset") -> list[dict[str, Any]]:
     """`mnist`, `mnist:3` or `mnist:3=/data/mnist` as the spec's `datasets` entries."""
     out = []
