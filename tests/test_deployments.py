@@ -21,7 +21,7 @@ from typing import Optional
 
 import pytest
 
-from support import ServerProcess, kill_running_jobs
+from support import SLURM_CONF, ServerProcess, docker_problem, free_port, kill_running_jobs, require, slurm_problem
 
 APP = r'''
 import http.server, os, sys
@@ -43,19 +43,21 @@ class App(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *args):
         pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT_WEB"])), App).serve_forever()
+http.server.ThreadingHTTPServer((os.environ.get("BIND", "127.0.0.1"), int(os.environ["PORT_WEB"])), App).serve_forever()
 '''
 
 
-def spec(version: str = "1") -> dict:
-    return {"command": ["python3", "-c", APP], "workspace": "w", "env": {"APP_VERSION": version},
-            "expose": [{"port": 8000, "name": "web", "health": "/health"}]}
+def spec(version: str = "1", **more) -> dict:
+    return {"command": ["python3", "-c", APP], "workspace": "w", "env": {"APP_VERSION": version, **more.pop("env", {})},
+            "expose": [{"port": more.pop("port", 8000), "name": "web", "health": "/health"}], **more}
 
 
 @pytest.fixture
 def server(tmp_path):
     (tmp_path / "root" / "w").mkdir(parents=True)
-    made = ServerProcess(tmp_path / "root", tmp_path / "data", extra=["--JobsApp.metrics_interval=0"]).start()
+    made = ServerProcess(tmp_path / "root", tmp_path / "data", extra=[
+        "--JobsApp.metrics_interval=0", f"--SlurmBackend.slurm_conf={SLURM_CONF}",
+        f"--SlurmBackend.shared_dir={tmp_path / 'shared'}", "--SlurmBackend.poll_interval=0.2"]).start()
     yield made
     made.stop(signal.SIGKILL)
     kill_running_jobs(made.data / "jobs.db")
@@ -64,7 +66,9 @@ def server(tmp_path):
 def until(server: ServerProcess, name: str, test, timeout: float = 60) -> dict:
     deadline = time.monotonic() + timeout
     while not test(found := server.request("GET", f"/jupyter-jobs/deployments/{name}")):
-        assert time.monotonic() < deadline, found
+        if time.monotonic() >= deadline:
+            print("MESSAGE", found["message"])
+        assert time.monotonic() < deadline, (found["status"], found["message"], found)
         time.sleep(0.1)
     return found
 
@@ -187,8 +191,10 @@ def test_a_deployment_and_its_replicas_survive_a_restart(server):
     server.start()
     after = until(server, "echo", all_ready(1))
     assert [r["job_id"] for r in after["running"]] == [r["job_id"] for r in before["running"]], "reattached"
-    with urllib.request.urlopen(f"{server.url}/{after['endpoints'][0]['path']}", timeout=10) as reply:
-        assert reply.read().decode() == f"1 {before['running'][0]['job_id']}"
+    assert after["endpoints"][0]["path"] == before["endpoints"][0]["path"], "the same address"
+    with Load(f"{server.url}/{after['endpoints'][0]['path']}") as load:  # served at once, under load
+        time.sleep(2)
+    assert load.failures == [] and set(load.answers) == {f"1 {before['running'][0]['job_id']}"}
     server.request("DELETE", "/jupyter-jobs/deployments/echo")
     job = before["running"][0]["job_id"]
     deadline = time.monotonic() + 30
@@ -251,3 +257,72 @@ def test_the_cli_deploys_updates_scales_rolls_back_and_deletes(server):
     assert gone.stdout.strip() == "deployment echo deleted"
     missing = jobs("deployment", "show", "echo")
     assert missing.returncode != 0 and "no deployment 'echo'" in missing.stderr
+
+
+def test_docker_replicas_roll_out_under_load(server):
+    require("docker", docker_problem())
+    docker = {"backend": "docker", "image": "jupyter-jobs/python:test", "env": {"BIND": "0.0.0.0"}}
+    server.request("POST", "/jupyter-jobs/deployments", {"name": "boxed", "spec": spec(**docker),
+                                                         "replicas": {"min": 2}})
+    ready = until(server, "boxed", all_ready(2), timeout=120)
+    with Load(f"{server.url}/{ready['endpoints'][0]['path']}") as load:
+        time.sleep(1)
+        server.request("PUT", "/jupyter-jobs/deployments/boxed", {"spec": spec("2", **docker)})
+        until(server, "boxed", all_ready(2, version=2), timeout=120)
+        done = len(load.answers)
+        time.sleep(1)
+    assert load.failures == [], load.failures[:5]
+    assert {a.split()[1] for a in load.answers[:done]} >= {r["job_id"] for r in ready["running"]}
+    assert {a.split()[0] for a in load.answers[done:]} == {"2"}
+    server.request("DELETE", "/jupyter-jobs/deployments/boxed")
+
+
+def test_a_replica_on_a_slurm_node(server):
+    require("slurm", slurm_problem())
+    slurm = {"backend": "slurm", "port": free_port(), "env": {"BIND": "0.0.0.0"}}
+    server.request("POST", "/jupyter-jobs/deployments", {"name": "onnode", "spec": spec(**slurm)})
+    ready = until(server, "onnode", all_ready(1), timeout=120)
+    with urllib.request.urlopen(f"{server.url}/{ready['endpoints'][0]['path']}", timeout=30) as reply:
+        assert reply.read().decode() == f"1 {ready['running'][0]['job_id']}"
+    server.request("DELETE", "/jupyter-jobs/deployments/onnode")
+
+
+def test_streams_websockets_and_uploads_pass_through_the_deployment(server):
+    """The endpoint proxy's streaming, through a deployment's address: server-sent events as
+    they are sent, a websocket echo, a 20 MB upload hashed on the other side."""
+    import asyncio
+    import hashlib
+    import shutil
+
+    import aiohttp
+
+    shutil.copy(Path(__file__).parent / "data" / "endpoint_app.py", server.root / "w" / "app.py")
+    (server.root / "w" / "ready").touch()
+    server.request("POST", "/jupyter-jobs/deployments", {"name": "streams", "spec": {
+        "command": "exec python3 app.py", "workspace": "w", "expose": [{"port": 8000, "name": "api",
+                                                                       "health": "/healthz"}]}})
+    base = f"{server.url}/{until(server, 'streams', all_ready(1))['endpoints'][0]['path']}"
+    block = bytes(range(256)) * 4096
+
+    async def body():
+        for _ in range(20):
+            yield block
+
+    async def main() -> tuple[list[float], list[str], dict]:
+        async with aiohttp.ClientSession() as session:
+            start = time.monotonic()
+            async with session.get(base + "events?n=3&every=0.5") as resp:
+                times = [time.monotonic() - start async for line in resp.content if line.startswith(b"data:")]
+            async with session.ws_connect("ws" + base[4:] + "ws") as ws:
+                echoed = []
+                for word in ("one", "two"):
+                    await ws.send_str(word)
+                    echoed.append((await ws.receive()).data)
+            async with session.put(base + "upload", data=body(), headers={"Content-Length": str(20 << 20)}) as resp:
+                return times, echoed, await resp.json()
+
+    times, echoed, uploaded = asyncio.run(main())
+    assert len(times) == 3 and times[-1] - times[0] > 0.8, times  # as sent, not all at the end
+    assert echoed == ["one", "two"]
+    assert uploaded == {"size": 20 << 20, "sha256": hashlib.sha256(block * 20).hexdigest()}
+    server.request("DELETE", "/jupyter-jobs/deployments/streams")

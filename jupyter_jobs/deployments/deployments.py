@@ -156,20 +156,24 @@ class Deployments:
 
     def _on_event(self, event: Event) -> None:
         job = event.job
-        if job is None or not (job.origin or "").startswith(ORIGIN):
-            return
-        name = job.origin.split(":")[1]
-        self.router.in_flight.pop(job.id, None)
-        self.router.draining.discard(job.id)
+        if job is not None and (job.origin or "").startswith(ORIGIN):
+            self.core.spawn(self._ended(job.origin.split(":")[1], job.id))
+
+    async def _ended(self, name: str, job_id: str) -> None:
+        """A replica ended: one it stopped is gone; one that ended on its own is replaced, later
+        each time in a row (the event's job is as it was before its end: its record says how)."""
+        self.router.in_flight.pop(job_id, None)
+        self.router.draining.discard(job_id)
         state = self._state.setdefault(name, _State())
-        if job.id in state.stopping:
-            state.stopping.discard(job.id)
-        elif job.status != JobStatus.CANCELLED:  # it ended on its own: replaced, later each time it fails
+        job = await self.store.get(job_id)
+        if job_id in state.stopping:
+            state.stopping.discard(job_id)
+        elif job is not None and job.status != JobStatus.CANCELLED:
             state.failures += 1
             wait = min(BACKOFF_MAX, 2.0 ** (state.failures - 1))
             state.not_before = time.monotonic() + wait
-            state.message = (f"replica {job.id} ended ({job.status.value}: {job.message or job.reason}); "
-                             f"a new one in {wait:g} s")
+            why = job.message or (job.reason.value if job.reason else job.status.value)
+            state.message = f"replica {job_id} ended ({job.status.value}: {why}); a new one in {wait:g} s"
         self._wake.set()
 
     async def _run(self) -> None:
