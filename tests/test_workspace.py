@@ -190,3 +190,21 @@ def test_stores_of_two_processes_share_one_index(tmp_path, src):
     finally:
         first.close()
         second.close()
+
+
+def test_a_folder_of_empty_files_materializes(store, tmp_path):
+    """An empty file's blob takes no bytes: the pack it is recorded in must be kept all the same
+    (one dropped as empty left `ready` and `__init__.py` unreadable for every job)."""
+    only = tmp_path / "empty"
+    (only / "pkg").mkdir(parents=True)
+    (only / "ready").touch()
+    (only / "pkg" / "__init__.py").touch()
+    info = store.snapshot(only)
+    store.materialize(info.id, tmp_path / "job")
+    assert (tmp_path / "job" / "ready").read_bytes() == b"" and (tmp_path / "job" / "pkg" / "__init__.py").exists()
+    again = SnapshotStore(tmp_path / "store")  # another process: from the index on disk
+    try:
+        again.materialize(info.id, tmp_path / "job2")
+    finally:
+        again.close()
+    assert (tmp_path / "job2" / "ready").exists()
