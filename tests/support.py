@@ -60,6 +60,7 @@ def kill_running_jobs(db: Path) -> None:
         return
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT backend_state, dir FROM jobs WHERE status IN ('running', 'queued')").fetchall()
+    cluster = []
     for state, _folder in rows:
         session = json.loads(state).get("pid")  # the job's supervisor leads the job's session
         for pid in _session_members(session) if session else []:
@@ -67,6 +68,11 @@ def kill_running_jobs(db: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+        if json.loads(state).get("slurm_job_id"):  # nor a cluster job holding a node for the tests after
+            cluster.append(str(json.loads(state)["slurm_job_id"]))
+    if cluster and shutil.which("scancel"):
+        subprocess.run(["scancel", *cluster], env={**os.environ, "SLURM_CONF": SLURM_CONF}, timeout=30,
+                       capture_output=True)
 
 
 def _session_members(sid: int) -> list[int]:
