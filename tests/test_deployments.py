@@ -274,7 +274,10 @@ def test_docker_replicas_roll_out_under_load(server):
     assert load.failures == [], load.failures[:5]
     assert {a.split()[1] for a in load.answers[:done]} >= {r["job_id"] for r in ready["running"]}
     assert {a.split()[0] for a in load.answers[done:]} == {"2"}
+    replicas = {a.split()[1] for a in load.answers}
     server.request("DELETE", "/jupyter-jobs/deployments/boxed")
+    for job_id in replicas:  # no container is left for the tests after this one
+        assert server.wait(job_id)["status"] == "cancelled"
 
 
 def test_a_replica_on_a_slurm_node(server):
@@ -285,6 +288,7 @@ def test_a_replica_on_a_slurm_node(server):
     with urllib.request.urlopen(f"{server.url}/{ready['endpoints'][0]['path']}", timeout=30) as reply:
         assert reply.read().decode() == f"1 {ready['running'][0]['job_id']}"
     server.request("DELETE", "/jupyter-jobs/deployments/onnode")
+    assert server.wait(ready["running"][0]["job_id"])["status"] == "cancelled", "its node is free again"
 
 
 def test_streams_websockets_and_uploads_pass_through_the_deployment(server):
