@@ -70,6 +70,8 @@ def kill_running_jobs(db: Path) -> None:
                 pass
         if json.loads(state).get("slurm_job_id"):  # nor a cluster job holding a node for the tests after
             cluster.append(str(json.loads(state)["slurm_job_id"]))
+        if json.loads(state).get("container") and shutil.which("docker"):  # nor a container
+            subprocess.run(["docker", "rm", "-f", json.loads(state)["container"]], capture_output=True, timeout=60)
     if cluster and shutil.which("scancel"):
         subprocess.run(["scancel", *cluster], env={**os.environ, "SLURM_CONF": SLURM_CONF}, timeout=30,
                        capture_output=True)
