@@ -1,12 +1,12 @@
 // jupyter_jobs in JupyterLab: a sidebar (compact live list, quick form, workflow runs and named
-// workflows, schedules, datasets, models), a main-area jobs page, one tab per job, per workflow
+// workflows, schedules, datasets, models, deployments), a main-area jobs page, one tab per job, per workflow
 // run and per named workflow, and a comparison of jobs; all restored after a reload. "Run as
 // Job" (the file browser's menu, a notebook's toolbar) opens the form for a folder, a script or
 // a notebook. Jobs this browser started notify when they end (notifications/notify.ts; the
 // plugin's settings). A notebook whose kernel is a job kernel says in its toolbar why that
 // kernel waits, or where it runs (kernels/). This file only wires the plugin: each feature lives
 // in its folder (api/, common/, sidebar/, jobs/, logs/, metrics/, artifacts/, workflows/,
-// schedules/, datasets/, endpoints/, notifications/, host/, kernels/).
+// schedules/, datasets/, deployments/, endpoints/, notifications/, host/, kernels/).
 import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, ToolbarButton, WidgetTracker } from '@jupyterlab/apputils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
@@ -358,8 +358,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       path => openPath(app, path),
       name => void app.commands.execute(COMMANDS.definition, { name })
     );
-    const folder = () => browser?.model.path ?? ''; // a new version's default folder
-    panel.model.datasets.currentFolder = panel.model.models.currentFolder = folder;
+    const folder = () => browser?.model.path ?? ''; // a new version's default folder, a new deployment's workspace
+    panel.model.datasets.currentFolder = panel.model.models.currentFolder = panel.model.deployments.currentFolder = folder;
     panel.title.icon = jobsIcon;
     panel.title.caption = 'Jobs';
     shell.add(panel, 'left', { rank: 600 });

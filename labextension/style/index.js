@@ -1,3 +1,4 @@
 import './base.css';
 import './workflows.css';
 import './datasets.css';
+import './deployments.css';

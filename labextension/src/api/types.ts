@@ -46,6 +46,22 @@ export type JobVersions = Schemas['JobVersions'];
 export type WorkflowDefinition = Schemas['WorkflowDefinition'];
 /** A named workflow with its newest spec version and how many it has. */
 export type WorkflowDefinitionSummary = Schemas['WorkflowDefinitionSummary'];
+/** A name serving a job spec that exposes ports: its replicas (ordinary jobs), one stable
+ * address per endpoint balanced over the ready ones, its versions and its last minute's requests. */
+export type Deployment = Schemas['Deployment'];
+export type DeploymentList = Schemas['DeploymentList'];
+/** A new deployment (POST), or what changes (PUT): a new spec, a version served again, replicas. */
+export type DeploymentInput = Schemas['DeploymentInput'];
+/** One of its replicas: a job, its version, and whether it answers its health checks. */
+export type DeploymentReplica = Schemas['DeploymentReplica'];
+/** An endpoint's stable address (`path`, relative to the server's base URL). */
+export type DeploymentEndpoint = Schemas['DeploymentEndpoint'];
+export type DeploymentStats = Schemas['DeploymentStats'];
+/** A spec it served or serves, newest first. */
+export type DeploymentVersion = Schemas['DeploymentVersion'];
+/** How many replicas: min, max, the requests under way per replica it scales out at, and the
+ * quiet seconds before it scales in. */
+export type Replicas = Schemas['Replicas'];
 
 export const STATUSES: Status[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'skipped'];
 export const TERMINAL: Status[] = ['succeeded', 'failed', 'cancelled', 'skipped'];

@@ -2,9 +2,8 @@
 // the datasets (each with its newest version), the one expanded (its versions, newest first), the version expanded under it (its lineage), the form
 // of a new version, and each version's own error (a refused deletion is said in place). The
 // sidebar's poll (sidebar/model.ts) refreshes it while the view is on screen.
-import { ISignal, Signal } from '@lumino/signaling';
-
 import { DatasetMade, DatasetSummary, DatasetVersion, DatasetVersionDetail, errorMessage } from '../api';
+import { ListModel } from '../common/listmodel';
 import { DatasetSource, versionsApi, VersionsApi } from './api';
 import { DATASETS, Kind } from './kind';
 
@@ -18,13 +17,12 @@ export interface NewVersion {
   name: string;
 }
 
-export class DatasetsModel {
+export class DatasetsModel extends ListModel {
   private readonly api: VersionsApi;
   /** The folder the form of a new version starts with (the file browser's, where the plugin
    * knows it). */
   currentFolder: () => string = () => '';
   private _datasets: DatasetSummary[] = [];
-  private _loaded = false;
   private _expanded: string | null = null;
   private _versions: DatasetVersion[] = [];
   private _version: number | null = null;
@@ -32,24 +30,15 @@ export class DatasetsModel {
   private _form: NewVersion | null = null;
   private _made: DatasetMade | null = null;
   private _versionErrors = new Map<string, string>();
-  private _error: string | null = null;
-  private _generation = 0;
-  private readonly _changed = new Signal<DatasetsModel, void>(this);
 
   /** The datasets, or the models. */
   constructor(readonly kind: Kind = DATASETS) {
+    super();
     this.api = versionsApi(kind);
   }
 
-  get changed(): ISignal<DatasetsModel, void> {
-    return this._changed;
-  }
   get datasets(): readonly DatasetSummary[] {
     return this._datasets;
-  }
-  /** Whether the list has been fetched once (an empty list before that says nothing). */
-  get loaded(): boolean {
-    return this._loaded;
   }
   /** The dataset whose versions are listed. */
   get expanded(): string | null {
@@ -75,9 +64,6 @@ export class DatasetsModel {
   get made(): DatasetMade | null {
     return this._made;
   }
-  get error(): string | null {
-    return this._error;
-  }
   /** What went wrong with one version (a deletion refused while jobs read it). */
   versionError(name: string, version: number): string | null {
     return this._versionErrors.get(versionKey(name, version)) ?? null;
@@ -85,18 +71,15 @@ export class DatasetsModel {
 
   /** The datasets, the expanded one's versions and the expanded version's lineage. A failure
    * is shown and rethrown, so the poll backs off. */
-  async refresh(): Promise<void> {
-    const generation = ++this._generation;
+  refresh(): Promise<void> {
     const [expanded, version] = [this._expanded, this._version];
-    try {
-      const [list, versions, detail] = await Promise.all([
+    const all = () =>
+      Promise.all([
         this.api.list(),
         expanded ? this.api.versions(expanded).catch(gone) : null,
         expanded && version !== null ? this.api.version(expanded, version).catch(gone) : null
       ]);
-      if (generation !== this._generation) {
-        return; // a newer refresh (another row expanded, an action) answers
-      }
+    return this.fetch(all, ([list, versions, detail]) => {
       this._datasets = list;
       this._versions = versions ?? [];
       this._detail = detail;
@@ -105,16 +88,7 @@ export class DatasetsModel {
       } else if (version !== null && !detail) {
         this._version = null;
       }
-      this._loaded = true;
-      this._error = null;
-    } catch (error) {
-      if (generation === this._generation) {
-        this._error = errorMessage(error);
-      }
-      throw error;
-    } finally {
-      this._changed.emit();
-    }
+    });
   }
 
   /** Expand a dataset (or fold it when it is open): its versions are fetched now. */
@@ -137,7 +111,7 @@ export class DatasetsModel {
     }
     this._expanded = name;
     this._version = name === null ? null : version;
-    this._changed.emit();
+    this.emit();
     this.refresh().catch(() => undefined); // shown as the view's error
   }
 
@@ -150,7 +124,7 @@ export class DatasetsModel {
   openForm(form: NewVersion | null): void {
     this._form = form;
     this._made = null;
-    this._changed.emit();
+    this.emit();
   }
 
   /** A new version; the form closes and the version is shown. An ApiError (a 400 naming the
@@ -166,7 +140,7 @@ export class DatasetsModel {
   /** Deletes a version; a refusal (409: unfinished jobs read it) is said beside the version. */
   async remove(name: string, version: number): Promise<void> {
     const key = versionKey(name, version);
-    this._generation++; // a refresh under way would bring back the version
+    this.supersede(); // a refresh under way would bring back the version
     this._versionErrors.delete(key);
     try {
       await this.api.remove(name, version);
@@ -175,16 +149,12 @@ export class DatasetsModel {
         this._version = null;
         this._detail = null;
       }
-      this._error = null;
+      this.setError(null);
     } catch (error) {
       this._versionErrors.set(key, errorMessage(error));
     }
-    this._changed.emit();
+    this.emit();
     await this.refresh().catch(() => undefined);
-  }
-
-  dispose(): void {
-    Signal.clearData(this);
   }
 }
 

@@ -6,10 +6,11 @@ import * as React from 'react';
 
 import { ApiError, Backend, DatasetRef, errorMessage, FieldError, Schemas, SpecInput } from '../api';
 import { ErrorNote } from '../common/common';
-import { Bind as BindOf, Choice, describe, Field } from '../common/fields';
+import { Bind as BindOf, Choice, describe, Field, numberAsTyped, withoutField, withUnread } from '../common/fields';
 import { DATASETS, MODELS } from '../datasets/kind';
 import { VersionsField } from '../datasets/picker';
 import { exposeText, parseExpose } from '../endpoints/endpoints';
+import { ExposeField } from '../endpoints/field';
 import { Draft, JobsModel } from '../sidebar/model';
 import { jobsApi } from './api';
 import { parametersText, parseParameters } from './parameters';
@@ -62,13 +63,6 @@ const ERROR_FIELD: Partial<Record<Key, string>> = {
   gpus: 'resources.gpus', cpus: 'resources.cpus', memory: 'resources.memory', instanceType: 'instance_type',
   gitUrl: 'git.url', gitRef: 'git.ref', gitSubdir: 'git.subdir', requirementsKind: 'requirements'
 };
-
-/** A number field as typed: a number when it reads as one, else the text itself, so that the
- * server's 400 names it with the rest ("'abc' is not a number") instead of it being dropped. */
-function numberAsTyped(text: string): number {
-  const n = Number(text);
-  return (text.trim() && Number.isFinite(n) ? n : text) as number;
-}
 
 /** The dataset and model versions the job reads, as picked. */
 type Reads = { datasets: DatasetRef[]; models: DatasetRef[] };
@@ -241,19 +235,11 @@ function useSubmit(model: JobsModel, spec: () => ReturnType<typeof toSpec>, show
     setError(null);
   };
   /** An edit of `field` clears its error (and its parts', `expose.1.name`). */
-  const clear = (field: string) =>
-    setErrors(current => {
-      const left = Object.entries(current).filter(([k]) => k !== field && !k.startsWith(`${field}.`));
-      return left.length === Object.keys(current).length ? current : Object.fromEntries(left);
-    });
+  const clear = (field: string) => setErrors(current => withoutField(current, field));
   /** One answer for every bad field: the server's, with what the form could not read in place
    * of the server's reading of the same field. */
   const fail = (err: unknown, what: string, unread: FieldError[] = []) => {
-    const apiError = err as ApiError;
-    const merged = unread.length && apiError.status === 400
-      ? new ApiError(apiError.message, 400, [...(apiError.errors || []).filter(e => !unread.some(u => e.field === u.field || e.field.startsWith(`${u.field}.`))), ...unread])
-      : apiError;
-    const { message, byField } = describe(merged, shown, what);
+    const { message, byField } = describe(withUnread(err as ApiError, unread), shown, what);
     setErrors(byField);
     setError(message);
     setBusy(false);
@@ -307,24 +293,6 @@ function NotebookFields({ bind, errors }: { bind: Bind; errors: Record<string, s
         <input {...bind('kernel')} placeholder="the notebook's own; e.g. python3" />
       </Field>
     </>
-  );
-}
-
-/** Ports the job serves, reached through this server: PORT:NAME or PORT:NAME:/health entries,
- * by commas or lines. The server names a bad entry's part (`expose.1.name`): shown here with
- * the entry's number. */
-function ExposeField({ bind, errors }: { bind: Bind; errors: Record<string, string> }): JSX.Element {
-  const lines = bind('expose').value.split('\n').length;
-  const key = Object.keys(errors).find(k => k === 'expose' || k.startsWith('expose.'));
-  const entry = key ? /^expose\.(\d+)/.exec(key) : null;
-  const error = key === undefined ? undefined : `${entry ? `entry ${Number(entry[1]) + 1}: ` : ''}${errors[key]}`;
-  return (
-    <Field label="Expose ports" field="expose" error={error}>
-      <textarea {...bind('expose')} placeholder="none; e.g. 8000:web or 6006:board:/healthz" rows={Math.min(6, Math.max(1, lines))} spellCheck={false} />
-      <span className="jp-JobsMuted jp-JobsHint">
-        PORT:NAME or PORT:NAME:/health, by commas or lines; the job listens on $PORT_&lt;NAME&gt; and opens from its tab.
-      </span>
-    </Field>
   );
 }
 
@@ -391,7 +359,12 @@ export function JobForm({ model, draft }: { model: JobsModel; draft: Draft }): J
       <Field label="Retries" field="retries" error={errors.retries}>
         <input inputMode="numeric" {...bind('retries')} placeholder="none; e.g. 2" />
       </Field>
-      <ExposeField bind={bind} errors={errors} />
+      <ExposeField
+        input={bind('expose')}
+        errors={errors}
+        placeholder="none; e.g. 8000:web or 6006:board:/healthz"
+        hint="the job listens on $PORT_<NAME> and opens from its tab."
+      />
       {[DATASETS, MODELS].map(kind => (
         <VersionsField key={kind.path} kind={kind} chosen={reads[kind.path]} onChange={chosen => (setReads(r => ({ ...r, [kind.path]: chosen })), clear(kind.path))} errors={errors} />
       ))}

@@ -1,33 +1,21 @@
 // The Schedules view's state, out of React: the schedules (newest first), the one expanded
 // (its recent jobs are listed), and the actions on one (pause, resume, delete). The sidebar's
 // poll (sidebar/model.ts) refreshes it while the view is on screen.
-import { ISignal, Signal } from '@lumino/signaling';
-
 import { errorMessage, Job, Schedule } from '../api';
+import { ListModel } from '../common/listmodel';
 import { jobsApi } from '../jobs/api';
 import { schedulesApi } from './api';
 
 /** How many of the expanded schedule's jobs are listed. */
 const RECENT = 10;
 
-export class SchedulesModel {
+export class SchedulesModel extends ListModel {
   private _schedules: Schedule[] = [];
-  private _loaded = false;
   private _expanded: string | null = null;
   private _jobs: Job[] = [];
-  private _error: string | null = null;
-  private _generation = 0;
-  private readonly _changed = new Signal<SchedulesModel, void>(this);
 
-  get changed(): ISignal<SchedulesModel, void> {
-    return this._changed;
-  }
   get schedules(): readonly Schedule[] {
     return this._schedules;
-  }
-  /** Whether the list has been fetched once (an empty list before that says nothing). */
-  get loaded(): boolean {
-    return this._loaded;
   }
   /** The schedule whose next times and recent jobs are shown. */
   get expanded(): string | null {
@@ -37,35 +25,17 @@ export class SchedulesModel {
   get jobs(): readonly Job[] {
     return this._jobs;
   }
-  get error(): string | null {
-    return this._error;
-  }
 
   /** The schedules, and the expanded one's recent jobs. A failure is shown and rethrown, so
    * the poll backs off. */
-  async refresh(): Promise<void> {
-    const generation = ++this._generation;
+  refresh(): Promise<void> {
     const expanded = this._expanded;
-    try {
-      const [page, jobs] = await Promise.all([
-        schedulesApi.schedules(),
-        expanded ? jobsApi.list({ schedule: expanded, limit: RECENT }) : null
-      ]);
-      if (generation !== this._generation) {
-        return; // a newer refresh (another row expanded) answers
-      }
+    const both = () =>
+      Promise.all([schedulesApi.schedules(), expanded ? jobsApi.list({ schedule: expanded, limit: RECENT }) : null]);
+    return this.fetch(both, ([page, jobs]) => {
       this._schedules = page.schedules;
       this._jobs = jobs?.jobs ?? [];
-      this._loaded = true;
-      this._error = null;
-    } catch (error) {
-      if (generation === this._generation) {
-        this._error = errorMessage(error);
-      }
-      throw error;
-    } finally {
-      this._changed.emit();
-    }
+    });
   }
 
   /** Expand a schedule (or fold it when it is open): its jobs are fetched now. */
@@ -78,7 +48,7 @@ export class SchedulesModel {
       this._expanded = id;
       this._jobs = [];
     }
-    this._changed.emit();
+    this.emit();
     this.refresh().catch(() => undefined); // shown as the view's error
   }
 
@@ -101,17 +71,13 @@ export class SchedulesModel {
   }
 
   private async act(action: () => Promise<void>): Promise<void> {
-    this._generation++; // a refresh under way would bring back the state before the action
+    this.supersede();
     try {
       await action();
-      this._error = null;
+      this.setError(null);
     } catch (error) {
-      this._error = errorMessage(error);
+      this.setError(errorMessage(error));
     }
-    this._changed.emit();
-  }
-
-  dispose(): void {
-    Signal.clearData(this);
+    this.emit();
   }
 }

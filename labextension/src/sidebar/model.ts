@@ -1,5 +1,5 @@
 // The sidebar's state, out of React: the open view (the compact list of jobs, the list of
-// workflow runs (and the named workflows), the schedules, the datasets, the models, the quick form, or the form of a new schedule), the lists,
+// workflow runs (and the named workflows), the schedules, the datasets, the models, the deployments, the quick form, or the form of a new schedule), the lists,
 // with the running jobs' progress (in the page of jobs itself). A job opens in its own main-area tab. Models emit
 // `changed`; the views re-render on it (common/common.tsx).
 import { Poll } from '@lumino/polling';
@@ -8,6 +8,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { errorMessage, Job, Schemas, SpecInput, WorkflowDefinitionSummary } from '../api';
 import { MODELS } from '../datasets/kind';
 import { DatasetsModel } from '../datasets/model';
+import { DeploymentsModel } from '../deployments/model';
 import { jobsApi } from '../jobs/api';
 import { SchedulesModel } from '../schedules/model';
 import { definitionsApi, workflowsApi } from '../workflows/api';
@@ -25,6 +26,7 @@ export type View =
   | { kind: 'schedules' }
   | { kind: 'datasets' }
   | { kind: 'models' }
+  | { kind: 'deployments' }
   | { kind: 'form'; draft: Draft }
   /** A new schedule of `spec`; Cancel goes `back` (the job form it came from), else to the list. */
   | { kind: 'new-schedule'; spec: ScheduleSpec; back?: View };
@@ -38,13 +40,14 @@ export type RunSummary = Schemas['WorkflowRunSummary'];
 
 const PAGE = 50;
 
-/** Which view is open, the job list with its filters, the workflow runs, the schedules and the datasets.
+/** Which view is open, the job list with its filters, the workflow runs, the schedules, the datasets, the models and the deployments.
  * The open list is polled only while the panel shows it, and polls back off after errors. */
 export class JobsModel {
   readonly poll: Poll;
   readonly schedules = new SchedulesModel();
   readonly datasets = new DatasetsModel();
   readonly models = new DatasetsModel(MODELS);
+  readonly deployments = new DeploymentsModel();
   private _view: View = { kind: 'list' };
   private _jobs: Job[] = [];
   private _runs: RunSummary[] = [];
@@ -130,6 +133,8 @@ export class JobsModel {
         return this.datasets.refresh();
       case 'models':
         return this.models.refresh();
+      case 'deployments':
+        return this.deployments.refresh();
       default:
         return this.refresh();
     }
@@ -208,6 +213,7 @@ export class JobsModel {
     this.schedules.dispose();
     this.datasets.dispose();
     this.models.dispose();
+    this.deployments.dispose();
     Signal.clearData(this);
   }
 }

@@ -1,9 +1,9 @@
 // sidebar/: the sidebar: its widget (panel.tsx) and its state (model.ts: the open view, the
-// job list, the workflow runs, the schedules, the datasets, the models); the views it shows live
-// in their features' folders (jobs/, workflows/, schedules/, datasets/).
+// job list, the workflow runs, the schedules, the datasets, the models, the deployments); the views
+// it shows live in their features' folders (jobs/, workflows/, schedules/, datasets/, deployments/).
 //
 // The sidebar: a header (open the jobs page, new job), a switch between jobs, workflow runs
-// (with the named workflows), schedules, datasets and models, then the compact live list, the quick form or the form of a new schedule. A
+// (with the named workflows), schedules, datasets, models and deployments, then the compact live list, the quick form or the form of a new schedule. A
 // job or a run opens in its own main-area tab.
 import { ReactWidget } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
@@ -11,6 +11,7 @@ import * as React from 'react';
 
 import { useSignal } from '../common/common';
 import { DatasetList } from '../datasets/datasets';
+import { DeploymentList } from '../deployments/deployments';
 import { JobForm } from '../jobs/form';
 import { JobList } from '../jobs/list';
 import { ScheduleForm } from '../schedules/scheduleform';
@@ -24,7 +25,8 @@ function Switch({ model }: { model: JobsModel }): JSX.Element {
     ['runs', 'Workflow runs'],
     ['schedules', 'Schedules'],
     ['datasets', 'Datasets'],
-    ['models', 'Models']
+    ['models', 'Models'],
+    ['deployments', 'Deployments']
   ] as const;
   return (
     <div className="jp-JobsSwitch" role="tablist" aria-label="what the list shows">
@@ -71,6 +73,7 @@ function JobsApp(props: { model: JobsModel; openPage: () => void; openHost?: () 
       {view.kind === 'schedules' ? <ScheduleList model={model} /> : null}
       {view.kind === 'datasets' ? <DatasetList key="datasets" model={model} datasets={model.datasets} /> : null}
       {view.kind === 'models' ? <DatasetList key="models" model={model} datasets={model.models} /> : null}
+      {view.kind === 'deployments' ? <DeploymentList model={model} /> : null}
       {view.kind === 'form' ? <JobForm key={JSON.stringify(view.draft)} model={model} draft={view.draft} /> : null}
       {view.kind === 'new-schedule' ? (
         <ScheduleForm key={JSON.stringify(view.spec)} model={model} spec={view.spec} back={view.back} />
