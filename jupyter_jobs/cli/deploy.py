@@ -10,7 +10,7 @@ import click
 
 from ..kernel.client import ServiceError
 from ..kernel.specs import deployment_text, parse_replicas
-from .main import Cli, _usage, main, pass_cli, spec_options
+from .context import Cli, _Group, _usage, pass_cli, spec_options
 
 SETTLED = ("ready", "rollout failed", "failing", "idle")
 
@@ -26,7 +26,7 @@ def _settled(cli: Cli, name: str, timeout: float = 600) -> dict[str, Any]:
     return d
 
 
-@main.command(context_settings={"ignore_unknown_options": True})
+@click.command(context_settings={"ignore_unknown_options": True})
 @spec_options
 @click.option("-r", "--replicas", metavar="MIN[:MAX]", help="how many replicas: 2, or 1:4 autoscaled (default 1)")
 @click.option("--wait", is_flag=True, help="wait until it is ready (or its rollout ended); exit 1 if it failed")
@@ -64,7 +64,7 @@ def deploy(cli: Cli, deployment: str, replicas: Optional[str], wait: bool, comma
         raise SystemExit(1)
 
 
-@main.group()
+@click.group(cls=_Group)
 def deployment() -> None:
     """Deployments: list, show, scale, rollback, delete (jupyter jobs deploy makes and updates them)."""
 
