@@ -31,7 +31,8 @@ def test_full_spec_round_trip():
                                  "timeout": 3600.0, "slurm": None, "retries": 0,
                                  "retry_on": ["lost", "backend_error"], "retry_backoff": 10.0,
                                  "notebook": None, "parameters": {}, "kernel": None, "instance_type": None,
-                                 "git": None, "requirements": None, "datasets": [], "models": [], "outputs": {}, "expose": [],
+                                 "git": None, "requirements": None, "datasets": [], "models": [], "outputs": {},
+                                 "expose": [],
                                  "cell": None, "priority": 0, "preemptible": False, "live": False}
     assert spec.resources.memory_bytes == 2 * 1024**3
 

@@ -29,7 +29,8 @@ def fill(page, form, **fields):
 
 
 def listed_versions(page):
-    return page.locator(f"{ROW} .jp-JobsDeployment-versions li").evaluate_all("rows => rows.map(r => r.dataset.version)")
+    rows = page.locator(f"{ROW} .jp-JobsDeployment-versions li")
+    return rows.evaluate_all("rows => rows.map(r => r.dataset.version)")
 
 
 def served(lab, version):
@@ -63,7 +64,7 @@ def test_a_deployment_made_opened_updated_rolled_back_scaled_and_deleted(page, l
     page.wait_for_selector(FORM, state="detached")
     page.wait_for_selector(f"{ROW}[data-status='ready']", timeout=60_000)
     page.wait_for_selector(f"{ROW} .jp-JobsDeployment-replicas:has-text('2 of 2 ready')")
-    assert "2–2 replicas" in page.inner_text(f"{ROW} .jp-JobsDeployment-replicas")
+    assert "2–2 replicas" in page.inner_text(f"{ROW} .jp-JobsDeployment-replicas")  # noqa: RUF001 (as shown)
     assert page.inner_text(f"{ROW} .jp-JobsDeployment-version") == "v1"
     assert "req/s" in page.inner_text(f"{ROW} .jp-JobsDeployment-stats")
     made = lab.request("GET", "/jupyter-jobs/deployments/web")
@@ -88,7 +89,8 @@ def test_a_deployment_made_opened_updated_rolled_back_scaled_and_deleted(page, l
     page.wait_for_selector(f".jp-JobsView[data-job-id='{first}']", state="visible")
     open_panel(page)
     assert listed_versions(page) == ["1"]
-    assert page.inner_text(f"{ROW} .jp-JobsDeployment-versions li[data-version='1'] .jp-JobsDeployment-served") == "served"
+    first = f"{ROW} .jp-JobsDeployment-versions li[data-version='1']"
+    assert page.inner_text(f"{first} .jp-JobsDeployment-served") == "served"
 
     # a new version over REST: listed above the first, and the row says it once rolled out
     spec = {"command": "python3 app.py", "workspace": "proj", "env": {"APP_VERSION": "2"},
@@ -107,7 +109,8 @@ def test_a_deployment_made_opened_updated_rolled_back_scaled_and_deleted(page, l
     assert until(lab, "web", lambda d: d["version"] == 1)["versions"][0]["version"] == 2
     served(lab, 1)
     page.wait_for_selector(f"{ROW}[data-status='ready'][data-version='1']", timeout=10_000)
-    page.wait_for_selector(f"{ROW} .jp-JobsDeployment-versions li[data-version='2'] button:has-text('Serve this version')")
+    second = f"{ROW} .jp-JobsDeployment-versions li[data-version='2']"
+    page.wait_for_selector(f"{second} button:has-text('Serve this version')")
     assert not serious_violations(page, PANEL)
     current = page.locator(f"{ROW} .jp-JobsDeployment-replicaList li[data-ready='true']").first
     opened = current.get_attribute("data-job-id")
