@@ -195,12 +195,16 @@ def test_a_deployment_and_its_replicas_survive_a_restart(server):
     with Load(f"{server.url}/{after['endpoints'][0]['path']}") as load:  # served at once, under load
         time.sleep(2)
     assert load.failures == [] and set(load.answers) == {f"1 {before['running'][0]['job_id']}"}
+    bystander = server.request("POST", "/jupyter-jobs/jobs", {"command": "sleep 30", "workspace": "w"})["id"]
+    server.wait(bystander, {"running"})
     server.request("DELETE", "/jupyter-jobs/deployments/echo")
     job = before["running"][0]["job_id"]
     deadline = time.monotonic() + 30
     while server.request("GET", f"/jupyter-jobs/jobs/{job}")["status"] != "cancelled":
         assert time.monotonic() < deadline
         time.sleep(0.1)
+    time.sleep(1)
+    assert server.request("GET", f"/jupyter-jobs/jobs/{bystander}")["status"] == "running", "only its replicas end"
 
 
 def test_bad_deployments_are_named(server):

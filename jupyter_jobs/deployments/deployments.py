@@ -60,6 +60,7 @@ class Deployments:
         self.user = getpass.getuser()
         self._state: dict[str, _State] = {}
         self._wake = asyncio.Event()
+        self._locks: dict[str, asyncio.Lock] = {}  # one pass or one deletion of a deployment at a time
         self.router = Router(endpoints, self._wake.set)
         core.events.subscribe(self._on_event, ("job.ended",))
 
@@ -114,12 +115,17 @@ class Deployments:
 
     async def delete(self, name: str) -> None:
         """Its replicas are stopped; their jobs stay in the history."""
-        await self._row(name)
-        await self.store.delete_deployment(name)
-        state = self._state.pop(name, _State())
-        self.router.forget(name)
-        for job in await self._replicas(name):
-            await self._stop(job, state)
+        async with self._lock(name):  # no pass starts a replica of it meanwhile
+            await self._row(name)
+            replicas = await self._replicas(name)  # found by its versions: before they go
+            await self.store.delete_deployment(name)
+            state = self._state.pop(name, _State())
+            self.router.forget(name)
+            for job in replicas:
+                await self._stop(job, state)
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
 
     async def get(self, name: str) -> dict[str, Any]:
         return await self._public(await self._row(name))
@@ -179,8 +185,10 @@ class Deployments:
     async def _run(self) -> None:
         while True:
             try:
-                for row in await self.store.deployments():
-                    await self._reconcile(row)
+                for listed in await self.store.deployments():
+                    async with self._lock(listed["name"]):
+                        if (row := await self.store.deployment(listed["name"])) is not None:  # not deleted since
+                            await self._reconcile(row)
             except Exception:  # the next pass tries again
                 log.exception("reconciling deployments failed")
             self._wake.clear()
@@ -299,6 +307,8 @@ class Deployments:
     async def _replicas(self, name: str) -> list[Job]:
         """Its replicas not yet ended, oldest first."""
         versions = [v["version"] for v in await self.store.deployment_versions(name)]
+        if not versions:  # (an empty origin list would match every job)
+            return []
         jobs, _ = await self.store.list(status=LIVE, origin=[f"{ORIGIN}{name}:{v}" for v in versions],
                                         limit=500, oldest_first=True)
         return jobs
