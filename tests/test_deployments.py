@@ -189,6 +189,8 @@ def test_a_deployment_and_its_replicas_survive_a_restart(server):
     before = until(server, "echo", all_ready(1))
     server.stop()
     server.start()
+    with urllib.request.urlopen(f"{server.url}/{before['endpoints'][0]['path']}", timeout=60) as reply:
+        assert reply.read().decode() == f"1 {before['running'][0]['job_id']}", "answered at once (it waits)"
     after = until(server, "echo", all_ready(1))
     assert [r["job_id"] for r in after["running"]] == [r["job_id"] for r in before["running"]], "reattached"
     assert after["endpoints"][0]["path"] == before["endpoints"][0]["path"], "the same address"

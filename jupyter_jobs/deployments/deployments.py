@@ -155,6 +155,10 @@ class Deployments:
 
     # -- life -------------------------------------------------------------------------------
     async def start(self) -> None:
+        """Its addresses answer from the start (a request waits for a replica, not a 404)."""
+        for row in await self.store.deployments():
+            served = await self.store.deployment_versions(row["name"])
+            self._route(row["name"], next(v["spec"] for v in served if v["version"] == row["version"]))
         self.core.spawn(self._run())
 
     async def stop(self) -> None:
