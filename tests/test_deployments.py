@@ -336,3 +336,26 @@ def test_streams_websockets_and_uploads_pass_through_the_deployment(server):
     assert echoed == ["one", "two"]
     assert uploaded == {"size": 20 << 20, "sha256": hashlib.sha256(block * 20).hexdigest()}
     server.request("DELETE", "/jupyter-jobs/deployments/streams")
+
+
+def test_a_model_version_a_deployment_serves_is_pinned_and_held(server):
+    (server.root / "w" / "weights").mkdir()
+    (server.root / "w" / "weights" / "w.bin").write_text("one")
+    server.request("POST", "/jupyter-jobs/models/net/versions", {"folder": "w/weights", "framework": "custom"})
+    made = server.request("POST", "/jupyter-jobs/deployments", {"name": "served", "spec": {
+        **spec(), "models": [{"name": "net"}]}})
+    assert made["versions"][0]["spec"]["models"] == [{"name": "net", "version": 1}], "resolved when it is made"
+    (server.root / "w" / "weights" / "w.bin").write_text("two")
+    server.request("POST", "/jupyter-jobs/models/net/versions", {"folder": "w/weights"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        server.request("DELETE", "/jupyter-jobs/models/net/versions/1")
+    assert refused.value.code == 409 and "deployment 'served'" in json.loads(refused.value.read())["message"]
+    with pytest.raises(urllib.error.HTTPError) as unknown:
+        server.request("POST", "/jupyter-jobs/deployments", {"name": "x", "spec": {**spec(), "models": [
+            {"name": "nope"}]}})
+    assert json.loads(unknown.value.read())["errors"][0]["field"] == "spec.models.0.name"
+    replicas = [r["job_id"] for r in server.request("GET", "/jupyter-jobs/deployments/served")["running"]]
+    server.request("DELETE", "/jupyter-jobs/deployments/served")
+    for job_id in replicas:
+        server.wait(job_id)
+    server.request("DELETE", "/jupyter-jobs/models/net/versions/1")  # held no more

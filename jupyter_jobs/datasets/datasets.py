@@ -215,7 +215,7 @@ class Datasets:
 
     async def holders(self, name: str, version: int) -> list[str]:
         """Who needs the version, in words: jobs not yet finished, schedules, named workflows'
-        defaults (a reference without a version holds the last live version of a name)."""
+        defaults, deployments (a reference without a version holds the last live version of a name)."""
         store, kind = self.core.store, self.kind.name
         held = [f"job {h['id']} ({h['status']})" for h in await store.dataset_readers(kind, name, version, True)]
         last = [v["version"] for v in await store.dataset_versions(kind, name)] == [version]
@@ -231,6 +231,11 @@ class Datasets:
             newest.setdefault(row["name"], row["spec"])
         held += [f"named workflow {n!r}" for n, spec in newest.items()
                  if _holds(_workflow_refs(spec, self.kind), name, version, last)]
+        for deployment in await store.deployments():  # the spec it serves starts its next replica
+            served = next(v["spec"] for v in await store.deployment_versions(deployment["name"])
+                          if v["version"] == deployment["version"])
+            if _holds(served.get(self.kind.field) or [], name, version, last):
+                held.append(f"deployment {deployment['name']!r}")
         return held
 
     async def collect(self, max_age: float) -> int:

@@ -318,7 +318,8 @@ class Deployments:
         return jobs
 
     async def _checked(self, given: dict[str, Any]) -> dict[str, Any]:
-        """The spec as the API checks it (errors named `spec.<field>`), exposing a port."""
+        """The spec as the API checks it (errors named `spec.<field>`), exposing a port, with its
+        dataset and model versions resolved: every replica of a version reads the same bytes."""
         spec, error = read_spec(given)
         errors = [e.model_copy(update={"field": f"spec.{e.field}"}) for e in error.errors] if error else []
         if spec is not None and not error:
@@ -326,6 +327,7 @@ class Deployments:
                 errors.append(FieldError(field="spec.expose", message="a deployment serves at least one named "
                                          "port: expose: [{port, name, health}]"))
             try:
+                spec = await self.core.resolve(spec)
                 await self.core.check(spec)
             except SpecError as exc:
                 errors += [e.model_copy(update={"field": f"spec.{e.field}"}) for e in exc.errors]
