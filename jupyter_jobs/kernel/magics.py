@@ -421,7 +421,7 @@ def named_workflow(service: Any, args: argparse.Namespace, workspace: Callable[[
 def _add_deploy(sub: Any) -> None:
     """%job deploy NAME [options] -- COMMAND, and %job deployment VERB ..."""
     made = sub.add_parser("deploy", help="serve a command as a deployment (new, or a new version rolled out): "
-                          "%job deploy api --expose 8000:web:/health -r 2 -- python serve.py")
+                          "%%job deploy api --expose 8000:web:/health -r 2 -- python serve.py")
     _add_spec_options(made)
     made.add_argument("-r", "--replicas", metavar="MIN[:MAX]", help="2, or 1:4 autoscaled (default 1)")
     made.add_argument("--wait", action="store_true", help="until it is ready (or its rollout ended)")
