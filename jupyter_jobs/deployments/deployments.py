@@ -77,8 +77,7 @@ class Deployments:
         replicas = given.replicas or Replicas()
         at = utcnow().isoformat()
         row = {"name": given.name, "replicas": {**replicas.model_dump(), "max": replicas.most}, "status": "starting",
-               "created_at": at,
-               "created_by": self.user}
+               "created_at": at, "created_by": self.user}
         if not await self.store.add_deployment(row, spec):
             raise JobConflict(f"a deployment named {given.name!r} exists: PUT a new spec to update it")
         self._wake.set()
@@ -115,7 +114,7 @@ class Deployments:
 
     async def delete(self, name: str) -> None:
         """Its replicas are stopped; their jobs stay in the history."""
-        async with self._lock(name):  # no pass starts a replica of it meanwhile
+        async with self._locks.setdefault(name, asyncio.Lock()):  # no pass starts a replica of it meanwhile
             await self._row(name)
             replicas = await self._replicas(name)  # found by its versions: before they go
             await self.store.delete_deployment(name)
@@ -123,9 +122,6 @@ class Deployments:
             self.router.forget(name)
             for job in replicas:
                 await self._stop(job, state)
-
-    def _lock(self, name: str) -> asyncio.Lock:
-        return self._locks.setdefault(name, asyncio.Lock())
 
     async def get(self, name: str) -> dict[str, Any]:
         return await self._public(await self._row(name))
@@ -190,7 +186,7 @@ class Deployments:
         while True:
             try:
                 for listed in await self.store.deployments():
-                    async with self._lock(listed["name"]):
+                    async with self._locks.setdefault(listed["name"], asyncio.Lock()):
                         if (row := await self.store.deployment(listed["name"])) is not None:  # not deleted since
                             await self._reconcile(row)
             except Exception:  # the next pass tries again
