@@ -25,9 +25,9 @@ from ..domain.job import Job, utcnow
 from ..domain.replies import Deployment, DeploymentInput, DeploymentList, Replicas
 from .routing import Lease, Router
 from .scaling import Scaler
-from ..domain.spec import JobSpec, read_spec
+from ..domain.spec import JobSpec
 from ..domain.status import JobStatus
-from ..jobs.plugins import Event, JobCore
+from ..jobs.plugins import Event, JobCore, nested_spec
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ class Deployments:
         name, served, limits = row["name"], row["version"], Replicas(**row["replicas"])
         state = self._state.setdefault(name, _State())
         versions = {v["version"]: v["spec"] for v in await self.store.deployment_versions(name)}
-        live = await self._replicas(name)
+        live = await self._replicas(name, list(versions))
         self.router.members[name] = [j.id for j in live]
         live = [j for j in live if j.id not in state.stopping]  # those being stopped count no more
         wanted = state.scaler.decide(time.monotonic(), self.router.load(name), limits.min, limits.most,
@@ -304,9 +304,10 @@ class Deployments:
             raise JobNotFound(f"no deployment {name!r}")
         return row
 
-    async def _replicas(self, name: str) -> list[Job]:
-        """Its replicas not yet ended, oldest first."""
-        versions = [v["version"] for v in await self.store.deployment_versions(name)]
+    async def _replicas(self, name: str, versions: Optional[list[int]] = None) -> list[Job]:
+        """Its replicas not yet ended, oldest first (`versions`: its versions, when read already)."""
+        if versions is None:
+            versions = [v["version"] for v in await self.store.deployment_versions(name)]
         if not versions:  # (an empty origin list would match every job)
             return []
         jobs, _ = await self.store.list(status=LIVE, origin=[f"{ORIGIN}{name}:{v}" for v in versions],
@@ -316,17 +317,10 @@ class Deployments:
     async def _checked(self, given: dict[str, Any]) -> dict[str, Any]:
         """The spec as the API checks it (errors named `spec.<field>`), exposing a port, with its
         dataset and model versions resolved: every replica of a version reads the same bytes."""
-        spec, error = read_spec(given)
-        errors = [e.model_copy(update={"field": f"spec.{e.field}"}) for e in error.errors] if error else []
-        if spec is not None and not error:
-            if not spec.served:
-                errors.append(FieldError(field="spec.expose", message="a deployment serves at least one named "
-                                         "port: expose: [{port, name, health}]"))
-            try:
-                spec = await self.core.resolve(spec)
-                await self.core.check(spec)
-            except SpecError as exc:
-                errors += [e.model_copy(update={"field": f"spec.{e.field}"}) for e in exc.errors]
+        spec, errors = await nested_spec(self.core, given, resolve=True)
+        if spec is not None and not spec.served:
+            errors.insert(0, FieldError(field="spec.expose", message="a deployment serves at least one named "
+                                        "port: expose: [{port, name, health}]"))
         if errors:
             raise SpecError(errors)
         assert spec is not None

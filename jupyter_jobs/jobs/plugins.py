@@ -18,7 +18,8 @@ from typing import Any, Callable, Optional, Protocol, runtime_checkable
 
 from ..backends.base import Dependency, Mount
 from ..domain.job import Job, Kept
-from ..domain.spec import JobSpec
+from ..domain.errors import FieldError, SpecError
+from ..domain.spec import JobSpec, read_spec
 from ..storage.store import Store, Write
 
 log = logging.getLogger(__name__)
@@ -208,3 +209,19 @@ class JobCore(Protocol):
     # -- plugging in
     def add_policy(self, policy: Any) -> None: ...
     def plug(self, feature: Feature) -> None: ...
+
+
+async def nested_spec(core: JobCore, given: Any, resolve: bool = False) -> tuple[Optional[JobSpec], list[FieldError]]:
+    """A job spec inside a feature's body (a schedule's, a deployment's) as the API checks it,
+    each problem named `spec.<field>`; `resolve`: its dataset and model versions recorded too.
+    The spec is None when it could not be read at all."""
+    spec, error = read_spec(given)
+    if error is not None:
+        return None, [e.model_copy(update={"field": f"spec.{e.field}"}) for e in error.errors]
+    try:
+        if resolve:
+            spec = await core.resolve(spec)
+        await core.check(spec)
+    except SpecError as exc:
+        return spec, [e.model_copy(update={"field": f"spec.{e.field}"}) for e in exc.errors]
+    return spec, []

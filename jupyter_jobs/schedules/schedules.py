@@ -26,7 +26,7 @@ from ..domain.job import utcnow
 from ..domain.replies import Schedule, ScheduleInput, SchedulePage, SchedulesQuery
 from ..storage.schedules import AlreadyFired, Fired
 from ..domain.job import Job
-from ..jobs.plugins import Event, JobCore
+from ..jobs.plugins import Event, JobCore, nested_spec
 from ..storage.db import Write
 
 log = logging.getLogger(__name__)
@@ -105,14 +105,8 @@ class Schedules:
             errors.append(FieldError(field="cron", message=_cron_problem(given.cron)))
         elif not errors and (first := next_time(given.cron, given.timezone, time.time())) is None:
             errors.append(FieldError(field="cron", message=never(given.cron)))
-        spec, error = read_spec(given.spec)
-        if error is not None:
-            errors += [e.model_copy(update={"field": f"spec.{e.field}"}) for e in error.errors]
-        elif spec is not None:
-            try:
-                await self.core.check(spec)
-            except SpecError as exc:
-                errors += [e.model_copy(update={"field": f"spec.{e.field}"}) for e in exc.errors]
+        spec, problems = await nested_spec(self.core, given.spec)
+        errors += problems
         if errors:
             raise SpecError(errors)
         assert spec is not None
