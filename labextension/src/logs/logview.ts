@@ -306,12 +306,14 @@ export class LogView {
     this.render();
   }
 
-  /** Highlight `needle` in the lines; `current` is the line of the match being looked at. */
+  /** Highlight `needle` in the lines; `current` is the line of the match being looked at.
+   * Drawn at once, not on the next frame: the search's count of matches, which React shows
+   * when the input's event ends, must never be on screen before the marks it counts. */
   highlight(needle: string, current = -1): void {
     this.needle = needle.toLowerCase();
     this.current = current;
     this.rendered = '';
-    this.schedule();
+    this.render();
   }
 
   /** Bring line `index` into view, a little below the top, and stop following. */
