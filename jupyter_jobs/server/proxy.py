@@ -370,6 +370,7 @@ class EndpointHandler(_WebSocketRelay, JobsHandlerMixin, ExtensionHandlerMixin, 
                                      f"{exc.__class__.__name__}") from None
         try:
             self._respond(response)
+            self.no_delay()  # the app's chunks (a stream of events, of tokens) go out as they come
             if self.request.method == "HEAD" or response.status in (204, 304):
                 return self.finish()
             sending: Optional[asyncio.Future] = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,20 @@ def open_job(page, job_id):
     open_panel(page)
     page.click(f".jp-JobsRow[data-job-id='{job_id}']")
     return page.wait_for_selector(f".jp-JobsView[data-job-id='{job_id}']", state="visible")
+
+
+def layout_saved(lab, *widgets: str, also=lambda data: True, timeout: float = 30) -> dict:
+    """Wait until JupyterLab has saved a layout holding `widgets` (restorer keys such as
+    `jupyter-jobs-job:<id>`) and `also(data)` holds: it saves a moment after each change, so a
+    reload before that would restore the layout before it. Returns the workspace's data."""
+    deadline = time.monotonic() + timeout
+    while True:
+        data = lab.request("GET", "/lab/api/workspaces/default").get("data", {})
+        layout = json.dumps(data.get("layout-restorer:data", {}))
+        if all(w in layout for w in widgets) and also(data):
+            return data
+        assert time.monotonic() < deadline, f"the layout was not saved with {widgets}: {layout}"
+        time.sleep(0.1)
 
 
 def tab(page, name):

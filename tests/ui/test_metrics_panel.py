@@ -84,7 +84,10 @@ def test_comparison_draws_the_metric_picked(page, lab):
         page.wait_for_selector(f".jp-JobsCompare-metrics .u-title:text-is('{metric}')")
         page.wait_for_selector(".jp-JobsCompare-metrics .jp-JobsChart[data-lines='2'] canvas")
         page.hover(".jp-JobsCompare-metrics .u-over")  # the legend shows the values under the cursor
-        page.wait_for_timeout(300)
+        page.wait_for_function("""() => {  // uPlot writes them on its next frame
+            const shown = [...document.querySelectorAll('.jp-JobsCompare-metrics .u-legend .u-series .u-value')];
+            return shown.length === 3 && shown.slice(1).every(v => Number.isFinite(parseFloat(v.textContent)));
+        }""")
         values = page.locator(".jp-JobsCompare-metrics .u-legend .u-series .u-value").all_inner_texts()
         return [float(v) for v in values[1:]]  # after the x value
 

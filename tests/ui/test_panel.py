@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import open_job, open_panel, shot, tab
+from conftest import layout_saved, open_job, open_panel, shot, tab
 
 
 def fill_form(page, **fields):
@@ -157,7 +157,7 @@ def test_tabs_and_the_page_are_restored_after_reload(page, lab):
     open_job(page, job["id"])
     page.click("#jupyter-jobs-panel button:has-text('Open all')")
     page.wait_for_selector(".jp-JobsPage", state="visible")
-    page.wait_for_timeout(1500)  # let the layout be saved
+    layout_saved(lab, "jupyter-jobs-page:jobs", f"jupyter-jobs-job:{job['id']}")
     page.reload()
     page.wait_for_selector(".jp-JobsPage", state="attached", timeout=90_000)
     page.wait_for_selector(f".jp-JobsView[data-job-id='{job['id']}']", state="attached")

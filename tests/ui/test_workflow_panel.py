@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from conftest import open_job, open_panel, serious_violations, shot
+from conftest import layout_saved, open_job, open_panel, serious_violations, shot
 
 FLOW = """\
 name: pipeline
@@ -163,7 +163,8 @@ def test_a_job_of_a_run_opens_in_the_runs_tab_once(page, lab):
     open_job(page, plain["id"])
     assert page.locator(f"#jupyter-jobs-job-{plain['id']}").count() == 1
     open_job(page, first)
-    page.wait_for_timeout(1500)  # the layout is saved
+    layout_saved(lab, f"jupyter-jobs-run:{run['id']}", f"jupyter-jobs-job:{plain['id']}",
+                 also=lambda data: data.get(f"jupyter-jobs-run:{run['id']}", {}).get("data", {}).get("job") == first)
     page.reload()
     page.wait_for_selector(in_run.format(first), state="visible", timeout=60_000)  # restored with its job
     assert page.locator(f"#jupyter-jobs-job-{plain['id']}").count() == 1
