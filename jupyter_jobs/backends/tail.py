@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 _READ = 1 << 20
 _MIN_IDLE, _MAX_IDLE = 0.001, 0.025
-_EAGER, _EAGER_IDLE = 2.0, 0.002  # after a poke: seconds of looking at most every 2 ms
+_EAGER, _EAGER_IDLE = 2.0, 0.001  # after a poke: seconds of looking at most every 1 ms
 #: a job silent this long is looked at every `_QUIET_LOOK` s only: hundreds of quiet jobs then cost
 #: a tenth of their reads (measured: 200 quiet Slurm jobs took 12 % of a core, looked at every 25 ms)
 _QUIET, _QUIET_LOOK = 1.0, 0.1

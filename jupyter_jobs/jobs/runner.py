@@ -183,6 +183,7 @@ class JobRunner:
         self.launching: Optional[asyncio.Future[None]] = None  # set while backend.start runs
         self.recorded = asyncio.Event()  # its terminal status is stored
         self.detached = False
+        self.cancelled = False  # asked to cancel: one still being prepared never starts
         self._timer: Optional[asyncio.TimerHandle] = None
 
     @property
@@ -207,8 +208,9 @@ class JobRunner:
             extra_env=dict(self.env.unrecorded_env.get(self.job.id, {})),
         )
 
-    def _prepare(self, ctx: JobContext) -> None:
-        """The job's private workspace copy and folders (blocking: runs in a thread)."""
+    def _prepare(self, ctx: JobContext) -> str:
+        """The job's private workspace copy and folders, and the requirements it names (blocking:
+        runs in a thread, one hop for all of it, as it is on the path to the job's first line)."""
         if ctx.workspace.is_symlink():
             ctx.workspace.unlink()
         elif ctx.workspace.exists():  # a start interrupted by a restart: begin afresh
@@ -231,6 +233,9 @@ class JobRunner:
         for folder in {m.folder for m in ctx.mounts}:  # $JOB_DATASETS_DIR/<name> -> a version's files
             _links(ctx.dir / folder, {m.name: m.source for m in ctx.mounts if m.folder == folder})
         self.env.storage_dir.mkdir(parents=True, exist_ok=True)
+        if self.env.environments is None or not self.backend.capabilities().environments:
+            return ""
+        return requirements_text(self.job.spec.requirements, ctx.workspace, self.env.default_requirements)
 
     # -- starting ---------------------------------------------------------------------------
     async def run(self, stopping: Callable[[], bool]) -> None:
@@ -239,11 +244,9 @@ class JobRunner:
         try:
             ctx = await self.context()
             ctx.mounts = await self.env.mounts(self.job)
-            await asyncio.to_thread(self._prepare, ctx)
-            await self._environment(ctx)
+            await self._environment(ctx, await asyncio.to_thread(self._prepare, ctx))
             ctx.log_base = ctx.log.stream_sizes()
-            current = await self.env.store.get(self.id)
-            if current is None or current.status != JobStatus.QUEUED or stopping():
+            if self.cancelled or stopping():  # (another end while it was prepared: its launch is refused)
                 return  # cancelled while being prepared, or shutting down: it never starts
             if self.backend.capabilities().dependencies:
                 ctx.depends = await self.env.depends(self.job)
@@ -264,14 +267,10 @@ class JobRunner:
             launched.set_result(None)
         await self.watch()
 
-    async def _environment(self, ctx: JobContext) -> None:
-        """The environment its requirements name (built once, its output in the job's log)."""
-        spec, envs = self.job.spec, self.env.environments
-        if envs is None or not self.backend.capabilities().environments:
-            return
-        text = await asyncio.to_thread(requirements_text, spec.requirements, ctx.workspace,
-                                       self.env.default_requirements)
-        if not text.strip():
+    async def _environment(self, ctx: JobContext, text: str) -> None:
+        """The environment its requirements (`text`) name: built once, its output in the job's log."""
+        envs = self.env.environments
+        if envs is None or not text.strip():
             return
         loop = asyncio.get_running_loop()
         await self.backend.environment(ctx, text, envs,
@@ -410,6 +409,7 @@ class JobRunner:
 
     async def cancel(self, wait: float) -> None:
         """Stop the job as cancelled; returns once it is recorded, or after `wait` seconds."""
+        self.cancelled = True
         if self.launching is not None:
             await asyncio.shield(self.launching)
         if self.execution is None:
