@@ -35,6 +35,7 @@ from ..domain.replies import Capabilities
 from . import cgroups
 from .base import Availability, Backend, BackendError, Execution, JobContext, Outcome, Usage
 from .cgroups import JobCgroup
+from .forks import ForkServer, Relayed
 from .docker_stream import Demux
 from .tail import FileTailExecution
 
@@ -66,7 +67,7 @@ def _tree_usage(pid: int) -> Usage:
 class LocalExecution(FileTailExecution):
     """A process group started by this server (`proc`) or found again after a restart."""
 
-    def __init__(self, ctx: JobContext, state: dict[str, Any], proc: Optional[subprocess.Popen],
+    def __init__(self, ctx: JobContext, state: dict[str, Any], proc: Optional[subprocess.Popen | Relayed],
                  cgroup: Optional[JobCgroup], gate: Optional[int] = None):
         super().__init__(ctx, state)
         self.pid = int(state["pid"])
@@ -166,7 +167,7 @@ class LocalExecution(FileTailExecution):
 class _Spare:
     """A relay started ahead of need, waiting for a job at its gate."""
 
-    proc: subprocess.Popen
+    proc: subprocess.Popen | Relayed
     gate: int  # the write end of its stdin
     group: Optional[JobCgroup]
 
@@ -190,6 +191,10 @@ class LocalBackend(Backend):
         "Elsewhere a job is its process group, and cpus and memory are not enforced."
     ).tag(config=True)
     cgroup_parent = Unicode("jupyter_jobs", help="The cgroup under which each job gets its own.").tag(config=True)
+    fork_server = Bool(
+        True, help="Start each job's supervisor as a fork of a supervisor process kept ready (about 1 ms) "
+        "rather than as a new Python process (about 10 ms): a queue drains faster."
+    ).tag(config=True)
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -197,6 +202,7 @@ class LocalBackend(Backend):
         self._spare_lock = threading.Lock()
         self._closed = False
         self._handed: dict[int, None] = {}  # ports given to jobs, oldest first
+        self._forks = ForkServer([sys.executable, "-I", "-S", RELAY], self.host_environment)  # started on first use
 
     @default("max_running")
     def _default_max_running(self) -> int:
@@ -246,10 +252,7 @@ class LocalBackend(Backend):
         group = JobCgroup.create(self.cgroup_parent, f"relay-{uuid.uuid4().hex[:12]}") if self.cgroups else None
         gate_read, gate = os.pipe()  # not inherited by anything but the relay
         try:
-            proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", RELAY], cwd="/", env=self.host_environment(), stdin=gate_read,
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
-            )
+            proc = self._start_relay(gate_read)
         except OSError as exc:
             os.close(gate)
             if group is not None:
@@ -264,6 +267,16 @@ class LocalBackend(Backend):
                 self.log.warning("a job runs without a cgroup: %s", exc)
                 group = None
         return _Spare(proc, gate, group)
+
+    def _start_relay(self, gate_read: int) -> subprocess.Popen | Relayed:
+        if self.fork_server:
+            try:
+                return self._forks.start(gate_read)
+            except OSError as exc:
+                self.log.warning("a job's supervisor is started without the fork server: %s", exc)
+        return subprocess.Popen([sys.executable, "-I", "-S", RELAY], cwd="/", env=self.host_environment(),
+                                stdin=gate_read, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True, close_fds=True)
 
     def _hand_over(self, ctx: JobContext) -> _Spare:
         """Give the spare relay this job, held at its gate; a new spare is started beside
@@ -303,6 +316,7 @@ class LocalBackend(Backend):
             spare, self._spare = self._spare, None
         if spare is not None:
             await asyncio.to_thread(spare.discard)
+        await asyncio.to_thread(self._forks.close)
 
     async def reattach(self, ctx: JobContext, state: dict[str, Any]) -> Execution:
         pid = int(state.get("pid") or 0)

@@ -2,7 +2,8 @@
 
 Standalone (standard library only, no site packages) and in a session of its own, so it
 outlives a server restart. The server starts one ahead of need (its start-up is then off the
-job's path) and hands it a job as one JSON line: {"argv", "cwd", "env", "dir", "reap"}. It
+job's path), as a fork of `relay.py --fork-server` (forks.py) where it can, and hands it a job
+as one JSON line: {"argv", "cwd", "env", "dir", "reap"}. It
 - waits at a gate: a second line "go" once the service has recorded the launch; EOF (the
   server died first) writes "held" to DIR/exit_code and never runs ARGV (before any job is
   handed over, EOF just ends it);
@@ -171,6 +172,8 @@ def main() -> None:
     pid = os.fork()
     if pid == 0:  # ARGV: its own group, stdin from /dev/null
         os.setpgid(0, 0)
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these; a job gets the defaults
+            signal.signal(sig, signal.SIG_DFL)  # (`yes | head` ends quietly, as in a terminal)
         os.dup2(null, 0)
         os.dup2(out_w, 1)
         os.dup2(err_w, 2)
@@ -203,5 +206,83 @@ def _signal_group(pid: int, sig: int) -> None:
         pass
 
 
+def _run_relay(gate: int) -> int:
+    """In a child of the fork server: become a relay, its gate on stdin, in a session of its own."""
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    os.setsid()
+    os.dup2(gate, 0)
+    os.close(gate)
+    sys.stdin = open(0, closefd=False)  # fd 0 is the gate now: nothing was read from it yet
+    try:
+        main()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # said in relay.log (stderr is there once the job came)
+        import traceback
+
+        traceback.print_exc()
+        return 1
+    finally:
+        sys.stderr.flush()
+    return 0
+
+
+_RECORD = struct.Struct(">cii")  # b"p" pid 0: a relay started; b"x" pid code: a relay ended
+
+
+def fork_server(sock_fd: int) -> None:
+    """--fork-server FD: start relays on request, as forks of this process (its interpreter and
+    modules loaded: ~1 ms, where a fresh interpreter takes ~10 on the job's path). A request is
+    one byte on the Unix socket FD with the gate's read end attached; the answer is the relay's
+    pid, and when a relay ends, its exit code (the server did not start it, so cannot wait for
+    it). At EOF (the server went) it ends; the relays run on, each in its own session."""
+    import ctypes  # noqa: F401 (loaded here once, not in every relay that makes itself a subreaper)
+    import socket
+
+    sock = socket.socket(fileno=sock_fd)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    while True:
+        ready = select.select([sock, wake_r], [], [])[0]
+        if wake_r in ready:
+            os.read(wake_r, 512)
+            _send_ends(sock)
+        if sock in ready:
+            try:
+                _, fds, _, _ = socket.recv_fds(sock, 1, 1)
+            except OSError:
+                fds, _ = [], None
+            if not fds:
+                return  # EOF: the server went
+            pid = os.fork()
+            if pid == 0:
+                sock.close()
+                os.close(wake_r)
+                os.close(wake_w)
+                os._exit(_run_relay(fds[0]))
+            os.close(fds[0])
+            sock.sendall(_RECORD.pack(b"p", pid, 0))
+
+
+def _send_ends(sock) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if not pid:
+            return
+        try:
+            sock.sendall(_RECORD.pack(b"x", pid, os.waitstatus_to_exitcode(status)))
+        except OSError:
+            pass  # the server went: nobody asks any more
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--fork-server"]:
+        fork_server(int(sys.argv[2]))
+    else:
+        main()

@@ -1,0 +1,155 @@
+"""The local backend's fork server: one `relay.py --fork-server` per backend, started on first
+use, forks each job's supervisor. A fork of a loaded interpreter takes about a millisecond where
+starting one takes ten, and a queue being drained starts a supervisor per job. The fork server
+tells each supervisor's exit code, which the server (not its parent) could not otherwise learn.
+
+Should it die, its supervisors run on (each in its own session) and are told apart by their
+start time; supervisors are started as processes of the server's own again until a new fork
+server answers (one is tried at the next start).
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+import struct
+import subprocess
+import threading
+import time
+from typing import Callable, Optional
+
+from .base import start_time
+
+_RECORD = struct.Struct(">cii")  # as relay.py sends them: b"p" pid 0 (started), b"x" pid code (ended)
+_GRACE = 1.0  # a supervisor gone, its exit code not yet read: how long to wait for it
+_GONE = -1  # poll()'s answer for a supervisor that ended with its exit code unknown
+
+
+class ForkServer:
+    """Starts supervisors (blocking calls: use from a thread), one request at a time."""
+
+    def __init__(self, argv: list[str], env: Callable[[], dict[str, str]]):
+        self._argv, self._env = argv, env
+        self._lock = threading.Lock()
+        self._ends: dict[int, int] = {}
+        self._ends_lock = threading.Lock()
+        self._proc: Optional[subprocess.Popen] = None
+        self._sock: Optional[socket.socket] = None
+        self._started: queue.Queue[Optional[int]] = queue.Queue()
+        self._serving = False
+
+    @property
+    def serving(self) -> bool:
+        return self._serving
+
+    def start(self, gate: int) -> Relayed:
+        """A new supervisor, its stdin the read end `gate`. OSError: the fork server cannot."""
+        with self._lock:
+            if not self._serving:
+                self._stop()  # one that ended: its socket closed, its process waited for
+                self._launch()
+            assert self._sock is not None
+            try:
+                socket.send_fds(self._sock, [b"r"], [gate])
+                pid = self._started.get(timeout=10)
+            except (OSError, queue.Empty) as exc:
+                self._stop()
+                raise OSError(f"the fork server did not answer: {exc}") from None
+            if pid is None:
+                raise OSError("the fork server ended")
+        return Relayed(pid, start_time(pid), self)
+
+    def _launch(self) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            self._proc = subprocess.Popen(
+                [*self._argv, "--fork-server", str(theirs.fileno())], pass_fds=(theirs.fileno(),), cwd="/",
+                env=self._env(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self._sock, self._started, self._serving = ours, queue.Queue(), True
+        threading.Thread(target=self._read, args=(ours, self._started), name="jobs-relay-forks", daemon=True).start()
+
+    def _read(self, sock: socket.socket, started: queue.Queue[Optional[int]]) -> None:
+        buf = b""
+        while True:
+            try:
+                data = sock.recv(1 << 12)
+            except OSError:
+                data = b""
+            if not data:
+                if sock is self._sock:
+                    self._serving = False
+                started.put(None)
+                return
+            buf += data
+            while len(buf) >= _RECORD.size:
+                kind, pid, code = _RECORD.unpack_from(buf)
+                buf = buf[_RECORD.size:]
+                with self._ends_lock:
+                    if kind == b"p":
+                        self._ends.pop(pid, None)  # an earlier process's, the pid now reused
+                    else:
+                        self._ends[pid] = code
+                if kind == b"p":
+                    started.put(pid)
+
+    def ended(self, pid: int) -> Optional[int]:
+        """The exit code of a supervisor it started, once told (then forgotten)."""
+        with self._ends_lock:
+            return self._ends.pop(pid, None)
+
+    def _stop(self) -> None:
+        self._serving = False
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()  # EOF: it ends (the supervisors it started run on)
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+
+class Relayed:
+    """A supervisor the fork server started: what the local backend uses of a `Popen`."""
+
+    def __init__(self, pid: int, started: Optional[int], forks: ForkServer):
+        self.pid, self._started, self._forks = pid, started, forks
+        self.returncode: Optional[int] = None
+        self._gone_at: Optional[float] = None
+
+    def poll(self) -> Optional[int]:
+        """None while it runs; then its exit code, or `_GONE` when that cannot be known (the fork
+        server died before telling it; `returncode` stays None)."""
+        if self.returncode is not None:
+            return self.returncode
+        code = self._forks.ended(self.pid)
+        if code is not None:
+            self.returncode = code
+            return code
+        if self._started is not None and start_time(self.pid) == self._started:
+            return None
+        now = time.monotonic()
+        self._gone_at = self._gone_at or now
+        # its end is on its way from the fork server (it is a zombie until reaped, then told)
+        return _GONE if not self._forks.serving or now - self._gone_at > _GRACE else None
+
+    def wait(self, timeout: Optional[float] = None) -> Optional[int]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
+            time.sleep(0.005)
+        return code

@@ -1,0 +1,65 @@
+"""The local backend's supervisors come from a fork server (a fork of a loaded interpreter, not a
+new one per job): real processes, real signals. How a supervisor ended is known even though the
+server is not its parent, and a fork server that dies takes no job with it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+from support import log_text
+
+PARENT = "import os, sys, time\nprint(os.getppid(), flush=True)\ntime.sleep(float(sys.argv[1]))\nprint('done')\n"
+
+
+def _parent(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[1])
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+async def _supervisor(api, workspace: Path, seconds: float) -> tuple[dict, int]:
+    """A running job and its supervisor's pid (the parent of the job's command)."""
+    (workspace / "parent.py").write_text(PARENT)
+    job = await api.submit({"command": ["python", "parent.py", str(seconds)], "workspace": "proj"})
+    await api.wait(job["id"], {"running"})
+    deadline = asyncio.get_running_loop().time() + 20
+    while not (text := log_text(await api.logs(job["id"]))).strip():
+        assert asyncio.get_running_loop().time() < deadline, "the job never printed its parent"
+        await asyncio.sleep(0.05)
+    return job, int(text.split()[0])
+
+
+async def test_supervisors_are_forked_and_their_end_is_known(api, workspace):
+    job, relay = await _supervisor(api, workspace, 60)
+    forks = _parent(relay)
+    assert forks != os.getpid() and "--fork-server" in _cmdline(forks)
+    assert os.getsid(relay) == relay  # a session of its own: it outlives the server
+    os.kill(relay, signal.SIGKILL)  # its exit code comes from the fork server, its parent
+    done = await api.wait(job["id"])
+    assert (done["status"], done["exit_code"]) == ("failed", 137), done
+
+
+async def test_a_fork_server_that_dies_takes_no_job_with_it(api, workspace):
+    job, relay = await _supervisor(api, workspace, 1.5)
+    forks = _parent(relay)
+    assert "--fork-server" in _cmdline(forks)
+    os.kill(forks, signal.SIGKILL)
+    done = await api.wait(job["id"])  # ended as it would have: the supervisor wrote its exit code
+    assert done["status"] == "succeeded" and log_text(await api.logs(job["id"])).endswith("done\n"), done
+    after = await api.submit({"command": "echo again", "workspace": "proj"})  # a new fork server starts it
+    assert (await api.wait(after["id"]))["status"] == "succeeded"
+    assert log_text(await api.logs(after["id"])) == "again\n"
+
+
+async def test_a_pipeline_reading_less_than_it_is_given_ends_quietly(api, workspace):
+    """`yes | head -1`: the writer dies of SIGPIPE, as in a terminal (Python, which supervises,
+    ignores SIGPIPE; a job must not inherit that and print `Broken pipe`)."""
+    job = await api.submit({"command": "yes | head -1; echo ok", "workspace": "proj"})
+    done = await api.wait(job["id"])
+    text = log_text(await api.logs(job["id"]))
+    assert done["status"] == "succeeded" and text == "y\nok\n", text
