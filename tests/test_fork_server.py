@@ -63,3 +63,22 @@ async def test_a_pipeline_reading_less_than_it_is_given_ends_quietly(api, worksp
     done = await api.wait(job["id"])
     text = log_text(await api.logs(job["id"]))
     assert done["status"] == "succeeded" and text == "y\nok\n", text
+
+
+def test_a_closed_fork_server_ends_at_once_and_its_supervisors_run_on():
+    """Closing it is an EOF it sees while a thread of ours is blocked reading from it (a socket
+    only closed stays open until that read returns: it was killed after 5 s, every server stop)."""
+    import sys
+
+    from jupyter_jobs.backends.forks import ForkServer
+    from jupyter_jobs.backends.local import RELAY
+
+    forks = ForkServer([sys.executable, "-I", "-S", RELAY], lambda: dict(os.environ))
+    gate_read, gate = os.pipe()
+    relay = forks.start(gate_read)
+    os.close(gate_read)
+    server = forks._proc
+    forks.close()
+    assert server is not None and server.returncode == 0  # it ended by itself, not killed
+    assert os.getsid(relay.pid) == relay.pid and _parent(relay.pid) != server.pid  # alive, its own
+    os.close(gate)  # EOF at its gate before any job: it ends

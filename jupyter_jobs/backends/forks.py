@@ -10,6 +10,7 @@ server answers (one is tried at the next start).
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import socket
 import struct
@@ -107,8 +108,10 @@ class ForkServer:
     def _stop(self) -> None:
         self._serving = False
         sock, self._sock = self._sock, None
-        if sock is not None:
-            sock.close()  # EOF: it ends (the supervisors it started run on)
+        if sock is not None:  # EOF: it ends (the supervisors it started run on). Shut down, not
+            with contextlib.suppress(OSError):  # only closed: the reader thread's recv() holds the
+                sock.shutdown(socket.SHUT_RDWR)  # socket open until it returns, and no EOF is sent
+            sock.close()
         proc, self._proc = self._proc, None
         if proc is not None:
             try:
