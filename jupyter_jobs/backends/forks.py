@@ -3,9 +3,9 @@ use, forks each job's supervisor. A fork of a loaded interpreter takes about a m
 starting one takes ten, and a queue being drained starts a supervisor per job. The fork server
 tells each supervisor's exit code, which the server (not its parent) could not otherwise learn.
 
-Should it die, its supervisors run on (each in its own session) and are told apart by their
-start time; supervisors are started as processes of the server's own again until a new fork
-server answers (one is tried at the next start).
+Should it die, its supervisors run on (each in its own session) and are then told alive by their
+start time; a new fork server is tried at the next start, and where none answers a supervisor is
+started as a process of the server's own.
 """
 
 from __future__ import annotations
@@ -13,16 +13,14 @@ from __future__ import annotations
 import contextlib
 import queue
 import socket
-import struct
 import subprocess
 import threading
 import time
 from typing import Callable, Optional
 
 from .base import start_time
+from .relay import RECORD
 
-_RECORD = struct.Struct(">cii")  # as relay.py sends them: b"p" pid 0 (started), b"x" pid code (ended)
-_GRACE = 1.0  # a supervisor gone, its exit code not yet read: how long to wait for it
 _GONE = -1  # poll()'s answer for a supervisor that ended with its exit code unknown
 
 
@@ -37,16 +35,13 @@ class ForkServer:
         self._proc: Optional[subprocess.Popen] = None
         self._sock: Optional[socket.socket] = None
         self._started: queue.Queue[Optional[int]] = queue.Queue()
-        self._serving = False
-
-    @property
-    def serving(self) -> bool:
-        return self._serving
+        self._lost = threading.Event()  # set: the running fork server (none yet) is gone
+        self._lost.set()
 
     def start(self, gate: int) -> Relayed:
         """A new supervisor, its stdin the read end `gate`. OSError: the fork server cannot."""
         with self._lock:
-            if not self._serving:
+            if self._lost.is_set():
                 self._stop()  # one that ended: its socket closed, its process waited for
                 self._launch()
             assert self._sock is not None
@@ -58,7 +53,7 @@ class ForkServer:
                 raise OSError(f"the fork server did not answer: {exc}") from None
             if pid is None:
                 raise OSError("the fork server ended")
-        return Relayed(pid, start_time(pid), self)
+        return Relayed(pid, start_time(pid), self, self._lost)
 
     def _launch(self) -> None:
         ours, theirs = socket.socketpair()
@@ -73,25 +68,25 @@ class ForkServer:
             raise
         finally:
             theirs.close()
-        self._sock, self._started, self._serving = ours, queue.Queue(), True
-        threading.Thread(target=self._read, args=(ours, self._started), name="jobs-relay-forks", daemon=True).start()
+        self._sock, self._started, self._lost = ours, queue.Queue(), threading.Event()
+        threading.Thread(target=self._read, args=(ours, self._started, self._lost), name="jobs-relay-forks",
+                         daemon=True).start()
 
-    def _read(self, sock: socket.socket, started: queue.Queue[Optional[int]]) -> None:
+    def _read(self, sock: socket.socket, started: queue.Queue[Optional[int]], lost: threading.Event) -> None:
         buf = b""
         while True:
             try:
                 data = sock.recv(1 << 12)
             except OSError:
                 data = b""
-            if not data:
-                if sock is self._sock:
-                    self._serving = False
+            if not data:  # every end it told is stored by now
+                lost.set()
                 started.put(None)
                 return
             buf += data
-            while len(buf) >= _RECORD.size:
-                kind, pid, code = _RECORD.unpack_from(buf)
-                buf = buf[_RECORD.size:]
+            while len(buf) >= RECORD.size:
+                kind, pid, code = RECORD.unpack_from(buf)
+                buf = buf[RECORD.size:]
                 with self._ends_lock:
                     if kind == b"p":
                         self._ends.pop(pid, None)  # an earlier process's, the pid now reused
@@ -106,7 +101,7 @@ class ForkServer:
             return self._ends.pop(pid, None)
 
     def _stop(self) -> None:
-        self._serving = False
+        self._lost.set()
         sock, self._sock = self._sock, None
         if sock is not None:  # EOF: it ends (the supervisors it started run on). Shut down, not
             with contextlib.suppress(OSError):  # only closed: the reader thread's recv() holds the
@@ -128,26 +123,22 @@ class ForkServer:
 class Relayed:
     """A supervisor the fork server started: what the local backend uses of a `Popen`."""
 
-    def __init__(self, pid: int, started: Optional[int], forks: ForkServer):
-        self.pid, self._started, self._forks = pid, started, forks
+    def __init__(self, pid: int, started: Optional[int], forks: ForkServer, lost: threading.Event):
+        self.pid, self._started, self._forks, self._lost = pid, started, forks, lost
         self.returncode: Optional[int] = None
-        self._gone_at: Optional[float] = None
 
     def poll(self) -> Optional[int]:
-        """None while it runs; then its exit code, or `_GONE` when that cannot be known (the fork
-        server died before telling it; `returncode` stays None)."""
-        if self.returncode is not None:
+        """None while it runs; then its exit code, told by its fork server. Once that fork server
+        is gone (`lost`), a supervisor gone too ended with `_GONE`, its code unknown (`returncode`
+        stays None)."""
+        if self.returncode is None:
+            self.returncode = self._forks.ended(self.pid)
+        if self.returncode is not None or not self._lost.is_set():
             return self.returncode
-        code = self._forks.ended(self.pid)
-        if code is not None:
-            self.returncode = code
-            return code
         if self._started is not None and start_time(self.pid) == self._started:
             return None
-        now = time.monotonic()
-        self._gone_at = self._gone_at or now
-        # its end is on its way from the fork server (it is a zombie until reaped, then told)
-        return _GONE if not self._forks.serving or now - self._gone_at > _GRACE else None
+        self.returncode = self._forks.ended(self.pid)  # told just before its fork server went
+        return _GONE if self.returncode is None else self.returncode
 
     def wait(self, timeout: Optional[float] = None) -> Optional[int]:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -40,6 +40,7 @@ from .docker_stream import Demux
 from .tail import FileTailExecution
 
 RELAY = str(Path(__file__).with_name("relay.py"))
+_RELAY_ARGV = [sys.executable, "-I", "-S", RELAY]  # isolated, no site packages: it needs none
 HELD = "held"
 
 
@@ -202,7 +203,7 @@ class LocalBackend(Backend):
         self._spare_lock = threading.Lock()
         self._closed = False
         self._handed: dict[int, None] = {}  # ports given to jobs, oldest first
-        self._forks = ForkServer([sys.executable, "-I", "-S", RELAY], self.host_environment)  # started on first use
+        self._forks = ForkServer(_RELAY_ARGV, self.host_environment)  # started on first use
 
     @default("max_running")
     def _default_max_running(self) -> int:
@@ -274,7 +275,7 @@ class LocalBackend(Backend):
                 return self._forks.start(gate_read)
             except OSError as exc:
                 self.log.warning("a job's supervisor is started without the fork server: %s", exc)
-        return subprocess.Popen([sys.executable, "-I", "-S", RELAY], cwd="/", env=self.host_environment(),
+        return subprocess.Popen(_RELAY_ARGV, cwd="/", env=self.host_environment(),
                                 stdin=gate_read, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True, close_fds=True)
 

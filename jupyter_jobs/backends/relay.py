@@ -228,7 +228,7 @@ def _run_relay(gate: int) -> int:
     return 0
 
 
-_RECORD = struct.Struct(">cii")  # b"p" pid 0: a relay started; b"x" pid code: a relay ended
+RECORD = struct.Struct(">cii")  # to the server: b"p" pid 0, a relay started; b"x" pid code, a relay ended
 
 
 def fork_server(sock_fd: int) -> None:
@@ -254,7 +254,7 @@ def fork_server(sock_fd: int) -> None:
             try:
                 _, fds, _, _ = socket.recv_fds(sock, 1, 1)
             except OSError:
-                fds, _ = [], None
+                fds = []
             if not fds:
                 return  # EOF: the server went
             pid = os.fork()
@@ -264,7 +264,7 @@ def fork_server(sock_fd: int) -> None:
                 os.close(wake_w)
                 os._exit(_run_relay(fds[0]))
             os.close(fds[0])
-            sock.sendall(_RECORD.pack(b"p", pid, 0))
+            sock.sendall(RECORD.pack(b"p", pid, 0))
 
 
 def _send_ends(sock) -> None:
@@ -276,7 +276,7 @@ def _send_ends(sock) -> None:
         if not pid:
             return
         try:
-            sock.sendall(_RECORD.pack(b"x", pid, os.waitstatus_to_exitcode(status)))
+            sock.sendall(RECORD.pack(b"x", pid, os.waitstatus_to_exitcode(status)))
         except OSError:
             pass  # the server went: nobody asks any more
 
