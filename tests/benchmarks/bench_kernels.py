@@ -68,6 +68,9 @@ def docker_run_reply() -> float:
             client = BlockingKernelClient(connection_file=path)
             client.load_connection_file()
             client.ip = "127.0.0.1"
+            # The heartbeat's default 1 s would call a kernel still starting (a loaded machine) dead;
+            # the docker job kernel is judged by its container, so the baseline waits the same way.
+            client.hb_channel.time_to_dead = 60.0
             client.start_channels()
             client.wait_for_ready(timeout=60)
             reply = client.execute_interactive("1+1", timeout=60, output_hook=lambda msg: None)
