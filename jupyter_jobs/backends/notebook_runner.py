@@ -86,6 +86,11 @@ def _client(nbformat, base, nb, kernel, output):
 def main(argv):
     source, output, parameters, kernel = argv[:4]
     output = os.path.join(os.environ.get("JOB_ARTIFACTS_DIR", "."), output)
+    # jsonschema (through nbformat) imports rfc3987_syntax when it is installed, and that builds
+    # ~35 Earley parsers at import: about 1 s of every notebook job, for the `iri` format no notebook
+    # schema uses (python-jsonschema/jsonschema#1428). None in sys.modules makes that import fail,
+    # which jsonschema already takes as "not installed".
+    sys.modules.setdefault("rfc3987_syntax", None)
     try:
         import nbformat
         from nbclient import NotebookClient

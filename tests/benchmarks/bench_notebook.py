@@ -1,7 +1,9 @@
 """A notebook as a job. A 50-cell notebook (each cell a little arithmetic and a print) run as
 a job on the local backend, from POST to its end, against `jupyter nbconvert --to notebook
 --execute` of the same notebook as a whole process (the usual way to run a notebook headless),
-measured in the same run, interleaved (target: the job <= 1.2x nbconvert)."""
+measured in the same run, interleaved (target: the job <= 0.7x nbconvert). The job's own
+interpreter skips rfc3987_syntax's import (see notebook_runner.py); nbconvert pays it, as it
+does wherever it runs. bench_peers.py holds the same notebook against jupyter-scheduler."""
 
 from __future__ import annotations
 
@@ -67,8 +69,8 @@ def main() -> None:
         table(f"A {cells}-cell notebook, start to end ({runs} runs each, interleaved)",
               ["path", "min s", "median s", "max s", "ratio (medians)", "target", "met"],
               [["jupyter nbconvert --to notebook --execute (baseline)", *stats(converts), "1.00x", "", ""],
-               ["as a job (local backend): POST until succeeded", *stats(jobs), f"{ratio:.2f}x", "<= 1.2x",
-                "yes" if ratio <= 1.2 else "NO"]])
+               ["as a job (local backend): POST until succeeded", *stats(jobs), f"{ratio:.2f}x", "<= 0.7x",
+                "yes" if ratio <= 0.7 else "NO"]])
 
 
 if __name__ == "__main__":
