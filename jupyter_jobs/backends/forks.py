@@ -16,6 +16,7 @@ import socket
 import subprocess
 import threading
 import time
+import weakref
 from typing import Callable, Optional
 
 from .base import start_time
@@ -32,6 +33,7 @@ class ForkServer:
         self._lock = threading.Lock()
         self._ends: dict[int, int] = {}
         self._ends_lock = threading.Lock()
+        self._running: weakref.WeakValueDictionary[int, Relayed] = weakref.WeakValueDictionary()
         self._proc: Optional[subprocess.Popen] = None
         self._sock: Optional[socket.socket] = None
         self._started: queue.Queue[Optional[int]] = queue.Queue()
@@ -53,7 +55,8 @@ class ForkServer:
                 raise OSError(f"the fork server did not answer: {exc}") from None
             if pid is None:
                 raise OSError("the fork server ended")
-        return Relayed(pid, start_time(pid), self, self._lost)
+            relayed = self._running[pid] = Relayed(pid, start_time(pid), self, self._lost)
+        return relayed
 
     def _launch(self) -> None:
         ours, theirs = socket.socketpair()
@@ -94,6 +97,9 @@ class ForkServer:
                         self._ends[pid] = code
                 if kind == b"p":
                     started.put(pid)
+                elif (relayed := self._running.pop(pid, None)) is not None and relayed.on_end is not None:
+                    with contextlib.suppress(Exception):  # this thread must read on, whatever a hook does
+                        relayed.on_end()
 
     def ended(self, pid: int) -> Optional[int]:
         """The exit code of a supervisor it started, once told (then forgotten)."""
@@ -126,6 +132,7 @@ class Relayed:
     def __init__(self, pid: int, started: Optional[int], forks: ForkServer, lost: threading.Event):
         self.pid, self._started, self._forks, self._lost = pid, started, forks, lost
         self.returncode: Optional[int] = None
+        self.on_end: Optional[Callable[[], None]] = None  # called (in a reader thread) once its end is told
 
     def poll(self) -> Optional[int]:
         """None while it runs; then its exit code, told by its fork server. Once that fork server

@@ -244,7 +244,10 @@ class LocalBackend(Backend):
         relay = await asyncio.to_thread(self._hand_over, ctx)
         state = {"pid": relay.proc.pid, "start_time": start_time(relay.proc.pid),
                  "cgroup": relay.group.leaf if relay.group else None}
-        return LocalExecution(ctx, state, relay.proc, relay.group, relay.gate).begin()
+        execution = LocalExecution(ctx, state, relay.proc, relay.group, relay.gate).begin()
+        if isinstance(relay.proc, Relayed):  # its end is looked at once told, not at the follower's next look
+            relay.proc.on_end = execution.poke
+        return execution
 
     def _relay(self) -> _Spare:
         """A relay waiting for a job, in a cgroup of its own: its Python start-up and the move
