@@ -82,3 +82,28 @@ def test_a_closed_fork_server_ends_at_once_and_its_supervisors_run_on():
     assert server is not None and server.returncode == 0  # it ended by itself, not killed
     assert os.getsid(relay.pid) == relay.pid and _parent(relay.pid) != server.pid  # alive, its own
     os.close(gate)  # EOF at its gate before any job: it ends
+
+
+def test_a_supervisors_end_is_told_as_it_happens():
+    """The fork server's record of an end calls the supervisor's hook (the local backend's
+    follower looks at the job then, not at its next round), with its exit code already known."""
+    import sys
+    import threading
+
+    from jupyter_jobs.backends.forks import ForkServer
+    from jupyter_jobs.backends.local import RELAY
+
+    forks = ForkServer([sys.executable, "-I", "-S", RELAY], lambda: dict(os.environ))
+    try:
+        gate_read, gate = os.pipe()
+        relay = forks.start(gate_read)
+        os.close(gate_read)
+        told = threading.Event()
+        codes: list = []
+        relay.on_end = lambda: (codes.append(relay.poll()), told.set())
+        assert relay.poll() is None and not told.is_set()
+        os.close(gate)  # EOF before any job: the supervisor ends, exit code 0
+        assert told.wait(10), "no end was told"
+        assert codes == [0] and relay.returncode == 0
+    finally:
+        forks.close()
