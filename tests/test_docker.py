@@ -297,6 +297,79 @@ class TestUnreachableEngine:
         assert reply["errors"][0]["field"] == "backend" and "unavailable" in reply["message"]
 
 
+class _Forwarder:
+    """A Unix socket that forwards to the real engine's, until stopped: an engine that goes away."""
+
+    def __init__(self, path) -> None:
+        import socket
+        import threading
+
+        self.server = socket.socket(socket.AF_UNIX)
+        self.server.bind(str(path))
+        self.server.listen()
+        self.open: list = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            engine = socket.socket(socket.AF_UNIX)
+            engine.connect("/var/run/docker.sock")
+            self.open += [client, engine]
+            for a, b in ((client, engine), (engine, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b) -> None:
+        import socket
+
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        self.server.close()
+        for s in self.open:
+            s.close()
+
+
+class TestEngineThatGoesAway:
+    """The engine's facts are kept a minute, but whether it answers is asked at every submit."""
+
+    @pytest.fixture
+    def forwarder(self, tmp_path):
+        f = _Forwarder(tmp_path / "engine.sock")
+        yield f
+        f.stop()
+
+    @pytest.fixture
+    def extra_config(self, tmp_path, forwarder):
+        return {"DockerBackend": {"base_url": f"unix://{tmp_path}/engine.sock"}}
+
+    async def test_a_submit_after_the_engine_went_is_refused(self, api, workspace, forwarder):
+        docker = {b["name"]: b for b in (await api.call("GET", "backends"))["backends"]}["docker"]
+        assert docker["available"] is True and docker["details"]["engine"], docker
+        job = await api.submit(docker_job(command="echo up"))
+        assert log_text(await api.logs(job["id"], follow=True)) == "up\n"
+        forwarder.stop()
+        reply = await api.submit(docker_job(command="true"), expect=400)
+        assert reply["errors"][0]["field"] == "backend" and "cannot reach the Docker engine" in reply["message"]
+
+
 class TestDatasets:
     """Admin-configured read-only mounts, and the user jobs run as."""
 
