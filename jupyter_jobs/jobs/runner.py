@@ -128,8 +128,10 @@ async def record_end(env: RunnerEnv, job: Job, outcome: Outcome, stop_reason: Op
     if stop_reason != "cancel" and end.reason in job.spec.retry_on and tries <= job.spec.retries:
         await _retry(env, job, f"{end.reason.value}: {end.message}" if end.reason else "failed")
         return
-    await env.store.transition(job.id, end.status, at, exit_code=outcome.exit_code, finished_at=at,
-                               reason=end.reason, message=end.message)
+    if await env.store.transition(job.id, end.status, at, exit_code=outcome.exit_code, finished_at=at,
+                                  reason=end.reason, message=end.message):  # as stored: the end's readers
+        job.status, job.reason, job.message = end.status, end.reason, end.message  # need not read it back
+        job.exit_code, job.finished_at = outcome.exit_code, at
     env.logs.close(job.id)
     env.ended(job)
 

@@ -66,14 +66,20 @@ class JobsMetrics:
             return
         if event.kind == "job.started" and job.started_at and job.attempt == 1:
             self.waits.observe(job.backend, max(0.0, (job.started_at - job.created_at).total_seconds()))
+        elif event.kind == "job.ended" and job.status.is_terminal():  # its end as recorded
+            self._count(job)
         elif event.kind == "job.ended":
             self.core.spawn(self._ended(job.id))
 
     async def _ended(self, job_id: str) -> None:
-        """The job's outcome as the history has it (the event's job may predate its end)."""
+        """The job's outcome as the history has it (the event's job predates its end: another
+        end was recorded first)."""
         job: Optional[Job] = await self.core.store.get(job_id)
         if job is not None and job.status.is_terminal():
-            self.outcomes[(job.status.value, job.reason.value if job.reason else "", job.backend)] += 1
+            self._count(job)
+
+    def _count(self, job: Job) -> None:
+        self.outcomes[(job.status.value, job.reason.value if job.reason else "", job.backend)] += 1
 
     async def refresh(self) -> None:
         """Read the history's counts and the host (off the event loop) for the next scrapes."""
