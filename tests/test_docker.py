@@ -8,6 +8,7 @@ the podman backend's own tests are in test_podman.py)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import time
 
@@ -308,6 +309,8 @@ class _Forwarder:
         self.server.bind(str(path))
         self.server.listen()
         self.open: list = []
+        self.lock = threading.Lock()  # a connection accepted while it stops is closed too
+        self.stopped = False
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -320,8 +323,13 @@ class _Forwarder:
             except OSError:
                 return
             engine = socket.socket(socket.AF_UNIX)
-            engine.connect("/var/run/docker.sock")
-            self.open += [client, engine]
+            engine.connect(os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock").removeprefix("unix://"))
+            with self.lock:
+                self.open += [client, engine]
+                if self.stopped:
+                    client.close()
+                    engine.close()
+                    return
             for a, b in ((client, engine), (engine, client)):
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
@@ -342,9 +350,11 @@ class _Forwarder:
                     pass
 
     def stop(self) -> None:
-        self.server.close()
-        for s in self.open:
-            s.close()
+        with self.lock:
+            self.stopped = True
+            self.server.close()
+            for s in self.open:
+                s.close()
 
 
 class TestEngineThatGoesAway:
