@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
+import threading
 import time
 
 import docker.errors
@@ -302,9 +304,6 @@ class _Forwarder:
     """A Unix socket that forwards to the real engine's, until stopped: an engine that goes away."""
 
     def __init__(self, path) -> None:
-        import socket
-        import threading
-
         self.server = socket.socket(socket.AF_UNIX)
         self.server.bind(str(path))
         self.server.listen()
@@ -314,9 +313,6 @@ class _Forwarder:
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
-        import socket
-        import threading
-
         while True:
             try:
                 client, _ = self.server.accept()
@@ -335,8 +331,6 @@ class _Forwarder:
 
     @staticmethod
     def _pipe(a, b) -> None:
-        import socket
-
         try:
             while data := a.recv(65536):
                 b.sendall(data)
