@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Optional
 
@@ -190,18 +190,30 @@ class JobReads:
                    gone: Callable[[], bool] = lambda: False) -> AsyncIterator[dict[str, Any]]:
         """The job's log as public chunks from `offset`; with `follow_`, until the job ends (then
         one LogEnd item) or `gone()` (the reader left)."""
+        async for item in await self.open_logs(job_id, offset, follow_=follow_, gone=gone):
+            yield item
+
+    async def open_logs(self, job_id: str, offset: int = 0, *, follow_: bool = False,
+                        gone: Callable[[], bool] = lambda: False) -> AsyncGenerator[dict[str, Any], None]:
+        """`logs()`, its job looked up first: a JobNotFound comes before any chunk (an HTTP
+        reply's status before its body), and the job is read once, not again to check it."""
         job = await self._job(job_id)
         folder = self.env.job_dir(job)
         if job.status.is_terminal():
             job_log = await self.log_files.finished(folder)
         else:
+            loading = not self.log_files.is_open(job_id)
             job_log = await self.log_files.active(job_id, folder)
-            if (await self._job(job_id)).status.is_terminal():  # it ended in between
+            if loading and (await self._job(job_id)).status.is_terminal():  # it ended while it loaded
                 self.log_files.close(job_id)
-        async for chunk in follow(job_log, offset, follow=follow_, gone=gone):
-            yield chunk.to_json()
-        if follow_ and not gone():
-            yield _end(await self._job(job_id))
+
+        async def chunks() -> AsyncGenerator[dict[str, Any], None]:
+            async for chunk in follow(job_log, offset, follow=follow_, gone=gone):
+                yield chunk.to_json()
+            if follow_ and not gone():
+                yield _end(await self._job(job_id))
+
+        return chunks()
 
     async def artifacts(self, job_id: str) -> dict[str, Any]:
         root = self.env.job_dir(await self._job(job_id)) / "artifacts"

@@ -234,8 +234,8 @@ class JobService(JobReads):
 
     async def record(self, jobs: list[Job], also: Optional[Write] = None) -> None:
         """Record jobs (and a feature's write, in the same transaction), then let the queue look."""
-        await asyncio.to_thread(lambda: [private_dir(Path(j.dir)) for j in jobs if j.dir])
-        await self.store.insert_many([(j, Path(j.dir or self.env.jobs_dir / j.id)) for j in jobs], also)
+        await self.store.insert_many([(j, Path(j.dir or self.env.jobs_dir / j.id)) for j in jobs], also,
+                                     first=lambda: [private_dir(Path(j.dir)) for j in jobs if j.dir])
         if self.events.wants("job.queued"):
             for job in jobs:
                 self.events.publish(Event("job.queued", job))

@@ -266,8 +266,8 @@ class LogsHandler(StreamHandler):
     async def get(self, job_id: str) -> None:
         offset = self.query_int("offset", 0, 0, 2**62) or 0
         follow = self.query_bool("follow")
-        await self.service.get(job_id)  # a 404 before any byte is sent
-        await self.stream(self.service.logs(job_id, offset, follow_=follow, gone=lambda: self._gone))
+        # a 404 before any byte is sent
+        await self.stream(await self.service.open_logs(job_id, offset, follow_=follow, gone=lambda: self._gone))
 
 
 class MetricsHandler(StreamHandler):

@@ -7,7 +7,7 @@ import json
 import sqlite3
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ..domain.job import Job
 from ..domain.spec import JobSpec
@@ -91,10 +91,15 @@ class JobRows(Database):
     async def insert(self, job: Job, job_dir: Path) -> None:
         await self.insert_many([(job, job_dir)])
 
-    async def insert_many(self, jobs: list[tuple[Job, Path]], also: Optional[Write] = None) -> None:
+    async def insert_many(self, jobs: list[tuple[Job, Path]], also: Optional[Write] = None,
+                          first: Optional[Callable[[], Any]] = None) -> None:
         """Jobs, with `also` (a feature's write: a workflow run's row, a schedule's firing) in the
-        same transaction: a schedule fires once, whatever happens around it."""
+        same transaction: a schedule fires once, whatever happens around it. `first`: what must
+        exist before the rows say so (their folders), made in the same trip to the store's thread
+        (one fewer on every submit's path); should it fail, nothing is recorded."""
         def _insert() -> None:
+            if first is not None:
+                first()
             with self.db:
                 self.db.execute("BEGIN")
                 if also is not None:

@@ -273,7 +273,8 @@ async def follow(
 ) -> AsyncIterator[Chunk]:
     """Yield chunks from `offset`; with `follow`, keep going until the log is finished and
     every byte in it has been yielded, or the reader is `gone()`."""
-    offset = await asyncio.to_thread(log.align, offset)
+    if offset > 0:  # (from the start: nothing to align, no thread to wait for)
+        offset = await asyncio.to_thread(log.align, offset)
     while True:
         seen, final = log.size, log.finished  # finished: the size is final, send every byte
         chunks = log.read_recent(offset, final)  # a follower at the end: from memory, at once
@@ -309,6 +310,9 @@ class LogRegistry:
     def __init__(self, max_size: int = 0) -> None:
         self._open: dict[str, JobLog] = {}
         self.max_size = max_size
+
+    def is_open(self, job_id: str) -> bool:
+        return job_id in self._open
 
     async def active(self, job_id: str, folder: Path) -> JobLog:
         """The log of a job that may still be written to."""
