@@ -21,8 +21,6 @@ _V1 = ("freezer", "memory", "cpu", "pids")
 #: v1 hierarchies used when mounted on their own (CPU time, for telemetry)
 _V1_OPTIONAL = ("cpuacct",)
 _PERIOD = 100_000  # CFS period, microseconds
-#: charged memory a job's cgroup has left at its removal that is reclaimed first, at most
-_RECLAIM_UP_TO = 64 << 20
 
 
 @functools.cache
@@ -166,32 +164,11 @@ class JobCgroup:
             pass
 
     def remove(self) -> None:
-        """Remove the (empty) cgroup(s). A memory cgroup removed while pages are still charged
-        to it (the page cache of files its job wrote) lives on in the kernel, dying, until they
-        are reclaimed: a host that ran hundreds of jobs holds hundreds, and every process start
-        there slows down (measured: 369 of them took a job's first line from 2.1x to 3.0x a bare
-        process). What is left is reclaimed first, so the cgroup goes at once; a large remainder
-        (a dataset the job read, worth keeping cached for the next job) is left to the kernel."""
-        self._reclaim()
         for d in self.dirs:
             try:
                 d.rmdir()
             except OSError:
                 pass
-
-    def _reclaim(self) -> None:
-        memory = self._dir("memory")
-        try:
-            if self.v == 2:
-                left = int((memory / "memory.current").read_text())
-                if 0 < left <= _RECLAIM_UP_TO:
-                    _write(memory / "memory.reclaim", str(left))
-            else:
-                left = int((memory / "memory.usage_in_bytes").read_text())
-                if 0 < left <= _RECLAIM_UP_TO:
-                    _write(memory / "memory.force_empty", "0")
-        except (OSError, ValueError):  # gone already, or (v2) partly reclaimed: the kernel does the rest
-            pass
 
 
 def _stat(path: Path) -> dict[str, int]:
