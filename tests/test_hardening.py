@@ -185,6 +185,24 @@ async def test_local_jobs_get_their_memory_and_cpu_limits(api, workspace):
     assert local["capabilities"]["cpus"] and local["capabilities"]["memory"]
 
 
+async def test_an_ended_jobs_cgroup_is_removed(api, workspace, jp_serverapp):
+    """Removed by the janitor once what the job left charged is reclaimed, not by the thread
+    that follows every job's output (which must not wait on the kernel's writeback)."""
+    require("cgroups", _cgroup_problem())
+    service = jp_serverapp.extension_manager.extension_apps["jupyter_jobs"].pop().service
+    jobs = [await api.submit({"command": f"head -c 200000 /dev/urandom > out{i}.bin && echo {i}",
+                              "workspace": "proj"}) for i in range(6)]
+    leaves = []
+    for job in jobs:
+        assert (await api.wait(job["id"]))["status"] == "succeeded"
+        leaves.append((await service.store.get(job["id"])).backend_state["cgroup"])
+    memory = Path("/sys/fs/cgroup") / ("" if cgroups.version() == 2 else "memory") / "jupyter_jobs"
+    deadline = time.monotonic() + 10
+    while (left := [leaf for leaf in leaves if (memory / leaf).exists()]) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert left == [] and all(leaves)
+
+
 # -- exactly once, across a crash ---------------------------------------------------------------
 COUNT = "import os; open(os.environ['JOB_STORAGE_DIR'] + '/runs', 'a').write('ran\\n'); print('ran')"
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import os
+import queue
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Optional
@@ -21,6 +23,10 @@ _V1 = ("freezer", "memory", "cpu", "pids")
 #: v1 hierarchies used when mounted on their own (CPU time, for telemetry)
 _V1_OPTIONAL = ("cpuacct",)
 _PERIOD = 100_000  # CFS period, microseconds
+#: charged memory a job's cgroup may have left at its end that is reclaimed before its removal
+_RECLAIM_UP_TO = 64 << 20
+#: removals waiting beyond which the janitor removes without reclaiming
+_BACKLOG = 8
 
 
 @functools.cache
@@ -169,6 +175,81 @@ class JobCgroup:
                 d.rmdir()
             except OSError:
                 pass
+
+    def retire(self) -> None:
+        """Remove it, once what its ended job left charged to it is reclaimed, in the janitor's
+        thread (`_Janitor`): the caller (the thread that follows every job) does not wait."""
+        _JANITOR.put(self)
+
+    def _reclaim(self) -> None:
+        """A memory cgroup removed while pages are still charged to it (the page cache of files
+        its job wrote) lives on in the kernel, dying, until they are reclaimed; a host holding
+        hundreds starts every process slower (measured: the submit benchmark read 2.2x a bare
+        process with its own ~120 of them, 1.9x without). A remainder over 64 MiB (a dataset
+        the job read, worth keeping cached for the next job) is left to the kernel."""
+        memory = self._dir("memory")
+        try:
+            if self.v == 2:
+                left = int((memory / "memory.current").read_text())
+                if 0 < left <= _RECLAIM_UP_TO:
+                    _write(memory / "memory.reclaim", str(left))
+            else:
+                left = int((memory / "memory.usage_in_bytes").read_text())
+                if 0 < left <= _RECLAIM_UP_TO:
+                    _write(memory / "memory.force_empty", "0")
+        except (OSError, ValueError):  # gone, or (v2) reclaimed in part: the kernel does the rest
+            pass
+
+
+class _Janitor:
+    """Removes ended jobs' cgroups in a daemon thread of its own: reclaiming what one has left can
+    wait ~100 ms on writeback (measured). With a backlog (a queue drained fast) it removes without
+    reclaiming, so it never falls far behind; a cgroup a killed process has not yet left is tried
+    again a little later (for up to 10 s)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[JobCgroup] = queue.Queue()
+        self._lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+        self._later: list[tuple[float, int, JobCgroup]] = []  # (when, tries, cgroup) to try again
+
+    def put(self, group: JobCgroup) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="jobs-cgroup-janitor", daemon=True)
+                self._thread.start()
+        self._queue.put(group)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                group = self._queue.get(timeout=0.25 if self._later else None)
+            except queue.Empty:
+                group = None
+            if group is not None:
+                if self._queue.qsize() < _BACKLOG:
+                    group._reclaim()
+                self._remove(group, 0)
+                self._queue.task_done()
+            now, due = time.monotonic(), self._later
+            self._later = [item for item in due if item[0] > now]
+            for _, tries, again in (item for item in due if item[0] <= now):
+                self._remove(again, tries)
+
+    def _remove(self, group: JobCgroup, tries: int) -> None:
+        group.remove()
+        if tries < 40 and any(d.is_dir() for d in group.dirs):
+            self._later.append((time.monotonic() + 0.25, tries + 1, group))
+
+    def flush(self, timeout: float) -> None:
+        """Wait (at most `timeout` s) until the cgroups handed over are removed (a server stopping)."""
+        deadline = time.monotonic() + timeout
+        while (self._queue.unfinished_tasks or self._later) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+_JANITOR = _Janitor()
+flush_removals = _JANITOR.flush
 
 
 def _stat(path: Path) -> dict[str, int]:

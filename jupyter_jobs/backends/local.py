@@ -109,7 +109,7 @@ class LocalExecution(FileTailExecution):
 
     def _discard_cgroup(self) -> None:
         if self.cgroup is not None:
-            self.cgroup.remove()
+            self.cgroup.retire()
 
     def _outcome(self) -> Outcome:
         outcome = self._exit_outcome()
@@ -117,7 +117,7 @@ class LocalExecution(FileTailExecution):
             if self.cgroup.oom_killed() and outcome.exit_code != 0:
                 outcome = Outcome(outcome.exit_code, FailureReason.OOM, "the job went over its memory limit "
                                   "and was killed (raise resources.memory)")
-            self.cgroup.remove()
+            self.cgroup.retire()
         return outcome
 
     def _exit_outcome(self) -> Outcome:
@@ -176,7 +176,7 @@ class _Spare:
         os.close(self.gate)  # EOF before any job: it ends
         self.proc.wait()
         if self.group is not None:
-            self.group.remove()
+            self.group.retire()
 
 
 class LocalBackend(Backend):
@@ -321,6 +321,7 @@ class LocalBackend(Backend):
         if spare is not None:
             await asyncio.to_thread(spare.discard)
         await asyncio.to_thread(self._forks.close)
+        await asyncio.to_thread(cgroups.flush_removals, 5.0)
 
     async def reattach(self, ctx: JobContext, state: dict[str, Any]) -> Execution:
         pid = int(state.get("pid") or 0)
