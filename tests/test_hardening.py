@@ -58,6 +58,22 @@ async def test_artifact_downloads_never_follow_a_swapped_in_symlink(api, workspa
     await api.call("POST", "jobs", job["id"], "cancel", body={})
 
 
+@pytest.mark.parametrize("swap", ["ln -s \"$JOB_STORAGE_DIR/victim\" ../log", "mkfifo ../log"], ids=["link", "fifo"])
+async def test_a_job_that_swaps_its_log_for_a_link_or_a_fifo_misleads_nothing(api, workspace, jobs_data, swap):
+    """Its folder is within a local job's reach: a link put in the log's place must not send its
+    output into another of the user's files, nor a FIFO hang the server that opens it."""
+    victim = jobs_data / "storage" / "victim"
+    victim.parent.mkdir(parents=True, exist_ok=True)
+    victim.write_text("the user's\n")
+    command = f"rm -f ../log ../log.idx && {swap} && exit 3"  # its retry's note is the next write
+    job = await api.submit({"command": command, "workspace": "proj", "retries": 1, "retry_on": ["exit_code"],
+                            "retry_backoff": 0})
+    done = await asyncio.wait_for(api.wait(job["id"]), 30)
+    assert done["status"] == "failed", done
+    assert victim.read_text() == "the user's\n"
+    assert (await api.call("GET", "jobs", job["id"]))["status"] == "failed"  # the server still answers
+
+
 async def test_a_symlink_loop_in_the_workspace_is_left_out_with_a_note(api, jp_root_dir):
     (jp_root_dir / "loop-a").symlink_to("loop-b")
     (jp_root_dir / "loop-b").symlink_to("loop-a")

@@ -142,7 +142,7 @@ async def _keep_outputs(env: RunnerEnv, job: Job, end: Verdict) -> Verdict:
     kept = await env.finish(job)
     if kept:
         log_ = await env.logs.active(job.id, env.job_dir(job))
-        log_.append("stderr", "".join(f"[jupyter_jobs] {k.message}\n" for k in kept).encode())
+        log_.note("".join(f"[jupyter_jobs] {k.message}\n" for k in kept))
     failed = [k.message for k in kept if k.failed]
     return Verdict(JobStatus.FAILED, FailureReason.OUTPUT, "; ".join(failed)) if failed else end
 
@@ -152,7 +152,7 @@ async def _preempted(env: RunnerEnv, job: Job, why: str) -> None:
     at = utcnow()
     message = f"preempted: {why}; queued again as attempt {job.attempt + 1}"
     log_ = await env.logs.active(job.id, env.job_dir(job))
-    log_.append("stderr", f"\n[jupyter_jobs] {message}\n".encode())
+    log_.note(f"\n[jupyter_jobs] {message}\n")
     await env.store.transition(job.id, JobStatus.QUEUED, at, message=message, attempt=job.attempt + 1,
                                preempted=job.preempted + 1, backend_state={}, gpus=[], started_at=None,
                                exit_code=None, reason=None)
@@ -166,7 +166,7 @@ async def _retry(env: RunnerEnv, job: Job, why: str) -> None:
     message = (f"attempt {job.attempt} of {job.spec.retries + 1} failed ({why}); "
                f"attempt {job.attempt + 1} starts in {delay:g} s")
     log_ = await env.logs.active(job.id, env.job_dir(job))
-    log_.append("stderr", f"\n[jupyter_jobs] {message}\n".encode())
+    log_.note(f"\n[jupyter_jobs] {message}\n")
     await env.store.transition(job.id, JobStatus.QUEUED, at, message=message, attempt=job.attempt + 1,
                                not_before=at + timedelta(seconds=delay), backend_state={}, gpus=[],
                                started_at=None, exit_code=None, reason=None)

@@ -23,6 +23,19 @@ def open_regular(path: Path) -> Optional[int]:
     return fd
 
 
+def open_append(path: Path) -> int:
+    """`path` opened to append (created 0600), as a regular file reached without a link. For a
+    file in a job's folder, within a local job's reach: a link put in its place must not send
+    what is written into another of the user's files, and a FIFO is refused at once rather
+    than waited on (O_NONBLOCK: no reader, ENXIO). OSError otherwise."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} is not a regular file")
+    os.set_blocking(fd, True)
+    return fd
+
+
 def private_dir(path: Path) -> Path:
     """Create `path` (and missing parents) with mode 0700; tighten it if it exists."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import logging
 import os
 import struct
 import threading
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 from collections.abc import AsyncIterator
+
+from .files import open_append
 
 STREAMS = ("stdout", "stderr")
 _RECORD = struct.Struct("<QB")
@@ -112,12 +115,31 @@ class JobLog:
         if data:
             self._wake()
 
-    def _write(self, code: int, data: bytes) -> None:
-        """Append to the log files (under the lock)."""
+    def open_files(self) -> JobLog:
+        """Open the log's files for appending (blocking), ahead of the first output: opening them
+        then was measured on the first line's path."""
+        with self._lock:
+            self._open_files()
+        return self
+
+    def _open_files(self) -> None:
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            self._index_fd = os.open(self.index_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            self._fd = open_append(self.path)
+            self._index_fd = open_append(self.index_path)
+
+    def note(self, text: str) -> None:
+        """The service's own words in the log (a retry, a preemption, outputs kept), on stderr. A
+        log its job swapped for a link or a FIFO (see `files.open_append`) is not written; the job
+        goes on."""
+        try:
+            self.append("stderr", text.encode())
+        except OSError as exc:
+            logging.getLogger(__name__).warning("%s: a note was not written: %s", self.path, exc)
+
+    def _write(self, code: int, data: bytes) -> None:
+        """Append to the log files (under the lock)."""
+        self._open_files()
         if not self._streams or self._streams[-1] != code:
             os.write(self._index_fd, _RECORD.pack(self.size, code))  # type: ignore[arg-type]
             self._offsets.append(self.size)
@@ -317,7 +339,8 @@ class LogRegistry:
     async def active(self, job_id: str, folder: Path) -> JobLog:
         """The log of a job that may still be written to."""
         if job_id not in self._open:
-            loaded = await asyncio.to_thread(JobLog, folder, asyncio.get_running_loop(), self.max_size)
+            loop = asyncio.get_running_loop()
+            loaded = await asyncio.to_thread(lambda: JobLog(folder, loop, self.max_size).open_files())
             self._open.setdefault(job_id, loaded)
         return self._open[job_id]
 
@@ -331,7 +354,9 @@ class LogRegistry:
         """The job is terminal: its followers read to the end and stop."""
         found = self._open.pop(job_id, None)
         if found is not None:
+            found.close()  # its files, opened ahead of output that may never have come
             found.finish()
 
     def forget(self, job_id: str) -> None:
-        self._open.pop(job_id, None)
+        if (found := self._open.pop(job_id, None)) is not None:
+            found.close()
