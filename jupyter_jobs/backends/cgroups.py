@@ -10,6 +10,7 @@ file I/O: call from a worker thread.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import queue
 import signal
@@ -227,19 +228,24 @@ class _Janitor:
             except queue.Empty:
                 group = None
             if group is not None:
-                if self._queue.qsize() < _BACKLOG:
-                    group._reclaim()
-                self._remove(group, 0)
-                self._queue.task_done()
+                try:
+                    self._remove(group, 0, reclaim=self._queue.qsize() < _BACKLOG)
+                finally:
+                    self._queue.task_done()
             now, due = time.monotonic(), self._later
             self._later = [item for item in due if item[0] > now]
             for _, tries, again in (item for item in due if item[0] <= now):
                 self._remove(again, tries)
 
-    def _remove(self, group: JobCgroup, tries: int) -> None:
-        group.remove()
-        if tries < 40 and any(d.is_dir() for d in group.dirs):
-            self._later.append((time.monotonic() + 0.25, tries + 1, group))
+    def _remove(self, group: JobCgroup, tries: int, reclaim: bool = False) -> None:
+        try:
+            if reclaim:
+                group._reclaim()
+            group.remove()
+            if tries < 40 and any(d.is_dir() for d in group.dirs):
+                self._later.append((time.monotonic() + 0.25, tries + 1, group))
+        except Exception:  # this thread must go on for the others, whatever one cgroup does
+            logging.getLogger(__name__).exception("removing cgroup %s failed", group.name)
 
     def flush(self, timeout: float) -> None:
         """Wait (at most `timeout` s) until the cgroups handed over are removed (a server stopping)."""
