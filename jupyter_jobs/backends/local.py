@@ -13,6 +13,7 @@ recording the launch leaves nothing running.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -28,7 +29,7 @@ from typing import Any, Callable, Optional
 from traitlets import Bool, Unicode, default
 
 from .notebooks import runner_source
-from ..storage.files import open_regular
+from ..storage.files import read_regular
 from .base import start_time
 from ..domain.status import FailureReason
 from ..domain.spec import JobSpec
@@ -122,15 +123,11 @@ class LocalExecution(FileTailExecution):
         return outcome
 
     def _exit_outcome(self) -> Outcome:
-        fd = open_regular(self.ctx.dir / "exit_code")  # (the job could put a FIFO there: not waited on)
-        if fd is not None:
-            try:
-                text = os.read(fd, 64).decode(errors="replace").strip()
+        raw = read_regular(self.ctx.dir / "exit_code", 64)  # (a FIFO the job put there is not waited on)
+        if raw is not None:
+            text = raw.decode(errors="replace").strip()
+            with contextlib.suppress(ValueError):
                 return Outcome(None, not_started=True) if text == HELD else Outcome(int(text))
-            except (OSError, ValueError):
-                pass
-            finally:
-                os.close(fd)
         if self.proc is not None and self.proc.returncode is not None:
             code = self.proc.returncode
             return Outcome(128 - code if code < 0 else code)

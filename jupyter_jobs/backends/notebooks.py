@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from pathlib import Path
 from typing import Optional
 
-from ..storage.files import open_regular
+from ..storage.files import read_regular
 
 STATUS_FILE = "notebook.json"  # beside the job's metrics file, written by the runner
 
@@ -32,14 +31,10 @@ def missing(workspace: Path, notebook: str) -> Optional[str]:
 def failure(metrics_dir: Path) -> Optional[str]:
     """The runner's own account of a failure (the cell that raised, or missing packages); the
     file is the job's, so it is read without following links and only so far."""
-    fd = open_regular(metrics_dir / STATUS_FILE)
-    if fd is None:
-        return None
+    raw = read_regular(metrics_dir / STATUS_FILE, 65536)
     try:
-        data = json.loads(os.pread(fd, 65536, 0))
+        data = json.loads(raw) if raw is not None else None
     except ValueError:
         return None
-    finally:
-        os.close(fd)
     message = data.get("message") if isinstance(data, dict) and data.get("status") == "failed" else None
     return message[:2000] if isinstance(message, str) and message else None

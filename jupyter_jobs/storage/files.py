@@ -10,30 +10,45 @@ from pathlib import Path
 from typing import Optional
 
 
-def open_regular(path: Path) -> Optional[int]:
-    """A descriptor for `path` if it is a regular file reached without a link; else None (a
-    job's own files are read this way: a link it planted leads nowhere)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        return None
-    return fd
-
-
-def open_append(path: Path) -> int:
-    """`path` opened to append (created 0600), as a regular file reached without a link. For a
-    file in a job's folder, within a local job's reach: a link put in its place must not send
-    what is written into another of the user's files, and a FIFO is refused at once rather
-    than waited on (O_NONBLOCK: no reader, ENXIO). OSError otherwise."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
+def _open_plain(path: Path, flags: int, mode: int = 0o600) -> int:
+    """`path` opened as a regular file reached without a link (O_NOFOLLOW), never waiting on a
+    FIFO (O_NONBLOCK, cleared once open); OSError for anything else."""
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, mode)
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
         raise OSError(f"{path} is not a regular file")
     os.set_blocking(fd, True)
     return fd
+
+
+def open_regular(path: Path) -> Optional[int]:
+    """A descriptor for `path` if it is a regular file reached without a link; else None (a
+    job's own files are read this way: a link it planted leads nowhere)."""
+    try:
+        return _open_plain(path, os.O_RDONLY)
+    except OSError:
+        return None
+
+
+def read_regular(path: Path, limit: int) -> Optional[bytes]:
+    """The first `limit` bytes of a job's small file (its exit code, its runner's status), read
+    as `open_regular` opens it; None where there is no such file."""
+    fd = open_regular(path)
+    if fd is None:
+        return None
+    try:
+        return os.pread(fd, limit, 0)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def open_append(path: Path) -> int:
+    """`path` opened to append (created 0600), as `open_regular` opens it. For a file in a job's
+    folder, within a local job's reach: a link put in its place must not send what is written
+    into another of the user's files, and a FIFO is refused at once (ENXIO), not waited on."""
+    return _open_plain(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
 
 
 def private_dir(path: Path) -> Path:

@@ -125,8 +125,13 @@ class JobLog:
     def _open_files(self) -> None:
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = open_append(self.path)
-            self._index_fd = open_append(self.index_path)
+            fd = open_append(self.path)
+            try:
+                self._index_fd = open_append(self.index_path)
+            except OSError:
+                os.close(fd)  # both or neither: a half-open log would write an index-less stream
+                raise
+            self._fd = fd
 
     def note(self, text: str) -> None:
         """The service's own words in the log (a retry, a preemption, outputs kept), on stderr. A
