@@ -280,6 +280,33 @@ async def test_follow_is_streamed_live(api, workspace, jp_serverapp, jp_base_url
     assert text.strip().splitlines()[-1].startswith('{"status": "succeeded"')
 
 
+async def test_submit_and_follow_in_one_request(api, workspace, jp_serverapp, jp_base_url, jp_auth_header):
+    """`POST /jobs?follow=true`: the job, then its output as it comes (live), then how it ended:
+    the same chunks a follow of its log gives; a bad spec is still a plain 400 naming the field."""
+    url = f"http://127.0.0.1:{jp_serverapp.port}{jp_base_url}jupyter-jobs/jobs?follow=true"
+    arrivals: list[tuple[float, bytes]] = []
+    spec = {"command": "echo first; sleep 1.5; echo second >&2", "workspace": "proj"}
+    resp = await AsyncHTTPClient().fetch(url, method="POST", body=json.dumps(spec), headers=jp_auth_header,
+                                         request_timeout=30,
+                                         streaming_callback=lambda data: arrivals.append((time.monotonic(), data)))
+    assert resp.code == 201 and resp.headers["Content-Type"].startswith("application/x-ndjson")
+    items = [json.loads(line) for line in b"".join(d for _, d in arrivals).decode().splitlines()]
+    job = items[0]["job"]
+    assert resp.headers["Location"].endswith("/jobs/" + job["id"]) and job["status"] == "queued"
+    assert items[-1]["status"] == "succeeded" and items[-1]["exit_code"] == 0
+    assert items[1:] == await api.logs(job["id"], follow=True)  # the very chunks its log holds
+    assert log_text(items[1:-1], "stdout") == "first\n" and log_text(items[1:-1], "stderr") == "second\n"
+    first_at = next(t for t, d in arrivals if b'"text": "first' in d)  # (the job's own line names both)
+    second_at = next(t for t, d in arrivals if b'"text": "second' in d)
+    assert second_at - first_at > 1.0, "the first line must arrive before the job ends"
+    reply = await api.call("POST", "jobs", body={"command": "", "workspace": "proj"}, params={"follow": "true"},
+                           expect=400)
+    assert [e["field"] for e in reply["errors"]] == ["command"]
+    reply = await api.call("POST", "jobs", body={"command": "true", "workspace": "proj"},
+                           params={"follow": "maybe"}, expect=400)
+    assert reply["errors"][0]["field"] == "follow"
+
+
 async def test_delete(api, workspace, jobs_data):
     job = await api.submit({"command": "sleep 30", "workspace": "proj"})
     await api.wait(job["id"], {"running"})

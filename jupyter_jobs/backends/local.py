@@ -77,12 +77,14 @@ class LocalExecution(FileTailExecution):
         self.proc = proc
         self.cgroup = cgroup
         self._gate = gate  # the write end of the wrapper's gate, until released
+        self.released: Callable[[], None] = lambda: None  # told once the job is let run
 
     async def release(self) -> None:
         if self._gate is not None:
             os.write(self._gate, b"go\n")
             self._close_gate()
             self.poke()
+            self.released()
 
     def _close_gate(self) -> None:
         gate, self._gate = self._gate, None
@@ -247,6 +249,7 @@ class LocalBackend(Backend):
         state = {"pid": relay.proc.pid, "start_time": start_time(relay.proc.pid),
                  "cgroup": relay.group.leaf if relay.group else None}
         execution = LocalExecution(ctx, state, relay.proc, relay.group, relay.gate).begin()
+        execution.released = self._replenish_soon  # the next job's spare, once this one's start is under way
         if isinstance(relay.proc, Relayed):  # its end is looked at once told, not at the follower's next look
             relay.proc.on_end = execution.poke
         return execution
@@ -292,7 +295,6 @@ class LocalBackend(Backend):
         with self._spare_lock:
             spare = self._spare or self._relay()
             self._spare = None
-        threading.Thread(target=self._replenish, name="jobs-relay-spare", daemon=True).start()
         res = ctx.job.spec.resources
         argv = ctx.job.spec.argv(self.python(ctx.job.spec), runner_source())
         if isinstance(ctx.job.spec.command, str):
@@ -307,6 +309,11 @@ class LocalBackend(Backend):
             spare.discard()
             raise BackendError(f"could not start the job's process: {exc}") from exc
         return spare
+
+    def _replenish_soon(self) -> None:
+        """Start the next spare relay beside, not before, the job just released: its fork and
+        cgroup were measured on the job's own start when begun at the hand-over."""
+        threading.Thread(target=self._replenish, name="jobs-relay-spare", daemon=True).start()
 
     def _replenish(self) -> None:
         spare: Optional[_Spare] = self._relay()

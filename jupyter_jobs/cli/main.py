@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Optional
+from collections.abc import Iterator
 
 import click
 import yaml
@@ -107,10 +108,10 @@ def _stop_waiting(cli: Cli, what: str, follow: str, cancel: str) -> NoReturn:
     sys.exit(130)
 
 
-def _follow(cli: Cli, job_id: str) -> NoReturn:
+def _follow(cli: Cli, job_id: str, items: Optional[Iterator[dict[str, Any]]] = None) -> NoReturn:
     """Stream the job's output until it ends, say how it ended, exit with its code."""
     try:
-        stream_output(cli.service, job_id)
+        stream_output(cli.service, job_id, items=items)
         final = cli.service.get(job_id)
     except KeyboardInterrupt:
         if not isinstance(cli.service, EmbeddedService):
@@ -123,12 +124,12 @@ def _follow(cli: Cli, job_id: str) -> NoReturn:
 
 
 def _submit_and_follow(cli: Cli, spec: dict[str, Any], detach: bool) -> None:
-    job = cli.service.submit(spec)
     if detach:
-        cli.show(job, lambda j: f"job {j['id']} {j['status']}")
+        cli.show(cli.service.submit(spec), lambda j: f"job {j['id']} {j['status']}")
         return
+    job, items = cli.service.submit_following(spec)  # one request: its output from the start
     click.echo(f"job {job['id']} {job['status']} ({describe(job['spec'])})", err=True)
-    _follow(cli, job["id"])
+    _follow(cli, job["id"], items)
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

@@ -29,7 +29,7 @@ from ..domain.replies import (
 )
 from ..domain.status import JobStatus
 from ..storage.artifacts import ArtifactMissing, list_artifacts, open_artifact, write_zip
-from ..storage.logs import follow
+from ..storage.logs import JobLog, follow
 from ..storage.pipe import stream_from_thread
 from ..storage.series import Cursor, progress
 from ..domain.instance_types import InstanceTypes
@@ -206,14 +206,14 @@ class JobReads:
             job_log = await self.log_files.active(job_id, folder)
             if loading and (await self._job(job_id)).status.is_terminal():  # it ended while it loaded
                 self.log_files.close(job_id)
+        return self._chunks(job_id, job_log, offset, follow_, gone)
 
-        async def chunks() -> AsyncGenerator[dict[str, Any], None]:
-            async for chunk in follow(job_log, offset, follow=follow_, gone=gone):
-                yield chunk.to_json()
-            if follow_ and not gone():
-                yield _end(await self._job(job_id))
-
-        return chunks()
+    async def _chunks(self, job_id: str, job_log: JobLog, offset: int, follow_: bool,
+                      gone: Callable[[], bool]) -> AsyncGenerator[dict[str, Any], None]:
+        async for chunk in follow(job_log, offset, follow=follow_, gone=gone):
+            yield chunk.to_json()
+        if follow_ and not gone():
+            yield _end(await self._job(job_id))
 
     async def artifacts(self, job_id: str) -> dict[str, Any]:
         root = self.env.job_dir(await self._job(job_id)) / "artifacts"

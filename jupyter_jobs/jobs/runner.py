@@ -23,7 +23,7 @@ from ..backends import notebooks
 from ..environments.venvs import Environments, EnvironmentFailed, requirements_text
 from ..backends.base import start_time
 from .gpus import GPUAllocator
-from ..storage.logs import LogRegistry
+from ..storage.logs import JobLog, LogRegistry
 from ..domain.status import FailureReason, JobStatus, StopReason
 from ..domain.job import Job, Kept, Outcome, Verdict, utcnow, verdict
 from ..storage.series import METRICS_DIR
@@ -199,20 +199,38 @@ class JobRunner:
 
     async def context(self) -> JobContext:
         job_dir = self.env.job_dir(self.job)
+        return self._context(await self._input_dirs(), await self.env.logs.active(self.job.id, job_dir))
+
+    async def _input_dirs(self) -> dict[str, Path]:
         needed = {v.partition("/")[0] for v in self.job.inputs.values()}
-        dirs = await self.env.store.job_dirs(list(needed)) if needed else {}
+        return await self.env.store.job_dirs(list(needed)) if needed else {}
+
+    def _context(self, dirs: dict[str, Path], log_: JobLog) -> JobContext:
+        job_dir = self.env.job_dir(self.job)
         return JobContext(
             job=self.job, dir=job_dir, workspace=job_dir / "workspace", artifacts=job_dir / "artifacts",
-            storage=self.env.storage_dir, log=await self.env.logs.active(self.job.id, job_dir),
-            metrics=job_dir / METRICS_DIR,
+            storage=self.env.storage_dir, log=log_, metrics=job_dir / METRICS_DIR,
             inputs=_inputs(self.job.inputs, dirs, self.env.jobs_dir),
             gpus=self.gpus if self.env.gpu_inventory and self.backend.host_gpus else None,
             extra_env=dict(self.env.unrecorded_env.get(self.job.id, {})),
         )
 
-    def _prepare(self, ctx: JobContext) -> str:
-        """The job's private workspace copy and folders, and the requirements it names (blocking:
-        runs in a thread, one hop for all of it, as it is on the path to the job's first line)."""
+    def _prepare(self, dirs: dict[str, Path], mounts: list[Mount], open_log: Optional[JobLog],
+                 loop: asyncio.AbstractEventLoop) -> tuple[JobContext, str]:
+        """The job's context with its log (`open_log`, or loaded here), its private workspace copy
+        and folders, and the requirements it names (blocking: runs in a thread, one hop for all of
+        it, as it is on the path to the job's first line)."""
+        ctx = self._context(dirs, open_log.open_files() if open_log else
+                            self.env.logs.load(self.env.job_dir(self.job), loop))
+        ctx.mounts = mounts
+        try:
+            return ctx, self._prepare_folders(ctx)
+        except BaseException:
+            if ctx.log is not open_log:
+                ctx.log.close()
+            raise
+
+    def _prepare_folders(self, ctx: JobContext) -> str:
         if ctx.workspace.is_symlink():
             ctx.workspace.unlink()
         elif ctx.workspace.exists():  # a start interrupted by a restart: begin afresh
@@ -244,9 +262,11 @@ class JobRunner:
         """Prepare, start and watch a dequeued job; `stopping()`: the service is shutting down."""
         launched = asyncio.get_running_loop().create_future()
         try:
-            ctx = await self.context()
-            ctx.mounts = await self.env.mounts(self.job)
-            await self._environment(ctx, await asyncio.to_thread(self._prepare, ctx))
+            dirs, mounts = await self._input_dirs(), await self.env.mounts(self.job)
+            ctx, text = await asyncio.to_thread(self._prepare, dirs, mounts, self.env.logs.get(self.job.id),
+                                                asyncio.get_running_loop())
+            ctx.log = self.env.logs.adopt(self.job.id, ctx.log)
+            await self._environment(ctx, text)
             ctx.log_base = ctx.log.stream_sizes()
             if self.cancelled or stopping():  # (another end while it was prepared: its launch is refused)
                 return  # cancelled while being prepared, or shutting down: it never starts

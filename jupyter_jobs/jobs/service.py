@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import functools
 import secrets
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -181,9 +181,22 @@ class JobService(JobReads):
     async def submit(self, body: Any, origin: Optional[str] = None) -> dict[str, Any]:
         """Validate a spec (a JSON object), snapshot its workspace, queue it. A bad spec gets every
         error at once: what the model accepts of it goes through the service's checks too."""
+        return self._public(await self._submit(body, origin))
+
+    async def submit_following(self, body: Any, origin: Optional[str] = None, gone: Callable[[], bool] = lambda: False
+                               ) -> tuple[dict[str, Any], AsyncGenerator[dict[str, Any], None]]:
+        """`submit`, and its log followed from the start (`logs(follow_=True)`): one request for
+        both, as `docker run` attaches before it starts. The new job's log is registered with
+        nothing to read, so neither this follower nor the job's start loads it (measured on the
+        path to the first line: a job read and a log load, each a hop to a thread)."""
+        job = await self._submit(body, origin)
+        job_log = self.log_files.new(job.id, self.env.job_dir(job), asyncio.get_running_loop())
+        return self._public(job), self._chunks(job.id, job_log, 0, True, gone)
+
+    async def _submit(self, body: Any, origin: Optional[str]) -> Job:
         spec, error = read_spec(body)
         if error is None:
-            return self._public(await self.submit_spec(spec, origin=origin))  # type: ignore[arg-type]
+            return await self.submit_spec(spec, origin=origin)  # type: ignore[arg-type]
         if spec is not None:
             try:  # a backend left out for its own error would be checked as the default one: skip it
                 await self.checks.check(spec, with_backend=not error.names("backend"))

@@ -63,6 +63,12 @@ class JobsService(abc.ABC):
     @abc.abstractmethod
     def submit(self, spec: dict[str, Any]) -> dict[str, Any]: ...
 
+    def submit_following(self, spec: dict[str, Any]) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+        """Submit, and follow its log from the start: the job, and the items `logs(follow=True)`
+        yields (over REST, one request for both)."""
+        job = self.submit(spec)
+        return job, self.logs(job["id"], follow=True)
+
     @abc.abstractmethod
     def get(self, job_id: str) -> dict[str, Any]: ...
 
@@ -206,6 +212,13 @@ class RestService(JobsService):
     def submit(self, spec: dict[str, Any]) -> dict[str, Any]:
         return self._request("POST", "jobs", spec)
 
+    def submit_following(self, spec: dict[str, Any]) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+        items = self._ndjson(*self._request("POST", "jobs", spec, query={"follow": "true"}, timeout=None, stream=True))
+        first = next(items, None)
+        if first is None or "job" not in first:
+            raise ServiceError(f"the jupyter_jobs service at {self.url} ended its reply before naming the job")
+        return first["job"], items
+
     def get(self, job_id: str) -> dict[str, Any]:
         return self._request("GET", f"jobs/{quote(job_id)}")
 
@@ -275,7 +288,11 @@ class RestService(JobsService):
 
     def logs(self, job_id: str, offset: int = 0, follow: bool = False) -> Iterator[dict[str, Any]]:
         query = {"offset": offset, "follow": "true" if follow else "false"}
-        conn, resp = self._request("GET", f"jobs/{quote(job_id)}/logs", query=query, timeout=None, stream=True)
+        return self._ndjson(*self._request("GET", f"jobs/{quote(job_id)}/logs", query=query, timeout=None,
+                                           stream=True))
+
+    @staticmethod
+    def _ndjson(conn: http.client.HTTPConnection, resp: http.client.HTTPResponse) -> Iterator[dict[str, Any]]:
         try:
             for line in resp:
                 if line.strip():

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Optional
+from collections.abc import Iterator
 
 from .client import JobsService, ServiceError
 
@@ -357,14 +358,16 @@ class Job(Handle):
         return f"<code>{html.escape(repr(self))}</code>"
 
 
-def stream_output(service: JobsService, job_id: str, offset: int = 0, patience: float = 120) -> dict[str, Any]:
+def stream_output(service: JobsService, job_id: str, offset: int = 0, patience: float = 120,
+                  items: Optional[Iterator[dict[str, Any]]] = None) -> dict[str, Any]:
     """Copy the job's output to this cell's stdout/stderr as it arrives; returns the final
     status item. A dropped connection (e.g. a server restart) resumes at the last offset,
-    with nothing lost or repeated, for up to `patience` seconds without an answer."""
+    with nothing lost or repeated, for up to `patience` seconds without an answer. `items`: a
+    follow already open (`submit_following`'s), read first."""
     failing_since: Optional[float] = None
     while True:
         try:
-            for item in service.logs(job_id, offset, follow=True):
+            for item in items or service.logs(job_id, offset, follow=True):
                 failing_since = None
                 if "text" not in item:
                     return item
@@ -377,6 +380,7 @@ def stream_output(service: JobsService, job_id: str, offset: int = 0, patience: 
                 raise
         except (OSError, ValueError, http.client.HTTPException):
             pass
+        items = None  # dropped: resume with a follow of its own
         failing_since = failing_since or time.monotonic()
         if time.monotonic() - failing_since > patience:
             raise ServiceError(f"lost the connection to the job service for {patience:g} s; "
@@ -435,7 +439,12 @@ def run_and_watch(service: JobsService, spec: dict[str, Any], *, detach: bool, r
     """Submit a job, show its status line, then either stream its output below that line until
     it ends or return at once (the line keeps updating). Interrupting the kernel cancels the
     job and says so in one line."""
-    job = Job(service, service.submit(spec))
+    items: Optional[Iterator[dict[str, Any]]] = None
+    if detach:
+        job = Job(service, service.submit(spec))
+    else:  # its output followed from the start, in the submit's own request
+        data, items = service.submit_following(spec)
+        job = Job(service, data)
     line = _StatusLine()
     if spec.get("expose"):
         line.browser_url = lambda data, name: _browser_url(service, data, name)
@@ -446,7 +455,7 @@ def run_and_watch(service: JobsService, spec: dict[str, Any], *, detach: bool, r
     if detach:
         return job
     try:
-        stream_output(service, job.id)
+        stream_output(service, job.id, items=items)
     except KeyboardInterrupt:
         ticker.stop.set()
         ticker.join(5)

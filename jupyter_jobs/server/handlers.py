@@ -153,6 +153,43 @@ class BaseHandler(JobsHandlerMixin, ExtensionHandlerMixin, APIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(data))
 
+
+class StreamHandler(BaseHandler):
+    """NDJSON that is written as it is produced, until the producer ends or the reader leaves."""
+
+    _gone = False
+
+    def on_connection_close(self) -> None:
+        self._gone = True
+
+    async def stream(self, items: AsyncGenerator[Any, None]) -> None:
+        """Items are dicts, or lines already encoded (large ones are, off the event loop)."""
+        self.set_header("Content-Type", "application/x-ndjson")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        self.no_delay()
+        try:
+            await self.flush()
+            async for item in items:
+                self.write((item if isinstance(item, str) else json.dumps(item)) + "\n")
+                await self.flush()
+            self.finish()
+        except StreamClosedError:
+            pass
+        finally:
+            await items.aclose()
+
+
+async def _first(item: Any, rest: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
+    """`item`, then what `rest` yields (closing it however the stream ends)."""
+    try:
+        yield item
+        async for more in rest:
+            yield more
+    finally:
+        await rest.aclose()
+
+
 class BackendsHandler(BaseHandler):
     @web.authenticated
     @authorized
@@ -160,7 +197,7 @@ class BackendsHandler(BaseHandler):
         self.reply(await self.service.backends_info())
 
 
-class JobsHandler(BaseHandler):
+class JobsHandler(StreamHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
@@ -179,9 +216,16 @@ class JobsHandler(BaseHandler):
     @web.authenticated
     @authorized("execute")
     async def post(self) -> None:
-        job = await self.service.submit(self.body_json(), origin=self.origin())
+        if not self.query_bool("follow"):
+            job = await self.service.submit(self.body_json(), origin=self.origin())
+            self.set_header("Location", self.request.path.rstrip("/") + "/" + job["id"])
+            self.reply(job, 201)
+            return
+        # submit and follow: {"job": ...}, then its log as GET .../logs?follow=true streams it
+        job, chunks = await self.service.submit_following(self.body_json(), self.origin(), lambda: self._gone)
         self.set_header("Location", self.request.path.rstrip("/") + "/" + job["id"])
-        self.reply(job, 201)
+        self.set_status(201)
+        await self.stream(_first({"job": job}, chunks))
 
 
 class JobHandler(BaseHandler):
@@ -229,32 +273,6 @@ class RerunHandler(BaseHandler):
     @authorized("execute")
     async def post(self, job_id: str) -> None:
         self.reply(await self.service.rerun(job_id, origin=self.origin()), 201)
-
-
-class StreamHandler(BaseHandler):
-    """NDJSON that is written as it is produced, until the producer ends or the reader leaves."""
-
-    _gone = False
-
-    def on_connection_close(self) -> None:
-        self._gone = True
-
-    async def stream(self, items: AsyncGenerator[Any, None]) -> None:
-        """Items are dicts, or lines already encoded (large ones are, off the event loop)."""
-        self.set_header("Content-Type", "application/x-ndjson")
-        self.set_header("Cache-Control", "no-cache")
-        self.set_header("X-Accel-Buffering", "no")
-        self.no_delay()
-        try:
-            await self.flush()
-            async for item in items:
-                self.write((item if isinstance(item, str) else json.dumps(item)) + "\n")
-                await self.flush()
-            self.finish()
-        except StreamClosedError:
-            pass
-        finally:
-            await items.aclose()
 
 
 class LogsHandler(StreamHandler):

@@ -157,7 +157,14 @@ def _job_paths() -> dict[str, Any]:
                 _query("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "page size"),
                 _query("cursor", {"type": "integer", "minimum": 0}, "next_cursor of the previous page"),
             ]),
-            "post": _op("Submit a job", {"201": job, "400": _ERROR}, [_ORIGIN], body=_ref("JobSpecInput")),
+            "post": _op("Submit a job; with follow=true, also stream its log (one request for both)", {
+                "201": {"description": "the job; with follow=true, NDJSON: {job}, its log chunks, then a LogEnd",
+                        "content": {**job["content"], "application/x-ndjson": {"schema": {"anyOf": [
+                            {"type": "object", "required": ["job"], "properties": {"job": _ref("Job")}},
+                            _ref("LogChunk"), _ref("LogEnd")]}}}},
+                "400": _ERROR}, [_ORIGIN, _query("follow", {"type": "boolean"},
+                                                 "stream the job's log in the reply until the job ends")],
+                body=_ref("JobSpecInput")),
         },
         "/jupyter-jobs/jobs/{job_id}": {
             "get": _op("One job, with its status changes", {"200": job, "404": _ERROR}, [_ID]),

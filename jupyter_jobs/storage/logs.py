@@ -60,7 +60,8 @@ def _complete(data: bytes) -> int:
 class JobLog:
     """One job's log. Thread-safe appends; async waiting for new data on the owning loop."""
 
-    def __init__(self, folder: Path, loop: Optional[asyncio.AbstractEventLoop] = None, cap: int = 0):
+    def __init__(self, folder: Path, loop: Optional[asyncio.AbstractEventLoop] = None, cap: int = 0,
+                 new: bool = False):
         self.path = Path(folder) / "log"
         self.index_path = Path(folder) / "log.idx"
         self.cut_path = Path(folder) / "log.cut"
@@ -76,7 +77,8 @@ class JobLog:
         self._partial = [b"", b""]  # per stream: the start of a character still being written
         self.size = 0
         self.finished = False
-        self._load()
+        if not new:  # a new job's: nothing written yet, nothing to read (no I/O: fine on the loop)
+            self._load()
         self._tail = bytearray()  # the newest output, from offset _tail_start (written here)
         self._tail_start = self.size
 
@@ -344,10 +346,29 @@ class LogRegistry:
     async def active(self, job_id: str, folder: Path) -> JobLog:
         """The log of a job that may still be written to."""
         if job_id not in self._open:
-            loop = asyncio.get_running_loop()
-            loaded = await asyncio.to_thread(lambda: JobLog(folder, loop, self.max_size).open_files())
-            self._open.setdefault(job_id, loaded)
+            return self.adopt(job_id, await asyncio.to_thread(self.load, folder, asyncio.get_running_loop()))
         return self._open[job_id]
+
+    def new(self, job_id: str, folder: Path, loop: asyncio.AbstractEventLoop) -> JobLog:
+        """The log of a job just recorded (its folder new and empty), registered without reading
+        or opening anything; the job's start opens its files."""
+        return self._open.setdefault(job_id, JobLog(folder, loop, self.max_size, new=True))
+
+    def get(self, job_id: str) -> Optional[JobLog]:
+        """The job's log if it is open (a job retried or preempted keeps it)."""
+        return self._open.get(job_id)
+
+    def load(self, folder: Path, loop: asyncio.AbstractEventLoop) -> JobLog:
+        """A job's log, read and opened for appending (blocking: for a thread, which may do more
+        of a job's preparation in the same hop); `adopt` it on the loop."""
+        return JobLog(folder, loop, self.max_size).open_files()
+
+    def adopt(self, job_id: str, loaded: JobLog) -> JobLog:
+        """Make a `load`ed log the job's; one opened meanwhile wins (the other is closed)."""
+        kept = self._open.setdefault(job_id, loaded)
+        if kept is not loaded:
+            loaded.close()
+        return kept
 
     async def finished(self, folder: Path) -> JobLog:
         """The log of a job with a terminal status: its size is final."""

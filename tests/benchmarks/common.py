@@ -71,12 +71,10 @@ def rest_first_line(srv: ServerProcess, spec: dict, expect: str = "1\n") -> floa
     conn = http.client.HTTPConnection("127.0.0.1", srv.port)
     headers = {"Authorization": f"token {srv.token}", "Content-Type": "application/json"}
     start = time.perf_counter()
-    conn.request("POST", "/jupyter-jobs/jobs", json.dumps(spec), headers)
-    resp = conn.getresponse()
-    job = json.loads(resp.read())
-    assert resp.status == 201, job
-    conn.request("GET", f"/jupyter-jobs/jobs/{job['id']}/logs?follow=true", headers=headers)
-    resp = conn.getresponse()
+    conn.request("POST", "/jupyter-jobs/jobs?follow=true", json.dumps(spec), headers)  # submit and
+    resp = conn.getresponse()  # follow in one request, as `jupyter jobs run` and %%job do
+    assert resp.status == 201, resp.read()
+    assert "job" in json.loads(resp.readline())
     text = ""
     while "\n" not in text:  # unbuffered print() may write "1" and "\n" apart
         text += json.loads(resp.readline())["text"]

@@ -874,10 +874,13 @@ export interface paths {
             };
         };
         put?: never;
-        /** Submit a job */
+        /** Submit a job; with follow=true, also stream its log (one request for both) */
         post: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description stream the job's log in the reply until the job ends */
+                    follow?: boolean;
+                };
                 header?: {
                     /** @description kernel:<id> or browser:<id>: who submits (the panel notifies that browser) */
                     "X-Jupyter-Jobs-Origin"?: string;
@@ -891,13 +894,16 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description the job */
+                /** @description the job; with follow=true, NDJSON: {job}, its log chunks, then a LogEnd */
                 201: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
                         "application/json": components["schemas"]["Job"];
+                        "application/x-ndjson": {
+                            job: components["schemas"]["Job"];
+                        } | components["schemas"]["LogChunk"] | components["schemas"]["LogEnd"];
                     };
                 };
                 /** @description error: a message, and for a bad spec each bad field */
