@@ -104,7 +104,7 @@ def main() -> None:
         make_tree(src, files, total)
         subprocess.run(["sync"], check=True)
         tar_file = Path(tmp) / "snapshot.tar"
-        tars, firsts, agains, rests, tar_cpus, first_cpus = [], [], [], [], [], []
+        tars, firsts, agains, rests, tar_cpus, first_cpus, finds = [], [], [], [], [], [], []
         for _ in range(1 if args.quick else 5):  # interleaved: each round's baseline sees the same machine
             tar_file.unlink(missing_ok=True)
             settle(src)  # no write-back or discard of the last step in this one
@@ -114,6 +114,8 @@ def main() -> None:
             shutil.rmtree(store_dir, ignore_errors=True)
             settle(src)
             first, again, cpu = snapshot_twice(store_dir, src)
+            finds.append(timed(lambda: subprocess.run(  # the floor of noticing a change by stat: C, no Python
+                ["find", str(src), "-printf", "%s %T@ %i\n"], stdout=subprocess.DEVNULL, check=True)))
             firsts.append(first)
             agains.append(again)
             first_cpus.append(cpu)
@@ -122,17 +124,20 @@ def main() -> None:
     first_ratio = [t / f for t, f in zip(tars, firsts)]
     rest_ratio = [t / r for t, r in zip(tars, rests)]
     again_pct = [100 * a / f for a, f in zip(agains, firsts)]
+    find_pct = [100 * a / f for a, f in zip(finds, firsts)]
     table(
         f"Snapshot of {mib:.0f} MiB in {files} files ({len(tars)} rounds; min / median / max)",
-        ["operation", "seconds", "vs baseline (per round)", "target (median)", "meets target"],
+        ["operation", "seconds", "vs baseline (per round)", "target", "meets target"],
         [
             ["tar -cf (baseline)", spread(tars), "1.0x", "", ""],
-            ["first snapshot", spread(firsts), spread(first_ratio, "{:.2f}x tar throughput"), ">= 0.7x",
+            ["first snapshot", spread(firsts), spread(first_ratio, "{:.2f}x tar throughput"), ">= 0.7x (median)",
              "yes" if statistics.median(first_ratio) >= 0.7 else "NO"],
-            ["unchanged re-snapshot", spread(agains), spread(again_pct, "{:.1f} % of first"), "<= 5 %",
-             "yes" if statistics.median(again_pct) <= 5 else "NO"],
+            ["unchanged re-snapshot", spread(agains), spread(again_pct, "{:.1f} % of first"), "<= 5 % (max)",
+             "yes" if max(again_pct) <= 5 else "NO"],
+            ["floor: `find -printf`, a stat of every file (C; its process start included)", spread(finds), spread(find_pct, "{:.1f} % of first"),
+             "", ""],
             ["REST submit, fresh server (POST /jobs until 201)", spread(rests),
-             spread(rest_ratio, "{:.2f}x tar throughput"), ">= 0.7x",
+             spread(rest_ratio, "{:.2f}x tar throughput"), ">= 0.7x (median)",
              "yes" if statistics.median(rest_ratio) >= 0.7 else "NO"],
         ],
     )
