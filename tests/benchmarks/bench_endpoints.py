@@ -3,8 +3,9 @@ measured in the same run, interleaved. The job is an aiohttp app (tests/data/end
 the local backend; the client is aiohttp with keep-alive connections, in this process.
 Targets: small responses >= 0.5x the direct requests/s; a 100 MB download >= 0.7x the direct
 MB/s; a websocket echo round trip <= 1 ms added at the median. Beside them, the floor of any
-proxy here (relay_floor.py: bytes spliced between the sockets, no HTTP at all): a target that
-relay misses too is beyond this machine, not the proxy."""
+proxy here (relay_floor.py: bytes spliced between the sockets, no HTTP at all) and of any handler
+in Jupyter's HTTP server (tornado_floor.py: bare tornado answering "ok"): a target a floor
+misses too is beyond this machine, or beyond a proxy inside Jupyter's server."""
 
 from __future__ import annotations
 
@@ -24,13 +25,13 @@ import aiohttp
 from common import parser, server, table
 
 APP = Path(__file__).resolve().parent.parent / "data" / "endpoint_app.py"
-RELAY = Path(__file__).resolve().parent / "relay_floor.py"
+HERE = Path(__file__).resolve().parent
 
 
 @contextmanager
-def floor_relay(port: int) -> Iterator[str]:
-    """relay_floor.py in front of `port`: its base URL."""
-    proc = subprocess.Popen([sys.executable, str(RELAY), str(port)], stdout=subprocess.PIPE, text=True)
+def floor(script: str, *args: str) -> Iterator[str]:
+    """One of the floors (relay_floor.py in front of a port, tornado_floor.py): its base URL."""
+    proc = subprocess.Popen([sys.executable, str(HERE / script), *args], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         yield f"http://127.0.0.1:{json.loads(proc.stdout.readline())['listening']}/"
@@ -105,16 +106,18 @@ def main() -> None:
         app_job, files_job = serve(srv, "exec python3 app.py"), serve(srv, "exec python3 -m http.server $PORT_API "
                                                                       "--bind 127.0.0.1")
         app, files = app_job["endpoints"][0], files_job["endpoints"][0]
-        with floor_relay(app["port"]) as relay:
-            measured = measure(srv.url, auth, app, files, relay, (runs, count, mb, echoes, clients))
+        with floor("relay_floor.py", str(app["port"])) as relay, floor("tornado_floor.py") as bare_tornado:
+            measured = measure(srv.url, auth, app, files, (relay, bare_tornado), (runs, count, mb, echoes, clients))
         for job in (app_job, files_job):  # jobs outlive their server: end them
             srv.request("POST", f"/jupyter-jobs/jobs/{job['id']}/cancel")
     report(*measured, (runs, count, mb, echoes, clients))
 
 
-def measure(url: str, auth: dict, app: dict, files: dict, relay: str, sizes: tuple) -> tuple[dict, dict, dict]:
+def measure(url: str, auth: dict, app: dict, files: dict, floors: tuple[str, str],
+            sizes: tuple) -> tuple[dict, dict, dict]:
     """Every path, interleaved run by run: requests/s, MB/s, websocket round trips."""
     runs, count, mb, echoes, clients = sizes
+    relay, bare_tornado = floors
     paths = {"direct": (f"http://127.0.0.1:{app['port']}/", {}), "proxy": (f"{url}/{app['path']}", auth),
              "floor relay": (relay, {})}
     small = {  # (label, url, headers): the two servers, straight and through the proxy; Jupyter's own
@@ -124,6 +127,7 @@ def measure(url: str, auth: dict, app: dict, files: dict, relay: str, sizes: tup
         "http.server direct": (f"http://127.0.0.1:{files['port']}/small.txt", {}),
         "http.server proxy": (f"{url}/{files['path']}small.txt", auth),
         "jupyter /api/status": (f"{url}/api/status", auth),
+        "tornado, bare (the floor of any handler in Jupyter's server)": (f"{bare_tornado}small", {}),
     }
     rps: dict[str, list[float]] = {name: [] for name in small}
     mbps: dict[str, list[float]] = {name: [] for name in paths}
@@ -142,12 +146,21 @@ def _vs(ours: list[float], base: list[float]) -> str:
     return "{:.2f}x".format(statistics.median([o / b for o, b in zip(ours, base)]))
 
 
+def _small_vs(name: str, values: list[float], rps: dict) -> str:
+    """A path through a proxy or relay against its own server direct; a floor against the app's."""
+    server = name.split()[0]
+    if name.endswith("direct"):
+        return ""
+    if server in ("app", "http.server"):
+        return _vs(values, rps[f"{server} direct"])
+    return _vs(values, rps["app direct"]) + " of app direct"
+
+
 def report(rps: dict, mbps: dict, rtt: dict, sizes: tuple) -> None:
     runs, count, mb, echoes, clients = sizes
     table(f"Small responses, requests/s ({runs} interleaved runs of {count} GETs over {clients} connections)",
           ["path", "min", "median", "max", "vs direct (median of per-run ratios)", "target"],
-          [[name, *stats(values), _vs(values, rps[name.split()[0] + " direct"]) if "direct" not in name
-            and name.split()[0] != "jupyter" else "", ">= 0.5x" if name == "app proxy" else ""]
+          [[name, *stats(values), _small_vs(name, values, rps), ">= 0.5x" if name == "app proxy" else ""]
            for name, values in rps.items()])
     rows = [[f"{mb} MB download, MB/s", name, *stats(mbps[name]), _vs(mbps[name], mbps["direct"]) if name != "direct"
              else "", ">= 0.7x" if name == "proxy" else ""] for name in mbps]
