@@ -179,9 +179,8 @@ class JobService(JobReads):
 
     # -- submitting -------------------------------------------------------------------------
     async def submit(self, body: Any, origin: Optional[str] = None) -> dict[str, Any]:
-        """Validate a spec (a JSON object), snapshot its workspace, queue it. A bad spec gets every
-        error at once: what the model accepts of it goes through the service's checks too."""
-        return self._public(await self._submit(body, origin))
+        """Validate a spec (a JSON object: `_spec_of`), snapshot its workspace, queue it."""
+        return self._public(await self.submit_spec(await _spec_of(self.checks, body), origin=origin))
 
     async def submit_following(self, body: Any, origin: Optional[str] = None, gone: Callable[[], bool] = lambda: False
                                ) -> tuple[dict[str, Any], AsyncGenerator[dict[str, Any], None]]:
@@ -189,20 +188,9 @@ class JobService(JobReads):
         both, as `docker run` attaches before it starts. The new job's log is registered with
         nothing to read, so neither this follower nor the job's start loads it (measured on the
         path to the first line: a job read and a log load, each a hop to a thread)."""
-        job = await self._submit(body, origin)
+        job = await self.submit_spec(await _spec_of(self.checks, body), origin=origin)
         job_log = self.log_files.new(job.id, self.env.job_dir(job), asyncio.get_running_loop())
         return self._public(job), self._chunks(job.id, job_log, 0, True, gone)
-
-    async def _submit(self, body: Any, origin: Optional[str]) -> Job:
-        spec, error = read_spec(body)
-        if error is None:
-            return await self.submit_spec(spec, origin=origin)  # type: ignore[arg-type]
-        if spec is not None:
-            try:  # a backend left out for its own error would be checked as the default one: skip it
-                await self.checks.check(spec, with_backend=not error.names("backend"))
-            except SpecError as more:
-                error = error.plus(more)
-        raise error
 
     async def submit_spec(self, spec: JobSpec, *, origin: Optional[str] = None,
                           with_job: Optional[Callable[[Job], Optional[Write]]] = None,
@@ -369,6 +357,20 @@ async def _cancel_queued(env: RunnerEnv, job: Job) -> None:
 
 
 _Files = tuple[Optional[str], list[str]]  # a snapshot's id (None: live) and what it left out
+
+
+async def _spec_of(checks: SpecChecks, body: Any) -> JobSpec:
+    """The spec a JSON body holds. A bad one gets every error at once: what the model accepts of
+    it goes through the service's checks too."""
+    spec, error = read_spec(body)
+    if error is None:
+        return spec  # type: ignore[return-value]
+    if spec is not None:
+        try:  # a backend left out for its own error would be checked as the default one: skip it
+            await checks.check(spec, with_backend=not error.names("backend"))
+        except SpecError as more:
+            error = error.plus(more)
+    raise error
 
 
 @contextlib.asynccontextmanager
