@@ -131,6 +131,30 @@ async def test_non_follow_read_of_a_finished_log_includes_the_tail(tmp_path):
     assert got == b"ok \xe2"
 
 
+async def test_a_log_loaded_twice_is_one_log_and_the_other_copy_closes_its_files(tmp_path):
+    """A follower and the job's start may load one job's log at once (each in a thread): one
+    log is kept, the other's files are closed, not leaked; a new job's log reads nothing."""
+    import os
+
+    from jupyter_jobs.storage.logs import LogRegistry
+
+    logs, loop = LogRegistry(), asyncio.get_running_loop()
+    fds = len(os.listdir("/proc/self/fd"))
+    first, second = await asyncio.gather(*(asyncio.to_thread(logs.load, tmp_path / "a", loop) for _ in range(2)))
+    assert logs.adopt("a", first) is first and logs.adopt("a", second) is first
+    assert len(os.listdir("/proc/self/fd")) == fds + 2  # the kept log's two files, not four
+    first.append("stdout", b"x\n")
+    assert logs.get("a") is first and await logs.active("a", tmp_path / "a") is first
+    new = logs.new("b", tmp_path / "b", loop)
+    assert not (tmp_path / "b").exists() and new.size == 0  # nothing read, nothing opened
+    assert logs.new("b", tmp_path / "b", loop) is new and logs.get("b") is new
+    new.open_files().append("stdout", b"y\n")
+    assert (tmp_path / "b" / "log").read_bytes() == b"y\n"
+    logs.close("a")
+    logs.close("b")
+    assert len(os.listdir("/proc/self/fd")) == fds
+
+
 async def test_a_history_written_by_the_previous_release_opens_and_upgrades(tmp_path):
     """tests/data/history-0.1.0.db was written by release 0.1.0 (no schema version): one
     finished job, one queued; it must open, keep both, and take new jobs."""
