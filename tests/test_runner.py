@@ -130,6 +130,34 @@ async def test_cancel_while_the_backend_is_starting_the_job(tmp_path):
         assert (await h.service.get(job["id"]))["status"] == "cancelled"  # never 'running' afterwards
 
 
+async def test_cancel_while_the_workspace_is_copied_leaves_no_log_open(tmp_path):
+    """Cancelled while its start copies the workspace (and loads its log, in the same thread
+    step): it never starts, and neither the log's files nor its registration outlive it."""
+    import os
+    import threading
+
+    async with harness(tmp_path) as h:
+        copying, go = threading.Event(), threading.Event()
+        materialize = h.service.snapshots.materialize
+
+        def slow_copy(*args: Any) -> None:
+            copying.set()
+            go.wait(5)
+            materialize(*args)
+
+        h.service.snapshots.materialize = slow_copy  # type: ignore[method-assign]
+        fds = len(os.listdir("/proc/self/fd"))
+        job = await h.service.submit(SPEC)
+        await asyncio.to_thread(copying.wait, 5)
+        assert (await h.service.cancel(job["id"], wait=2))["status"] == "cancelled"
+        go.set()
+        await until(lambda: job["id"] not in h.service.queue.active)
+        await asyncio.sleep(0.05)
+        assert not h.backend.started and h.service.log_files.get(job["id"]) is None
+        assert len(os.listdir("/proc/self/fd")) <= fds
+        assert (await h.service.get(job["id"]))["status"] == "cancelled"
+
+
 async def test_cancel_of_a_running_job_terminates_then_kills(tmp_path):
     async with harness(tmp_path) as h:
         h.backend.dies_on_term = False  # it ignores SIGTERM

@@ -265,6 +265,10 @@ class JobRunner:
             dirs, mounts = await self._input_dirs(), await self.env.mounts(self.job)
             ctx, text = await asyncio.to_thread(self._prepare, dirs, mounts, self.env.logs.get(self.job.id),
                                                 asyncio.get_running_loop())
+            if self.cancelled or stopping():  # its log closed meanwhile (or never registered) stays so
+                if self.env.logs.get(self.job.id) is not ctx.log:
+                    ctx.log.close()
+                return
             ctx.log = self.env.logs.adopt(self.job.id, ctx.log)
             await self._environment(ctx, text)
             ctx.log_base = ctx.log.stream_sizes()
