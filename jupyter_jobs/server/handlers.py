@@ -162,13 +162,16 @@ class StreamHandler(BaseHandler):
     def on_connection_close(self) -> None:
         self._gone = True
 
-    async def stream(self, items: AsyncGenerator[Any, None]) -> None:
-        """Items are dicts, or lines already encoded (large ones are, off the event loop)."""
+    async def stream(self, items: AsyncGenerator[Any, None], head: Any = None) -> None:
+        """Items are dicts, or lines already encoded (large ones are, off the event loop); `head`,
+        when given, is the first line."""
         self.set_header("Content-Type", "application/x-ndjson")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
         self.no_delay()
         try:
+            if head is not None:
+                self.write(json.dumps(head) + "\n")
             await self.flush()
             async for item in items:
                 self.write((item if isinstance(item, str) else json.dumps(item)) + "\n")
@@ -178,16 +181,6 @@ class StreamHandler(BaseHandler):
             pass
         finally:
             await items.aclose()
-
-
-async def _first(item: Any, rest: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
-    """`item`, then what `rest` yields (closing it however the stream ends)."""
-    try:
-        yield item
-        async for more in rest:
-            yield more
-    finally:
-        await rest.aclose()
 
 
 class BackendsHandler(BaseHandler):
@@ -225,7 +218,7 @@ class JobsHandler(StreamHandler):
         job, chunks = await self.service.submit_following(self.body_json(), self.origin(), lambda: self._gone)
         self.set_header("Location", self.request.path.rstrip("/") + "/" + job["id"])
         self.set_status(201)
-        await self.stream(_first({"job": job}, chunks))
+        await self.stream(chunks, head={"job": job})
 
 
 class JobHandler(BaseHandler):

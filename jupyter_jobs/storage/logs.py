@@ -352,10 +352,12 @@ class LogRegistry:
     def new(self, job_id: str, folder: Path, loop: asyncio.AbstractEventLoop) -> JobLog:
         """The log of a job just recorded (its folder new and empty), registered without reading
         or opening anything; the job's start opens its files."""
-        return self._open.setdefault(job_id, JobLog(folder, loop, self.max_size, new=True))
+        if job_id not in self._open:
+            self._open[job_id] = JobLog(folder, loop, self.max_size, new=True)
+        return self._open[job_id]
 
     def get(self, job_id: str) -> Optional[JobLog]:
-        """The job's log if it is open (a job retried or preempted keeps it)."""
+        """The job's log if it is open (a follower's, a retried or preempted job's)."""
         return self._open.get(job_id)
 
     def load(self, folder: Path, loop: asyncio.AbstractEventLoop) -> JobLog:
